@@ -35,8 +35,16 @@ lint: ## go vet and a gofmt check that fails on unformatted files.
 	@unformatted=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 
+.PHONY: wat
+wat: ## Compile the hand-written *.wat test actors to the .wasm files beside them.
+	hack/wat.sh
+
+.PHONY: check-generated
+check-generated: ## Fail when a committed generated file is stale.
+	@if command -v wat2wasm >/dev/null; then hack/wat.sh --check; else echo "skipping the .wat drift check: no wat2wasm (apt-get install wabt)"; fi
+
 .PHONY: test
-test: lint ## Run every test (what CI runs).
+test: lint check-generated ## Run every test (what CI runs).
 	go test $(GOTEST_FLAGS) ./...
 
 .PHONY: bench
