@@ -1,0 +1,482 @@
+package chain
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// FileName is the name of the chain file inside an actor's directory.
+const FileName = "chain.log"
+
+// Durability says when a durable chain's appends reach stable storage.
+type Durability int
+
+const (
+	// GroupCommit buffers appends and fsyncs every SyncInterval and at every
+	// lifecycle event: an append returns before its event is durable, and a
+	// crash loses at most the last interval.
+	GroupCommit Durability = iota
+	// Sync fsyncs before every append returns.
+	Sync
+)
+
+// String returns the name ParseDurability accepts.
+func (d Durability) String() string {
+	switch d {
+	case GroupCommit:
+		return "group-commit"
+	case Sync:
+		return "sync"
+	}
+	return fmt.Sprintf("Durability(%d)", int(d))
+}
+
+// ParseDurability parses "group-commit" (or "") and "sync".
+func ParseDurability(s string) (Durability, error) {
+	switch s {
+	case "", "group-commit", "groupcommit", "GroupCommit":
+		return GroupCommit, nil
+	case "sync", "Sync":
+		return Sync, nil
+	}
+	return 0, fmt.Errorf("unknown chain durability %q: want group-commit or sync", s)
+}
+
+// DefaultSyncInterval is the group-commit fsync interval.
+const DefaultSyncInterval = 20 * time.Millisecond
+
+// Options configure a chain. The zero value is a group-commit chain with the
+// default interval and the wall clock.
+type Options struct {
+	// Durability applies to chains from Open; memory chains ignore it.
+	Durability Durability
+	// SyncInterval is the group-commit fsync interval; 0 means
+	// DefaultSyncInterval.
+	SyncInterval time.Duration
+	// Now is the clock events are stamped with; nil means time.Now.
+	Now func() time.Time
+	// Retain is how many of the most recent events a memory chain keeps for
+	// Events; 0 keeps every event. A bounded memory chain costs no
+	// allocation per append once its ring is full.
+	Retain int
+}
+
+// Errors returned by a Chain. Test with errors.Is.
+var (
+	ErrClosed   = errors.New("chain is closed")
+	ErrNotEmpty = errors.New("a segment can only start an empty chain")
+	ErrLocked   = errors.New("chain is open by another writer")
+	ErrCorrupt  = errors.New("chain is corrupt")
+)
+
+// flushThreshold is how much a group-commit chain buffers before it writes to
+// the file without waiting for the timer, which bounds both the memory held
+// and the size of one write (and so of a torn tail after a crash).
+const flushThreshold = 256 << 10
+
+// Chain is one actor's chain. Appends are safe for concurrent use, although
+// an actor's chain normally has a single writer.
+type Chain struct {
+	mu     sync.Mutex
+	head   Hash
+	length uint64 // the next event's seq
+	count  uint64 // events in this chain object (file or memory), for StartSegment
+	now    func() time.Time
+	hasher hash.Hash
+	scr    []byte // reused encoding buffer of memory chains
+	err    error  // sticky: once a write or fsync failed, the chain refuses appends
+	closed bool
+
+	// durable chains
+	path     string
+	f        *os.File
+	pend     []byte // framed records not yet written
+	syncMode bool
+	interval time.Duration
+	timer    *time.Timer
+	armed    bool
+
+	// memory chains
+	mem *memStore
+}
+
+func newChain(opts Options) *Chain {
+	c := &Chain{now: opts.Now, hasher: sha256.New(), interval: opts.SyncInterval}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.interval <= 0 {
+		c.interval = DefaultSyncInterval
+	}
+	return c
+}
+
+// NewMemory returns a chain that lives only in memory; Events reads it back.
+func NewMemory(opts Options) *Chain {
+	c := newChain(opts)
+	c.mem = newMemStore(opts.Retain)
+	return c
+}
+
+// Recovery is what Open found in an existing file and cut from its tail.
+type Recovery struct {
+	// Events is the number of valid events the file holds after opening.
+	Events uint64
+	// DroppedBytes is the size of the torn or corrupt tail that was cut.
+	DroppedBytes int64
+	// Reason says why the tail was cut; empty when nothing was.
+	Reason string
+}
+
+// Open opens the chain file at path for appending, creating it (and its
+// directory) when missing. It verifies every event; a torn or corrupt tail
+// (an incomplete record, or one whose checksum fails, with no valid record
+// after it) is cut and reported in Recovery. Any other damage is an error
+// wrapping ErrCorrupt: the chain is never silently extended. Only one Chain
+// may have a file open at a time, across processes (ErrLocked).
+func Open(path string, opts Options) (*Chain, Recovery, error) {
+	var rec Recovery
+	if opts.Durability != GroupCommit && opts.Durability != Sync {
+		return nil, rec, fmt.Errorf("opening chain %s: invalid durability %d", path, opts.Durability)
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, rec, fmt.Errorf("opening chain %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, rec, fmt.Errorf("opening chain %s: %w", path, err)
+	}
+	fail := func(err error) (*Chain, Recovery, error) {
+		f.Close()
+		return nil, rec, fmt.Errorf("opening chain %s: %w", path, err)
+	}
+	if err := lockExclusive(f); err != nil {
+		return fail(err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return fail(err)
+	}
+	size := st.Size()
+	c := newChain(opts)
+	c.path, c.f, c.syncMode = path, f, opts.Durability == Sync
+	if size == 0 {
+		if err := writeHeader(f, dir); err != nil {
+			return fail(err)
+		}
+		c.startTimer()
+		return c, rec, nil
+	}
+	res := scan(newSectionReader(f, size), nil)
+	if res.err != nil {
+		return fail(res.err)
+	}
+	switch res.status {
+	case scanOK:
+	case scanIncomplete, scanFraming:
+		if res.status == scanFraming && res.offset == 0 {
+			return fail(res.corrupt()) // a bad header: not a chain file at all
+		}
+		if off, ok, err := findValidRecord(f, res.offset, size, res); err != nil {
+			return fail(err)
+		} else if ok {
+			return fail(&CorruptError{Index: res.events, Offset: res.offset, Reason: fmt.Sprintf(
+				"%s, but a valid record follows at offset %d: damage in the middle of the chain, not a torn tail", res.reason, off)})
+		}
+		if size-res.offset > maxRecoverTail {
+			return fail(&CorruptError{Index: res.events, Offset: res.offset, Reason: fmt.Sprintf(
+				"%s; refusing to cut %d bytes (more than a crash can tear)", res.reason, size-res.offset)})
+		}
+		rec.DroppedBytes = size - res.offset
+		rec.Reason = res.reason
+		if res.offset < int64(len(Magic)) {
+			// Not even the header survived: start the file over.
+			if err := f.Truncate(0); err != nil {
+				return fail(err)
+			}
+			if err := writeHeader(f, dir); err != nil {
+				return fail(err)
+			}
+		} else {
+			if err := f.Truncate(res.offset); err != nil {
+				return fail(err)
+			}
+			if err := fdatasync(f); err != nil {
+				return fail(err)
+			}
+		}
+	default:
+		return fail(res.corrupt())
+	}
+	rec.Events = res.events
+	c.head, c.length, c.count = res.head, res.length, res.events
+	c.startTimer()
+	return c, rec, nil
+}
+
+// maxRecoverTail bounds how much Open cuts by itself. A crash tears at most
+// what was written since the last fsync, which group commit keeps far below.
+const maxRecoverTail = 64 << 20
+
+func writeHeader(f *os.File, dir string) error {
+	if _, err := f.Write(magicBytes); err != nil {
+		return fmt.Errorf("writing header: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("syncing header: %w", err)
+	}
+	// The file's directory entry must be durable too, or a crash can lose
+	// the whole file.
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing directory: %w", err)
+	}
+	return nil
+}
+
+func (c *Chain) startTimer() {
+	c.pend = make([]byte, 0, 64<<10)
+	c.timer = time.AfterFunc(time.Hour, c.tick)
+	c.timer.Stop()
+}
+
+// Path returns the chain's file, or "" for a memory chain.
+func (c *Chain) Path() string { return c.path }
+
+// Append adds an event of kind and op with a copy of data, stamped with the
+// chain's clock, and returns its hash. Lifecycle kinds and Sync chains are
+// durable when Append returns; other appends within SyncInterval.
+func (c *Chain) Append(kind Kind, op string, data []byte) (Hash, error) {
+	if kind == KindSegmentStart {
+		return Hash{}, errors.New("appending to chain: segment starts go through StartSegment")
+	}
+	c.mu.Lock()
+	h, err := c.appendLocked(kind, op, data)
+	c.mu.Unlock()
+	return h, err
+}
+
+// StartSegment appends the first event of a chain that continues a head
+// recorded elsewhere (the actor moved hosts): its parent is prev and its seq
+// is prevLength. It fails with ErrNotEmpty unless the chain has no events.
+func (c *Chain) StartSegment(prev Hash, prevLength uint64, data []byte) (Hash, error) {
+	if prev.IsZero() != (prevLength == 0) {
+		return Hash{}, fmt.Errorf("starting segment: previous head %s does not fit length %d", prev.Short(), prevLength)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.count != 0 {
+		return Hash{}, fmt.Errorf("starting segment: %w (it has %d)", ErrNotEmpty, c.count)
+	}
+	oldHead, oldLen := c.head, c.length
+	c.head, c.length = prev, prevLength
+	h, err := c.appendLocked(KindSegmentStart, "segment-start", data)
+	if err != nil {
+		c.head, c.length = oldHead, oldLen
+	}
+	return h, err
+}
+
+func (c *Chain) appendLocked(kind Kind, op string, data []byte) (Hash, error) {
+	if c.closed {
+		return Hash{}, fmt.Errorf("appending to chain: %w", ErrClosed)
+	}
+	if c.err != nil {
+		return Hash{}, fmt.Errorf("appending to chain after an earlier failure: %w", c.err)
+	}
+	if len(kind) == 0 || len(kind) > MaxKindSize {
+		if err := validKind(kind); err != nil {
+			return Hash{}, fmt.Errorf("appending to chain: %w", err)
+		}
+	}
+	if len(op) > MaxOpSize {
+		return Hash{}, fmt.Errorf("appending to chain: op is %d bytes, the limit is %d", len(op), MaxOpSize)
+	}
+	if len(data) > MaxDataSize {
+		return Hash{}, fmt.Errorf("appending to chain: data is %d bytes, the limit is %d", len(data), MaxDataSize)
+	}
+	t := c.now().UnixNano()
+	var sum Hash
+	if c.mem != nil {
+		c.scr = appendBody(c.scr[:0], c.length, &c.head, kind, op, t, data)
+		c.scr = sumInto(c.hasher, c.scr, c.scr)
+		copy(sum[:], c.scr[len(c.scr)-HashSize:])
+		c.mem.add(Event{Seq: c.length, Parent: c.head, Kind: kind, Op: op, Time: t, Data: data, Hash: sum})
+	} else {
+		c.pend, sum = appendRecord(c.pend, c.hasher, c.length, &c.head, kind, op, t, data)
+	}
+	c.head = sum
+	c.length++
+	c.count++
+	if c.f == nil {
+		return sum, nil
+	}
+	if c.syncMode || kind.IsLifecycle() {
+		if err := c.writeLocked(); err != nil {
+			return sum, err
+		}
+		if err := fdatasync(c.f); err != nil {
+			c.err = fmt.Errorf("syncing %s: %w", c.path, err)
+			return sum, c.err
+		}
+		return sum, nil
+	}
+	if len(c.pend) >= flushThreshold {
+		if err := c.writeLocked(); err != nil {
+			return sum, err
+		}
+	}
+	if !c.armed {
+		c.armed = true
+		c.timer.Reset(c.interval)
+	}
+	return sum, nil
+}
+
+// writeLocked hands the buffered records to the file in one write, so a
+// crash tears at most the end of one buffer.
+func (c *Chain) writeLocked() error {
+	if len(c.pend) == 0 {
+		return nil
+	}
+	if err := writeAll(c.f, c.pend); err != nil {
+		c.err = fmt.Errorf("writing %s: %w", c.path, err)
+		return c.err
+	}
+	c.pend = c.pend[:0]
+	return nil
+}
+
+// writeChunk, when positive, splits every write into pieces of this size.
+// The crash test sets it so that kill -9 can land inside a record.
+var writeChunk int
+
+func writeAll(f *os.File, b []byte) error {
+	if writeChunk <= 0 {
+		_, err := f.Write(b)
+		return err
+	}
+	for len(b) > 0 {
+		n := min(writeChunk, len(b))
+		if _, err := f.Write(b[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// tick is the group commit: write what is buffered, then fsync outside the
+// lock so appenders are not held up by the disk.
+func (c *Chain) tick() {
+	c.mu.Lock()
+	c.armed = false
+	if c.closed || c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	err := c.writeLocked()
+	f := c.f
+	c.mu.Unlock()
+	if err != nil {
+		return
+	}
+	if err := fdatasync(f); err != nil {
+		c.mu.Lock()
+		if !c.closed && c.err == nil {
+			c.err = fmt.Errorf("syncing %s: %w", c.path, err)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// Head returns the hash of the last event and the chain's length (the seq
+// the next event will get). A new chain's head is the zero Hash.
+func (c *Chain) Head() (head Hash, length uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.head, c.length
+}
+
+// Sync makes every event appended so far durable.
+func (c *Chain) Sync() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.f == nil {
+		return nil
+	}
+	if c.closed {
+		return fmt.Errorf("syncing chain: %w", ErrClosed)
+	}
+	if c.err != nil {
+		return c.err
+	}
+	if err := c.writeLocked(); err != nil {
+		return err
+	}
+	if err := fdatasync(c.f); err != nil {
+		c.err = fmt.Errorf("syncing %s: %w", c.path, err)
+		return c.err
+	}
+	return nil
+}
+
+// Close flushes and fsyncs a durable chain and releases its file. Further
+// appends fail with ErrClosed. Close is idempotent.
+func (c *Chain) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	if c.f == nil {
+		return nil
+	}
+	c.timer.Stop()
+	err := c.err
+	if err == nil {
+		err = c.writeLocked()
+	}
+	if err == nil {
+		if serr := fdatasync(c.f); serr != nil {
+			err = fmt.Errorf("syncing %s: %w", c.path, serr)
+		}
+	}
+	if cerr := c.f.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("closing %s: %w", c.path, cerr)
+	}
+	return err
+}
+
+// Events calls fn for each event of the chain in order. A memory chain
+// yields the events it retains (see Options.Retain); a durable chain is
+// flushed and read back from its file. Event.Data is valid only during fn.
+func (c *Chain) Events(fn func(Event) error) error {
+	c.mu.Lock()
+	if c.mem != nil {
+		defer c.mu.Unlock()
+		return c.mem.each(fn)
+	}
+	err := c.err
+	if err == nil && !c.closed {
+		err = c.writeLocked()
+	}
+	path := c.path
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return ReadFile(path, fn)
+}

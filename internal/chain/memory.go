@@ -1,0 +1,78 @@
+package chain
+
+// memStore holds a memory chain's events. Unbounded, it packs data into
+// shared chunks so an append allocates only when a chunk fills; bounded, it
+// is a ring whose slots reuse their data buffers.
+type memStore struct {
+	retain int
+	events []Event
+	next   int // ring: slot of the next event
+	full   bool
+	chunk  []byte
+}
+
+const memChunkSize = 64 << 10
+
+func newMemStore(retain int) *memStore {
+	m := &memStore{retain: retain}
+	if retain > 0 {
+		m.events = make([]Event, retain)
+	}
+	return m
+}
+
+func (m *memStore) add(e Event) {
+	if m.retain > 0 {
+		slot := &m.events[m.next]
+		e.Data = append(slot.Data[:0], e.Data...)
+		*slot = e
+		m.next++
+		if m.next == m.retain {
+			m.next, m.full = 0, true
+		}
+		return
+	}
+	e.Data = m.copyData(e.Data)
+	m.events = append(m.events, e)
+}
+
+// copyData copies into the current chunk; old chunks stay alive through the
+// events that point into them and are never written again.
+func (m *memStore) copyData(d []byte) []byte {
+	if len(d) == 0 {
+		return nil
+	}
+	if len(d) > memChunkSize/4 {
+		return append([]byte(nil), d...)
+	}
+	if cap(m.chunk)-len(m.chunk) < len(d) {
+		m.chunk = make([]byte, 0, memChunkSize)
+	}
+	start := len(m.chunk)
+	m.chunk = append(m.chunk, d...)
+	return m.chunk[start:len(m.chunk):len(m.chunk)]
+}
+
+func (m *memStore) each(fn func(Event) error) error {
+	if m.retain > 0 {
+		if m.full {
+			for _, e := range m.events[m.next:] {
+				if err := fn(e); err != nil {
+					return err
+				}
+			}
+		}
+		for _, e := range m.events[:m.next] {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, e := range m.events {
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,331 @@
+package chain
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// CorruptError describes the first bad event of a chain file.
+type CorruptError struct {
+	// Index is the bad event's position in the file, counting from 0.
+	Index uint64
+	// Offset is the byte offset of its record.
+	Offset int64
+	// Reason says what is wrong with it.
+	Reason string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("event %d (offset %d): %s", e.Index, e.Offset, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrCorrupt) true.
+func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
+
+// Report is the result of verifying a chain.
+type Report struct {
+	// Events is the number of valid events before the first bad one, or of
+	// all events when the chain is intact.
+	Events uint64
+	// Head and Length are the hash and the next seq after the valid events.
+	Head   Hash
+	Length uint64
+	// FirstBad is the index of the first bad event, or -1 when intact.
+	FirstBad int64
+	// Offset is the byte offset of the first bad record (file chains).
+	Offset int64
+	// Reason says why the first bad event is bad.
+	Reason string
+	// Writing is set when the last record was incomplete while a writer
+	// held the chain open: it is being written, not damaged.
+	Writing bool
+}
+
+// OK reports whether every event verified.
+func (r Report) OK() bool { return r.FirstBad < 0 }
+
+// ResolvePath returns path itself, or path/chain.log when path is a
+// directory (an actor's directory).
+func ResolvePath(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if st.IsDir() {
+		return filepath.Join(path, FileName), nil
+	}
+	return path, nil
+}
+
+// ReadFile calls fn for each event of the chain file at path, in order,
+// after checking its framing, hash and parent link. It stops at the first
+// bad event with a *CorruptError, and at fn's first error, which it returns
+// as is. An incomplete last record that a live writer is still writing ends
+// the read without error. Event.Data is valid only during fn.
+func ReadFile(path string, fn func(Event) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("reading chain: %w", err)
+	}
+	defer f.Close()
+	res := scan(f, fn)
+	if res.status == scanCallback {
+		return res.err
+	}
+	if res.err != nil {
+		return fmt.Errorf("reading chain %s: %w", path, res.err)
+	}
+	if res.status == scanOK || (res.status == scanIncomplete && writerActive(f)) {
+		return nil
+	}
+	return fmt.Errorf("reading chain %s: %w", path, res.corrupt())
+}
+
+// VerifyFile recomputes every hash and parent link of the chain file at
+// path. The error is for I/O failures only; damage is in the Report.
+func VerifyFile(path string) (Report, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Report{FirstBad: -1}, fmt.Errorf("verifying chain: %w", err)
+	}
+	defer f.Close()
+	return verify(f, func() bool { return writerActive(f) }), nil
+}
+
+// Verify checks a chain file's bytes read from r. An incomplete last record
+// is damage: no writer can be known to be appending.
+func Verify(r io.Reader) (Report, error) {
+	rep := verify(r, func() bool { return false })
+	if rep.Reason == "" && !rep.OK() {
+		return rep, errors.New("verifying chain: unknown failure")
+	}
+	return rep, nil
+}
+
+func verify(r io.Reader, writing func() bool) Report {
+	res := scan(r, nil)
+	rep := Report{Events: res.events, Head: res.head, Length: res.length, FirstBad: -1}
+	switch {
+	case res.err != nil:
+		rep.FirstBad, rep.Offset, rep.Reason = int64(res.events), res.offset, "read error: "+res.err.Error()
+	case res.status == scanOK:
+	case res.status == scanIncomplete && writing():
+		rep.Writing = true
+	default:
+		rep.FirstBad, rep.Offset, rep.Reason = int64(res.events), res.offset, res.reason
+	}
+	return rep
+}
+
+type scanStatus int
+
+const (
+	scanOK         scanStatus = iota
+	scanIncomplete            // the last record runs past the end: torn, or being written
+	scanFraming               // a record's length or checksum is wrong: torn or damaged bytes
+	scanLogical               // a record is intact but its content, hash or link is wrong
+	scanCallback              // the callback returned an error
+)
+
+type scanResult struct {
+	status scanStatus
+	events uint64 // valid events
+	first  Event  // the first valid event, without Data
+	head   Hash
+	length uint64
+	offset int64 // size of the valid prefix: where the first bad record starts
+	reason string
+	err    error // I/O or callback error
+}
+
+func (r scanResult) corrupt() error {
+	return &CorruptError{Index: r.events, Offset: r.offset, Reason: r.reason}
+}
+
+func newSectionReader(f *os.File, size int64) io.Reader { return io.NewSectionReader(f, 0, size) }
+
+// scan reads and checks a chain file from its start. It never allocates more
+// than one record's bytes, however corrupt the input.
+func scan(r io.Reader, fn func(Event) error) scanResult {
+	var res scanResult
+	br := bufio.NewReaderSize(r, 64<<10)
+	var hdr [len(Magic)]byte
+	n, err := io.ReadFull(br, hdr[:])
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		res.err = err
+		return res
+	}
+	if !bytes.Equal(hdr[:n], magicBytes[:n]) {
+		res.status, res.reason = scanFraming, fmt.Sprintf("bad file header %q: not a troupe chain (want %q)", hdr[:n], Magic)
+		return res
+	}
+	if n < len(Magic) {
+		res.status, res.reason = scanIncomplete, fmt.Sprintf("torn file header: %d of %d bytes", n, len(Magic))
+		return res
+	}
+	res.offset = int64(len(Magic))
+	h := sha256.New()
+	var sum []byte
+	var body []byte
+	var frame [frameHeaderSize]byte
+	intern := make(map[string]string)
+	for {
+		n, err := io.ReadFull(br, frame[:])
+		if n == 0 && err == io.EOF {
+			return res
+		}
+		if err == io.ErrUnexpectedEOF {
+			res.status, res.reason = scanIncomplete, fmt.Sprintf("torn record: %d of %d frame bytes at the end", n, frameHeaderSize)
+			return res
+		}
+		if err != nil {
+			res.err = err
+			return res
+		}
+		blen := binary.BigEndian.Uint32(frame[:])
+		if blen < minBodySize || blen > maxBodySize {
+			res.status, res.reason = scanFraming, fmt.Sprintf("record length %d outside [%d, %d]", blen, minBodySize, maxBodySize)
+			return res
+		}
+		var got int
+		body, got, err = readN(br, body, int(blen))
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			res.status, res.reason = scanIncomplete, fmt.Sprintf("torn record: %d of %d bytes at the end", got, blen)
+			return res
+		}
+		if err != nil {
+			res.err = err
+			return res
+		}
+		if crc := crc32.Checksum(body, castagnoli); crc != binary.BigEndian.Uint32(frame[4:]) {
+			res.status, res.reason = scanFraming, fmt.Sprintf("checksum mismatch: record says %08x, bytes give %08x", binary.BigEndian.Uint32(frame[4:]), crc)
+			return res
+		}
+		e, err := decodeBody(body, intern)
+		if err != nil {
+			res.status, res.reason = scanLogical, err.Error()
+			return res
+		}
+		var ok bool
+		if sum, ok = checkHash(h, sum, body); !ok {
+			res.status, res.reason = scanLogical, fmt.Sprintf("hash mismatch: recorded %s, computed %x", e.Hash, sum)
+			return res
+		}
+		if reason := linkProblem(&res, &e); reason != "" {
+			res.status, res.reason = scanLogical, reason
+			return res
+		}
+		if fn != nil {
+			if err := fn(e); err != nil {
+				res.status, res.err = scanCallback, err
+				return res
+			}
+		}
+		if res.events == 0 {
+			res.first = e
+			res.first.Data = nil
+		}
+		res.events++
+		res.head, res.length = e.Hash, e.Seq+1
+		res.offset += int64(frameHeaderSize) + int64(blen)
+	}
+}
+
+// linkProblem checks e's place in the chain: a chain starts at seq 0 with a
+// zero parent, or with a segment start that links to a head elsewhere; every
+// later event follows its predecessor.
+func linkProblem(res *scanResult, e *Event) string {
+	if res.events == 0 {
+		if e.Kind == KindSegmentStart {
+			if e.Parent.IsZero() != (e.Seq == 0) {
+				return fmt.Sprintf("segment start with seq %d and parent %s: a zero parent goes with seq 0 only", e.Seq, e.Parent.Short())
+			}
+			return ""
+		}
+		if e.Seq != 0 {
+			return fmt.Sprintf("first event has seq %d, want 0 (or a %s)", e.Seq, KindSegmentStart)
+		}
+		if !e.Parent.IsZero() {
+			return fmt.Sprintf("first event has parent %s, want zero", e.Parent.Short())
+		}
+		return ""
+	}
+	if e.Kind == KindSegmentStart {
+		return "segment start after the first event"
+	}
+	if e.Seq != res.length {
+		return fmt.Sprintf("seq %d, want %d", e.Seq, res.length)
+	}
+	if e.Parent != res.head {
+		return fmt.Sprintf("broken link: parent %s, previous event's hash is %s", e.Parent.Short(), res.head.Short())
+	}
+	return ""
+}
+
+// readN reads exactly n bytes into buf, growing it as bytes arrive so that a
+// corrupt length near EOF costs no large allocation.
+func readN(r io.Reader, buf []byte, n int) ([]byte, int, error) {
+	buf = buf[:0]
+	for len(buf) < n {
+		step := min(n-len(buf), 1<<20)
+		if cap(buf)-len(buf) < step {
+			buf = append(buf[:cap(buf)], make([]byte, step-(cap(buf)-len(buf)))...)[:len(buf)]
+		}
+		m, err := io.ReadFull(r, buf[len(buf):len(buf)+step])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			return buf, len(buf), err
+		}
+	}
+	return buf, len(buf), nil
+}
+
+// findValidRecord looks for an intact record (length, checksum and hash all
+// valid) anywhere after the bad one at off. Finding one means the damage is
+// in the middle of the chain: cutting there would throw away good events.
+func findValidRecord(f *os.File, off, size int64, res scanResult) (int64, bool, error) {
+	if size-off > maxRecoverTail {
+		return 0, false, nil
+	}
+	tail := make([]byte, size-off)
+	if _, err := f.ReadAt(tail, off); err != nil {
+		return 0, false, fmt.Errorf("reading tail: %w", err)
+	}
+	h := sha256.New()
+	var sum []byte
+	maxRecords := uint64(len(tail)/(frameHeaderSize+minBodySize)) + 1
+	for i := 1; i+frameHeaderSize+minBodySize <= len(tail); i++ {
+		blen := int(binary.BigEndian.Uint32(tail[i:]))
+		if blen < minBodySize || blen > maxBodySize || i+frameHeaderSize+blen > len(tail) {
+			continue
+		}
+		body := tail[i+frameHeaderSize : i+frameHeaderSize+blen]
+		// A later event of this chain has a seq just past the valid prefix;
+		// that cheap test spares the checksum at almost every offset.
+		if res.events > 0 {
+			seq := binary.BigEndian.Uint64(body)
+			if seq < res.length || seq-res.length > maxRecords {
+				continue
+			}
+		}
+		if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(tail[i+4:]) {
+			continue
+		}
+		if _, err := decodeBody(body, nil); err != nil {
+			continue
+		}
+		var ok bool
+		if sum, ok = checkHash(h, sum, body); ok {
+			return off + int64(i), true, nil
+		}
+	}
+	return 0, false, nil
+}
