@@ -1,0 +1,560 @@
+package runtimehandler
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"strconv"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/troupe-dev/troupe/internal/chain"
+)
+
+// ModuleName is the import module of the runtime interface.
+const ModuleName = "theater:simple/runtime"
+
+// Function names, as the guest imports them and as the chain records them
+// in Event.Op.
+const (
+	FnGetActorID        = "get-actor-id"
+	FnGetActorName      = "get-actor-name"
+	FnGetCurrentTime    = "get-current-time"
+	FnGetEnv            = "get-env"
+	FnLog               = "log"
+	FnRecordMetric      = "record-metric"
+	FnRecordEvent       = "record-event"
+	FnGetTheaterVersion = "get-theater-version"
+	FnGetSystemInfo     = "get-system-info"
+	FnShutdown          = "shutdown"
+)
+
+const i32, i64, f64 = api.ValueTypeI32, api.ValueTypeI64, api.ValueTypeF64
+
+// Instantiate defines the theater:simple/runtime host module in r. Call it
+// once per runtime: the module is shared by every actor of the runtime, and
+// each call finds its actor in the context (WithActor).
+func Instantiate(ctx context.Context, r wazero.Runtime) (api.Module, error) {
+	b := r.NewHostModuleBuilder(ModuleName)
+	def := func(name string, fn api.GoModuleFunc, params, results []api.ValueType, paramNames ...string) {
+		b.NewFunctionBuilder().
+			WithGoModuleFunction(fn, params, results).
+			WithParameterNames(paramNames...).
+			Export(name)
+	}
+	def(FnGetActorID, hostGetActorID, []api.ValueType{i32}, nil, "retptr")
+	def(FnGetActorName, hostGetActorName, []api.ValueType{i32}, nil, "retptr")
+	def(FnGetCurrentTime, hostGetCurrentTime, nil, []api.ValueType{i64})
+	def(FnGetEnv, hostGetEnv, []api.ValueType{i32, i32, i32}, nil, "name_ptr", "name_len", "retptr")
+	def(FnLog, hostLog, []api.ValueType{i32, i32, i32, i32, i32}, nil,
+		"level_ptr", "level_len", "message_ptr", "message_len", "retptr")
+	def(FnRecordMetric, hostRecordMetric, []api.ValueType{i32, i32, f64, i32}, nil,
+		"name_ptr", "name_len", "value", "retptr")
+	def(FnRecordEvent, hostRecordEvent, []api.ValueType{i32, i32, i32, i32, i32}, nil,
+		"type_ptr", "type_len", "data_ptr", "data_len", "retptr")
+	def(FnGetTheaterVersion, hostGetTheaterVersion, []api.ValueType{i32}, nil, "retptr")
+	def(FnGetSystemInfo, hostGetSystemInfo, []api.ValueType{i32}, nil, "retptr")
+	def(FnShutdown, hostShutdown, []api.ValueType{i32, i32, i32, i32}, nil,
+		"data_is_some", "data_ptr", "data_len", "retptr")
+	m, err := b.Instantiate(ctx)
+	if err != nil {
+		return nil, &wrapErr{"instantiating host module " + ModuleName, err}
+	}
+	return m, nil
+}
+
+type wrapErr struct {
+	msg string
+	err error
+}
+
+func (e *wrapErr) Error() string { return e.msg + ": " + e.err.Error() }
+func (e *wrapErr) Unwrap() error { return e.err }
+
+// Result layouts (canonical ABI, lowered by wit-bindgen):
+//
+//	string                 size 8,  align 4: ptr u32 @0, len u32 @4
+//	option<string>         size 12, align 4: discriminant u8 @0, ptr @4, len @8
+//	result<_, string>      size 12, align 4: discriminant u8 @0 (0 ok, 1 err), err ptr @4, len @8
+//	system-info            size 56, align 8: hostname @0, os-type @8, os-release @16 (string each),
+//	                       cpu-count u32 @24, memory-total u64 @32, memory-available u64 @40, uptime u64 @48
+const (
+	stringSize, stringAlign   = 8, 4
+	optStringSize, optAlign   = 12, 4
+	resultSize, resultAlign   = 12, 4
+	sysInfoSize, sysInfoAlign = 56, 8
+)
+
+// u32 reads an i32 parameter as the u32 the canonical ABI means.
+func u32(v uint64) uint32 { return uint32(v) }
+
+// transient returns b as a string without copying, for values that are
+// consumed (hashed, compared, appended to event data) before the guest runs
+// again. Never keep it.
+func transient(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// record appends the event built in the actor's fields to its chain. A
+// call that can't be recorded traps: an actor must not act unaudited.
+func (c *call) record(kind chain.Kind, f *eventFields) {
+	if _, err := c.a.rec.Append(kind, c.fn, f.Data()); err != nil {
+		trap(c.fn, "recording the call in the actor's chain", err)
+	}
+}
+
+// returnString lowers s as the function's string result.
+func (c *call) returnString(retptr uint32, s string) {
+	ptr, n := c.lowerString(s)
+	c.storePair(retptr, 0, ptr, n)
+}
+
+// get-actor-id: func() -> string
+//
+//	core: (i32 retptr) -> ()
+//	retptr: string, size 8 align 4: ptr @0, len @4 (cabi_realloc'd, align 1)
+//	chain: RuntimeOperation {"result": id}
+func hostGetActorID(ctx context.Context, mod api.Module, stack []uint64) {
+	c := begin(ctx, FnGetActorID, mod)
+	retptr := u32(stack[0])
+	c.checkRetptr(retptr, stringSize, stringAlign)
+	c.record(chain.KindRuntimeOperation, c.a.eventData().Str("result", c.a.id))
+	c.returnString(retptr, c.a.id)
+}
+
+// get-actor-name: func() -> string
+//
+//	core: (i32 retptr) -> ()
+//	retptr: string, size 8 align 4: ptr @0, len @4
+//	chain: RuntimeOperation {"result": name}
+func hostGetActorName(ctx context.Context, mod api.Module, stack []uint64) {
+	c := begin(ctx, FnGetActorName, mod)
+	retptr := u32(stack[0])
+	c.checkRetptr(retptr, stringSize, stringAlign)
+	c.record(chain.KindRuntimeOperation, c.a.eventData().Str("result", c.a.name))
+	c.returnString(retptr, c.a.name)
+}
+
+// get-theater-version: func() -> string
+//
+//	core: (i32 retptr) -> ()
+//	retptr: string, size 8 align 4: ptr @0, len @4
+//	chain: RuntimeOperation {"result": version}
+func hostGetTheaterVersion(ctx context.Context, mod api.Module, stack []uint64) {
+	c := begin(ctx, FnGetTheaterVersion, mod)
+	retptr := u32(stack[0])
+	c.checkRetptr(retptr, stringSize, stringAlign)
+	c.record(chain.KindRuntimeOperation, c.a.eventData().Str("result", c.a.version))
+	c.returnString(retptr, c.a.version)
+}
+
+// get-current-time: func() -> u64
+//
+//	core: () -> i64 (milliseconds since the Unix epoch; a clock before 1970 reads 0)
+//	chain: RuntimeOperation {"result": ms}
+func hostGetCurrentTime(ctx context.Context, mod api.Module, stack []uint64) {
+	c := begin(ctx, FnGetCurrentTime, mod)
+	ms := max(c.a.now().UnixMilli(), 0)
+	c.record(chain.KindRuntimeOperation, c.a.eventData().Uint("result", uint64(ms)))
+	stack[0] = uint64(ms)
+}
+
+// maxEnvNameBytes bounds a get-env name; no declared name is longer (a
+// Kubernetes env name is a C identifier-ish string of a few dozen bytes).
+const maxEnvNameBytes = 4096
+
+// get-env: func(name: string) -> option<string>
+//
+//	core: (i32 name_ptr, i32 name_len, i32 retptr) -> ()
+//	retptr: option<string>, size 12 align 4: discriminant u8 @0 (0 none, 1 some), ptr @4, len @8
+//	chain: RuntimeOperation {"name": name, "found": bool, "value": v | {"redacted":true}}
+//	  (no value when not found; {"nameBytes": n, "found": false, "reason": ...} for a
+//	  name that is too long or not UTF-8, which can't be declared)
+func hostGetEnv(ctx context.Context, mod api.Module, stack []uint64) {
+	c := begin(ctx, FnGetEnv, mod)
+	namePtr, nameLen, retptr := u32(stack[0]), u32(stack[1]), u32(stack[2])
+	c.checkRetptr(retptr, optStringSize, optAlign)
+	name := c.view("name", namePtr, nameLen)
+	f := c.a.eventData()
+	var reason string
+	switch {
+	case len(name) > maxEnvNameBytes:
+		reason = "name longer than " + strconv.Itoa(maxEnvNameBytes) + " bytes"
+	case !utf8.Valid(name):
+		reason = "name is not valid UTF-8"
+	}
+	if reason != "" {
+		c.record(chain.KindRuntimeOperation, f.Uint("nameBytes", uint64(len(name))).Bool("found", false).Str("reason", reason))
+		c.storeNone(retptr)
+		return
+	}
+	key := string(name) // a copy: the source may keep it
+	v, found := c.a.env.LookupEnv(key)
+	f.Str("name", key).Bool("found", found)
+	if found {
+		if v.Secret {
+			f.Secret("value")
+		} else {
+			f.Str("value", v.Value)
+		}
+	}
+	c.record(chain.KindRuntimeOperation, f)
+	if !found {
+		c.storeNone(retptr)
+		return
+	}
+	ptr, n := c.lowerString(v.Value)
+	if !c.memory().WriteByte(retptr, 1) {
+		trap(c.fn, "writing the result to the return area", nil)
+	}
+	c.storePair(retptr, 4, ptr, n)
+}
+
+func (c *call) storeNone(retptr uint32) {
+	if !c.memory().WriteByte(retptr, 0) {
+		trap(c.fn, "writing the result to the return area", nil)
+	}
+}
+
+// Log levels, in the form the chain records.
+const (
+	levelDebug = "debug"
+	levelInfo  = "info"
+	levelWarn  = "warn"
+	levelError = "error"
+)
+
+// parseLevel matches a level case-insensitively without allocating.
+func parseLevel(b []byte) (string, bool) {
+	for _, l := range [...]string{levelDebug, levelInfo, levelWarn, levelError} {
+		if len(b) == len(l) && bytes.EqualFold(b, []byte(l)) {
+			return l, true
+		}
+	}
+	return "", false
+}
+
+// log: func(level: string, message: string) -> result<_, string>
+//
+//	core: (i32 level_ptr, i32 level_len, i32 message_ptr, i32 message_len, i32 retptr) -> ()
+//	retptr: result<_, string>, size 12 align 4: discriminant u8 @0, err ptr @4, len @8
+//	chain: LogEvent {"level": "info", "message": m}
+//	  or {"level": l, "messageBytes": n, "error": e} when refused
+func hostLog(ctx context.Context, mod api.Module, stack []uint64) {
+	c := begin(ctx, FnLog, mod)
+	lp, ll, mp, ml, retptr := u32(stack[0]), u32(stack[1]), u32(stack[2]), u32(stack[3]), u32(stack[4])
+	c.checkRetptr(retptr, resultSize, resultAlign)
+	lvl := c.view("level", lp, ll)
+	msg := c.view("message", mp, ml)
+	a := c.a
+	level, ok := parseLevel(lvl)
+	var errMsg string
+	switch {
+	case !ok:
+		errMsg = "unknown log level " + quoteGuest(lvl) + ": use one of debug, info, warn, error"
+	case len(msg) > a.cfg.MaxLogBytes:
+		errMsg = "log message is " + strconv.Itoa(len(msg)) + " bytes: the limit is " +
+			strconv.Itoa(a.cfg.MaxLogBytes) + " (maxLogBytes)"
+	case !utf8.Valid(msg):
+		errMsg = "log message is not valid UTF-8"
+	}
+	f := a.eventData()
+	if errMsg != "" {
+		if ok {
+			f.Str("level", level)
+		} else {
+			f.Str("level", boundedGuest(lvl))
+		}
+		c.record(chain.KindLog, f.Uint("messageBytes", uint64(len(msg))).Str("error", errMsg))
+		c.storeResultErr(retptr, errMsg)
+		return
+	}
+	a.emitLog(level, msg, false)
+	c.record(chain.KindLog, f.Str("level", level).Str("message", transient(msg)))
+	c.storeResultOK(retptr)
+}
+
+// emitLog writes a guest's log line to the actor's logger. The message is a
+// value, never a format string. It is copied only when a sink will see it.
+func (a *Actor) emitLog(level string, msg []byte, wasi bool) {
+	l := a.log
+	if l.GetSink() == nil {
+		return
+	}
+	switch level {
+	case levelDebug:
+		if v := l.V(1); v.Enabled() {
+			if wasi {
+				v.Info(string(msg), "source", "wasi")
+			} else {
+				v.Info(string(msg))
+			}
+		}
+	case levelInfo:
+		if l.Enabled() {
+			if wasi {
+				l.Info(string(msg), "source", "wasi")
+			} else {
+				l.Info(string(msg))
+			}
+		}
+	case levelWarn:
+		if l.Enabled() {
+			if wasi {
+				l.Info(string(msg), "level", "warn", "source", "wasi")
+			} else {
+				l.Info(string(msg), "level", "warn")
+			}
+		}
+	default:
+		if wasi {
+			l.Error(nil, string(msg), "source", "wasi")
+		} else {
+			l.Error(nil, string(msg))
+		}
+	}
+}
+
+// quoteGuest quotes at most 64 bytes of a guest string for an error
+// message, so a hostile guest can't make the host build a huge one.
+func quoteGuest(b []byte) string {
+	const max = 64
+	if len(b) > max {
+		return strconv.Quote(string(b[:max])) + "..."
+	}
+	return strconv.Quote(string(b))
+}
+
+// boundedGuest is quoteGuest's counterpart for event data: at most 64
+// bytes, as text.
+func boundedGuest(b []byte) string {
+	if len(b) > 64 {
+		return string(b[:64]) + "..."
+	}
+	return string(b)
+}
+
+// Metric name rules: Prometheus' [a-zA-Z_:][a-zA-Z0-9_:]*, without the
+// reserved "__" prefix.
+const maxMetricNameBytes = 200
+
+func metricNameError(name []byte) string {
+	switch {
+	case len(name) == 0:
+		return "metric name is empty: use [a-zA-Z_:][a-zA-Z0-9_:]*"
+	case len(name) > maxMetricNameBytes:
+		return "metric name is " + strconv.Itoa(len(name)) + " bytes: the limit is " + strconv.Itoa(maxMetricNameBytes)
+	case !utf8.Valid(name):
+		return "metric name is not valid UTF-8: use [a-zA-Z_:][a-zA-Z0-9_:]*"
+	case len(name) >= 2 && name[0] == '_' && name[1] == '_':
+		return "metric name " + quoteGuest(name) + " starts with \"__\", which Prometheus reserves"
+	}
+	for i, ch := range name {
+		if ch == '_' || ch == ':' || 'a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || i > 0 && '0' <= ch && ch <= '9' {
+			continue
+		}
+		return "metric name " + quoteGuest(name) + " is not a Prometheus metric name: use [a-zA-Z_:][a-zA-Z0-9_:]*"
+	}
+	return ""
+}
+
+// record-metric: func(name: string, value: f64) -> result<_, string>
+//
+//	core: (i32 name_ptr, i32 name_len, f64 value, i32 retptr) -> ()
+//	retptr: result<_, string>, size 12 align 4: discriminant u8 @0, err ptr @4, len @8
+//	chain: MetricEvent {"name": n, "value": v}
+//	  or {"name"|"nameBytes": ..., "value": v | "NaN" | "+Inf" | "-Inf", "error": e} when refused
+func hostRecordMetric(ctx context.Context, mod api.Module, stack []uint64) {
+	c := begin(ctx, FnRecordMetric, mod)
+	np, nl, value, retptr := u32(stack[0]), u32(stack[1]), api.DecodeF64(stack[2]), u32(stack[3])
+	c.checkRetptr(retptr, resultSize, resultAlign)
+	name := c.view("name", np, nl)
+	a := c.a
+	errMsg := metricNameError(name)
+	if errMsg == "" {
+		switch {
+		case math.IsNaN(value):
+			errMsg = "metric value is NaN: use a finite number"
+		case math.IsInf(value, 0):
+			errMsg = "metric value is infinite: use a finite number"
+		default:
+			if _, seen := a.metricNames[string(name)]; !seen && len(a.metricNames) >= a.cfg.MaxMetricNames {
+				errMsg = "metric " + quoteGuest(name) + " would be distinct name number " +
+					strconv.Itoa(len(a.metricNames)+1) + ": the limit is " +
+					strconv.Itoa(a.cfg.MaxMetricNames) + " (maxMetricNames)"
+			}
+		}
+	}
+	f := a.eventData()
+	if errMsg != "" {
+		if len(name) <= maxMetricNameBytes && utf8.Valid(name) {
+			f.Str("name", transient(name))
+		} else {
+			f.Uint("nameBytes", uint64(len(name)))
+		}
+		switch {
+		case math.IsNaN(value):
+			f.Str("value", "NaN")
+		case math.IsInf(value, 1):
+			f.Str("value", "+Inf")
+		case math.IsInf(value, -1):
+			f.Str("value", "-Inf")
+		default:
+			f.Float("value", value)
+		}
+		c.record(chain.KindMetric, f.Str("error", errMsg))
+		c.storeResultErr(retptr, errMsg)
+		return
+	}
+	key, seen := a.metricNames[string(name)] // the stored copy: no allocation once seen
+	if !seen {
+		key = string(name)
+		a.metricNames[key] = key
+	}
+	if a.metrics != nil {
+		a.metrics.observe(a, key, value)
+	}
+	c.record(chain.KindMetric, f.Str("name", key).Float("value", value))
+	c.storeResultOK(retptr)
+}
+
+// record-event: func(event-type: string, data: list<u8>) -> result<_, string>
+//
+//	core: (i32 type_ptr, i32 type_len, i32 data_ptr, i32 data_len, i32 retptr) -> ()
+//	retptr: result<_, string>, size 12 align 4: discriminant u8 @0, err ptr @4, len @8
+//	chain: CustomEvent {"type": t, "data": base64(data)}
+//	  or {"type"|"typeBytes": ..., "dataBytes": n, "error": e} when refused
+func hostRecordEvent(ctx context.Context, mod api.Module, stack []uint64) {
+	c := begin(ctx, FnRecordEvent, mod)
+	tp, tl, dp, dl, retptr := u32(stack[0]), u32(stack[1]), u32(stack[2]), u32(stack[3]), u32(stack[4])
+	c.checkRetptr(retptr, resultSize, resultAlign)
+	typ := c.view("event type", tp, tl)
+	data := c.view("event data", dp, dl)
+	a := c.a
+	var errMsg string
+	switch {
+	case len(typ) == 0:
+		errMsg = "event type is empty: give a non-empty name, e.g. \"user_login\""
+	case len(typ) > a.cfg.MaxEventTypeBytes:
+		errMsg = "event type is " + strconv.Itoa(len(typ)) + " bytes: the limit is " +
+			strconv.Itoa(a.cfg.MaxEventTypeBytes) + " (maxEventTypeBytes)"
+	case !utf8.Valid(typ):
+		errMsg = "event type is not valid UTF-8"
+	case len(data) > a.cfg.MaxEventBytes:
+		errMsg = "event data is " + strconv.Itoa(len(data)) + " bytes: the limit is " +
+			strconv.Itoa(a.cfg.MaxEventBytes) + " (maxEventBytes)"
+	}
+	f := a.eventData()
+	if errMsg != "" {
+		if len(typ) > 0 && len(typ) <= a.cfg.MaxEventTypeBytes && utf8.Valid(typ) {
+			f.Str("type", transient(typ))
+		} else {
+			f.Uint("typeBytes", uint64(len(typ)))
+		}
+		c.record(chain.KindCustom, f.Uint("dataBytes", uint64(len(data))).Str("error", errMsg))
+		c.storeResultErr(retptr, errMsg)
+		return
+	}
+	c.record(chain.KindCustom, f.Str("type", transient(typ)).Blob("data", data))
+	c.storeResultOK(retptr)
+}
+
+// get-system-info: func() -> system-info
+//
+//	core: (i32 retptr) -> ()
+//	retptr: system-info, size 56 align 8: hostname @0, os-type @8, os-release @16
+//	  (string: ptr @+0, len @+4, each cabi_realloc'd), cpu-count u32 @24,
+//	  memory-total u64 @32, memory-available u64 @40, uptime u64 @48
+//	chain: RuntimeOperation {"hostname", "osType", "osRelease", "cpuCount",
+//	  "memoryTotal", "memoryAvailable", "uptime"[, "error"]}
+//
+// The WIT has no error case: when the source fails, the guest gets the
+// fields it could read (zero for the rest) and the chain records the error.
+func hostGetSystemInfo(ctx context.Context, mod api.Module, stack []uint64) {
+	c := begin(ctx, FnGetSystemInfo, mod)
+	retptr := u32(stack[0])
+	c.checkRetptr(retptr, sysInfoSize, sysInfoAlign)
+	info, err := c.a.sys.SystemInfo(ctx)
+	f := c.a.eventData().
+		Str("hostname", info.Hostname).
+		Str("osType", info.OSType).
+		Str("osRelease", info.OSRelease).
+		Uint("cpuCount", uint64(info.CPUCount)).
+		Uint("memoryTotal", info.MemoryTotal).
+		Uint("memoryAvailable", info.MemoryAvailable).
+		Uint("uptime", info.Uptime)
+	if err != nil {
+		f.Str("error", err.Error())
+	}
+	c.record(chain.KindRuntimeOperation, f)
+	// Each string is allocated in field order, as the canonical ABI does.
+	for i, s := range [3]string{info.Hostname, info.OSType, info.OSRelease} {
+		ptr, n := c.lowerString(s)
+		c.storePair(retptr, uint32(8*i), ptr, n)
+	}
+	var buf [32]byte
+	putU32(buf[0:], info.CPUCount) // @24; bytes 28..31 are padding
+	putU64(buf[8:], info.MemoryTotal)
+	putU64(buf[16:], info.MemoryAvailable)
+	putU64(buf[24:], info.Uptime)
+	c.store(retptr, 24, buf[0:4])
+	c.store(retptr, 32, buf[8:32])
+}
+
+func putU32(b []byte, v uint32) {
+	_ = b[3]
+	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+}
+
+func putU64(b []byte, v uint64) {
+	putU32(b, uint32(v))
+	putU32(b[4:], uint32(v>>32))
+}
+
+// shutdown: func(data: option<list<u8>>) -> result<_, string>
+//
+//	core: (i32 data_is_some, i32 data_ptr, i32 data_len, i32 retptr) -> ()
+//	  (option<list<u8>> flattens to discriminant, ptr, len; ptr and len are
+//	  ignored for none; a discriminant other than 0 or 1 traps)
+//	retptr: result<_, string>, size 12 align 4: discriminant u8 @0, err ptr @4, len @8
+//	chain: RuntimeOperation {"data": base64 | null}
+//	  or {"dataBytes": n, "error": e} when refused
+func hostShutdown(ctx context.Context, mod api.Module, stack []uint64) {
+	c := begin(ctx, FnShutdown, mod)
+	disc, dp, dl, retptr := u32(stack[0]), u32(stack[1]), u32(stack[2]), u32(stack[3])
+	c.checkRetptr(retptr, resultSize, resultAlign)
+	if disc > 1 {
+		trap(c.fn, "option discriminant "+strconv.FormatUint(uint64(disc), 10)+" is invalid: must be 0 (none) or 1 (some)", nil)
+	}
+	var data []byte
+	if disc == 1 {
+		data = c.view("shutdown data", dp, dl)
+	}
+	a := c.a
+	f := a.eventData()
+	var errMsg string
+	if len(data) > a.cfg.MaxEventBytes {
+		errMsg = "shutdown data is " + strconv.Itoa(len(data)) + " bytes: the limit is " +
+			strconv.Itoa(a.cfg.MaxEventBytes) + " (maxEventBytes)"
+	} else if !a.requestShutdown(data, disc == 1) {
+		errMsg = "shutdown already requested"
+	}
+	if errMsg != "" {
+		c.record(chain.KindRuntimeOperation, f.Uint("dataBytes", uint64(len(data))).Str("error", errMsg))
+		c.storeResultErr(retptr, errMsg)
+		return
+	}
+	if disc == 1 {
+		f.Blob("data", data)
+	} else {
+		f.Null("data")
+	}
+	c.record(chain.KindRuntimeOperation, f)
+	c.storeResultOK(retptr)
+}
