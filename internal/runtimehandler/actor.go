@@ -113,6 +113,9 @@ func NewActor(o ActorOptions) (*Actor, error) {
 	return a, nil
 }
 
+// eventFields is the event data builder; an alias keeps the call sites short.
+type eventFields = chain.Fields
+
 type actorKey struct{}
 
 // WithActor binds a to ctx: the runtime functions a guest calls during a

@@ -398,16 +398,7 @@ func hostRecordMetric(ctx context.Context, mod api.Module, stack []uint64) {
 		} else {
 			f.Uint("nameBytes", uint64(len(name)))
 		}
-		switch {
-		case math.IsNaN(value):
-			f.Str("value", "NaN")
-		case math.IsInf(value, 1):
-			f.Str("value", "+Inf")
-		case math.IsInf(value, -1):
-			f.Str("value", "-Inf")
-		default:
-			f.Float("value", value)
-		}
+		f.Float("value", value) // non-finite values become the strings "NaN", "+Inf", "-Inf"
 		c.record(chain.KindMetric, f.Str("error", errMsg))
 		c.storeResultErr(retptr, errMsg)
 		return
