@@ -295,10 +295,8 @@ func (c *Chain) appendLocked(kind Kind, op string, data []byte) (Hash, error) {
 	if c.err != nil {
 		return Hash{}, fmt.Errorf("appending to chain after an earlier failure: %w", c.err)
 	}
-	if len(kind) == 0 || len(kind) > MaxKindSize {
-		if err := validKind(kind); err != nil {
-			return Hash{}, fmt.Errorf("appending to chain: %w", err)
-		}
+	if err := validKind(kind); err != nil {
+		return Hash{}, fmt.Errorf("appending to chain: %w", err)
 	}
 	if len(op) > MaxOpSize {
 		return Hash{}, fmt.Errorf("appending to chain: op is %d bytes, the limit is %d", len(op), MaxOpSize)

@@ -32,7 +32,7 @@ const (
 	// corrupt length field.
 	MaxDataSize = 16 << 20
 
-	frameHeaderSize = 8                                // u32 body length, u32 CRC-32C of the body
+	frameHeaderSize = 8                                       // u32 body length, u32 CRC-32C of the body
 	fixedBodySize   = 8 + HashSize + 4 + 4 + 8 + 4 + HashSize // body without kind, op and data
 	minBodySize     = fixedBodySize
 	maxBodySize     = fixedBodySize + MaxKindSize + MaxOpSize + MaxDataSize
@@ -102,9 +102,9 @@ func EncodeRecord(e *Event) []byte {
 
 var errMalformed = errors.New("malformed record body")
 
-// decodeBody parses a record body (canonical encoding + hash). Data, and the
-// strings when intern is nil, alias body... except that Go strings are always
-// copied; Data aliases body and is valid only as long as body is.
+// decodeBody parses a record body (canonical encoding + hash) without
+// checking the hash. Data aliases body; intern, when not nil, shares the
+// strings of repeated op names.
 func decodeBody(body []byte, intern map[string]string) (Event, error) {
 	var e Event
 	if len(body) < minBodySize || len(body) > maxBodySize {

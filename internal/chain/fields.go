@@ -119,7 +119,7 @@ func (f *Fields) Data() []byte {
 	}
 	n := len(f.buf)
 	f.buf = append(f.buf, '}')
-	out := f.buf[:n+1:n+1]
+	out := f.buf[: n+1 : n+1]
 	f.buf = f.buf[:n]
 	return out
 }
