@@ -101,7 +101,7 @@ func TestOpenCutsGarbageTails(t *testing.T) {
 		"zeros":          make([]byte, 4096),
 		"ones":           bytes.Repeat([]byte{0xff}, 100),
 		"huge length":    {0x7f, 0xff, 0xff, 0xff, 1, 2, 3, 4, 5},
-		"plausible torn": raw[ends[0]:ends[1]-1],
+		"plausible torn": raw[ends[0] : ends[1]-1],
 	}
 	for name, tail := range tests {
 		t.Run(name, func(t *testing.T) {
