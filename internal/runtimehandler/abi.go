@@ -87,14 +87,23 @@ func begin(ctx context.Context, fn string, mod api.Module) call {
 	return c
 }
 
-// memory returns the guest's exported memory, trapping when there is none.
+// memory returns the guest's exported "memory", trapping when there is
+// none. It is resolved once per module and cached on the actor: the
+// canonical ABI names the export, and api.Module.Memory can't be used to
+// tell, since it returns a non-nil interface holding a nil pointer for a
+// module without memory.
 func (c *call) memory() api.Memory {
-	if c.mem == nil {
-		c.mem = c.mod.Memory()
-		if c.mem == nil {
-			trap(c.fn, "reading guest memory", errNoMemory)
-		}
+	if c.mem != nil {
+		return c.mem
 	}
+	a := c.a
+	if a.memMod != c.mod {
+		a.memMod, a.mem = c.mod, c.mod.ExportedMemory("memory")
+	}
+	if a.mem == nil {
+		trap(c.fn, "reading guest memory", errNoMemory)
+	}
+	c.mem = a.mem
 	return c.mem
 }
 

@@ -63,7 +63,9 @@ type Actor struct {
 	fields       eventFields       // event data builder, reused by every call
 	metricNames  map[string]string // distinct names recorded (name → its own copy), for the cap
 	inRealloc    bool              // inside the guest's cabi_realloc
-	reallocMod   api.Module        // module whose cabi_realloc is cached
+	memMod       api.Module        // module whose memory is cached
+	mem          api.Memory
+	reallocMod   api.Module // module whose cabi_realloc is cached
 	realloc      api.Function
 	reallocStack [4]uint64
 
