@@ -111,6 +111,7 @@ type cachedSystemInfo struct {
 	info     SystemInfo
 	err      error
 	inflight chan struct{} // closed when the reading in flight is stored
+	waiters  int           // callers waiting for it (observed by tests)
 }
 
 func (c *cachedSystemInfo) SystemInfo(ctx context.Context) (SystemInfo, error) {
@@ -125,13 +126,18 @@ func (c *cachedSystemInfo) SystemInfo(ctx context.Context) (SystemInfo, error) {
 			break
 		}
 		wait := c.inflight
+		c.waiters++
 		c.mu.Unlock()
 		select {
 		case <-wait:
 		case <-ctx.Done():
+			c.mu.Lock()
+			c.waiters--
+			c.mu.Unlock()
 			return SystemInfo{}, fmt.Errorf("waiting for system info: %w", ctx.Err())
 		}
 		c.mu.Lock()
+		c.waiters--
 	}
 	done := make(chan struct{})
 	c.inflight = done
