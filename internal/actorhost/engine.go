@@ -1,0 +1,350 @@
+package actorhost
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/troupe-dev/troupe/internal/runtimehandler"
+	"github.com/troupe-dev/troupe/internal/version"
+)
+
+// MaxModuleBytes bounds the size of a component the engine compiles.
+const MaxModuleBytes = 256 << 20
+
+// EngineOptions configure an Engine.
+type EngineOptions struct {
+	// CacheDir holds wazero's on-disk compilation cache; "" uses
+	// os.UserCacheDir()/troupe/wazero, and when that is unavailable the
+	// cache is kept in memory only.
+	CacheDir string
+	// NoDiskCache keeps compiled code in memory only (tests).
+	NoDiskCache bool
+	// Logger receives the engine's own messages and, through the runtime
+	// handler, every actor's log lines.
+	Logger logr.Logger
+	// Metrics exports the actors' record-metric values; nil exports none.
+	Metrics *runtimehandler.MetricsRegistry
+	// SystemInfo serves get-system-info; nil reads this machine.
+	SystemInfo runtimehandler.SystemInfoSource
+	// Version is what get-theater-version returns; "" is the build's.
+	Version string
+	// Now is the clock of the runtime handler and the chains; nil is time.Now.
+	Now func() time.Time
+}
+
+// Engine runs actors: one wazero runtime for the process (the compiler
+// engine, with an on-disk compilation cache), the runtime handler and WASI
+// instantiated once in it, and one module instance per actor. It is safe for
+// concurrent use; actors are independent of each other.
+type Engine struct {
+	opts  EngineOptions
+	log   logr.Logger
+	rt    wazero.Runtime
+	cache wazero.CompilationCache
+	// hostFuncs are the functions a component may import, by module and name.
+	hostFuncs map[string]map[string]api.FunctionDefinition
+
+	mu         sync.Mutex
+	components map[[sha256.Size]byte]*compileEntry
+	actors     map[*Actor]struct{}
+	closed     bool
+}
+
+type compileEntry struct {
+	done chan struct{}
+	c    *Component
+	err  error
+}
+
+// NewEngine creates the process's engine. Close it to release the runtime.
+func NewEngine(ctx context.Context, opts EngineOptions) (*Engine, error) {
+	if opts.Version == "" {
+		opts.Version = version.String()
+	}
+	if opts.SystemInfo == nil {
+		opts.SystemInfo = runtimehandler.NewNodeSystemInfo("", 2*time.Second)
+	}
+	e := &Engine{
+		opts:       opts,
+		log:        opts.Logger,
+		components: map[[sha256.Size]byte]*compileEntry{},
+		actors:     map[*Actor]struct{}{},
+	}
+	// WithCloseOnContextDone: without it a looping guest ignores its
+	// deadline and holds its goroutine (and the host) forever.
+	cfg := wazero.NewRuntimeConfigCompiler().WithCloseOnContextDone(true)
+	if !opts.NoDiskCache {
+		dir := opts.CacheDir
+		if dir == "" {
+			if base, err := os.UserCacheDir(); err == nil {
+				dir = filepath.Join(base, "troupe", "wazero")
+			}
+		}
+		if dir != "" {
+			cache, err := wazero.NewCompilationCacheWithDir(dir)
+			if err != nil {
+				return nil, fmt.Errorf("opening the compilation cache in %s: %w", dir, err)
+			}
+			e.cache = cache
+			cfg = cfg.WithCompilationCache(cache)
+		}
+	}
+	e.rt = wazero.NewRuntimeWithConfig(ctx, cfg)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, e.rt); err != nil {
+		e.closeRuntime(ctx)
+		return nil, fmt.Errorf("instantiating WASI preview 1: %w", err)
+	}
+	if _, err := runtimehandler.Instantiate(ctx, e.rt); err != nil {
+		e.closeRuntime(ctx)
+		return nil, fmt.Errorf("instantiating the runtime handler: %w", err)
+	}
+	e.hostFuncs = map[string]map[string]api.FunctionDefinition{}
+	for _, name := range []string{wasi_snapshot_preview1.ModuleName, runtimehandler.ModuleName} {
+		mod := e.rt.Module(name)
+		if mod == nil {
+			e.closeRuntime(ctx)
+			return nil, fmt.Errorf("host module %s is not instantiated", name)
+		}
+		e.hostFuncs[name] = mod.ExportedFunctionDefinitions()
+	}
+	return e, nil
+}
+
+func (e *Engine) closeRuntime(ctx context.Context) {
+	_ = e.rt.Close(ctx)
+	if e.cache != nil {
+		_ = e.cache.Close(ctx)
+	}
+}
+
+// Close stops every running actor (waiting for each's current call until
+// ctx ends, then canceling it), then releases the runtime and the cache.
+func (e *Engine) Close(ctx context.Context) error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	actors := make([]*Actor, 0, len(e.actors))
+	for a := range e.actors {
+		actors = append(actors, a)
+	}
+	e.mu.Unlock()
+	var errs []error
+	for _, a := range actors {
+		if err := a.Stop(ctx, "engine closed"); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	e.mu.Lock()
+	for _, ce := range e.components {
+		if ce.c != nil {
+			_ = ce.c.compiled.Close(ctx)
+		}
+	}
+	e.components = nil
+	e.mu.Unlock()
+	e.closeRuntime(context.WithoutCancel(ctx))
+	return errors.Join(errs...)
+}
+
+// Component is a compiled, validated actor module, shared by every actor
+// that runs it.
+type Component struct {
+	digest   [sha256.Size]byte
+	size     int
+	compiled wazero.CompiledModule
+	// memMin and memMax are the declared memory limits in pages.
+	memMin        uint32
+	memMax        uint32
+	hasMemMax     bool
+	hasInitialize bool
+	hasPost       bool
+}
+
+// Digest returns the component's content digest, "sha256:<hex>".
+func (c *Component) Digest() string { return "sha256:" + hex.EncodeToString(c.digest[:]) }
+
+// Size is the length of the module in bytes.
+func (c *Component) Size() int { return c.size }
+
+// MinMemoryPages is the linear memory the module declares it starts with.
+func (c *Component) MinMemoryPages() uint32 { return c.memMin }
+
+// Compile validates and compiles wasm, or returns the component already
+// compiled from the same bytes (by SHA-256), so a warm start neither
+// re-reads nor re-validates. A failure is an *ActorError with reason
+// InvalidModule or MissingExport.
+func (e *Engine) Compile(ctx context.Context, wasm []byte) (*Component, error) {
+	if len(wasm) > MaxModuleBytes {
+		return nil, newActorError(ReasonInvalidModule, "compile", "module is %d bytes, more than the %d allowed", len(wasm), MaxModuleBytes)
+	}
+	digest := sha256.Sum256(wasm)
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil, errors.New("engine is closed")
+	}
+	if ce, ok := e.components[digest]; ok {
+		e.mu.Unlock()
+		select {
+		case <-ce.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if ce.err != nil {
+			return nil, ce.err
+		}
+		return ce.c, nil
+	}
+	ce := &compileEntry{done: make(chan struct{})}
+	e.components[digest] = ce
+	e.mu.Unlock()
+
+	ce.c, ce.err = e.compile(ctx, wasm, digest)
+	if ce.err != nil {
+		// Failures are not cached: the next attempt may have a live ctx.
+		e.mu.Lock()
+		if e.components != nil {
+			delete(e.components, digest)
+		}
+		e.mu.Unlock()
+	}
+	close(ce.done)
+	return ce.c, ce.err
+}
+
+// Signatures of the canonical ABI's core functions for this world.
+var (
+	i32          = api.ValueTypeI32
+	sigInit      = signature{params: []api.ValueType{i32, i32, i32, i32, i32}, results: []api.ValueType{i32}}
+	sigPost      = signature{params: []api.ValueType{i32}}
+	sigRealloc   = signature{params: []api.ValueType{i32, i32, i32, i32}, results: []api.ValueType{i32}}
+	sigInitalize = signature{}
+)
+
+type signature struct{ params, results []api.ValueType }
+
+func (s signature) matches(d api.FunctionDefinition) bool {
+	return equalTypes(s.params, d.ParamTypes()) && equalTypes(s.results, d.ResultTypes())
+}
+
+func (s signature) String() string { return fmt.Sprintf("%s -> %s", typeList(s.params), typeList(s.results)) }
+
+func equalTypes(a, b []api.ValueType) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func typeList(ts []api.ValueType) string {
+	s := "("
+	for i, t := range ts {
+		if i > 0 {
+			s += " "
+		}
+		s += api.ValueTypeName(t)
+	}
+	return s + ")"
+}
+
+func (e *Engine) compile(ctx context.Context, wasm []byte, digest [sha256.Size]byte) (*Component, error) {
+	compiled, err := e.rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, &ActorError{Reason: ReasonInvalidModule, Op: "compile",
+			Message: "not a valid WebAssembly module: " + firstLine(err.Error()), Err: err}
+	}
+	c, err := e.validate(compiled)
+	if err != nil {
+		_ = compiled.Close(ctx)
+		return nil, err
+	}
+	c.digest, c.size = digest, len(wasm)
+	return c, nil
+}
+
+// validate checks what instantiation would otherwise find late or not at
+// all: every import is a host function with the right signature, the
+// exports the canonical ABI needs exist with the right signatures.
+func (e *Engine) validate(m wazero.CompiledModule) (*Component, error) {
+	for _, imp := range m.ImportedFunctions() {
+		mod, name, _ := imp.Import()
+		funcs, ok := e.hostFuncs[mod]
+		if !ok {
+			return nil, newActorError(ReasonInvalidModule, "compile",
+				"imports function %s.%s from unknown module %q (actors may import %s and %s)",
+				mod, name, mod, runtimehandler.ModuleName, wasi_snapshot_preview1.ModuleName)
+		}
+		def, ok := funcs[name]
+		if !ok {
+			return nil, newActorError(ReasonInvalidModule, "compile", "imports unknown function %s.%s", mod, name)
+		}
+		want := signature{params: def.ParamTypes(), results: def.ResultTypes()}
+		if !want.matches(imp) {
+			return nil, newActorError(ReasonInvalidModule, "compile",
+				"imports %s.%s with signature %s, the host's is %s", mod, name,
+				signature{params: imp.ParamTypes(), results: imp.ResultTypes()}, want)
+		}
+	}
+	if mems := m.ImportedMemories(); len(mems) > 0 {
+		mod, name, _ := mems[0].Import()
+		return nil, newActorError(ReasonInvalidModule, "compile", "imports memory %s.%s: an actor must define its own memory", mod, name)
+	}
+	exports := m.ExportedFunctions()
+	check := func(name string, sig signature, required bool) (bool, error) {
+		def, ok := exports[name]
+		if !ok {
+			if required {
+				return false, newActorError(ReasonMissingExport, "compile", "module does not export %q", name)
+			}
+			return false, nil
+		}
+		if !sig.matches(def) {
+			return false, newActorError(ReasonInvalidModule, "compile", "export %q has signature %s, want %s",
+				name, signature{params: def.ParamTypes(), results: def.ResultTypes()}, sig)
+		}
+		return true, nil
+	}
+	c := &Component{compiled: m}
+	var err error
+	if _, err = check(exportInit, sigInit, true); err != nil {
+		return nil, err
+	}
+	// cabi_realloc is required: init always receives the actor id, a string
+	// that has to be lowered into the guest's memory.
+	if _, err = check(exportRealloc, sigRealloc, true); err != nil {
+		return nil, err
+	}
+	if c.hasPost, err = check(exportInitPost, sigPost, false); err != nil {
+		return nil, err
+	}
+	if c.hasInitialize, err = check(exportInitialize, sigInitalize, false); err != nil {
+		return nil, err
+	}
+	mem, ok := m.ExportedMemories()[exportMemory]
+	if !ok {
+		return nil, newActorError(ReasonMissingExport, "compile", "module does not export its linear memory as %q", exportMemory)
+	}
+	c.memMin = mem.Min()
+	c.memMax, c.hasMemMax = mem.Max()
+	return c, nil
+}

@@ -1,0 +1,136 @@
+package actorhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// Reason classifies why an actor failed; the host puts it in the Actor's
+// status conditions, so the values are CamelCase and stable.
+type Reason string
+
+const (
+	// ReasonInvalidModule: the bytes are not a usable wasm module (not wasm,
+	// bad imports, wrong export signatures).
+	ReasonInvalidModule Reason = "InvalidModule"
+	// ReasonMissingExport: a required export (init, memory, cabi_realloc)
+	// is absent.
+	ReasonMissingExport Reason = "MissingExport"
+	// ReasonMemoryLimit: the actor needs more linear memory than its limit.
+	ReasonMemoryLimit Reason = "MemoryLimit"
+	// ReasonTimeout: a call into the actor exceeded its deadline.
+	ReasonTimeout Reason = "Timeout"
+	// ReasonTrap: the guest trapped (unreachable, out-of-bounds access, a
+	// host function's trap, ...).
+	ReasonTrap Reason = "Trap"
+	// ReasonExit: the guest called WASI proc_exit.
+	ReasonExit Reason = "Exited"
+	// ReasonABI: the guest answered with a pointer, length, allocator
+	// result or layout the canonical ABI does not allow.
+	ReasonABI Reason = "ABIViolation"
+	// ReasonInitFailed: init returned err.
+	ReasonInitFailed Reason = "InitFailed"
+	// ReasonHostError: the host failed (chain or state write), not the guest.
+	ReasonHostError Reason = "HostError"
+	// ReasonCanceled: the host canceled a call (a stop that could not wait).
+	ReasonCanceled Reason = "Canceled"
+)
+
+// ActorError is why an actor failed: a reason code, the operation that
+// failed (e.g. "init", "cabi_realloc", "instantiate") and a message fit for
+// a status condition (one line, no wasm stack trace). Err keeps the
+// underlying error with all its detail.
+type ActorError struct {
+	Reason  Reason
+	Op      string
+	Message string
+	Err     error
+}
+
+func (e *ActorError) Error() string {
+	if e.Op == "" {
+		return fmt.Sprintf("%s: %s", e.Reason, e.Message)
+	}
+	return fmt.Sprintf("%s: %s: %s", e.Reason, e.Op, e.Message)
+}
+
+func (e *ActorError) Unwrap() error { return e.Err }
+
+// ReasonOf returns the reason of err's ActorError, or "" when it has none.
+func ReasonOf(err error) Reason {
+	var ae *ActorError
+	if errors.As(err, &ae) {
+		return ae.Reason
+	}
+	return ""
+}
+
+func newActorError(reason Reason, op, format string, args ...any) *ActorError {
+	msg := fmt.Sprintf(format, args...)
+	return &ActorError{Reason: reason, Op: op, Message: msg, Err: errors.New(msg)}
+}
+
+// firstLine drops wazero's wasm stack trace and Go traces from a message.
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	s = strings.TrimSuffix(s, " (recovered by wazero)")
+	const maxMessage = 1024
+	if len(s) > maxMessage {
+		s = s[:maxMessage] + "…"
+	}
+	return s
+}
+
+// classifyCallError turns the error of a call into the guest into an
+// ActorError. timeout is the call's deadline; refused is the largest memory
+// size (bytes) a grow was denied, 0 if none; limit the memory limit (bytes).
+func classifyCallError(op string, err error, ctx context.Context, timeout time.Duration, refused, limit uint64) *ActorError {
+	var ae *ActorError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var abi *abiError
+	if errors.As(err, &abi) {
+		return &ActorError{Reason: ReasonABI, Op: op, Message: abi.msg, Err: err}
+	}
+	var exit *sys.ExitError
+	if errors.As(err, &exit) {
+		switch exit.ExitCode() {
+		case sys.ExitCodeDeadlineExceeded:
+			return &ActorError{Reason: ReasonTimeout, Op: op,
+				Message: fmt.Sprintf("call exceeded its %s deadline", timeout), Err: err}
+		case sys.ExitCodeContextCanceled:
+			return &ActorError{Reason: ReasonCanceled, Op: op,
+				Message: "call canceled by the host", Err: err}
+		}
+		if refused > 0 {
+			return memoryLimitError(op, refused, limit, err)
+		}
+		return &ActorError{Reason: ReasonExit, Op: op,
+			Message: fmt.Sprintf("guest exited with code %d", exit.ExitCode()), Err: err}
+	}
+	if ctx != nil && ctx.Err() != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return &ActorError{Reason: ReasonTimeout, Op: op,
+				Message: fmt.Sprintf("call exceeded its %s deadline", timeout), Err: err}
+		}
+		return &ActorError{Reason: ReasonCanceled, Op: op, Message: "call canceled by the host", Err: err}
+	}
+	if refused > 0 {
+		return memoryLimitError(op, refused, limit, err)
+	}
+	return &ActorError{Reason: ReasonTrap, Op: op, Message: firstLine(err.Error()), Err: err}
+}
+
+func memoryLimitError(op string, refused, limit uint64, err error) *ActorError {
+	return &ActorError{Reason: ReasonMemoryLimit, Op: op,
+		Message: fmt.Sprintf("memory.grow to %d pages refused: the actor's limit is %d pages (%s)",
+			refused/wasmPageSize, limit/wasmPageSize, firstLine(err.Error())), Err: err}
+}

@@ -1,0 +1,72 @@
+//go:build linux || darwin || freebsd
+
+package actorhost
+
+import (
+	"golang.org/x/sys/unix"
+)
+
+// mmapMemory reserves the whole limit as inaccessible address space and
+// makes it accessible as the guest grows. The reservation costs no RAM and
+// no commit charge; growth is an mprotect, never a copy, and the backing
+// array never moves.
+//
+// Free unmaps. wazero calls it only when the module is closed: either by
+// the goroutine that was running the call (a deadline defers the release to
+// it) or by a Close that the actor makes while holding its call lock, so no
+// guest code can still be running on an unmapped memory.
+type mmapMemory struct {
+	buf       []byte // the whole reservation
+	committed uint64
+	lim       *memoryLimiter
+}
+
+func allocateLinearMemory(limit, capBytes uint64, lim *memoryLimiter) *linearMemory {
+	if limit == 0 || limit > 1<<40 {
+		return newHeapMemory(limit, capBytes, lim)
+	}
+	buf, err := unix.Mmap(-1, 0, int(limit), unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANON)
+	if err != nil {
+		// Out of address space or map count: fall back to the heap, which
+		// fails per actor (a refused grow) rather than for the process.
+		return newHeapMemory(limit, capBytes, lim)
+	}
+	m := &mmapMemory{buf: buf, lim: lim}
+	return &linearMemory{backing: m, resident: m.resident}
+}
+
+// Reallocate implements experimental.LinearMemory.
+func (m *mmapMemory) Reallocate(size uint64) []byte {
+	if m.buf == nil {
+		return nil
+	}
+	if size > uint64(len(m.buf)) {
+		m.lim.refuse(size)
+		return nil
+	}
+	if size > m.committed {
+		// Wasm sizes are multiples of 64 KiB, a multiple of every OS page size.
+		if err := unix.Mprotect(m.buf[m.committed:size], unix.PROT_READ|unix.PROT_WRITE); err != nil {
+			return nil
+		}
+		m.committed = size
+	}
+	return m.buf[:size:size]
+}
+
+// Free implements experimental.LinearMemory.
+func (m *mmapMemory) Free() {
+	if m.buf != nil {
+		_ = unix.Munmap(m.buf)
+		m.buf = nil
+		m.committed = 0
+	}
+}
+
+// resident counts the committed bytes that are in RAM.
+func (m *mmapMemory) resident() uint64 {
+	if m.buf == nil || m.committed == 0 {
+		return 0
+	}
+	return residentBytes(m.buf[:m.committed])
+}

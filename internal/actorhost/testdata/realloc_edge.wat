@@ -1,0 +1,9 @@
+;; Hostile: cabi_realloc answers a pointer whose range ends past memory.
+(module
+  (memory (export "memory") 1)
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32)
+    (i32.sub (i32.const 65536) (i32.const 2)))
+  (func (export "theater:simple/actor#init") (param i32 i32 i32 i32 i32) (result i32)
+    (i32.store8 (i32.const 1024) (i32.const 0))
+    (i32.store8 (i32.const 1028) (i32.const 0))
+    (i32.const 1024)))
