@@ -117,8 +117,8 @@ type Actor struct {
 	callLock chan struct{}
 
 	// Instance state, guarded by callLock.
-	mod     api.Module
-	limiter *memoryLimiter
+	mod                                     api.Module
+	limiter                                 *memoryLimiter
 	fnInit, fnPost, fnRealloc, fnInitialize api.Function
 	// deadline of the call in progress (UnixNano), read by the WASI sleep
 	// so a guest cannot sleep past it.
@@ -460,7 +460,7 @@ func (a *Actor) instantiate(ctx context.Context) (err error) {
 	}
 	a.limiter = newMemoryLimiter(a.pages)
 	mc := wazero.NewModuleConfig().
-		WithName(""). // anonymous: many instances of one module coexist
+		WithName("").         // anonymous: many instances of one module coexist
 		WithStartFunctions(). // _initialize is called below, under a deadline
 		WithArgs(a.cfg.Name).
 		WithStdout(a.handler.LogWriter("info")).

@@ -242,7 +242,9 @@ func (s signature) matches(d api.FunctionDefinition) bool {
 	return equalTypes(s.params, d.ParamTypes()) && equalTypes(s.results, d.ResultTypes())
 }
 
-func (s signature) String() string { return fmt.Sprintf("%s -> %s", typeList(s.params), typeList(s.results)) }
+func (s signature) String() string {
+	return fmt.Sprintf("%s -> %s", typeList(s.params), typeList(s.results))
+}
 
 func equalTypes(a, b []api.ValueType) bool {
 	if len(a) != len(b) {
