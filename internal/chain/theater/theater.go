@@ -234,13 +234,23 @@ func (r Report) OK() bool { return r.FirstBad < 0 }
 // Verify checks every hash and parent link of a Theater chain export. A
 // malformed export is reported as bad at the event that could not be read;
 // the error is for read failures only.
-func Verify(r io.Reader) (Report, error) {
+func Verify(r io.Reader) (Report, error) { return VerifyEach(r, nil) }
+
+// VerifyEach is Verify that also calls fn, when not nil, with each event
+// that verified, in order; fn's error stops the walk and is returned.
+func VerifyEach(r io.Reader, fn func(i int, e Event) error) (Report, error) {
 	rep := Report{FirstBad: -1}
 	var prev []byte
+	var fnErr error
 	err := Read(r, func(i int, e Event) error {
 		if reason := check(&e, i, prev); reason != "" {
 			rep.FirstBad, rep.Reason = i, reason
 			return errStop
+		}
+		if fn != nil {
+			if fnErr = fn(i, e); fnErr != nil {
+				return errStop
+			}
 		}
 		prev = e.Hash
 		rep.Events, rep.Head = i+1, e.Hash
@@ -248,6 +258,8 @@ func Verify(r io.Reader) (Report, error) {
 	})
 	var fe *FormatError
 	switch {
+	case fnErr != nil:
+		return rep, fnErr
 	case err == nil, errors.Is(err, errStop):
 		return rep, nil
 	case errors.As(err, &fe):

@@ -1,0 +1,330 @@
+package main
+
+import (
+	"bufio"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/chain/theater"
+)
+
+func init() { subcommands = append(subcommands, newChainCommand) }
+
+// Chain formats `troupe chain` reads.
+const (
+	formatAuto    = "auto"
+	formatTroupe  = "troupe"
+	formatTheater = "theater-json"
+)
+
+// Exit statuses of `troupe chain`: 1 means the chain is damaged, 2 that it
+// could not be read at all.
+const (
+	exitBroken     = 1
+	exitUnreadable = 2
+)
+
+func newChainCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "chain",
+		Short: "Verify and show actor state chains",
+		Long: `Verify and show actor state chains.
+
+PATH is a chain file or an actor directory holding ` + chain.FileName + `. Besides
+Troupe's own format (docs/chain-format.md), chains exported by Theater as a
+JSON array are read too; --format auto (the default) tells them apart.
+
+Exit status: 0 intact, 1 damaged (the first bad event's index and the reason
+are printed), 2 unreadable.`,
+	}
+	cmd.AddCommand(newChainVerifyCommand(), newChainShowCommand())
+	return cmd
+}
+
+func addFormatFlag(cmd *cobra.Command, format *string) {
+	cmd.Flags().StringVar(format, "format", formatAuto, "chain format: auto, troupe or theater-json")
+}
+
+func newChainVerifyCommand() *cobra.Command {
+	var format string
+	cmd := &cobra.Command{
+		Use:   "verify [--format auto|troupe|theater-json] PATH",
+		Short: "Recompute every hash and parent link of a chain",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src, err := openChain(args[0], format)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			out := cmd.OutOrStdout()
+			if src.format == formatTheater {
+				rep, err := theater.Verify(bufio.NewReader(src.f))
+				if err != nil {
+					return &exitError{exitUnreadable, fmt.Errorf("verifying %s: %w", src.path, err)}
+				}
+				if !rep.OK() {
+					fmt.Fprintf(out, "%s: damaged: %d valid events before event %d\n", src.path, rep.Events, rep.FirstBad)
+					return &exitError{exitBroken, fmt.Errorf("%s: event %d: %s", src.path, rep.FirstBad, rep.Reason)}
+				}
+				fmt.Fprintf(out, "%s: intact (theater-json): %d events, head %s\n", src.path, rep.Events, hex.EncodeToString(rep.Head))
+				return nil
+			}
+			rep, err := chain.VerifyFile(src.path)
+			if err != nil {
+				return &exitError{exitUnreadable, err}
+			}
+			if !rep.OK() {
+				fmt.Fprintf(out, "%s: damaged: %d valid events before event %d (offset %d), head %s, length %d\n",
+					src.path, rep.Events, rep.FirstBad, rep.Offset, rep.Head, rep.Length)
+				return &exitError{exitBroken, fmt.Errorf("%s: event %d (offset %d): %s", src.path, rep.FirstBad, rep.Offset, rep.Reason)}
+			}
+			note := ""
+			if rep.Writing {
+				note = " (a writer is appending; its last record is still in flight)"
+			}
+			fmt.Fprintf(out, "%s: intact: %d events, head %s, length %d%s\n", src.path, rep.Events, rep.Head, rep.Length, note)
+			return nil
+		},
+	}
+	addFormatFlag(cmd, &format)
+	return cmd
+}
+
+func newChainShowCommand() *cobra.Command {
+	var format string
+	var asJSON bool
+	cmd := &cobra.Command{
+		// A later --from-host URL NAMESPACE/NAME reads a chain from a host
+		// pod instead of PATH; the source is resolved before any printing.
+		Use:   "show [--json] [--format auto|troupe|theater-json] PATH",
+		Short: "Print a chain's events as a table, or as JSON lines with --json",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src, err := openChain(args[0], format)
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			w := bufio.NewWriter(cmd.OutOrStdout())
+			defer w.Flush()
+			p := newPrinter(w, asJSON)
+			if src.format == formatTheater {
+				return showTheater(src, p)
+			}
+			err = chain.ReadFile(src.path, func(e chain.Event) error { return p.troupe(&e) })
+			if ferr := p.flush(); err == nil {
+				err = ferr
+			}
+			if errors.Is(err, chain.ErrCorrupt) {
+				return &exitError{exitBroken, err}
+			}
+			if err != nil {
+				return &exitError{exitUnreadable, err}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON lines: seq, hash, parent, kind, op, time, data")
+	addFormatFlag(cmd, &format)
+	return cmd
+}
+
+func showTheater(src *chainSource, p *printer) error {
+	rep, err := theater.VerifyEach(bufio.NewReader(src.f), func(i int, e theater.Event) error { return p.theater(i, &e) })
+	if ferr := p.flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return &exitError{exitUnreadable, fmt.Errorf("reading %s: %w", src.path, err)}
+	}
+	if !rep.OK() {
+		return &exitError{exitBroken, fmt.Errorf("%s: event %d: %s", src.path, rep.FirstBad, rep.Reason)}
+	}
+	return nil
+}
+
+type chainSource struct {
+	path, format string
+	f            *os.File
+}
+
+func (s *chainSource) Close() error { return s.f.Close() }
+
+// openChain resolves PATH (a file, or a directory holding chain.log) and
+// decides its format: a Theater export is a JSON array, so it starts with
+// '[' after optional whitespace; a Troupe chain starts with its magic.
+func openChain(path, format string) (*chainSource, error) {
+	switch format {
+	case formatAuto, formatTroupe, formatTheater:
+	default:
+		return nil, &exitError{exitUnreadable, fmt.Errorf("unknown --format %q: want auto, troupe or theater-json", format)}
+	}
+	p, err := chain.ResolvePath(path)
+	if err != nil {
+		return nil, &exitError{exitUnreadable, fmt.Errorf("reading chain: %w", err)}
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, &exitError{exitUnreadable, fmt.Errorf("reading chain: %w", err)}
+	}
+	if format == formatAuto {
+		format = formatTroupe
+		head := make([]byte, 512)
+		n, err := io.ReadFull(f, head)
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+			f.Close()
+			return nil, &exitError{exitUnreadable, fmt.Errorf("reading chain %s: %w", p, err)}
+		}
+		if t := strings.TrimLeft(string(head[:n]), " \t\r\n"); strings.HasPrefix(t, "[") {
+			format = formatTheater
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			f.Close()
+			return nil, &exitError{exitUnreadable, fmt.Errorf("reading chain %s: %w", p, err)}
+		}
+	}
+	return &chainSource{path: p, format: format, f: f}, nil
+}
+
+// printer writes events as a table or as JSON lines.
+type printer struct {
+	w      *bufio.Writer
+	tw     *tabwriter.Writer
+	json   bool
+	buf    []byte
+	header bool
+}
+
+func newPrinter(w *bufio.Writer, asJSON bool) *printer {
+	return &printer{w: w, json: asJSON, tw: tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)}
+}
+
+func (p *printer) flush() error {
+	if !p.json {
+		if err := p.tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return p.w.Flush()
+}
+
+func (p *printer) troupe(e *chain.Event) error {
+	if p.json {
+		p.buf = append(chain.AppendJSON(p.buf[:0], e), '\n')
+		_, err := p.w.Write(p.buf)
+		return err
+	}
+	if !p.header {
+		p.header = true
+		fmt.Fprintln(p.tw, "SEQ\tTIME\tKIND\tOP\tHASH\tDATA")
+	}
+	t := time.Unix(0, e.Time).UTC().Format("2006-01-02T15:04:05.000Z")
+	_, err := fmt.Fprintf(p.tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, t, clean(string(e.Kind), 24), clean(e.Op, 24), e.Hash.Short(), summary(e.Data))
+	return err
+}
+
+func (p *printer) theater(i int, e *theater.Event) error {
+	if p.json {
+		b := append(p.buf[:0], `{"seq":`...)
+		b = fmt.Appendf(b, "%d", i)
+		b = append(b, `,"hash":"`...)
+		b = hex.AppendEncode(b, e.Hash)
+		b = append(b, `","parent":`...)
+		if e.ParentHash == nil {
+			b = append(b, "null"...)
+		} else {
+			b = append(b, '"')
+			b = hex.AppendEncode(b, e.ParentHash)
+			b = append(b, '"')
+		}
+		b = append(b, `,"kind":`...)
+		b = chain.AppendJSONString(b, e.EventType)
+		b = append(b, `,"data":`...)
+		if chain.JSONShaped(e.Data) {
+			b = append(b, e.Data...)
+		} else {
+			b = append(b, '"')
+			b = base64.StdEncoding.AppendEncode(b, e.Data)
+			b = append(b, `","data_encoding":"base64"`...)
+		}
+		p.buf = append(b, '}', '\n')
+		_, err := p.w.Write(p.buf)
+		return err
+	}
+	if !p.header {
+		p.header = true
+		fmt.Fprintln(p.tw, "INDEX\tEVENT TYPE\tHASH\tDATA")
+	}
+	h := hex.EncodeToString(e.Hash)
+	if len(h) > 12 {
+		h = h[:12]
+	}
+	_, err := fmt.Fprintf(p.tw, "%d\t%s\t%s\t%s\n", i, clean(e.EventType, 32), h, summary(e.Data))
+	return err
+}
+
+// summary is a one-line, terminal-safe preview of event data: the JSON or
+// text itself when printable, else its size and first bytes in hex.
+func summary(data []byte) string {
+	const width = 60
+	switch {
+	case len(data) == 0:
+		return "-"
+	case utf8.Valid(data) && printable(string(data)):
+		return clean(string(data), width)
+	default:
+		n := min(len(data), 8)
+		s := fmt.Sprintf("<%d bytes: %x", len(data), data[:n])
+		if n < len(data) {
+			s += "…"
+		}
+		return s + ">"
+	}
+}
+
+func printable(s string) bool {
+	for _, r := range s {
+		if !unicode.IsPrint(r) && r != '\n' && r != '\t' {
+			return false
+		}
+	}
+	return true
+}
+
+// clean makes guest-controlled text safe for a terminal and a table cell:
+// control and other non-printing characters are escaped, tabs and newlines
+// too, and the result is cut to width runes.
+func clean(s string, width int) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if n == width {
+			b.WriteString("…")
+			break
+		}
+		switch {
+		case r == utf8.RuneError:
+			b.WriteString(`\ufffd`)
+		case unicode.IsPrint(r):
+			b.WriteRune(r)
+		default:
+			q := fmt.Sprintf("%+q", r) // '\n', '\x01', '\u202e'
+			b.WriteString(q[1 : len(q)-1])
+		}
+		n++
+	}
+	return b.String()
+}
