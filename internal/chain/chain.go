@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // FileName is the name of the chain file inside an actor's directory.
@@ -300,6 +301,9 @@ func (c *Chain) appendLocked(kind Kind, op string, data []byte) (Hash, error) {
 	}
 	if len(op) > MaxOpSize {
 		return Hash{}, fmt.Errorf("appending to chain: op is %d bytes, the limit is %d", len(op), MaxOpSize)
+	}
+	if !utf8.ValidString(op) {
+		return Hash{}, errors.New("appending to chain: op is not valid UTF-8")
 	}
 	if len(data) > MaxDataSize {
 		return Hash{}, fmt.Errorf("appending to chain: data is %d bytes, the limit is %d", len(data), MaxDataSize)

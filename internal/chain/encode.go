@@ -34,7 +34,7 @@ const (
 
 	frameHeaderSize = 8                                       // u32 body length, u32 CRC-32C of the body
 	fixedBodySize   = 8 + HashSize + 4 + 4 + 8 + 4 + HashSize // body without kind, op and data
-	minBodySize     = fixedBodySize
+	minBodySize     = fixedBodySize + 1                       // a kind is never empty
 	maxBodySize     = fixedBodySize + MaxKindSize + MaxOpSize + MaxDataSize
 )
 
@@ -135,6 +135,9 @@ func decodeBody(body []byte, intern map[string]string) (Event, error) {
 		return e, fmt.Errorf("%w: %d bytes after data, want the %d-byte hash", errMalformed, len(p), HashSize)
 	}
 	copy(e.Hash[:], p)
+	if len(kind) == 0 || !utf8.Valid(kind) || !utf8.Valid(op) {
+		return e, fmt.Errorf("%w: kind and op must be UTF-8 and the kind non-empty", errMalformed)
+	}
 	e.Kind = internKind(kind)
 	e.Op = internString(intern, op)
 	e.Data = data

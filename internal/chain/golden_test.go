@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -111,4 +113,50 @@ func TestGoldenThroughAppend(t *testing.T) {
 			t.Fatalf("event %d: Append gave %s, golden %s", i, h, events[i].Hash)
 		}
 	}
+}
+
+// docs/chain-format.md's worked example is the first golden vector, and its
+// constants are the code's.
+func TestDocMatchesGolden(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/chain-format.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("testdata/golden.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g goldenFile
+	if err := json.Unmarshal(raw, &g); err != nil {
+		t.Fatal(err)
+	}
+	first := g.Chains[0].Events[0]
+	const fence = "```hex worked-example-record\n"
+	i := bytes.Index(doc, []byte(fence))
+	if i < 0 {
+		t.Fatal("the doc has no worked-example record block")
+	}
+	block := doc[i+len(fence):]
+	block = block[:bytes.Index(block, []byte("```"))]
+	if got := strings.Join(strings.Fields(string(block)), ""); got != first.RecordHex {
+		t.Fatalf("doc's worked example\n %s\nis not golden event 0\n %s", got, first.RecordHex)
+	}
+	for _, want := range []string{
+		first.Hash,
+		hex.EncodeToString([]byte(Magic)),
+		fmt.Sprintf("%d ≤ n ≤ %s", minBodySize, groupDigits(maxBodySize)),
+		fmt.Sprintf("n = %d + len(kind)", fixedBodySize),
+	} {
+		if !bytes.Contains(doc, []byte(want)) {
+			t.Errorf("the doc does not say %q", want)
+		}
+	}
+}
+
+func groupDigits(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + " " + s[i:]
+	}
+	return s
 }
