@@ -127,10 +127,9 @@ func TestCrashRecovery(t *testing.T) {
 			cmd.Wait()
 			t.Fatalf("iteration %d: child stopped early: %v\n%s", iter, sc.Err(), stderr.String())
 		}
-		// A random extra delay, measured in child progress, not in time.
-		for range rng.IntN(3) {
-			sc.Scan()
-		}
+		// Jitter, not a wait for anything: it spreads the kills over the
+		// child's whole loop, writes included, instead of just after a sync.
+		time.Sleep(time.Duration(rng.IntN(3000)) * time.Microsecond)
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}

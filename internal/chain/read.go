@@ -302,6 +302,7 @@ func findValidRecord(f *os.File, off, size int64, res scanResult) (int64, bool, 
 	h := sha256.New()
 	var sum []byte
 	maxRecords := uint64(len(tail)/(frameHeaderSize+minBodySize)) + 1
+	budget := 1 << 30 // bytes of checksum work
 	for i := 1; i+frameHeaderSize+minBodySize <= len(tail); i++ {
 		blen := int(binary.BigEndian.Uint32(tail[i:]))
 		if blen < minBodySize || blen > maxBodySize || i+frameHeaderSize+blen > len(tail) {
@@ -315,6 +316,11 @@ func findValidRecord(f *os.File, off, size int64, res scanResult) (int64, bool, 
 			if seq < res.length || seq-res.length > maxRecords {
 				continue
 			}
+		}
+		// Without the seq filter a hostile tail could make this quadratic;
+		// past the budget, refusing to cut is the safe answer.
+		if budget -= len(body); budget < 0 {
+			return 0, false, fmt.Errorf("damage at offset %d: %s; the %d bytes after it are too costly to search for intact records, refusing to cut them", off, res.reason, len(tail))
 		}
 		if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(tail[i+4:]) {
 			continue
