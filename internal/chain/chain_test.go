@@ -541,3 +541,72 @@ func TestSecretNeverReachesTheFile(t *testing.T) {
 		t.Fatal("the redaction marker or the plain value is missing")
 	}
 }
+
+func TestMemoryChainKeepsEveryEventsData(t *testing.T) {
+	c := NewMemory(Options{})
+	want := make([][]byte, 0, 600)
+	for i := range 600 {
+		d := bytes.Repeat([]byte{byte(i)}, (i*137)%40000) // some above the chunk's inline limit
+		want = append(want, d)
+		if _, err := c.Append(KindCustom, "ev", d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs := collect(t, c)
+	for i, e := range evs {
+		if !bytes.Equal(e.Data, want[i]) {
+			t.Fatalf("event %d: %d bytes, want %d", i, len(e.Data), len(want[i]))
+		}
+	}
+	checkLinked(t, evs)
+}
+
+// After a failed write the chain refuses appends instead of extending a
+// file whose end it no longer knows.
+func TestWriteFailureIsSticky(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	c, _, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Append(KindLog, "log", []byte("ok")); err != nil {
+		t.Fatal(err)
+	}
+	c.f.Close() // the disk goes away under the chain
+	if _, err := c.Append(KindInitCall, "init", nil); err == nil {
+		t.Fatal("a lifecycle append to a dead file succeeded")
+	}
+	if _, err := c.Append(KindLog, "log", nil); err == nil {
+		t.Fatal("an append after a failed write succeeded")
+	}
+	if err := c.Sync(); err == nil {
+		t.Fatal("Sync after a failed write succeeded")
+	}
+	if err := c.Close(); err == nil {
+		t.Fatal("Close hid the failed write")
+	}
+}
+
+func TestParseDurability(t *testing.T) {
+	tests := map[string]struct {
+		in   string
+		want Durability
+		err  bool
+	}{
+		"default":      {"", GroupCommit, false},
+		"group-commit": {"group-commit", GroupCommit, false},
+		"sync":         {"sync", Sync, false},
+		"unknown":      {"fsync-always", 0, true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := ParseDurability(tc.in)
+			if (err != nil) != tc.err || got != tc.want {
+				t.Fatalf("ParseDurability(%q) = %v, %v", tc.in, got, err)
+			}
+			if err == nil && got.String() != map[Durability]string{GroupCommit: "group-commit", Sync: "sync"}[got] {
+				t.Fatalf("String() = %q", got.String())
+			}
+		})
+	}
+}

@@ -320,7 +320,8 @@ func findValidRecord(f *os.File, off, size int64, res scanResult) (int64, bool, 
 		// Without the seq filter a hostile tail could make this quadratic;
 		// past the budget, refusing to cut is the safe answer.
 		if budget -= len(body); budget < 0 {
-			return 0, false, fmt.Errorf("damage at offset %d: %s; the %d bytes after it are too costly to search for intact records, refusing to cut them", off, res.reason, len(tail))
+			return 0, false, &CorruptError{Index: res.events, Offset: off, Reason: fmt.Sprintf(
+				"%s; the %d bytes after it are too costly to search for intact records, refusing to cut them", res.reason, len(tail))}
 		}
 		if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(tail[i+4:]) {
 			continue
