@@ -273,3 +273,5 @@ func (h *harness) last() (chain.Event, map[string]any) {
 func f64bits(v float64) uint64 { return api.EncodeF64(v) }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+func readTestdata(name string) ([]byte, error) { return os.ReadFile(filepath.Join("testdata", name)) }

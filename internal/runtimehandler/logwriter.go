@@ -55,13 +55,15 @@ func (w *logWriter) Write(p []byte) (int, error) {
 		}
 		w.cut = false
 		seg := p
-		if room := w.max - len(w.buf); len(seg) > room {
+		// room is at least 1: a rune longer than a tiny limit is still
+		// collected whole.
+		if room := max(w.max-len(w.buf), 1); len(seg) > room {
 			seg = seg[:room]
 		}
 		if i := bytes.IndexByte(seg, '\n'); i >= 0 {
 			w.buf = append(w.buf, seg[:i]...)
 			p = p[i+1:]
-			if err := w.emit(); err != nil {
+			if err := w.emit(len(w.buf)); err != nil {
 				return total - len(p), err
 			}
 			continue
@@ -69,13 +71,34 @@ func (w *logWriter) Write(p []byte) (int, error) {
 		w.buf = append(w.buf, seg...)
 		p = p[len(seg):]
 		if len(w.buf) >= w.max {
-			w.cut = true
-			if err := w.emit(); err != nil {
+			// Cut before a rune the limit would split; its bytes start the
+			// next line. A line that is nothing but an unfinished rune waits
+			// for the rest of it.
+			cut := runeCut(w.buf)
+			if cut == 0 {
+				continue
+			}
+			w.cut = cut == len(w.buf)
+			if err := w.emit(cut); err != nil {
 				return total - len(p), err
 			}
 		}
 	}
 	return total, nil
+}
+
+// runeCut returns where to cut b so that no UTF-8 sequence is split: before
+// an unfinished sequence at its end (0 if that is all of b), else len(b).
+func runeCut(b []byte) int {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				return i
+			}
+			break
+		}
+	}
+	return len(b)
 }
 
 // flush writes the unfinished line, if any.
@@ -85,18 +108,42 @@ func (w *logWriter) flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	return w.emit()
+	return w.emit(len(w.buf))
 }
 
-func (w *logWriter) emit() error {
-	line := w.buf
-	w.buf = w.buf[:0]
-	if n := len(line); n > 0 && line[n-1] == '\r' {
-		line = line[:n-1]
+// emit writes w.buf[:n] as one line (or more, if replacing invalid UTF-8
+// made it longer than the limit) and keeps the rest of w.buf.
+func (w *logWriter) emit(n int) error {
+	line := w.buf[:n]
+	if k := len(line); k > 0 && line[k-1] == '\r' {
+		line = line[:k-1]
 	}
 	if !utf8.Valid(line) {
-		line = bytes.ToValidUTF8(line, []byte("\uFFFD"))
+		line = bytes.ToValidUTF8(line, []byte("\uFFFD")) // a copy
 	}
+	var err error
+	for first := true; first || len(line) > 0; first = false {
+		piece := line
+		if len(piece) > w.max {
+			end := w.max
+			for end > 0 && !utf8.RuneStart(piece[end]) {
+				end--
+			}
+			if end == 0 {
+				_, end = utf8.DecodeRune(piece)
+			}
+			piece = piece[:end]
+		}
+		line = line[len(piece):]
+		if err == nil {
+			err = w.record(piece)
+		}
+	}
+	w.buf = w.buf[:copy(w.buf, w.buf[n:])]
+	return err
+}
+
+func (w *logWriter) record(line []byte) error {
 	w.a.emitLog(w.level, line, true)
 	w.fields.Reset()
 	w.fields.Str("level", w.level).Str("message", transient(line)).Str("source", "wasi")

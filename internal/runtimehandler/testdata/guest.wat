@@ -29,6 +29,7 @@
   (func (export "set-realloc-mode") (param i32) (global.set $mode (local.get 0)))
   (func (export "set-realloc-answer") (param i32) (global.set $answer (local.get 0)))
   (func (export "heap") (result i32) (global.get $heap))
+  (func (export "set-heap") (param i32) (global.set $heap (local.get 0)))
 
   (func (export "cabi_realloc") (param $old i32) (param $old_size i32) (param $align i32) (param $size i32) (result i32)
     (local $p i32)
