@@ -5,13 +5,17 @@ package chain
 // is a ring whose slots reuse their data buffers.
 type memStore struct {
 	retain int
-	events []Event
-	next   int // ring: slot of the next event
+	events []Event   // ring, when bounded
+	pages  [][]Event // unbounded: fixed-size pages, so growth never copies old events
+	next   int       // ring: slot of the next event
 	full   bool
 	chunk  []byte
 }
 
-const memChunkSize = 64 << 10
+const (
+	memChunkSize = 64 << 10
+	memPageSize  = 1024
+)
 
 func newMemStore(retain int) *memStore {
 	m := &memStore{retain: retain}
@@ -33,7 +37,11 @@ func (m *memStore) add(e Event) {
 		return
 	}
 	e.Data = m.copyData(e.Data)
-	m.events = append(m.events, e)
+	if len(m.pages) == 0 || len(m.pages[len(m.pages)-1]) == memPageSize {
+		m.pages = append(m.pages, make([]Event, 0, memPageSize))
+	}
+	last := &m.pages[len(m.pages)-1]
+	*last = append(*last, e)
 }
 
 // copyData copies into the current chunk; old chunks stay alive through the
@@ -69,9 +77,11 @@ func (m *memStore) each(fn func(Event) error) error {
 		}
 		return nil
 	}
-	for _, e := range m.events {
-		if err := fn(e); err != nil {
-			return err
+	for _, page := range m.pages {
+		for _, e := range page {
+			if err := fn(e); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
