@@ -33,7 +33,7 @@ const (
 
 	maxMaxLogBytes       = 1 << 20
 	maxMaxEventTypeBytes = 4 << 10
-	maxMaxEventBytes     = 16 << 20
+	maxMaxEventBytes     = 8 << 20 // base64 in the event: about 11 MiB, under the chain's 16 MiB per event
 	maxMaxMetricNames    = 10000
 )
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-logr/logr/funcr"
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
 
 	"github.com/troupe-dev/troupe/internal/chain"
 )
@@ -628,5 +629,94 @@ func TestInstantiateTwiceFails(t *testing.T) {
 	}
 	if _, err := Instantiate(ctx, r); err == nil || !strings.Contains(err.Error(), ModuleName) {
 		t.Fatalf("second Instantiate: %v", err)
+	}
+}
+
+// One host module serves every actor of a runtime: each call is served and
+// recorded for the actor bound to its context, also when actors run at the
+// same time on different goroutines.
+func TestActorsShareTheHostModule(t *testing.T) {
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	t.Cleanup(func() { r.Close(ctx) })
+	if _, err := Instantiate(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	compiled, err := r.CompileModule(ctx, loadWasm(t, "guest.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const actors, calls = 4, 200
+	type run struct {
+		a   *Actor
+		c   *chain.Chain
+		mod api.Module
+		err error
+	}
+	runs := make([]*run, actors)
+	for i := range runs {
+		c := chain.NewMemory(chain.Options{})
+		a, err := NewActor(ActorOptions{ID: "actor-" + string(rune('a'+i)), Name: "n", Chain: c, SystemInfo: &fakeSys{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mod, err := r.InstantiateModule(ctx, compiled, wazero.NewModuleConfig().WithName(""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs[i] = &run{a: a, c: c, mod: mod}
+	}
+	done := make(chan struct{})
+	for _, rn := range runs {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			actx := WithActor(ctx, rn.a)
+			fn := rn.mod.ExportedFunction("call-get-actor-id")
+			for j := 0; j < calls; j++ {
+				if _, err := fn.Call(actx, retArea); err != nil {
+					rn.err = err
+					return
+				}
+			}
+		}()
+	}
+	for range runs {
+		<-done
+	}
+	for _, rn := range runs {
+		if rn.err != nil {
+			t.Fatal(rn.err)
+		}
+		if _, n := rn.c.Head(); n != calls {
+			t.Fatalf("%s: %d events, want %d", rn.a.ID(), n, calls)
+		}
+		_ = rn.c.Events(func(e chain.Event) error {
+			if !bytes.Contains(e.Data, []byte(rn.a.ID())) {
+				t.Fatalf("%s's chain holds %s", rn.a.ID(), e.Data)
+			}
+			return nil
+		})
+	}
+}
+
+// The largest event the config allows still fits in one chain event once
+// base64-encoded.
+func TestRecordEventAtTheConfigCeiling(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxEventBytes = maxMaxEventBytes
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if encoded := (maxMaxEventBytes+2)/3*4 + 100; encoded > chain.MaxDataSize {
+		t.Fatalf("base64 of %d bytes is %d, over the chain's %d", maxMaxEventBytes, encoded, chain.MaxDataSize)
+	}
+	h := newHarness(t, "guest.wasm", func(o *ActorOptions) { o.Config = cfg })
+	if _, ok := h.mod.Memory().Grow(maxMaxEventBytes/65536 + 1); !ok {
+		t.Fatal("growing memory")
+	}
+	tp, tl := h.writeStr(argArea, "big")
+	h.mustCall("call-record-event", tp, tl, 65536, maxMaxEventBytes, retArea)
+	if msg, isErr := h.resultErr(); isErr {
+		t.Fatal(msg)
 	}
 }
