@@ -118,8 +118,11 @@ type Actor struct {
 
 	// Instance state, guarded by callLock.
 	mod                                     api.Module
+	mem                                     api.Memory
 	limiter                                 *memoryLimiter
 	fnInit, fnPost, fnRealloc, fnInitialize api.Function
+	// exports caches the functions Call has called.
+	exports map[string]api.Function
 	// deadline of the call in progress (UnixNano), read by the WASI sleep
 	// so a guest cannot sleep past it.
 	deadline atomic.Int64
@@ -442,6 +445,9 @@ func (a *Actor) boot(ctx context.Context) error {
 	if err := a.callInit(ctx); err != nil {
 		return a.fail(err)
 	}
+	// Each api.Function carries its own call stack (10 KiB in wazevo);
+	// an idle actor should not keep the ones only boot needs.
+	a.fnInit, a.fnPost, a.fnRealloc, a.fnInitialize = nil, nil, nil, nil
 	if a.shutdownRequested() {
 		return a.finishShutdown()
 	}
@@ -486,6 +492,7 @@ func (a *Actor) instantiate(ctx context.Context) (err error) {
 		return classifyCallError("instantiate", err, callCtx, a.timeout, a.limiter.refused.Load(), a.limiter.limit)
 	}
 	a.mod = mod
+	a.mem = mod.ExportedMemory(exportMemory)
 	a.fnInit = mod.ExportedFunction(exportInit)
 	a.fnRealloc = mod.ExportedFunction(exportRealloc)
 	if c.hasPost {
@@ -494,7 +501,7 @@ func (a *Actor) instantiate(ctx context.Context) (err error) {
 	if c.hasInitialize {
 		a.fnInitialize = mod.ExportedFunction(exportInitialize)
 	}
-	if a.fnInit == nil || a.fnRealloc == nil || mod.ExportedMemory(exportMemory) == nil {
+	if a.fnInit == nil || a.fnRealloc == nil || a.mem == nil {
 		return newActorError(ReasonMissingExport, "instantiate", "instance lacks init, cabi_realloc or memory")
 	}
 	return nil
@@ -563,7 +570,7 @@ func (a *Actor) lower(ctx context.Context, what string, b []byte) (ptr uint32, e
 		return 0, err
 	}
 	ptr = uint32(res[0])
-	mem := a.mod.Memory()
+	mem := a.mem
 	size := memorySize(mem)
 	switch {
 	case ptr == 0 && len(b) > 0:
@@ -611,7 +618,7 @@ func (a *Actor) callInit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	mem := a.mod.Memory()
+	mem := a.mem
 	view, _ := mem.Read(0, uint32(min(memorySize(mem), 1<<32-1)))
 	out, err := decodeInitResult(view, uint32(res[0]), a.maxState, maxInitErrorBytes)
 	if err != nil {
@@ -667,7 +674,16 @@ func (a *Actor) Call(ctx context.Context, export string, params ...uint64) ([]ui
 	if p := a.Phase(); p != PhaseRunning {
 		return nil, fmt.Errorf("calling %s: actor %s is %s", export, a.id, p)
 	}
-	fn := a.mod.ExportedFunction(export)
+	fn := a.exports[export]
+	if fn == nil {
+		fn = a.mod.ExportedFunction(export)
+		if fn != nil {
+			if a.exports == nil {
+				a.exports = map[string]api.Function{}
+			}
+			a.exports[export] = fn
+		}
+	}
 	if fn == nil {
 		return nil, newActorError(ReasonMissingExport, export, "actor does not export %q", export)
 	}
@@ -700,9 +716,10 @@ func (a *Actor) setPhase(p Phase) {
 func (a *Actor) closeInstance() {
 	if a.mod != nil {
 		_ = a.mod.Close(context.Background())
-		a.mod = nil
+		a.mod, a.mem = nil, nil
 	}
 	a.fnInit, a.fnPost, a.fnRealloc, a.fnInitialize = nil, nil, nil, nil
+	a.exports = nil
 }
 
 // end finishes the current run in phase p with err; called with the call

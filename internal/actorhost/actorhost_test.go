@@ -55,8 +55,13 @@ func (fixedSystemInfo) SystemInfo(context.Context) (runtimehandler.SystemInfo, e
 func newTestEngine(t testing.TB) (*Engine, *logSink) {
 	t.Helper()
 	sink := &logSink{}
+	logger := sink.logger()
+	if _, bench := t.(*testing.B); bench {
+		// Benchmarks measure the engine, not a test logger's formatting.
+		logger = logr.Discard()
+	}
 	e, err := NewEngine(context.Background(), EngineOptions{
-		NoDiskCache: true, Logger: sink.logger(), SystemInfo: fixedSystemInfo{}, Version: "test",
+		NoDiskCache: true, Logger: logger, SystemInfo: fixedSystemInfo{}, Version: "test",
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,123 @@
+package actorhost
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/troupe-dev/troupe/internal/testutil"
+)
+
+// BenchmarkRoundTrip measures a guest -> host -> guest call through the
+// engine, chain append included: one Call of an exported loop that makes
+// b.N runtime calls, so ns/op is the cost of one runtime call. Target:
+// <= 1 us.
+func BenchmarkRoundTrip(b *testing.B) {
+	for _, chainKind := range []string{"memory", "durable"} {
+		for _, fn := range []string{"loop-time", "loop-log"} {
+			name := map[string]string{"loop-time": "get-current-time", "loop-log": "log-100B"}[fn]
+			b.Run(name+"/"+chainKind+"-chain", func(b *testing.B) {
+				e, _ := newTestEngine(b)
+				cfg := ActorConfig{Name: "bench", Component: compile(b, e, "counter"), CallTimeout: time.Hour,
+					MemoryChainRetain: 4096}
+				if chainKind == "durable" {
+					cfg.Dir = b.TempDir()
+				}
+				a := start(b, e, cfg)
+				b.ReportAllocs()
+				b.ResetTimer()
+				if _, err := a.Call(context.Background(), fn, uint64(b.N)); err != nil {
+					b.Fatal(err)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkWarmStart measures starting an actor whose module is compiled
+// already: instantiate, _initialize, init, chain events (in memory).
+// Targets: <= 1 ms for a small actor, <= 10 ms for a Go actor.
+func BenchmarkWarmStart(b *testing.B) {
+	modules := map[string]func(b *testing.B) []byte{
+		"wat": func(b *testing.B) []byte { return readWasm(b, "minimal") },
+		"go-hello": func(b *testing.B) []byte {
+			if testing.Short() {
+				b.Skip("builds examples/hello with the Go toolchain")
+			}
+			return testutil.BuildExample(b, "hello")
+		},
+	}
+	for _, name := range []string{"wat", "go-hello"} {
+		b.Run(name, func(b *testing.B) {
+			e, _ := newTestEngine(b)
+			c, err := e.Compile(context.Background(), modules[name](b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				a, err := e.Start(context.Background(), ActorConfig{Name: "bench", Component: c, MemoryChainRetain: 16})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if err := a.Stop(context.Background(), "bench"); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+// BenchmarkIdleActorMemory instantiates batches of small actors and reports
+// what each costs while idle: Go heap (the instance, the handler, the
+// chain) plus the RAM its linear memory holds. Target: <= 64 KiB per actor.
+func BenchmarkIdleActorMemory(b *testing.B) {
+	const perBatch = 1000
+	for _, chainKind := range []string{"memory", "durable"} {
+		b.Run(chainKind+"-chain", func(b *testing.B) {
+			e, _ := newTestEngine(b)
+			c := compile(b, e, "minimal")
+			var heapSum, linSum float64
+			for range b.N {
+				b.StopTimer()
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				b.StartTimer()
+				actors := make([]*Actor, 0, perBatch)
+				for range perBatch {
+					cfg := ActorConfig{Name: "idle", Component: c, MemoryChainRetain: 16}
+					if chainKind == "durable" {
+						cfg.Dir = b.TempDir()
+					}
+					a, err := e.Start(context.Background(), cfg)
+					if err != nil {
+						b.Fatal(err)
+					}
+					actors = append(actors, a)
+				}
+				b.StopTimer()
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				var lin uint64
+				for _, a := range actors {
+					lin += a.MemoryResidentBytes()
+				}
+				heapSum += float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / perBatch
+				linSum += float64(lin) / perBatch
+				for _, a := range actors {
+					_ = a.Stop(context.Background(), "bench")
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(heapSum/float64(b.N), "heap-B/actor")
+			b.ReportMetric(linSum/float64(b.N), "linmem-B/actor")
+			b.ReportMetric((heapSum+linSum)/float64(b.N), "B/actor")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
