@@ -13,9 +13,9 @@ import (
 // guest broke the canonical ABI (a pointer or length outside its memory, a
 // misaligned return pointer, a bogus cabi_realloc answer, a missing export)
 // or when the call can't be recorded. wazero recovers it and fails the
-// guest's call with an error that wraps it, so the engine can
-// errors.As(err, &*TrapError) and report a clear reason; only that actor
-// traps, the host carries on.
+// guest's call with an error that wraps it, so the engine can find it with
+// errors.As (var te *TrapError; errors.As(err, &te)) and report a clear
+// reason; only that actor traps, the host carries on.
 type TrapError struct {
 	// Func is the runtime function that trapped, e.g. "get-env".
 	Func string
@@ -70,8 +70,8 @@ type call struct {
 	a   *Actor
 }
 
-// begin resolves the actor bound to ctx and the guest's memory, trapping
-// when either is missing, and refuses a call made from inside the guest's
+// begin resolves the actor bound to ctx, trapping when there is none, and
+// refuses a call made from inside the guest's
 // cabi_realloc: the canonical ABI forbids that (may_leave is false during
 // realloc), and allowing it would let a guest recurse through the host
 // until the Go stack overflows, which no recover can catch.
@@ -211,17 +211,16 @@ func (c *call) lowerString(s string) (ptr, n uint32) {
 // should ever be near it.
 const maxLowerBytes = 64 << 20
 
-// store writes b at retptr+off. The return area was validated by
-// checkRetptr, but cabi_realloc ran since, and a hostile allocator could
-// have shrunk nothing (wasm memory never shrinks); the check stays for
-// safety against a future engine.
+// store writes b at retptr+off. checkRetptr validated the return area and
+// wasm memory never shrinks, so the write can't fail; the check stays so
+// that a future engine can't turn a bug into a panic.
 func (c *call) store(retptr, off uint32, b []byte) {
 	if !c.memory().Write(retptr+off, b) {
 		trap(c.fn, "writing the result to the return area", nil)
 	}
 }
 
-// storeStringAt writes a (ptr, len) pair at retptr+off.
+// storePair writes a string's (ptr, len) at retptr+off.
 func (c *call) storePair(retptr, off, ptr, n uint32) {
 	var buf [8]byte
 	binary.LittleEndian.PutUint32(buf[0:], ptr)

@@ -104,8 +104,21 @@ func transient(b []byte) string {
 // record appends the event built in the actor's fields to its chain. A
 // call that can't be recorded traps: an actor must not act unaudited.
 func (c *call) record(kind chain.Kind, f *eventFields) {
-	if _, err := c.a.rec.Append(kind, c.fn, f.Data()); err != nil {
+	data := f.Data()
+	if _, err := c.a.rec.Append(kind, c.fn, data); err != nil {
 		trap(c.fn, "recording the call in the actor's chain", err)
+	}
+	releaseLarge(f, data)
+}
+
+// maxKeptEventBuffer is the largest event buffer an actor keeps between
+// calls: one megabyte event must not cost an idle actor a megabyte forever.
+const maxKeptEventBuffer = 64 << 10
+
+// releaseLarge drops f's buffer when the event just built was large.
+func releaseLarge(f *eventFields, data []byte) {
+	if len(data) > maxKeptEventBuffer {
+		*f = eventFields{}
 	}
 }
 

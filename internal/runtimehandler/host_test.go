@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -719,4 +720,31 @@ func TestRecordEventAtTheConfigCeiling(t *testing.T) {
 	if msg, isErr := h.resultErr(); isErr {
 		t.Fatal(msg)
 	}
+}
+
+// A large event must not leave a large buffer on an idle actor.
+func TestLargeEventBufferReleased(t *testing.T) {
+	h := newHarness(t, "guest.wasm")
+	if _, ok := h.mod.Memory().Grow(4); !ok {
+		t.Fatal("growing memory")
+	}
+	tp, tl := h.writeStr(argArea, "bulk")
+	h.mustCall("call-record-event", tp, tl, 65536, 200<<10, retArea)
+	if msg, isErr := h.resultErr(); isErr {
+		t.Fatal(msg)
+	}
+	if n := fieldsCap(&h.actor.fields); n > maxKeptEventBuffer {
+		t.Fatalf("the actor keeps a %d-byte event buffer", n)
+	}
+	// A small one keeps its buffer, so the next call needn't allocate one.
+	h.mustCall("call-record-event", tp, tl, 65536, 100, retArea)
+	if n := fieldsCap(&h.actor.fields); n == 0 {
+		t.Fatal("a small event's buffer was dropped")
+	}
+}
+
+// fieldsCap is the capacity of a chain.Fields' buffer (an unexported
+// field: reflect may read its capacity).
+func fieldsCap(f *eventFields) int {
+	return reflect.ValueOf(f).Elem().Field(0).Cap()
 }

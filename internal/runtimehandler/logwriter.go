@@ -147,8 +147,10 @@ func (w *logWriter) record(line []byte) error {
 	w.a.emitLog(w.level, line, true)
 	w.fields.Reset()
 	w.fields.Str("level", w.level).Str("message", transient(line)).Str("source", "wasi")
-	if _, err := w.a.rec.Append(chain.KindLog, OpWASIOutput, w.fields.Data()); err != nil {
+	data := w.fields.Data()
+	if _, err := w.a.rec.Append(chain.KindLog, OpWASIOutput, data); err != nil {
 		return &wrapErr{"recording the actor's output in its chain", err}
 	}
+	releaseLarge(&w.fields, data)
 	return nil
 }
