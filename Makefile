@@ -33,6 +33,11 @@ run: $(BIN)/examples/hello.wasm ## Build troupe and the hello actor and run it o
 	go build -ldflags '$(LDFLAGS)' -o $(BIN)/troupe ./cmd/troupe
 	$(BIN)/troupe run --once examples/hello/actor.yaml
 
+.PHONY: run
+run: $(BIN)/examples/hello.wasm ## Build troupe and the hello actor and run it once: its logs, then the chain head.
+	go build -ldflags '$(LDFLAGS)' -o $(BIN)/troupe ./cmd/troupe
+	$(BIN)/troupe run --once examples/hello/actor.yaml
+
 .PHONY: examples
 examples: $(addprefix $(BIN)/examples/,$(addsuffix .wasm,$(EXAMPLES))) ## Build the example actors (wasip1 reactors).
 
