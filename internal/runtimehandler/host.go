@@ -3,6 +3,7 @@ package runtimehandler
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"strconv"
 	"unicode/utf8"
@@ -61,18 +62,10 @@ func Instantiate(ctx context.Context, r wazero.Runtime) (api.Module, error) {
 		"data_is_some", "data_ptr", "data_len", "retptr")
 	m, err := b.Instantiate(ctx)
 	if err != nil {
-		return nil, &wrapErr{"instantiating host module " + ModuleName, err}
+		return nil, fmt.Errorf("instantiating host module %s: %w", ModuleName, err)
 	}
 	return m, nil
 }
-
-type wrapErr struct {
-	msg string
-	err error
-}
-
-func (e *wrapErr) Error() string { return e.msg + ": " + e.err.Error() }
-func (e *wrapErr) Unwrap() error { return e.err }
 
 // Result layouts (canonical ABI, lowered by wit-bindgen):
 //

@@ -748,3 +748,56 @@ func TestLargeEventBufferReleased(t *testing.T) {
 func fieldsCap(f *eventFields) int {
 	return reflect.ValueOf(f).Elem().Field(0).Cap()
 }
+
+// The host module's core signatures are the canonical ABI lowering of the
+// WIT (the facts of the issue: get-env three i32, log five, record-metric
+// (i32, i32, f64, i32), get-current-time () -> i64, ...).
+func TestCoreSignatures(t *testing.T) {
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	t.Cleanup(func() { r.Close(ctx) })
+	m, err := Instantiate(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"get-actor-id":        "(i32)",
+		"get-actor-name":      "(i32)",
+		"get-current-time":    "() -> (i64)",
+		"get-env":             "(i32,i32,i32)",
+		"log":                 "(i32,i32,i32,i32,i32)",
+		"record-metric":       "(i32,i32,f64,i32)",
+		"record-event":        "(i32,i32,i32,i32,i32)",
+		"get-theater-version": "(i32)",
+		"get-system-info":     "(i32)",
+		"shutdown":            "(i32,i32,i32,i32)",
+	}
+	defs := m.ExportedFunctionDefinitions()
+	if len(defs) != len(want) {
+		t.Fatalf("%d exports, want %d", len(defs), len(want))
+	}
+	for name, sig := range want {
+		d, ok := defs[name]
+		if !ok {
+			t.Fatalf("no export %q", name)
+		}
+		got := "(" + typeNames(d.ParamTypes()) + ")"
+		if len(d.ResultTypes()) > 0 {
+			got += " -> (" + typeNames(d.ResultTypes()) + ")"
+		}
+		if got != sig {
+			t.Errorf("%s: %s, want %s", name, got, sig)
+		}
+	}
+	if m.Name() != "theater:simple/runtime" {
+		t.Fatalf("module name %q", m.Name())
+	}
+}
+
+func typeNames(ts []api.ValueType) string {
+	var names []string
+	for _, vt := range ts {
+		names = append(names, api.ValueTypeName(vt))
+	}
+	return strings.Join(names, ",")
+}

@@ -2,6 +2,7 @@ package runtimehandler
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"sync"
 	"unicode/utf8"
@@ -149,7 +150,7 @@ func (w *logWriter) record(line []byte) error {
 	w.fields.Str("level", w.level).Str("message", transient(line)).Str("source", "wasi")
 	data := w.fields.Data()
 	if _, err := w.a.rec.Append(chain.KindLog, OpWASIOutput, data); err != nil {
-		return &wrapErr{"recording the actor's output in its chain", err}
+		return fmt.Errorf("recording the actor's output in its chain: %w", err)
 	}
 	releaseLarge(&w.fields, data)
 	return nil
