@@ -1,0 +1,82 @@
+package v1alpha1
+
+// Names of the controller <-> host protocol (PROTOCOL.md): the manager and
+// the host pods never talk directly, only through these labels, annotations
+// and status fields on the API server.
+
+// Host leases: every host pod renews a coordination.k8s.io/v1 Lease named
+// after itself in its own namespace.
+const (
+	// HostLeaseLabel marks a Lease as a host's heartbeat; its value is
+	// HostLeaseLabelValue.
+	HostLeaseLabel = "theater.troupe.dev/host"
+	// HostLeaseLabelValue is HostLeaseLabel's value on host leases.
+	HostLeaseLabelValue = "true"
+	// NodeAnnotation on a host Lease names the node the host pod runs on.
+	NodeAnnotation = "theater.troupe.dev/node"
+	// CapacityAnnotation on a host Lease is the most actors the host runs,
+	// a decimal integer; missing or malformed means DefaultHostCapacity.
+	CapacityAnnotation = "theater.troupe.dev/capacity"
+	// DefaultHostCapacity is a host's capacity when its Lease declares none.
+	DefaultHostCapacity = 1000
+	// DefaultLeaseDurationSeconds is a host lease's duration when the host
+	// is not told otherwise; it renews every third of it.
+	DefaultLeaseDurationSeconds = 15
+)
+
+// Assignment: the controller names the host pod in status.hostPod (the pod's
+// name; hosts live in one namespace) and in this label, so that each host
+// watches only its own actors with a label selector.
+const (
+	// AssignedHostLabel on an Actor is the name of the host pod it is
+	// assigned to; absent while unassigned or suspended.
+	AssignedHostLabel = "theater.troupe.dev/assigned-host"
+	// ChainFlushFinalizer keeps a deleted Actor until its host has stopped
+	// it and flushed its chain (Ready=False, reason ReasonStopped), or the
+	// host is gone.
+	ChainFlushFinalizer = "theater.troupe.dev/chain-flush"
+)
+
+// Condition reasons of the protocol not listed in actor_helpers.go.
+const (
+	// ReasonStopped (Ready=False), written by the host: it stopped the
+	// actor of a deleted Actor and flushed its chain; status.chain is the
+	// final head. The controller removes ChainFlushFinalizer on it.
+	ReasonStopped = "Stopped"
+	// ReasonEnvSourceMissing (Ready=False), written by the host: a
+	// ConfigMap or Secret the actor's env needs does not exist.
+	ReasonEnvSourceMissing = "EnvSourceMissing"
+	// ReasonInvalidSpec (Scheduled=False): the spec breaks a rule the API
+	// server did not enforce (an Actor admitted by an older CRD); the
+	// message names the field.
+	ReasonInvalidSpec = "InvalidSpec"
+)
+
+// Event reasons the controller records on Actors.
+const (
+	// EventPlaced: the actor was assigned to a host.
+	EventPlaced = "Placed"
+	// EventMoved: the actor's host died (or no longer fits its spec) and
+	// it was assigned to another one.
+	EventMoved = "Moved"
+	// EventNoHost: no live host can take the actor.
+	EventNoHost = "NoHost"
+	// EventRestarting: the actor stopped and its restartPolicy restarts it.
+	EventRestarting = "Restarting"
+	// EventFailed: the host reported the actor failed.
+	EventFailed = "Failed"
+	// EventSuspended: spec.suspend stopped the actor.
+	EventSuspended = "Suspended"
+	// EventFinalizerRemoved: the Actor may go; its chain was flushed or
+	// could not be (the message says which).
+	EventFinalizerRemoved = "FinalizerRemoved"
+	// EventInvalidSpec: see ReasonInvalidSpec.
+	EventInvalidSpec = "InvalidSpec"
+)
+
+// AssignedTo reports whether the actor's current assignment names host pod
+// hostPod with epoch epoch: the only case in which that host may run the
+// actor and write its status.
+func (a *Actor) AssignedTo(hostPod string, epoch int64) bool {
+	return hostPod != "" && a.Status.HostPod == hostPod && a.Status.Epoch == epoch
+}
