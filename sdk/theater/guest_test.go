@@ -1,0 +1,254 @@
+package theater_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/troupe-dev/troupe/internal/testutil"
+	"github.com/troupe-dev/troupe/sdk/theater"
+)
+
+// These tests build testdata/abiactor, a Go actor that calls every SDK
+// function, and run it under testutil.FakeRuntime, a host-side
+// implementation of the canonical ABI written independently of the SDK.
+
+const abiActorDir = "sdk/theater/testdata/abiactor"
+
+func newFake(mode string) *testutil.FakeRuntime {
+	fr := &testutil.FakeRuntime{
+		ID:      "4f9c2a8e-0d7b-4e0f-9a51-7d3c2b1a0f11",
+		Name:    "abi-actor",
+		Version: "v9.8.7-test",
+		Now:     func() time.Time { return time.UnixMilli(1_700_000_000_123) },
+		SystemInfo: testutil.SystemInfo{
+			Hostname: "node-7", OSType: "linux", OSRelease: "6.8.0-troupe",
+			CPUCount: 12, MemoryTotal: 1 << 36, MemoryAvailable: 3 << 33, Uptime: 987654,
+		},
+	}
+	fr.SetEnv("MODE", mode)
+	return fr
+}
+
+func TestABIActorImportsEveryRuntimeFunctionWithItsExactSignature(t *testing.T) {
+	m := testutil.Compile(t, testutil.BuildActor(t, abiActorDir))
+	if err := testutil.CheckGuestABI(m); err != nil {
+		t.Fatalf("the SDK's module departs from the guest ABI:\n%v", err)
+	}
+	var all []string
+	for name := range testutil.RuntimeImports {
+		all = append(all, name)
+	}
+	slices.Sort(all)
+	if got := testutil.RuntimeImportNames(m); !slices.Equal(got, all) {
+		t.Fatalf("runtime imports = %v, want all ten: %v", got, all)
+	}
+	for _, name := range []string{testutil.InitExport, testutil.ReallocExport, testutil.PostInitExport, testutil.InitializeFunc} {
+		if _, ok := m.ExportedFunctions()[name]; !ok {
+			t.Errorf("does not export %s", name)
+		}
+	}
+}
+
+func TestReportSeesEveryValueTheHostSent(t *testing.T) {
+	wasm := testutil.BuildActor(t, abiActorDir)
+	fr := newFake("report")
+	fr.SetEnv("GREETING", "héllo, wörld")
+	g := testutil.StartGuest(t, wasm, fr)
+
+	out, hasOut, err := g.Init(context.Background(), []byte("prior state"), true, fr.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasOut {
+		t.Fatal("init returned no state, want the report")
+	}
+	var rep struct {
+		ID, IDParam, Name, Version string
+		NowMillis, NowTime         int64
+		Greeting                   string
+		GreetingOK, MissingOK      bool
+		Sys                        theater.SystemInfo
+		LogOK, MetricOK, EventOK   string
+		LogErr, MetricErr          string
+		EventErr, ShutdownOK       string
+		LogErrFunc                 string
+		State                      []byte
+		HasState                   bool
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("decoding the report %q: %v", out, err)
+	}
+
+	wantSys := theater.SystemInfo{
+		Hostname: "node-7", OSType: "linux", OSRelease: "6.8.0-troupe",
+		CPUCount: 12, MemoryTotal: 1 << 36, MemoryAvailable: 3 << 33, Uptime: 987654,
+	}
+	checks := map[string]struct{ got, want any }{
+		"ActorID":                 {rep.ID, fr.ID},
+		"init's actor id":         {rep.IDParam, fr.ID},
+		"ActorName":               {rep.Name, fr.Name},
+		"TheaterVersion":          {rep.Version, fr.Version},
+		"CurrentTimeMillis":       {rep.NowMillis, int64(1_700_000_000_123)},
+		"Now":                     {rep.NowTime, int64(1_700_000_000_123)},
+		"Getenv(GREETING)":        {rep.Greeting, "héllo, wörld"},
+		"Getenv(GREETING) ok":     {rep.GreetingOK, true},
+		"Getenv(MISSING) ok":      {rep.MissingOK, false},
+		"GetSystemInfo":           {rep.Sys, wantSys},
+		"Info error":              {rep.LogOK, ""},
+		"RecordMetric error":      {rep.MetricOK, ""},
+		"RecordEvent error":       {rep.EventOK, ""},
+		"Shutdown error":          {rep.ShutdownOK, ""},
+		"Log(loud) error":         {rep.LogErr, `theater: log: unknown log level "loud": use debug, info, warn or error`},
+		"Log(loud) RuntimeError":  {rep.LogErrFunc, "log"},
+		"RecordMetric(NaN) error": {rep.MetricErr, "theater: record-metric: metric bad_metric: value NaN is not finite"},
+		"RecordEvent('') error":   {rep.EventErr, "theater: record-event: event type must be a non-empty UTF-8 string"},
+		"state":                   {string(rep.State), "prior state"},
+		"hasState":                {rep.HasState, true},
+	}
+	for name, c := range checks {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s = %#v, want %#v", name, c.got, c.want)
+		}
+	}
+
+	if got, want := fr.Logs(), []testutil.LogLine{{Level: "info", Message: "hello from abi-actor"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("host logs = %+v, want %+v", got, want)
+	}
+	if got, want := fr.Metrics(), []testutil.Metric{{Name: "good_metric", Value: 1.5}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("host metrics = %+v, want %+v", got, want)
+	}
+	if got, want := fr.Events(), []testutil.Event{{Type: "bytes", Data: []byte{0, 1, 2, 255}}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("host events = %+v, want %+v", got, want)
+	}
+	if data, hasData, requested := fr.ShutdownRequest(); !requested || !hasData || string(data) != "bye" {
+		t.Errorf("shutdown = (%q, %v, %v), want (bye, true, true)", data, hasData, requested)
+	}
+}
+
+func TestInitResults(t *testing.T) {
+	wasm := testutil.BuildActor(t, abiActorDir)
+	big := make([]byte, 4<<20)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	tests := map[string]struct {
+		mode      string
+		state     []byte
+		hasState  bool
+		wantState []byte
+		wantHas   bool
+		wantErr   string // substring of the *InitError message; "" for ok
+	}{
+		"none in, none out":                  {mode: "echo"},
+		"some empty in, some empty out":      {mode: "echo", state: []byte{}, hasState: true, wantState: []byte{}, wantHas: true},
+		"4 MiB state round trip":             {mode: "echo", state: big, hasState: true, wantState: big, wantHas: true},
+		"nil state with no error is none":    {mode: "none", state: []byte("x"), hasState: true},
+		"error result carries the message":   {mode: "error", wantErr: "boom for actor-1"},
+		"a panic becomes an error result":    {mode: "panic", wantErr: "theater: init panicked: assignment to entry in nil map"},
+		"an unknown mode is the actor's err": {mode: "nope", wantErr: `unknown MODE "nope"`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			g := testutil.StartGuest(t, wasm, newFake(tc.mode))
+			// Twice on one instance: the second call must not see leftovers of the first.
+			for call := 1; call <= 2; call++ {
+				got, has, err := g.Init(context.Background(), tc.state, tc.hasState, "actor-1")
+				if tc.wantErr != "" {
+					var ie *testutil.InitError
+					if !errors.As(err, &ie) || !strings.Contains(ie.Message, tc.wantErr) {
+						t.Fatalf("call %d: err = %v, want an init error containing %q", call, err, tc.wantErr)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("call %d: %v", call, err)
+				}
+				if has != tc.wantHas || !slices.Equal(got, tc.wantState) || (has && got == nil) {
+					t.Fatalf("call %d: state = (%d bytes, has=%v), want (%d bytes, has=%v)", call, len(got), has, len(tc.wantState), tc.wantHas)
+				}
+			}
+			if tc.mode == "panic" && !strings.Contains(g.Stderr(), "goroutine") {
+				t.Errorf("the panic's stack did not reach stderr: %q", g.Stderr())
+			}
+		})
+	}
+}
+
+func TestShutdownDistinguishesNoneFromEmpty(t *testing.T) {
+	wasm := testutil.BuildActor(t, abiActorDir)
+	tests := map[string]struct {
+		mode    string
+		hasData bool
+	}{
+		"Shutdown(nil) is none":            {mode: "shutdown-none", hasData: false},
+		"Shutdown([]byte{}) is some(\"\")": {mode: "shutdown-empty", hasData: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			fr := newFake(tc.mode)
+			g := testutil.StartGuest(t, wasm, fr)
+			if _, _, err := g.Init(context.Background(), nil, false, "a"); err != nil {
+				t.Fatal(err)
+			}
+			data, hasData, requested := fr.ShutdownRequest()
+			if !requested || hasData != tc.hasData || len(data) != 0 {
+				t.Fatalf("shutdown = (%q, hasData=%v, requested=%v), want hasData=%v", data, hasData, requested, tc.hasData)
+			}
+		})
+	}
+}
+
+// TestStressKeepsHostBuffersAlive makes the guest collect garbage while the
+// host writes 256 KiB strings (and three 100 KiB ones in one get-system-info)
+// into buffers from cabi_realloc, from four goroutines; the guest checks every
+// value it gets back.
+func TestStressKeepsHostBuffersAlive(t *testing.T) {
+	wasm := testutil.BuildActor(t, abiActorDir)
+	fr := newFake("stress")
+	const unit, repeat = "0123456789abcdef", 1 << 14 // 256 KiB
+	fr.SetEnv("BIG", strings.Repeat(unit, repeat))
+	fr.SetEnv("BIG_UNIT", unit)
+	fr.SetEnv("BIG_REPEAT", strconv.Itoa(repeat))
+	fr.SetEnv("ITERATIONS", "20")
+	const sysLen = 100 << 10
+	fr.SystemInfo.Hostname = strings.Repeat("h", sysLen)
+	fr.SystemInfo.OSType = strings.Repeat("t", sysLen)
+	fr.SystemInfo.OSRelease = strings.Repeat("r", sysLen)
+	fr.SetEnv("SYS_LEN", strconv.Itoa(sysLen))
+	fr.ReallocChurn = 1 << 20
+	g := testutil.StartGuest(t, wasm, fr)
+	for call := 0; call < 2; call++ {
+		if _, _, err := g.Init(context.Background(), nil, false, fr.ID); err != nil {
+			t.Fatalf("call %d: %v", call, err)
+		}
+	}
+	// Memory must stay bounded: released pins are garbage, not a leak. 2 calls
+	// x 4 goroutines x 20 iterations x ~6.6 MiB (values and churn) = ~1 GiB
+	// went through.
+	if size := g.Module().Memory().Size(); size > 64<<20 {
+		t.Errorf("guest memory grew to %d MiB", size>>20)
+	}
+}
+
+func BenchmarkGuestCall(b *testing.B) {
+	wasm := testutil.BuildActor(b, abiActorDir)
+	for _, op := range []string{"time", "actor-id", "getenv", "log"} {
+		b.Run(op, func(b *testing.B) {
+			fr := newFake("bench:" + op)
+			fr.SetEnv("GREETING", "hello")
+			g := testutil.StartGuest(b, wasm, fr)
+			ctx := context.Background()
+			b.ResetTimer()
+			if _, _, err := g.Init(ctx, []byte(strconv.Itoa(b.N)), true, "bench"); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}

@@ -1,0 +1,94 @@
+//go:build !wasip1
+
+package theater
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestCallInit(t *testing.T) {
+	var stack strings.Builder
+	panicOutput = &stack
+	t.Cleanup(func() { initFunc, panicOutput = nil, os.Stderr })
+	tests := map[string]struct {
+		fn        InitFunc
+		wantState string
+		wantErr   string
+	}{
+		"no OnInit says how to register": {
+			fn:      nil,
+			wantErr: "call theater.OnInit from a package init function",
+		},
+		"state and id reach the function": {
+			fn: func(state []byte, hasState bool, id string) ([]byte, error) {
+				if !hasState {
+					return nil, errors.New("hasState is false")
+				}
+				return append(state, " "+id...), nil
+			},
+			wantState: "old a1",
+		},
+		"a panic becomes an error": {
+			fn:      func([]byte, bool, string) ([]byte, error) { panic("kaboom") },
+			wantErr: "theater: init panicked: kaboom",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			OnInit(tc.fn)
+			got, err := callInit([]byte("old"), true, "a1")
+			if tc.wantErr != "" {
+				if strings.Contains(tc.wantErr, "panicked") && !strings.Contains(stack.String(), "goroutine") {
+					t.Errorf("the panic's stack was not reported: %q", stack.String())
+				}
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || got != nil {
+					t.Fatalf("callInit = (%q, %v), want error containing %q", got, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || string(got) != tc.wantState {
+				t.Fatalf("callInit = (%q, %v), want %q", got, err, tc.wantState)
+			}
+		})
+	}
+}
+
+func TestOutsideWasmCallsFailClearly(t *testing.T) {
+	errCalls := map[string]func() error{
+		"Log":          func() error { return Info("x") },
+		"RecordMetric": func() error { return RecordMetric("m", 1) },
+		"RecordEvent":  func() error { return RecordEvent("e", nil) },
+		"Shutdown":     func() error { return Shutdown(nil) },
+	}
+	for name, call := range errCalls {
+		if err := call(); !errors.Is(err, ErrNotWasm) {
+			t.Errorf("%s outside wasm = %v, want ErrNotWasm", name, err)
+		}
+	}
+	panicCalls := map[string]func(){
+		"ActorID":       func() { ActorID() },
+		"Now":           func() { Now() },
+		"Getenv":        func() { Getenv("X") },
+		"GetSystemInfo": func() { GetSystemInfo() },
+	}
+	for name, call := range panicCalls {
+		func() {
+			defer func() {
+				if r := recover(); r == nil || !strings.Contains(r.(string), "GOOS=wasip1") {
+					t.Errorf("%s outside wasm panicked with %v, want a message naming GOOS=wasip1", name, r)
+				}
+			}()
+			call()
+		}()
+	}
+}
+
+func TestRuntimeErrorMessage(t *testing.T) {
+	err := error(&RuntimeError{Func: "log", Message: "unknown log level"})
+	if got, want := err.Error(), "theater: log: unknown log level"; got != want {
+		t.Fatalf("Error() = %q, want %q", got, want)
+	}
+}
