@@ -10,6 +10,15 @@ EXAMPLES := $(notdir $(patsubst %/,%,$(dir $(wildcard examples/*/main.go))))
 GOTEST_FLAGS ?= -count=1
 BENCH ?= .
 BENCHTIME ?= 1s
+CONTROLLER_GEN ?= go tool controller-gen
+# Packages whose kubebuilder markers generate the CRDs and deepcopy code, and
+# the manager's RBAC role (from +kubebuilder:rbac markers on reconcilers).
+API_PATHS := ./api/...
+RBAC_PATHS := ./controllers/...
+# $(call gen_crd,DIR) and $(call gen_rbac,DIR) write under DIR, so that
+# check-generated can regenerate into a temporary directory and compare.
+gen_crd = $(CONTROLLER_GEN) crd paths="$(API_PATHS)" output:crd:artifacts:config=$(1)/crd/bases
+gen_rbac = $(CONTROLLER_GEN) rbac:roleName=manager-role paths="$(RBAC_PATHS)" output:rbac:artifacts:config=$(1)/rbac
 
 .PHONY: help
 help: ## Show this help.
@@ -44,13 +53,34 @@ lint: ## go vet and a gofmt check that fails on unformatted files.
 wat: ## Compile the hand-written *.wat test actors to the .wasm files beside them.
 	hack/wat.sh
 
+.PHONY: manifests
+manifests: ## Generate the CRDs (config/crd/bases) and the manager's RBAC role (config/rbac) from markers.
+	$(call gen_crd,config)
+	$(call gen_rbac,config)
+
+.PHONY: generate
+generate: ## Generate the API types' deepcopy methods (zz_generated.deepcopy.go).
+	$(CONTROLLER_GEN) object paths="$(API_PATHS)"
+
+.PHONY: envtest
+envtest: ## Build (once; cached) kube-apiserver and etcd for envtest suites; prints the KUBEBUILDER_ASSETS export.
+	@echo "export KUBEBUILDER_ASSETS=$$(hack/setup-envtest.sh)"
+
 .PHONY: check-generated
 check-generated: ## Fail when a committed generated file is stale.
 	@if command -v wat2wasm >/dev/null; then hack/wat.sh --check; else echo "skipping the .wat drift check: no wat2wasm (apt-get install wabt)"; fi
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(call gen_crd,$$tmp); $(call gen_rbac,$$tmp); \
+	$(CONTROLLER_GEN) object paths="$(API_PATHS)" output:object:dir="$$tmp/object"; \
+	mkdir -p "$$tmp/crd/bases"; stale=0; \
+	diff -ru config/crd/bases "$$tmp/crd/bases" || stale=1; \
+	if [[ -e config/rbac/role.yaml || -e "$$tmp/rbac/role.yaml" ]]; then diff -u config/rbac/role.yaml "$$tmp/rbac/role.yaml" || stale=1; fi; \
+	diff -u api/v1alpha1/zz_generated.deepcopy.go "$$tmp/object/zz_generated.deepcopy.go" || stale=1; \
+	if [[ $$stale == 1 ]]; then echo "generated files are stale: run 'make manifests generate' and commit them" >&2; exit 1; fi
 
 .PHONY: test
-test: lint check-generated ## Run every test (what CI runs).
-	go test $(GOTEST_FLAGS) ./...
+test: lint check-generated envtest ## Run every test (what CI runs).
+	assets=$${KUBEBUILDER_ASSETS:-$$(hack/setup-envtest.sh)}; KUBEBUILDER_ASSETS=$$assets go test $(GOTEST_FLAGS) ./...
 
 .PHONY: bench
 bench: ## Run the Go benchmarks of the hot paths.

@@ -1,0 +1,201 @@
+package v1alpha1
+
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Condition types of an Actor.
+const (
+	// ConditionScheduled is True while the actor is assigned to a live host.
+	ConditionScheduled = "Scheduled"
+	// ConditionReady is True while the actor's host runs it; `kubectl wait
+	// --for=condition=Ready` waits for it.
+	ConditionReady = "Ready"
+)
+
+// Condition reasons. Each says why a condition has its status.
+const (
+	// ReasonAssigned (Scheduled=True): a host was picked.
+	ReasonAssigned = "Assigned"
+	// ReasonNoHost (Scheduled=False): no live host matches the actor's
+	// nodeSelector and tolerations, or all are full.
+	ReasonNoHost = "NoHostAvailable"
+	// ReasonHostLost (Scheduled=False): the assigned host's lease expired;
+	// the actor is being moved.
+	ReasonHostLost = "HostLost"
+	// ReasonSuspended (Scheduled and Ready False): spec.suspend is true.
+	ReasonSuspended = "Suspended"
+	// ReasonStarting (Ready=False): the host is fetching, compiling or
+	// initialising the component.
+	ReasonStarting = "Starting"
+	// ReasonRunning (Ready=True): init returned and the actor is live.
+	ReasonRunning = "Running"
+	// ReasonComponentError (Ready=False): the component could not be
+	// fetched, failed its sha256 pin, or did not compile or instantiate.
+	ReasonComponentError = "ComponentError"
+	// ReasonInitFailed (Ready=False): init returned an error.
+	ReasonInitFailed = "InitFailed"
+	// ReasonTrapped (Ready=False): a call into the actor trapped.
+	ReasonTrapped = "Trapped"
+	// ReasonCallTimeout (Ready=False): a call ran past limits.callTimeout.
+	ReasonCallTimeout = "CallTimeout"
+	// ReasonBackOff (Ready=False): the actor failed and waits to restart.
+	ReasonBackOff = "BackOff"
+	// ReasonShutdown (Ready=False): the actor called shutdown.
+	ReasonShutdown = "Shutdown"
+)
+
+// Phases of an Actor.
+const (
+	// PhasePending: accepted, not yet assigned to a host.
+	PhasePending Phase = "Pending"
+	// PhaseScheduled: assigned to a host that has not started it yet.
+	PhaseScheduled Phase = "Scheduled"
+	// PhaseRunning: its host runs it.
+	PhaseRunning Phase = "Running"
+	// PhaseSucceeded: it called shutdown and will not be restarted.
+	PhaseSucceeded Phase = "Succeeded"
+	// PhaseFailed: it failed (trap, timeout, init or component error).
+	PhaseFailed Phase = "Failed"
+	// PhaseSuspended: spec.suspend stopped it; state and chain are kept.
+	PhaseSuspended Phase = "Suspended"
+)
+
+// Defaults and bounds of Limits; the CRD's markers carry the same numbers
+// (a test compares them with what the API server applies).
+const (
+	DefaultMaxMemoryPages int32 = 1024
+	DefaultCallTimeout          = 5 * time.Second
+	DefaultMaxLogBytes    int32 = 16 << 10
+	DefaultMaxEventBytes  int32 = 1 << 20
+	DefaultMaxMetricNames int32 = 100
+
+	MaxMemoryPages       int32 = 65536
+	MinCallTimeout             = time.Millisecond
+	MaxCallTimeout             = 10 * time.Minute
+	MaxLogBytesLimit     int32 = 1 << 20
+	MaxEventBytesLimit   int32 = 16 << 20
+	MaxMetricNamesLimit  int32 = 10000
+	DefaultRestartPolicy       = RestartOnFailure
+	ShortHeadLength            = 12
+)
+
+// Default fills the zero fields of l with their defaults, as the API server
+// does for an Actor it admits.
+func (l *Limits) Default() {
+	if l.MaxMemoryPages == 0 {
+		l.MaxMemoryPages = DefaultMaxMemoryPages
+	}
+	if l.CallTimeout == nil {
+		l.CallTimeout = &metav1.Duration{Duration: DefaultCallTimeout}
+	}
+	if l.MaxLogBytes == 0 {
+		l.MaxLogBytes = DefaultMaxLogBytes
+	}
+	if l.MaxEventBytes == 0 {
+		l.MaxEventBytes = DefaultMaxEventBytes
+	}
+	if l.MaxMetricNames == 0 {
+		l.MaxMetricNames = DefaultMaxMetricNames
+	}
+}
+
+// CallTimeoutDuration is the per-call deadline, its default when unset.
+func (l *Limits) CallTimeoutDuration() time.Duration {
+	if l.CallTimeout == nil || l.CallTimeout.Duration == 0 {
+		return DefaultCallTimeout
+	}
+	return l.CallTimeout.Duration
+}
+
+// MaxMemoryBytes is the linear-memory cap in bytes.
+func (l *Limits) MaxMemoryBytes() uint64 {
+	pages := l.MaxMemoryPages
+	if pages == 0 {
+		pages = DefaultMaxMemoryPages
+	}
+	return uint64(pages) * 65536
+}
+
+// Default applies the defaults the API server applies at admission, for
+// specs read without one (`troupe run`).
+func (s *ActorSpec) Default() {
+	if s.Handlers == nil {
+		s.Handlers = []Handler{{Type: HandlerRuntime}}
+	}
+	if s.RestartPolicy == "" {
+		s.RestartPolicy = DefaultRestartPolicy
+	}
+	s.Limits.Default()
+}
+
+// Default applies the API server's defaults to a's spec.
+func (a *Actor) Default() { a.Spec.Default() }
+
+// ManifestName is the actor's name as get-actor-name returns it:
+// spec.name, or the object's name when that is empty.
+func (s *ActorSpec) ManifestName(meta metav1.Object) string {
+	if s.Name != "" {
+		return s.Name
+	}
+	if meta == nil {
+		return ""
+	}
+	return meta.GetName()
+}
+
+// ManifestName is spec.name, or metadata.name when spec.name is empty.
+func (a *Actor) ManifestName() string { return a.Spec.ManifestName(&a.ObjectMeta) }
+
+// Handler returns the handler of type t, if the spec declares one.
+func (s *ActorSpec) Handler(t HandlerType) (Handler, bool) {
+	for _, h := range s.Handlers {
+		if h.Type == t {
+			return h, true
+		}
+	}
+	return Handler{}, false
+}
+
+// SourceKind names which field of a ComponentSource is the source.
+type SourceKind string
+
+// Component source kinds.
+const (
+	SourceImage     SourceKind = "image"
+	SourceConfigMap SourceKind = "configMap"
+	SourceURL       SourceKind = "url"
+	SourcePath      SourceKind = "path"
+)
+
+// Kind is the source c names, or "" unless exactly one is set.
+func (c *ComponentSource) Kind() SourceKind {
+	var kinds []SourceKind
+	if c.Image != "" {
+		kinds = append(kinds, SourceImage)
+	}
+	if c.ConfigMap != nil {
+		kinds = append(kinds, SourceConfigMap)
+	}
+	if c.URL != "" {
+		kinds = append(kinds, SourceURL)
+	}
+	if c.Path != "" {
+		kinds = append(kinds, SourcePath)
+	}
+	if len(kinds) != 1 {
+		return ""
+	}
+	return kinds[0]
+}
+
+// ShortHead is the first 12 hex digits of a chain head, as status.chain
+// .headShort and kubectl's Head column show it.
+func ShortHead(head string) string {
+	if len(head) <= ShortHeadLength {
+		return head
+	}
+	return head[:ShortHeadLength]
+}

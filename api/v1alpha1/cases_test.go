@@ -1,0 +1,246 @@
+package v1alpha1_test
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Specs shared by the admission suite (CRD schema and CEL rules in a real
+// API server) and the Go validation tests, so the two cannot drift apart.
+
+const sha = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+// validSpecs are accepted by the API server and by Validate.
+var validSpecs = map[string]string{
+	"minimal image": `
+component: {image: registry.example/actors/hello:v1}`,
+	"image by digest with pull secrets and pin": `
+component:
+  image: registry.example/actors/hello@sha256:` + sha + `
+  imagePullSecrets: [{name: regcred}]
+  sha256: ` + sha,
+	"configMap": `
+component: {configMap: {name: hello-wasm, key: hello.wasm}}`,
+	"url with sha256": `
+component: {url: "https://example.com/actors/hello.wasm?v=1", sha256: ` + sha + `}`,
+	"everything": `
+component: {image: registry.example/actors/hello:v1}
+name: hello-manifest
+version: "0.1.0"
+description: says hello
+initialState: '{"count":0}'
+handlers: [{type: runtime, config: {}}]
+env:
+- {name: GREETING, value: hi}
+- {name: EMPTY, value: ""}
+- {name: my.dotted-name_1, value: x}
+- name: DB_PASSWORD
+  valueFrom: {secretKeyRef: {name: db, key: password, optional: false}}
+- name: FLAG
+  valueFrom: {configMapKeyRef: {name: flags, key: new_ui, optional: true}}
+envFrom:
+- {prefix: FEATURE_, configMapRef: {name: flags, optional: true}}
+- {secretRef: {name: creds}}
+nodeSelector: {kubernetes.io/os: linux}
+tolerations: [{key: dedicated, operator: Equal, value: actors, effect: NoSchedule}]
+limits: {maxMemoryPages: 65536, callTimeout: 10m, maxLogBytes: 1, maxEventBytes: 16777216, maxMetricNames: 10000}
+restartPolicy: Never
+suspend: true`,
+	"smallest limits": `
+component: {image: hello}
+limits: {maxMemoryPages: 1, callTimeout: 1ms, maxLogBytes: 1, maxEventBytes: 1, maxMetricNames: 1}`,
+	"fractional timeout": `
+component: {image: hello}
+limits: {callTimeout: 1.5s}`,
+}
+
+// invalidCase is a spec the API server must reject at admission.
+type invalidCase struct {
+	spec  string
+	field string // the field path the error names
+	msg   string // in the API server's message
+	goMsg string // in Validate's message, when it words it differently
+	// goDecodeError: the spec doesn't fit the Go types, so ParseActor
+	// fails before Validate (e.g. a malformed duration).
+	goDecodeError bool
+}
+
+func (c invalidCase) goMessage() string {
+	if c.goMsg != "" {
+		return c.goMsg
+	}
+	return c.msg
+}
+
+var invalidSpecs = map[string]invalidCase{
+	"no source": {
+		spec:  `component: {}`,
+		field: "spec.component", msg: "exactly one component source must be set: image, configMap or url",
+	},
+	"only a pin": {
+		spec:  `component: {sha256: ` + sha + `}`,
+		field: "spec.component", msg: "exactly one component source must be set",
+	},
+	"two sources": {
+		spec:  `component: {image: hello, url: "https://example.com/a.wasm", sha256: ` + sha + `}`,
+		field: "spec.component", msg: "exactly one component source must be set",
+	},
+	"three sources": {
+		spec:  `component: {image: hello, configMap: {name: a, key: b}, url: "https://example.com/a.wasm", sha256: ` + sha + `}`,
+		field: "spec.component", msg: "exactly one component source must be set",
+	},
+	"path": {
+		spec:  `component: {path: ./hello.wasm}`,
+		field: "spec.component.path", msg: "path is for `troupe run` only",
+	},
+	"path beside an image": {
+		spec:  `component: {image: hello, path: ./hello.wasm}`,
+		field: "spec.component.path", msg: "path is for `troupe run` only",
+	},
+	"url without sha256": {
+		spec:  `component: {url: "https://example.com/hello.wasm"}`,
+		field: "spec.component.sha256", msg: "sha256 is required with url",
+	},
+	"http url": {
+		spec:  `component: {url: "http://example.com/hello.wasm", sha256: ` + sha + `}`,
+		field: "spec.component.url", msg: "url must be an absolute https:// URL",
+	},
+	"url without host": {
+		spec:  `component: {url: "https:///hello.wasm", sha256: ` + sha + `}`,
+		field: "spec.component.url", msg: "url must be an absolute https:// URL",
+	},
+	"relative url": {
+		spec:  `component: {url: "hello.wasm", sha256: ` + sha + `}`,
+		field: "spec.component.url", msg: "url must be an absolute https:// URL",
+	},
+	"uppercase sha256": {
+		spec:  `component: {image: hello, sha256: ` + strings.ToUpper(sha) + `}`,
+		field: "spec.component.sha256", msg: "sha256 must be 64 lowercase hex digits",
+	},
+	"short sha256": {
+		spec:  `component: {image: hello, sha256: abc}`,
+		field: "spec.component.sha256", msg: "sha256 must be 64 lowercase hex digits",
+	},
+	"image with a space": {
+		spec:  `component: {image: "hello world"}`,
+		field: "spec.component.image", msg: "should match", goMsg: "must not contain whitespace",
+	},
+	"pull secrets without image": {
+		spec:  `component: {configMap: {name: a, key: b}, imagePullSecrets: [{name: regcred}]}`,
+		field: "spec.component.imagePullSecrets", msg: "imagePullSecrets needs an image source",
+	},
+	"empty pull secrets without image": {
+		spec:  `component: {url: "https://example.com/a.wasm", sha256: ` + sha + `, imagePullSecrets: []}`,
+		field: "spec.component.imagePullSecrets", msg: "imagePullSecrets needs an image source",
+	},
+	"configMap name not a DNS name": {
+		spec:  `component: {configMap: {name: Hello_Wasm, key: hello.wasm}}`,
+		field: "spec.component.configMap.name", msg: "should match", goMsg: "RFC 1123 subdomain",
+	},
+	"configMap key with a slash": {
+		spec:  `component: {configMap: {name: a, key: a/b}}`,
+		field: "spec.component.configMap.key", msg: "should match", goMsg: "valid config key",
+	},
+	"env name starting with a digit": {
+		spec:  "component: {image: hello}\nenv: [{name: 1BAD, value: x}]",
+		field: "spec.env[0].name", msg: "name must consist of letters, digits, '_', '-' or '.', and not start with a digit",
+	},
+	"env name with =": {
+		spec:  "component: {image: hello}\nenv: [{name: A=B, value: x}]",
+		field: "spec.env[0].name", msg: "name must consist of letters",
+	},
+	"env value and valueFrom": {
+		spec:  "component: {image: hello}\nenv: [{name: A, value: x, valueFrom: {secretKeyRef: {name: s, key: k}}}]",
+		field: "spec.env[0]", msg: "exactly one of value or valueFrom must be set",
+	},
+	"env without a value": {
+		spec:  "component: {image: hello}\nenv: [{name: A}]",
+		field: "spec.env[0]", msg: "exactly one of value or valueFrom must be set",
+	},
+	"valueFrom with both refs": {
+		spec:  "component: {image: hello}\nenv: [{name: A, valueFrom: {secretKeyRef: {name: s, key: k}, configMapKeyRef: {name: c, key: k}}}]",
+		field: "spec.env[0].valueFrom", msg: "exactly one of configMapKeyRef or secretKeyRef must be set",
+	},
+	"valueFrom with no ref": {
+		spec:  "component: {image: hello}\nenv: [{name: A, valueFrom: {}}]",
+		field: "spec.env[0].valueFrom", msg: "exactly one of configMapKeyRef or secretKeyRef must be set",
+	},
+	"secretKeyRef without a key": {
+		spec:  "component: {image: hello}\nenv: [{name: A, valueFrom: {secretKeyRef: {name: s}}}]",
+		field: "spec.env[0].valueFrom.secretKeyRef.key", msg: "Required value", goMsg: "valid config key",
+	},
+	"duplicate env names": {
+		spec:  "component: {image: hello}\nenv: [{name: A, value: one}, {name: A, value: two}]",
+		field: "spec.env[1]", msg: "Duplicate value",
+	},
+	"envFrom with both refs": {
+		spec:  "component: {image: hello}\nenvFrom: [{configMapRef: {name: c}, secretRef: {name: s}}]",
+		field: "spec.envFrom[0]", msg: "exactly one of configMapRef or secretRef must be set",
+	},
+	"envFrom with no ref": {
+		spec:  "component: {image: hello}\nenvFrom: [{prefix: X_}]",
+		field: "spec.envFrom[0]", msg: "exactly one of configMapRef or secretRef must be set",
+	},
+	"envFrom prefix starting with a digit": {
+		spec:  "component: {image: hello}\nenvFrom: [{prefix: 9X, configMapRef: {name: c}}]",
+		field: "spec.envFrom[0].prefix", msg: "prefix must consist of letters",
+	},
+	"unknown handler type": {
+		spec:  "component: {image: hello}\nhandlers: [{type: http-server}]",
+		field: "spec.handlers[0].type", msg: `Unsupported value: "http-server": supported values: "runtime"`,
+	},
+	"duplicate handler": {
+		spec:  "component: {image: hello}\nhandlers: [{type: runtime}, {type: runtime}]",
+		field: "spec.handlers[1]", msg: "Duplicate value",
+	},
+	"handler config not an object": {
+		spec:  "component: {image: hello}\nhandlers: [{type: runtime, config: 5}]",
+		field: "spec.handlers[0].config", msg: "must be of type object", goMsg: "config must be a JSON object",
+	},
+	"too many memory pages": {
+		spec:  "component: {image: hello}\nlimits: {maxMemoryPages: 65537}",
+		field: "spec.limits.maxMemoryPages", msg: "less than or equal to 65536", goMsg: "between 1 and 65536",
+	},
+	"negative memory pages": {
+		spec:  "component: {image: hello}\nlimits: {maxMemoryPages: -1}",
+		field: "spec.limits.maxMemoryPages", msg: "greater than or equal to 1", goMsg: "between 1 and 65536",
+	},
+	"call timeout under 1ms": {
+		spec:  "component: {image: hello}\nlimits: {callTimeout: 500us}",
+		field: "spec.limits.callTimeout", msg: "callTimeout must be between 1ms and 10m",
+	},
+	"call timeout over 10m": {
+		spec:  "component: {image: hello}\nlimits: {callTimeout: 10m1s}",
+		field: "spec.limits.callTimeout", msg: "callTimeout must be between 1ms and 10m",
+	},
+	"call timeout not a duration": {
+		spec:  "component: {image: hello}\nlimits: {callTimeout: soon}",
+		field: "spec.limits.callTimeout", msg: "should match", goDecodeError: true,
+	},
+	"log bytes over 1MiB": {
+		spec:  "component: {image: hello}\nlimits: {maxLogBytes: 1048577}",
+		field: "spec.limits.maxLogBytes", msg: "less than or equal to 1048576", goMsg: "between 1 and 1048576",
+	},
+	"event bytes over 16MiB": {
+		spec:  "component: {image: hello}\nlimits: {maxEventBytes: 16777217}",
+		field: "spec.limits.maxEventBytes", msg: "less than or equal to 16777216", goMsg: "between 1 and 16777216",
+	},
+	"metric names over 10000": {
+		spec:  "component: {image: hello}\nlimits: {maxMetricNames: 10001}",
+		field: "spec.limits.maxMetricNames", msg: "less than or equal to 10000", goMsg: "between 1 and 10000",
+	},
+	"unknown restart policy": {
+		spec:  "component: {image: hello}\nrestartPolicy: Sometimes",
+		field: "spec.restartPolicy", msg: `Unsupported value: "Sometimes"`,
+	},
+}
+
+// actorYAML wraps a spec fragment into an Actor document.
+func actorYAML(name, spec string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: theater.troupe.dev/v1alpha1\nkind: Actor\nmetadata: {name: %s}\nspec:\n", name)
+	for _, line := range strings.Split(strings.TrimPrefix(spec, "\n"), "\n") {
+		b.WriteString("  " + line + "\n")
+	}
+	return b.String()
+}
