@@ -270,7 +270,11 @@ func typeList(ts []api.ValueType) string {
 }
 
 func (e *Engine) compile(ctx context.Context, wasm []byte, digest [sha256.Size]byte) (*Component, error) {
-	compiled, err := e.rt.CompileModule(ctx, wasm)
+	bounded, err := boundTables(wasm, MaxTableElements)
+	if err != nil {
+		return nil, err
+	}
+	compiled, err := e.rt.CompileModule(ctx, bounded)
 	if err != nil {
 		return nil, &ActorError{Reason: ReasonInvalidModule, Op: "compile",
 			Message: "not a valid WebAssembly module: " + firstLine(err.Error()), Err: err}
