@@ -412,6 +412,7 @@ func TestHostileGuests(t *testing.T) {
 		"grows memory to the limit": {file: "grow", pages: 16, reason: ReasonMemoryLimit, message: "limit is 16 pages"},
 		"minimum above the limit":   {file: "bigmin", pages: 16, reason: ReasonMemoryLimit, message: "minimum memory of 64 pages, more than the actor's limit of 16"},
 		"4e9-element table":         {file: "hugetable", reason: ReasonInvalidModule, message: "table 0 declares 4000000000 elements, more than the 1048576"},
+		"endless recursion":         {file: "recurse", reason: ReasonTrap, message: "stack overflow"},
 		"proc_exit":                 {file: "procexit", reason: ReasonExit, message: "exited with code 3"},
 		"host function trap":        {file: "hosttrap", reason: ReasonTrap, message: "theater:simple/runtime#log"},
 		"cabi_post traps":           {file: "posttrap", reason: ReasonTrap, message: "unreachable"},
