@@ -689,3 +689,47 @@ func TestContinueStartsASegment(t *testing.T) {
 		t.Fatalf("first event = %s seq %d parent %s; want a segment start after %s/%d", evs[0].Kind, evs[0].Seq, evs[0].Parent.Short(), head.Short(), length)
 	}
 }
+
+// TestConcurrentActors starts healthy and hostile actors from many
+// goroutines on one engine, as the host pod does: each ends as its module
+// says, independently of the others.
+func TestConcurrentActors(t *testing.T) {
+	e, _ := newTestEngine(t)
+	modules := map[string]Reason{"counter": "", "initerr": ReasonInitFailed, "state_oob": ReasonABI,
+		"realloc_trap": ReasonTrap, "loop": ReasonTimeout, "grow": ReasonMemoryLimit}
+	comps := map[string]*Component{}
+	for name := range modules {
+		comps[name] = compile(t, e, name)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for range 10 {
+		for name, want := range modules {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				a, err := e.Start(context.Background(), ActorConfig{Name: name, Component: comps[name],
+					CallTimeout: 300 * time.Millisecond, MemoryPages: 32})
+				if a == nil {
+					errs <- fmt.Errorf("%s: %v", name, err)
+					return
+				}
+				defer a.Stop(context.Background(), "test over")
+				if ReasonOf(err) != want {
+					errs <- fmt.Errorf("%s: got %v, want reason %q", name, err, want)
+					return
+				}
+				if want == "" {
+					if _, err := a.Call(context.Background(), "loop-time", 100); err != nil {
+						errs <- fmt.Errorf("%s: call: %v", name, err)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
