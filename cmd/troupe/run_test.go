@@ -17,6 +17,7 @@ import (
 
 	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
+	"github.com/troupe-dev/troupe/internal/testutil"
 )
 
 // testModule is a hand-written test actor of the engine's test suite.
@@ -466,5 +467,57 @@ func TestTermSinkEscapesGuestText(t *testing.T) {
 `
 	if buf.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", buf.String(), want)
+	}
+}
+
+// TestRunEachExample is the issue's "done when": `troupe run --once` on
+// each example's actor.yaml prints its logs and the chain head. The
+// examples' YAMLs point at ../../bin/examples/NAME.wasm; the test lays out
+// the same tree in a temporary directory with freshly built modules.
+func TestRunEachExample(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the examples with the Go toolchain")
+	}
+	yamls, _ := filepath.Glob(filepath.Join("..", "..", "examples", "*", "actor.yaml"))
+	if len(yamls) == 0 {
+		t.Fatal("no examples found")
+	}
+	for _, src := range yamls {
+		name := filepath.Base(filepath.Dir(src))
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			yaml := filepath.Join(root, "examples", name, "actor.yaml")
+			mustWrite(t, yaml, mustRead(t, src))
+			mustWrite(t, filepath.Join(root, "bin", "examples", name+".wasm"), testutil.BuildExample(t, name))
+			stdout, stderr, code := runTroupe(t, context.Background(), "run", "--once", "--chain-dir", t.TempDir(), yaml)
+			if code != 0 {
+				t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+			}
+			if !regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d\.\d{3} (INFO |WARN |ERROR) ` + regexp.QuoteMeta(name) + `: `).MatchString(stderr) {
+				t.Errorf("no log line of the actor on stderr:\n%s", stderr)
+			}
+			if headRE.FindString(stdout) == "" || lengthRE.FindString(stdout) == "" {
+				t.Errorf("no chain head and length on stdout:\n%s", stdout)
+			}
+		})
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mustWrite(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
