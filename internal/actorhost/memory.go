@@ -33,6 +33,10 @@ type memoryLimiter struct {
 	mem atomic.Pointer[linearMemory]
 }
 
+// liveMappings counts the linear memories mapped and not yet freed, so
+// tests can tell that every path releases them.
+var liveMappings atomic.Int64
+
 // linearMemory is the allocator's answer; the platform decides the backing.
 type linearMemory struct {
 	backing experimental.LinearMemory

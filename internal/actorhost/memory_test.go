@@ -1,7 +1,9 @@
 package actorhost
 
 import (
+	"context"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -56,5 +58,36 @@ func TestMmapMemoryDoesNotMoveAndIsLazy(t *testing.T) {
 	// 200 pages (12.5 MiB) are committed; only what was touched is in RAM.
 	if after > 1<<20 || after <= before {
 		t.Fatalf("resident %d -> %d bytes after touching two bytes of 200 pages", before, after)
+	}
+}
+
+// TestEveryEndReleasesLinearMemory: whatever way an actor's run ends (a
+// timeout closes the module from wazero's side, a trap, a stop, a
+// restart), its mapping is released once the actor is stopped.
+func TestEveryEndReleasesLinearMemory(t *testing.T) {
+	probe := newMemoryLimiter(1).Allocate(wasmPageSize, wasmPageSize)
+	probe.Free()
+	if _, ok := probe.(*mmapMemory); !ok {
+		t.Skip("no address-space reservation on this platform")
+	}
+	e, _ := newTestEngine(t)
+	before := liveMappings.Load()
+	for _, name := range []string{"loop", "realloc_trap", "grow", "counter", "shutdown", "initerr", "sleep"} {
+		a, _ := e.Start(context.Background(), ActorConfig{Name: name, Component: compile(t, e, name),
+			CallTimeout: 50 * time.Millisecond, MemoryPages: 8})
+		if a == nil {
+			t.Fatalf("%s did not start", name)
+		}
+		if name == "counter" {
+			if err := a.Restart(context.Background(), "again"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := a.Stop(context.Background(), "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := liveMappings.Load() - before; got != 0 {
+		t.Fatalf("%d linear memories still mapped after every actor stopped", got)
 	}
 }

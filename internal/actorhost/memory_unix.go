@@ -32,6 +32,7 @@ func allocateLinearMemory(limit, capBytes uint64, lim *memoryLimiter) *linearMem
 		return newHeapMemory(limit, capBytes, lim)
 	}
 	m := &mmapMemory{buf: buf, lim: lim}
+	liveMappings.Add(1)
 	return &linearMemory{backing: m, resident: m.resident}
 }
 
@@ -57,6 +58,7 @@ func (m *mmapMemory) Reallocate(size uint64) []byte {
 // Free implements experimental.LinearMemory.
 func (m *mmapMemory) Free() {
 	if m.buf != nil {
+		liveMappings.Add(-1)
 		_ = unix.Munmap(m.buf)
 		m.buf = nil
 		m.committed = 0
