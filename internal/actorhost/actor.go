@@ -1,6 +1,7 @@
 package actorhost
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -175,7 +176,7 @@ func (e *Engine) Start(ctx context.Context, cfg ActorConfig) (*Actor, error) {
 		}
 	}
 	if !resumed {
-		a.state = savedState{hasState: cfg.InitialState != nil, state: cfg.InitialState}
+		a.state = savedState{hasState: cfg.InitialState != nil, state: bytes.Clone(cfg.InitialState)}
 	}
 	info.Resumed = resumed
 	if err := a.record(chain.KindActorStart, "start", info); err != nil {
