@@ -1,0 +1,262 @@
+package component
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/troupe-dev/troupe/api/v1alpha1"
+)
+
+// module returns a valid empty core module with a custom section holding
+// tag, so that every test module has its own digest.
+func module(tag string) []byte {
+	name := "troupe-test"
+	payload := append([]byte{byte(len(name))}, name...)
+	payload = append(payload, tag...)
+	b := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x00}
+	// The section size is a LEB128; test payloads stay below 128 bytes.
+	if len(payload) >= 128 {
+		panic("tag too long")
+	}
+	b = append(b, byte(len(payload)))
+	return append(b, payload...)
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func TestCache(t *testing.T) {
+	c, err := NewCache(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod := module("cache")
+	d, err := c.Put(mod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d != "sha256:"+sha(mod) {
+		t.Fatalf("Put returned %s, want sha256:%s", d, sha(mod))
+	}
+	for _, key := range []string{d, sha(mod)} {
+		got, ok, err := c.Get(key)
+		if err != nil || !ok || !bytes.Equal(got, mod) {
+			t.Fatalf("Get(%s) = %d bytes, %v, %v; want the module", key, len(got), ok, err)
+		}
+	}
+	if _, ok, err := c.Get("sha256:" + sha([]byte("absent"))); ok || err != nil {
+		t.Fatalf("Get of an absent digest = %v, %v; want false, nil", ok, err)
+	}
+	for _, bad := range []string{"", "sha256:", "sha256:../../etc/passwd", strings.Repeat("A", 64), "md5:" + sha(mod)} {
+		if _, _, err := c.Get(bad); err == nil {
+			t.Errorf("Get(%q) accepted a malformed digest", bad)
+		}
+	}
+	// A damaged file is dropped, not served.
+	path := filepath.Join(c.Dir(), "blobs", "sha256", sha(mod))
+	if err := os.WriteFile(path, []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := c.Get(d); ok || err != nil {
+		t.Fatalf("Get of a damaged entry = %v, %v; want false, nil", ok, err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the damaged entry was kept: %v", err)
+	}
+	manifest := "sha256:" + sha([]byte("manifest"))
+	if _, ok := c.Ref(manifest); ok {
+		t.Fatal("Ref found a manifest never recorded")
+	}
+	if err := c.PutRef(manifest, d); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := c.Ref(manifest); !ok || got != d {
+		t.Fatalf("Ref = %q, %v; want %q", got, ok, d)
+	}
+	if err := c.PutRef(manifest, "not a digest"); err == nil {
+		t.Fatal("PutRef accepted a malformed module digest")
+	}
+}
+
+func TestCheckModule(t *testing.T) {
+	tests := map[string]struct {
+		data []byte
+		want string // "" accepts
+	}{
+		"core module":    {data: module("ok")},
+		"empty":          {data: nil, want: "it is empty"},
+		"short":          {data: []byte{0, 'a', 's'}, want: "too short"},
+		"text format":    {data: []byte("(module (func))"), want: "WebAssembly text"},
+		"gzip":           {data: []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0}, want: "gzip"},
+		"component":      {data: []byte{0, 'a', 's', 'm', 0x0d, 0, 0x01, 0}, want: "is a WebAssembly component"},
+		"future version": {data: []byte{0, 'a', 's', 'm', 0x02, 0, 0, 0}, want: "unsupported version"},
+		"html":           {data: []byte("<!doctype html><html>"), want: "HTML"},
+		"elf":            {data: []byte{0x7f, 'E', 'L', 'F', 2, 1, 1, 0}, want: "ELF"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			err := CheckModule("src", tc.data)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused a module: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+			var fe *Error
+			if err != nil && (!errors.As(err, &fe) || fe.Kind != KindInvalid) {
+				t.Fatalf("error %v is not an *Error of kind %s", err, KindInvalid)
+			}
+		})
+	}
+}
+
+// urlServer serves mod at /mod.wasm and counts the downloads.
+func urlServer(t *testing.T, mod []byte) (*httptest.Server, *atomic.Int32) {
+	t.Helper()
+	var hits atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/mod.wasm":
+			hits.Add(1)
+			_, _ = w.Write(mod)
+		case "/page":
+			_, _ = w.Write([]byte("<html>hello</html>"))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &hits
+}
+
+func TestFetchURL(t *testing.T) {
+	mod := module("url")
+	srv, hits := urlServer(t, mod)
+	cache, err := NewCache(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := NewFetcher(Options{Cache: cache, HTTPClient: srv.Client()})
+	ctx := context.Background()
+	src := &v1alpha1.ComponentSource{URL: srv.URL + "/mod.wasm", SHA256: sha(mod)}
+	m, err := f.Fetch(ctx, "ns", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(m.Bytes, mod) || m.Digest != "sha256:"+sha(mod) || m.Cached || m.Resolved != "" {
+		t.Fatalf("first fetch: %+v", m)
+	}
+	m, err = f.Fetch(ctx, "ns", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Cached || hits.Load() != 1 {
+		t.Fatalf("second fetch: cached %v after %d downloads; want the cache, 1 download", m.Cached, hits.Load())
+	}
+
+	tests := map[string]struct {
+		src      v1alpha1.ComponentSource
+		maxBytes int64
+		kind     ErrorKind
+		want     string
+		notWant  string
+	}{
+		"wrong digest": {src: v1alpha1.ComponentSource{URL: srv.URL + "/mod.wasm", SHA256: sha([]byte("other"))},
+			kind: KindInvalid, want: "sha256:" + sha(mod)},
+		"not wasm": {src: v1alpha1.ComponentSource{URL: srv.URL + "/page", SHA256: sha([]byte("<html>hello</html>"))},
+			kind: KindInvalid, want: "not a WebAssembly module (it looks like HTML"},
+		"not found": {src: v1alpha1.ComponentSource{URL: srv.URL + "/missing", SHA256: sha(mod)},
+			kind: KindFetchFailed, want: "404"},
+		"no pin": {src: v1alpha1.ComponentSource{URL: srv.URL + "/mod.wasm"},
+			kind: KindInvalid, want: "needs spec.component.sha256"},
+		"http": {src: v1alpha1.ComponentSource{URL: "http://example.com/x.wasm", SHA256: sha(mod)},
+			kind: KindInvalid, want: "https://"},
+		"too large": {src: v1alpha1.ComponentSource{URL: srv.URL + "/mod.wasm", SHA256: sha([]byte("x"))}, maxBytes: 8,
+			kind: KindInvalid, want: "more than the 8"},
+		"credentials stay out of messages": {
+			src:  v1alpha1.ComponentSource{URL: strings.Replace(srv.URL, "https://", "https://user:hunter2@", 1) + "/missing?token=hunter2", SHA256: sha(mod)},
+			kind: KindFetchFailed, want: "404", notWant: "hunter2"},
+		"path": {src: v1alpha1.ComponentSource{Path: "./x.wasm"}, kind: KindInvalid, want: "troupe run"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			f := NewFetcher(Options{HTTPClient: srv.Client(), MaxBytes: tc.maxBytes})
+			_, err := f.Fetch(ctx, "ns", &tc.src)
+			var fe *Error
+			if !errors.As(err, &fe) {
+				t.Fatalf("error %v is not an *Error", err)
+			}
+			if fe.Kind != tc.kind || !strings.Contains(fe.Message, tc.want) {
+				t.Fatalf("error %s %q; want %s containing %q", fe.Kind, fe.Message, tc.kind, tc.want)
+			}
+			if tc.notWant != "" && strings.Contains(fe.Error(), tc.notWant) {
+				t.Fatalf("error %q holds %q", fe.Error(), tc.notWant)
+			}
+		})
+	}
+}
+
+func TestFetchConfigMap(t *testing.T) {
+	mod := module("configmap")
+	objs := []corev1.ConfigMap{
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "wasm"}, BinaryData: map[string][]byte{"actor.wasm": mod, "junk": []byte("junk!junk!")},
+			Data: map[string]string{"text": "(module)"}},
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme.Scheme).WithObjects(&objs[0]).Build()
+	cache, err := NewCache(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := NewFetcher(Options{Reader: c, Cache: cache})
+	ctx := context.Background()
+	m, err := f.Fetch(ctx, "ns", &v1alpha1.ComponentSource{ConfigMap: &v1alpha1.ComponentConfigMap{Name: "wasm", Key: "actor.wasm"}, SHA256: sha(mod)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(m.Bytes, mod) || m.Digest != "sha256:"+sha(mod) {
+		t.Fatalf("fetched %+v", m)
+	}
+	if _, ok, _ := cache.Get(m.Digest); !ok {
+		t.Fatal("the module was not cached")
+	}
+	tests := map[string]struct {
+		ns   string
+		ref  v1alpha1.ComponentConfigMap
+		pin  string
+		kind ErrorKind
+		want string
+	}{
+		"missing ConfigMap": {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "nope", Key: "actor.wasm"}, kind: KindFetchFailed, want: "does not exist"},
+		"other namespace":   {ns: "other", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "actor.wasm"}, kind: KindFetchFailed, want: "ConfigMap other/wasm"},
+		"missing key":       {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "nope"}, kind: KindInvalid, want: "no such key"},
+		"key in data":       {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "text"}, kind: KindInvalid, want: "not binaryData"},
+		"not wasm":          {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "junk"}, kind: KindInvalid, want: "not a WebAssembly module"},
+		"pin mismatch":      {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "actor.wasm"}, pin: sha([]byte("x")), kind: KindInvalid, want: "pins sha256:" + sha([]byte("x"))},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := f.Fetch(ctx, tc.ns, &v1alpha1.ComponentSource{ConfigMap: &tc.ref, SHA256: tc.pin})
+			var fe *Error
+			if !errors.As(err, &fe) || fe.Kind != tc.kind || !strings.Contains(fe.Message, tc.want) {
+				t.Fatalf("error %v; want %s containing %q", err, tc.kind, tc.want)
+			}
+		})
+	}
+}

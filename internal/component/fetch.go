@@ -1,0 +1,374 @@
+package component
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/sync/singleflight"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/troupe-dev/troupe/api/v1alpha1"
+)
+
+// DefaultMaxBytes bounds a module: the engine compiles nothing larger.
+const DefaultMaxBytes = 256 << 20
+
+// DefaultTimeout bounds one fetch, download included.
+const DefaultTimeout = 2 * time.Minute
+
+// ErrorKind says whether fetching again may help.
+type ErrorKind string
+
+const (
+	// KindFetchFailed: the source could not be reached or read (network,
+	// registry, missing ConfigMap); a later attempt may succeed.
+	KindFetchFailed ErrorKind = "FetchFailed"
+	// KindInvalid: the source answered, but with something that is not the
+	// module asked for (digest mismatch, not WebAssembly, too large, a
+	// malformed reference); it will not get better by itself.
+	KindInvalid ErrorKind = "InvalidComponent"
+)
+
+// Error is why a module could not be fetched. Message is one line fit for a
+// status condition; it never holds credentials.
+type Error struct {
+	Kind    ErrorKind
+	Message string
+	Err     error
+}
+
+func (e *Error) Error() string { return e.Message }
+
+func (e *Error) Unwrap() error { return e.Err }
+
+func fetchErr(err error, format string, args ...any) *Error {
+	msg := fmt.Sprintf(format, args...)
+	if err != nil {
+		msg += ": " + oneLine(err.Error())
+	}
+	return &Error{Kind: KindFetchFailed, Message: msg, Err: err}
+}
+
+func invalidErr(format string, args ...any) *Error {
+	msg := fmt.Sprintf(format, args...)
+	return &Error{Kind: KindInvalid, Message: msg, Err: errors.New(msg)}
+}
+
+// oneLine keeps a status message on one bounded line.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	const max = 512
+	if len(s) > max {
+		s = s[:max] + "…"
+	}
+	return s
+}
+
+// Module is a fetched module.
+type Module struct {
+	// Bytes is the module.
+	Bytes []byte
+	// Digest is "sha256:<hex>" of Bytes.
+	Digest string
+	// Source names where it came from: the image reference as written, the
+	// ConfigMap key, or the URL.
+	Source string
+	// Resolved is, for an image, the reference by manifest digest the tag
+	// resolved to (registry/repo@sha256:...); "" for other sources.
+	Resolved string
+	// Cached is true when no download was needed.
+	Cached bool
+}
+
+// Options configure a Fetcher.
+type Options struct {
+	// Cache keeps modules on the node; nil caches nothing.
+	Cache *Cache
+	// Reader reads ConfigMaps (component source) and Secrets (image pull
+	// secrets). It should read from the API server, not from a cache of
+	// every ConfigMap in the cluster.
+	Reader client.Reader
+	// HTTPClient downloads url sources; nil is a client with sane timeouts.
+	HTTPClient *http.Client
+	// RegistryTransport reaches registries; nil is go-containerregistry's
+	// default transport.
+	RegistryTransport http.RoundTripper
+	// MaxBytes bounds a module; 0 is DefaultMaxBytes.
+	MaxBytes int64
+	// Timeout bounds one fetch; 0 is DefaultTimeout.
+	Timeout time.Duration
+	// UserAgent is sent to registries and URL servers.
+	UserAgent string
+	// Logger receives what the fetcher does (never credentials).
+	Logger logr.Logger
+}
+
+// Fetcher fetches modules. Concurrent fetches of the same source share one
+// download. It is safe for concurrent use.
+type Fetcher struct {
+	o     Options
+	group singleflight.Group
+}
+
+// NewFetcher returns a Fetcher.
+func NewFetcher(o Options) *Fetcher {
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: o.Timeout}
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = "troupe-host"
+	}
+	return &Fetcher{o: o}
+}
+
+// Fetch returns the module src names, for an actor in namespace. A failure
+// is an *Error.
+func (f *Fetcher) Fetch(ctx context.Context, namespace string, src *v1alpha1.ComponentSource) (*Module, error) {
+	if src == nil {
+		return nil, invalidErr("spec.component is empty")
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.o.Timeout)
+	defer cancel()
+	var (
+		m   *Module
+		err error
+	)
+	switch src.Kind() {
+	case v1alpha1.SourceImage:
+		m, err = f.shared("image\x00"+namespace+"\x00"+src.Image+"\x00"+pullSecretNames(src), func() (*Module, error) {
+			return f.fetchImage(ctx, namespace, src)
+		})
+	case v1alpha1.SourceConfigMap:
+		m, err = f.fetchConfigMap(ctx, namespace, src.ConfigMap)
+	case v1alpha1.SourceURL:
+		m, err = f.shared("url\x00"+src.URL+"\x00"+src.SHA256, func() (*Module, error) {
+			return f.fetchURL(ctx, src.URL, src.SHA256)
+		})
+	case v1alpha1.SourcePath:
+		return nil, invalidErr("spec.component.path is for `troupe run` only: a host cannot read files of your machine; use image, configMap or url")
+	default:
+		return nil, invalidErr("spec.component must name exactly one source: image, configMap or url")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if src.SHA256 != "" && m.Digest != "sha256:"+src.SHA256 {
+		return nil, invalidErr("module from %s has digest %s, but spec.component.sha256 pins sha256:%s", m.Source, m.Digest, src.SHA256)
+	}
+	return m, nil
+}
+
+// shared runs fn once for concurrent callers with the same key; each gets
+// its own Module value (the bytes are shared and must not be modified).
+func (f *Fetcher) shared(key string, fn func() (*Module, error)) (*Module, error) {
+	v, err, _ := f.group.Do(key, func() (any, error) { return fn() })
+	if err != nil {
+		return nil, err
+	}
+	m := *v.(*Module)
+	return &m, nil
+}
+
+func pullSecretNames(src *v1alpha1.ComponentSource) string {
+	names := make([]string, len(src.ImagePullSecrets))
+	for i, s := range src.ImagePullSecrets {
+		names[i] = s.Name
+	}
+	return strings.Join(names, ",")
+}
+
+func (f *Fetcher) fetchConfigMap(ctx context.Context, namespace string, ref *v1alpha1.ComponentConfigMap) (*Module, error) {
+	source := fmt.Sprintf("key %s of ConfigMap %s/%s", ref.Key, namespace, ref.Name)
+	if f.o.Reader == nil {
+		return nil, fetchErr(nil, "reading %s: the host has no API client", source)
+	}
+	var cm corev1.ConfigMap
+	if err := f.o.Reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, &cm); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fetchErr(nil, "reading %s: the ConfigMap does not exist", source)
+		}
+		return nil, fetchErr(err, "reading %s", source)
+	}
+	data, ok := cm.BinaryData[ref.Key]
+	if !ok {
+		if _, inData := cm.Data[ref.Key]; inData {
+			return nil, invalidErr("reading %s: the key is in data, not binaryData; put the module in binaryData (kubectl create configmap --from-file does)", source)
+		}
+		return nil, invalidErr("reading %s: the ConfigMap has no such key in binaryData", source)
+	}
+	if err := f.checkModule(source, data); err != nil {
+		return nil, err
+	}
+	d := Digest(data)
+	if f.o.Cache != nil {
+		// Not needed to serve it again (the ConfigMap is read each time),
+		// but it lets an operator find every module the node ran by digest.
+		if _, err := f.o.Cache.Put(data); err != nil {
+			f.o.Logger.Error(err, "caching a module", "source", source)
+		}
+	}
+	return &Module{Bytes: data, Digest: d, Source: source}, nil
+}
+
+func (f *Fetcher) fetchURL(ctx context.Context, raw, pin string) (*Module, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, invalidErr("spec.component.url %q is not an absolute https:// URL", redactURL(raw))
+	}
+	source := redactURL(raw)
+	if pin == "" {
+		return nil, invalidErr("spec.component.url needs spec.component.sha256: a downloaded module is only run when its digest is pinned")
+	}
+	if _, err := parseDigest(pin); err != nil {
+		return nil, invalidErr("spec.component.sha256: %v", err)
+	}
+	if f.o.Cache != nil {
+		if data, ok, err := f.o.Cache.Get(pin); err == nil && ok {
+			return &Module{Bytes: data, Digest: "sha256:" + pin, Source: source, Cached: true}, nil
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
+	if err != nil {
+		return nil, invalidErr("spec.component.url %q: %v", source, err)
+	}
+	req.Header.Set("User-Agent", f.o.UserAgent)
+	resp, err := f.o.HTTPClient.Do(req)
+	if err != nil {
+		return nil, fetchErr(scrubURLError(err), "downloading %s", source)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fetchErr(nil, "downloading %s: HTTP %s", source, resp.Status)
+	}
+	if resp.ContentLength > f.o.MaxBytes {
+		return nil, invalidErr("downloading %s: the module is %d bytes, more than the %d allowed", source, resp.ContentLength, f.o.MaxBytes)
+	}
+	data, err := readLimited(resp.Body, f.o.MaxBytes)
+	if err != nil {
+		if errors.Is(err, errTooLarge) {
+			return nil, invalidErr("downloading %s: the module is more than the %d bytes allowed", source, f.o.MaxBytes)
+		}
+		return nil, fetchErr(err, "downloading %s", source)
+	}
+	d := Digest(data)
+	if d != "sha256:"+pin {
+		return nil, invalidErr("module from %s has digest %s, but spec.component.sha256 pins sha256:%s", source, d, pin)
+	}
+	if err := f.checkModule(source, data); err != nil {
+		return nil, err
+	}
+	if f.o.Cache != nil {
+		if _, err := f.o.Cache.Put(data); err != nil {
+			f.o.Logger.Error(err, "caching a module", "source", source)
+		}
+	}
+	return &Module{Bytes: data, Digest: d, Source: source}, nil
+}
+
+// redactURL drops a URL's user info and query, which may hold credentials,
+// from what is shown in a status or a log.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "<unparsable URL>"
+	}
+	u.User = nil
+	if u.RawQuery != "" {
+		u.RawQuery = "…"
+	}
+	u.Fragment = ""
+	return u.String()
+}
+
+// scrubURLError drops the URL (with its query) from a *url.Error.
+func scrubURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
+}
+
+var errTooLarge = errors.New("too large")
+
+func readLimited(r io.Reader, max int64) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > max {
+		return nil, errTooLarge
+	}
+	return data, nil
+}
+
+// Magic numbers of WebAssembly binaries: "\0asm" and a version.
+var (
+	wasmMagic      = []byte{0x00, 0x61, 0x73, 0x6d}
+	coreVersion    = []byte{0x01, 0x00, 0x00, 0x00}
+	componentLayer = []byte{0x01, 0x00} // the layer field of a component's header
+)
+
+// checkModule refuses what is not a core WebAssembly module up front, with
+// a message better than a compiler's.
+func (f *Fetcher) checkModule(source string, data []byte) error {
+	if int64(len(data)) > f.o.MaxBytes {
+		return invalidErr("%s: the module is %d bytes, more than the %d allowed", source, len(data), f.o.MaxBytes)
+	}
+	return CheckModule(source, data)
+}
+
+// CheckModule reports whether data starts like a core WebAssembly module;
+// the error names source and says what data looks like instead.
+func CheckModule(source string, data []byte) error {
+	switch {
+	case len(data) < 8 || !bytes.Equal(data[:4], wasmMagic):
+		return invalidErr("%s is not a WebAssembly module (%s)", source, sniff(data))
+	case bytes.Equal(data[6:8], componentLayer):
+		return invalidErr("%s is a WebAssembly component; Troupe runs core modules (the canonical ABI lowered to core wasm, as wit-bindgen or `go build -buildmode=c-shared` emit)", source)
+	case !bytes.Equal(data[4:8], coreVersion):
+		return invalidErr("%s is a WebAssembly binary of unsupported version %x", source, data[4:8])
+	}
+	return nil
+}
+
+// sniff says in a few words what data looks like.
+func sniff(data []byte) string {
+	switch {
+	case len(data) == 0:
+		return "it is empty"
+	case len(data) < 8 && bytes.HasPrefix(wasmMagic, data[:min(len(data), 4)]):
+		return fmt.Sprintf("it is %d bytes, too short for a module header", len(data))
+	case bytes.HasPrefix(data, []byte{0x1f, 0x8b}):
+		return "it is gzip data"
+	case bytes.HasPrefix(data, []byte("(module")) || bytes.HasPrefix(bytes.TrimSpace(data), []byte("(module")):
+		return "it is WebAssembly text; compile it with wat2wasm"
+	case bytes.HasPrefix(data, []byte{0x7f, 'E', 'L', 'F'}):
+		return "it is an ELF executable"
+	case len(data) > 262 && string(data[257:262]) == "ustar":
+		return "it is a tar archive"
+	case bytes.HasPrefix(bytes.TrimSpace(data), []byte("<")):
+		return "it looks like HTML or XML"
+	case bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")):
+		return "it looks like JSON"
+	}
+	n := min(len(data), 8)
+	return fmt.Sprintf("it starts with %x", data[:n])
+}

@@ -1,0 +1,305 @@
+package component
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	k8stypes "k8s.io/apimachinery/pkg/types"
+
+	"github.com/troupe-dev/troupe/api/v1alpha1"
+)
+
+// WasmMediaTypes are the layer media types taken as a raw module. Besides
+// these, any media type ending in "+wasm" is.
+var WasmMediaTypes = []types.MediaType{
+	"application/wasm",
+	"application/vnd.wasm.content.layer.v1+wasm",
+	"application/vnd.module.wasm.content.layer.v1+wasm",
+}
+
+func isWasmMediaType(mt types.MediaType) bool {
+	for _, w := range WasmMediaTypes {
+		if mt == w {
+			return true
+		}
+	}
+	return strings.HasSuffix(string(mt), "+wasm")
+}
+
+// fetchImage resolves src.Image to a manifest digest, and returns the
+// module the manifest holds: from the cache when this manifest was fetched
+// before, else from the registry.
+func (f *Fetcher) fetchImage(ctx context.Context, namespace string, src *v1alpha1.ComponentSource) (*Module, error) {
+	ref, err := name.ParseReference(src.Image)
+	if err != nil {
+		return nil, invalidErr("spec.component.image %q is not an image reference: %v", src.Image, err)
+	}
+	kc, missing, err := f.pullKeychain(ctx, namespace, src.ImagePullSecrets)
+	if err != nil {
+		return nil, err
+	}
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(kc), remote.WithUserAgent(f.o.UserAgent)}
+	if f.o.RegistryTransport != nil {
+		opts = append(opts, remote.WithTransport(f.o.RegistryTransport))
+	}
+	// Resolve a tag to the digest of what it names now; a digest
+	// reference is its own resolution and needs no request.
+	var manifest v1.Hash
+	if d, ok := ref.(name.Digest); ok {
+		if manifest, err = v1.NewHash(d.DigestStr()); err != nil {
+			return nil, invalidErr("spec.component.image %q: %v", src.Image, err)
+		}
+	} else {
+		desc, err := remote.Head(ref, opts...)
+		if err != nil {
+			// Some registries do not answer HEAD for manifests.
+			var d *remote.Descriptor
+			d, err2 := remote.Get(ref, opts...)
+			if err2 != nil {
+				return nil, registryErr(err2, src.Image, "resolving", missing)
+			}
+			desc = &d.Descriptor
+		}
+		manifest = desc.Digest
+	}
+	resolved := ref.Context().Digest(manifest.String()).String()
+	source := src.Image
+	if f.o.Cache != nil {
+		if modDigest, ok := f.o.Cache.Ref(manifest.String()); ok {
+			if data, ok, err := f.o.Cache.Get(modDigest); err == nil && ok {
+				return &Module{Bytes: data, Digest: modDigest, Source: source, Resolved: resolved, Cached: true}, nil
+			}
+		}
+	}
+	digestRef := ref.Context().Digest(manifest.String())
+	desc, err := remote.Get(digestRef, opts...)
+	if err != nil {
+		return nil, registryErr(err, src.Image, "fetching", missing)
+	}
+	img, err := f.pickImage(desc, source, opts)
+	if err != nil {
+		return nil, err
+	}
+	data, err := f.moduleFromImage(img, source)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.checkModule(source, data); err != nil {
+		return nil, err
+	}
+	d := Digest(data)
+	if f.o.Cache != nil {
+		if _, err := f.o.Cache.Put(data); err != nil {
+			f.o.Logger.Error(err, "caching a module", "image", source)
+		} else if err := f.o.Cache.PutRef(manifest.String(), d); err != nil {
+			f.o.Logger.Error(err, "recording an image's module", "image", source)
+		}
+	}
+	return &Module{Bytes: data, Digest: d, Source: source, Resolved: resolved}, nil
+}
+
+// pullKeychain reads the image pull secrets. A missing secret is skipped
+// (as kubelet does) and named in the error should the registry then refuse.
+func (f *Fetcher) pullKeychain(ctx context.Context, namespace string, refs []v1alpha1.LocalObjectReference) (*keychain, []string, error) {
+	var auths []registryAuth
+	var missing []string
+	for _, r := range refs {
+		if f.o.Reader == nil {
+			return nil, nil, fetchErr(nil, "reading imagePullSecret %s: the host has no API client", r.Name)
+		}
+		var s corev1.Secret
+		if err := f.o.Reader.Get(ctx, k8stypes.NamespacedName{Namespace: namespace, Name: r.Name}, &s); err != nil {
+			if apierrors.IsNotFound(err) {
+				missing = append(missing, r.Name)
+				continue
+			}
+			return nil, nil, fetchErr(err, "reading imagePullSecret %s", r.Name)
+		}
+		a, err := parsePullSecret(&s)
+		if err != nil {
+			return nil, nil, &Error{Kind: KindInvalid, Message: "imagePullSecret: " + err.Error(), Err: err}
+		}
+		auths = append(auths, a...)
+	}
+	return newKeychain(auths), missing, nil
+}
+
+// registryErr turns a registry failure into an *Error; credentials never
+// appear in transport errors.
+func registryErr(err error, image, doing string, missingSecrets []string) *Error {
+	var te *transport.Error
+	msg := fmt.Sprintf("%s image %s", doing, image)
+	if errors.As(err, &te) {
+		switch te.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			msg += ": the registry refused access (check spec.component.imagePullSecrets)"
+			if len(missingSecrets) > 0 {
+				msg += fmt.Sprintf("; imagePullSecrets not found: %s", strings.Join(missingSecrets, ", "))
+			}
+			return &Error{Kind: KindFetchFailed, Message: msg, Err: err}
+		case http.StatusNotFound:
+			return &Error{Kind: KindFetchFailed, Message: msg + ": not found in the registry", Err: err}
+		}
+	}
+	return fetchErr(err, "%s", msg)
+}
+
+// pickImage chooses the manifest holding the module: the descriptor itself,
+// or from an index the wasm platform's entry (wasip1/wasm or wasi/wasm), or
+// its only entry.
+func (f *Fetcher) pickImage(desc *remote.Descriptor, source string, opts []remote.Option) (v1.Image, error) {
+	if !desc.MediaType.IsIndex() {
+		img, err := desc.Image()
+		if err != nil {
+			return nil, fetchErr(err, "reading image %s", source)
+		}
+		return img, nil
+	}
+	idx, err := desc.ImageIndex()
+	if err != nil {
+		return nil, fetchErr(err, "reading image index %s", source)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, fetchErr(err, "reading image index %s", source)
+	}
+	var pick *v1.Descriptor
+	var platforms []string
+	for i := range im.Manifests {
+		m := &im.Manifests[i]
+		if m.Platform != nil {
+			platforms = append(platforms, m.Platform.OS+"/"+m.Platform.Architecture)
+			if (m.Platform.OS == "wasip1" || m.Platform.OS == "wasi") && m.Platform.Architecture == "wasm" {
+				pick = m
+				break
+			}
+		}
+	}
+	if pick == nil && len(im.Manifests) == 1 {
+		pick = &im.Manifests[0]
+	}
+	if pick == nil {
+		return nil, invalidErr("image index %s has no wasip1/wasm or wasi/wasm entry (it has %s)", source, strings.Join(platforms, ", "))
+	}
+	img, err := idx.Image(pick.Digest)
+	if err != nil {
+		return nil, fetchErr(err, "reading image %s@%s", source, pick.Digest)
+	}
+	return img, nil
+}
+
+// moduleFromImage finds the module in an image's layers: the one layer with
+// a wasm media type, or else a single layer that is itself a module or a
+// tar archive holding exactly one .wasm file (an image built FROM scratch).
+func (f *Fetcher) moduleFromImage(img v1.Image, source string) ([]byte, error) {
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, fetchErr(err, "reading the layers of image %s", source)
+	}
+	var wasm []v1.Layer
+	for _, l := range layers {
+		mt, err := l.MediaType()
+		if err != nil {
+			return nil, fetchErr(err, "reading the layers of image %s", source)
+		}
+		if isWasmMediaType(mt) {
+			wasm = append(wasm, l)
+		}
+	}
+	switch {
+	case len(wasm) == 1:
+		return f.readLayer(wasm[0], source, false)
+	case len(wasm) > 1:
+		return nil, invalidErr("image %s has %d wasm layers; an actor's image holds one module", source, len(wasm))
+	case len(layers) != 1:
+		return nil, invalidErr("image %s has %d layers and none of a wasm media type (%s); an actor's image holds one module", source, len(layers), WasmMediaTypes[0])
+	}
+	data, err := f.readLayer(layers[0], source, true)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) >= 4 && string(data[:4]) == string(wasmMagic) {
+		return data, nil
+	}
+	return f.moduleFromTar(data, source)
+}
+
+func (f *Fetcher) readLayer(l v1.Layer, source string, uncompress bool) ([]byte, error) {
+	if size, err := l.Size(); err == nil && size > f.o.MaxBytes {
+		return nil, invalidErr("image %s: the module layer is %d bytes, more than the %d allowed", source, size, f.o.MaxBytes)
+	}
+	open := l.Compressed
+	if uncompress {
+		open = l.Uncompressed
+	}
+	rc, err := open()
+	if err != nil {
+		return nil, fetchErr(err, "downloading the module layer of image %s", source)
+	}
+	defer rc.Close()
+	// go-containerregistry checks the blob's digest as it is read.
+	data, err := readLimited(rc, f.o.MaxBytes)
+	if errors.Is(err, errTooLarge) {
+		return nil, invalidErr("image %s: the module is more than the %d bytes allowed", source, f.o.MaxBytes)
+	}
+	if err != nil {
+		return nil, fetchErr(err, "downloading the module layer of image %s", source)
+	}
+	return data, nil
+}
+
+// moduleFromTar returns the one regular *.wasm file of a tar archive.
+func (f *Fetcher) moduleFromTar(data []byte, source string) ([]byte, error) {
+	mod, err := extractWasm(data, f.o.MaxBytes)
+	if err != nil {
+		return nil, invalidErr("image %s: its one layer is neither a module nor a tar archive holding one: %v", source, err)
+	}
+	return mod, nil
+}
+
+// extractWasm returns the single regular file named *.wasm in a tar
+// archive, bounded by max bytes.
+func extractWasm(data []byte, max int64) ([]byte, error) {
+	tr := tar.NewReader(strings.NewReader(string(data)))
+	var found []byte
+	var names []string
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the archive: %w", err)
+		}
+		if h.Typeflag != tar.TypeReg || path.Ext(h.Name) != ".wasm" {
+			continue
+		}
+		names = append(names, h.Name)
+		if len(names) > 1 {
+			return nil, fmt.Errorf("it holds several .wasm files (%s)", strings.Join(names, ", "))
+		}
+		if h.Size > max {
+			return nil, fmt.Errorf("%s is %d bytes, more than the %d allowed", h.Name, h.Size, max)
+		}
+		if found, err = readLimited(tr, max); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", h.Name, err)
+		}
+	}
+	if len(names) == 0 {
+		return nil, errors.New("it holds no .wasm file")
+	}
+	return found, nil
+}
