@@ -97,6 +97,11 @@ func StartWith(t testing.TB, opts Options) *Env {
 	for name, value := range opts.APIServerFlags {
 		api.Configure().Set(name, value)
 	}
+	if os.Getenv("TROUPE_ENVTEST_OUTPUT") != "" {
+		// The processes' own logs, to see why a start is slow or fails.
+		env.ControlPlane.Etcd = &envtest.Etcd{Out: os.Stderr, Err: os.Stderr}
+		api.Out, api.Err = os.Stderr, os.Stderr
+	}
 	begin := time.Now()
 	cfg, err := env.Start()
 	if err != nil {
