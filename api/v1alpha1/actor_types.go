@@ -372,11 +372,12 @@ type Limits struct {
 	// +kubebuilder:validation:Maximum=1048576
 	MaxLogBytes int32 `json:"maxLogBytes,omitempty"`
 
-	// maxEventBytes caps the data of one record-event call.
+	// maxEventBytes caps the data of one record-event call, at most 8 MiB
+	// (recorded as base64, it must fit one chain event).
 	// +optional
 	// +kubebuilder:default=1048576
 	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=16777216
+	// +kubebuilder:validation:Maximum=8388608
 	MaxEventBytes int32 `json:"maxEventBytes,omitempty"`
 
 	// maxMetricNames caps how many distinct metric names the actor may
