@@ -76,7 +76,7 @@ const (
 	MinCallTimeout             = time.Millisecond
 	MaxCallTimeout             = 10 * time.Minute
 	MaxLogBytesLimit     int32 = 1 << 20
-	MaxEventBytesLimit   int32 = 16 << 20
+	MaxEventBytesLimit   int32 = 8 << 20
 	MaxMetricNamesLimit  int32 = 10000
 	DefaultRestartPolicy       = RestartOnFailure
 	ShortHeadLength            = 12

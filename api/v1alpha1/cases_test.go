@@ -43,7 +43,7 @@ envFrom:
 - {secretRef: {name: creds}}
 nodeSelector: {kubernetes.io/os: linux}
 tolerations: [{key: dedicated, operator: Equal, value: actors, effect: NoSchedule}]
-limits: {maxMemoryPages: 65536, callTimeout: 10m, maxLogBytes: 1, maxEventBytes: 16777216, maxMetricNames: 10000}
+limits: {maxMemoryPages: 65536, callTimeout: 10m, maxLogBytes: 1, maxEventBytes: 8388608, maxMetricNames: 10000}
 restartPolicy: Never
 suspend: true`,
 	"smallest limits": `
@@ -221,9 +221,9 @@ var invalidSpecs = map[string]invalidCase{
 		spec:  "component: {image: hello}\nlimits: {maxLogBytes: 1048577}",
 		field: "spec.limits.maxLogBytes", msg: "less than or equal to 1048576", goMsg: "between 1 and 1048576",
 	},
-	"event bytes over 16MiB": {
-		spec:  "component: {image: hello}\nlimits: {maxEventBytes: 16777217}",
-		field: "spec.limits.maxEventBytes", msg: "less than or equal to 16777216", goMsg: "between 1 and 16777216",
+	"event bytes over 8MiB": {
+		spec:  "component: {image: hello}\nlimits: {maxEventBytes: 8388609}",
+		field: "spec.limits.maxEventBytes", msg: "less than or equal to 8388608", goMsg: "between 1 and 8388608",
 	},
 	"metric names over 10000": {
 		spec:  "component: {image: hello}\nlimits: {maxMetricNames: 10001}",
