@@ -79,6 +79,9 @@ const (
 	MaxEventBytesLimit   int32 = 8 << 20
 	MaxMetricNamesLimit  int32 = 10000
 	DefaultRestartPolicy       = RestartOnFailure
+	DefaultTickInterval        = time.Second
+	MinTickInterval            = 100 * time.Millisecond
+	MaxTickInterval            = time.Hour
 	ShortHeadLength            = 12
 )
 
@@ -128,7 +131,19 @@ func (s *ActorSpec) Default() {
 	if s.RestartPolicy == "" {
 		s.RestartPolicy = DefaultRestartPolicy
 	}
+	if s.TickInterval == nil {
+		s.TickInterval = &metav1.Duration{Duration: DefaultTickInterval}
+	}
 	s.Limits.Default()
+}
+
+// TickIntervalDuration is how often a ticking actor is called, its default
+// when unset.
+func (s *ActorSpec) TickIntervalDuration() time.Duration {
+	if s.TickInterval == nil || s.TickInterval.Duration == 0 {
+		return DefaultTickInterval
+	}
+	return s.TickInterval.Duration
 }
 
 // Default applies the API server's defaults to a's spec.

@@ -113,6 +113,18 @@ type ActorSpec struct {
 	// set to false again.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+
+	// tickInterval is how often the host calls the actor's optional tick
+	// export (troupe:actor/ticker#tick, see wit/troupe-ticker.wit) after
+	// init, from 100ms to 1h. Actors that don't export tick are never
+	// called after init.
+	// +optional
+	// +kubebuilder:default="1s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || (duration(self) >= duration('100ms') && duration(self) <= duration('1h'))",message="tickInterval must be between 100ms and 1h"
+	TickInterval *metav1.Duration `json:"tickInterval,omitempty"`
 }
 
 // ComponentSource names exactly one place to fetch an actor's WebAssembly

@@ -205,6 +205,14 @@ var invalidSpecs = map[string]invalidCase{
 		spec:  "component: {image: hello}\nlimits: {maxMemoryPages: -1}",
 		field: "spec.limits.maxMemoryPages", msg: "greater than or equal to 1", goMsg: "between 1 and 65536",
 	},
+	"tick interval under 100ms": {
+		spec:  "component: {image: hello}\ntickInterval: 50ms",
+		field: "spec.tickInterval", msg: "tickInterval must be between 100ms and 1h",
+	},
+	"tick interval over 1h": {
+		spec:  "component: {image: hello}\ntickInterval: 2h",
+		field: "spec.tickInterval", msg: "tickInterval must be between 100ms and 1h",
+	},
 	"call timeout under 1ms": {
 		spec:  "component: {image: hello}\nlimits: {callTimeout: 500us}",
 		field: "spec.limits.callTimeout", msg: "callTimeout must be between 1ms and 10m",

@@ -84,6 +84,9 @@ func (s *ActorSpec) Validate(p *field.Path, opts ValidationOptions) field.ErrorL
 	}
 	errs = append(errs, maxItems(p.Child("tolerations"), len(s.Tolerations), 64)...)
 	errs = append(errs, s.Limits.validate(p.Child("limits"))...)
+	if t := s.TickInterval; t != nil && (t.Duration < MinTickInterval || t.Duration > MaxTickInterval) {
+		errs = append(errs, field.Invalid(p.Child("tickInterval"), t.Duration.String(), "tickInterval must be between 100ms and 1h"))
+	}
 	switch s.RestartPolicy {
 	case "", RestartAlways, RestartOnFailure, RestartNever:
 	default:
