@@ -102,6 +102,8 @@ type Chain struct {
 	interval time.Duration
 	timer    *time.Timer
 	armed    bool
+	syncs    int       // ticks fsyncing outside the lock
+	synced   sync.Cond // on mu: signalled when syncs drops, for Close
 
 	// memory chains
 	mem *memStore
@@ -109,6 +111,7 @@ type Chain struct {
 
 func newChain(opts Options) *Chain {
 	c := &Chain{now: opts.Now, hasher: sha256.New(), interval: opts.SyncInterval}
+	c.synced.L = &c.mu
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -388,19 +391,23 @@ func (c *Chain) tick() {
 		c.mu.Unlock()
 		return
 	}
-	err := c.writeLocked()
-	f := c.f
-	c.mu.Unlock()
-	if err != nil {
+	if err := c.writeLocked(); err != nil {
+		c.mu.Unlock()
 		return
 	}
-	if err := fdatasync(f); err != nil {
-		c.mu.Lock()
-		if !c.closed && c.err == nil {
-			c.err = fmt.Errorf("syncing %s: %w", c.path, err)
-		}
-		c.mu.Unlock()
+	c.syncs++
+	f := c.f
+	c.mu.Unlock()
+
+	err := fdatasync(f)
+
+	c.mu.Lock()
+	c.syncs--
+	if err != nil && c.err == nil {
+		c.err = fmt.Errorf("syncing %s: %w", c.path, err)
 	}
+	c.synced.Broadcast()
+	c.mu.Unlock()
 }
 
 // Head returns the hash of the last event and the chain's length (the seq
@@ -434,7 +441,8 @@ func (c *Chain) Sync() error {
 	return nil
 }
 
-// Close flushes and fsyncs a durable chain and releases its file. Further
+// Close flushes and fsyncs a durable chain and releases its file and its
+// lock: when Close returns, the chain can be opened again at once. Further
 // appends fail with ErrClosed. Close is idempotent.
 func (c *Chain) Close() error {
 	c.mu.Lock()
@@ -446,7 +454,15 @@ func (c *Chain) Close() error {
 	if c.f == nil {
 		return nil
 	}
+	// A tick that has fired but not yet taken the lock sees closed and does
+	// nothing. One already fsyncing outside the lock holds a reference to the
+	// file, and closing a regular *os.File does not wait for that: the
+	// descriptor, and with it the flock, would outlive Close, and an
+	// immediate reopen would fail with ErrLocked. So wait for it.
 	c.timer.Stop()
+	for c.syncs > 0 {
+		c.synced.Wait()
+	}
 	err := c.err
 	if err == nil {
 		err = c.writeLocked()
