@@ -97,11 +97,14 @@ type Chain struct {
 	// durable chains
 	path     string
 	f        *os.File
-	pend     []byte // framed records not yet written
+	pend     []byte  // framed records not yet written; nil while the chain is idle
+	pendBuf  *[]byte // the pooled buffer pend lives in, nil while idle
 	syncMode bool
 	interval time.Duration
 	timer    *time.Timer
 	armed    bool
+	busy     bool      // an append came since the last tick
+	dirty    bool      // bytes written to the file since the last fdatasync
 	syncs    int       // ticks fsyncing outside the lock
 	synced   sync.Cond // on mu: signalled when syncs drops, for Close
 
@@ -250,9 +253,45 @@ func writeHeader(f *os.File, dir string) error {
 }
 
 func (c *Chain) startTimer() {
-	c.pend = make([]byte, 0, 64<<10)
 	c.timer = time.AfterFunc(time.Hour, c.tick)
 	c.timer.Stop()
+}
+
+// A node runs thousands of mostly idle actors, so an idle durable chain holds
+// no write buffer: it takes one from this pool on its first append and gives
+// it back once a whole interval passes without appends. A chain that keeps
+// appending keeps its buffer, so the hot path neither allocates nor touches
+// the pool.
+var pendPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, pendInitialSize)
+	return &b
+}}
+
+const (
+	// pendInitialSize fits a typical interval's events; a busier chain grows
+	// its buffer (up to about flushThreshold) and keeps it while busy.
+	pendInitialSize = 16 << 10
+	// maxPooledPend keeps the pool from handing a huge buffer, grown by one
+	// big event, to the next chain that wakes up; such a buffer is dropped.
+	maxPooledPend = 2 * flushThreshold
+)
+
+func (c *Chain) takeBuf() {
+	c.pendBuf = pendPool.Get().(*[]byte)
+	c.pend = (*c.pendBuf)[:0]
+}
+
+// releaseBuf gives the write buffer back; what it holds is discarded, so the
+// caller has written it or given up on it.
+func (c *Chain) releaseBuf() {
+	if c.pendBuf == nil {
+		return
+	}
+	if cap(c.pend) <= maxPooledPend {
+		*c.pendBuf = c.pend[:0]
+		pendPool.Put(c.pendBuf)
+	}
+	c.pendBuf, c.pend = nil, nil
 }
 
 // Path returns the chain's file, or "" for a memory chain.
@@ -319,6 +358,9 @@ func (c *Chain) appendLocked(kind Kind, op string, data []byte) (Hash, error) {
 		copy(sum[:], c.scr[len(c.scr)-HashSize:])
 		c.mem.add(Event{Seq: c.length, Parent: c.head, Kind: kind, Op: op, Time: t, Data: data, Hash: sum})
 	} else {
+		if c.pendBuf == nil {
+			c.takeBuf()
+		}
 		c.pend, sum = appendRecord(c.pend, c.hasher, c.length, &c.head, kind, op, t, data)
 	}
 	c.head = sum
@@ -327,13 +369,19 @@ func (c *Chain) appendLocked(kind Kind, op string, data []byte) (Hash, error) {
 	if c.f == nil {
 		return sum, nil
 	}
+	// Armed even when this append is written at once: the tick is also what
+	// notices the chain went quiet and gives its buffer back.
+	c.busy = true
+	if !c.armed {
+		c.armed = true
+		c.timer.Reset(c.interval)
+	}
 	if c.syncMode || kind.IsLifecycle() {
 		if err := c.writeLocked(); err != nil {
 			return sum, err
 		}
-		if err := fdatasync(c.f); err != nil {
-			c.err = fmt.Errorf("syncing %s: %w", c.path, err)
-			return sum, c.err
+		if err := c.syncLocked(); err != nil {
+			return sum, err
 		}
 		return sum, nil
 	}
@@ -342,11 +390,16 @@ func (c *Chain) appendLocked(kind Kind, op string, data []byte) (Hash, error) {
 			return sum, err
 		}
 	}
-	if !c.armed {
-		c.armed = true
-		c.timer.Reset(c.interval)
-	}
 	return sum, nil
+}
+
+func (c *Chain) syncLocked() error {
+	if err := fdatasync(c.f); err != nil {
+		c.err = fmt.Errorf("syncing %s: %w", c.path, err)
+		return c.err
+	}
+	c.dirty = false
+	return nil
 }
 
 // writeLocked hands the buffered records to the file in one write, so a
@@ -360,6 +413,7 @@ func (c *Chain) writeLocked() error {
 		return c.err
 	}
 	c.pend = c.pend[:0]
+	c.dirty = true
 	return nil
 }
 
@@ -383,18 +437,40 @@ func writeAll(f *os.File, b []byte) error {
 }
 
 // tick is the group commit: write what is buffered, then fsync outside the
-// lock so appenders are not held up by the disk.
+// lock so appenders are not held up by the disk. While appends keep coming it
+// re-arms itself; the first tick that finds a whole quiet interval behind it
+// releases the write buffer and stops, until the next append arms it again.
 func (c *Chain) tick() {
 	c.mu.Lock()
 	c.armed = false
-	if c.closed || c.err != nil {
+	if c.closed {
 		c.mu.Unlock()
 		return
 	}
+	if c.err != nil {
+		c.releaseBuf() // nothing more will be written
+		c.mu.Unlock()
+		return
+	}
+	if !c.busy && len(c.pend) == 0 && !c.dirty {
+		c.releaseBuf()
+		c.mu.Unlock()
+		return
+	}
+	c.busy = false
 	if err := c.writeLocked(); err != nil {
 		c.mu.Unlock()
 		return
 	}
+	c.armed = true
+	c.timer.Reset(c.interval)
+	if !c.dirty {
+		c.mu.Unlock()
+		return
+	}
+	// Cleared before the fsync starts: anything written after this point is
+	// not covered by it and marks the chain dirty again for the next tick.
+	c.dirty = false
 	c.syncs++
 	f := c.f
 	c.mu.Unlock()
@@ -434,11 +510,7 @@ func (c *Chain) Sync() error {
 	if err := c.writeLocked(); err != nil {
 		return err
 	}
-	if err := fdatasync(c.f); err != nil {
-		c.err = fmt.Errorf("syncing %s: %w", c.path, err)
-		return c.err
-	}
-	return nil
+	return c.syncLocked()
 }
 
 // Close flushes and fsyncs a durable chain and releases its file and its
@@ -463,6 +535,7 @@ func (c *Chain) Close() error {
 	for c.syncs > 0 {
 		c.synced.Wait()
 	}
+	defer c.releaseBuf()
 	err := c.err
 	if err == nil {
 		err = c.writeLocked()
