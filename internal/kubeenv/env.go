@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 )
@@ -262,4 +264,36 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// MinRedactBytes is the shortest Secret value Redact hides: shorter ones
+// would mangle ordinary text (a Secret holding "1" or "yes").
+const MinRedactBytes = 4
+
+// Redacted replaces a Secret value in text.
+const Redacted = "[redacted]"
+
+// Redact replaces in s every value of every Secret this environment
+// references (as they are now) with Redacted: a last line of defense for
+// text a guest wrote (an init error, a log line) before the host puts it in
+// a status, an Event or its log.
+func (e *Env) Redact(s string) string {
+	if s == "" {
+		return s
+	}
+	for _, o := range e.objs {
+		if o.key.Kind != Secret {
+			continue
+		}
+		sec, ok := o.object().(*corev1.Secret)
+		if !ok {
+			continue
+		}
+		for _, v := range sec.Data {
+			if len(v) >= MinRedactBytes && strings.Contains(s, string(v)) {
+				s = strings.ReplaceAll(s, string(v), Redacted)
+			}
+		}
+	}
+	return s
 }

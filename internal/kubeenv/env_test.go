@@ -131,6 +131,16 @@ func testResolve(t *testing.T, setup setupFunc) {
 	if m := e.Missing(); len(m) != 0 {
 		t.Fatalf("Missing() = %q, want none", m)
 	}
+	for in, want := range map[string]string{
+		"init failed: password hunter2 refused": "init failed: password " + Redacted + " refused",
+		"user app":                              "user app", // shorter than MinRedactBytes
+		"blue is a ConfigMap value":             "blue is a ConfigMap value",
+		"":                                      "",
+	} {
+		if got := e.Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
 	want := []string{"DB_PASSWORD", "DB_password", "DB_user", "EMPTY", "FEATURE_COLOR", "FEATURE_NEW_UI", "FEATURE_SHARED", "GREETING", "MODE"}
 	if got := e.Names(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Names() = %q, want %q", got, want)
