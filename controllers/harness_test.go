@@ -1,0 +1,370 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/onsi/gomega"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/envtestutil"
+)
+
+// Time limits of the envtest suites. Things the controller does on its own
+// come within prompt; a lease runs out after testLease.
+const (
+	testLease = 2 * time.Second
+	prompt    = 20 * time.Second
+	poll      = 25 * time.Millisecond
+)
+
+// harness is one manager running the Actor reconciler against a shared
+// control plane, confined to a namespace of its own: its Actors and its
+// host Leases live there, so suites don't see each other's hosts.
+type harness struct {
+	t   *testing.T
+	g   gomega.Gomega
+	env *envtestutil.Env
+	c   client.Client // straight to the API server, as a user or a host
+	ns  string
+	r   *ActorReconciler
+	ctx context.Context
+}
+
+type harnessOptions struct {
+	// config is how the manager reaches the API server; env.Config if nil.
+	config func(ns string) *rest.Config
+	// tune changes the reconciler's knobs before it starts.
+	tune func(*ActorReconciler)
+	// leaderElection runs the manager with leader election in ns.
+	leaderElection bool
+	// before runs before the manager starts, with the namespace.
+	before func(ns string)
+}
+
+func newHarness(t *testing.T, env *envtestutil.Env, opts harnessOptions) *harness {
+	t.Helper()
+	ns := env.Namespace(t)
+	if opts.before != nil {
+		opts.before(ns)
+	}
+	cfg := env.Config
+	if opts.config != nil {
+		cfg = opts.config(ns)
+	}
+	cacheOpts := CacheOptions(ns)
+	cacheOpts.DefaultNamespaces = map[string]cache.Config{ns: {}}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        env.Scheme,
+		Cache:                         cacheOpts,
+		Metrics:                       metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress:        "0",
+		Controller:                    ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
+		LeaderElection:                opts.leaderElection,
+		LeaderElectionID:              "troupe-manager.theater.troupe.dev",
+		LeaderElectionNamespace:       ns,
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		t.Fatalf("creating the manager: %v", err)
+	}
+	r := &ActorReconciler{
+		HostNamespace: ns,
+		Backoff:       Backoff{Base: time.Second, Max: 8 * time.Second, Reset: time.Minute},
+	}
+	if opts.tune != nil {
+		opts.tune(r)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := r.SetupWithManager(ctx, mgr); err != nil {
+		cancel()
+		t.Fatalf("setting up the reconciler: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("manager: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("the manager did not stop within 30s")
+		}
+	})
+	g := gomega.NewWithT(t)
+	g.SetDefaultEventuallyTimeout(prompt)
+	g.SetDefaultEventuallyPollingInterval(poll)
+	return &harness{t: t, g: g, env: env, c: env.Client, ns: ns, r: r, ctx: ctx}
+}
+
+// node creates a Node (cluster-scoped, so named after the namespace).
+func (h *harness) node(name string, labels map[string]string, taints ...corev1.Taint) string {
+	h.t.Helper()
+	n := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: h.ns + "-" + name, Labels: labels},
+		Spec:       corev1.NodeSpec{Taints: taints},
+	}
+	if err := h.c.Create(context.Background(), n); err != nil {
+		h.t.Fatalf("creating node %s: %v", n.Name, err)
+	}
+	h.t.Cleanup(func() { _ = h.c.Delete(context.Background(), n) })
+	// The API server taints a new Node not-ready (TaintNodesByCondition)
+	// until its kubelet reports; there is no kubelet here, so the node
+	// becomes ready by hand, with just the taints asked for.
+	{
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			if err := h.c.Get(context.Background(), client.ObjectKeyFromObject(n), n); err != nil {
+				return err
+			}
+			n.Spec.Taints = taints
+			return h.c.Update(context.Background(), n)
+		})
+		if err != nil {
+			h.t.Fatalf("making node %s ready: %v", n.Name, err)
+		}
+	}
+	return n.Name
+}
+
+// fakeHost is a host pod as the controller sees it: a Lease it renews
+// every quarter of its duration until it dies.
+type fakeHost struct {
+	h          *harness
+	name, node string
+	stopOnce   sync.Once
+	stop, done chan struct{}
+}
+
+func (h *harness) host(name, node string, capacity int) *fakeHost {
+	h.t.Helper()
+	now := metav1.NewMicroTime(time.Now())
+	l := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: h.ns,
+			Labels:      map[string]string{v1alpha1.HostLeaseLabel: v1alpha1.HostLeaseLabelValue},
+			Annotations: map[string]string{v1alpha1.NodeAnnotation: node, v1alpha1.CapacityAnnotation: strconv.Itoa(capacity)},
+		},
+		Spec: coordinationv1.LeaseSpec{
+			HolderIdentity:       ptr.To(name),
+			LeaseDurationSeconds: ptr.To(int32(testLease / time.Second)),
+			AcquireTime:          &now,
+			RenewTime:            &now,
+		},
+	}
+	if err := h.c.Create(context.Background(), l); err != nil {
+		h.t.Fatalf("creating lease %s: %v", name, err)
+	}
+	f := &fakeHost{h: h, name: name, node: node, stop: make(chan struct{}), done: make(chan struct{})}
+	go f.renew()
+	h.t.Cleanup(f.die)
+	return f
+}
+
+func (f *fakeHost) renew() {
+	defer close(f.done)
+	tick := time.NewTicker(testLease / 4)
+	defer tick.Stop()
+	key := types.NamespacedName{Namespace: f.h.ns, Name: f.name}
+	for {
+		select {
+		case <-f.stop:
+			return
+		case <-tick.C:
+		}
+		_ = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			var l coordinationv1.Lease
+			if err := f.h.c.Get(context.Background(), key, &l); err != nil {
+				return err
+			}
+			now := metav1.NewMicroTime(time.Now())
+			l.Spec.RenewTime = &now
+			return f.h.c.Update(context.Background(), &l)
+		})
+	}
+}
+
+// die stops renewing: the lease runs out testLease later.
+func (f *fakeHost) die() {
+	f.stopOnce.Do(func() { close(f.stop) })
+	<-f.done
+}
+
+// shutdown is a clean exit: the host deletes its Lease.
+func (f *fakeHost) shutdown() {
+	f.die()
+	l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: f.name, Namespace: f.h.ns}}
+	if err := f.h.c.Delete(context.Background(), l); err != nil {
+		f.h.t.Fatalf("deleting lease %s: %v", f.name, err)
+	}
+}
+
+func (h *harness) actor(name string, mutate ...func(*v1alpha1.Actor)) *v1alpha1.Actor {
+	h.t.Helper()
+	a := &v1alpha1.Actor{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: h.ns},
+		Spec: v1alpha1.ActorSpec{
+			Component: v1alpha1.ComponentSource{Image: "registry.example/actors/hello:v1"},
+		},
+	}
+	for _, m := range mutate {
+		m(a)
+	}
+	if err := h.c.Create(context.Background(), a); err != nil {
+		h.t.Fatalf("creating actor %s: %v", name, err)
+	}
+	return a
+}
+
+func (h *harness) get(name string) (*v1alpha1.Actor, error) {
+	var a v1alpha1.Actor
+	err := h.c.Get(context.Background(), types.NamespacedName{Namespace: h.ns, Name: name}, &a)
+	return &a, err
+}
+
+// update changes an Actor's spec or metadata as a user would.
+func (h *harness) update(name string, mutate func(*v1alpha1.Actor)) {
+	h.t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		a, err := h.get(name)
+		if err != nil {
+			return err
+		}
+		mutate(a)
+		return h.c.Update(context.Background(), a)
+	})
+	if err != nil {
+		h.t.Fatalf("updating actor %s: %v", name, err)
+	}
+}
+
+// placed waits until the actor is assigned (with the label the host
+// selects by) and returns it.
+func (h *harness) placed(name string) *v1alpha1.Actor {
+	h.t.Helper()
+	var a *v1alpha1.Actor
+	h.g.Eventually(func(g gomega.Gomega) {
+		var err error
+		a, err = h.get(name)
+		g.Expect(err).NotTo(gomega.HaveOccurred())
+		g.Expect(a.Status.HostPod).NotTo(gomega.BeEmpty())
+		g.Expect(a.Labels).To(gomega.HaveKeyWithValue(v1alpha1.AssignedHostLabel, a.Status.HostPod))
+		g.Expect(a.Status.Phase).To(gomega.Equal(v1alpha1.PhaseScheduled))
+	}).Should(gomega.Succeed(), "actor %s is never placed", name)
+	return a
+}
+
+// report writes status as the host would: only while the actor's
+// assignment names host with epoch, with optimistic concurrency.
+func (h *harness) report(name, host string, epoch int64, mutate func(*v1alpha1.Actor)) {
+	h.t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		a, err := h.get(name)
+		if err != nil {
+			return err
+		}
+		if !a.AssignedTo(host, epoch) {
+			return fmt.Errorf("actor %s is assigned to %s epoch %d, not %s epoch %d", name, a.Status.HostPod, a.Status.Epoch, host, epoch)
+		}
+		mutate(a)
+		return h.c.Status().Update(context.Background(), a)
+	})
+	if err != nil {
+		h.t.Fatalf("reporting status of %s as host %s: %v", name, host, err)
+	}
+}
+
+const testHead = "3f8a1c2b4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8"
+
+// Host reports.
+func running(a *v1alpha1.Actor) {
+	a.Status.Phase = v1alpha1.PhaseRunning
+	setHostReady(a, metav1.ConditionTrue, v1alpha1.ReasonRunning, "init returned")
+	now := metav1.Now()
+	a.Status.Chain = &v1alpha1.ChainStatus{Head: testHead, HeadShort: v1alpha1.ShortHead(testHead), Length: 3, UpdatedAt: &now}
+}
+
+func failed(reason, msg string) func(*v1alpha1.Actor) {
+	return func(a *v1alpha1.Actor) {
+		a.Status.Phase = v1alpha1.PhaseFailed
+		a.Status.LastError = msg
+		setHostReady(a, metav1.ConditionFalse, reason, msg)
+	}
+}
+
+func succeeded(a *v1alpha1.Actor) {
+	a.Status.Phase = v1alpha1.PhaseSucceeded
+	setHostReady(a, metav1.ConditionFalse, v1alpha1.ReasonShutdown, "the actor called shutdown")
+}
+
+func stoppedAndFlushed(a *v1alpha1.Actor) {
+	setHostReady(a, metav1.ConditionFalse, v1alpha1.ReasonStopped, "the Actor was deleted; chain flushed")
+	now := metav1.Now()
+	a.Status.Chain = &v1alpha1.ChainStatus{Head: testHead, HeadShort: v1alpha1.ShortHead(testHead), Length: 9, UpdatedAt: &now}
+}
+
+func setHostReady(a *v1alpha1.Actor, status metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&a.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionReady, Status: status, Reason: reason, Message: msg, ObservedGeneration: a.Generation,
+	})
+}
+
+// expectEvent waits for an Event about actor name with reason whose note
+// contains each of notes.
+func (h *harness) expectEvent(name, reason string, notes ...string) {
+	h.t.Helper()
+	h.g.Eventually(func() []string {
+		var list eventsv1.EventList
+		if err := h.c.List(context.Background(), &list, client.InNamespace(h.ns)); err != nil {
+			return []string{err.Error()}
+		}
+		var seen []string
+		for _, e := range list.Items {
+			if e.Regarding.Name != name {
+				continue
+			}
+			seen = append(seen, e.Reason+": "+e.Note)
+			if e.Reason != reason || e.ReportingController != ControllerName {
+				continue
+			}
+			all := true
+			for _, n := range notes {
+				all = all && strings.Contains(e.Note, n)
+			}
+			if all {
+				return nil
+			}
+		}
+		return seen
+	}).Should(gomega.BeEmpty(), "no %s event about %s mentioning %q; got the events listed", reason, name, notes)
+}
+
+func condition(a *v1alpha1.Actor, typ string) metav1.Condition {
+	if c := meta.FindStatusCondition(a.Status.Conditions, typ); c != nil {
+		return *c
+	}
+	return metav1.Condition{}
+}
+
+func isNotFound(err error) bool { return apierrors.IsNotFound(err) }

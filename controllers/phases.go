@@ -1,0 +1,364 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/placement"
+)
+
+// maxMessage bounds condition messages and Event notes built from spec
+// errors or host-reported failures.
+const maxMessage = 1024
+
+// reconcileValidate keeps an Actor whose spec breaks the API's rules off
+// every host. The API server rejects such specs at admission; this catches
+// Actors admitted by an older, laxer CRD.
+func (r *ActorReconciler) reconcileValidate(_ context.Context, s *scope) (bool, error) {
+	a := s.actor
+	errs := a.Spec.Validate(field.NewPath("spec"), v1alpha1.ValidationOptions{})
+	if len(errs) == 0 {
+		return false, nil
+	}
+	msg := truncate(errs.ToAggregate().Error())
+	if c := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionScheduled); c == nil || c.Reason != v1alpha1.ReasonInvalidSpec || c.Message != msg {
+		s.event(corev1.EventTypeWarning, v1alpha1.EventInvalidSpec, "Validate", "%s", msg)
+	}
+	unassign(a)
+	a.Status.Phase = v1alpha1.PhasePending
+	setCondition(a, v1alpha1.ConditionScheduled, metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, msg)
+	setCondition(a, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, msg)
+	return true, nil
+}
+
+// reconcileIdentity gives the actor its stable id and the finalizer that
+// lets its host flush its chain before the Actor goes.
+func (r *ActorReconciler) reconcileIdentity(_ context.Context, s *scope) (bool, error) {
+	a := s.actor
+	if a.Status.ActorID == "" {
+		a.Status.ActorID = uuid.NewString()
+	}
+	controllerutil.AddFinalizer(a, v1alpha1.ChainFlushFinalizer)
+	if a.Status.Phase == "" {
+		a.Status.Phase = v1alpha1.PhasePending
+	}
+	return false, nil
+}
+
+// reconcileSuspend takes a suspended actor off its host (which stops it when
+// the actor leaves its label selection) and lets a resumed one be placed.
+func (r *ActorReconciler) reconcileSuspend(_ context.Context, s *scope) (bool, error) {
+	a := s.actor
+	if !a.Spec.Suspend {
+		if a.Status.Phase == v1alpha1.PhaseSuspended {
+			a.Status.Phase = v1alpha1.PhasePending
+		}
+		return false, nil
+	}
+	const msg = "spec.suspend is true: the actor is stopped; its state and chain are kept"
+	if a.Status.Phase != v1alpha1.PhaseSuspended || a.Status.HostPod != "" {
+		if a.Status.HostPod != "" {
+			s.event(corev1.EventTypeNormal, v1alpha1.EventSuspended, "Suspend", "suspended: stopping it on host %s (epoch %d)", a.Status.HostPod, a.Status.Epoch)
+		} else {
+			s.event(corev1.EventTypeNormal, v1alpha1.EventSuspended, "Suspend", "suspended")
+		}
+	}
+	unassign(a)
+	a.Status.Phase = v1alpha1.PhaseSuspended
+	setCondition(a, v1alpha1.ConditionScheduled, metav1.ConditionFalse, v1alpha1.ReasonSuspended, msg)
+	setCondition(a, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonSuspended, msg)
+	return true, nil
+}
+
+// reconcileHostHealth takes a live actor off a host that died (its lease
+// expired or is gone) or, after a spec change, no longer fits its
+// nodeSelector or tolerations; reconcilePlacement then moves it. Stopped
+// actors stay: reconcileRestart decides about them.
+func (r *ActorReconciler) reconcileHostHealth(ctx context.Context, s *scope) (bool, error) {
+	a := s.actor
+	if a.Status.HostPod == "" || stopped(a.Status.Phase) {
+		return false, nil
+	}
+	if err := r.loadHosts(ctx, s); err != nil {
+		return false, err
+	}
+	name := a.Status.HostPod
+	h, ok := s.host(name)
+	switch {
+	case !ok:
+		s.moveOff(name, "its Lease is gone")
+	case !h.Live(s.now):
+		s.moveOff(name, fmt.Sprintf("its lease expired at %s", h.Expiry.UTC().Format(time.RFC3339)))
+	case scheduledGeneration(a) < a.Generation && placement.Matches(&h, request(a)) != placement.Fits:
+		s.moveOff(name, fmt.Sprintf("after a spec change: %s", placement.Matches(&h, request(a))))
+	default:
+		// Still fine: the condition now speaks for this generation.
+		setCondition(a, v1alpha1.ConditionScheduled, metav1.ConditionTrue, v1alpha1.ReasonAssigned, assignedMessage(a))
+	}
+	return false, nil
+}
+
+// moveOff unassigns the actor from host, which can't keep it.
+func (s *scope) moveOff(host, why string) {
+	a := s.actor
+	s.movedFrom, s.moveReason = host, why
+	s.log.Info("moving actor off its host", "host", host, "reason", why, "epoch", a.Status.Epoch)
+	unassign(a)
+	a.Status.Phase = v1alpha1.PhasePending
+	msg := fmt.Sprintf("host %s can't keep the actor: %s", host, why)
+	setCondition(a, v1alpha1.ConditionScheduled, metav1.ConditionFalse, v1alpha1.ReasonHostLost, msg)
+	setCondition(a, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonHostLost, msg)
+}
+
+// reconcileRestart restarts a stopped actor when its restartPolicy says so,
+// after min(Base * 2^restarts, Max) of backoff, with a new epoch on the
+// same host (or a new host when that one can't take it). A spec change
+// restarts a stopped actor at once, whatever the policy.
+func (r *ActorReconciler) reconcileRestart(ctx context.Context, s *scope) (bool, error) {
+	a := s.actor
+	if !stopped(a.Status.Phase) {
+		return false, nil
+	}
+	ready := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionReady)
+	policy := a.Spec.RestartPolicy
+	if policy == "" {
+		policy = v1alpha1.DefaultRestartPolicy
+	}
+	restartable := policy == v1alpha1.RestartAlways || (policy == v1alpha1.RestartOnFailure && a.Status.Phase == v1alpha1.PhaseFailed)
+	specChanged := ready != nil && ready.ObservedGeneration != 0 && ready.ObservedGeneration < a.Generation
+	if !restartable && !specChanged {
+		if a.Status.Phase == v1alpha1.PhaseFailed && r.firstFailure(s.key, a) {
+			s.event(corev1.EventTypeWarning, v1alpha1.EventFailed, "Run", "failed on host %s (epoch %d): %s; restartPolicy %s: not restarting",
+				a.Status.HostPod, a.Status.Epoch, stopCause(a, ready), policy)
+		}
+		return true, nil
+	}
+
+	var why string
+	if specChanged {
+		why = fmt.Sprintf("for spec generation %d", a.Generation)
+	} else {
+		if ready == nil || ready.Reason != v1alpha1.ReasonBackOff {
+			// First look at this stop: start the backoff clock.
+			delay := r.Backoff.Delay(a.Status.Restarts, ranFor(a, s.now))
+			cause := stopCause(a, ready)
+			if a.Status.Phase == v1alpha1.PhaseFailed {
+				s.event(corev1.EventTypeWarning, v1alpha1.EventFailed, "Run", "failed on host %s (epoch %d): %s", a.Status.HostPod, a.Status.Epoch, cause)
+			}
+			gen := a.Generation
+			if ready != nil && ready.ObservedGeneration != 0 {
+				gen = ready.ObservedGeneration
+			}
+			meta.RemoveStatusCondition(&a.Status.Conditions, v1alpha1.ConditionReady)
+			meta.SetStatusCondition(&a.Status.Conditions, metav1.Condition{
+				Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonBackOff,
+				Message:            truncate(fmt.Sprintf("%s; restarting in %s (restartPolicy %s)", cause, delay, policy)),
+				ObservedGeneration: gen, LastTransitionTime: metav1.NewTime(s.now),
+			})
+			s.requeueAfter(delay + time.Second)
+			return true, nil
+		}
+		delay := r.Backoff.Delay(a.Status.Restarts, ranFor(a, ready.LastTransitionTime.Time))
+		// The API server keeps the condition's time to the second; count
+		// from the next second so the wait is never shorter than delay.
+		due := ready.LastTransitionTime.Time.Truncate(time.Second).Add(time.Second + delay)
+		if s.now.Before(due) {
+			s.requeueAfter(due.Sub(s.now))
+			return true, nil
+		}
+		why = fmt.Sprintf("after %s of backoff", delay)
+	}
+
+	a.Status.Restarts++
+	now := metav1.NewTime(s.now)
+	a.Status.LastRestartTime = &now
+	if err := r.loadHosts(ctx, s); err != nil {
+		return false, err
+	}
+	if h, ok := s.host(a.Status.HostPod); ok && h.Live(s.now) && placement.Matches(&h, request(a)) == placement.Fits {
+		a.Status.Epoch++
+		a.Status.Phase = v1alpha1.PhaseScheduled
+		setCondition(a, v1alpha1.ConditionScheduled, metav1.ConditionTrue, v1alpha1.ReasonAssigned, assignedMessage(a))
+		setCondition(a, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonStarting, startingMessage(a))
+		s.event(corev1.EventTypeNormal, v1alpha1.EventRestarting, "Restart", "restart %d %s on host %s (epoch %d)", a.Status.Restarts, why, a.Status.HostPod, a.Status.Epoch)
+		return true, nil
+	}
+	s.event(corev1.EventTypeNormal, v1alpha1.EventRestarting, "Restart", "restart %d %s; host %s can't take it, placing it anew", a.Status.Restarts, why, a.Status.HostPod)
+	unassign(a)
+	a.Status.Phase = v1alpha1.PhasePending
+	s.restarting = true
+	return false, nil
+}
+
+// reconcilePlacement assigns an unassigned actor to the least loaded live
+// host that fits it, with a new epoch.
+func (r *ActorReconciler) reconcilePlacement(ctx context.Context, s *scope) (bool, error) {
+	a := s.actor
+	if a.Status.HostPod != "" || (stopped(a.Status.Phase) && !s.restarting) {
+		return false, nil
+	}
+	if err := r.loadHosts(ctx, s); err != nil {
+		return false, err
+	}
+	h, err := placement.Pick(s.hosts, request(a), s.now)
+	if err != nil {
+		var nh *placement.NoHostError
+		if !errors.As(err, &nh) {
+			return false, fmt.Errorf("placing: %w", err)
+		}
+		// The condition says why no host fits now; the Event also says
+		// which host the actor lost, if any.
+		msg := truncate(err.Error())
+		if s.movedFrom != "" {
+			s.event(corev1.EventTypeWarning, v1alpha1.EventNoHost, "Move", "host %s can't keep the actor (%s); %s", s.movedFrom, s.moveReason, msg)
+		} else if c := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionScheduled); c == nil || c.Reason != v1alpha1.ReasonNoHost || c.Message != msg {
+			s.event(corev1.EventTypeWarning, v1alpha1.EventNoHost, "Place", "%s", msg)
+		}
+		a.Status.Phase = v1alpha1.PhasePending
+		setCondition(a, v1alpha1.ConditionScheduled, metav1.ConditionFalse, v1alpha1.ReasonNoHost, msg)
+		setCondition(a, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonNoHost, msg)
+		if nh.Unfit[placement.UnfitFull] > 0 {
+			s.requeueAfter(r.FullRetry)
+		}
+		return true, nil
+	}
+	a.Status.HostPod, a.Status.NodeName = h.Name, h.Node
+	a.Status.Epoch++
+	a.Status.Phase = v1alpha1.PhaseScheduled
+	setCondition(a, v1alpha1.ConditionScheduled, metav1.ConditionTrue, v1alpha1.ReasonAssigned, assignedMessage(a))
+	setCondition(a, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonStarting, startingMessage(a))
+	if s.movedFrom != "" {
+		s.event(corev1.EventTypeNormal, v1alpha1.EventMoved, "Move", "moved from host %s (%s) to host %s on node %s (epoch %d)",
+			s.movedFrom, s.moveReason, h.Name, h.Node, a.Status.Epoch)
+	} else {
+		s.event(corev1.EventTypeNormal, v1alpha1.EventPlaced, "Place", "%s", assignedMessage(a))
+	}
+	return false, nil
+}
+
+// reconcileDelete releases a deleted Actor once its host reported the actor
+// Stopped (chain flushed), at once when no live host has it, and after
+// FlushTimeout when a live host never answers.
+func (r *ActorReconciler) reconcileDelete(ctx context.Context, s *scope) (bool, error) {
+	a := s.actor
+	if !controllerutil.ContainsFinalizer(a, v1alpha1.ChainFlushFinalizer) {
+		return true, nil
+	}
+	release := func(eventType, format string, args ...any) {
+		controllerutil.RemoveFinalizer(a, v1alpha1.ChainFlushFinalizer)
+		s.event(eventType, v1alpha1.EventFinalizerRemoved, "Delete", format, args...)
+	}
+	name := a.Status.HostPod
+	if name == "" {
+		release(corev1.EventTypeNormal, "not assigned to a host: nothing to flush")
+		return true, nil
+	}
+	if c := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionReady); c != nil && c.Status == metav1.ConditionFalse && c.Reason == v1alpha1.ReasonStopped {
+		release(corev1.EventTypeNormal, "host %s stopped the actor and flushed its chain (%s)", name, chainSummary(a))
+		return true, nil
+	}
+	if err := r.loadHosts(ctx, s); err != nil {
+		return false, err
+	}
+	if h, ok := s.host(name); !ok || !h.Live(s.now) {
+		release(corev1.EventTypeWarning, "host %s is gone: the chain could not be flushed; last reported %s", name, chainSummary(a))
+		return true, nil
+	}
+	deadline := a.DeletionTimestamp.Add(r.FlushTimeout)
+	if !s.now.Before(deadline) {
+		release(corev1.EventTypeWarning, "host %s did not report the actor Stopped within %s: released unflushed; last reported %s", name, r.FlushTimeout, chainSummary(a))
+		return true, nil
+	}
+	// The host's Stopped report, or its death (the monitor), wakes us
+	// earlier.
+	s.requeueAfter(deadline.Sub(s.now))
+	return true, nil
+}
+
+func unassign(a *v1alpha1.Actor) {
+	a.Status.HostPod, a.Status.NodeName = "", ""
+}
+
+// stopped: the host ran the actor's epoch to its end.
+func stopped(p v1alpha1.Phase) bool {
+	return p == v1alpha1.PhaseFailed || p == v1alpha1.PhaseSucceeded
+}
+
+func request(a *v1alpha1.Actor) placement.Request {
+	return placement.Request{NodeSelector: a.Spec.NodeSelector, Tolerations: a.Spec.Tolerations}
+}
+
+func setCondition(a *v1alpha1.Actor, typ string, status metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&a.Status.Conditions, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: a.Generation,
+	})
+}
+
+func scheduledGeneration(a *v1alpha1.Actor) int64 {
+	if c := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionScheduled); c != nil {
+		return c.ObservedGeneration
+	}
+	return 0
+}
+
+func assignedMessage(a *v1alpha1.Actor) string {
+	return fmt.Sprintf("assigned to host %s on node %s (epoch %d)", a.Status.HostPod, a.Status.NodeName, a.Status.Epoch)
+}
+
+func startingMessage(a *v1alpha1.Actor) string {
+	return fmt.Sprintf("waiting for host %s to start epoch %d", a.Status.HostPod, a.Status.Epoch)
+}
+
+// stopCause says how the actor's epoch ended, from the host's report.
+func stopCause(a *v1alpha1.Actor, ready *metav1.Condition) string {
+	if a.Status.Phase == v1alpha1.PhaseSucceeded {
+		return "it called shutdown"
+	}
+	switch {
+	case ready != nil && ready.Reason != v1alpha1.ReasonBackOff && ready.Message != "":
+		return truncate(ready.Reason + ": " + ready.Message)
+	case a.Status.LastError != "":
+		return truncate(a.Status.LastError)
+	case ready != nil:
+		return ready.Reason
+	}
+	return "no reason reported"
+}
+
+// ranFor is how long the actor ran between its last restart and stoppedAt;
+// zero when it never restarted.
+func ranFor(a *v1alpha1.Actor, stoppedAt time.Time) time.Duration {
+	if a.Status.LastRestartTime == nil {
+		return 0
+	}
+	return stoppedAt.Sub(a.Status.LastRestartTime.Time)
+}
+
+func chainSummary(a *v1alpha1.Actor) string {
+	if a.Status.Chain == nil || a.Status.Chain.Head == "" {
+		return "no chain head"
+	}
+	return fmt.Sprintf("chain head %s, length %d", v1alpha1.ShortHead(a.Status.Chain.Head), a.Status.Chain.Length)
+}
+
+func truncate(s string) string {
+	if len(s) <= maxMessage {
+		return s
+	}
+	// Cut at a rune boundary.
+	cut := maxMessage - 3
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return s[:cut] + "..."
+}

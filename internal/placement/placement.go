@@ -1,0 +1,217 @@
+package placement
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/troupe-dev/troupe/api/v1alpha1"
+)
+
+// Host is a host pod as placement sees it.
+type Host struct {
+	// Name is the host pod's name (and its Lease's).
+	Name string
+	// Node is the node the host pod runs on.
+	Node string
+	// Expiry is when the host's lease runs out unless renewed; the zero
+	// time when the lease was never renewed.
+	Expiry time.Time
+	// Capacity is the most actors the host runs.
+	Capacity int
+	// Load is the number of actors assigned to the host.
+	Load int
+	// NodeLabels are the labels of the host's Node.
+	NodeLabels map[string]string
+	// Taints are the taints of the host's Node.
+	Taints []corev1.Taint
+}
+
+// Live reports whether the host's lease is still valid at now.
+func (h *Host) Live(now time.Time) bool { return now.Before(h.Expiry) }
+
+// Request is what an actor asks of its host.
+type Request struct {
+	NodeSelector map[string]string
+	Tolerations  []corev1.Toleration
+}
+
+// LeaseExpiry is when a host lease runs out: renewTime (acquireTime when
+// never renewed) plus leaseDurationSeconds (DefaultLeaseDurationSeconds
+// when unset). The zero time when the lease carries neither time.
+func LeaseExpiry(l *coordinationv1.Lease) time.Time {
+	var last time.Time
+	switch {
+	case l.Spec.RenewTime != nil:
+		last = l.Spec.RenewTime.Time
+	case l.Spec.AcquireTime != nil:
+		last = l.Spec.AcquireTime.Time
+	default:
+		return time.Time{}
+	}
+	d := int32(v1alpha1.DefaultLeaseDurationSeconds)
+	if l.Spec.LeaseDurationSeconds != nil {
+		d = *l.Spec.LeaseDurationSeconds
+	}
+	if d <= 0 {
+		return time.Time{}
+	}
+	return last.Add(time.Duration(d) * time.Second)
+}
+
+// IsHostLease reports whether l is a host's heartbeat.
+func IsHostLease(l *coordinationv1.Lease) bool {
+	return l.Labels[v1alpha1.HostLeaseLabel] == v1alpha1.HostLeaseLabelValue
+}
+
+// Capacity is the capacity a host lease declares: CapacityAnnotation, or
+// DefaultHostCapacity when it is missing, malformed or negative.
+func Capacity(l *coordinationv1.Lease) int {
+	v, ok := l.Annotations[v1alpha1.CapacityAnnotation]
+	if !ok {
+		return v1alpha1.DefaultHostCapacity
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 0 {
+		return v1alpha1.DefaultHostCapacity
+	}
+	return n
+}
+
+// HostFromLease describes the host behind lease l. nodes maps node names to
+// Nodes; a host whose Node is unknown has no labels and no taints. loads
+// maps host names to their number of actors.
+func HostFromLease(l *coordinationv1.Lease, nodes map[string]*corev1.Node, loads map[string]int) Host {
+	h := Host{
+		Name:     l.Name,
+		Node:     l.Annotations[v1alpha1.NodeAnnotation],
+		Expiry:   LeaseExpiry(l),
+		Capacity: Capacity(l),
+		Load:     loads[l.Name],
+	}
+	if n := nodes[h.Node]; n != nil {
+		h.NodeLabels = n.Labels
+		h.Taints = n.Spec.Taints
+	}
+	return h
+}
+
+// Unfit says why a host can't take an actor, or "" when it can.
+type Unfit string
+
+// Why a host can't take an actor.
+const (
+	Fits              Unfit = ""
+	UnfitDead         Unfit = "lease expired"
+	UnfitNodeSelector Unfit = "node didn't match nodeSelector"
+	UnfitTaint        Unfit = "untolerated taint"
+	UnfitFull         Unfit = "full"
+)
+
+// Matches reports whether h's node satisfies r's nodeSelector and its
+// NoSchedule and NoExecute taints are tolerated; capacity and liveness
+// aside. A host an actor already runs on is kept while it Matches.
+func Matches(h *Host, r Request) Unfit {
+	for k, v := range r.NodeSelector {
+		if got, ok := h.NodeLabels[k]; !ok || got != v {
+			return UnfitNodeSelector
+		}
+	}
+	for i := range h.Taints {
+		t := &h.Taints[i]
+		if t.Effect != corev1.TaintEffectNoSchedule && t.Effect != corev1.TaintEffectNoExecute {
+			continue
+		}
+		if !tolerated(t, r.Tolerations) {
+			return UnfitTaint
+		}
+	}
+	return Fits
+}
+
+func tolerated(t *corev1.Taint, tols []corev1.Toleration) bool {
+	for i := range tols {
+		// Gt/Lt tolerations are alpha in Kubernetes; like a scheduler
+		// without the feature gate, they match nothing.
+		if tols[i].ToleratesTaint(klog.Background(), t, false) {
+			return true
+		}
+	}
+	return false
+}
+
+// Check says whether h can take one more actor asking r at now.
+func Check(h *Host, r Request, now time.Time) Unfit {
+	if !h.Live(now) {
+		return UnfitDead
+	}
+	if u := Matches(h, r); u != Fits {
+		return u
+	}
+	if h.Load >= h.Capacity {
+		return UnfitFull
+	}
+	return Fits
+}
+
+// NoHostError says why no host could take an actor, as the scheduler does:
+// "0/3 hosts available: 1 lease expired, 2 node didn't match nodeSelector".
+type NoHostError struct {
+	// Hosts is how many hosts were considered.
+	Hosts int
+	// Unfit counts the hosts by why they can't take the actor.
+	Unfit map[Unfit]int
+}
+
+func (e *NoHostError) Error() string {
+	if e.Hosts == 0 {
+		return "no host: no host lease exists (is the troupe-host DaemonSet running?)"
+	}
+	reasons := make([]string, 0, len(e.Unfit))
+	for u, n := range e.Unfit {
+		reasons = append(reasons, fmt.Sprintf("%d %s", n, u))
+	}
+	sort.Strings(reasons)
+	return fmt.Sprintf("0/%d hosts available: %s", e.Hosts, strings.Join(reasons, ", "))
+}
+
+// Pick chooses the host for an actor asking r: among the hosts that pass
+// Check, the least loaded, ties broken by name. It returns a *NoHostError
+// when none passes.
+func Pick(hosts []Host, r Request, now time.Time) (Host, error) {
+	var best *Host
+	unfit := map[Unfit]int{}
+	for i := range hosts {
+		h := &hosts[i]
+		if u := Check(h, r, now); u != Fits {
+			unfit[u]++
+			continue
+		}
+		if best == nil || h.Load < best.Load || (h.Load == best.Load && h.Name < best.Name) {
+			best = h
+		}
+	}
+	if best == nil {
+		return Host{}, &NoHostError{Hosts: len(hosts), Unfit: unfit}
+	}
+	return *best, nil
+}
+
+// NextExpiry is the earliest expiry after now among hosts, and false when
+// no host is live; the controller looks again then.
+func NextExpiry(hosts []Host, now time.Time) (time.Time, bool) {
+	var next time.Time
+	for i := range hosts {
+		e := hosts[i].Expiry
+		if e.After(now) && (next.IsZero() || e.Before(next)) {
+			next = e
+		}
+	}
+	return next, !next.IsZero()
+}

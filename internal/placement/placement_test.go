@@ -1,0 +1,325 @@
+package placement
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/troupe-dev/troupe/api/v1alpha1"
+)
+
+var now = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+
+func live(name string, load int) Host {
+	return Host{Name: name, Node: "node-" + name, Expiry: now.Add(10 * time.Second), Capacity: 10, Load: load}
+}
+
+func TestPick(t *testing.T) {
+	dead := live("dead", 0)
+	dead.Expiry = now.Add(-time.Second)
+	expiringNow := live("edge", 0)
+	expiringNow.Expiry = now // live means strictly before expiry
+	gpu := live("gpu", 5)
+	gpu.NodeLabels = map[string]string{"accel": "gpu", "zone": "a"}
+	tainted := live("tainted", 0)
+	tainted.Taints = []corev1.Taint{{Key: "dedicated", Value: "batch", Effect: corev1.TaintEffectNoSchedule}}
+	noExec := live("noexec", 0)
+	noExec.Taints = []corev1.Taint{{Key: "gone", Effect: corev1.TaintEffectNoExecute}}
+	soft := live("soft", 0)
+	soft.Taints = []corev1.Taint{{Key: "meh", Effect: corev1.TaintEffectPreferNoSchedule}}
+	full := live("full", 10)
+	zero := live("zero", 0)
+	zero.Capacity = 0
+	numeric := live("numeric", 0)
+	numeric.Taints = []corev1.Taint{{Key: "level", Value: "5", Effect: corev1.TaintEffectNoSchedule}}
+
+	tests := map[string]struct {
+		hosts   []Host
+		req     Request
+		want    string
+		wantErr string
+	}{
+		"no hosts at all": {
+			wantErr: "no host lease exists",
+		},
+		"least loaded wins": {
+			hosts: []Host{live("a", 3), live("b", 1), live("c", 2)},
+			want:  "b",
+		},
+		"ties broken by name": {
+			hosts: []Host{live("b", 1), live("a", 1), live("c", 1)},
+			want:  "a",
+		},
+		"dead host skipped even when idle": {
+			hosts: []Host{dead, live("a", 9)},
+			want:  "a",
+		},
+		"lease expiring exactly now is dead": {
+			hosts:   []Host{expiringNow},
+			wantErr: "0/1 hosts available: 1 lease expired",
+		},
+		"only dead hosts": {
+			hosts:   []Host{dead, dead},
+			wantErr: "0/2 hosts available: 2 lease expired",
+		},
+		"nodeSelector picks the matching node despite load": {
+			hosts: []Host{live("a", 0), gpu},
+			req:   Request{NodeSelector: map[string]string{"accel": "gpu"}},
+			want:  "gpu",
+		},
+		"nodeSelector needs every label": {
+			hosts:   []Host{gpu},
+			req:     Request{NodeSelector: map[string]string{"accel": "gpu", "zone": "b"}},
+			wantErr: "1 node didn't match nodeSelector",
+		},
+		"nodeSelector against a host without a Node": {
+			hosts:   []Host{live("a", 0)},
+			req:     Request{NodeSelector: map[string]string{"accel": "gpu"}},
+			wantErr: "node didn't match nodeSelector",
+		},
+		"NoSchedule taint not tolerated": {
+			hosts: []Host{tainted, live("a", 5)},
+			want:  "a",
+		},
+		"NoSchedule taint tolerated by Equal": {
+			hosts: []Host{tainted, live("a", 5)},
+			req: Request{Tolerations: []corev1.Toleration{
+				{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "batch", Effect: corev1.TaintEffectNoSchedule},
+			}},
+			want: "tainted",
+		},
+		"toleration with another value does not tolerate": {
+			hosts: []Host{tainted},
+			req: Request{Tolerations: []corev1.Toleration{
+				{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "web"},
+			}},
+			wantErr: "1 untolerated taint",
+		},
+		"Exists with empty key tolerates everything": {
+			hosts: []Host{tainted, noExec},
+			req:   Request{Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}}},
+			want:  "noexec",
+		},
+		"NoExecute taint not tolerated": {
+			hosts:   []Host{noExec},
+			wantErr: "1 untolerated taint",
+		},
+		"toleration for another effect does not tolerate": {
+			hosts: []Host{noExec},
+			req: Request{Tolerations: []corev1.Toleration{
+				{Key: "gone", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+			}},
+			wantErr: "1 untolerated taint",
+		},
+		"PreferNoSchedule taints are ignored": {
+			hosts: []Host{soft},
+			want:  "soft",
+		},
+		"comparison operators match nothing": {
+			hosts: []Host{numeric},
+			req: Request{Tolerations: []corev1.Toleration{
+				{Key: "level", Operator: corev1.TolerationOpGt, Value: "1"},
+			}},
+			wantErr: "1 untolerated taint",
+		},
+		"full hosts skipped": {
+			hosts: []Host{full, live("a", 9)},
+			want:  "a",
+		},
+		"capacity zero takes nothing": {
+			hosts:   []Host{zero},
+			wantErr: "0/1 hosts available: 1 full",
+		},
+		"reasons are counted and sorted": {
+			hosts:   []Host{dead, full, full, tainted},
+			wantErr: "0/4 hosts available: 1 lease expired, 1 untolerated taint, 2 full",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := Pick(tc.hosts, tc.req, now)
+			if tc.wantErr != "" {
+				var nh *NoHostError
+				if !errors.As(err, &nh) {
+					t.Fatalf("Pick = %q, %v; want a *NoHostError", got.Name, err)
+				}
+				if msg := err.Error(); !strings.Contains(msg, tc.wantErr) {
+					t.Fatalf("error %q; want it to contain %q", msg, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Pick: %v", err)
+			}
+			if got.Name != tc.want {
+				t.Fatalf("Pick = %q; want %q", got.Name, tc.want)
+			}
+		})
+	}
+}
+
+// TestPickBalances assigns actors one at a time, as the controller does, and
+// checks that hosts of equal capacity end within one of each other.
+func TestPickBalances(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 7} {
+		t.Run(fmt.Sprintf("%d hosts", n), func(t *testing.T) {
+			hosts := make([]Host, n)
+			for i := range hosts {
+				hosts[i] = live(fmt.Sprintf("h%d", i), 0)
+				hosts[i].Capacity = 1000
+			}
+			for range 50 {
+				h, err := Pick(hosts, Request{}, now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range hosts {
+					if hosts[i].Name == h.Name {
+						hosts[i].Load++
+					}
+				}
+			}
+			lo, hi := hosts[0].Load, hosts[0].Load
+			for _, h := range hosts {
+				lo, hi = min(lo, h.Load), max(hi, h.Load)
+			}
+			if hi-lo > 1 {
+				t.Fatalf("loads %v: spread %d, want <= 1", hosts, hi-lo)
+			}
+		})
+	}
+}
+
+func TestLeaseExpiry(t *testing.T) {
+	renew := metav1.NewMicroTime(now)
+	acquire := metav1.NewMicroTime(now.Add(-time.Minute))
+	tests := map[string]struct {
+		spec coordinationv1.LeaseSpec
+		want time.Time
+	}{
+		"renewTime plus duration": {
+			spec: coordinationv1.LeaseSpec{RenewTime: &renew, AcquireTime: &acquire, LeaseDurationSeconds: ptr.To[int32](3)},
+			want: now.Add(3 * time.Second),
+		},
+		"acquireTime when never renewed": {
+			spec: coordinationv1.LeaseSpec{AcquireTime: &acquire, LeaseDurationSeconds: ptr.To[int32](3)},
+			want: now.Add(-time.Minute + 3*time.Second),
+		},
+		"default duration": {
+			spec: coordinationv1.LeaseSpec{RenewTime: &renew},
+			want: now.Add(v1alpha1.DefaultLeaseDurationSeconds * time.Second),
+		},
+		"no times: never live": {
+			spec: coordinationv1.LeaseSpec{LeaseDurationSeconds: ptr.To[int32](3)},
+		},
+		"zero duration: never live": {
+			spec: coordinationv1.LeaseSpec{RenewTime: &renew, LeaseDurationSeconds: ptr.To[int32](0)},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := LeaseExpiry(&coordinationv1.Lease{Spec: tc.spec})
+			if !got.Equal(tc.want) {
+				t.Fatalf("LeaseExpiry = %v; want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestHostFromLease(t *testing.T) {
+	renew := metav1.NewMicroTime(now)
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{"zone": "a"}},
+		Spec:       corev1.NodeSpec{Taints: []corev1.Taint{{Key: "k", Effect: corev1.TaintEffectNoSchedule}}},
+	}
+	tests := map[string]struct {
+		annotations map[string]string
+		wantCap     int
+		wantLabels  bool
+	}{
+		"declared capacity and known node": {
+			annotations: map[string]string{v1alpha1.NodeAnnotation: "n1", v1alpha1.CapacityAnnotation: "7"},
+			wantCap:     7,
+			wantLabels:  true,
+		},
+		"no capacity: default": {
+			annotations: map[string]string{v1alpha1.NodeAnnotation: "n1"},
+			wantCap:     v1alpha1.DefaultHostCapacity,
+			wantLabels:  true,
+		},
+		"malformed capacity: default": {
+			annotations: map[string]string{v1alpha1.CapacityAnnotation: "lots"},
+			wantCap:     v1alpha1.DefaultHostCapacity,
+		},
+		"negative capacity: default": {
+			annotations: map[string]string{v1alpha1.CapacityAnnotation: "-3"},
+			wantCap:     v1alpha1.DefaultHostCapacity,
+		},
+		"zero capacity is kept": {
+			annotations: map[string]string{v1alpha1.CapacityAnnotation: "0"},
+			wantCap:     0,
+		},
+		"unknown node: no labels": {
+			annotations: map[string]string{v1alpha1.NodeAnnotation: "elsewhere"},
+			wantCap:     v1alpha1.DefaultHostCapacity,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			l := &coordinationv1.Lease{
+				ObjectMeta: metav1.ObjectMeta{Name: "host-1", Annotations: tc.annotations},
+				Spec:       coordinationv1.LeaseSpec{RenewTime: &renew, LeaseDurationSeconds: ptr.To[int32](2)},
+			}
+			h := HostFromLease(l, map[string]*corev1.Node{"n1": node}, map[string]int{"host-1": 4})
+			if h.Name != "host-1" || h.Load != 4 || h.Capacity != tc.wantCap {
+				t.Fatalf("host %+v; want name host-1, load 4, capacity %d", h, tc.wantCap)
+			}
+			if got := h.NodeLabels["zone"] == "a" && len(h.Taints) == 1; got != tc.wantLabels {
+				t.Fatalf("node labels/taints %v %v; want known node %v", h.NodeLabels, h.Taints, tc.wantLabels)
+			}
+			if !h.Live(now.Add(time.Second)) || h.Live(now.Add(2*time.Second)) {
+				t.Fatalf("host live window wrong: expiry %v", h.Expiry)
+			}
+		})
+	}
+}
+
+func TestIsHostLease(t *testing.T) {
+	tests := map[string]struct {
+		labels map[string]string
+		want   bool
+	}{
+		"labelled":      {labels: map[string]string{v1alpha1.HostLeaseLabel: "true"}, want: true},
+		"other value":   {labels: map[string]string{v1alpha1.HostLeaseLabel: "false"}},
+		"leader lease":  {labels: nil},
+		"another label": {labels: map[string]string{"app": "host"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Labels: tc.labels}}
+			if got := IsHostLease(l); got != tc.want {
+				t.Fatalf("IsHostLease = %v; want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestNextExpiry(t *testing.T) {
+	a, b, c := live("a", 0), live("b", 0), live("c", 0)
+	b.Expiry = now.Add(time.Second)
+	c.Expiry = now.Add(-time.Second)
+	got, ok := NextExpiry([]Host{a, b, c}, now)
+	if !ok || !got.Equal(b.Expiry) {
+		t.Fatalf("NextExpiry = %v, %v; want %v", got, ok, b.Expiry)
+	}
+	if _, ok := NextExpiry([]Host{c}, now); ok {
+		t.Fatal("NextExpiry found a live host among dead ones")
+	}
+}
