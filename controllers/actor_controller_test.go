@@ -115,7 +115,7 @@ func testBalances(t *testing.T, env *envtestutil.Env) {
 			g.Expect(a.Status.Epoch).To(BeEquivalentTo(1), "%s placed twice", a.Name)
 			load[a.Status.HostPod]++
 		}
-		g.Expect(load["host-a"]+load["host-b"]).To(Equal(n))
+		g.Expect(load["host-a"] + load["host-b"]).To(Equal(n))
 		g.Expect(load["host-a"]-load["host-b"]).To(BeNumerically("~", 0, 1), "loads %v", load)
 	}).Should(Succeed())
 }

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/controllers"
+	"github.com/troupe-dev/troupe/internal/version"
+)
+
+// Defaults of the flags.
+const (
+	// DefaultLeaderElectionID names the leader election Lease; the
+	// leader-election Role grants access to this name only.
+	DefaultLeaderElectionID = "troupe-manager.theater.troupe.dev"
+	// DefaultHostNamespace is where host pods run when neither
+	// --host-namespace nor POD_NAMESPACE says.
+	DefaultHostNamespace = "troupe-system"
+)
+
+func main() {
+	if err := run(ctrl.SetupSignalHandler(), os.Args[1:], os.Getenv, os.Stderr, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "manager:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command line's settings.
+type options struct {
+	kubeconfig              string
+	metricsAddr             string
+	probeAddr               string
+	leaderElect             bool
+	leaderElectionID        string
+	leaderElectionNamespace string
+	hostNamespace           string
+	backoff                 controllers.Backoff
+	flushTimeout            time.Duration
+	zap                     zap.Options
+}
+
+// parse reads the flags; POD_NAMESPACE (downward API) is the default host
+// namespace.
+func parse(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `Usage: manager [flags]
+
+Places Actors on live host pods (found by their Leases), moves them when a
+host dies, restarts them per restartPolicy and releases deleted ones once
+their host flushed their chain. See docs/operator.md.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	hostNS := getenv("POD_NAMESPACE")
+	if hostNS == "" {
+		hostNS = DefaultHostNamespace
+	}
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then the in-cluster config)")
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", `address of /metrics ("0" disables it)`)
+	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", `address of /healthz and /readyz ("0" disables them)`)
+	fs.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader among replicas; only the leader reconciles")
+	fs.StringVar(&o.leaderElectionID, "leader-election-id", DefaultLeaderElectionID, "name of the leader election Lease (the RBAC Role names it too)")
+	fs.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the host namespace)")
+	fs.StringVar(&o.hostNamespace, "host-namespace", hostNS, "namespace of the host pods and their Leases; defaults to $POD_NAMESPACE when set")
+	fs.DurationVar(&o.backoff.Base, "restart-backoff", controllers.DefaultBackoff.Base, "wait before the first restart of a stopped actor; doubles with each restart")
+	fs.DurationVar(&o.backoff.Max, "restart-backoff-max", controllers.DefaultBackoff.Max, "longest wait before a restart")
+	fs.DurationVar(&o.backoff.Reset, "restart-backoff-reset", controllers.DefaultBackoff.Reset, "an actor that ran this long before it stopped waits only --restart-backoff again")
+	fs.DurationVar(&o.flushTimeout, "flush-timeout", controllers.DefaultFlushTimeout, "how long a deleted Actor waits for its live host to report its chain flushed")
+	o.zap.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	switch {
+	case o.hostNamespace == "":
+		return nil, errors.New("--host-namespace must not be empty")
+	case o.backoff.Base <= 0:
+		return nil, fmt.Errorf("--restart-backoff %s: must be positive", o.backoff.Base)
+	case o.backoff.Max < o.backoff.Base:
+		return nil, fmt.Errorf("--restart-backoff-max %s: must be at least --restart-backoff %s", o.backoff.Max, o.backoff.Base)
+	case o.backoff.Reset < 0:
+		return nil, fmt.Errorf("--restart-backoff-reset %s: must not be negative", o.backoff.Reset)
+	case o.flushTimeout <= 0:
+		return nil, fmt.Errorf("--flush-timeout %s: must be positive", o.flushTimeout)
+	case o.leaderElect && o.leaderElectionID == "":
+		return nil, errors.New("--leader-election-id must not be empty with --leader-elect")
+	}
+	if o.leaderElectionNamespace == "" {
+		o.leaderElectionNamespace = o.hostNamespace
+	}
+	return o, nil
+}
+
+// newManager builds the manager with the Actor reconciler and its probes.
+func newManager(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("registering client-go kinds: %w", err)
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return nil, fmt.Errorf("registering %s: %w", v1alpha1.GroupVersion, err)
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Cache:                         controllers.CacheOptions(o.hostNamespace),
+		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress:        o.probeAddr,
+		LeaderElection:                o.leaderElect,
+		LeaderElectionID:              o.leaderElectionID,
+		LeaderElectionNamespace:       o.leaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the manager: %w", err)
+	}
+	r := &controllers.ActorReconciler{
+		HostNamespace: o.hostNamespace,
+		Backoff:       o.backoff,
+		FlushTimeout:  o.flushTimeout,
+	}
+	if err := r.SetupWithManager(ctx, mgr); err != nil {
+		return nil, fmt.Errorf("setting up the actor controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("adding the health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("adding the readiness check: %w", err)
+	}
+	return mgr, nil
+}
+
+// run parses args and runs the manager until ctx ends. cfg, when not nil,
+// replaces the kubeconfig lookup (tests).
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, cfg *rest.Config) error {
+	o, err := parse(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := zap.New(zap.UseFlagOptions(&o.zap), zap.WriteTo(stderr))
+	ctrl.SetLogger(log)
+	if cfg == nil {
+		if cfg, err = restConfig(o.kubeconfig); err != nil {
+			return fmt.Errorf("connecting to the API server: %w", err)
+		}
+	}
+	mgr, err := newManager(ctx, cfg, o)
+	if err != nil {
+		return err
+	}
+	log.Info("starting the manager", "version", version.String(), "hostNamespace", o.hostNamespace,
+		"leaderElection", o.leaderElect, "leaderElectionNamespace", o.leaderElectionNamespace)
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("running the manager: %w", err)
+	}
+	log.Info("manager stopped")
+	return nil
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
+	return ctrl.GetConfig()
+}
