@@ -68,6 +68,11 @@ type ActorConfig struct {
 	// CallTimeout is the deadline of every call into the actor; 0 is
 	// DefaultCallTimeout.
 	CallTimeout time.Duration
+	// TickInterval is how often the actor's tick export (when it has one)
+	// is called once init has returned: 0 is DefaultTickInterval, a
+	// negative value never ticks. Modules without the export are never
+	// called after init, whatever this says.
+	TickInterval time.Duration
 	// InitialState is handed to init when Dir holds no saved state; nil
 	// passes none.
 	InitialState []byte
@@ -112,6 +117,8 @@ type Actor struct {
 	timeout   time.Duration
 	maxState  int
 	component *Component
+	// tickInterval is the period of the tick loop; <= 0 never ticks.
+	tickInterval time.Duration
 
 	// callLock serializes everything that touches the instance: calls,
 	// boot, stop, restart. A channel so a Stop can give up waiting.
@@ -122,6 +129,9 @@ type Actor struct {
 	mem                                     api.Memory
 	limiter                                 *memoryLimiter
 	fnInit, fnPost, fnRealloc, fnInitialize api.Function
+	// fnTick and fnTickPost are the optional ticker export and its
+	// cabi_post; a ticking actor keeps fnRealloc too, to lower its state.
+	fnTick, fnTickPost api.Function
 	// exports caches the functions Call has called.
 	exports map[string]api.Function
 	// deadline of the call in progress (UnixNano), read by the WASI sleep
@@ -130,6 +140,12 @@ type Actor struct {
 	// stopping is set by a Stop that had to cancel the call in progress, so
 	// the canceled call ends the run as stopped, not failed.
 	stopping atomic.Bool
+	// ticks counts the tick calls that returned ok; tickers the running
+	// tick loops (one per run at most; Stop waits for them), which
+	// tickLoops counts for tests.
+	ticks     atomic.Uint64
+	tickers   sync.WaitGroup
+	tickLoops atomic.Int32
 
 	mu       sync.Mutex // guards the fields below
 	phase    Phase
@@ -215,6 +231,12 @@ func (e *Engine) newActor(cfg ActorConfig) (a *Actor, err error) {
 	}
 	if a.maxState <= 0 {
 		a.maxState = DefaultMaxStateBytes
+	}
+	switch a.tickInterval = cfg.TickInterval; {
+	case a.tickInterval == 0:
+		a.tickInterval = DefaultTickInterval
+	case a.tickInterval > 0 && a.tickInterval < MinTickInterval:
+		a.tickInterval = MinTickInterval
 	}
 	a.log = cfg.Logger
 	if a.log.GetSink() == nil {
@@ -447,13 +469,18 @@ func (a *Actor) boot(ctx context.Context) error {
 		return a.fail(err)
 	}
 	// Each api.Function carries its own call stack (10 KiB in wazevo);
-	// an idle actor should not keep the ones only boot needs.
-	a.fnInit, a.fnPost, a.fnRealloc, a.fnInitialize = nil, nil, nil, nil
+	// an idle actor should not keep the ones only boot needs. A ticking
+	// actor still needs cabi_realloc to hand tick its state.
+	a.fnInit, a.fnPost, a.fnInitialize = nil, nil, nil
+	if a.fnTick == nil {
+		a.fnRealloc = nil
+	}
 	if a.shutdownRequested() {
 		return a.finishShutdown()
 	}
 	a.setPhase(PhaseRunning)
 	a.log.V(1).Info("actor running", "actorID", a.id, "name", a.cfg.Name)
+	a.startTicker()
 	return nil
 }
 
@@ -501,6 +528,15 @@ func (a *Actor) instantiate(ctx context.Context) (err error) {
 	}
 	if c.hasInitialize {
 		a.fnInitialize = mod.ExportedFunction(exportInitialize)
+	}
+	if c.hasTick && a.tickInterval > 0 {
+		a.fnTick = mod.ExportedFunction(exportTick)
+		if c.hasTickPost {
+			a.fnTickPost = mod.ExportedFunction(exportTickPost)
+		}
+		if a.fnTick == nil {
+			return newActorError(ReasonMissingExport, "instantiate", "instance lacks %s", exportTick)
+		}
 	}
 	if a.fnInit == nil || a.fnRealloc == nil || a.mem == nil {
 		return newActorError(ReasonMissingExport, "instantiate", "instance lacks init, cabi_realloc or memory")
@@ -720,6 +756,7 @@ func (a *Actor) closeInstance() {
 		a.mod, a.mem = nil, nil
 	}
 	a.fnInit, a.fnPost, a.fnRealloc, a.fnInitialize = nil, nil, nil, nil
+	a.fnTick, a.fnTickPost = nil, nil
 	a.exports = nil
 }
 
@@ -789,8 +826,17 @@ func (a *Actor) ShutdownData() (data []byte, hasData, requested bool) {
 // then cancels it; records ActorStop with reason; closes the instance; and
 // flushes and closes the chain. Stop also releases an actor that already
 // ended (shutdown or failure); it is idempotent. A stopped actor cannot be
-// restarted in this process: start it again from its Dir.
+// restarted in this process: start it again from its Dir. When Stop
+// returns, the actor's tick loop has ended too.
 func (a *Actor) Stop(ctx context.Context, reason string) error {
+	err := a.stop(ctx, reason)
+	// The run is over (its Done channel closed), so a tick loop waiting
+	// for the call lock or its next tick returns at once.
+	a.tickers.Wait()
+	return err
+}
+
+func (a *Actor) stop(ctx context.Context, reason string) error {
 	if err := a.acquire(ctx); err != nil {
 		// The guest would not give the call back in time: cancel it. The
 		// canceled call ends the run (reason Canceled) and unlocks.

@@ -173,6 +173,9 @@ type Component struct {
 	hasMemMax     bool
 	hasInitialize bool
 	hasPost       bool
+	// hasTick: the module exports troupe:actor/ticker#tick (and
+	// hasTickPost its cabi_post), so the engine calls it periodically.
+	hasTick, hasTickPost bool
 }
 
 // Digest returns the component's content digest, "sha256:<hex>".
@@ -183,6 +186,11 @@ func (c *Component) Size() int { return c.size }
 
 // MinMemoryPages is the linear memory the module declares it starts with.
 func (c *Component) MinMemoryPages() uint32 { return c.memMin }
+
+// Ticks reports whether the module exports the optional periodic entry
+// point troupe:actor/ticker#tick, which the engine calls every tick
+// interval once init has returned.
+func (c *Component) Ticks() bool { return c.hasTick }
 
 // Compile validates and compiles wasm, or returns the component already
 // compiled from the same bytes (by SHA-256), so a warm start neither
@@ -229,8 +237,11 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (*Component, error) {
 
 // Signatures of the canonical ABI's core functions for this world.
 var (
-	i32          = api.ValueTypeI32
-	sigInit      = signature{params: []api.ValueType{i32, i32, i32, i32, i32}, results: []api.ValueType{i32}}
+	i32     = api.ValueTypeI32
+	i64     = api.ValueTypeI64
+	sigInit = signature{params: []api.ValueType{i32, i32, i32, i32, i32}, results: []api.ValueType{i32}}
+	// tick(state: option<list<u8>>, now-ms: u64): is-some, ptr, len, now.
+	sigTick      = signature{params: []api.ValueType{i32, i32, i32, i64}, results: []api.ValueType{i32}}
 	sigPost      = signature{params: []api.ValueType{i32}}
 	sigRealloc   = signature{params: []api.ValueType{i32, i32, i32, i32}, results: []api.ValueType{i32}}
 	sigInitalize = signature{}
@@ -325,8 +336,12 @@ func (e *Engine) validate(m wazero.CompiledModule) (*Component, error) {
 			return false, nil
 		}
 		if !sig.matches(def) {
-			return false, newActorError(ReasonInvalidModule, "compile", "export %q has signature %s, want %s",
-				name, signature{params: def.ParamTypes(), results: def.ResultTypes()}, sig)
+			hint := ""
+			if name == exportTick {
+				hint = " (state-is-some, state-ptr, state-len, now-ms; see wit/troupe-ticker.wit)"
+			}
+			return false, newActorError(ReasonInvalidModule, "compile", "export %q has signature %s, want %s%s",
+				name, signature{params: def.ParamTypes(), results: def.ResultTypes()}, sig, hint)
 		}
 		return true, nil
 	}
@@ -344,6 +359,12 @@ func (e *Engine) validate(m wazero.CompiledModule) (*Component, error) {
 		return nil, err
 	}
 	if c.hasInitialize, err = check(exportInitialize, sigInitalize, false); err != nil {
+		return nil, err
+	}
+	if c.hasTick, err = check(exportTick, sigTick, false); err != nil {
+		return nil, err
+	}
+	if c.hasTickPost, err = check(exportTickPost, sigPost, false); err != nil {
 		return nil, err
 	}
 	mem, ok := m.ExportedMemories()[exportMemory]

@@ -35,6 +35,8 @@ const (
 	ReasonABI Reason = "ABIViolation"
 	// ReasonInitFailed: init returned err.
 	ReasonInitFailed Reason = "InitFailed"
+	// ReasonTickFailed: the optional tick export returned err.
+	ReasonTickFailed Reason = "TickFailed"
 	// ReasonHostError: the host failed (chain or state write), not the guest.
 	ReasonHostError Reason = "HostError"
 	// ReasonCanceled: the host canceled a call (a stop that could not wait).
