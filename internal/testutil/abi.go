@@ -12,7 +12,8 @@ import (
 	"github.com/tetratelabs/wazero/api"
 )
 
-// Module and export names of the guest ABI (wit/theater-simple.wit).
+// Module and export names of the guest ABI (wit/theater-simple.wit, and
+// the optional wit/troupe-ticker.wit).
 const (
 	RuntimeModule  = "theater:simple/runtime"
 	InitExport     = "theater:simple/actor#init"
@@ -21,6 +22,10 @@ const (
 	InitializeFunc = "_initialize"
 	MemoryExport   = "memory"
 	WASIModule     = "wasi_snapshot_preview1"
+	// TickExport and PostTickExport are the optional periodic entry point
+	// of a ticking actor (troupe:actor/ticker) and its post-return.
+	TickExport     = "troupe:actor/ticker#tick"
+	PostTickExport = "cabi_post_troupe:actor/ticker#tick"
 )
 
 // FuncType is a core wasm function signature.
@@ -78,6 +83,9 @@ var ActorExports = map[string]struct {
 	ReallocExport:  {FuncType{Params: []api.ValueType{i32, i32, i32, i32}, Results: []api.ValueType{i32}}, true},
 	PostInitExport: {FuncType{Params: []api.ValueType{i32}}, false},
 	InitializeFunc: {FuncType{}, false},
+	// (state option<list<u8>>: is-some, ptr, len; now-ms u64) -> pointer to a result area laid out like init's
+	TickExport:     {FuncType{Params: []api.ValueType{i32, i32, i32, i64}, Results: []api.ValueType{i32}}, false},
+	PostTickExport: {FuncType{Params: []api.ValueType{i32}}, false},
 }
 
 // CheckGuestABI reports every way a compiled module departs from the guest

@@ -391,7 +391,7 @@ func newCompilationCache() wazero.CompilationCache {
 	return wazero.NewCompilationCache()
 }
 
-// InitError is an err result of init: the actor's own message.
+// InitError is an err result of init (or tick): the actor's own message.
 type InitError struct{ Message string }
 
 func (e *InitError) Error() string { return "init returned an error: " + e.Message }
@@ -469,53 +469,82 @@ func (g *Guest) Close(ctx context.Context) error { return g.r.Close(ctx) }
 // result is lifted from the area init returns, then post-return runs when
 // exported. An err result is an *InitError; a trap is any other error.
 func (g *Guest) Init(ctx context.Context, state []byte, hasState bool, actorID string) (newState []byte, hasNewState bool, err error) {
-	initFn := g.mod.ExportedFunction(InitExport)
-	if initFn == nil {
-		return nil, false, errors.New("actor does not export " + InitExport)
+	return g.call(ctx, InitExport, PostInitExport, state, hasState, func(args []uint64) ([]uint64, error) {
+		ip, in, err := g.lowerString(ctx, actorID)
+		return append(args, uint64(ip), uint64(in)), err
+	})
+}
+
+// Tick calls the optional troupe:actor/ticker#tick as the host does, with
+// the state and the host's time in ms since the epoch; like Init otherwise.
+// It fails when the actor does not export tick.
+func (g *Guest) Tick(ctx context.Context, state []byte, hasState bool, now time.Time) (newState []byte, hasNewState bool, err error) {
+	return g.call(ctx, TickExport, PostTickExport, state, hasState, func(args []uint64) ([]uint64, error) {
+		return append(args, uint64(now.UnixMilli())), nil
+	})
+}
+
+// call lowers the state, appends the rest of the arguments, calls export,
+// lifts its result<tuple<option<list<u8>>>, string> and runs post when the
+// actor exports it.
+func (g *Guest) call(ctx context.Context, export, post string, state []byte, hasState bool,
+	rest func(args []uint64) ([]uint64, error)) (newState []byte, hasNewState bool, err error) {
+	fn := g.mod.ExportedFunction(export)
+	if fn == nil {
+		return nil, false, errors.New("actor does not export " + export)
 	}
-	res, err := g.lowerInitArgs(ctx, state, hasState, actorID)
+	var isSome, sp, sn uint32
+	if hasState {
+		isSome = 1
+		if sp, sn, err = g.lower(ctx, state); err != nil {
+			return nil, false, err
+		}
+	}
+	args, err := rest([]uint64{uint64(isSome), uint64(sp), uint64(sn)})
 	if err != nil {
 		return nil, false, err
 	}
-	out, err := initFn.Call(ctx, res...)
+	out, err := fn.Call(ctx, args...)
 	if err != nil {
-		return nil, false, fmt.Errorf("calling init: %w (stderr: %s)", err, g.stderr.String())
+		return nil, false, fmt.Errorf("calling %s: %w (stderr: %s)", export, err, g.stderr.String())
 	}
 	ret := uint32(out[0])
-	newState, hasNewState, err = liftInitResult(g.mod.Memory(), ret)
-	if post := g.mod.ExportedFunction(PostInitExport); post != nil {
-		if _, perr := post.Call(ctx, uint64(ret)); perr != nil {
-			return nil, false, fmt.Errorf("calling %s: %w", PostInitExport, perr)
+	newState, hasNewState, err = liftResult(g.mod.Memory(), ret, export)
+	if postFn := g.mod.ExportedFunction(post); postFn != nil {
+		if _, perr := postFn.Call(ctx, uint64(ret)); perr != nil {
+			return nil, false, fmt.Errorf("calling %s: %w", post, perr)
 		}
 	}
 	return newState, hasNewState, err
 }
 
-func (g *Guest) lowerInitArgs(ctx context.Context, state []byte, hasState bool, actorID string) (args []uint64, err error) {
+// lower copies b into the guest's memory from its cabi_realloc, turning the
+// fake's panics (a bad allocator answer) into an error.
+func (g *Guest) lower(ctx context.Context, b []byte) (ptr, n uint32, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("lowering init's arguments: %v", r)
+			err = fmt.Errorf("lowering an argument: %v", r)
 		}
 	}()
-	var isSome, sp, sn uint32
-	if hasState {
-		isSome = 1
-		sp, sn = g.Runtime.lower(ctx, g.mod, state)
-	}
-	ip, in := g.Runtime.lowerString(ctx, g.mod, actorID)
-	return []uint64{uint64(isSome), uint64(sp), uint64(sn), uint64(ip), uint64(in)}, nil
+	ptr, n = g.Runtime.lower(ctx, g.mod, b)
+	return ptr, n, nil
 }
 
-// liftInitResult reads result<tuple<option<list<u8>>>, string> at ret:
-// +0 u8 discriminant; ok: +4 u8 option discriminant, +8 ptr, +12 len;
-// err: +4 ptr, +8 len.
-func liftInitResult(mem api.Memory, ret uint32) ([]byte, bool, error) {
+func (g *Guest) lowerString(ctx context.Context, s string) (ptr, n uint32, err error) {
+	return g.lower(ctx, []byte(s))
+}
+
+// liftResult reads result<tuple<option<list<u8>>>, string>, which export
+// returned a pointer to: +0 u8 discriminant; ok: +4 u8 option
+// discriminant, +8 ptr, +12 len; err: +4 ptr, +8 len. An err is an
+// *InitError (for init and tick alike).
+func liftResult(mem api.Memory, ret uint32, export string) ([]byte, bool, error) {
 	if ret%4 != 0 {
-		return nil, false, fmt.Errorf("init returned %#x, not 4-byte aligned", ret)
+		return nil, false, fmt.Errorf("%s returned %#x, not 4-byte aligned", export, ret)
 	}
 	area, ok := mem.Read(ret, 16)
 	if !ok {
-		return nil, false, fmt.Errorf("init returned %#x, past the end of memory", ret)
+		return nil, false, fmt.Errorf("%s returned %#x, past the end of memory", export, ret)
 	}
 	le := binary.LittleEndian
 	switch area[0] {
@@ -526,23 +555,23 @@ func liftInitResult(mem api.Memory, ret uint32) ([]byte, bool, error) {
 		case 1:
 			b, ok := mem.Read(le.Uint32(area[8:]), le.Uint32(area[12:]))
 			if !ok {
-				return nil, false, fmt.Errorf("init's new state (%d bytes at %#x) is past the end of memory", le.Uint32(area[12:]), le.Uint32(area[8:]))
+				return nil, false, fmt.Errorf("%s's new state (%d bytes at %#x) is past the end of memory", export, le.Uint32(area[12:]), le.Uint32(area[8:]))
 			}
 			return bytes.Clone(b), true, nil
 		default:
-			return nil, false, fmt.Errorf("init returned option discriminant %d", area[4])
+			return nil, false, fmt.Errorf("%s returned option discriminant %d", export, area[4])
 		}
 	case 1:
 		b, ok := mem.Read(le.Uint32(area[4:]), le.Uint32(area[8:]))
 		if !ok {
-			return nil, false, fmt.Errorf("init's error message (%d bytes at %#x) is past the end of memory", le.Uint32(area[8:]), le.Uint32(area[4:]))
+			return nil, false, fmt.Errorf("%s's error message (%d bytes at %#x) is past the end of memory", export, le.Uint32(area[8:]), le.Uint32(area[4:]))
 		}
 		if !utf8.Valid(b) {
-			return nil, false, errors.New("init's error message is not valid UTF-8")
+			return nil, false, fmt.Errorf("%s's error message is not valid UTF-8", export)
 		}
 		return nil, false, &InitError{Message: string(b)}
 	default:
-		return nil, false, fmt.Errorf("init returned result discriminant %d", area[0])
+		return nil, false, fmt.Errorf("%s returned result discriminant %d", export, area[0])
 	}
 }
 

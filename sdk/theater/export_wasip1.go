@@ -5,6 +5,8 @@ package theater
 import (
 	"strings"
 	"unsafe"
+
+	"github.com/troupe-dev/troupe/sdk/theater/internal/tickhook"
 )
 
 // Memory handed to the host.
@@ -26,11 +28,13 @@ type pin struct {
 
 var pins []pin
 
-// Results of the last init call, kept reachable until post-return: the host
-// reads them after init has returned.
+// Results of the last init and tick calls, kept reachable until their
+// post-return: the host reads them after the call has returned.
 var (
 	initResult initResultArea
 	initKeep   []byte
+	tickResult initResultArea
+	tickKeep   []byte
 )
 
 // cabiRealloc is the canonical ABI allocator: (old ptr, old size, align, new
@@ -160,19 +164,64 @@ func exportInit(stateIsSome, statePtr, stateLen, actorIDPtr, actorIDLen uint32) 
 	// Whatever else the host allocated before this call is not ours to keep.
 	releasePins(0)
 
-	newState, err := callInit(state, stateIsSome == 1, actorID)
+	var newState []byte
+	err := tickSetupError(tickhook.Linked)
+	if err == nil {
+		newState, err = callInit(state, stateIsSome == 1, actorID)
+	}
+	initKeep = storeResult(&initResult, newState, err)
+	return uint32(uintptr(unsafe.Pointer(&initResult)))
+}
+
+// storeResult writes result<tuple<option<list<u8>>>, string> into area and
+// returns the bytes it points at, which must stay reachable until
+// post-return.
+func storeResult(area *initResultArea, newState []byte, err error) (keep []byte) {
 	switch {
 	case err != nil:
 		msg := []byte(strings.ToValidUTF8(err.Error(), "\uFFFD"))
-		initKeep = msg
-		initResult = initResultArea{isErr: 1, payload: [3]uint32{addrOf(msg), uint32(len(msg)), 0}}
+		*area = initResultArea{isErr: 1, payload: [3]uint32{addrOf(msg), uint32(len(msg)), 0}}
+		return msg
 	case newState == nil:
-		initResult = initResultArea{isErr: 0, payload: [3]uint32{0, 0, 0}}
+		*area = initResultArea{isErr: 0, payload: [3]uint32{0, 0, 0}}
+		return nil
 	default:
-		initKeep = newState
-		initResult = initResultArea{isErr: 0, payload: [3]uint32{1, addrOf(newState), uint32(len(newState))}}
+		*area = initResultArea{isErr: 0, payload: [3]uint32{1, addrOf(newState), uint32(len(newState))}}
+		return newState
 	}
-	return uint32(uintptr(unsafe.Pointer(&initResult)))
+}
+
+// The tick export itself is declared by package ticker, so that only
+// ticking actors have it; it calls these through tickhook.
+func init() {
+	tickhook.Tick = exportTick
+	tickhook.PostTick = exportPostTick
+}
+
+// exportTick implements troupe:actor/ticker#tick: (i32 state-is-some,
+// i32 state-ptr, i32 state-len, i64 now-ms) -> i32 pointer to a
+// tickResult, laid out like init's.
+func exportTick(stateIsSome, statePtr, stateLen uint32, nowMs uint64) uint32 {
+	tickKeep = nil
+	var state []byte
+	switch stateIsSome {
+	case 0:
+	case 1:
+		state = claim(statePtr, stateLen)
+	default:
+		panic("theater: tick: invalid option discriminant for state")
+	}
+	releasePins(0)
+	newState, err := callTick(state, stateIsSome == 1, nowMs)
+	tickKeep = storeResult(&tickResult, newState, err)
+	return uint32(uintptr(unsafe.Pointer(&tickResult)))
+}
+
+// exportPostTick implements cabi_post_troupe:actor/ticker#tick.
+func exportPostTick(uint32) {
+	tickKeep = nil
+	tickResult = initResultArea{}
+	releasePins(0)
 }
 
 // exportPostInit is cabi_post_theater:simple/actor#init: (i32 the pointer

@@ -1,6 +1,7 @@
 package theater_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -49,7 +50,8 @@ func TestABIActorImportsEveryRuntimeFunctionWithItsExactSignature(t *testing.T) 
 	if got := testutil.RuntimeImportNames(m); !slices.Equal(got, all) {
 		t.Fatalf("runtime imports = %v, want all ten: %v", got, all)
 	}
-	for _, name := range []string{testutil.InitExport, testutil.ReallocExport, testutil.PostInitExport, testutil.InitializeFunc} {
+	for _, name := range []string{testutil.InitExport, testutil.ReallocExport, testutil.PostInitExport, testutil.InitializeFunc,
+		testutil.TickExport, testutil.PostTickExport} {
 		if _, ok := m.ExportedFunctions()[name]; !ok {
 			t.Errorf("does not export %s", name)
 		}
@@ -248,6 +250,149 @@ func BenchmarkGuestCall(b *testing.B) {
 			b.ResetTimer()
 			if _, _, err := g.Init(ctx, []byte(strconv.Itoa(b.N)), true, "bench"); err != nil {
 				b.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestTickResults(t *testing.T) {
+	wasm := testutil.BuildActor(t, abiActorDir)
+	big := make([]byte, 4<<20)
+	for i := range big {
+		big[i] = byte(i * 13)
+	}
+	now := time.UnixMilli(1_800_000_000_007)
+	tests := map[string]struct {
+		mode      string
+		state     []byte
+		hasState  bool
+		wantState []byte
+		wantHas   bool
+		wantErr   string // substring of the *InitError message; "" for ok
+		wantEvent string // the "ticked" event's data, "" for none
+	}{
+		"count from none": {mode: "count", wantState: []byte("1"), wantHas: true,
+			wantEvent: `{"count":1,"hasState":false,"nowMs":1800000000007}`},
+		"count from 41": {mode: "count", state: []byte("41"), hasState: true, wantState: []byte("42"), wantHas: true,
+			wantEvent: `{"count":42,"hasState":true,"nowMs":1800000000007}`},
+		"keep some empty":           {mode: "keep", state: []byte{}, hasState: true, wantState: []byte{}, wantHas: true},
+		"keep 4 MiB":                {mode: "keep", state: big, hasState: true, wantState: big, wantHas: true},
+		"keep none":                 {mode: "keep"},
+		"nil is none":               {mode: "none", state: []byte("x"), hasState: true},
+		"error result":              {mode: "error", wantErr: "tick boom at 1800000000007"},
+		"a panic is an error":       {mode: "panic", wantErr: "theater: tick panicked: assignment to entry in nil map"},
+		"the actor's state error":   {mode: "count", state: []byte("x"), hasState: true, wantErr: `tick: state "x" is not a count`},
+		"an unknown mode is an err": {mode: "nope", wantErr: `unknown TICK_MODE "nope"`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			fr := newFake("echo")
+			fr.SetEnv("TICK_MODE", tc.mode)
+			g := testutil.StartGuest(t, wasm, fr)
+			if _, _, err := g.Init(context.Background(), nil, false, "actor-1"); err != nil {
+				t.Fatal(err)
+			}
+			// Twice on one instance: the second tick must not see leftovers.
+			for call := 1; call <= 2; call++ {
+				got, has, err := g.Tick(context.Background(), tc.state, tc.hasState, now)
+				if tc.wantErr != "" {
+					var ie *testutil.InitError
+					if !errors.As(err, &ie) || !strings.Contains(ie.Message, tc.wantErr) {
+						t.Fatalf("tick %d: err = %v, want an error result containing %q", call, err, tc.wantErr)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("tick %d: %v", call, err)
+				}
+				if has != tc.wantHas || !slices.Equal(got, tc.wantState) || (has && got == nil) {
+					t.Fatalf("tick %d: state = (%d bytes, has=%v), want (%d bytes, has=%v)", call, len(got), has, len(tc.wantState), tc.wantHas)
+				}
+			}
+			events := fr.Events()
+			if tc.wantEvent == "" {
+				if len(events) != 0 {
+					t.Errorf("events = %+v, want none", events)
+				}
+			} else if len(events) != 2 || events[0].Type != "ticked" || string(events[0].Data) != tc.wantEvent {
+				t.Errorf("events = %+v, want two ticked %s", events, tc.wantEvent)
+			}
+			if tc.mode == "panic" && !strings.Contains(g.Stderr(), "theater: tick panicked") {
+				t.Errorf("the panic's stack did not reach stderr: %q", g.Stderr())
+			}
+		})
+	}
+}
+
+// TestTickKeepsHostBuffersAlive runs init's stress test inside ticks (every
+// value the host writes is checked, with collections inside cabi_realloc),
+// and hands each tick a 1 MiB state: the guest must take it over so it can
+// be collected, not keep it pinned (12 MiB of memory at the end, 128 with
+// the state buffers kept).
+func TestTickKeepsHostBuffersAlive(t *testing.T) {
+	wasm := testutil.BuildActor(t, abiActorDir)
+	fr := newFake("echo")
+	fr.SetEnv("TICK_MODE", "stress")
+	const unit, repeat = "fedcba9876543210", 1 << 12 // 64 KiB
+	fr.SetEnv("BIG", strings.Repeat(unit, repeat))
+	fr.SetEnv("BIG_UNIT", unit)
+	fr.SetEnv("BIG_REPEAT", strconv.Itoa(repeat))
+	fr.SetEnv("ITERATIONS", "5")
+	const sysLen = 10 << 10
+	fr.SystemInfo.Hostname = strings.Repeat("h", sysLen)
+	fr.SystemInfo.OSType = strings.Repeat("t", sysLen)
+	fr.SystemInfo.OSRelease = strings.Repeat("r", sysLen)
+	fr.SetEnv("SYS_LEN", strconv.Itoa(sysLen))
+	fr.ReallocChurn = 256 << 10
+	g := testutil.StartGuest(t, wasm, fr)
+	if _, _, err := g.Init(context.Background(), nil, false, fr.ID); err != nil {
+		t.Fatal(err)
+	}
+	state := bytes.Repeat([]byte("s"), 1<<20)
+	for call := range 40 {
+		got, has, err := g.Tick(context.Background(), state, true, time.Now())
+		if err != nil {
+			t.Fatalf("tick %d: %v", call, err)
+		}
+		if !has || !bytes.Equal(got, state) {
+			t.Fatalf("tick %d: the state came back changed (%d bytes)", call, len(got))
+		}
+	}
+	// 40 MiB of states went through; a guest that kept them would hold them.
+	t.Logf("guest memory after 40 ticks: %d MiB", g.Module().Memory().Size()>>20)
+	if size := g.Module().Memory().Size(); size > 32<<20 {
+		t.Errorf("guest memory grew to %d MiB over 40 ticks", size>>20)
+	}
+}
+
+// TestTickSetupMistakesFailInit: OnTick without the ticker import (no tick
+// export: the host would never call it) and the import without OnTick are
+// init errors that say what to add.
+func TestTickSetupMistakesFailInit(t *testing.T) {
+	tests := map[string]struct {
+		dir, wantErr string
+		exportsTick  bool
+	}{
+		"OnTick without the ticker import": {dir: "sdk/theater/testdata/tickunlinked",
+			wantErr: `add import _ "github.com/troupe-dev/troupe/sdk/theater/ticker"`},
+		"the ticker import without OnTick": {dir: "sdk/theater/testdata/tickunregistered", exportsTick: true,
+			wantErr: "no tick function is registered: call theater.OnTick"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			wasm := testutil.BuildActor(t, tc.dir)
+			m := testutil.Compile(t, wasm)
+			if err := testutil.CheckGuestABI(m); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := m.ExportedFunctions()[testutil.TickExport]; ok != tc.exportsTick {
+				t.Fatalf("exports tick: %v, want %v", ok, tc.exportsTick)
+			}
+			g := testutil.StartGuest(t, wasm, newFake("none"))
+			_, _, err := g.Init(context.Background(), nil, false, "a")
+			var ie *testutil.InitError
+			if !errors.As(err, &ie) || !strings.Contains(ie.Message, tc.wantErr) {
+				t.Fatalf("init = %v, want an error result containing %q", err, tc.wantErr)
 			}
 		})
 	}

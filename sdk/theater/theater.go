@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime/debug"
 	"time"
@@ -24,6 +25,46 @@ var initFunc InitFunc
 // first.
 func OnInit(fn InitFunc) {
 	initFunc = fn
+}
+
+// TickFunc is an actor's tick: the host calls it every tick interval once
+// init has returned ok, with the state init (or the previous tick) returned
+// and the host's clock. It returns the state to save, like init: return
+// state unchanged to keep it (nil saves "none"); a non-nil error fails the
+// actor with its message. Ticks never overlap each other or init.
+type TickFunc func(state []byte, hasState bool, now time.Time) (newState []byte, err error)
+
+var tickFunc TickFunc
+
+// OnTick registers the actor's tick function, making it a ticking actor
+// (the optional export troupe:actor/ticker#tick, wit/troupe-ticker.wit).
+// Call it from a package init function, like OnInit, and link the export
+// into the module with
+//
+//	import _ "github.com/troupe-dev/troupe/sdk/theater/ticker"
+//
+// The export lives in that package so that actors without a tick function
+// do not export one, and the host never calls them after init. Registering
+// a tick function without the import (or the import without a tick
+// function) makes init fail, saying which is missing. A second call
+// replaces the first.
+func OnTick(fn TickFunc) {
+	tickFunc = fn
+}
+
+// tickerImport is the package whose import links the tick export.
+const tickerImport = "github.com/troupe-dev/troupe/sdk/theater/ticker"
+
+// tickSetupError reports a mismatch between OnTick and the tick export:
+// linked says whether package ticker (the export) is in the module.
+func tickSetupError(linked bool) error {
+	switch {
+	case tickFunc != nil && !linked:
+		return errors.New(`theater: OnTick registered a tick function, but the module does not export tick: add import _ "` + tickerImport + `" to the actor`)
+	case tickFunc == nil && linked:
+		return errors.New("theater: package ticker exports tick, but no tick function is registered: call theater.OnTick from a package init function")
+	}
+	return nil
 }
 
 // ErrNotWasm is returned by runtime calls made outside a GOOS=wasip1 actor.
@@ -140,16 +181,32 @@ func callInit(state []byte, hasState bool, actorID string) (newState []byte, err
 	defer func() {
 		if r := recover(); r != nil {
 			newState, err = nil, fmt.Errorf("theater: init panicked: %v", r)
-			reportPanic(r)
+			reportPanic("init", r)
 		}
 	}()
 	return initFunc(state, hasState, actorID)
 }
 
-// panicOutput receives the stack of a panic in init: stderr, which the host
-// turns into log records, since the error result carries only the panic value.
+// callTick runs the registered tick function with the host's time, turning
+// a panic into an error as callInit does.
+func callTick(state []byte, hasState bool, nowMs uint64) (newState []byte, err error) {
+	if tickFunc == nil {
+		return nil, tickSetupError(true)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			newState, err = nil, fmt.Errorf("theater: tick panicked: %v", r)
+			reportPanic("tick", r)
+		}
+	}()
+	return tickFunc(state, hasState, time.UnixMilli(int64(min(nowMs, math.MaxInt64))))
+}
+
+// panicOutput receives the stack of a panic in init or tick: stderr, which
+// the host turns into log records, since the error result carries only the
+// panic value.
 var panicOutput io.Writer = os.Stderr
 
-func reportPanic(r any) {
-	fmt.Fprintf(panicOutput, "theater: init panicked: %v\n%s", r, debug.Stack())
+func reportPanic(fn string, r any) {
+	fmt.Fprintf(panicOutput, "theater: %s panicked: %v\n%s", fn, r, debug.Stack())
 }

@@ -4,9 +4,12 @@ package theater
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCallInit(t *testing.T) {
@@ -51,6 +54,88 @@ func TestCallInit(t *testing.T) {
 			}
 			if err != nil || string(got) != tc.wantState {
 				t.Fatalf("callInit = (%q, %v), want %q", got, err, tc.wantState)
+			}
+		})
+	}
+}
+
+func TestCallTick(t *testing.T) {
+	var stack strings.Builder
+	panicOutput = &stack
+	t.Cleanup(func() { tickFunc, panicOutput = nil, os.Stderr })
+	tests := map[string]struct {
+		fn        TickFunc
+		nowMs     uint64
+		wantState string
+		wantErr   string
+	}{
+		"no OnTick says how to register": {
+			wantErr: "no tick function is registered: call theater.OnTick",
+		},
+		"state and the host's time reach the function": {
+			fn: func(state []byte, hasState bool, now time.Time) ([]byte, error) {
+				if !hasState {
+					return nil, errors.New("hasState is false")
+				}
+				return append(state, now.UTC().Format(time.RFC3339Nano)...), nil
+			},
+			nowMs:     1_700_000_000_123,
+			wantState: "old 2023-11-14T22:13:20.123Z",
+		},
+		"a time past int64 is clamped, not negative": {
+			fn: func(_ []byte, _ bool, now time.Time) ([]byte, error) {
+				if now.UnixMilli() != math.MaxInt64 {
+					return nil, fmt.Errorf("now = %d ms", now.UnixMilli())
+				}
+				return []byte("ok"), nil
+			},
+			nowMs:     math.MaxUint64,
+			wantState: "ok",
+		},
+		"a panic becomes an error": {
+			fn:      func([]byte, bool, time.Time) ([]byte, error) { panic("kaboom") },
+			wantErr: "theater: tick panicked: kaboom",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			OnTick(tc.fn)
+			got, err := callTick([]byte("old "), true, tc.nowMs)
+			if tc.wantErr != "" {
+				if strings.Contains(tc.wantErr, "panicked") && !strings.Contains(stack.String(), "theater: tick panicked: kaboom\ngoroutine") {
+					t.Errorf("the panic's stack was not reported: %q", stack.String())
+				}
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || got != nil {
+					t.Fatalf("callTick = (%q, %v), want error containing %q", got, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || string(got) != tc.wantState {
+				t.Fatalf("callTick = (%q, %v), want %q", got, err, tc.wantState)
+			}
+		})
+	}
+}
+
+func TestTickSetupError(t *testing.T) {
+	t.Cleanup(func() { tickFunc = nil })
+	noop := func(s []byte, _ bool, _ time.Time) ([]byte, error) { return s, nil }
+	tests := map[string]struct {
+		fn      TickFunc
+		linked  bool
+		wantErr string // "" for none
+	}{
+		"neither":           {},
+		"both":              {fn: noop, linked: true},
+		"OnTick, no export": {fn: noop, wantErr: `add import _ "github.com/troupe-dev/troupe/sdk/theater/ticker"`},
+		"export, no OnTick": {linked: true, wantErr: "no tick function is registered"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			OnTick(tc.fn)
+			err := tickSetupError(tc.linked)
+			if (err == nil) != (tc.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("tickSetupError(%v) = %v, want %q", tc.linked, err, tc.wantErr)
 			}
 		})
 	}

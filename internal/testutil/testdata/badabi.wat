@@ -17,4 +17,6 @@
   (func (export "theater:simple/actor#init") (param i32 i32 i32 i32 i32))
   ;; post-return with a result
   (func (export "cabi_post_theater:simple/actor#init") (param i32) (result i32) (i32.const 0))
+  ;; the optional tick with now-ms as an i32 instead of an i64
+  (func (export "troupe:actor/ticker#tick") (param i32 i32 i32 i32) (result i32) (i32.const 0))
 )

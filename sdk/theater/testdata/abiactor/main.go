@@ -1,5 +1,6 @@
 // Command abiactor exercises every function of the theater SDK for the SDK's
-// own tests; MODE (an env variable) picks what init does.
+// own tests; MODE (an env variable) picks what init does, TICK_MODE what
+// tick does.
 package main
 
 import (
@@ -12,12 +13,55 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/troupe-dev/troupe/sdk/theater"
+	_ "github.com/troupe-dev/troupe/sdk/theater/ticker"
 )
 
 func init() {
 	theater.OnInit(run)
+	theater.OnTick(tick)
+}
+
+// tick: TICK_MODE count (the default) keeps a decimal count in the state and
+// records a "ticked" event with the time it was handed; keep returns the
+// state unchanged; none returns nil; error and panic fail; stress runs the
+// stress test of init.
+func tick(state []byte, hasState bool, now time.Time) ([]byte, error) {
+	switch mode := envOr("TICK_MODE", "count"); mode {
+	case "count":
+		n := 0
+		if hasState {
+			var err error
+			if n, err = strconv.Atoi(string(state)); err != nil {
+				return nil, fmt.Errorf("tick: state %q is not a count", state)
+			}
+		}
+		n++
+		data, err := json.Marshal(map[string]any{"count": n, "nowMs": now.UnixMilli(), "hasState": hasState})
+		if err != nil {
+			return nil, err
+		}
+		if err := theater.RecordEvent("ticked", data); err != nil {
+			return nil, err
+		}
+		return []byte(strconv.Itoa(n)), nil
+	case "keep":
+		return state, nil
+	case "none":
+		return nil, nil
+	case "error":
+		return nil, fmt.Errorf("tick boom at %d", now.UnixMilli())
+	case "panic":
+		var m map[string]int
+		m["kaboom"]++
+		return nil, nil
+	case "stress":
+		return state, stress(theater.ActorID())
+	default:
+		return nil, fmt.Errorf("unknown TICK_MODE %q", mode)
+	}
 }
 
 func main() {}
