@@ -49,6 +49,9 @@ func fake(name string) *testutil.FakeRuntime {
 	}
 }
 
+// tickingExamples are the examples that register a tick function.
+var tickingExamples = map[string]bool{"feature-flags": true}
+
 func TestExamplesFollowTheGuestABI(t *testing.T) {
 	for _, name := range exampleNames(t) {
 		t.Run(name, func(t *testing.T) {
@@ -61,6 +64,14 @@ func TestExamplesFollowTheGuestABI(t *testing.T) {
 			for _, exp := range []string{testutil.InitExport, testutil.ReallocExport, testutil.PostInitExport, testutil.InitializeFunc} {
 				if _, ok := m.ExportedFunctions()[exp]; !ok {
 					t.Errorf("does not export %s", exp)
+				}
+			}
+			// Only the actors that use OnTick export tick: the others are
+			// never called after init.
+			wantTick := tickingExamples[name]
+			for _, exp := range []string{testutil.TickExport, testutil.PostTickExport} {
+				if _, ok := m.ExportedFunctions()[exp]; ok != wantTick {
+					t.Errorf("exports %s: %v, want %v", exp, ok, wantTick)
 				}
 			}
 			if len(testutil.RuntimeImportNames(m)) == 0 {
@@ -294,79 +305,118 @@ func TestFeatureFlags(t *testing.T) {
 			if tc.value != "" {
 				fr.SetEnv("FEATURE_NEW_UI", tc.value)
 			}
-			if _, _, err := initOnce(t, "feature-flags", fr, nil, false); err != nil {
+			state, has, err := initOnce(t, "feature-flags", fr, nil, false)
+			if err != nil {
 				t.Fatal(err)
 			}
-			checkPaths(t, fr, tc.newUI)
+			checkPaths(t, fr, decision{tc.newUI, "init"})
+			if want := pathOf(tc.newUI); !has || string(state) != want {
+				t.Errorf("state = %q (has=%v), want %q", state, has, want)
+			}
 		})
 	}
-	t.Run("a bad WATCH_SECONDS is an init error", func(t *testing.T) {
-		fr := fake("feature-flags")
-		fr.SetEnv("WATCH_SECONDS", "forever")
-		_, _, err := initOnce(t, "feature-flags", fr, nil, false)
-		var ie *testutil.InitError
-		if !errors.As(err, &ie) || !strings.Contains(ie.Message, "WATCH_SECONDS") {
-			t.Fatalf("err = %v, want an init error naming WATCH_SECONDS", err)
-		}
-	})
 }
 
-// TestFeatureFlagsSeesAChangeWithoutRestart flips the flag while a watching
-// actor runs: it must take the other path in the same call.
+// TestFeatureFlagsSeesAChangeWithoutRestart edits the flag between ticks
+// of one instance: the actor reports each change of path once, at the next
+// tick, and stays quiet while the flag stays put.
 func TestFeatureFlagsSeesAChangeWithoutRestart(t *testing.T) {
 	fr := fake("feature-flags")
-	fr.SetEnv("WATCH_SECONDS", "3")
 	fr.SetEnv("FEATURE_NEW_UI", "false")
 	g := testutil.StartGuest(t, testutil.BuildExample(t, "feature-flags"), fr)
-	done := make(chan error, 1)
-	go func() {
-		_, _, err := g.Init(context.Background(), nil, false, fr.ID)
-		done <- err
-	}()
-	for deadline := time.Now().Add(30 * time.Second); len(fr.Events()) == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("no feature-path event within 30s")
-		}
-		time.Sleep(5 * time.Millisecond) // polling the fake, not waiting for the actor
-	}
-	fr.SetEnv("FEATURE_NEW_UI", "yes")
-	if err := <-done; err != nil {
+	state, has, err := g.Init(context.Background(), nil, false, fr.ID)
+	if err != nil {
 		t.Fatal(err)
 	}
-	checkPaths(t, fr, false, true)
+	now := time.UnixMilli(1_750_000_000_000)
+	tick := func() {
+		t.Helper()
+		now = now.Add(time.Second)
+		if state, has, err = g.Tick(context.Background(), state, has, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tick()
+	tick()
+	checkPaths(t, fr, decision{false, "init"})
+	fr.SetEnv("FEATURE_NEW_UI", "Yes") // the ConfigMap edit
+	tick()
+	checkPaths(t, fr, decision{false, "init"}, decision{true, "tick"})
+	tick()
+	tick()
+	checkPaths(t, fr, decision{false, "init"}, decision{true, "tick"})
+	if string(state) != "new-ui" {
+		t.Errorf("state = %q, want new-ui", state)
+	}
+	fr.UnsetEnv("FEATURE_NEW_UI") // the key removed
+	tick()
+	checkPaths(t, fr, decision{false, "init"}, decision{true, "tick"}, decision{false, "tick"})
+	// Every tick read the flag again.
+	if n := countCalls(fr.Calls(), "get-env"); n != 7 {
+		t.Errorf("get-env was called %d times, want once at init and at each of 6 ticks", n)
+	}
 }
 
-// checkPaths asserts the feature-path events, in order, took these paths.
-func checkPaths(t *testing.T, fr *testutil.FakeRuntime, newUI ...bool) {
+// TestFeatureFlagsTickRepairsAForeignState: a state that is no path (an
+// initialState, a state from another version) is replaced at the next tick
+// by the decision, reported.
+func TestFeatureFlagsTickRepairsAForeignState(t *testing.T) {
+	fr := fake("feature-flags")
+	fr.SetEnv("FEATURE_NEW_UI", "1")
+	g := testutil.StartGuest(t, testutil.BuildExample(t, "feature-flags"), fr)
+	state, has, err := g.Tick(context.Background(), []byte("v0 state"), true, time.Now())
+	if err != nil || !has || string(state) != "new-ui" {
+		t.Fatalf("tick = (%q, %v, %v), want new-ui", state, has, err)
+	}
+	checkPaths(t, fr, decision{true, "tick"})
+}
+
+func countCalls(calls []string, fn string) int {
+	n := 0
+	for _, c := range calls {
+		if c == fn {
+			n++
+		}
+	}
+	return n
+}
+
+type decision struct {
+	newUI   bool
+	trigger string // init or tick
+}
+
+func pathOf(newUI bool) string {
+	if newUI {
+		return "new-ui"
+	}
+	return "old-ui"
+}
+
+// checkPaths asserts the feature_path events and log lines, in order, are
+// these decisions.
+func checkPaths(t *testing.T, fr *testutil.FakeRuntime, want ...decision) {
 	t.Helper()
 	events := fr.Events()
-	if len(events) != len(newUI) {
-		t.Fatalf("events = %+v, want %d feature-path", events, len(newUI))
+	if len(events) != len(want) {
+		t.Fatalf("events = %+v, want %d feature_path", events, len(want))
 	}
-	for i, on := range newUI {
-		path := "old-ui"
-		if on {
-			path = "new-ui"
-		}
+	for i, d := range want {
 		var ev map[string]any
-		if err := json.Unmarshal(events[i].Data, &ev); err != nil || events[i].Type != "feature-path" {
-			t.Fatalf("event %d = %s %q, want feature-path JSON", i, events[i].Type, events[i].Data)
+		if err := json.Unmarshal(events[i].Data, &ev); err != nil || events[i].Type != "feature_path" {
+			t.Fatalf("event %d = %s %q, want feature_path JSON", i, events[i].Type, events[i].Data)
 		}
-		if want := map[string]any{"feature": "new_ui", "enabled": on, "path": path}; !reflect.DeepEqual(ev, want) {
-			t.Errorf("event %d = %v, want %v", i, ev, want)
+		if w := map[string]any{"feature": "new_ui", "enabled": d.newUI, "path": pathOf(d.newUI), "trigger": d.trigger}; !reflect.DeepEqual(ev, w) {
+			t.Errorf("event %d = %v, want %v", i, ev, w)
 		}
 	}
 	logs := fr.Logs()
-	if len(logs) != len(newUI) {
-		t.Fatalf("logs = %+v, want %d", logs, len(newUI))
+	if len(logs) != len(want) {
+		t.Fatalf("logs = %+v, want %d", logs, len(want))
 	}
-	for i, on := range newUI {
-		path := "old-ui"
-		if on {
-			path = "new-ui"
-		}
-		if !strings.Contains(logs[i].Message, "with the "+path+" path") {
-			t.Errorf("log %d = %q, want the %s path", i, logs[i].Message, path)
+	for i, d := range want {
+		if !strings.Contains(logs[i].Message, "("+d.trigger+"): served the request with the "+pathOf(d.newUI)+" path") {
+			t.Errorf("log %d = %q, want the %s path at %s", i, logs[i].Message, pathOf(d.newUI), d.trigger)
 		}
 	}
 }

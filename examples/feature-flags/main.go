@@ -1,58 +1,69 @@
 // Command feature-flags is the seed's feature-flags use case: a feature is on
 // when the variable FEATURE_<NAME> is true, yes or 1 (any case). The actor
-// handles a request down the new or the old UI path accordingly, and logs and
-// records a "feature-path" event saying which one it took.
+// handles requests down the new or the old UI path accordingly.
 //
+// init decides once, and logs and records a "feature_path" event saying
+// which path it took. The actor is a ticking actor (it imports package
+// ticker and registers OnTick): on every tick it reads the flag again, and
+// when the decision changes it logs and records another feature_path event.
 // The variables come from the Actor's env (here, a ConfigMap through envFrom
-// with the FEATURE_ prefix), and the host serves changes to a running actor
-// without a restart. To watch that happen, set WATCH_SECONDS (at most 300):
-// init then re-reads the flag every second for that long and reports every
-// change of path; without it, init returns after one decision. A watching
-// actor needs limits.callTimeout above WATCH_SECONDS.
+// with the FEATURE_ prefix), which the host serves live, so an edit of the
+// ConfigMap reaches the running actor at its next tick, without a restart.
+//
+// The state is the path in force ("new-ui" or "old-ui"), so the chain
+// records every change of decision as a change of state.
 package main
 
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/troupe-dev/troupe/sdk/theater"
+	_ "github.com/troupe-dev/troupe/sdk/theater/ticker"
 )
 
 // feature is the flag this actor consults.
 const feature = "new_ui"
 
-const maxWatch = 300 * time.Second
+// Paths a request can take; the state holds the one in force.
+const (
+	pathNew = "new-ui"
+	pathOld = "old-ui"
+)
 
 func init() {
-	theater.OnInit(func(state []byte, hasState bool, _ string) ([]byte, error) {
-		watch, err := watchDuration()
-		if err != nil {
-			return nil, err
+	theater.OnInit(func([]byte, bool, string) ([]byte, error) {
+		// Decide afresh: the flag may have changed while the actor was down.
+		return decide(isFeatureEnabled(feature), "init")
+	})
+	theater.OnTick(func(state []byte, hasState bool, _ time.Time) ([]byte, error) {
+		newUI := isFeatureEnabled(feature)
+		if hasState && string(state) == pathFor(newUI) {
+			return state, nil // no change: nothing to report
 		}
-		enabled := isFeatureEnabled(feature)
-		if err := processRequest(enabled); err != nil {
-			return nil, err
-		}
-		for deadline := time.Now().Add(watch); time.Now().Before(deadline); {
-			time.Sleep(time.Second)
-			if now := isFeatureEnabled(feature); now != enabled {
-				enabled = now
-				if err := processRequest(enabled); err != nil {
-					return nil, err
-				}
-			}
-		}
-		if !hasState {
-			return nil, nil
-		}
-		return state, nil
+		return decide(newUI, "tick")
 	})
 }
 
 func main() {}
+
+// decide takes the path the flag selects and reports it; the new state is
+// the path.
+func decide(newUI bool, trigger string) ([]byte, error) {
+	if err := processRequest(newUI, trigger); err != nil {
+		return nil, err
+	}
+	return []byte(pathFor(newUI)), nil
+}
+
+func pathFor(newUI bool) string {
+	if newUI {
+		return pathNew
+	}
+	return pathOld
+}
 
 // isFeatureEnabled reports whether FEATURE_<NAME> is true, yes or 1.
 func isFeatureEnabled(name string) bool {
@@ -69,21 +80,21 @@ func isFeatureEnabled(name string) bool {
 }
 
 // processRequest handles a request down the path the flag selects and
-// reports which one it took.
-func processRequest(newUI bool) error {
-	path, page := "old-ui", renderOldUI()
+// reports which one it took, and what made it decide (init or a tick).
+func processRequest(newUI bool, trigger string) error {
+	path, page := pathOld, renderOldUI()
 	if newUI {
-		path, page = "new-ui", renderNewUI()
+		path, page = pathNew, renderNewUI()
 	}
-	if err := theater.Info(fmt.Sprintf("feature %s is %s: served the request with the %s path (%d bytes)",
-		feature, onOff(newUI), path, len(page))); err != nil {
+	if err := theater.Info(fmt.Sprintf("feature %s is %s (%s): served the request with the %s path (%d bytes)",
+		feature, onOff(newUI), trigger, path, len(page))); err != nil {
 		return err
 	}
-	event, err := json.Marshal(map[string]any{"feature": feature, "enabled": newUI, "path": path})
+	event, err := json.Marshal(map[string]any{"feature": feature, "enabled": newUI, "path": path, "trigger": trigger})
 	if err != nil {
-		return fmt.Errorf("feature-flags: encoding the feature-path event: %w", err)
+		return fmt.Errorf("feature-flags: encoding the feature_path event: %w", err)
 	}
-	return theater.RecordEvent("feature-path", event)
+	return theater.RecordEvent("feature_path", event)
 }
 
 func renderNewUI() string { return `<main class="v2"><h1>Welcome</h1></main>` }
@@ -94,17 +105,4 @@ func onOff(b bool) string {
 		return "on"
 	}
 	return "off"
-}
-
-// watchDuration reads WATCH_SECONDS: unset means do not watch.
-func watchDuration() (time.Duration, error) {
-	raw, ok := theater.Getenv("WATCH_SECONDS")
-	if !ok || raw == "" {
-		return 0, nil
-	}
-	secs, err := strconv.Atoi(raw)
-	if err != nil || secs < 0 || time.Duration(secs)*time.Second > maxWatch {
-		return 0, fmt.Errorf("feature-flags: WATCH_SECONDS=%q is not a whole number of seconds between 0 and %d", raw, int(maxWatch.Seconds()))
-	}
-	return time.Duration(secs) * time.Second, nil
 }

@@ -3,8 +3,11 @@ package actorhost
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
@@ -75,5 +78,114 @@ func TestHelloCountsAcrossRestarts(t *testing.T) {
 		if err := json.Unmarshal(a.State(), &s); err != nil || s.Count != want {
 			t.Fatalf("state %q, want count %d", a.State(), want)
 		}
+	}
+}
+
+// mutableEnv is an EnvSource whose values the test changes while the actor
+// runs, as the host's does when a ConfigMap is edited.
+type mutableEnv struct {
+	mu sync.Mutex
+	m  runtimehandler.MapEnv
+}
+
+func (e *mutableEnv) LookupEnv(name string) (runtimehandler.EnvValue, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v, ok := e.m[name]
+	return v, ok
+}
+
+func (e *mutableEnv) set(name, value string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.m[name] = runtimehandler.EnvValue{Value: value}
+}
+
+// featurePaths returns the paths of the actor's feature_path events, in
+// order, as "trigger:path".
+func featurePaths(t *testing.T, a *Actor) []string {
+	t.Helper()
+	var paths []string
+	for _, ev := range events(t, a) {
+		if ev.Kind != chain.KindCustom {
+			continue
+		}
+		var rec struct {
+			Type string
+			Data []byte
+		}
+		if err := json.Unmarshal(ev.Data, &rec); err != nil {
+			t.Fatalf("CustomEvent %s: %v", ev.Data, err)
+		}
+		if rec.Type != "feature_path" {
+			continue
+		}
+		var d struct{ Path, Trigger string }
+		if err := json.Unmarshal(rec.Data, &d); err != nil {
+			t.Fatalf("feature_path data %q: %v", rec.Data, err)
+		}
+		paths = append(paths, d.Trigger+":"+d.Path)
+	}
+	return paths
+}
+
+// TestFeatureFlagsFollowsAnEnvChangeWithoutRestart is the feature-flag use
+// case end to end in the engine: the flag's value changes while the actor
+// runs, and its next tick takes the other path, with no restart.
+func TestFeatureFlagsFollowsAnEnvChangeWithoutRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the examples with the Go toolchain")
+	}
+	e, sink := newTestEngine(t)
+	c, err := e.Compile(context.Background(), testutil.BuildExample(t, "feature-flags"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Ticks() {
+		t.Fatal("feature-flags does not export tick")
+	}
+	env := &mutableEnv{m: runtimehandler.MapEnv{"FEATURE_NEW_UI": {Value: "false"}}}
+	dir := t.TempDir()
+	a := start(t, e, ActorConfig{Name: "feature-flags", Component: c, Env: env, Dir: dir, TickInterval: 5 * time.Millisecond})
+	waitFor(t, "2 ticks", func() bool { return a.Ticks() >= 2 })
+	if got := featurePaths(t, a); !slices.Equal(got, []string{"init:old-ui"}) {
+		t.Fatalf("feature_path events = %v before the change, want init:old-ui only", got)
+	}
+
+	env.set("FEATURE_NEW_UI", "true") // the ConfigMap edit
+	waitFor(t, "the new-ui path", func() bool { return len(featurePaths(t, a)) == 2 })
+	n := a.Ticks()
+	waitFor(t, "2 more ticks", func() bool { return a.Ticks() >= n+2 })
+	if got := featurePaths(t, a); !slices.Equal(got, []string{"init:old-ui", "tick:new-ui"}) {
+		t.Fatalf("feature_path events = %v, want the flip reported once", got)
+	}
+	if !sink.contains("feature new_ui is on (tick): served the request with the new-ui path") {
+		t.Error("no log line of the flip")
+	}
+	if a.Restarts() != 0 || a.Phase() != PhaseRunning || string(a.State()) != "new-ui" {
+		t.Fatalf("restarts %d, phase %s, state %q; want the same run, state new-ui", a.Restarts(), a.Phase(), a.State())
+	}
+	if s, ok, err := readState(dir, DefaultMaxStateBytes); err != nil || !ok || string(s.state) != "new-ui" {
+		t.Errorf("saved state = %q, %v, %v; want new-ui", s.state, ok, err)
+	}
+	// The chain shows the change of decision as an ActorTick that changed
+	// the state.
+	var changed int
+	for _, d := range tickEvents(t, events(t, a)) {
+		if d.StateChanged {
+			changed++
+			if d.StateDigest != digestHex([]byte("new-ui")) {
+				t.Errorf("ActorTick %+v, want the digest of new-ui", d)
+			}
+		}
+	}
+	if changed != 1 {
+		t.Errorf("%d ActorTick events changed the state, want 1", changed)
+	}
+
+	env.set("FEATURE_NEW_UI", "off")
+	waitFor(t, "the old-ui path again", func() bool { return len(featurePaths(t, a)) == 3 })
+	if got := featurePaths(t, a); got[2] != "tick:old-ui" {
+		t.Fatalf("feature_path events = %v", got)
 	}
 }
