@@ -38,6 +38,7 @@ type runOptions struct {
 	name      string
 	chainDir  string
 	once      bool
+	tick      time.Duration
 	timeout   time.Duration
 	logFormat string
 	verbose   bool
@@ -67,11 +68,14 @@ running again with the same directory resumes from the saved state, with the
 same actor id. On exit the chain head and length are printed.
 
 Without --once the actor runs until it calls shutdown or the process gets
-SIGINT or SIGTERM, which stop it gracefully. Exit status: 0 when init
-returned ok (and the actor stopped cleanly), 1 when the actor failed, 2 for a
-usage or setup error.`,
+SIGINT or SIGTERM, which stop it gracefully. An actor that exports the
+optional tick (troupe:actor/ticker) is called every --tick interval
+meanwhile; others just wait. Exit status: 0 when init returned ok (and the
+actor stopped cleanly), 1 when the actor failed, 2 for a usage or setup
+error.`,
 		Example: `  troupe run --once examples/hello/actor.yaml
-  troupe run --env GREETING=Hi --chain-dir /tmp/hello bin/examples/hello.wasm`,
+  troupe run --env GREETING=Hi --chain-dir /tmp/hello bin/examples/hello.wasm
+  troupe run --tick 250ms --env FEATURE_NEW_UI=true examples/feature-flags/actor.yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runActor(cmd.Context(), o, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -82,7 +86,8 @@ usage or setup error.`,
 	f.StringArrayVar(&o.envFiles, "env-file", nil, "read NAME=VALUE lines from FILE (repeatable)")
 	f.StringVar(&o.name, "name", "", "the actor's name (default: the YAML's name, or the .wasm file's)")
 	f.StringVar(&o.chainDir, "chain-dir", "", "directory of the actor's chain and saved state")
-	f.BoolVar(&o.once, "once", false, "run init, then stop")
+	f.BoolVar(&o.once, "once", false, "run init, then stop (no ticks)")
+	f.DurationVar(&o.tick, "tick", actorhost.DefaultTickInterval, "how often a ticking actor's tick is called; 0 never calls it")
 	f.DurationVar(&o.timeout, "timeout", 0, "deadline of each call into the actor (default: the YAML's limits.callTimeout, or 5s)")
 	f.StringVar(&o.logFormat, "log-format", "text", "format of the log lines on stderr: text or json")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "also show the actor's debug logs and the engine's lifecycle messages")
@@ -115,6 +120,9 @@ func runActor(ctx context.Context, o *runOptions, actorPath string, stdout, stde
 	if o.logFormat != "text" && o.logFormat != "json" {
 		return usageError("--log-format %q: want text or json", o.logFormat)
 	}
+	if o.tick < 0 {
+		return usageError("--tick %s: want a positive duration, or 0 for no ticks", o.tick)
+	}
 	logger := logr.New(newTermSink(stderr, o.logFormat == "json", o.verbose))
 	spec, err := resolveRun(o, actorPath)
 	if err != nil {
@@ -144,10 +152,14 @@ func runActor(ctx context.Context, o *runOptions, actorPath string, stdout, stde
 	// Signals stop the actor gracefully, also while init runs.
 	sigCtx, stopSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
+	tick := tickInterval(o)
+	if component.Ticks() && tick > 0 {
+		cliLog.V(1).Info("the actor exports tick", "every", tick.String())
+	}
 	a, err := engine.Start(sigCtx, actorhost.ActorConfig{
 		Name: spec.name, Namespace: spec.namespace, Component: component, Dir: dir,
 		Env: spec.env, Handler: spec.handler, MemoryPages: spec.memoryPages,
-		CallTimeout: spec.timeout, InitialState: spec.initialState,
+		CallTimeout: spec.timeout, InitialState: spec.initialState, TickInterval: tick,
 	})
 	if a == nil {
 		return usageError("%v", err)
@@ -172,7 +184,7 @@ func runActor(ctx context.Context, o *runOptions, actorPath string, stdout, stde
 	if err == nil {
 		err = a.Err()
 	}
-	printRunSummary(stdout, o.logFormat == "json", a, dir, err)
+	printRunSummary(stdout, o.logFormat == "json", a, component.Ticks(), dir, err)
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("actor %s failed: %w", spec.name, err)}
 	}
@@ -182,12 +194,25 @@ func runActor(ctx context.Context, o *runOptions, actorPath string, stdout, stde
 	return nil
 }
 
-// printRunSummary prints the chain's head and length (and the outcome).
-func printRunSummary(w io.Writer, asJSON bool, a *actorhost.Actor, dir string, err error) {
+// tickInterval is the engine's TickInterval for the flags: --once and
+// --tick 0 never tick.
+func tickInterval(o *runOptions) time.Duration {
+	if o.once || o.tick <= 0 {
+		return -1
+	}
+	return o.tick
+}
+
+// printRunSummary prints the chain's head and length (and the outcome);
+// ticking says whether the actor exports tick.
+func printRunSummary(w io.Writer, asJSON bool, a *actorhost.Actor, ticking bool, dir string, err error) {
 	head, length := a.Head()
 	if asJSON {
 		out := map[string]any{"actorID": a.ID(), "name": a.Name(), "phase": string(a.Phase()),
 			"chainDir": dir, "chainHead": head.String(), "chainLength": length}
+		if ticking {
+			out["ticks"] = a.Ticks()
+		}
 		if err != nil {
 			out["error"] = err.Error()
 			if r := actorhost.ReasonOf(err); r != "" {
@@ -199,6 +224,9 @@ func printRunSummary(w io.Writer, asJSON bool, a *actorhost.Actor, dir string, e
 		return
 	}
 	outcome := "init ok, stopped"
+	if ticking {
+		outcome = fmt.Sprintf("init ok, %s, stopped", plural(a.Ticks(), "tick"))
+	}
 	switch {
 	case err != nil:
 		outcome = "failed: " + err.Error()
@@ -572,4 +600,12 @@ func escapeTerminal(s string) string {
 		i += size
 	}
 	return b.String()
+}
+
+// plural is "1 tick", "2 ticks".
+func plural(n uint64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.FormatUint(n, 10) + " " + noun + "s"
 }

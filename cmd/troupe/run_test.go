@@ -521,3 +521,130 @@ func mustWrite(t *testing.T, path string, data []byte) {
 		t.Fatal(err)
 	}
 }
+
+// writeTickYAML writes an Actor YAML running the engine's ticking test
+// actor (internal/actorhost/testdata/tick.wat) in the given mode: its state
+// is 16 bytes, the mode byte first, then a tick counter (0) and a time.
+func writeTickYAML(t *testing.T, mode byte) string {
+	t.Helper()
+	dir := t.TempDir()
+	mustWrite(t, filepath.Join(dir, "tick.wasm"), mustRead(t, testModule("tick")))
+	state := string(mode) + `\0\0\0\0\0\0\0` + strings.Repeat("x", 8)
+	path := filepath.Join(dir, "actor.yaml")
+	mustWrite(t, path, []byte("apiVersion: theater.troupe.dev/v1alpha1\nkind: Actor\nmetadata: {name: ticker}\nspec:\n"+
+		"  component: {path: tick.wasm}\n  initialState: \""+state+"\"\n"))
+	return path
+}
+
+func countKind(evs []chain.Event, kind chain.Kind) int {
+	n := 0
+	for _, ev := range evs {
+		if ev.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+// TestRunTicksUntilStopped: without --once a ticking actor is called every
+// --tick until troupe run is stopped; the summary counts the ticks.
+func TestRunTicksUntilStopped(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		stdout, stderr string
+		code           int
+	}
+	done := make(chan result, 1)
+	go func() {
+		o, e, c := runTroupe(t, ctx, "run", "--tick", "5ms", "--chain-dir", dir, writeTickYAML(t, 'c'))
+		done <- result{o, e, c}
+	}()
+	// Ticks change the state, so each is an ActorTick event (flushed to the
+	// file by the chain's group commit).
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var evs []chain.Event
+		_ = chain.ReadFile(filepath.Join(dir, chain.FileName), func(ev chain.Event) error {
+			evs = append(evs, ev)
+			return nil
+		})
+		if countKind(evs, "ActorTick") >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no 3 ticks in 20s; chain has %d events", len(evs))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	r := <-done
+	if r.code != 0 || !regexp.MustCompile(`(?m)^result +init ok, \d+ ticks, stopped$`).MatchString(r.stdout) {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+	evs := chainEvents(t, dir)
+	ticks, _ := strconv.Atoi(regexp.MustCompile(`(\d+) ticks`).FindStringSubmatch(r.stdout)[1])
+	if n := countKind(evs, "ActorTick"); n != ticks || ticks < 3 {
+		t.Errorf("summary says %d ticks, the chain has %d ActorTick events", ticks, n)
+	}
+	if last := evs[len(evs)-1]; last.Kind != chain.KindActorStop {
+		t.Errorf("chain ends with %s", last.Kind)
+	}
+}
+
+func TestRunTickOutcomes(t *testing.T) {
+	tests := map[string]struct {
+		mode    byte
+		args    []string
+		code    int
+		result  string // the summary's result line
+		message string // in stderr
+		ticks   int    // ActorTick events in the chain; -1 for any
+	}{
+		"tick asks to shut down": {mode: 'q', args: []string{"--tick", "1ms"}, code: 0, result: "shut itself down", ticks: 3},
+		"tick returns err":       {mode: 'E', args: []string{"--tick", "1ms"}, code: 1, result: "failed: TickFailed: tick: tick failed on purpose", message: "actor ticker failed: TickFailed: tick: tick failed on purpose", ticks: 1},
+		"tick traps":             {mode: 'T', args: []string{"--tick", "1ms"}, code: 1, result: "failed: Trap: tick:", message: "unreachable", ticks: 0},
+		"--once never ticks":     {mode: 'l', args: []string{"--once", "--tick", "1ms"}, code: 0, result: "init ok, 0 ticks, stopped", ticks: 0},
+		"negative --tick":        {mode: 'c', args: []string{"--tick", "-1s"}, code: 2, message: "--tick -1s: want a positive duration"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			args := append(append([]string{"run", "--chain-dir", dir}, tc.args...), writeTickYAML(t, tc.mode))
+			stdout, stderr, code := runTroupe(t, context.Background(), args...)
+			if code != tc.code || !strings.Contains(stderr, tc.message) {
+				t.Fatalf("exit %d, stderr %q; want exit %d with %q", code, stderr, tc.code, tc.message)
+			}
+			if tc.code == 2 {
+				return
+			}
+			if !strings.Contains(stdout, "result  "+tc.result) {
+				t.Errorf("stdout %q lacks result %q", stdout, tc.result)
+			}
+			if n := countKind(chainEvents(t, dir), "ActorTick"); n != tc.ticks {
+				t.Errorf("%d ActorTick events, want %d", n, tc.ticks)
+			}
+		})
+	}
+}
+
+func TestTickInterval(t *testing.T) {
+	tests := map[string]struct {
+		o    runOptions
+		want time.Duration
+	}{
+		"default":       {o: runOptions{tick: time.Second}, want: time.Second},
+		"--tick 250ms":  {o: runOptions{tick: 250 * time.Millisecond}, want: 250 * time.Millisecond},
+		"--tick 0":      {o: runOptions{tick: 0}, want: -1},
+		"--once":        {o: runOptions{once: true, tick: time.Second}, want: -1},
+		"--once --tick": {o: runOptions{once: true, tick: time.Millisecond}, want: -1},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := tickInterval(&tc.o); got != tc.want {
+				t.Fatalf("tickInterval = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
