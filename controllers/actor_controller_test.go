@@ -401,16 +401,20 @@ func testRestarts(t *testing.T, env *envtestutil.Env) {
 	NewWithT(t).Expect(err).NotTo(HaveOccurred())
 	NewWithT(t).Expect(x.Status.Epoch).To(BeEquivalentTo(1))
 	NewWithT(t).Expect(x.Status.Phase).To(Equal(v1alpha1.PhaseFailed))
-	// ...until its spec changes: a new spec is a new start.
-	h.update("once", func(a *v1alpha1.Actor) { a.Spec.InitialState = `{"fixed":true}` })
+	// ...until its spec changes: a new spec is a new start. Its live host
+	// restarts it itself; when the new spec sends it elsewhere, the
+	// controller restarts it there at once.
+	h.host("host-2", h.node("n2", map[string]string{"tier": "2"}), 10)
+	h.update("once", func(a *v1alpha1.Actor) { a.Spec.NodeSelector = map[string]string{"tier": "2"} })
 	h.g.Eventually(func(g Gomega) {
 		x, err := h.get("once")
 		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(x.Status.HostPod).To(Equal("host-2"))
 		g.Expect(x.Status.Epoch).To(BeEquivalentTo(2))
 		g.Expect(x.Status.Restarts).To(BeEquivalentTo(1))
 		g.Expect(x.Status.Phase).To(Equal(v1alpha1.PhaseScheduled))
 	}).Should(Succeed())
-	h.expectEvent("once", v1alpha1.EventRestarting, "for spec generation 2")
+	h.expectEvent("once", v1alpha1.EventRestarting, "for spec generation 2", "host host-1 can't take it")
 
 	// Always restarts an actor that called shutdown; OnFailure does not
 	// (the Always restart, processed after it, shows the controller saw

@@ -123,7 +123,9 @@ func (s *scope) moveOff(host, why string) {
 // reconcileRestart restarts a stopped actor when its restartPolicy says so,
 // after min(Base * 2^restarts, Max) of backoff, with a new epoch on the
 // same host (or a new host when that one can't take it). A spec change
-// restarts a stopped actor at once, whatever the policy.
+// restarts a stopped actor at once, whatever the policy: its live host does
+// that itself; the controller only when the host is gone or no longer fits
+// the new spec.
 func (r *ActorReconciler) reconcileRestart(ctx context.Context, s *scope) (bool, error) {
 	a := s.actor
 	if !stopped(a.Status.Phase) {
@@ -146,6 +148,15 @@ func (r *ActorReconciler) reconcileRestart(ctx context.Context, s *scope) (bool,
 
 	var why string
 	if specChanged {
+		if err := r.loadHosts(ctx, s); err != nil {
+			return false, err
+		}
+		if h, ok := s.host(a.Status.HostPod); ok && h.Live(s.now) && placement.Matches(&h, request(a)) == placement.Fits {
+			// A live host restarts a stopped actor with its new spec
+			// itself, on the same epoch; a new epoch would only start it
+			// twice.
+			return true, nil
+		}
 		why = fmt.Sprintf("for spec generation %d", a.Generation)
 	} else {
 		if ready == nil || ready.Reason != v1alpha1.ReasonBackOff {
