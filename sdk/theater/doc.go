@@ -22,6 +22,10 @@
 //
 //	// GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o hello.wasm .
 //
+// An actor that should also be called periodically registers a tick function
+// with OnTick and imports package ticker, which links the optional export
+// troupe:actor/ticker#tick (wit/troupe-ticker.wit).
+//
 // Runtime calls are safe from any goroutine; the SDK serializes them. Outside
 // GOOS=wasip1 the package still compiles (so tools and vet work on actor code),
 // but every runtime call fails with ErrNotWasm or panics saying so.
