@@ -41,6 +41,8 @@ const (
 	// DefaultFullRetry is how often an actor that found every fitting
 	// host full looks again (freed capacity sends no event).
 	DefaultFullRetry = 30 * time.Second
+	// DefaultWorkers is how many Actors are reconciled at once.
+	DefaultWorkers = 4
 	// ControllerName names the controller and the events' reporter.
 	ControllerName = "troupe-manager"
 	// staleRetry is how soon an Actor read from a cache that had not yet
@@ -77,6 +79,9 @@ type ActorReconciler struct {
 	FlushTimeout time.Duration
 	// FullRetry: zero means DefaultFullRetry.
 	FullRetry time.Duration
+	// Workers is how many Actors are reconciled at once; zero means
+	// DefaultWorkers.
+	Workers int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
@@ -132,6 +137,9 @@ func (r *ActorReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager
 	if r.Now == nil {
 		r.Now = time.Now
 	}
+	if r.Workers <= 0 {
+		r.Workers = DefaultWorkers
+	}
 	r.ledger = newLedger()
 	r.monitor = newHostMonitor(r.Now)
 	r.failedSeen = map[types.NamespacedName]failedMark{}
@@ -157,9 +165,10 @@ func (r *ActorReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager
 		Watches(&coordinationv1.Lease{}, r.leaseHandler(), builder.WithPredicates(inHostNamespace)).
 		Watches(&corev1.Node{}, r.nodeHandler()).
 		WatchesRawSource(expirySource).
-		// One worker: placements read and update the ledger in order, so
-		// a burst of new actors spreads evenly.
-		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
+		// Placements reserve their host in the ledger atomically, so
+		// workers may run in parallel (one Actor is never reconciled by
+		// two at once); they overlap the API round trips of a burst.
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.Workers}).
 		Complete(r)
 }
 
@@ -209,6 +218,10 @@ type scope struct {
 	movedFrom, moveReason string
 	// Set by reconcileRestart when the restart needs a new host.
 	restarting bool
+	// Set by reconcilePlacement: the ledger holds the new assignment
+	// already; unreserve is the entry to restore if it isn't written.
+	reserved  bool
+	unreserve string
 }
 
 type pendingEvent struct {
@@ -279,6 +292,9 @@ func (r *ActorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res 
 	s := &scope{key: req.NamespacedName, orig: actor.DeepCopy(), actor: actor, now: r.now(), log: log}
 	defer func() {
 		if err := r.write(ctx, s); err != nil {
+			if s.reserved {
+				r.ledger.set(s.key, s.unreserve)
+			}
 			retErr = errors.Join(retErr, err)
 		}
 		if retErr == nil {

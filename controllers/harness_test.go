@@ -42,7 +42,7 @@ const (
 // control plane, confined to a namespace of its own: its Actors and its
 // host Leases live there, so suites don't see each other's hosts.
 type harness struct {
-	t   *testing.T
+	t   testing.TB
 	g   gomega.Gomega
 	env *envtestutil.Env
 	c   client.Client // straight to the API server, as a user or a host
@@ -62,7 +62,7 @@ type harnessOptions struct {
 	before func(ns string)
 }
 
-func newHarness(t *testing.T, env *envtestutil.Env, opts harnessOptions) *harness {
+func newHarness(t testing.TB, env *envtestutil.Env, opts harnessOptions) *harness {
 	t.Helper()
 	ns := env.Namespace(t)
 	if opts.before != nil {

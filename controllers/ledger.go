@@ -78,6 +78,22 @@ func (l *ledger) forget(k types.NamespacedName) {
 	delete(l.byActor, k)
 }
 
+// reserve assigns actor k to the host pick chooses, in one step with the
+// loads pick sees, so that concurrent placements never both take the last
+// slot of a host or both see it emptiest. It returns the previous entry,
+// to undo the reservation with set when the assignment can't be written.
+func (l *ledger) reserve(k types.NamespacedName, pick func(loads map[string]int) (string, error)) (prev string, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	prev = l.byActor[k]
+	host, err := pick(l.load)
+	if err != nil {
+		return prev, err
+	}
+	l.setLocked(k, host)
+	return prev, nil
+}
+
 // loads is a copy of the number of actors per host.
 func (l *ledger) loads() map[string]int {
 	l.mu.Lock()

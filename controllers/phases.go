@@ -212,7 +212,9 @@ func (r *ActorReconciler) reconcileRestart(ctx context.Context, s *scope) (bool,
 }
 
 // reconcilePlacement assigns an unassigned actor to the least loaded live
-// host that fits it, with a new epoch.
+// host that fits it, with a new epoch. The choice is reserved in the ledger
+// at once (and undone if it can't be written), so parallel workers place a
+// burst of actors as evenly as one would.
 func (r *ActorReconciler) reconcilePlacement(ctx context.Context, s *scope) (bool, error) {
 	a := s.actor
 	if a.Status.HostPod != "" || (stopped(a.Status.Phase) && !s.restarting) {
@@ -221,7 +223,15 @@ func (r *ActorReconciler) reconcilePlacement(ctx context.Context, s *scope) (boo
 	if err := r.loadHosts(ctx, s); err != nil {
 		return false, err
 	}
-	h, err := placement.Pick(s.hosts, request(a), s.now)
+	var h placement.Host
+	prev, err := r.ledger.reserve(s.key, func(loads map[string]int) (string, error) {
+		for i := range s.hosts {
+			s.hosts[i].Load = loads[s.hosts[i].Name]
+		}
+		var err error
+		h, err = placement.Pick(s.hosts, request(a), s.now)
+		return h.Name, err
+	})
 	if err != nil {
 		var nh *placement.NoHostError
 		if !errors.As(err, &nh) {
@@ -243,6 +253,7 @@ func (r *ActorReconciler) reconcilePlacement(ctx context.Context, s *scope) (boo
 		}
 		return true, nil
 	}
+	s.reserved, s.unreserve = true, prev
 	a.Status.HostPod, a.Status.NodeName = h.Name, h.Node
 	a.Status.Epoch++
 	a.Status.Phase = v1alpha1.PhaseScheduled

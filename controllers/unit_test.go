@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -88,6 +90,54 @@ func TestLedger(t *testing.T) {
 	// The copy is the caller's.
 	l.loads()["h1"] = 99
 	want(map[string]int{"h1": 1})
+}
+
+// TestLedgerReserve places actors from many goroutines at once, each
+// picking the least loaded of two hosts of capacity 30 as the reconciler
+// does: they end balanced and no host goes past its capacity.
+func TestLedgerReserve(t *testing.T) {
+	l := newLedger()
+	l.seed(nil)
+	pick := func(loads map[string]int) (string, error) {
+		best := ""
+		for _, h := range []string{"h1", "h2"} {
+			if loads[h] < 30 && (best == "" || loads[h] < loads[best]) {
+				best = h
+			}
+		}
+		if best == "" {
+			return "", errors.New("full")
+		}
+		return best, nil
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	refused := 0
+	for i := range 70 {
+		wg.Go(func() {
+			k := types.NamespacedName{Namespace: "ns", Name: fmt.Sprint(i)}
+			if _, err := l.reserve(k, pick); err != nil {
+				mu.Lock()
+				refused++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if loads := l.loads(); loads["h1"] != 30 || loads["h2"] != 30 || refused != 10 {
+		t.Fatalf("loads %v, %d refused; want 30/30 and 10", loads, refused)
+	}
+	// Undoing a reservation restores the previous entry.
+	k := types.NamespacedName{Namespace: "ns", Name: "0"}
+	l.set(k, "")
+	prev, err := l.reserve(k, func(map[string]int) (string, error) { return "h3", nil })
+	if err != nil || prev != "" || l.loads()["h3"] != 1 {
+		t.Fatalf("reserve = %q, %v; loads %v", prev, err, l.loads())
+	}
+	l.set(k, prev)
+	if _, ok := l.loads()["h3"]; ok {
+		t.Fatalf("undone reservation still counted: %v", l.loads())
+	}
 }
 
 func TestLedgerConcurrent(t *testing.T) {
