@@ -51,6 +51,7 @@ type options struct {
 	hostNamespace           string
 	backoff                 controllers.Backoff
 	flushTimeout            time.Duration
+	workers                 int
 	zap                     zap.Options
 }
 
@@ -86,6 +87,7 @@ Flags:
 	fs.DurationVar(&o.backoff.Max, "restart-backoff-max", controllers.DefaultBackoff.Max, "longest wait before a restart")
 	fs.DurationVar(&o.backoff.Reset, "restart-backoff-reset", controllers.DefaultBackoff.Reset, "an actor that ran this long before it stopped waits only --restart-backoff again")
 	fs.DurationVar(&o.flushTimeout, "flush-timeout", controllers.DefaultFlushTimeout, "how long a deleted Actor waits for its live host to report its chain flushed")
+	fs.IntVar(&o.workers, "workers", controllers.DefaultWorkers, "how many Actors are reconciled at once")
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -102,6 +104,8 @@ Flags:
 		return nil, fmt.Errorf("--restart-backoff-max %s: must be at least --restart-backoff %s", o.backoff.Max, o.backoff.Base)
 	case o.backoff.Reset < 0:
 		return nil, fmt.Errorf("--restart-backoff-reset %s: must not be negative", o.backoff.Reset)
+	case o.workers < 1:
+		return nil, fmt.Errorf("--workers %d: must be at least 1", o.workers)
 	case o.flushTimeout <= 0:
 		return nil, fmt.Errorf("--flush-timeout %s: must be positive", o.flushTimeout)
 	case o.leaderElect && o.leaderElectionID == "":
@@ -139,6 +143,7 @@ func newManager(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager
 		HostNamespace: o.hostNamespace,
 		Backoff:       o.backoff,
 		FlushTimeout:  o.flushTimeout,
+		Workers:       o.workers,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("setting up the actor controller: %w", err)

@@ -50,6 +50,9 @@ func TestParse(t *testing.T) {
 				if o.backoff != controllers.DefaultBackoff || o.flushTimeout != controllers.DefaultFlushTimeout {
 					t.Errorf("backoff %+v flush %s", o.backoff, o.flushTimeout)
 				}
+				if o.workers != controllers.DefaultWorkers {
+					t.Errorf("workers %d", o.workers)
+				}
 				if o.metricsAddr != ":8080" || o.probeAddr != ":8081" {
 					t.Errorf("addresses %q %q", o.metricsAddr, o.probeAddr)
 				}
@@ -84,6 +87,7 @@ func TestParse(t *testing.T) {
 		"zero backoff":          {args: []string{"--restart-backoff=0"}, getenv: env(), wantErr: "--restart-backoff 0s: must be positive"},
 		"max below base":        {args: []string{"--restart-backoff=1m", "--restart-backoff-max=1s"}, getenv: env(), wantErr: "must be at least --restart-backoff 1m0s"},
 		"negative reset":        {args: []string{"--restart-backoff-reset=-1s"}, getenv: env(), wantErr: "must not be negative"},
+		"no workers":            {args: []string{"--workers=0"}, getenv: env(), wantErr: "--workers 0: must be at least 1"},
 		"zero flush timeout":    {args: []string{"--flush-timeout=0"}, getenv: env(), wantErr: "--flush-timeout 0s: must be positive"},
 		"empty leader lease":    {args: []string{"--leader-election-id="}, getenv: env(), wantErr: "--leader-election-id must not be empty"},
 		"unknown flag":          {args: []string{"--bogus"}, getenv: env(), wantErr: "flag provided but not defined: -bogus"},
