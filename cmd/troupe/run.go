@@ -39,6 +39,7 @@ type runOptions struct {
 	chainDir  string
 	once      bool
 	tick      time.Duration
+	tickSet   bool // --tick was given: it overrides spec.tickInterval
 	timeout   time.Duration
 	logFormat string
 	verbose   bool
@@ -78,6 +79,7 @@ error.`,
   troupe run --tick 250ms --env FEATURE_NEW_UI=true examples/feature-flags/actor.yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.tickSet = cmd.Flags().Changed("tick")
 			return runActor(cmd.Context(), o, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -87,7 +89,7 @@ error.`,
 	f.StringVar(&o.name, "name", "", "the actor's name (default: the YAML's name, or the .wasm file's)")
 	f.StringVar(&o.chainDir, "chain-dir", "", "directory of the actor's chain and saved state")
 	f.BoolVar(&o.once, "once", false, "run init, then stop (no ticks)")
-	f.DurationVar(&o.tick, "tick", actorhost.DefaultTickInterval, "how often a ticking actor's tick is called; 0 never calls it")
+	f.DurationVar(&o.tick, "tick", actorhost.DefaultTickInterval, "how often a ticking actor's tick is called (default: the YAML's tickInterval, or 1s); 0 never calls it")
 	f.DurationVar(&o.timeout, "timeout", 0, "deadline of each call into the actor (default: the YAML's limits.callTimeout, or 5s)")
 	f.StringVar(&o.logFormat, "log-format", "text", "format of the log lines on stderr: text or json")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "also show the actor's debug logs and the engine's lifecycle messages")
@@ -109,6 +111,7 @@ type runSpec struct {
 	handler      runtimehandler.Config
 	memoryPages  uint32
 	timeout      time.Duration
+	tick         time.Duration // 0: the --tick flag's value
 	initialState []byte
 	warnings     []string
 }
@@ -152,7 +155,7 @@ func runActor(ctx context.Context, o *runOptions, actorPath string, stdout, stde
 	// Signals stop the actor gracefully, also while init runs.
 	sigCtx, stopSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
-	tick := tickInterval(o)
+	tick := tickInterval(o, spec)
 	if component.Ticks() && tick > 0 {
 		cliLog.V(1).Info("the actor exports tick", "every", tick.String())
 	}
@@ -194,10 +197,16 @@ func runActor(ctx context.Context, o *runOptions, actorPath string, stdout, stde
 	return nil
 }
 
-// tickInterval is the engine's TickInterval for the flags: --once and
-// --tick 0 never tick.
-func tickInterval(o *runOptions) time.Duration {
-	if o.once || o.tick <= 0 {
+// tickInterval is the engine's TickInterval: an explicit --tick wins over
+// the YAML's spec.tickInterval; --once and --tick 0 never tick.
+func tickInterval(o *runOptions, spec *runSpec) time.Duration {
+	if o.once {
+		return -1
+	}
+	if !o.tickSet && spec.tick > 0 {
+		return spec.tick
+	}
+	if o.tick <= 0 {
 		return -1
 	}
 	return o.tick
@@ -341,6 +350,7 @@ func resolveRun(o *runOptions, actorPath string) (*runSpec, error) {
 		spec.handler.MaxMetricNames = tighter(spec.handler.MaxMetricNames, int(l.MaxMetricNames))
 		spec.memoryPages = uint32(l.MaxMemoryPages)
 		spec.timeout = l.CallTimeoutDuration()
+		spec.tick = actor.Spec.TickIntervalDuration()
 
 		for i, ev := range actor.Spec.Env {
 			field := fmt.Sprintf("spec.env[%d] (%s)", i, ev.Name)

@@ -632,17 +632,22 @@ func TestRunTickOutcomes(t *testing.T) {
 func TestTickInterval(t *testing.T) {
 	tests := map[string]struct {
 		o    runOptions
+		spec runSpec
 		want time.Duration
 	}{
-		"default":       {o: runOptions{tick: time.Second}, want: time.Second},
-		"--tick 250ms":  {o: runOptions{tick: 250 * time.Millisecond}, want: 250 * time.Millisecond},
-		"--tick 0":      {o: runOptions{tick: 0}, want: -1},
-		"--once":        {o: runOptions{once: true, tick: time.Second}, want: -1},
-		"--once --tick": {o: runOptions{once: true, tick: time.Millisecond}, want: -1},
+		"default":            {o: runOptions{tick: time.Second}, want: time.Second},
+		"--tick 250ms":       {o: runOptions{tick: 250 * time.Millisecond, tickSet: true}, want: 250 * time.Millisecond},
+		"--tick 0":           {o: runOptions{tick: 0, tickSet: true}, want: -1},
+		"--once":             {o: runOptions{once: true, tick: time.Second}, want: -1},
+		"--once --tick":      {o: runOptions{once: true, tick: time.Millisecond, tickSet: true}, want: -1},
+		"spec.tickInterval":  {o: runOptions{tick: time.Second}, spec: runSpec{tick: 300 * time.Millisecond}, want: 300 * time.Millisecond},
+		"--tick over spec":   {o: runOptions{tick: 2 * time.Second, tickSet: true}, spec: runSpec{tick: 300 * time.Millisecond}, want: 2 * time.Second},
+		"--tick 0 over spec": {o: runOptions{tick: 0, tickSet: true}, spec: runSpec{tick: 300 * time.Millisecond}, want: -1},
+		"--once over spec":   {o: runOptions{once: true, tick: time.Second}, spec: runSpec{tick: 300 * time.Millisecond}, want: -1},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			if got := tickInterval(&tc.o); got != tc.want {
+			if got := tickInterval(&tc.o, &tc.spec); got != tc.want {
 				t.Fatalf("tickInterval = %v, want %v", got, tc.want)
 			}
 		})

@@ -19,13 +19,6 @@ const (
 	MinTickInterval = time.Millisecond
 )
 
-// kindTick records a tick that had an effect: it changed the state, or the
-// actor made runtime calls during it (so its chain grew). An idle tick is
-// not recorded, so an idle ticking actor's chain does not grow.
-//
-// TODO(chain): move to internal/chain's Kind constants as KindTick.
-const kindTick chain.Kind = "ActorTick"
-
 // tickData is the data of an ActorTick event.
 type tickData struct {
 	// Now is the time tick was handed, ms since the Unix epoch.
@@ -140,7 +133,7 @@ func (a *Actor) callTick(ctx context.Context) error {
 		}
 	}
 	if !out.ok {
-		_ = a.record(kindTick, "tick", tickData{Now: nowMs, Error: out.errMsg, HasState: a.state.hasState})
+		_ = a.record(chain.KindTick, "tick", tickData{Now: nowMs, Error: out.errMsg, HasState: a.state.hasState})
 		return &ActorError{Reason: ReasonTickFailed, Op: "tick", Message: out.errMsg, Err: errors.New(out.errMsg)}
 	}
 	changed := out.hasState != a.state.hasState || !bytes.Equal(out.state, a.state.state)
@@ -162,7 +155,7 @@ func (a *Actor) callTick(ctx context.Context) error {
 	if a.state.hasState {
 		d.StateDigest, d.StateBytes = digestHex(a.state.state), len(a.state.state)
 	}
-	if err := a.record(kindTick, "tick", d); err != nil {
+	if err := a.record(chain.KindTick, "tick", d); err != nil {
 		return &ActorError{Reason: ReasonHostError, Op: "tick", Message: err.Error(), Err: err}
 	}
 	return nil

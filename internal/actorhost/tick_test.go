@@ -47,7 +47,7 @@ func tickEvents(t testing.TB, evs []chain.Event) []tickData {
 	t.Helper()
 	var out []tickData
 	for _, ev := range evs {
-		if ev.Kind != kindTick {
+		if ev.Kind != chain.KindTick {
 			continue
 		}
 		var d tickData
@@ -160,7 +160,7 @@ func TestIdleTicksDoNotGrowTheChain(t *testing.T) {
 	// Every logging tick is a LogEvent then an ActorTick.
 	evs := events(t, logger)
 	for i, ev := range evs {
-		if ev.Kind == kindTick && evs[i-1].Kind != chain.KindLog {
+		if ev.Kind == chain.KindTick && evs[i-1].Kind != chain.KindLog {
 			t.Fatalf("ActorTick at %d follows %s, want the tick's LogEvent", i, evs[i-1].Kind)
 		}
 	}

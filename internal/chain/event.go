@@ -29,6 +29,9 @@ const (
 	KindActorStop Kind = "ActorStop"
 	// KindRestart records a restart from saved state.
 	KindRestart Kind = "ActorRestart"
+	// KindTick records a call of the actor's optional tick export that
+	// changed its state or made runtime calls; idle ticks are not recorded.
+	KindTick Kind = "ActorTick"
 	// KindSegmentStart opens a new segment of a chain that continues a head
 	// recorded elsewhere (an actor moved to another host); its data names
 	// the previous head and length.
