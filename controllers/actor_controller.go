@@ -295,6 +295,10 @@ func (r *ActorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res 
 			if s.reserved {
 				r.ledger.set(s.key, s.unreserve)
 			}
+			if len(s.events) > 0 {
+				// The Events were not recorded; let the retry record them.
+				r.forgetFailed(s.key)
+			}
 			retErr = errors.Join(retErr, err)
 		}
 		if retErr == nil {
