@@ -7,6 +7,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -42,7 +44,7 @@ type testRegistry struct {
 func startRegistry(t *testing.T, user, pass string) *testRegistry {
 	t.Helper()
 	r := &testRegistry{user: user, pass: pass}
-	reg := registry.New()
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if r.user != "" {
 			u, p, ok := req.BasicAuth()

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/troupe-dev/troupe/internal/host"
+	"github.com/troupe-dev/troupe/internal/version"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Getenv, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "host:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command line's settings.
+type options struct {
+	cfg        host.Config
+	kubeconfig string
+	logLevel   string
+	logFormat  string
+}
+
+// parse reads flags and the downward-API environment into options.
+func parse(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("host", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `Usage: host [flags]
+
+Runs the Actors assigned to this host pod. Needs NODE_NAME, POD_NAME and
+POD_NAMESPACE (downward API), and HOST_PROC=/host/proc with the node's /proc
+mounted there so get-system-info reports the node, not the pod.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.cfg.DataDir, "data-dir", "/var/lib/troupe", "directory (a hostPath) for the actors' chains and state, the component cache and compiled code")
+	fs.DurationVar(&o.cfg.LeaseDuration, "lease-duration", host.DefaultLeaseDuration, "duration of the host's Lease, renewed every third of it (whole seconds)")
+	fs.IntVar(&o.cfg.Capacity, "capacity", host.DefaultCapacity, "the most actors this host declares it runs")
+	fs.StringVar(&o.cfg.MetricsAddress, "metrics-bind-address", host.DefaultMetricsAddress, `address of /metrics ("0" disables it)`)
+	fs.StringVar(&o.cfg.HealthProbeAddress, "health-probe-bind-address", host.DefaultHealthProbeAddress, `address of /healthz and /readyz ("0" disables them)`)
+	fs.StringVar(&o.cfg.HTTPAddress, "http-bind-address", host.DefaultHTTPAddress, `address of the read-only chain endpoint (GET /actors, `+host.ChainPath+`); loopback by default, for kubectl port-forward ("0" disables it)`)
+	fs.DurationVar(&o.cfg.StatusInterval, "status-interval", host.DefaultStatusInterval, "least time between two status writes of one actor whose chain head moved (lifecycle transitions are written at once)")
+	fs.DurationVar(&o.cfg.StopGrace, "stop-grace", host.DefaultStopGrace, "how long stopping an actor waits for its call in progress before canceling it")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, or $KUBECONFIG)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info or error")
+	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or text")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	o.cfg.NodeName = getenv("NODE_NAME")
+	o.cfg.PodName = getenv("POD_NAME")
+	o.cfg.PodNamespace = getenv("POD_NAMESPACE")
+	var missing []string
+	for name, v := range map[string]string{"NODE_NAME": o.cfg.NodeName, "POD_NAME": o.cfg.PodName, "POD_NAMESPACE": o.cfg.PodNamespace} {
+		if v == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%s must be set (from the downward API: spec.nodeName, metadata.name, metadata.namespace)", strings.Join(slices.Sorted(slices.Values(missing)), ", "))
+	}
+	return o, nil
+}
+
+func newLogger(level, format string, w io.Writer) (logr.Logger, error) {
+	var l slog.Level
+	switch level {
+	case "debug":
+		l = slog.LevelDebug
+	case "info":
+		l = slog.LevelInfo
+	case "error":
+		l = slog.LevelError
+	default:
+		return logr.Logger{}, fmt.Errorf("--log-level %q: want debug, info or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "json":
+		return logr.FromSlogHandler(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return logr.FromSlogHandler(slog.NewTextHandler(w, opts)), nil
+	}
+	return logr.Logger{}, fmt.Errorf("--log-format %q: want json or text", format)
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
+	return ctrl.GetConfig()
+}
+
+func run(args []string, getenv func(string) string, stderr io.Writer) error {
+	o, err := parse(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(o.logLevel, o.logFormat, stderr)
+	if err != nil {
+		return err
+	}
+	ctrl.SetLogger(log)
+	o.cfg.Logger = log
+	o.cfg.Version = version.String()
+	if o.cfg.RestConfig, err = restConfig(o.kubeconfig); err != nil {
+		return fmt.Errorf("connecting to the API server: %w", err)
+	}
+	h, err := host.New(o.cfg)
+	if err != nil {
+		return err
+	}
+	ctx := ctrl.SetupSignalHandler()
+	start := time.Now()
+	err = h.Start(ctx)
+	log.Info("host exited", "uptime", time.Since(start).Round(time.Second).String())
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}

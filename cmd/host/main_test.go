@@ -1,0 +1,78 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParse(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		m := map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return func(k string) string { return m[k] }
+	}
+	full := env("NODE_NAME", "node-a", "POD_NAME", "troupe-host-x", "POD_NAMESPACE", "troupe-system")
+	tests := map[string]struct {
+		args    []string
+		getenv  func(string) string
+		wantErr string
+		check   func(*testing.T, *options)
+	}{
+		"defaults": {getenv: full, check: func(t *testing.T, o *options) {
+			if o.cfg.NodeName != "node-a" || o.cfg.PodName != "troupe-host-x" || o.cfg.PodNamespace != "troupe-system" {
+				t.Fatalf("downward API values: %+v", o.cfg)
+			}
+			if o.cfg.LeaseDuration != 15*time.Second || o.cfg.Capacity != 1000 || o.cfg.HTTPAddress != "127.0.0.1:8082" {
+				t.Fatalf("defaults: %+v", o.cfg)
+			}
+		}},
+		"flags": {args: []string{"--data-dir", "/d", "--lease-duration", "3s", "--capacity", "5", "--http-bind-address", "0"}, getenv: full,
+			check: func(t *testing.T, o *options) {
+				if o.cfg.DataDir != "/d" || o.cfg.LeaseDuration != 3*time.Second || o.cfg.Capacity != 5 || o.cfg.HTTPAddress != "0" {
+					t.Fatalf("flags: %+v", o.cfg)
+				}
+			}},
+		"no downward API": {getenv: env(), wantErr: "NODE_NAME, POD_NAME, POD_NAMESPACE must be set"},
+		"no pod name":     {getenv: env("NODE_NAME", "n", "POD_NAMESPACE", "ns"), wantErr: "POD_NAME must be set"},
+		"stray argument":  {args: []string{"extra"}, getenv: full, wantErr: "unexpected arguments"},
+		"unknown flag":    {args: []string{"--nope"}, getenv: full, wantErr: "flag provided but not defined"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			o, err := parse(tc.args, tc.getenv, io.Discard)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, o)
+		})
+	}
+}
+
+func TestLogger(t *testing.T) {
+	if _, err := newLogger("loud", "json", io.Discard); err == nil {
+		t.Fatal("accepted an unknown level")
+	}
+	if _, err := newLogger("info", "xml", io.Discard); err == nil {
+		t.Fatal("accepted an unknown format")
+	}
+	var b strings.Builder
+	l, err := newLogger("info", "json", &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.V(1).Info("hidden")
+	l.Info("shown", "k", "v")
+	if strings.Contains(b.String(), "hidden") || !strings.Contains(b.String(), `"k":"v"`) {
+		t.Fatalf("log output %q", b.String())
+	}
+}

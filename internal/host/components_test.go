@@ -1,0 +1,172 @@
+package host
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/troupe-dev/troupe/api/v1alpha1"
+)
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// pushArtifact pushes wasm as an OCI artifact repo:tag to an in-process
+// registry and returns the manifest digest.
+func pushArtifact(t *testing.T, host, repo, tag, user, pass string, wasm []byte) v1.Hash {
+	t.Helper()
+	img, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1),
+		mutate.Addendum{Layer: static.NewLayer(wasm, "application/vnd.wasm.content.layer.v1+wasm")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.ParseReference(fmt.Sprintf("%s/%s:%s", host, repo, tag))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: user, Password: pass})); err != nil {
+		t.Fatal(err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// startRegistry serves an OCI registry behind basic auth.
+func startRegistry(t *testing.T, user, pass string) string {
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
+			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		reg.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func (s *suite) testOCIImage(t *testing.T) {
+	g := NewWithT(t)
+	h := s.startHost(t)
+	const user, pass = "robot", "registry-pass-123"
+	reg := startRegistry(t, user, pass)
+	okWasm := testdata(t, "ok.wasm")
+	d1 := pushArtifact(t, reg, "actors/ok", "v1", user, pass, okWasm)
+	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
+	g.Expect(h.c.Create(h.ctx(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: "regcred"}, Type: corev1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, reg, auth))},
+	})).To(Succeed())
+
+	image := reg + "/actors/ok:v1"
+	h.create("oci", v1alpha1.ActorSpec{Component: v1alpha1.ComponentSource{Image: image,
+		ImagePullSecrets: []v1alpha1.LocalObjectReference{{Name: "regcred"}}}})
+	h.assign("oci", h.pod, 1)
+	c := h.waitReason("oci", v1alpha1.ReasonRunning, 20*time.Second)
+	resolved := reg + "/actors/ok@" + d1.String()
+	g.Expect(c.Message).To(ContainSubstring("running module sha256:" + sha256Hex(okWasm) + " from " + resolved))
+	g.Eventually(h.events).WithArguments("oci").Should(ContainElement("Resolved: image " + image + " resolved to " + resolved))
+
+	// The tag moves to another module; a restart of the same generation
+	// runs what the tag resolved to the first time.
+	pushArtifact(t, reg, "actors/ok", "v1", user, pass, testdata(t, "initerr.wasm"))
+	h.assign("oci", h.pod, 2)
+	g.Eventually(h.actor).WithArguments("oci").WithTimeout(20*time.Second).Should(
+		And(HaveField("Epoch", int64(2)), HaveField("State", "Running")))
+	g.Eventually(func() v1alpha1.Phase { return h.get("oci").Status.Phase }).Should(Equal(v1alpha1.PhaseRunning))
+	g.Expect(h.ready("oci").Message).To(ContainSubstring(resolved))
+	g.Expect(h.get("oci").Status.Restarts).To(BeZero(), "the host never writes restarts")
+
+	// Without the pull secret the registry refuses, and the status says why.
+	h.create("oci-noauth", v1alpha1.ActorSpec{Component: v1alpha1.ComponentSource{Image: image}})
+	h.assign("oci-noauth", h.pod, 1)
+	c = h.waitReason("oci-noauth", v1alpha1.ReasonComponentError, 20*time.Second)
+	g.Expect(c.Message).To(ContainSubstring("refused access (check spec.component.imagePullSecrets)"))
+	g.Expect(c.Message).NotTo(ContainSubstring(pass))
+}
+
+func (s *suite) testURLComponent(t *testing.T) {
+	g := NewWithT(t)
+	okWasm := testdata(t, "ok.wasm")
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write(okWasm)
+	}))
+	t.Cleanup(srv.Close)
+	h := s.startHost(t, func(c *Config) { c.HTTPClient = srv.Client() })
+	h.create("url", v1alpha1.ActorSpec{Component: v1alpha1.ComponentSource{URL: srv.URL + "/ok.wasm", SHA256: sha256Hex(okWasm)}})
+	h.assign("url", h.pod, 1)
+	c := h.waitReason("url", v1alpha1.ReasonRunning, 20*time.Second)
+	g.Expect(c.Message).To(ContainSubstring("from " + srv.URL + "/ok.wasm"))
+}
+
+func (s *suite) testBadComponents(t *testing.T) {
+	h := s.startHost(t)
+	okWasm := testdata(t, "ok.wasm")
+	tests := map[string]struct {
+		component func() *v1alpha1.ComponentSource
+		reason    string
+		message   string
+	}{
+		"not-wasm": {component: func() *v1alpha1.ComponentSource {
+			return h.wasmConfigMap("not-wasm", []byte("#!/bin/sh\necho I am not wasm\n"))
+		}, reason: v1alpha1.ReasonComponentError, message: "is not a WebAssembly module"},
+		"wrong-digest": {component: func() *v1alpha1.ComponentSource {
+			c := h.wasmConfigMap("wrong-digest", okWasm)
+			c.SHA256 = sha256Hex([]byte("something else"))
+			return c
+		}, reason: v1alpha1.ReasonComponentError, message: "spec.component.sha256 pins sha256:" + sha256Hex([]byte("something else"))},
+		"broken-module": {component: func() *v1alpha1.ComponentSource {
+			return h.wasmConfigMap("broken-module", []byte("\x00asm\x01\x00\x00\x00\xff\xff\xff"))
+		}, reason: v1alpha1.ReasonComponentError, message: "not a valid WebAssembly module"},
+		"init-error": {component: func() *v1alpha1.ComponentSource {
+			return h.wasmConfigMap("init-error", testdata(t, "initerr.wasm"))
+		}, reason: v1alpha1.ReasonInitFailed, message: "init: no database configured"},
+		"missing-configmap": {component: func() *v1alpha1.ComponentSource {
+			return &v1alpha1.ComponentSource{ConfigMap: &v1alpha1.ComponentConfigMap{Name: "nowhere", Key: "actor.wasm"}}
+		}, reason: v1alpha1.ReasonComponentError, message: "ConfigMap " + h.ns + "/nowhere: the ConfigMap does not exist"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			g := NewWithT(t)
+			h.create(name, v1alpha1.ActorSpec{Component: *tc.component()})
+			h.assign(name, h.pod, 1)
+			c := h.waitReason(name, tc.reason, 20*time.Second)
+			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(c.Message).To(ContainSubstring(tc.message))
+			a := h.get(name)
+			g.Expect(a.Status.Phase).To(Equal(v1alpha1.PhaseFailed))
+			g.Expect(a.Status.LastError).To(ContainSubstring(tc.message))
+			g.Eventually(h.events).WithArguments(name).Should(ContainElement(ContainSubstring(tc.message)))
+		})
+	}
+	g := NewWithT(t)
+	g.Expect(h.metrics()).To(ContainSubstring(`troupe_host_actor_starts_total{result="ComponentError"} 4`))
+	g.Expect(h.metrics()).To(ContainSubstring(`troupe_host_actor_starts_total{result="InitFailed"} 1`))
+}

@@ -1,0 +1,148 @@
+package host
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/rest"
+
+	"github.com/troupe-dev/troupe/api/v1alpha1"
+)
+
+// Defaults of a host's settings.
+const (
+	DefaultLeaseDuration      = v1alpha1.DefaultLeaseDurationSeconds * time.Second
+	DefaultCapacity           = v1alpha1.DefaultHostCapacity
+	DefaultStatusInterval     = time.Second
+	DefaultStopGrace          = 10 * time.Second
+	DefaultMetricsAddress     = ":8080"
+	DefaultHealthProbeAddress = ":8081"
+	// DefaultHTTPAddress serves the chain endpoint on the pod's loopback
+	// only: `kubectl port-forward` reaches it, the pod network does not.
+	DefaultHTTPAddress = "127.0.0.1:8082"
+	// DefaultEnvSyncTimeout bounds the first read of an actor's
+	// ConfigMaps and Secrets before the host reports why it is stuck.
+	DefaultEnvSyncTimeout = 30 * time.Second
+)
+
+// Config is everything a host needs. NodeName, PodName, PodNamespace,
+// DataDir and RestConfig are required.
+type Config struct {
+	// NodeName is the node the host runs on (downward API spec.nodeName):
+	// get-system-info's hostname and the Lease's node annotation.
+	NodeName string
+	// PodName is the host pod's name (metadata.name): the Lease's name, the
+	// value of the assigned-host label and of status.hostPod it runs.
+	PodName string
+	// PodNamespace is the host pod's namespace, where its Lease lives.
+	PodNamespace string
+	// DataDir holds the actors' chains and state
+	// (<data-dir>/<namespace>/<name>/<actorID>/), the component cache
+	// (<data-dir>/_components) and the compilation cache (<data-dir>/_wazero).
+	DataDir string
+	// CompilationCacheDir overrides where compiled code is cached.
+	CompilationCacheDir string
+	// RestConfig reaches the API server.
+	RestConfig *rest.Config
+
+	// LeaseDuration is the Lease's duration; the host renews it every
+	// third of it.
+	LeaseDuration time.Duration
+	// Capacity is the most actors the host declares it runs.
+	Capacity int
+	// StatusInterval is the least time between two status writes of one
+	// actor that only move its chain head; lifecycle transitions are
+	// written at once.
+	StatusInterval time.Duration
+	// StopGrace is how long a stop waits for the call in progress before
+	// canceling it.
+	StopGrace time.Duration
+	// EnvSyncTimeout bounds the first read of an actor's env sources.
+	EnvSyncTimeout time.Duration
+
+	// MetricsAddress, HealthProbeAddress and HTTPAddress are where /metrics,
+	// /healthz and /readyz, and the chain endpoint listen; "0" disables one.
+	// Several may share an address.
+	MetricsAddress, HealthProbeAddress, HTTPAddress string
+
+	// RegistryTransport and HTTPClient override how components are
+	// downloaded (tests trust their own registries and servers).
+	RegistryTransport http.RoundTripper
+	HTTPClient        *http.Client
+
+	// Version is what get-theater-version returns; "" is the build's.
+	Version string
+	// Logger receives the host's logs and the actors' log lines.
+	Logger logr.Logger
+}
+
+// withDefaults fills the zero fields and checks the rest.
+func (c Config) withDefaults() (Config, error) {
+	var errs []error
+	for _, f := range []struct{ name, env, v string }{
+		{"NodeName", "NODE_NAME", c.NodeName},
+		{"PodName", "POD_NAME", c.PodName},
+		{"PodNamespace", "POD_NAMESPACE", c.PodNamespace},
+	} {
+		if f.v == "" {
+			errs = append(errs, fmt.Errorf("%s is required: set %s from the downward API", f.name, f.env))
+		}
+	}
+	if c.PodName != "" {
+		if msgs := validation.IsDNS1123Subdomain(c.PodName); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("pod name %q: %s", c.PodName, strings.Join(msgs, "; ")))
+		} else if msgs := validation.IsValidLabelValue(c.PodName); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("pod name %q cannot be a label value: %s", c.PodName, strings.Join(msgs, "; ")))
+		}
+	}
+	if c.PodNamespace != "" {
+		if msgs := validation.IsDNS1123Label(c.PodNamespace); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("pod namespace %q: %s", c.PodNamespace, strings.Join(msgs, "; ")))
+		}
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("a data directory is required (--data-dir)"))
+	} else if abs, err := filepath.Abs(c.DataDir); err == nil {
+		c.DataDir = abs
+	}
+	if c.RestConfig == nil {
+		errs = append(errs, errors.New("a connection to the API server is required"))
+	}
+	if c.LeaseDuration == 0 {
+		c.LeaseDuration = DefaultLeaseDuration
+	}
+	if c.LeaseDuration < time.Second || c.LeaseDuration%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("lease duration %s must be a whole number of seconds, at least 1s", c.LeaseDuration))
+	}
+	if c.Capacity == 0 {
+		c.Capacity = DefaultCapacity
+	}
+	if c.Capacity < 0 {
+		errs = append(errs, fmt.Errorf("capacity %d must be positive", c.Capacity))
+	}
+	if c.StatusInterval == 0 {
+		c.StatusInterval = DefaultStatusInterval
+	}
+	if c.StatusInterval < 0 {
+		errs = append(errs, fmt.Errorf("status interval %s must be positive", c.StatusInterval))
+	}
+	if c.StopGrace == 0 {
+		c.StopGrace = DefaultStopGrace
+	}
+	if c.EnvSyncTimeout == 0 {
+		c.EnvSyncTimeout = DefaultEnvSyncTimeout
+	}
+	if c.CompilationCacheDir == "" && c.DataDir != "" {
+		c.CompilationCacheDir = filepath.Join(c.DataDir, "_wazero")
+	}
+	if c.Logger.GetSink() == nil {
+		c.Logger = logr.Discard()
+	}
+	return c, errors.Join(errs...)
+}

@@ -1,0 +1,277 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/actorhost"
+	"github.com/troupe-dev/troupe/internal/component"
+	"github.com/troupe-dev/troupe/internal/kubeenv"
+	"github.com/troupe-dev/troupe/internal/runtimehandler"
+	"github.com/troupe-dev/troupe/internal/version"
+)
+
+// Host is one node's actor host. Build it with New, run it with Start.
+type Host struct {
+	cfg      Config
+	log      logr.Logger
+	mgr      manager.Manager
+	client   client.Client // cached Actors; direct for everything else
+	api      client.Reader // always the API server
+	events   recorder.EventRecorder
+	engine   *actorhost.Engine
+	fetcher  *component.Fetcher
+	envs     *kubeenv.Watcher
+	actorMet *runtimehandler.MetricsRegistry
+	metrics  *hostMetrics
+	pub      *publisher
+
+	listeners map[string]net.Listener // by address, shared by the servers on it
+
+	mu      sync.Mutex
+	runs    map[types.NamespacedName]*run
+	closing bool
+	// resolved remembers what an image tag resolved to for a generation,
+	// so that restarts of that generation run the same module.
+	resolved map[types.NamespacedName]resolution
+
+	leaseRenewed atomic.Int64 // UnixNano of the last successful renewal
+	cacheSynced  atomic.Bool
+	started      atomic.Bool
+}
+
+type resolution struct {
+	generation int64
+	image      string // the spec's reference
+	resolved   string // what it resolved to
+}
+
+// NewScheme returns the scheme a host needs: the built-in kinds and Actors.
+func NewScheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// New builds a host from cfg: its manager (a cache of the Actors assigned
+// to it, and nothing else), engine, fetcher, env watcher and listeners.
+func New(cfg Config) (*Host, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("configuring the host: %w", err)
+	}
+	log := cfg.Logger.WithValues("hostPod", cfg.PodName)
+	for _, d := range []string{cfg.DataDir, cfg.CompilationCacheDir} {
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			return nil, fmt.Errorf("creating %s: %w", d, err)
+		}
+	}
+	scheme, err := NewScheme()
+	if err != nil {
+		return nil, fmt.Errorf("building the scheme: %w", err)
+	}
+	mgr, err := ctrl.NewManager(cfg.RestConfig, manager.Options{
+		Scheme: scheme,
+		Logger: log,
+		// The host's cache holds its own Actors only: its memory grows with
+		// what it runs, not with the cluster.
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			&v1alpha1.Actor{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.AssignedHostLabel: cfg.PodName})},
+		}},
+		// Nothing else is cached: a Get of a ConfigMap or Secret through the
+		// client must never start a cluster-wide informer.
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{
+			&corev1.ConfigMap{}, &corev1.Secret{}, &coordinationv1.Lease{}, &corev1.Event{}, &eventsv1.Event{},
+		}}},
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		// Several hosts share a process in tests.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating the manager: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg.RestConfig)
+	if err != nil {
+		return nil, fmt.Errorf("creating a clientset: %w", err)
+	}
+	h := &Host{
+		cfg: cfg, log: log, mgr: mgr, client: mgr.GetClient(), api: mgr.GetAPIReader(),
+		events:    mgr.GetEventRecorder("troupe-host"),
+		envs:      kubeenv.NewWatcher(cs, log.WithName("env")),
+		actorMet:  runtimehandler.NewMetricsRegistry(),
+		runs:      map[types.NamespacedName]*run{},
+		resolved:  map[types.NamespacedName]resolution{},
+		listeners: map[string]net.Listener{},
+	}
+	h.metrics = newHostMetrics(h.actorMet, func() float64 { return float64(h.runningCount()) }, h.envs)
+	h.pub = newPublisher(h.client, h.api, cfg.PodName, cfg.StatusInterval, log.WithName("status"), h.metrics)
+	cache, err := component.NewCache(filepath.Join(cfg.DataDir, "_components"))
+	if err != nil {
+		return nil, err
+	}
+	h.fetcher = component.NewFetcher(component.Options{
+		Cache: cache, Reader: h.api, HTTPClient: cfg.HTTPClient, RegistryTransport: cfg.RegistryTransport,
+		UserAgent: "troupe-host/" + version.String(), Logger: log.WithName("component"),
+	})
+	if err := ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.Actor{}).
+		Named("troupe-host").
+		WithOptions(controller.Options{MaxConcurrentReconciles: 8}).
+		Complete(reconcilerFunc(h.reconcile)); err != nil {
+		return nil, fmt.Errorf("creating the actor reconciler: %w", err)
+	}
+	if err := h.listen(); err != nil {
+		h.closeListeners()
+		return nil, err
+	}
+	return h, nil
+}
+
+// Start runs the host until ctx ends, then shuts it down: it stops every
+// actor (flushing its chain), publishes their final chain heads and
+// deletes its Lease, so the controller moves its actors at once.
+func (h *Host) Start(ctx context.Context) error {
+	if !h.started.CompareAndSwap(false, true) {
+		return errors.New("host already started")
+	}
+	engine, err := actorhost.NewEngine(ctx, actorhost.EngineOptions{
+		CacheDir: h.cfg.CompilationCacheDir, Logger: h.log.WithName("actor"), Metrics: h.actorMet,
+		SystemInfo: runtimehandler.NewNodeSystemInfo(h.cfg.NodeName, 2*time.Second), Version: h.cfg.Version,
+	})
+	if err != nil {
+		h.closeListeners()
+		return fmt.Errorf("starting the engine: %w", err)
+	}
+	h.engine = engine
+	// The manager and everything under it outlive ctx until the shutdown
+	// below has used them.
+	mgrCtx, stopMgr := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopMgr()
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	wg.Go(func() { errc <- h.mgr.Start(mgrCtx) })
+	wg.Go(func() { h.pub.run(mgrCtx, 4) })
+	leaseCtx, stopLease := context.WithCancel(mgrCtx)
+	defer stopLease()
+	wg.Go(func() { h.runLease(leaseCtx) })
+	wg.Go(func() { h.pollHeads(mgrCtx) })
+	wg.Go(func() {
+		if h.mgr.GetCache().WaitForCacheSync(mgrCtx) {
+			h.cacheSynced.Store(true)
+		}
+	})
+	servers := h.serve(&wg)
+	h.log.Info("host started", "node", h.cfg.NodeName, "dataDir", h.cfg.DataDir, "addresses", h.Addresses())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		if runErr != nil {
+			runErr = fmt.Errorf("running the manager: %w", runErr)
+		}
+	}
+	h.shutdown(stopLease)
+	for _, s := range servers {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = s.Shutdown(sctx)
+		cancel()
+	}
+	stopMgr()
+	wg.Wait()
+	h.envs.Close()
+	cctx, cancel := context.WithTimeout(context.Background(), h.cfg.StopGrace)
+	defer cancel()
+	if err := engine.Close(cctx); err != nil && runErr == nil {
+		runErr = fmt.Errorf("closing the engine: %w", err)
+	}
+	h.log.Info("host stopped")
+	return runErr
+}
+
+// shutdown stops every actor, publishes the final heads and deletes the
+// Lease.
+func (h *Host) shutdown(stopLease context.CancelFunc) {
+	h.mu.Lock()
+	h.closing = true
+	runs := make([]*run, 0, len(h.runs))
+	for _, r := range h.runs {
+		runs = append(runs, r)
+	}
+	h.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, r := range runs {
+		wg.Go(func() { h.stopRun(r, "the host is shutting down") })
+	}
+	wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	h.pub.flush(ctx)
+	stopLease()
+	h.deleteLease(ctx)
+}
+
+func (h *Host) runningCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, r := range h.runs {
+		if r.isRunning() {
+			n++
+		}
+	}
+	return n
+}
+
+// Gatherer returns what /metrics serves: the host's metrics, its actors'
+// and controller-runtime's.
+func (h *Host) Gatherer() prometheus.Gatherer {
+	return prometheus.Gatherers{h.metrics.registry, ctrlmetrics.Registry}
+}
+
+// Addresses returns where each server listens: "metrics", "probes" and
+// "http" (the chain endpoint), for those enabled.
+func (h *Host) Addresses() map[string]string {
+	out := map[string]string{}
+	for name, addr := range map[string]string{"metrics": h.cfg.MetricsAddress, "probes": h.cfg.HealthProbeAddress, "http": h.cfg.HTTPAddress} {
+		if l := h.listeners[addr]; l != nil {
+			out[name] = l.Addr().String()
+		}
+	}
+	return out
+}

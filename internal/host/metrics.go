@@ -1,0 +1,62 @@
+package host
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/troupe-dev/troupe/internal/kubeenv"
+	"github.com/troupe-dev/troupe/internal/runtimehandler"
+)
+
+// hostMetrics are the host's own metrics, on a registry of the host's (not
+// the process-global one: tests run several hosts in one process); /metrics
+// merges it with controller-runtime's registry, which has the Go and
+// process collectors.
+type hostMetrics struct {
+	registry     *prometheus.Registry
+	starts       *prometheus.CounterVec
+	startSeconds prometheus.Histogram
+	appends      prometheus.Counter
+	calls        *prometheus.CounterVec
+	statusWrites *prometheus.CounterVec
+}
+
+func newHostMetrics(actors *runtimehandler.MetricsRegistry, running func() float64, env *kubeenv.Watcher) *hostMetrics {
+	m := &hostMetrics{
+		registry: prometheus.NewRegistry(),
+		starts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "troupe_host_actor_starts_total",
+			Help: "Actor starts by result: ok, or the reason the start failed.",
+		}, []string{"result"}),
+		startSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "troupe_host_actor_start_seconds",
+			Help:    "Time from seeing an assignment to the actor's init returning: fetch, env, compile, instantiate and init.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16), // 1ms to 33s
+		}),
+		appends: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "troupe_host_chain_appends_total",
+			Help: "Events the host's actors appended to their chains (the earlier events of a chain resumed on this node are not counted).",
+		}),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "troupe_host_calls_total",
+			Help: "Calls the host made into actors, by export and result (ok, or the failure's reason).",
+		}, []string{"export", "result"}),
+		statusWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "troupe_host_status_writes_total",
+			Help: "Actor status writes by result: ok, conflict (retried), skipped (no longer assigned here) or error.",
+		}, []string{"result"}),
+	}
+	m.registry.MustRegister(m.starts, m.startSeconds, m.appends, m.calls, m.statusWrites,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "troupe_host_actors_running",
+			Help: "Actors the host runs now.",
+		}, running),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "troupe_host_env_watches",
+			Help: "ConfigMaps and Secrets watched for the actors' env (one watch per referenced object).",
+		}, func() float64 { return float64(env.Stats().Watches) }),
+	)
+	if actors != nil {
+		m.registry.MustRegister(actors)
+	}
+	return m
+}

@@ -1,0 +1,233 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/actorhost"
+	"github.com/troupe-dev/troupe/internal/chain"
+)
+
+type reconcilerFunc func(context.Context, reconcile.Request) (reconcile.Result, error)
+
+func (f reconcilerFunc) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	return f(ctx, req)
+}
+
+// runState is where a run is.
+type runState int
+
+const (
+	stateStarting runState = iota
+	stateRunning
+	stateEnded // the actor stopped by itself (shutdown, failure) or never could start
+)
+
+// run is one run of one actor on this host: an (epoch, generation) of it.
+type run struct {
+	key        types.NamespacedName
+	epoch      int64
+	generation int64
+	actorID    string
+	dir        string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the runner goroutine returns
+
+	// flushed is set once the Stopped status of a deleted Actor was
+	// reported (guarded by Host.mu).
+	flushed bool
+
+	mu         sync.Mutex
+	state      runState
+	actor      *actorhost.Actor
+	stopReason string
+	lastLength uint64 // chain length last seen by the head poller
+}
+
+func (r *run) isRunning() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.state == stateRunning
+}
+
+func (r *run) setState(s runState) {
+	r.mu.Lock()
+	r.state = s
+	r.mu.Unlock()
+}
+
+func (r *run) getActor() *actorhost.Actor {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.actor
+}
+
+// assignedHere reports whether a's current assignment names this host; a
+// suspended actor is not run even before the controller unassigns it.
+func (h *Host) assignedHere(a *v1alpha1.Actor) bool {
+	return a.Labels[v1alpha1.AssignedHostLabel] == h.cfg.PodName &&
+		a.Status.HostPod == h.cfg.PodName && !a.Spec.Suspend
+}
+
+// actorDir is where an actor keeps its chain and state on this node.
+func (h *Host) actorDir(namespace, name, actorID string) string {
+	return filepath.Join(h.cfg.DataDir, namespace, name, actorID)
+}
+
+// reconcile makes what runs here match the Actor's assignment: it starts
+// an assigned actor, restarts it on a new epoch or generation, stops it when
+// the assignment names another host (or none), and on deletion stops it,
+// flushes its chain and reports Ready=False reason Stopped with the final
+// head.
+func (h *Host) reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	key := req.NamespacedName
+	h.mu.Lock()
+	if h.closing {
+		h.mu.Unlock()
+		return reconcile.Result{}, nil
+	}
+	r := h.runs[key]
+	h.mu.Unlock()
+
+	var a v1alpha1.Actor
+	err := h.client.Get(ctx, key, &a)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return reconcile.Result{}, err
+	}
+	found := err == nil
+	mine := found && h.assignedHere(&a)
+	deleting := found && a.DeletionTimestamp != nil
+
+	if r != nil {
+		switch {
+		case !mine:
+			why := "the Actor was deleted"
+			if found {
+				why = fmt.Sprintf("the Actor is now assigned to %q (epoch %d)", a.Status.HostPod, a.Status.Epoch)
+				if a.Spec.Suspend {
+					why = "the Actor was suspended"
+				}
+			}
+			h.stopRun(r, why)
+			h.removeRun(key, r)
+			h.pub.forget(key)
+			return reconcile.Result{}, nil
+		case deleting && r.epoch == a.Status.Epoch:
+			h.mu.Lock()
+			flushed := r.flushed
+			r.flushed = true
+			h.mu.Unlock()
+			if !flushed {
+				h.stopRun(r, "the Actor was deleted")
+				h.reportStopped(&a, r)
+			}
+			return reconcile.Result{}, nil
+		case r.epoch != a.Status.Epoch || r.generation != a.Generation || r.actorID != a.Status.ActorID:
+			h.stopRun(r, fmt.Sprintf("restarting for epoch %d, generation %d", a.Status.Epoch, a.Generation))
+			h.removeRun(key, r)
+		default:
+			return reconcile.Result{}, nil
+		}
+	}
+	if !mine || a.Status.ActorID == "" {
+		// Not (yet) ours: the controller gives the id with the assignment.
+		return reconcile.Result{}, nil
+	}
+	r = h.newRun(&a)
+	if deleting {
+		// Deleted before it ran here (or before this host restarted):
+		// nothing runs, the chain on disk is final.
+		r.state, r.flushed = stateEnded, true
+		close(r.done)
+		h.addRun(r)
+		h.reportStopped(&a, r)
+		return reconcile.Result{}, nil
+	}
+	if rec, ok := readRunRecord(r.dir); ok && rec.Epoch == a.Status.Epoch && rec.Generation == a.Generation {
+		// This epoch already ended here (the host restarted since): the
+		// controller restarts it with a new epoch, if its policy says so.
+		r.state = stateEnded
+		close(r.done)
+		h.addRun(r)
+		return reconcile.Result{}, nil
+	}
+	h.addRun(r)
+	go h.runActor(r, a.DeepCopy())
+	return reconcile.Result{}, nil
+}
+
+func (h *Host) newRun(a *v1alpha1.Actor) *run {
+	key := types.NamespacedName{Namespace: a.Namespace, Name: a.Name}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &run{key: key, epoch: a.Status.Epoch, generation: a.Generation, actorID: a.Status.ActorID,
+		dir: h.actorDir(a.Namespace, a.Name, a.Status.ActorID), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+}
+
+func (h *Host) addRun(r *run) {
+	h.mu.Lock()
+	h.runs[r.key] = r
+	h.mu.Unlock()
+}
+
+func (h *Host) removeRun(key types.NamespacedName, r *run) {
+	h.mu.Lock()
+	if h.runs[key] == r {
+		delete(h.runs, key)
+	}
+	h.mu.Unlock()
+}
+
+// stopRun stops r's actor (waiting StopGrace for a call in progress) and
+// waits for its runner to finish; the chain is flushed and closed then.
+func (h *Host) stopRun(r *run, reason string) {
+	r.mu.Lock()
+	if r.stopReason == "" {
+		r.stopReason = reason
+	}
+	r.mu.Unlock()
+	r.cancel()
+	select {
+	case <-r.done:
+	case <-time.After(h.cfg.StopGrace + 30*time.Second):
+		h.log.Error(nil, "an actor's runner did not stop in time", "actor", r.key, "reason", reason)
+	}
+}
+
+// reportStopped reports a deleted actor's final state: Ready=False reason
+// Stopped, with the head of its chain on this node.
+func (h *Host) reportStopped(a *v1alpha1.Actor, r *run) {
+	head, length, ok := h.finalHead(r)
+	msg := "the Actor was deleted: its host stopped it"
+	if ok {
+		msg += fmt.Sprintf(" and flushed its chain (%d events, head %s)", length, head.Short())
+	}
+	h.pub.update(r.key, r.epoch, true, func(v *view) {
+		v.generation = a.Generation
+		v.ready = &readyCond{status: metav1.ConditionFalse, reason: v1alpha1.ReasonStopped, message: msg}
+		if ok {
+			v.hasChain, v.head, v.length = true, head.String(), length
+		}
+	})
+	h.event(a, "Normal", v1alpha1.ReasonStopped, "Stop", msg)
+}
+
+// finalHead is the head of r's chain: the stopped actor's, or what is on
+// disk when no actor ran in this process.
+func (h *Host) finalHead(r *run) (chain.Hash, uint64, bool) {
+	if a := r.getActor(); a != nil {
+		head, length := a.Head()
+		return head, length, length > 0
+	}
+	return localHead(r.dir)
+}

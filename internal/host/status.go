@@ -1,0 +1,273 @@
+package host
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/troupe-dev/troupe/api/v1alpha1"
+)
+
+// view is what the host has to say in one actor's status, for the epoch
+// it runs: the fields the protocol gives the host, nothing else.
+type view struct {
+	epoch      int64
+	generation int64
+	// phase is written when set; "" leaves the controller's.
+	phase v1alpha1.Phase
+	// ready is the Ready condition; nil leaves it.
+	ready *readyCond
+	// head and length are the chain's, when hasChain.
+	hasChain bool
+	head     string
+	length   uint64
+	// lastError is written when set.
+	lastError string
+}
+
+type readyCond struct {
+	status  metav1.ConditionStatus
+	reason  string
+	message string
+}
+
+// publisher writes the hosts's views of its actors into their status: at
+// most one write per actor per interval for chain-head moves, lifecycle
+// transitions at once; each write is an Update with the resourceVersion it
+// read, made only while the fresh object still names this host and the
+// view's epoch.
+type publisher struct {
+	c        client.Client // writes, and reads from the cache
+	api      client.Reader // fresh reads after a conflict
+	pod      string
+	interval time.Duration
+	log      logr.Logger
+	metrics  *hostMetrics
+	now      func() time.Time
+
+	queue workqueue.TypedRateLimitingInterface[types.NamespacedName]
+
+	mu      sync.Mutex
+	entries map[types.NamespacedName]*entry
+	// written is closed and replaced after every write attempt, so that
+	// flush can wait for the queue to drain.
+	written chan struct{}
+}
+
+type entry struct {
+	v         view
+	dirty     bool
+	urgent    bool
+	lastWrite time.Time
+}
+
+func newPublisher(c client.Client, api client.Reader, pod string, interval time.Duration, log logr.Logger, m *hostMetrics) *publisher {
+	return &publisher{
+		c: c, api: api, pod: pod, interval: interval, log: log, metrics: m, now: time.Now,
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](100*time.Millisecond, 10*time.Second),
+			workqueue.TypedRateLimitingQueueConfig[types.NamespacedName]{Name: "status"}),
+		entries: map[types.NamespacedName]*entry{},
+		written: make(chan struct{}),
+	}
+}
+
+// begin starts the view of a new run (a new epoch or generation). Its
+// first non-urgent report (Starting) waits one interval, so a start that
+// is quick costs one write, Running, not two.
+func (p *publisher) begin(key types.NamespacedName, epoch, generation int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e := p.entries[key]
+	if e == nil {
+		e = &entry{}
+		p.entries[key] = e
+	}
+	e.v = view{epoch: epoch, generation: generation}
+	e.dirty, e.urgent = false, false
+	if now := p.now(); e.lastWrite.Before(now) {
+		e.lastWrite = now
+	}
+}
+
+// update changes key's view with fn (only if it is still the view of
+// epoch) and schedules a write: at once when urgent, else at most one per
+// interval.
+func (p *publisher) update(key types.NamespacedName, epoch int64, urgent bool, fn func(*view)) {
+	p.mu.Lock()
+	e := p.entries[key]
+	if e == nil {
+		e = &entry{v: view{epoch: epoch}}
+		p.entries[key] = e
+	}
+	if e.v.epoch != epoch {
+		p.mu.Unlock()
+		return
+	}
+	fn(&e.v)
+	e.dirty = true
+	e.urgent = e.urgent || urgent
+	p.mu.Unlock()
+	p.queue.Add(key)
+}
+
+// forget drops key: the actor is no longer assigned here.
+func (p *publisher) forget(key types.NamespacedName) {
+	p.mu.Lock()
+	delete(p.entries, key)
+	p.mu.Unlock()
+}
+
+// run writes until ctx ends, with workers goroutines.
+func (p *publisher) run(ctx context.Context, workers int) {
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for p.next(ctx) {
+			}
+		})
+	}
+	<-ctx.Done()
+	p.queue.ShutDown()
+	wg.Wait()
+}
+
+func (p *publisher) next(ctx context.Context) bool {
+	key, shutdown := p.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer p.queue.Done(key)
+	p.mu.Lock()
+	e := p.entries[key]
+	if e == nil || !e.dirty {
+		p.mu.Unlock()
+		p.queue.Forget(key)
+		return true
+	}
+	if wait := e.lastWrite.Add(p.interval).Sub(p.now()); !e.urgent && wait > 0 {
+		p.mu.Unlock()
+		p.queue.AddAfter(key, wait)
+		return true
+	}
+	v := e.v
+	e.dirty, e.urgent = false, false
+	e.lastWrite = p.now()
+	p.mu.Unlock()
+
+	err := p.write(ctx, key, v)
+	p.mu.Lock()
+	if err != nil && p.entries[key] == e {
+		e.dirty = true
+	}
+	close(p.written)
+	p.written = make(chan struct{})
+	p.mu.Unlock()
+	if err != nil {
+		p.log.Error(err, "writing actor status", "actor", key, "epoch", v.epoch)
+		p.queue.AddRateLimited(key)
+		return true
+	}
+	p.queue.Forget(key)
+	return true
+}
+
+// write puts v into key's status, re-reading on conflicts.
+func (p *publisher) write(ctx context.Context, key types.NamespacedName, v view) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var a v1alpha1.Actor
+	var reader client.Reader = p.c
+	for attempt := 0; ; attempt++ {
+		if err := reader.Get(ctx, key, &a); err != nil {
+			if apierrors.IsNotFound(err) {
+				p.metrics.statusWrites.WithLabelValues("skipped").Inc()
+				return nil
+			}
+			return err
+		}
+		if !a.AssignedTo(p.pod, v.epoch) {
+			// Another host (or a later epoch) owns the status now.
+			p.metrics.statusWrites.WithLabelValues("skipped").Inc()
+			return nil
+		}
+		st := a.Status.DeepCopy()
+		v.apply(st, p.now())
+		if apiequality.Semantic.DeepEqual(st, &a.Status) {
+			return nil
+		}
+		a.Status = *st
+		err := p.c.Status().Update(ctx, &a)
+		switch {
+		case err == nil:
+			p.metrics.statusWrites.WithLabelValues("ok").Inc()
+			return nil
+		case apierrors.IsConflict(err) && attempt < 5:
+			p.metrics.statusWrites.WithLabelValues("conflict").Inc()
+			reader = p.api
+			continue
+		case apierrors.IsNotFound(err):
+			p.metrics.statusWrites.WithLabelValues("skipped").Inc()
+			return nil
+		}
+		p.metrics.statusWrites.WithLabelValues("error").Inc()
+		return err
+	}
+}
+
+// apply writes v into st. The chain's updatedAt moves only with the head,
+// and the Ready condition's transition time only with its status, so a
+// view that says nothing new leaves st as it was.
+func (v *view) apply(st *v1alpha1.ActorStatus, now time.Time) {
+	if v.phase != "" {
+		st.Phase = v.phase
+	}
+	if v.ready != nil {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: v1alpha1.ConditionReady, Status: v.ready.status, Reason: v.ready.reason,
+			Message: v.ready.message, ObservedGeneration: v.generation,
+		})
+	}
+	if v.hasChain && (st.Chain == nil || st.Chain.Head != v.head || st.Chain.Length != int64(v.length)) {
+		st.Chain = &v1alpha1.ChainStatus{Head: v.head, HeadShort: v1alpha1.ShortHead(v.head),
+			Length: int64(v.length), UpdatedAt: &metav1.Time{Time: now}}
+	}
+	if v.lastError != "" {
+		st.LastError = v.lastError
+	}
+}
+
+// flush waits until no view is waiting to be written (at most until ctx
+// ends), writing the pending ones at once.
+func (p *publisher) flush(ctx context.Context) {
+	for {
+		p.mu.Lock()
+		pending := false
+		for key, e := range p.entries {
+			if e.dirty {
+				pending = true
+				e.urgent = true
+				p.queue.Add(key)
+			}
+		}
+		ch := p.written
+		p.mu.Unlock()
+		if !pending {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
