@@ -98,7 +98,7 @@ func (s *suite) testOCIImage(t *testing.T) {
 	// runs what the tag resolved to the first time.
 	pushArtifact(t, reg, "actors/ok", "v1", user, pass, testdata(t, "initerr.wasm"))
 	h.assign("oci", h.pod, 2)
-	g.Eventually(h.actor).WithArguments("oci").WithTimeout(20*time.Second).Should(
+	g.Eventually(h.actor).WithArguments("oci").WithTimeout(20 * time.Second).Should(
 		And(HaveField("Epoch", int64(2)), HaveField("State", "Running")))
 	g.Eventually(func() v1alpha1.Phase { return h.get("oci").Status.Phase }).Should(Equal(v1alpha1.PhaseRunning))
 	g.Expect(h.ready("oci").Message).To(ContainSubstring(resolved))

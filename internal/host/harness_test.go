@@ -19,8 +19,8 @@ import (
 
 	"github.com/go-logr/logr/funcr"
 	"github.com/google/uuid"
-	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	. "github.com/onsi/gomega"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
