@@ -202,16 +202,3 @@ func Pick(hosts []Host, r Request, now time.Time) (Host, error) {
 	}
 	return *best, nil
 }
-
-// NextExpiry is the earliest expiry after now among hosts, and false when
-// no host is live; the controller looks again then.
-func NextExpiry(hosts []Host, now time.Time) (time.Time, bool) {
-	var next time.Time
-	for i := range hosts {
-		e := hosts[i].Expiry
-		if e.After(now) && (next.IsZero() || e.Before(next)) {
-			next = e
-		}
-	}
-	return next, !next.IsZero()
-}

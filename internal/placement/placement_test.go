@@ -310,16 +310,3 @@ func TestIsHostLease(t *testing.T) {
 		})
 	}
 }
-
-func TestNextExpiry(t *testing.T) {
-	a, b, c := live("a", 0), live("b", 0), live("c", 0)
-	b.Expiry = now.Add(time.Second)
-	c.Expiry = now.Add(-time.Second)
-	got, ok := NextExpiry([]Host{a, b, c}, now)
-	if !ok || !got.Equal(b.Expiry) {
-		t.Fatalf("NextExpiry = %v, %v; want %v", got, ok, b.Expiry)
-	}
-	if _, ok := NextExpiry([]Host{c}, now); ok {
-		t.Fatal("NextExpiry found a live host among dead ones")
-	}
-}
