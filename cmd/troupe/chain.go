@@ -104,15 +104,25 @@ func newChainVerifyCommand() *cobra.Command {
 }
 
 func newChainShowCommand() *cobra.Command {
-	var format string
+	var format, fromHost string
 	var asJSON bool
 	cmd := &cobra.Command{
-		// A later --from-host URL NAMESPACE/NAME reads a chain from a host
-		// pod instead of PATH; the source is resolved before any printing.
-		Use:   "show [--json] [--format auto|troupe|theater-json] PATH",
+		Use:   "show [--json] [--format auto|troupe|theater-json] PATH | show [--json] --from-host URL NAMESPACE/NAME",
 		Short: "Print a chain's events as a table, or as JSON lines with --json",
-		Args:  cobra.ExactArgs(1),
+		Long: `Print a chain's events as a table, or as JSON lines with --json.
+
+PATH is a chain file or an actor directory. With --from-host, the chain is
+read from a host pod's chain endpoint instead, e.g. through
+  kubectl -n troupe-system port-forward pod/troupe-host-xyz 8082
+  troupe chain show --from-host http://localhost:8082 default/hello
+and every event is re-hashed and its link checked as it arrives.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if fromHost != "" {
+				w := bufio.NewWriter(cmd.OutOrStdout())
+				defer w.Flush()
+				return showFromHost(cmd.Context(), fromHost, args[0], newPrinter(w, asJSON))
+			}
 			src, err := openChain(args[0], format)
 			if err != nil {
 				return err
@@ -138,6 +148,7 @@ func newChainShowCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON lines: seq, hash, parent, kind, op, time, data")
+	cmd.Flags().StringVar(&fromHost, "from-host", "", "read the chain of actor NAMESPACE/NAME from a host's chain endpoint at URL (e.g. a kubectl port-forward)")
 	addFormatFlag(cmd, &format)
 	return cmd
 }
