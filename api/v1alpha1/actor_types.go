@@ -442,7 +442,8 @@ type ActorStatus struct {
 	// +optional
 	NodeName string `json:"nodeName,omitempty"`
 
-	// hostPod is the host pod (namespace/name) the actor is assigned to.
+	// hostPod is the name of the host pod the actor is assigned to (host pods
+	// run in the operator's namespace).
 	// +optional
 	HostPod string `json:"hostPod,omitempty"`
 
