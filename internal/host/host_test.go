@@ -45,6 +45,7 @@ func TestHost(t *testing.T) {
 	t.Run("ChattyActorStatusBounded", s.testChattyActor)
 	t.Run("ShutdownPublishesHeadsAndDeletesLease", s.testShutdown)
 	t.Run("ChainEndpoint", s.testChainEndpoint)
+	t.Run("RBACLeastPrivilege", s.testRBAC)
 }
 
 func (s *suite) testApplyBecomesReady(t *testing.T) {

@@ -1,0 +1,174 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/envtestutil"
+)
+
+// hostServiceAccount is the host pods' identity in config/rbac/host.
+const hostServiceAccount = "troupe-host"
+
+// asServiceAccount runs the host as config/rbac/host's service account,
+// with exactly the roles generated from the markers in rbac.go.
+func (s *suite) asServiceAccount(t *testing.T) hostOption {
+	return func(cfg *Config) {
+		ns := cfg.PodNamespace
+		for _, obj := range loadHostRBAC(t, ns) {
+			if err := s.env.Client.Create(context.Background(), obj); err != nil {
+				t.Fatalf("creating %s %s: %v", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName(), err)
+			}
+			t.Cleanup(func() { _ = s.env.Client.Delete(context.Background(), obj) })
+		}
+		rc := rest.CopyConfig(s.env.Config)
+		rc.Impersonate = rest.ImpersonationConfig{
+			UserName: fmt.Sprintf("system:serviceaccount:%s:%s", ns, hostServiceAccount),
+			Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+		}
+		cfg.RestConfig = rc
+	}
+}
+
+// testRBAC: with its generated roles only, a host does all its work (lease,
+// actors, env from ConfigMaps and Secrets, status, events, deletion), and
+// may do nothing more.
+func (s *suite) testRBAC(t *testing.T) {
+	g := NewWithT(t)
+	h := s.startHost(t, s.asServiceAccount(t))
+	g.Expect(h.c.Create(h.ctx(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: "db"},
+		StringData: map[string]string{"password": "pw"}})).To(Succeed())
+	g.Expect(h.c.Create(h.ctx(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: "flags"},
+		Data: map[string]string{"A": "1"}})).To(Succeed())
+	spec := h.probeSpec(literal("PROBE_VARS", "DB_PASSWORD,F_A"), fromSecret("DB_PASSWORD", "db", "password"))
+	spec.EnvFrom = []v1alpha1.EnvFromSource{{Prefix: "F_", ConfigMapRef: &v1alpha1.ConfigMapEnvSource{Name: "flags"}}}
+	a := h.create("guarded", spec)
+	a.Finalizers = []string{v1alpha1.ChainFlushFinalizer}
+	g.Expect(h.c.Update(h.ctx(), a)).To(Succeed())
+	h.assign("guarded", h.pod, 1)
+	h.waitReason("guarded", v1alpha1.ReasonRunning, 60*time.Second)
+	g.Expect(h.custom("guarded", "env")).To(ContainElement(HaveKeyWithValue("sha256", sha256Hex([]byte("1")))))
+	g.Eventually(h.events).WithArguments("guarded").Should(ContainElement(ContainSubstring("Started:")))
+	g.Expect(h.c.Delete(h.ctx(), h.get("guarded"))).To(Succeed())
+	h.waitReason("guarded", v1alpha1.ReasonStopped, 20*time.Second)
+	g.Expect(h.logs.String()).NotTo(ContainSubstring("forbidden"))
+
+	user := fmt.Sprintf("system:serviceaccount:%s:%s", h.ns, hostServiceAccount)
+	group := v1alpha1.GroupVersion.Group
+	denied := map[string]authorizationv1.ResourceAttributes{
+		"change an actor's spec":        {Namespace: h.ns, Verb: "update", Group: group, Resource: "actors"},
+		"patch an actor":                {Namespace: h.ns, Verb: "patch", Group: group, Resource: "actors"},
+		"delete an actor":               {Namespace: h.ns, Verb: "delete", Group: group, Resource: "actors"},
+		"create an actor":               {Namespace: h.ns, Verb: "create", Group: group, Resource: "actors"},
+		"remove a finalizer":            {Namespace: h.ns, Verb: "update", Group: group, Resource: "actors", Subresource: "finalizers"},
+		"write a Secret":                {Namespace: h.ns, Verb: "update", Resource: "secrets"},
+		"write a ConfigMap":             {Namespace: h.ns, Verb: "create", Resource: "configmaps"},
+		"touch leases elsewhere":        {Namespace: "kube-system", Verb: "update", Group: "coordination.k8s.io", Resource: "leases"},
+		"list leases":                   {Namespace: h.ns, Verb: "list", Group: "coordination.k8s.io", Resource: "leases"},
+		"read pods":                     {Namespace: h.ns, Verb: "list", Resource: "pods"},
+		"read nodes":                    {Verb: "get", Resource: "nodes"},
+		"write core events (old API)":   {Namespace: h.ns, Verb: "create", Resource: "events"},
+		"delete events":                 {Namespace: h.ns, Verb: "delete", Group: "events.k8s.io", Resource: "events"},
+		"escalate through role binding": {Namespace: h.ns, Verb: "create", Group: "rbac.authorization.k8s.io", Resource: "rolebindings"},
+	}
+	allowed := map[string]authorizationv1.ResourceAttributes{
+		"write actor status":         {Namespace: h.ns, Verb: "update", Group: group, Resource: "actors", Subresource: "status"},
+		"watch actors":               {Namespace: "any-namespace", Verb: "watch", Group: group, Resource: "actors"},
+		"watch a Secret by name":     {Namespace: "any-namespace", Verb: "watch", Resource: "secrets", Name: "db"},
+		"renew its lease":            {Namespace: h.ns, Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Name: h.pod},
+		"record events on an actor":  {Namespace: "any-namespace", Verb: "create", Group: "events.k8s.io", Resource: "events"},
+		"delete its lease (on exit)": {Namespace: h.ns, Verb: "delete", Group: "coordination.k8s.io", Resource: "leases", Name: h.pod},
+	}
+	check := func(what string, attrs authorizationv1.ResourceAttributes, want bool) {
+		t.Helper()
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: user, Groups: []string{"system:serviceaccounts", "system:authenticated"}, ResourceAttributes: &attrs,
+		}}
+		if err := h.c.Create(h.ctx(), sar); err != nil {
+			t.Fatalf("access review: %v", err)
+		}
+		if sar.Status.Allowed != want {
+			t.Errorf("the host may %s: %v, want %v", what, sar.Status.Allowed, want)
+		}
+	}
+	for what, attrs := range denied {
+		check(what, attrs, false)
+	}
+	for what, attrs := range allowed {
+		check(what, attrs, true)
+	}
+}
+
+// loadHostRBAC reads config/rbac/host as kustomize would deploy it into ns:
+// namespace "system" becomes ns, cluster-scoped names get ns as a prefix so
+// that suites do not collide.
+func loadHostRBAC(t *testing.T, ns string) []client.Object {
+	t.Helper()
+	root, err := envtestutil.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var objs []client.Object
+	for _, f := range []string{"service_account.yaml", "role.yaml", "role_binding.yaml"} {
+		data, err := os.ReadFile(filepath.Join(root, "config", "rbac", "host", f))
+		if err != nil {
+			t.Fatalf("reading %s (run make manifests): %v", f, err)
+		}
+		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+		for {
+			var u unstructured.Unstructured
+			if err := dec.Decode(&u.Object); err != nil {
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				t.Fatalf("decoding %s: %v", f, err)
+			}
+			if len(u.Object) == 0 {
+				continue
+			}
+			relocate(&u, ns)
+			objs = append(objs, &u)
+		}
+	}
+	return objs
+}
+
+func relocate(u *unstructured.Unstructured, ns string) {
+	switch u.GetKind() {
+	case "ClusterRole":
+		u.SetName(ns + "-" + u.GetName())
+	case "ClusterRoleBinding":
+		u.SetName(ns + "-" + u.GetName())
+		name, _, _ := unstructured.NestedString(u.Object, "roleRef", "name")
+		_ = unstructured.SetNestedField(u.Object, ns+"-"+name, "roleRef", "name")
+	}
+	if u.GetNamespace() == "system" {
+		u.SetNamespace(ns)
+	}
+	subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
+	for _, s := range subjects {
+		if m, ok := s.(map[string]any); ok && m["namespace"] == "system" {
+			m["namespace"] = ns
+		}
+	}
+	if subjects != nil {
+		_ = unstructured.SetNestedSlice(u.Object, subjects, "subjects")
+	}
+}
