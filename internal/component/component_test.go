@@ -2,6 +2,7 @@ package component
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -35,6 +36,20 @@ func module(tag string) []byte {
 	}
 	b = append(b, byte(len(payload)))
 	return append(b, payload...)
+}
+
+// gz returns b gzip-compressed.
+func gz(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 func sha(b []byte) string {
@@ -219,12 +234,18 @@ func TestFetchConfigMap(t *testing.T) {
 		{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "wasm"}, BinaryData: map[string][]byte{"actor.wasm": mod, "junk": []byte("junk!junk!")},
 			Data: map[string]string{"text": "(module)"}},
 	}
+	gzipped := gz(t, mod)
+	objs[0].BinaryData["actor.wasm.gz"] = gzipped
+	objs[0].BinaryData["bad.gz"] = gzipped[:len(gzipped)-4]          // the size trailer cut off
+	objs[0].BinaryData["text.gz"] = gz(t, []byte("(module)"))        // a gzipped non-module
+	objs[0].BinaryData["bomb.gz"] = gz(t, make([]byte, 64<<10))      // inflates past MaxBytes
+	objs[0].BinaryData["header.gz"] = []byte{0x1f, 0x8b, 0x08, 0xff} // gzip magic, then garbage
 	c := fake.NewClientBuilder().WithScheme(scheme.Scheme).WithObjects(&objs[0]).Build()
 	cache, err := NewCache(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := NewFetcher(Options{Reader: c, Cache: cache})
+	f := NewFetcher(Options{Reader: c, Cache: cache, MaxBytes: 32 << 10})
 	ctx := context.Background()
 	m, err := f.Fetch(ctx, "ns", &v1alpha1.ComponentSource{ConfigMap: &v1alpha1.ComponentConfigMap{Name: "wasm", Key: "actor.wasm"}, SHA256: sha(mod)})
 	if err != nil {
@@ -236,6 +257,15 @@ func TestFetchConfigMap(t *testing.T) {
 	if _, ok, _ := cache.Get(m.Digest); !ok {
 		t.Fatal("the module was not cached")
 	}
+	// A gzipped module is the same module: same bytes, same digest, and the
+	// pin is of the module, not of the compressed bytes.
+	m, err = f.Fetch(ctx, "ns", &v1alpha1.ComponentSource{ConfigMap: &v1alpha1.ComponentConfigMap{Name: "wasm", Key: "actor.wasm.gz"}, SHA256: sha(mod)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(m.Bytes, mod) || m.Digest != "sha256:"+sha(mod) {
+		t.Fatalf("fetched gzipped %+v", m)
+	}
 	tests := map[string]struct {
 		ns   string
 		ref  v1alpha1.ComponentConfigMap
@@ -243,12 +273,17 @@ func TestFetchConfigMap(t *testing.T) {
 		kind ErrorKind
 		want string
 	}{
-		"missing ConfigMap": {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "nope", Key: "actor.wasm"}, kind: KindFetchFailed, want: "does not exist"},
-		"other namespace":   {ns: "other", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "actor.wasm"}, kind: KindFetchFailed, want: "ConfigMap other/wasm"},
-		"missing key":       {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "nope"}, kind: KindInvalid, want: "no such key"},
-		"key in data":       {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "text"}, kind: KindInvalid, want: "not binaryData"},
-		"not wasm":          {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "junk"}, kind: KindInvalid, want: "not a WebAssembly module"},
-		"pin mismatch":      {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "actor.wasm"}, pin: sha([]byte("x")), kind: KindInvalid, want: "pins sha256:" + sha([]byte("x"))},
+		"missing ConfigMap":                {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "nope", Key: "actor.wasm"}, kind: KindFetchFailed, want: "does not exist"},
+		"other namespace":                  {ns: "other", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "actor.wasm"}, kind: KindFetchFailed, want: "ConfigMap other/wasm"},
+		"missing key":                      {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "nope"}, kind: KindInvalid, want: "no such key"},
+		"key in data":                      {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "text"}, kind: KindInvalid, want: "not binaryData"},
+		"not wasm":                         {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "junk"}, kind: KindInvalid, want: "not a WebAssembly module"},
+		"pin mismatch":                     {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "actor.wasm"}, pin: sha([]byte("x")), kind: KindInvalid, want: "pins sha256:" + sha([]byte("x"))},
+		"gzip pin of the compressed bytes": {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "actor.wasm.gz"}, pin: sha(gzipped), kind: KindInvalid, want: "pins sha256:" + sha(gzipped)},
+		"gzip truncated":                   {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "bad.gz"}, kind: KindInvalid, want: "decompressing the gzipped module"},
+		"gzip header":                      {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "header.gz"}, kind: KindInvalid, want: "gzip header is damaged"},
+		"gzip not wasm":                    {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "text.gz"}, kind: KindInvalid, want: "WebAssembly text"},
+		"gzip bomb":                        {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "bomb.gz"}, kind: KindInvalid, want: "inflates to more than the 32768 bytes"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package component
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -213,6 +214,12 @@ func (f *Fetcher) fetchConfigMap(ctx context.Context, namespace string, ref *v1a
 		}
 		return nil, invalidErr("reading %s: the ConfigMap has no such key in binaryData", source)
 	}
+	if bytes.HasPrefix(data, gzipMagic) {
+		var err error
+		if data, err = gunzip(source, data, f.o.MaxBytes); err != nil {
+			return nil, err
+		}
+	}
 	if err := f.checkModule(source, data); err != nil {
 		return nil, err
 	}
@@ -225,6 +232,31 @@ func (f *Fetcher) fetchConfigMap(ctx context.Context, namespace string, ref *v1a
 		}
 	}
 	return &Module{Bytes: data, Digest: d, Source: source}, nil
+}
+
+// gzipMagic starts a gzip stream (RFC 1952); a module never does (it starts
+// with "\0asm").
+var gzipMagic = []byte{0x1f, 0x8b}
+
+// gunzip returns the module a ConfigMap holds gzip-compressed. A ConfigMap
+// holds at most 1 MiB, and a Go actor is about 3 MiB (1 MiB compressed), so
+// binaryData may carry the module gzipped; its digest (and a sha256 pin) is
+// the module's, not the compressed bytes'. At most max bytes are inflated,
+// so a small ConfigMap can't make the host allocate gigabytes.
+func gunzip(source string, data []byte, max int64) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, invalidErr("reading %s: the gzip header is damaged: %v", source, err)
+	}
+	zr.Multistream(false)
+	out, err := io.ReadAll(io.LimitReader(zr, max+1))
+	switch {
+	case err != nil:
+		return nil, invalidErr("reading %s: decompressing the gzipped module: %v", source, err)
+	case int64(len(out)) > max:
+		return nil, invalidErr("%s: the gzipped module inflates to more than the %d bytes allowed", source, max)
+	}
+	return out, nil
 }
 
 func (f *Fetcher) fetchURL(ctx context.Context, raw, pin string) (*Module, error) {
