@@ -32,6 +32,7 @@ func main() {
 type options struct {
 	cfg        host.Config
 	kubeconfig string
+	qps        float64
 	logLevel   string
 	logFormat  string
 }
@@ -60,12 +61,15 @@ Flags:
 	fs.StringVar(&o.cfg.HTTPAddress, "http-bind-address", host.DefaultHTTPAddress, `address of the read-only chain endpoint (GET /actors, `+host.ChainPath+`); loopback by default, for kubectl port-forward ("0" disables it)`)
 	fs.DurationVar(&o.cfg.StatusInterval, "status-interval", host.DefaultStatusInterval, "least time between two status writes of one actor whose chain head moved (lifecycle transitions are written at once)")
 	fs.DurationVar(&o.cfg.StopGrace, "stop-grace", host.DefaultStopGrace, "how long stopping an actor waits for its call in progress before canceling it")
+	fs.Float64Var(&o.qps, "kube-api-qps", host.DefaultKubeAPIQPS, "requests per second to the API server, all actors together")
+	fs.IntVar(&o.cfg.KubeAPIBurst, "kube-api-burst", host.DefaultKubeAPIBurst, "burst of requests to the API server")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, or $KUBECONFIG)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info or error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or text")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	o.cfg.KubeAPIQPS = float32(o.qps)
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
@@ -131,6 +135,8 @@ func run(args []string, getenv func(string) string, stderr io.Writer) error {
 	if o.cfg.RestConfig, err = restConfig(o.kubeconfig); err != nil {
 		return fmt.Errorf("connecting to the API server: %w", err)
 	}
+	// The flags win over what the kubeconfig loader chose.
+	o.cfg.RestConfig.QPS, o.cfg.RestConfig.Burst = o.cfg.KubeAPIQPS, o.cfg.KubeAPIBurst
 	h, err := host.New(o.cfg)
 	if err != nil {
 		return err

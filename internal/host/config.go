@@ -26,6 +26,11 @@ const (
 	// DefaultHTTPAddress serves the chain endpoint on the pod's loopback
 	// only: `kubectl port-forward` reaches it, the pod network does not.
 	DefaultHTTPAddress = "127.0.0.1:8082"
+	// DefaultKubeAPIQPS and DefaultKubeAPIBurst bound the host's requests
+	// to the API server, all actors together: a second line of defense
+	// behind the per-actor status interval.
+	DefaultKubeAPIQPS   = 100
+	DefaultKubeAPIBurst = 200
 	// DefaultEnvSyncTimeout bounds the first read of an actor's
 	// ConfigMaps and Secrets before the host reports why it is stuck.
 	DefaultEnvSyncTimeout = 30 * time.Second
@@ -48,8 +53,13 @@ type Config struct {
 	DataDir string
 	// CompilationCacheDir overrides where compiled code is cached.
 	CompilationCacheDir string
-	// RestConfig reaches the API server.
+	// RestConfig reaches the API server. Its QPS and Burst, when zero, are
+	// KubeAPIQPS and KubeAPIBurst.
 	RestConfig *rest.Config
+	// KubeAPIQPS and KubeAPIBurst rate-limit the host's API requests; 0 is
+	// the default.
+	KubeAPIQPS   float32
+	KubeAPIBurst int
 
 	// LeaseDuration is the Lease's duration; the host renews it every
 	// third of it.
@@ -111,8 +121,23 @@ func (c Config) withDefaults() (Config, error) {
 	} else if abs, err := filepath.Abs(c.DataDir); err == nil {
 		c.DataDir = abs
 	}
+	if c.KubeAPIQPS == 0 {
+		c.KubeAPIQPS = DefaultKubeAPIQPS
+	}
+	if c.KubeAPIBurst == 0 {
+		c.KubeAPIBurst = DefaultKubeAPIBurst
+	}
 	if c.RestConfig == nil {
 		errs = append(errs, errors.New("a connection to the API server is required"))
+	} else {
+		rc := rest.CopyConfig(c.RestConfig)
+		if rc.QPS == 0 {
+			rc.QPS = c.KubeAPIQPS
+		}
+		if rc.Burst == 0 {
+			rc.Burst = c.KubeAPIBurst
+		}
+		c.RestConfig = rc
 	}
 	if c.LeaseDuration == 0 {
 		c.LeaseDuration = DefaultLeaseDuration

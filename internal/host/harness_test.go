@@ -45,7 +45,7 @@ type suite struct {
 	served  map[string][]byte
 }
 
-func newSuite(t *testing.T) *suite {
+func newSuite(t testing.TB) *suite {
 	s := &suite{env: envtestutil.Start(t), compiled: t.TempDir(), served: map[string][]byte{}}
 	s.modules = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
@@ -73,7 +73,7 @@ func (s *suite) urlSource(wasm []byte) *v1alpha1.ComponentSource {
 // harness is one host running in-process for one test, with the test's
 // namespace, its data directory and everything it logged.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	s       *suite
 	c       client.Client
 	ns      string
@@ -108,7 +108,7 @@ func (l *lockedBuffer) String() string {
 
 // startHost starts a host for t in a namespace of its own and stops it in
 // t's cleanup.
-func (s *suite) startHost(t *testing.T, opts ...hostOption) *harness {
+func (s *suite) startHost(t testing.TB, opts ...hostOption) *harness {
 	t.Helper()
 	h := &harness{t: t, s: s, c: s.env.Client, ns: s.env.Namespace(t), pod: "host-" + rand.String(6), node: "node-" + rand.String(6),
 		dataDir: t.TempDir(), logs: &lockedBuffer{}}
@@ -374,7 +374,7 @@ func (h *harness) actor(name string) ActorInfo {
 	return ActorInfo{State: "absent"}
 }
 
-func contextWithCleanup(t *testing.T) (context.Context, context.CancelFunc) {
+func contextWithCleanup(t testing.TB) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	return ctx, cancel

@@ -16,7 +16,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/chain"
 )
 
-func testdata(t *testing.T, name string) []byte {
+func testdata(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
