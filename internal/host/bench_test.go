@@ -118,4 +118,3 @@ func BenchmarkAssignToReady(b *testing.B) {
 	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(total), "heap-B/actor")
 	b.ReportMetric(0, "ns/op")
 }
-
