@@ -251,6 +251,14 @@ func (s *suite) testStatusRate(t *testing.T) {
 	p.update(key, 1, true, func(v *view) { v.phase = v1alpha1.PhaseRunning })
 	g.Eventually(func() float64 { return counterValue(m, "skipped") }).Should(BeNumerically(">=", 1))
 	g.Expect(h.get("chatty").ResourceVersion).To(Equal(before))
+	// A word about epoch 2 starts a fresh view and is written; a late one
+	// about epoch 1 is dropped.
+	p.update(key, 2, true, func(v *view) {
+		v.ready = &readyCond{status: metav1.ConditionFalse, reason: v1alpha1.ReasonStopped, message: "deleted"}
+	})
+	p.update(key, 1, true, func(v *view) { v.phase = v1alpha1.PhaseSucceeded })
+	g.Eventually(func() string { return h.ready("chatty").Reason }).Should(Equal(v1alpha1.ReasonStopped))
+	g.Expect(h.get("chatty").Status.Phase).To(Equal(v1alpha1.PhaseScheduled)) // the controller's, not epoch 1's Succeeded
 	cancel()
 }
 

@@ -99,9 +99,9 @@ func (p *publisher) begin(key types.NamespacedName, epoch, generation int64) {
 	}
 }
 
-// update changes key's view with fn (only if it is still the view of
-// epoch) and schedules a write: at once when urgent, else at most one per
-// interval.
+// update changes key's view with fn and schedules a write: at once when
+// urgent, else at most one per interval. A view of an older epoch than the
+// one held is dropped; a newer epoch starts a fresh view.
 func (p *publisher) update(key types.NamespacedName, epoch int64, urgent bool, fn func(*view)) {
 	p.mu.Lock()
 	e := p.entries[key]
@@ -109,9 +109,13 @@ func (p *publisher) update(key types.NamespacedName, epoch int64, urgent bool, f
 		e = &entry{v: view{epoch: epoch}}
 		p.entries[key] = e
 	}
-	if e.v.epoch != epoch {
+	switch {
+	case epoch < e.v.epoch:
+		// A late word about an epoch that is over.
 		p.mu.Unlock()
 		return
+	case epoch > e.v.epoch:
+		e.v = view{epoch: epoch}
 	}
 	fn(&e.v)
 	e.dirty = true
