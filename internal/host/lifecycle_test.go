@@ -238,12 +238,19 @@ func (s *suite) testStatusRate(t *testing.T) {
 	g.Expect(w).To(BeNumerically("<=", float64(flood/interval)+2))
 	g.Expect(w).To(BeNumerically(">=", 2))
 
-	// A transition is not held back by the interval.
+	// A transition is not held back by the interval: with an interval of
+	// an hour, it is still written.
+	cancel()
+	slow := newPublisher(h.c, h.c, pod, time.Hour, h.host.log, m)
+	ctx, cancel = contextWithCleanup(t)
+	go slow.run(ctx, 1)
+	p = slow
+	p.begin(key, 1, 1)
 	p.update(key, 1, true, func(v *view) {
 		v.phase = v1alpha1.PhaseFailed
 		v.ready = &readyCond{status: metav1.ConditionFalse, reason: v1alpha1.ReasonTrapped, message: "boom"}
 	})
-	g.Eventually(func() v1alpha1.Phase { return h.get("chatty").Status.Phase }).WithTimeout(interval / 2).WithPolling(5 * time.Millisecond).Should(Equal(v1alpha1.PhaseFailed))
+	g.Eventually(func() v1alpha1.Phase { return h.get("chatty").Status.Phase }).WithTimeout(10 * time.Second).Should(Equal(v1alpha1.PhaseFailed))
 
 	// The controller moved it on (epoch 2): epoch 1's views are dropped.
 	h.assign("chatty", pod, 2)
