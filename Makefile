@@ -97,3 +97,25 @@ fuzz: ## Fuzz every decoder of guest input for FUZZTIME each (default 30s).
 	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$t/*_test.go | cut -d' ' -f2); do \
 	    echo "== $$t $$f"; go test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-30s} $$t; \
 	  done; done
+
+# --- local cluster and e2e (hack/local-cluster.sh, docs/local-cluster.md) ---
+# The image's tag is the build's version, never latest (latest makes the
+# kubelet pull, and there is no registry to pull from).
+IMAGE ?= $(shell VERSION='$(VERSION)' hack/image-local.sh --print-ref)
+IMAGE_TAR := $(BIN)/troupe-image.tar
+
+.PHONY: image-local
+image-local: ## Build the image (manager, host, troupe; uid 65532) without Docker into bin/troupe-image.tar, tagged troupe:<version>.
+	VERSION='$(VERSION)' IMAGE='$(IMAGE)' hack/image-local.sh -o $(IMAGE_TAR)
+
+.PHONY: cluster-up
+cluster-up: ## Start a local single-node Kubernetes cluster (root; builds its binaries once); prints the KUBECONFIG export.
+	hack/local-cluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local cluster and undo every host change it made (the binary cache stays).
+	hack/local-cluster.sh down
+
+.PHONY: test-e2e-local
+test-e2e-local: ## Local cluster up, image built and imported, e2e suite run, cluster down (always); exits with the suite's status.
+	VERSION='$(VERSION)' IMAGE='$(IMAGE)' IMAGE_TAR='$(IMAGE_TAR)' hack/e2e-local.sh

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the control plane that envtest suites run against (kube-apiserver,
 # etcd, and a matching kubectl) from source through the Go module proxy, caches
-# it, and prints the directory to use as KUBEBUILDER_ASSETS on stdout.
+# it, and prints the directory to use as KUBEBUILDER_ASSETS on stdout. The
+# build itself is hack/build-k8s.sh's, shared with the local cluster.
 #
 # Why from source: setup-envtest's binary download is not reachable from
 # where Troupe is built, but the module proxy is. The first run takes five to
@@ -40,8 +41,6 @@ if [[ ! "$k8s_version" =~ ^v1\.([0-9]+)\.([0-9]+)$ ]]; then
   log "ENVTEST_K8S_VERSION must look like v1.37.2, got $k8s_version"
   exit 1
 fi
-k8s_minor=${BASH_REMATCH[1]}
-staging_version="v0.${BASH_REMATCH[1]}.${BASH_REMATCH[2]}"
 etcd_version=${ENVTEST_ETCD_VERSION:-v3.7.3}
 etcd_version="v${etcd_version#v}"
 kubectl_mode=${ENVTEST_KUBECTL:-build}
@@ -75,95 +74,22 @@ if complete "$dir"; then
 fi
 
 work=$(mktemp -d "$cache/.build-$name.XXXXXX")
-trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'rm -rf "$work"' EXIT
 # Without these an interrupted build would skip the EXIT trap and leave
 # its work directory behind.
 trap 'exit 130' INT
 trap 'exit 143' TERM
 out="$work/out"
-mkdir -p "$out"
-
-# The throwaway modules must not see the project's go.work or GOFLAGS that
-# only make sense inside it; -mod=mod lets them fill their own go.sum.
-export GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
 
 start=$(date +%s)
-log "building the control plane for envtest: kube-apiserver ${k8s_version}, etcd ${etcd_version} (5-10 minutes, once)"
-
-# --- kube-apiserver (and kubectl) ---------------------------------------
-# k8s.io/kubernetes requires its staging modules (k8s.io/api, ...) as v0.0.0
-# and maps them to ./staging with replace directives, which are ignored in a
-# dependency; a module that builds it must map each one to the published
-# version itself. Read the list from its go.mod rather than hard-coding it.
-kmod="$work/kube"
-mkdir -p "$kmod"
-(
-  cd "$kmod"
-  go mod init troupe.local/envtest/kube 2>/dev/null
-  info=$(go mod download -json "k8s.io/kubernetes@${k8s_version}")
-  gomod=$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p' <<<"$info")
-  infofile=$(sed -n 's/^[[:space:]]*"Info": "\(.*\)",\{0,1\}$/\1/p' <<<"$info")
-  # The proxy serves no VCS origin, so gitCommit keeps its placeholder; the
-  # release's time makes buildDate reproducible.
-  build_date=$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "$infofile" 2>/dev/null || true)
-  [[ -n "$build_date" ]] || build_date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-  if [[ -z "$gomod" || ! -f "$gomod" ]]; then
-    log "go mod download k8s.io/kubernetes@${k8s_version} gave no go.mod: $info"
-    exit 1
-  fi
-  # Staging modules: required as v0.0.0 and replaced with a ./staging path.
-  mapfile -t staging < <(awk '$2 == "=>" && $3 ~ /^\.\/staging\// { print $1 }' "$gomod" | sort -u)
-  if [[ ${#staging[@]} -eq 0 ]]; then
-    log "found no staging modules in $gomod"
-    exit 1
-  fi
-  args=(-require "k8s.io/kubernetes@${k8s_version}")
-  n=0
-  for m in "${staging[@]}"; do
-    case "$m" in
-      # The proxy refuses these and nothing we build imports them.
-      k8s.io/sample-cli-plugin | k8s.io/sample-controller) continue ;;
-    esac
-    args+=(-replace "${m}@v0.0.0=${m}@${staging_version}")
-    n=$((n + 1))
-  done
-  go mod edit "${args[@]}"
-  log "kube-apiserver: k8s.io/kubernetes ${k8s_version} with ${n} staging modules at ${staging_version}"
-
-  # What `kube-apiserver --version` and `kubectl version` print; the same
-  # variables Kubernetes' hack/lib/version.sh sets.
-  ld="-s -w"
-  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ld+=" -X ${pkg}.gitVersion=${k8s_version} -X ${pkg}.gitMajor=1 -X ${pkg}.gitMinor=${k8s_minor}"
-    ld+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=${build_date}"
-  done
-  pkgs=(k8s.io/kubernetes/cmd/kube-apiserver)
-  [[ "$kubectl_mode" == build ]] && pkgs+=(k8s.io/kubernetes/cmd/kubectl)
-  go build -p "$parallel" -trimpath -ldflags "$ld" -o "$out/" "${pkgs[@]}"
-) >&2
-log "kube-apiserver built after $(( $(date +%s) - start ))s"
-
-# --- etcd ----------------------------------------------------------------
-emod="$work/etcd"
-mkdir -p "$emod"
-(
-  cd "$emod"
-  go mod init troupe.local/envtest/etcd 2>/dev/null
-  cat >main.go <<'EOF'
-// Command etcd is etcd's own main, built from the module proxy for envtest.
-package main
-
-import (
-	"os"
-
-	"go.etcd.io/etcd/server/v3/etcdmain"
-)
-
-func main() { etcdmain.Main(os.Args) }
-EOF
-  go mod edit -require "go.etcd.io/etcd/server/v3@${etcd_version}"
-  go build -p "$parallel" -trimpath -ldflags "-s -w" -o "$out/etcd" .
-) >&2
+# hack/build-k8s.sh builds (once) into the cache it shares with the local
+# cluster (hack/local-cluster.sh), so kube-apiserver is compiled once for
+# both; the assets directory gets hard links to those binaries.
+names=(kube-apiserver etcd)
+[[ "$kubectl_mode" == build ]] && names+=(kubectl)
+log "control plane for envtest: kube-apiserver ${k8s_version}, etcd ${etcd_version} (5-10 minutes when not built yet)"
+K8S_VERSION=$k8s_version ETCD_VERSION=$etcd_version BUILD_P=$parallel \
+  "$root/hack/build-k8s.sh" --link "$out" "${names[@]}" >/dev/null
 
 "$out/kube-apiserver" --version >&2
 "$out/etcd" --version >&2
