@@ -55,41 +55,66 @@ func (f *Fetcher) fetchImage(ctx context.Context, namespace string, src *v1alpha
 	if f.o.RegistryTransport != nil {
 		opts = append(opts, remote.WithTransport(f.o.RegistryTransport))
 	}
-	// Resolve a tag to the digest of what it names now; a digest
-	// reference is its own resolution and needs no request.
+	// Resolve a tag to the digest of what it names now. A digest reference
+	// is its own resolution, but it is asked about too, with this
+	// namespace's credentials: the node's cache is shared by every
+	// namespace, and a module one of them pulled must not reach another
+	// that may not pull it (what kubelet's AlwaysPullImages is for).
 	var manifest v1.Hash
-	if d, ok := ref.(name.Digest); ok {
-		if manifest, err = v1.NewHash(d.DigestStr()); err != nil {
+	pinned, isDigest := ref.(name.Digest)
+	if isDigest {
+		if manifest, err = v1.NewHash(pinned.DigestStr()); err != nil {
 			return nil, invalidErr("spec.component.image %q: %v", src.Image, err)
 		}
-	} else {
-		desc, err := remote.Head(ref, opts...)
-		if err != nil {
-			// Some registries do not answer HEAD for manifests.
-			var d *remote.Descriptor
-			d, err2 := remote.Get(ref, opts...)
-			if err2 != nil {
-				return nil, registryErr(err2, src.Image, "resolving", missing)
-			}
-			desc = &d.Descriptor
-		}
-		manifest = desc.Digest
 	}
+	cached := func(manifest v1.Hash) ([]byte, string, bool) {
+		if f.o.Cache == nil {
+			return nil, "", false
+		}
+		modDigest, ok := f.o.Cache.Ref(manifest.String())
+		if !ok {
+			return nil, "", false
+		}
+		data, ok, err := f.o.Cache.Get(modDigest)
+		return data, modDigest, err == nil && ok
+	}
+	desc, err := remote.Head(ref, opts...)
+	if err != nil && !refused(err) {
+		// Some registries do not answer HEAD for manifests.
+		d, err2 := remote.Get(ref, opts...)
+		if err2 == nil {
+			desc, err = &d.Descriptor, nil
+		} else {
+			err = err2
+		}
+	}
+	switch {
+	case err != nil && isDigest && !refused(err):
+		// The registry is unreachable, but did not refuse: a module
+		// cached by this very digest may still run (availability, as
+		// kubelet's IfNotPresent).
+		if data, modDigest, ok := cached(manifest); ok {
+			f.o.Logger.Info("registry unreachable; running the cached module of a digest-pinned image", "image", src.Image, "error", oneLine(err.Error()))
+			return &Module{Bytes: data, Digest: modDigest, Source: src.Image, Resolved: src.Image, Cached: true}, nil
+		}
+		return nil, registryErr(err, src.Image, "resolving", missing)
+	case err != nil:
+		return nil, registryErr(err, src.Image, "resolving", missing)
+	case isDigest && desc.Digest != manifest:
+		return nil, invalidErr("image %s: the registry answered with manifest %s", src.Image, desc.Digest)
+	}
+	manifest = desc.Digest
 	resolved := ref.Context().Digest(manifest.String()).String()
 	source := src.Image
-	if f.o.Cache != nil {
-		if modDigest, ok := f.o.Cache.Ref(manifest.String()); ok {
-			if data, ok, err := f.o.Cache.Get(modDigest); err == nil && ok {
-				return &Module{Bytes: data, Digest: modDigest, Source: source, Resolved: resolved, Cached: true}, nil
-			}
-		}
+	if data, modDigest, ok := cached(manifest); ok {
+		return &Module{Bytes: data, Digest: modDigest, Source: source, Resolved: resolved, Cached: true}, nil
 	}
 	digestRef := ref.Context().Digest(manifest.String())
-	desc, err := remote.Get(digestRef, opts...)
+	full, err := remote.Get(digestRef, opts...)
 	if err != nil {
 		return nil, registryErr(err, src.Image, "fetching", missing)
 	}
-	img, err := f.pickImage(desc, source, opts)
+	img, err := f.pickImage(full, source, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -135,6 +160,20 @@ func (f *Fetcher) pullKeychain(ctx context.Context, namespace string, refs []v1a
 		auths = append(auths, a...)
 	}
 	return newKeychain(auths), missing, nil
+}
+
+// refused reports whether the registry answered no: unauthorized,
+// forbidden or not found.
+func refused(err error) bool {
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		return false
+	}
+	switch te.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+		return true
+	}
+	return false
 }
 
 // registryErr turns a registry failure into an *Error; credentials never

@@ -35,6 +35,7 @@ import (
 // testRegistry is an in-process OCI registry, optionally behind basic auth,
 // counting manifest requests.
 type testRegistry struct {
+	srv       *httptest.Server
 	host      string // 127.0.0.1:port, which go-containerregistry reaches over http
 	manifests atomic.Int32
 	user      string
@@ -60,6 +61,7 @@ func startRegistry(t *testing.T, user, pass string) *testRegistry {
 		reg.ServeHTTP(w, req)
 	}))
 	t.Cleanup(srv.Close)
+	r.srv = srv
 	r.host = strings.TrimPrefix(srv.URL, "http://")
 	return r
 }
@@ -149,14 +151,14 @@ func TestFetchImage(t *testing.T) {
 		t.Fatalf("second fetch: cached %v resolved %s after %d manifest requests; want cached, %s, 1", m.Cached, m.Resolved, reg.manifests.Load()-before, want)
 	}
 
-	// By digest, with the module cached: no registry request at all.
+	// By digest, with the module cached: one HEAD, to check access.
 	before = reg.manifests.Load()
 	m, err = f.Fetch(ctx, "ns", &v1alpha1.ComponentSource{Image: want, SHA256: sha(v1mod)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !m.Cached || !bytes.Equal(m.Bytes, v1mod) || reg.manifests.Load() != before {
-		t.Fatalf("digest fetch: cached %v after %d manifest requests; want cached, none", m.Cached, reg.manifests.Load()-before)
+	if !m.Cached || !bytes.Equal(m.Bytes, v1mod) || m.Resolved != want || reg.manifests.Load()-before != 1 {
+		t.Fatalf("digest fetch: cached %v after %d manifest requests; want cached, 1", m.Cached, reg.manifests.Load()-before)
 	}
 
 	// The tag moves: the new digest is resolved and recorded.
@@ -173,6 +175,26 @@ func TestFetchImage(t *testing.T) {
 	if err != nil || !bytes.Equal(m.Bytes, v1mod) {
 		t.Fatalf("old digest: %v", err)
 	}
+
+	t.Run("registry down", func(t *testing.T) {
+		down := startRegistry(t, "", "")
+		mod := module("down")
+		d := down.push(t, "actors/down", "v1", artifact(t, mod, "application/wasm"))
+		pinned := down.host + "/actors/down@" + d.String()
+		if _, err := f.Fetch(ctx, "ns", &v1alpha1.ComponentSource{Image: pinned}); err != nil {
+			t.Fatal(err)
+		}
+		down.srv.Close()
+		// A digest-pinned image the node holds still runs ...
+		m, err := f.Fetch(ctx, "ns", &v1alpha1.ComponentSource{Image: pinned})
+		if err != nil || !m.Cached || !bytes.Equal(m.Bytes, mod) {
+			t.Fatalf("digest fetch with the registry down: %v", err)
+		}
+		// ... a tag cannot be resolved.
+		if _, err := f.Fetch(ctx, "ns", &v1alpha1.ComponentSource{Image: down.host + "/actors/down:v1"}); err == nil {
+			t.Fatal("resolved a tag with the registry down")
+		}
+	})
 
 	t.Run("image layer tar", func(t *testing.T) {
 		mod := module("tar")
@@ -296,6 +318,11 @@ func TestFetchImagePullSecrets(t *testing.T) {
 		"missing secret": {secrets: secrets("missing"), kind: KindFetchFailed, want: "imagePullSecrets not found: missing"},
 		"not a pull secret": {secrets: secrets("opaque"), kind: KindInvalid,
 			want: "must be of type kubernetes.io/dockerconfigjson"},
+	}
+	// The node's cache holds the module now, but a namespace without the
+	// credentials still may not have it, not even by digest.
+	if _, err := f.Fetch(ctx, "other", &v1alpha1.ComponentSource{Image: m.Resolved}); err == nil {
+		t.Fatal("a namespace without credentials got a private module from the node's cache")
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
