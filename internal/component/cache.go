@@ -12,9 +12,9 @@ import (
 )
 
 // Cache is a digest-addressed store of modules on the node's disk:
-// blobs/sha256/<hex> holds a module, refs/sha256/<hex> the module digest an
-// OCI manifest with that digest resolved to, so a digest-pinned image is
-// served without asking its registry again. Entries are written through a
+// blobs/sha256/<hex> holds a module, refs/sha256/<hex> the module digest
+// that an OCI manifest with that digest (or a URL with that SHA-256) held,
+// so a source fetched before is not downloaded again. Entries are written through a
 // temporary file and a rename, so a reader never sees half a module, and
 // verified on every read, so a damaged file is dropped and fetched again.
 // It is safe for concurrent use by goroutines and processes.

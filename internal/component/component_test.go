@@ -185,6 +185,15 @@ func TestFetchURL(t *testing.T) {
 	if !m.Cached || hits.Load() != 1 {
 		t.Fatalf("second fetch: cached %v after %d downloads; want the cache, 1 download", m.Cached, hits.Load())
 	}
+	// Another URL with the same pin downloads: knowing a digest is not
+	// enough to get a module from the node's cache.
+	m, err = f.Fetch(ctx, "ns", &v1alpha1.ComponentSource{URL: srv.URL + "/mod.wasm?copy=2", SHA256: sha(mod)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Cached || hits.Load() != 2 {
+		t.Fatalf("another URL: cached %v after %d downloads; want a download", m.Cached, hits.Load())
+	}
 
 	tests := map[string]struct {
 		src      v1alpha1.ComponentSource

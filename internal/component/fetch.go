@@ -271,9 +271,15 @@ func (f *Fetcher) fetchURL(ctx context.Context, raw, pin string) (*Module, error
 	if _, err := parseDigest(pin); err != nil {
 		return nil, invalidErr("spec.component.sha256: %v", err)
 	}
+	// Served from the cache only for this very URL: knowing a module's
+	// digest must not be enough to get a module another Actor downloaded
+	// with credentials in its URL.
+	urlKey := Digest([]byte("url\x00" + raw))
 	if f.o.Cache != nil {
-		if data, ok, err := f.o.Cache.Get(pin); err == nil && ok {
-			return &Module{Bytes: data, Digest: "sha256:" + pin, Source: source, Cached: true}, nil
+		if d, ok := f.o.Cache.Ref(urlKey); ok && d == "sha256:"+pin {
+			if data, ok, err := f.o.Cache.Get(pin); err == nil && ok {
+				return &Module{Bytes: data, Digest: d, Source: source, Cached: true}, nil
+			}
 		}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
@@ -309,6 +315,8 @@ func (f *Fetcher) fetchURL(ctx context.Context, raw, pin string) (*Module, error
 	if f.o.Cache != nil {
 		if _, err := f.o.Cache.Put(data); err != nil {
 			f.o.Logger.Error(err, "caching a module", "source", source)
+		} else if err := f.o.Cache.PutRef(urlKey, d); err != nil {
+			f.o.Logger.Error(err, "recording a URL's module", "source", source)
 		}
 	}
 	return &Module{Bytes: data, Digest: d, Source: source}, nil
