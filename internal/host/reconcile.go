@@ -122,6 +122,9 @@ func (h *Host) reconcile(ctx context.Context, req reconcile.Request) (reconcile.
 			h.stopRun(r, why)
 			h.removeRun(key, r)
 			h.pub.forget(key)
+			h.mu.Lock()
+			delete(h.resolved, key)
+			h.mu.Unlock()
 			return reconcile.Result{}, nil
 		case deleting && r.epoch == a.Status.Epoch:
 			h.mu.Lock()
