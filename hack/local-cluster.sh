@@ -558,7 +558,10 @@ down() {
   set +e
   exec 8<"$0"
   flock -n 8 || { log "another up/down is running; waiting"; flock 8; }
-  local pods pid p f sock ns ipt t ch h d kv k v cur rules
+  local pods pid p f sock ns ipt t ch h d kv k v cur rules owned=0
+  # Without the record of an up, KUBE-* chains and kubepods cgroups may be
+  # another Kubernetes's: leave them alone.
+  [[ -f $HOSTREC/sysctl ]] && owned=1
 
   # 1. The kubelet first, so it restarts nothing.
   stop kubelet 30
@@ -596,7 +599,7 @@ down() {
   done
   # A container process still in a kubepods cgroup (its shim died before the
   # CRI removed it) is ours: the kubelet puts nothing else there.
-  for pid in $(find /sys/fs/cgroup/*/kubepods -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u); do
+  ((owned)) && for pid in $(find /sys/fs/cgroup/*/kubepods -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u); do
     log "killing leftover pod process (pid $pid)"
     kill -KILL "$pid" 2>/dev/null
   done
@@ -625,8 +628,9 @@ down() {
   # 7. iptables: kube-proxy --cleanup removed its rules; the kubelet's
   #    (KUBE-FIREWALL, KUBE-KUBELET-CANARY, ...) are left. up refused to start
   #    next to foreign KUBE-* chains, so every one is ours.
+  ((owned)) || log "no record of an up in $STATE: iptables and kubepods cgroups left alone"
   for ipt in iptables ip6tables; do
-    command -v "$ipt" >/dev/null || continue
+    if ((!owned)) || ! command -v "$ipt" >/dev/null; then continue; fi
     for t in mangle nat filter; do
       "$ipt-save" -t "$t" 2>/dev/null | grep -E '^-A [A-Za-z0-9_-]+ .*-j KUBE-' | sed 's/^-A/-D/' |
         while read -r rules; do eval "$ipt -w -t $t $rules" 2>/dev/null; done
@@ -652,7 +656,7 @@ down() {
 
   # 8. Pod cgroups (cgroupfs driver: a kubepods tree in every hierarchy).
   for h in /sys/fs/cgroup/*/ /sys/fs/cgroup/; do
-    [[ -d ${h}kubepods ]] || continue
+    if ((!owned)) || [[ ! -d ${h}kubepods ]]; then continue; fi
     find "${h}kubepods" -depth -type d -exec rmdir {} \; 2>/dev/null
     [[ -d ${h}kubepods ]] && log "WARN: ${h}kubepods is not empty"
   done
