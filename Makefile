@@ -57,10 +57,12 @@ wat: ## Compile the hand-written *.wat test actors to the .wasm files beside the
 	hack/wat.sh
 
 .PHONY: manifests
-manifests: ## Generate the CRDs (config/crd/bases) and the RBAC roles of the manager (config/rbac) and the host (config/rbac/host) from markers.
+manifests: ## Generate the CRDs (config/crd/bases, copied into charts/troupe) and the RBAC roles of the manager (config/rbac) and the host (config/rbac/host) from markers.
 	$(call gen_crd,config)
 	$(call gen_rbac,config)
 	$(call gen_host_rbac,config)
+	@# The chart installs the same CRDs (test/packaging checks the copy).
+	rm -f charts/troupe/files/crds/*.yaml && cp config/crd/bases/*.yaml charts/troupe/files/crds/
 
 .PHONY: generate
 generate: ## Generate the API types' deepcopy methods (zz_generated.deepcopy.go).
@@ -119,3 +121,21 @@ cluster-down: ## Stop the local cluster and undo every host change it made (the 
 .PHONY: test-e2e-local
 test-e2e-local: ## Local cluster up, image built and imported, e2e suite run, cluster down (always); exits with the suite's status.
 	VERSION='$(VERSION)' IMAGE='$(IMAGE)' IMAGE_TAR='$(IMAGE_TAR)' hack/e2e-local.sh
+
+# --- packaging (Dockerfile, config/, charts/troupe; docs/install.md) ---
+SAMPLES_OUT ?= config/samples/components
+
+.PHONY: docker-build
+docker-build: ## Build the image with Docker, tagged IMAGE (troupe:<version>): /manager, /host, /troupe on distroless, uid 65532.
+	docker build --build-arg VERSION='$(VERSION)' -t '$(IMAGE)' .
+
+# A ConfigMap holds at most 1 MiB and a Go actor is ~3 MiB: the samples are
+# stripped and gzipped (~0.9 MiB); gzip -n keeps the output, and so the
+# generated ConfigMaps' names, the same for the same build.
+.PHONY: samples
+samples: ## Build the example actors, gzipped, into config/samples/components for `kubectl apply --server-side -k config/samples`.
+	@mkdir -p '$(SAMPLES_OUT)'
+	for e in $(EXAMPLES); do \
+	  GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -trimpath -ldflags='-s -w' -o '$(SAMPLES_OUT)'/$$e.wasm ./examples/$$e; \
+	  gzip -9 -n -f '$(SAMPLES_OUT)'/$$e.wasm; \
+	done

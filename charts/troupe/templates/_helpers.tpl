@@ -1,0 +1,89 @@
+{{/* The chart's name, or nameOverride. */}}
+{{- define "troupe.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The prefix of every object's name: the release name when it already holds
+the chart's name (release "troupe" gives troupe-manager, troupe-host), else
+release-chart. Truncated so that the longest suffix (-manager-leader-election)
+still fits in 63 characters.
+*/}}
+{{- define "troupe.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 38 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 38 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 38 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "troupe.manager.fullname" -}}{{ include "troupe.fullname" . }}-manager{{- end }}
+{{- define "troupe.host.fullname" -}}{{ include "troupe.fullname" . }}-host{{- end }}
+
+{{/* Labels of every object. */}}
+{{- define "troupe.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "troupe.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: troupe
+{{- end }}
+
+{{- define "troupe.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "troupe.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels and selector labels of the manager's and the host's objects. */}}
+{{- define "troupe.manager.labels" -}}
+{{ include "troupe.labels" . }}
+app.kubernetes.io/component: manager
+{{- end }}
+{{- define "troupe.manager.selectorLabels" -}}
+{{ include "troupe.selectorLabels" . }}
+app.kubernetes.io/component: manager
+{{- end }}
+{{- define "troupe.host.labels" -}}
+{{ include "troupe.labels" . }}
+app.kubernetes.io/component: host
+{{- end }}
+{{- define "troupe.host.selectorLabels" -}}
+{{ include "troupe.selectorLabels" . }}
+app.kubernetes.io/component: host
+{{- end }}
+
+{{/* The service accounts the two run as. */}}
+{{- define "troupe.manager.serviceAccountName" -}}
+{{- if .Values.manager.serviceAccount.create }}
+{{- default (include "troupe.manager.fullname" .) .Values.manager.serviceAccount.name }}
+{{- else }}
+{{- required "manager.serviceAccount.name is required when manager.serviceAccount.create is false" .Values.manager.serviceAccount.name }}
+{{- end }}
+{{- end }}
+{{- define "troupe.host.serviceAccountName" -}}
+{{- if .Values.host.serviceAccount.create }}
+{{- default (include "troupe.host.fullname" .) .Values.host.serviceAccount.name }}
+{{- else }}
+{{- required "host.serviceAccount.name is required when host.serviceAccount.create is false" .Values.host.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The one image of both: /manager and /host are two of its binaries. */}}
+{{- define "troupe.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag | toString) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The leader election Lease's name: the manager's default
+(--leader-election-id), which its Role names too.
+*/}}
+{{- define "troupe.leaderElectionID" -}}troupe-manager.theater.troupe.dev{{- end }}

@@ -1,0 +1,139 @@
+package packaging_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/troupe-dev/troupe/internal/component"
+	"github.com/troupe-dev/troupe/internal/envtestutil"
+	"github.com/troupe-dev/troupe/internal/testutil"
+)
+
+// TestManifestsAcceptedByAPIServer submits every object of every install
+// (the chart with default and non-default values, config/default, and the
+// samples with the example actors built by make samples) to a real
+// kube-apiserver as a server-side dry run with strict field validation: a
+// misspelt or misplaced field, an invalid value, a ConfigMap over 1 MiB or
+// an Actor the CRD's rules reject fails here rather than on a cluster.
+func TestManifestsAcceptedByAPIServer(t *testing.T) {
+	installs := map[string]func(t *testing.T) manifest{
+		"chart defaults":           func(t *testing.T) manifest { return renderChart(t, "") },
+		"chart non-default values": func(t *testing.T) manifest { return renderChart(t, nonDefaultValues) },
+		"config/default":           func(t *testing.T) manifest { return kustomize(t, "config/default") },
+		"config/samples":           builtSamples,
+	}
+	rendered := map[string]manifest{}
+	for name, render := range installs {
+		rendered[name] = render(t) // before the control plane starts: make samples takes a while
+	}
+
+	env := envtestutil.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ns := &corev1.Namespace{}
+	ns.Name = namespace
+	if err := env.Client.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	for name, m := range rendered {
+		t.Run(name, func(t *testing.T) {
+			if m == nil {
+				t.Skip("not rendered")
+			}
+			for _, o := range m {
+				if o.GetKind() == "ServiceMonitor" {
+					continue // prometheus-operator's CRD is not installed; the chart tests check it
+				}
+				if err := dryRun(ctx, env.Client, o); err != nil {
+					t.Errorf("%s %s/%s: %v", o.GetKind(), o.GetNamespace(), o.GetName(), err)
+				}
+			}
+		})
+	}
+}
+
+// dryRun creates o, or updates it when it exists (the namespace and the
+// CRD do), without persisting anything.
+func dryRun(ctx context.Context, c client.Client, o *unstructured.Unstructured) error {
+	obj := o.DeepCopy()
+	existing := &unstructured.Unstructured{}
+	existing.SetGroupVersionKind(obj.GroupVersionKind())
+	err := c.Get(ctx, client.ObjectKeyFromObject(obj), existing)
+	switch {
+	case apierrors.IsNotFound(err):
+		return c.Create(ctx, obj, client.DryRunAll, client.FieldValidation("Strict"))
+	case err != nil:
+		return err
+	}
+	obj.SetResourceVersion(existing.GetResourceVersion())
+	return c.Update(ctx, obj, client.DryRunAll, client.FieldValidation("Strict"))
+}
+
+// builtSamples builds the example actors with make samples into a copy of
+// config/samples and returns what kustomize makes of it, in namespace
+// default; nil with -short. Each module must fit a ConfigMap and be a
+// gzipped core module.
+func builtSamples(t *testing.T) manifest {
+	t.Helper()
+	if testing.Short() {
+		t.Log("-short: not building the example actors for config/samples")
+		return nil
+	}
+	root := testutil.RepoRoot(t)
+	dir := filepath.Join(t.TempDir(), "samples")
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join(root, "config", "samples"))); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "components")
+	if err := os.RemoveAll(out); err != nil { // whatever make samples left in the tree
+		t.Fatal(err)
+	}
+	if _, err := run(t, nil, "make", "-s", "samples", "SAMPLES_OUT="+out); err != nil {
+		t.Fatal(err)
+	}
+	m := kustomize(t, dir)
+	modules := 0
+	for _, o := range m {
+		if o.GetNamespace() == "" {
+			o.SetNamespace("default")
+		}
+		if o.GetKind() != "ConfigMap" {
+			continue
+		}
+		cm := typed[corev1.ConfigMap](t, o)
+		for key, data := range cm.BinaryData {
+			modules++
+			// The API server's limit is 1 MiB for the whole ConfigMap;
+			// warn well before an example outgrows it.
+			if len(data) > 1<<20-64<<10 {
+				t.Errorf("ConfigMap %s: %s is %d bytes, too close to a ConfigMap's 1 MiB", cm.Name, key, len(data))
+			}
+			zr, err := gzip.NewReader(bytes.NewReader(data))
+			if err != nil {
+				t.Fatalf("ConfigMap %s key %s: %v", cm.Name, key, err)
+			}
+			mod, err := io.ReadAll(zr)
+			if err != nil {
+				t.Fatalf("ConfigMap %s key %s: %v", cm.Name, key, err)
+			}
+			if err := component.CheckModule(key, mod); err != nil {
+				t.Errorf("ConfigMap %s: %v", cm.Name, err)
+			}
+		}
+	}
+	if actors := len(m.all("Actor")); modules != actors || actors < 4 {
+		t.Errorf("config/samples makes %d Actors and %d modules, want one module per actor, at least four", actors, modules)
+	}
+	return m
+}
