@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/troupe-dev/troupe/internal/component"
 	"github.com/troupe-dev/troupe/internal/envtestutil"
@@ -46,6 +48,7 @@ func TestManifestsAcceptedByAPIServer(t *testing.T) {
 	if err := env.Client.Create(ctx, ns); err != nil {
 		t.Fatal(err)
 	}
+	t.Run("helm install --dry-run=server", func(t *testing.T) { checkHelmInstallDryRun(t, env) })
 	for name, m := range rendered {
 		t.Run(name, func(t *testing.T) {
 			if m == nil {
@@ -136,4 +139,47 @@ func builtSamples(t *testing.T) manifest {
 		t.Errorf("config/samples makes %d Actors and %d modules, want one module per actor, at least four", actors, modules)
 	}
 	return m
+}
+
+// checkHelmInstallDryRun runs helm install against the API server, without
+// persisting anything: Helm's own checks (kubeVersion against the server's,
+// the values schema) pass, and the NOTES it prints tell the user what to
+// run next with the names the chart gave its objects.
+func checkHelmInstallDryRun(t *testing.T, env *envtestutil.Env) {
+	user, err := env.Environment.AddUser(envtest.User{Name: "packaging-test", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(f, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The CRD is already installed (not by Helm): a real install would
+	// adopt nothing it does not own, so leave it out here.
+	out, err := run(t, append(helmEnv(t), "KUBECONFIG="+f), tool(t, "helm"), "install", release, "charts/troupe",
+		"--namespace", namespace, "--dry-run=server", "--set", "crds.install=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, notes, ok := strings.Cut(out, "\nNOTES:\n")
+	if !ok {
+		t.Fatalf("helm install printed no NOTES:\n%s", out)
+	}
+	for _, want := range []string{
+		"rollout status deployment/troupe-manager",
+		"rollout status daemonset/troupe-host",
+		"get leases -l theater.troupe.dev/host=true",
+		"wait --for=condition=Ready actor/hello",
+		"port-forward pod/",
+		"troupe chain show --from-host http://127.0.0.1:8082 default/hello",
+		"helm uninstall troupe -n troupe-system",
+	} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("NOTES do not say %q:\n%s", want, notes)
+		}
+	}
 }
