@@ -38,6 +38,8 @@ func TestHost(t *testing.T) {
 	t.Run("MissingRequiredEnvSource", s.testMissingEnvSource)
 	t.Run("SystemInfoAndActorMetrics", s.testSystemInfoAndMetrics)
 	t.Run("DeletionStopsAndFlushes", s.testDeletion)
+	t.Run("SuspendPublishesFinalHeadAndResumeLinksToIt", s.testSuspend)
+	t.Run("SuspendBeforeStartAndEarlyResume", s.testSuspendBeforeStart)
 	t.Run("AssignmentMovesAway", s.testMovedAway)
 	t.Run("RestartsOnEpochAndSpecChange", s.testRestarts)
 	t.Run("NewSegmentLinksToStatusHead", s.testNewSegment)

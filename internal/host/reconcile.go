@@ -44,8 +44,8 @@ type run struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the runner goroutine returns
 
-	// flushed is set once the Stopped status of a deleted Actor was
-	// reported (guarded by Host.mu).
+	// flushed is set once the Stopped status of a deleted or suspended
+	// Actor was reported (guarded by Host.mu).
 	flushed bool
 
 	mu         sync.Mutex
@@ -73,11 +73,25 @@ func (r *run) getActor() *actorhost.Actor {
 	return r.actor
 }
 
-// assignedHere reports whether a's current assignment names this host; a
-// suspended actor is not run even before the controller unassigns it.
+// assignedHere reports whether a's current assignment names this host. A
+// suspended actor still assigned here is not run, but it is this host's to
+// stop and to report Stopped with its final chain head: the controller
+// keeps the assignment until then.
 func (h *Host) assignedHere(a *v1alpha1.Actor) bool {
 	return a.Labels[v1alpha1.AssignedHostLabel] == h.cfg.PodName &&
-		a.Status.HostPod == h.cfg.PodName && !a.Spec.Suspend
+		a.Status.HostPod == h.cfg.PodName
+}
+
+// stopCause says why an assigned actor must not run: it is being deleted
+// or suspended; "" when it may run.
+func stopCause(a *v1alpha1.Actor) string {
+	switch {
+	case a.DeletionTimestamp != nil:
+		return "the Actor was deleted"
+	case a.Spec.Suspend:
+		return "the Actor was suspended"
+	}
+	return ""
 }
 
 // actorDir is where an actor keeps its chain and state on this node.
@@ -87,9 +101,9 @@ func (h *Host) actorDir(namespace, name, actorID string) string {
 
 // reconcile makes what runs here match the Actor's assignment: it starts
 // an assigned actor, restarts it on a new epoch or generation, stops it when
-// the assignment names another host (or none), and on deletion stops it,
-// flushes its chain and reports Ready=False reason Stopped with the final
-// head.
+// the assignment names another host (or none), and on deletion or suspend
+// stops it, flushes its chain and reports Ready=False reason Stopped with
+// the final head.
 func (h *Host) reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 	key := req.NamespacedName
 	h.mu.Lock()
@@ -107,7 +121,11 @@ func (h *Host) reconcile(ctx context.Context, req reconcile.Request) (reconcile.
 	}
 	found := err == nil
 	mine := found && h.assignedHere(&a)
-	deleting := found && a.DeletionTimestamp != nil
+	// Deleted or suspended: stop and report the final head, once.
+	cause := ""
+	if found {
+		cause = stopCause(&a)
+	}
 
 	if r != nil {
 		switch {
@@ -115,9 +133,6 @@ func (h *Host) reconcile(ctx context.Context, req reconcile.Request) (reconcile.
 			why := "the Actor was deleted"
 			if found {
 				why = fmt.Sprintf("the Actor is now assigned to %q (epoch %d)", a.Status.HostPod, a.Status.Epoch)
-				if a.Spec.Suspend {
-					why = "the Actor was suspended"
-				}
 			}
 			h.stopRun(r, why)
 			h.removeRun(key, r)
@@ -126,14 +141,16 @@ func (h *Host) reconcile(ctx context.Context, req reconcile.Request) (reconcile.
 			delete(h.resolved, key)
 			h.mu.Unlock()
 			return reconcile.Result{}, nil
-		case deleting && r.epoch == a.Status.Epoch:
+		case cause != "" && r.epoch == a.Status.Epoch:
+			// Before any restart for a new generation: suspending changes
+			// the generation, and must stop the run, not restart it.
 			h.mu.Lock()
 			flushed := r.flushed
 			r.flushed = true
 			h.mu.Unlock()
 			if !flushed {
-				h.stopRun(r, "the Actor was deleted")
-				h.reportStopped(&a, r)
+				h.stopRun(r, cause)
+				h.reportStopped(&a, r, cause)
 			}
 			return reconcile.Result{}, nil
 		case r.epoch != a.Status.Epoch || r.generation != a.Generation || r.actorID != a.Status.ActorID:
@@ -148,13 +165,13 @@ func (h *Host) reconcile(ctx context.Context, req reconcile.Request) (reconcile.
 		return reconcile.Result{}, nil
 	}
 	r = h.newRun(&a)
-	if deleting {
-		// Deleted before it ran here (or before this host restarted):
-		// nothing runs, the chain on disk is final.
+	if cause != "" {
+		// Deleted or suspended before it ran here (or before this host
+		// restarted): nothing runs, the chain on disk is final.
 		r.state, r.flushed = stateEnded, true
 		close(r.done)
 		h.addRun(r)
-		h.reportStopped(&a, r)
+		h.reportStopped(&a, r, cause)
 		return reconcile.Result{}, nil
 	}
 	if rec, ok := readRunRecord(r.dir); ok && rec.Epoch == a.Status.Epoch && rec.Generation == a.Generation {
@@ -207,11 +224,12 @@ func (h *Host) stopRun(r *run, reason string) {
 	}
 }
 
-// reportStopped reports a deleted actor's final state: Ready=False reason
-// Stopped, with the head of its chain on this node.
-func (h *Host) reportStopped(a *v1alpha1.Actor, r *run) {
+// reportStopped reports the final state of a deleted or suspended actor
+// (cause says which): Ready=False reason Stopped, with the head of its
+// chain on this node.
+func (h *Host) reportStopped(a *v1alpha1.Actor, r *run, cause string) {
 	head, length, ok := h.finalHead(r)
-	msg := "the Actor was deleted: its host stopped it"
+	msg := cause + ": its host stopped it"
 	if ok {
 		msg += fmt.Sprintf(" and flushed its chain (%d events, head %s)", length, head.Short())
 	}
