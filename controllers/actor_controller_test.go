@@ -40,7 +40,7 @@ func TestActorController(t *testing.T) {
 	t.Run("SuspendAndResume", func(t *testing.T) { testSuspend(t, env) })
 	t.Run("RestartsWithBackoff", func(t *testing.T) { testRestarts(t, env) })
 	t.Run("DeleteWaitsForStoppedReport", func(t *testing.T) { testDelete(t, env) })
-	t.Run("DeleteGivesUpAfterFlushTimeout", func(t *testing.T) { testFlushTimeout(t, env) })
+	t.Run("DeleteAndSuspendGiveUpAfterFlushTimeout", func(t *testing.T) { testFlushTimeout(t, env) })
 	t.Run("RunsWithTheGeneratedRBAC", func(t *testing.T) { testRBAC(t, env) })
 }
 
@@ -302,6 +302,16 @@ func testNodeSelectorAndTaints(t *testing.T, env *envtestutil.Env) {
 	h.expectEvent("gpu", v1alpha1.EventMoved, "from host host-gpu", "didn't match nodeSelector")
 }
 
+// finalHead is the head a host publishes when it stops an actor: not
+// testHead, the head it published while the actor ran.
+const finalHead = "9c0d1e2f3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9012a3b4c5d6"
+
+func stoppedForSuspend(a *v1alpha1.Actor) {
+	setHostReady(a, metav1.ConditionFalse, v1alpha1.ReasonStopped, "the Actor was suspended: its host stopped it and flushed its chain")
+	now := metav1.Now()
+	a.Status.Chain = &v1alpha1.ChainStatus{Head: finalHead, HeadShort: v1alpha1.ShortHead(finalHead), Length: 9, UpdatedAt: &now}
+}
+
 func testSuspend(t *testing.T, env *envtestutil.Env) {
 	h := newHarness(t, env, harnessOptions{})
 	h.host("host-1", h.node("n1", nil), 10)
@@ -309,7 +319,33 @@ func testSuspend(t *testing.T, env *envtestutil.Env) {
 	a := h.placed("sleepy")
 	h.report("sleepy", "host-1", a.Status.Epoch, running)
 
+	// Suspending keeps the assignment until the host has stopped the actor
+	// and published its final head: the host may only write while it is
+	// assigned.
 	h.update("sleepy", func(a *v1alpha1.Actor) { a.Spec.Suspend = true })
+	h.g.Eventually(func(g Gomega) {
+		cached := &v1alpha1.Actor{}
+		g.Expect(h.r.Client.Get(h.ctx, types.NamespacedName{Namespace: h.ns, Name: "sleepy"}, cached)).To(Succeed())
+		sched := condition(cached, v1alpha1.ConditionScheduled)
+		g.Expect(sched.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(sched.Reason).To(Equal(v1alpha1.ReasonSuspending))
+		g.Expect(sched.Message).To(ContainSubstring("waiting for host host-1"))
+	}).Should(Succeed())
+	h.expectEvent("sleepy", v1alpha1.EventSuspended, "stopping it on host host-1")
+	// Another look changes nothing: still waiting, up to the flush timeout.
+	res, err := h.r.Reconcile(h.ctx, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: h.ns, Name: "sleepy"}})
+	g := NewWithT(t)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(res.RequeueAfter).To(BeNumerically(">", time.Minute), "waits up to the flush timeout")
+	x, err := h.get("sleepy")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(x.Status.HostPod).To(Equal("host-1"))
+	g.Expect(x.Labels).To(HaveKeyWithValue(v1alpha1.AssignedHostLabel, "host-1"))
+	g.Expect(x.Status.Phase).To(Equal(v1alpha1.PhaseRunning))
+
+	// The host stops it and reports Stopped with the final head: now it is
+	// suspended, with that head.
+	h.report("sleepy", "host-1", a.Status.Epoch, stoppedForSuspend)
 	h.g.Eventually(func(g Gomega) {
 		x, err := h.get("sleepy")
 		g.Expect(err).NotTo(HaveOccurred())
@@ -321,15 +357,66 @@ func testSuspend(t *testing.T, env *envtestutil.Env) {
 		ready := condition(x, v1alpha1.ConditionReady)
 		g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
 		g.Expect(ready.Reason).To(Equal(v1alpha1.ReasonSuspended))
+		g.Expect(x.Status.Chain).NotTo(BeNil())
+		g.Expect(x.Status.Chain.Head).To(Equal(finalHead), "the head the host published at the stop")
+		g.Expect(x.Status.Chain.Length).To(BeEquivalentTo(9))
 		g.Expect(x.Status.Epoch).To(Equal(a.Status.Epoch))
 		g.Expect(x.Status.ActorID).To(Equal(a.Status.ActorID))
 		g.Expect(x.Finalizers).To(ContainElement(v1alpha1.ChainFlushFinalizer), "suspend is not delete")
 	}).Should(Succeed())
-	h.expectEvent("sleepy", v1alpha1.EventSuspended, "stopping it on host host-1")
+	h.expectEvent("sleepy", v1alpha1.EventSuspended, "host host-1 stopped the actor and published its final chain head", "length 9")
 
+	// Resuming is a new assignment; the chain head stays the one the next
+	// run links to.
 	h.update("sleepy", func(a *v1alpha1.Actor) { a.Spec.Suspend = false })
 	b := h.placed("sleepy")
-	NewWithT(t).Expect(b.Status.Epoch).To(Equal(a.Status.Epoch+1), "resuming is a new assignment")
+	g.Expect(b.Status.Epoch).To(Equal(a.Status.Epoch+1), "resuming is a new assignment")
+	g.Expect(b.Status.Chain.Head).To(Equal(finalHead))
+	g.Expect(condition(b, v1alpha1.ConditionReady).Reason).To(Equal(v1alpha1.ReasonStarting))
+
+	// Resumed while its host is still stopping it: the assignment stands
+	// (the host runs the new generation itself).
+	h.report("sleepy", "host-1", b.Status.Epoch, running)
+	h.update("sleepy", func(a *v1alpha1.Actor) { a.Spec.Suspend = true })
+	h.g.Eventually(func(g Gomega) {
+		x, err := h.get("sleepy")
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(condition(x, v1alpha1.ConditionScheduled).Reason).To(Equal(v1alpha1.ReasonSuspending))
+	}).Should(Succeed())
+	h.update("sleepy", func(a *v1alpha1.Actor) { a.Spec.Suspend = false })
+	h.g.Eventually(func(g Gomega) {
+		x, err := h.get("sleepy")
+		g.Expect(err).NotTo(HaveOccurred())
+		sched := condition(x, v1alpha1.ConditionScheduled)
+		g.Expect(sched.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(sched.Reason).To(Equal(v1alpha1.ReasonAssigned))
+		g.Expect(sched.ObservedGeneration).To(Equal(x.Generation))
+		g.Expect(x.Status.HostPod).To(Equal("host-1"))
+		g.Expect(x.Status.Epoch).To(Equal(b.Status.Epoch))
+	}).Should(Succeed())
+
+	// Its host dies while it waits: no final head will come, so it is
+	// suspended when the lease runs out, saying so.
+	doomed := h.host("host-doomed", h.node("doomed", map[string]string{"doomed": "yes"}), 10)
+	h.actor("stranded", func(a *v1alpha1.Actor) { a.Spec.NodeSelector = map[string]string{"doomed": "yes"} })
+	st := h.placed("stranded")
+	h.report("stranded", "host-doomed", st.Status.Epoch, running)
+	h.update("stranded", func(a *v1alpha1.Actor) { a.Spec.Suspend = true })
+	h.g.Eventually(func(g Gomega) {
+		x, err := h.get("stranded")
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(condition(x, v1alpha1.ConditionScheduled).Reason).To(Equal(v1alpha1.ReasonSuspending))
+	}).Should(Succeed())
+	doomed.die()
+	h.g.Eventually(func(g Gomega) {
+		x, err := h.get("stranded")
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(x.Status.Phase).To(Equal(v1alpha1.PhaseSuspended))
+		g.Expect(x.Status.HostPod).To(BeEmpty())
+		g.Expect(x.Labels).NotTo(HaveKey(v1alpha1.AssignedHostLabel))
+		g.Expect(x.Status.Chain.Head).To(Equal(testHead), "the last head the host reported")
+	}).Should(Succeed())
+	h.expectEvent("stranded", v1alpha1.EventSuspended, "host host-doomed is gone", "final chain head could not be published", "chain head 3f8a1c2b4d5e")
 
 	// An actor created suspended is never placed.
 	h.actor("born-asleep", func(a *v1alpha1.Actor) { a.Spec.Suspend = true })
@@ -503,6 +590,22 @@ func testFlushTimeout(t *testing.T, env *envtestutil.Env) {
 	h.g.Eventually(func() error { _, err := h.get("unanswered"); return err }).Should(Satisfy(isNotFound))
 	NewWithT(t).Expect(time.Since(deleted)).To(BeNumerically(">=", time.Second), "released before the flush timeout")
 	h.expectEvent("unanswered", v1alpha1.EventFinalizerRemoved, "did not report the actor Stopped within 2s")
+
+	// Suspending waits no longer for a host that never answers.
+	h.actor("drowsy")
+	d := h.placed("drowsy")
+	h.report("drowsy", "host-mute", d.Status.Epoch, running)
+	suspended := time.Now()
+	h.update("drowsy", func(a *v1alpha1.Actor) { a.Spec.Suspend = true })
+	h.g.Eventually(func(g Gomega) {
+		x, err := h.get("drowsy")
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(x.Status.Phase).To(Equal(v1alpha1.PhaseSuspended))
+		g.Expect(x.Status.HostPod).To(BeEmpty())
+		g.Expect(x.Status.Chain.Head).To(Equal(testHead))
+	}).Should(Succeed())
+	NewWithT(t).Expect(time.Since(suspended)).To(BeNumerically(">=", time.Second), "suspended before the flush timeout")
+	h.expectEvent("drowsy", v1alpha1.EventSuspended, "host host-mute did not report the actor Stopped within 2s", "final chain head could not be published")
 }
 
 // kubectlFor runs the kubectl built with the control plane as its admin.

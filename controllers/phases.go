@@ -55,29 +55,94 @@ func (r *ActorReconciler) reconcileIdentity(_ context.Context, s *scope) (bool, 
 	return false, nil
 }
 
-// reconcileSuspend takes a suspended actor off its host (which stops it when
-// the actor leaves its label selection) and lets a resumed one be placed.
-func (r *ActorReconciler) reconcileSuspend(_ context.Context, s *scope) (bool, error) {
+// reconcileSuspend stops a suspended actor without losing the end of its
+// chain: while a live host runs it, the assignment stays (the host, seeing
+// spec.suspend, stops the actor, flushes its chain and reports Ready=False
+// reason Stopped with the final head, which it may only write while the
+// assignment names it); then the actor is unassigned with status.chain as
+// the host left it. A dead host, or one that does not answer within
+// FlushTimeout, is not waited for. A resumed actor is placed again.
+func (r *ActorReconciler) reconcileSuspend(ctx context.Context, s *scope) (bool, error) {
 	a := s.actor
 	if !a.Spec.Suspend {
 		if a.Status.Phase == v1alpha1.PhaseSuspended {
 			a.Status.Phase = v1alpha1.PhasePending
 		}
+		if c := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionScheduled); c != nil && c.Reason == v1alpha1.ReasonSuspending && a.Status.HostPod != "" {
+			// Resumed before the host stopped it (or it did, and restarts
+			// it itself for the new generation, on the same epoch): the
+			// assignment stands.
+			setCondition(a, v1alpha1.ConditionScheduled, metav1.ConditionTrue, v1alpha1.ReasonAssigned, assignedMessage(a))
+		}
 		return false, nil
 	}
-	const msg = "spec.suspend is true: the actor is stopped; its state and chain are kept"
-	if a.Status.Phase != v1alpha1.PhaseSuspended || a.Status.HostPod != "" {
+	if a.Status.HostPod != "" && !stopped(a.Status.Phase) {
+		// A Failed or Succeeded run already published its final head with
+		// its end; any other one is still the host's to stop.
+		done, err := r.awaitSuspendStop(ctx, s)
+		if err != nil || !done {
+			return true, err
+		}
+	} else if a.Status.Phase != v1alpha1.PhaseSuspended || a.Status.HostPod != "" {
 		if a.Status.HostPod != "" {
-			s.event(corev1.EventTypeNormal, v1alpha1.EventSuspended, "Suspend", "suspended: stopping it on host %s (epoch %d)", a.Status.HostPod, a.Status.Epoch)
+			s.event(corev1.EventTypeNormal, v1alpha1.EventSuspended, "Suspend", "suspended: its run on host %s (epoch %d) had ended; %s", a.Status.HostPod, a.Status.Epoch, chainSummary(a))
 		} else {
 			s.event(corev1.EventTypeNormal, v1alpha1.EventSuspended, "Suspend", "suspended")
 		}
 	}
+	const msg = "spec.suspend is true: the actor is stopped; its state and chain are kept"
 	unassign(a)
 	a.Status.Phase = v1alpha1.PhaseSuspended
 	setCondition(a, v1alpha1.ConditionScheduled, metav1.ConditionFalse, v1alpha1.ReasonSuspended, msg)
 	setCondition(a, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonSuspended, msg)
 	return true, nil
+}
+
+// awaitSuspendStop reports whether a suspended actor may leave its host: the
+// host reported it Stopped (status.chain is final), the host is dead, or it
+// did not answer within FlushTimeout. Until then the actor keeps its
+// assignment, Scheduled=False reason Suspending, whose transition time
+// starts the timeout (it survives a restart of the manager).
+func (r *ActorReconciler) awaitSuspendStop(ctx context.Context, s *scope) (bool, error) {
+	a := s.actor
+	name := a.Status.HostPod
+	if c := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionReady); c != nil && c.Status == metav1.ConditionFalse && c.Reason == v1alpha1.ReasonStopped {
+		// The host writes only for the epoch it runs, and every new epoch
+		// resets Ready to Starting: this Stopped is this epoch's.
+		s.event(corev1.EventTypeNormal, v1alpha1.EventSuspended, "Suspend", "suspended: host %s stopped the actor and published its final chain head (%s)", name, chainSummary(a))
+		return true, nil
+	}
+	if err := r.loadHosts(ctx, s); err != nil {
+		return false, err
+	}
+	if h, ok := s.host(name); !ok || !h.Live(s.now) {
+		s.event(corev1.EventTypeWarning, v1alpha1.EventSuspended, "Suspend", "suspended: host %s is gone, so the final chain head could not be published; status keeps the last reported %s (the chain files stay on node %s)", name, chainSummary(a), a.Status.NodeName)
+		return true, nil
+	}
+	sched := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionScheduled)
+	msg := fmt.Sprintf("spec.suspend is true: waiting for host %s to stop the actor and publish its final chain head (epoch %d)", name, a.Status.Epoch)
+	if sched == nil || sched.Reason != v1alpha1.ReasonSuspending {
+		meta.RemoveStatusCondition(&a.Status.Conditions, v1alpha1.ConditionScheduled)
+		meta.SetStatusCondition(&a.Status.Conditions, metav1.Condition{
+			Type: v1alpha1.ConditionScheduled, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonSuspending,
+			Message: msg, ObservedGeneration: a.Generation, LastTransitionTime: metav1.NewTime(s.now),
+		})
+		s.event(corev1.EventTypeNormal, v1alpha1.EventSuspended, "Suspend", "suspending: stopping it on host %s (epoch %d); waiting for its final chain head", name, a.Status.Epoch)
+		// The host's Stopped report, or its death (the monitor), wakes us
+		// earlier.
+		s.requeueAfter(r.FlushTimeout)
+		return false, nil
+	}
+	// The API server keeps the time to the second; count from the next
+	// one so the wait is never shorter than FlushTimeout.
+	deadline := sched.LastTransitionTime.Time.Truncate(time.Second).Add(time.Second + r.FlushTimeout)
+	if !s.now.Before(deadline) {
+		s.event(corev1.EventTypeWarning, v1alpha1.EventSuspended, "Suspend", "suspended: host %s did not report the actor Stopped within %s, so the final chain head could not be published; status keeps the last reported %s", name, r.FlushTimeout, chainSummary(a))
+		return true, nil
+	}
+	setCondition(a, v1alpha1.ConditionScheduled, metav1.ConditionFalse, v1alpha1.ReasonSuspending, msg)
+	s.requeueAfter(deadline.Sub(s.now))
+	return false, nil
 }
 
 // reconcileHostHealth takes a live actor off a host that died (its lease

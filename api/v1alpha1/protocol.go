@@ -40,9 +40,16 @@ const (
 // Condition reasons of the protocol not listed in actor_helpers.go.
 const (
 	// ReasonStopped (Ready=False), written by the host: it stopped the
-	// actor of a deleted Actor and flushed its chain; status.chain is the
-	// final head. The controller removes ChainFlushFinalizer on it.
+	// actor of a deleted or suspended Actor and flushed its chain;
+	// status.chain is the final head. The controller then removes
+	// ChainFlushFinalizer (deletion) or clears the assignment (suspend).
 	ReasonStopped = "Stopped"
+	// ReasonSuspending (Scheduled=False): spec.suspend is true and the
+	// controller keeps the assignment until the host reports the actor
+	// Stopped (with its final chain head), the host dies, or the flush
+	// timeout passes; the condition's lastTransitionTime is when it began
+	// to wait.
+	ReasonSuspending = "Suspending"
 	// ReasonEnvSourceMissing (Ready=False), written by the host: a
 	// ConfigMap or Secret the actor's env needs does not exist.
 	ReasonEnvSourceMissing = "EnvSourceMissing"
