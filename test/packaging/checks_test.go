@@ -5,6 +5,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -16,6 +17,24 @@ import (
 // The checks below hold for every way of installing Troupe (the chart with
 // any values, config/default): they are what the binaries and the issue
 // require of the manager's and the host's pods.
+
+// imageFiles are the image's files at its root (test/packaging checks the
+// Dockerfile and hack/image-local.sh put exactly these there): no volume can
+// be mounted at or below them (a mount at /host/proc fails with "not a
+// directory", /host being the host binary).
+var imageFiles = []string{"/host", "/manager", "/troupe"}
+
+// checkMounts checks no mount of c lands on or below a file of the image.
+func checkMounts(t *testing.T, c *corev1.Container) {
+	t.Helper()
+	for _, m := range c.VolumeMounts {
+		for _, f := range imageFiles {
+			if m.MountPath == f || strings.HasPrefix(m.MountPath, f+"/") {
+				t.Errorf("container %s mounts %s at %s, below the image's file %s: the container can't start", c.Name, m.Name, m.MountPath, f)
+			}
+		}
+	}
+}
 
 // checkHardened checks a container runs with no privilege: no privilege
 // escalation, every capability dropped, a read-only root filesystem, the
@@ -50,6 +69,7 @@ func checkHardened(t *testing.T, pod *corev1.PodSpec, c *corev1.Container, nonRo
 	if sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") || len(sc.Capabilities.Add) > 0 {
 		t.Errorf("container %s: capabilities %+v, want drop [ALL] and nothing added", c.Name, sc.Capabilities)
 	}
+	checkMounts(t, c)
 	if pod.HostNetwork || pod.HostPID || pod.HostIPC {
 		t.Errorf("pod shares the node's namespaces (hostNetwork %v, hostPID %v, hostIPC %v)", pod.HostNetwork, pod.HostPID, pod.HostIPC)
 	}

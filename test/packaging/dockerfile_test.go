@@ -261,6 +261,9 @@ func TestDockerfileBuildsWhatImageLocalBuilds(t *testing.T) {
 	if !slices.Equal(copied, names) {
 		t.Errorf("the image gets %v, the build makes %v", copied, names)
 	}
+	if !slices.Equal(names, imageFiles) {
+		t.Errorf("the image's root holds %v; update imageFiles (%v), which the mount checks use", names, imageFiles)
+	}
 	// The image config is JSON in the script, its quotes escaped or not.
 	user := regexp.MustCompile(`\\?"User\\?"\s*:\s*\\?"([^"\\]+)\\?"`).FindSubmatch(script)
 	entry := regexp.MustCompile(`\\?"Entrypoint\\?"\s*:\s*\[\s*\\?"([^"\\]+)\\?"\s*\]`).FindSubmatch(script)
