@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -43,6 +44,10 @@ type ActorOptions struct {
 	Version string
 	// Now is the clock; nil uses time.Now.
 	Now func() time.Time
+	// SecretsFrom is the handler of the actor's previous run, if any: the
+	// secret values it was served stay scrubbed, because the guest may
+	// have kept one in its state and log it before reading it again.
+	SecretsFrom *Actor
 }
 
 // Actor is the runtime handler's per-actor state. Calls into one actor
@@ -68,6 +73,13 @@ type Actor struct {
 	reallocMod   api.Module // module whose cabi_realloc is cached
 	realloc      api.Function
 	reallocStack [4]uint64
+
+	// secrets is what the actor was served from secret sources, scrubbed
+	// from guest text before it is recorded or logged; nil until the
+	// first one, so an actor without secrets pays a nil check. Read from
+	// the call path and the engine; secretsMu orders the writers.
+	secrets   atomic.Pointer[secretSet]
+	secretsMu sync.Mutex
 
 	mu              sync.Mutex
 	shutdown        bool
@@ -99,6 +111,9 @@ func NewActor(o ActorOptions) (*Actor, error) {
 		log:         o.Logger.WithValues("namespace", o.Namespace, "name", o.Name, "actorID", o.ID),
 		now:         o.Now,
 		metricNames: map[string]string{},
+	}
+	if o.SecretsFrom != nil {
+		a.secrets.Store(o.SecretsFrom.secrets.Load())
 	}
 	if a.env == nil {
 		a.env = MapEnv(nil)

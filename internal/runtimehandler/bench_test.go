@@ -19,6 +19,10 @@ import (
 //	noop              a bare host function doing nothing: wazero's floor
 //	get-current-time  clock + RuntimeOperation event in a memory chain
 //	log-100B          level parse, UTF-8 check, LogEvent of a 100-byte message
+//	log-100B-3secrets the same once the actor was served 3 secret values
+//	                  that the message does not hold (the scrubbing scan)
+//	log-100B-3secrets-hit  the same with one of them in the message (scan,
+//	                  replacement and its copy)
 //
 // Besides the mean (ns/op), each reports the median of per-batch means
 // (median-ns/op), the figure of the design's <= 1 µs target.
@@ -39,16 +43,25 @@ func BenchmarkRoundTrip(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, bc := range []struct{ name, export string }{
-		{"noop", "loop-noop"},
-		{"get-current-time", "loop-time"},
-		{"log-100B", "loop-log"},
+	three := []string{"sk-live-4f9a8b7c6d5e", "correct horse battery staple", "hunter22"}
+	for _, bc := range []struct {
+		name, export string
+		secrets      []string
+	}{
+		{"noop", "loop-noop", nil},
+		{"get-current-time", "loop-time", nil},
+		{"log-100B", "loop-log", nil},
+		{"log-100B-3secrets", "loop-log", three},
+		{"log-100B-3secrets-hit", "loop-log", append(three[:2:2], "34567890")}, // the message is digits
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			c := chain.NewMemory(chain.Options{Retain: 4096}) // a real chain, bounded so b.N events fit
 			a, err := NewActor(ActorOptions{ID: "bench", Name: "bench", Chain: c, Logger: logr.Discard()})
 			if err != nil {
 				b.Fatal(err)
+			}
+			for _, v := range bc.secrets {
+				a.rememberSecret(v) // as get-env of a secret variable does
 			}
 			actx := WithActor(ctx, a)
 			fn := mod.ExportedFunction(bc.export)

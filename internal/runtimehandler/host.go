@@ -202,7 +202,13 @@ func hostGetEnv(ctx context.Context, mod api.Module, stack []uint64) {
 	}
 	key := string(name) // a copy: the source may keep it
 	v, found := c.a.env.LookupEnv(key)
-	f.Str("name", key).Bool("found", found)
+	if found && v.Secret {
+		// Remembered before anything is recorded: from now on the value
+		// is scrubbed from whatever the guest hands the host, this
+		// event's name included (a guest may look a secret up by itself).
+		c.a.rememberSecret(v.Value)
+	}
+	f.Str("name", c.a.Redact(key)).Bool("found", found)
 	if found {
 		if v.Secret {
 			f.Secret("value")
@@ -260,6 +266,9 @@ func hostLog(ctx context.Context, mod api.Module, stack []uint64) {
 	msg := c.view("message", mp, ml)
 	a := c.a
 	level, ok := parseLevel(lvl)
+	if !ok {
+		lvl = a.echoable(lvl) // quoted in the error and the chain
+	}
 	var errMsg string
 	switch {
 	case !ok:
@@ -281,6 +290,7 @@ func hostLog(ctx context.Context, mod api.Module, stack []uint64) {
 		c.storeResultErr(retptr, errMsg)
 		return
 	}
+	msg = a.RedactBytes(msg)
 	a.emitLog(level, msg, false)
 	c.record(chain.KindLog, f.Str("level", level).Str("message", transient(msg)))
 	c.storeResultOK(retptr)
@@ -327,21 +337,24 @@ func (a *Actor) emitLog(level string, msg []byte, wasi bool) {
 	}
 }
 
-// quoteGuest quotes at most 64 bytes of a guest string for an error
-// message, so a hostile guest can't make the host build a huge one.
+// maxQuotedGuest is how much of a guest string an error message quotes,
+// so a hostile guest can't make the host build a huge one.
+const maxQuotedGuest = 64
+
+// quoteGuest quotes at most maxQuotedGuest bytes of a guest string for an
+// error message.
 func quoteGuest(b []byte) string {
-	const max = 64
-	if len(b) > max {
-		return strconv.Quote(string(b[:max])) + "..."
+	if len(b) > maxQuotedGuest {
+		return strconv.Quote(string(b[:maxQuotedGuest])) + "..."
 	}
 	return strconv.Quote(string(b))
 }
 
-// boundedGuest is quoteGuest's counterpart for event data: at most 64
-// bytes, as text.
+// boundedGuest is quoteGuest's counterpart for event data: at most
+// maxQuotedGuest bytes, as text.
 func boundedGuest(b []byte) string {
-	if len(b) > 64 {
-		return string(b[:64]) + "..."
+	if len(b) > maxQuotedGuest {
+		return string(b[:maxQuotedGuest]) + "..."
 	}
 	return string(b)
 }
@@ -382,7 +395,16 @@ func hostRecordMetric(ctx context.Context, mod api.Module, stack []uint64) {
 	c.checkRetptr(retptr, resultSize, resultAlign)
 	name := c.view("name", np, nl)
 	a := c.a
-	errMsg := metricNameError(name)
+	// Checked first, so that no other error echoes the name: a metric
+	// name is published on the host's /metrics as well as recorded.
+	// A longer name is refused without being quoted.
+	secret := len(name) <= maxMetricNameBytes && a.holdsSecret(name)
+	var errMsg string
+	if secret {
+		errMsg = "metric name contains the value of a secret the actor read: metric names are published, use another name"
+	} else {
+		errMsg = metricNameError(name)
+	}
 	if errMsg == "" {
 		switch {
 		case math.IsNaN(value):
@@ -399,7 +421,7 @@ func hostRecordMetric(ctx context.Context, mod api.Module, stack []uint64) {
 	}
 	f := a.eventData()
 	if errMsg != "" {
-		if len(name) <= maxMetricNameBytes && utf8.Valid(name) {
+		if !secret && len(name) <= maxMetricNameBytes && utf8.Valid(name) {
 			f.Str("name", transient(name))
 		} else {
 			f.Uint("nameBytes", uint64(len(name)))
@@ -446,11 +468,13 @@ func hostRecordEvent(ctx context.Context, mod api.Module, stack []uint64) {
 	case len(data) > a.cfg.MaxEventBytes:
 		errMsg = "event data is " + strconv.Itoa(len(data)) + " bytes: the limit is " +
 			strconv.Itoa(a.cfg.MaxEventBytes) + " (maxEventBytes)"
+	default:
+		errMsg = a.redactData("event data", &data)
 	}
 	f := a.eventData()
 	if errMsg != "" {
 		if len(typ) > 0 && len(typ) <= a.cfg.MaxEventTypeBytes && utf8.Valid(typ) {
-			f.Str("type", transient(typ))
+			f.Str("type", transient(a.RedactBytes(typ)))
 		} else {
 			f.Uint("typeBytes", uint64(len(typ)))
 		}
@@ -458,8 +482,22 @@ func hostRecordEvent(ctx context.Context, mod api.Module, stack []uint64) {
 		c.storeResultErr(retptr, errMsg)
 		return
 	}
-	c.record(chain.KindCustom, f.Str("type", transient(typ)).Blob("data", data))
+	c.record(chain.KindCustom, f.Str("type", transient(a.RedactBytes(typ))).Blob("data", data))
 	c.storeResultOK(retptr)
+}
+
+// redactData scrubs secret values from *data. Each replaced value may
+// grow to len(Redacted), so data that was within maxEventBytes may no
+// longer be: then it is refused (the err message) rather than recorded,
+// because the limit is what keeps an event under the chain's size bound.
+func (a *Actor) redactData(what string, data *[]byte) string {
+	red := a.RedactBytes(*data)
+	if len(red) > a.cfg.MaxEventBytes {
+		return what + " is " + strconv.Itoa(len(red)) + " bytes once secret values are replaced with " +
+			strconv.Quote(Redacted) + ": the limit is " + strconv.Itoa(a.cfg.MaxEventBytes) + " (maxEventBytes)"
+	}
+	*data = red
+	return ""
 }
 
 // get-system-info: func() -> system-info
@@ -539,7 +577,7 @@ func hostShutdown(ctx context.Context, mod api.Module, stack []uint64) {
 	if len(data) > a.cfg.MaxEventBytes {
 		errMsg = "shutdown data is " + strconv.Itoa(len(data)) + " bytes: the limit is " +
 			strconv.Itoa(a.cfg.MaxEventBytes) + " (maxEventBytes)"
-	} else if !a.requestShutdown(data, disc == 1) {
+	} else if errMsg = a.redactData("shutdown data", &data); errMsg == "" && !a.requestShutdown(data, disc == 1) {
 		errMsg = "shutdown already requested"
 	}
 	if errMsg != "" {

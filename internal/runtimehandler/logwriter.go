@@ -18,7 +18,8 @@ const OpWASIOutput = "wasi-output"
 // line written becomes a log line at level (debug, info, warn or error;
 // anything else means info) and a LogEvent in the chain. A line longer than
 // the actor's MaxLogBytes is cut into pieces of that size; invalid UTF-8 is
-// replaced with U+FFFD. A last line without a newline is written by Close.
+// replaced with U+FFFD; secret values the actor was served are scrubbed
+// from each line. A last line without a newline is written by Close.
 func (a *Actor) LogWriter(level string) io.Writer {
 	lvl, ok := parseLevel([]byte(level))
 	if !ok {
@@ -145,6 +146,7 @@ func (w *logWriter) emit(n int) error {
 }
 
 func (w *logWriter) record(line []byte) error {
+	line = w.a.RedactBytes(line)
 	w.a.emitLog(w.level, line, true)
 	w.fields.Reset()
 	w.fields.Str("level", w.level).Str("message", transient(line)).Str("source", "wasi")
