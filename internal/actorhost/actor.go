@@ -667,8 +667,11 @@ func (a *Actor) callInit(ctx context.Context) error {
 		}
 	}
 	if !out.ok {
-		_ = a.record(chain.KindInitResult, "init", map[string]any{"ok": false, "error": out.errMsg})
-		return &ActorError{Reason: ReasonInitFailed, Op: "init", Message: out.errMsg, Err: errors.New(out.errMsg)}
+		// The guest's own words, which may quote a secret it read: they
+		// go to the chain, the status and an Event.
+		msg := a.handler.Redact(out.errMsg)
+		_ = a.record(chain.KindInitResult, "init", map[string]any{"ok": false, "error": msg})
+		return &ActorError{Reason: ReasonInitFailed, Op: "init", Message: msg, Err: errors.New(msg)}
 	}
 	newState := savedState{hasState: out.hasState, state: out.state}
 	if a.cfg.Dir != "" {
@@ -923,6 +926,7 @@ func (a *Actor) Restart(ctx context.Context, reason string) error {
 		ID: a.id, Name: a.cfg.Name, Namespace: a.cfg.Namespace, Config: a.cfg.Handler, Env: a.cfg.Env,
 		SystemInfo: a.e.opts.SystemInfo, Chain: a.chain, Metrics: a.e.opts.Metrics, Logger: a.log,
 		Version: a.e.opts.Version, Now: a.e.opts.Now,
+		SecretsFrom: a.handler, // the saved state may hold a secret the last run read
 	})
 	if err != nil {
 		return a.fail(err)

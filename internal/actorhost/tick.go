@@ -133,8 +133,9 @@ func (a *Actor) callTick(ctx context.Context) error {
 		}
 	}
 	if !out.ok {
-		_ = a.record(chain.KindTick, "tick", tickData{Now: nowMs, Error: out.errMsg, HasState: a.state.hasState})
-		return &ActorError{Reason: ReasonTickFailed, Op: "tick", Message: out.errMsg, Err: errors.New(out.errMsg)}
+		msg := a.handler.Redact(out.errMsg) // as init's: it reaches the chain, status and Events
+		_ = a.record(chain.KindTick, "tick", tickData{Now: nowMs, Error: msg, HasState: a.state.hasState})
+		return &ActorError{Reason: ReasonTickFailed, Op: "tick", Message: msg, Err: errors.New(msg)}
 	}
 	changed := out.hasState != a.state.hasState || !bytes.Equal(out.state, a.state.state)
 	if changed {
