@@ -30,7 +30,33 @@ func run(t *testing.T, args ...string) (stdout string, stderr string, code int) 
 	return out.String(), errOut.String(), 0
 }
 
-// actorDir writes a small chain into an actor directory and returns it.
+// fixtureEvent is one event actorDir writes.
+type fixtureEvent struct {
+	kind chain.Kind
+	op   string
+	data []byte
+}
+
+// fixtureEvents returns actorDir's events. Each JSON object is built in a
+// Fields of its own: Fields.Data is valid only until its Fields changes,
+// and one Fields reused for every object turned the first event's data
+// into the tail of the second's.
+func fixtureEvents() []fixtureEvent {
+	object := func(build func(f *chain.Fields) *chain.Fields) []byte {
+		var f chain.Fields
+		return build(&f).Data()
+	}
+	return []fixtureEvent{
+		{chain.KindActorStart, "start", object(func(f *chain.Fields) *chain.Fields { return f.Str("actor", "hello") })},
+		{chain.KindRuntimeOperation, "get-env", object(func(f *chain.Fields) *chain.Fields {
+			return f.Str("name", "DB_PASSWORD").Secret("value")
+		})},
+		{chain.KindLog, "log\x1b[31m", []byte("red \x1b[2J alert")},
+		{chain.KindCustom, "record-event", []byte{0, 1, 2, 0xff}},
+	}
+}
+
+// actorDir writes fixtureEvents into an actor directory and returns it.
 func actorDir(t *testing.T) (dir string, head chain.Hash) {
 	t.Helper()
 	dir = filepath.Join(t.TempDir(), "actor")
@@ -42,18 +68,7 @@ func actorDir(t *testing.T) (dir string, head chain.Hash) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f chain.Fields
-	events := []struct {
-		kind chain.Kind
-		op   string
-		data []byte
-	}{
-		{chain.KindActorStart, "start", f.Reset().Str("actor", "hello").Data()},
-		{chain.KindRuntimeOperation, "get-env", f.Reset().Str("name", "DB_PASSWORD").Secret("value").Data()},
-		{chain.KindLog, "log\x1b[31m", []byte("red \x1b[2J alert")},
-		{chain.KindCustom, "record-event", []byte{0, 1, 2, 0xff}},
-	}
-	for _, e := range events {
+	for _, e := range fixtureEvents() {
 		if head, err = c.Append(e.kind, e.op, e.data); err != nil {
 			t.Fatal(err)
 		}
@@ -62,6 +77,27 @@ func actorDir(t *testing.T) (dir string, head chain.Hash) {
 		t.Fatal(err)
 	}
 	return dir, head
+}
+
+func TestFixtureEventData(t *testing.T) {
+	want := []string{`{"actor":"hello"}`, `{"name":"DB_PASSWORD","value":{"redacted":true}}`, "red \x1b[2J alert", "\x00\x01\x02\xff"}
+	evs := fixtureEvents()
+	for i, e := range evs {
+		if string(e.data) != want[i] {
+			t.Errorf("event %d data %q, want %q", i, e.data, want[i])
+		}
+	}
+	dir, _ := actorDir(t)
+	i := 0
+	if err := chain.ReadFile(filepath.Join(dir, chain.FileName), func(e chain.Event) error {
+		if i < len(evs) && (e.Kind != evs[i].kind || e.Op != evs[i].op || !bytes.Equal(e.Data, evs[i].data)) {
+			t.Errorf("event %d on file: %s %q %q, want %s %q %q", i, e.Kind, e.Op, e.Data, evs[i].kind, evs[i].op, evs[i].data)
+		}
+		i++
+		return nil
+	}); err != nil || i != len(evs) {
+		t.Fatalf("read %d events: %v", i, err)
+	}
 }
 
 func TestChainVerifyIntact(t *testing.T) {
@@ -154,7 +190,7 @@ func TestChainShowTable(t *testing.T) {
 	if len(lines) != 5 || !strings.HasPrefix(lines[0], "SEQ") {
 		t.Fatalf("want a header and 4 rows:\n%s", out)
 	}
-	for _, want := range []string{"ActorStart", "get-env", `"value":{"redacted":true}`, head.Short(), "<4 bytes: 000102ff>", "2025-01-02T03:04:05.001Z"} {
+	for _, want := range []string{"ActorStart", `{"actor":"hello"}`, "get-env", `{"name":"DB_PASSWORD","value":{"redacted":true}}`, head.Short(), "<4 bytes: 000102ff>", "2025-01-02T03:04:05.001Z"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
@@ -195,7 +231,9 @@ func TestChainShowJSON(t *testing.T) {
 	if len(got) != 4 {
 		t.Fatalf("%d lines:\n%s", len(got), out)
 	}
-	// Every event re-hashes from its export alone.
+	// Every event re-hashes from its export alone, and carries the data
+	// that was appended (re-hashing alone would accept any data).
+	fixture := fixtureEvents()
 	for i, l := range got {
 		e := chain.Event{Seq: l.Seq, Kind: chain.Kind(l.Kind), Op: l.Op, Time: l.Time.UnixNano(), Data: l.Data}
 		if l.DataEncoding == "base64" {
@@ -207,6 +245,9 @@ func TestChainShowJSON(t *testing.T) {
 			if e.Data, err = base64.StdEncoding.DecodeString(s); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if !bytes.Equal(e.Data, fixture[i].data) || e.Kind != fixture[i].kind || e.Op != fixture[i].op {
+			t.Errorf("line %d: %s %q %q, want %s %q %q", i, e.Kind, e.Op, e.Data, fixture[i].kind, fixture[i].op, fixture[i].data)
 		}
 		copy(e.Parent[:], mustHex(t, l.Parent))
 		if h := chain.ComputeHash(&e); h.String() != l.Hash {
