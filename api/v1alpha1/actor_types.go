@@ -195,7 +195,9 @@ type ComponentConfigMap struct {
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	Name string `json:"name"`
 
-	// key of the module in the ConfigMap's binaryData.
+	// key of the module in the ConfigMap's binaryData. The module may be
+	// stored gzip-compressed (a ConfigMap holds at most 1 MiB); a sha256 pin
+	// is then the digest of the uncompressed module.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253

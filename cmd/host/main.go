@@ -46,7 +46,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 		fmt.Fprintf(stderr, `Usage: host [flags]
 
 Runs the Actors assigned to this host pod. Needs NODE_NAME, POD_NAME and
-POD_NAMESPACE (downward API), and HOST_PROC=/host/proc with the node's /proc
+POD_NAMESPACE (downward API), and HOST_PROC=/node/proc with the node's /proc
 mounted there so get-system-info reports the node, not the pod.
 
 Flags:

@@ -39,8 +39,8 @@ type SystemInfoSource interface {
 const DefaultSystemInfoTTL = time.Second
 
 // NewNodeSystemInfo reads the node's facts with gopsutil, which honours
-// HOST_PROC: a host pod that mounts the node's /proc at /host/proc and sets
-// HOST_PROC=/host/proc reports the node's memory and CPUs, not its own
+// HOST_PROC: a host pod that mounts the node's /proc at /node/proc and sets
+// HOST_PROC=/node/proc reports the node's memory and CPUs, not its own
 // cgroup's view. hostname is what to report as the hostname, normally the
 // node name from the downward API (a pod's own hostname is the pod's);
 // "" uses os.Hostname. Readings are cached for ttl and concurrent callers
