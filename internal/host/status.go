@@ -64,9 +64,12 @@ type publisher struct {
 }
 
 type entry struct {
-	v         view
-	dirty     bool
-	urgent    bool
+	v      view
+	dirty  bool
+	urgent bool
+	// retrying: a failed write waits in the queue for its backoff; flush
+	// must not add it again, which would skip the backoff.
+	retrying  bool
 	lastWrite time.Time
 }
 
@@ -154,6 +157,9 @@ func (p *publisher) next(ctx context.Context) bool {
 	p.mu.Lock()
 	e := p.entries[key]
 	if e == nil || !e.dirty {
+		if e != nil {
+			e.retrying = false
+		}
 		p.mu.Unlock()
 		p.queue.Forget(key)
 		return true
@@ -164,14 +170,14 @@ func (p *publisher) next(ctx context.Context) bool {
 		return true
 	}
 	v := e.v
-	e.dirty, e.urgent = false, false
+	e.dirty, e.urgent, e.retrying = false, false, false
 	e.lastWrite = p.now()
 	p.mu.Unlock()
 
 	err := p.write(ctx, key, v)
 	p.mu.Lock()
 	if err != nil && p.entries[key] == e {
-		e.dirty = true
+		e.dirty, e.retrying = true, true
 	}
 	close(p.written)
 	p.written = make(chan struct{})
@@ -251,7 +257,8 @@ func (v *view) apply(st *v1alpha1.ActorStatus, now time.Time) {
 }
 
 // flush waits until no view is waiting to be written (at most until ctx
-// ends), writing the pending ones at once.
+// ends), writing the pending ones at once; one whose write failed is
+// retried after its backoff, not at once.
 func (p *publisher) flush(ctx context.Context) {
 	for {
 		p.mu.Lock()
@@ -260,7 +267,9 @@ func (p *publisher) flush(ctx context.Context) {
 			if e.dirty {
 				pending = true
 				e.urgent = true
-				p.queue.Add(key)
+				if !e.retrying {
+					p.queue.Add(key)
+				}
 			}
 		}
 		ch := p.written
