@@ -47,7 +47,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 
 Runs the Actors assigned to this host pod. Needs NODE_NAME, POD_NAME and
 POD_NAMESPACE (downward API), and HOST_PROC=/node/proc with the node's /proc
-mounted there so get-system-info reports the node, not the pod.
+mounted there so get-system-info reports the node, not the pod. POD_UID
+(metadata.uid), when set, makes the pod the owner of the host's Lease, so the
+Lease goes with the pod.
 
 Flags:
 `)
@@ -76,6 +78,8 @@ Flags:
 	o.cfg.NodeName = getenv("NODE_NAME")
 	o.cfg.PodName = getenv("POD_NAME")
 	o.cfg.PodNamespace = getenv("POD_NAMESPACE")
+	// Optional: with it the pod owns its Lease (see host.Config.PodUID).
+	o.cfg.PodUID = getenv("POD_UID")
 	var missing []string
 	for name, v := range map[string]string{"NODE_NAME": o.cfg.NodeName, "POD_NAME": o.cfg.PodName, "POD_NAMESPACE": o.cfg.PodNamespace} {
 		if v == "" {

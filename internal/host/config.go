@@ -47,6 +47,12 @@ type Config struct {
 	PodName string
 	// PodNamespace is the host pod's namespace, where its Lease lives.
 	PodNamespace string
+	// PodUID is the host pod's UID (metadata.uid), optional. When set, the
+	// pod owns the Lease, so the garbage collector deletes the Lease with
+	// the pod even when the host could not: `helm uninstall` deletes the
+	// host's RBAC while the host is still shutting down, and a host that
+	// crashes for good never deletes it.
+	PodUID string
 	// DataDir holds the actors' chains and state
 	// (<data-dir>/<namespace>/<name>/<actorID>/), the component cache
 	// (<data-dir>/_components) and the compilation cache (<data-dir>/_wazero).

@@ -120,7 +120,7 @@ func (s *suite) startHost(t testing.TB, opts ...hostOption) *harness {
 		}
 	}, funcr.Options{Verbosity: 1})
 	cfg := Config{
-		NodeName: h.node, PodName: h.pod, PodNamespace: h.ns, DataDir: h.dataDir, RestConfig: s.env.Config,
+		NodeName: h.node, PodName: h.pod, PodNamespace: h.ns, PodUID: "uid-" + h.pod, DataDir: h.dataDir, RestConfig: s.env.Config,
 		CompilationCacheDir: s.compiled, LeaseDuration: 3 * time.Second, StatusInterval: 300 * time.Millisecond,
 		StopGrace: 2 * time.Second, MetricsAddress: "127.0.0.1:0", HealthProbeAddress: "127.0.0.1:0", HTTPAddress: "127.0.0.1:0",
 		Logger: log, HTTPClient: s.modules.Client(),

@@ -90,6 +90,9 @@ func (s *suite) testApplyBecomesReady(t *testing.T) {
 	g.Expect(l.Annotations).To(HaveKeyWithValue(v1alpha1.CapacityAnnotation, "1000"))
 	g.Expect(*l.Spec.HolderIdentity).To(Equal(h.pod))
 	g.Expect(*l.Spec.LeaseDurationSeconds).To(Equal(int32(3)))
+	// The pod owns it, so the Lease goes with the pod when the host can't
+	// delete it (helm uninstall removes the host's RBAC while it stops).
+	g.Expect(l.OwnerReferences).To(Equal([]metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: h.pod, UID: types.UID("uid-" + h.pod)}}))
 	renewed := l.Spec.RenewTime.Time
 	g.Eventually(func() time.Time {
 		_ = h.c.Get(h.ctx(), types.NamespacedName{Namespace: h.ns, Name: h.pod}, &l)

@@ -80,6 +80,11 @@ func (h *Host) setLease(l *coordinationv1.Lease, now metav1.MicroTime) {
 	}
 	l.Annotations[v1alpha1.NodeAnnotation] = h.cfg.NodeName
 	l.Annotations[v1alpha1.CapacityAnnotation] = strconv.Itoa(h.cfg.Capacity)
+	if h.cfg.PodUID != "" {
+		l.OwnerReferences = []metav1.OwnerReference{{
+			APIVersion: "v1", Kind: "Pod", Name: h.cfg.PodName, UID: types.UID(h.cfg.PodUID),
+		}}
+	}
 	l.Spec.HolderIdentity = ptr.To(h.cfg.PodName)
 	l.Spec.LeaseDurationSeconds = ptr.To(int32(h.cfg.LeaseDuration / time.Second))
 	l.Spec.RenewTime = &now

@@ -217,7 +217,7 @@ func checkHost(t *testing.T, ds *appsv1.DaemonSet, image, dataHostPath string) *
 	if !slices.Equal(c.Command, []string{"/host"}) {
 		t.Errorf("host command %q, want [/host]", c.Command)
 	}
-	for name, path := range map[string]string{"NODE_NAME": "spec.nodeName", "POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"} {
+	for name, path := range map[string]string{"NODE_NAME": "spec.nodeName", "POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace", "POD_UID": "metadata.uid"} {
 		if got := fieldRefEnv(c, name); got != path {
 			t.Errorf("host %s from %q, want the downward API's %s", name, got, path)
 		}
