@@ -70,6 +70,12 @@ func TestScale(t *testing.T) {
 		c.startHost("host-2")
 		c.measureReady(t, 100, "idle", "idle.wasm", nil)
 	})
+	t.Run("ReadyOneAtATime100", func(t *testing.T) {
+		c := s.newCluster(t, scaleClusterOptions)
+		c.startHost("host-1")
+		c.startHost("host-2")
+		c.measureSequential(t, 100, "idle", "idle.wasm")
+	})
 	t.Run("Ready1000ThenIdleSteadyState", func(t *testing.T) {
 		c := s.newCluster(t, scaleClusterOptions)
 		c.startHost("host-1")
@@ -274,6 +280,32 @@ func (c *cluster) hostRequests() map[string]int {
 		}
 	}
 	return total
+}
+
+// measureSequential applies n actors of module one after the other, each
+// once the one before is Ready, and reports the latency from each create to
+// the first Ready=True the watch saw: a single kubectl apply on a warm
+// cluster.
+func (c *cluster) measureSequential(t *testing.T, n int, prefix, module string) {
+	g := c.g()
+	src := c.componentConfigMap(prefix, testdata(t, module), false)
+	lat := make([]time.Duration, n)
+	for i := range n {
+		name := fmt.Sprintf("%s-%04d", prefix, i)
+		a := &v1alpha1.Actor{ObjectMeta: metav1.ObjectMeta{Namespace: c.ns, Name: name}, Spec: v1alpha1.ActorSpec{Component: *src}}
+		created := time.Now()
+		g.Expect(c.c.Create(context.Background(), a)).To(Succeed())
+		var at time.Time
+		g.Eventually(func() bool {
+			var ok bool
+			at, ok = c.obs.firstReady(name)
+			return ok
+		}).WithPolling(2*time.Millisecond).Should(BeTrue(), name)
+		lat[i] = at.Sub(created)
+	}
+	slices.Sort(lat)
+	t.Logf("%d %s actors applied one at a time: apply->Ready p50 %s, p90 %s, p99 %s, max %s",
+		n, prefix, pct(lat, 50), pct(lat, 90), pct(lat, 99), lat[n-1].Round(time.Millisecond))
 }
 
 // pct is the p-th percentile of sorted durations (nearest rank).
