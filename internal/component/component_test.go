@@ -14,10 +14,12 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
@@ -302,5 +304,93 @@ func TestFetchConfigMap(t *testing.T) {
 				t.Fatalf("error %v; want %s containing %q", err, tc.kind, tc.want)
 			}
 		})
+	}
+}
+
+// gatedReader counts Gets and holds each until release is closed.
+type gatedReader struct {
+	client.Reader
+	gets    atomic.Int64
+	release chan struct{}
+}
+
+func (g *gatedReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	g.gets.Add(1)
+	<-g.release
+	return g.Reader.Get(ctx, key, obj, opts...)
+}
+
+// Starts of many actors of one ConfigMap at once share one GET; a start
+// after it is done reads the ConfigMap again (an edit must be seen).
+func TestFetchConfigMapSharesConcurrentGets(t *testing.T) {
+	mod := module("shared")
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "wasm"}, BinaryData: map[string][]byte{"actor.wasm": mod, "actor.wasm.gz": gz(t, mod)}}
+	g := &gatedReader{Reader: fake.NewClientBuilder().WithScheme(scheme.Scheme).WithObjects(cm).Build(), release: make(chan struct{})}
+	f := NewFetcher(Options{Reader: g})
+	const n = 20
+	errs := make(chan error, n)
+	for i := range n {
+		key := "actor.wasm"
+		if i%2 == 1 {
+			key = "actor.wasm.gz" // another key of the same ConfigMap shares the GET too
+		}
+		go func() {
+			m, err := f.Fetch(context.Background(), "ns", &v1alpha1.ComponentSource{ConfigMap: &v1alpha1.ComponentConfigMap{Name: "wasm", Key: key}})
+			if err == nil && !bytes.Equal(m.Bytes, mod) {
+				err = errors.New("wrong module")
+			}
+			errs <- err
+		}()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for f.cmWaiting.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d fetches waiting", f.cmWaiting.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(g.release)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := g.gets.Load(); got != 1 {
+		t.Fatalf("%d GETs for %d concurrent fetches of one ConfigMap; want 1", got, n)
+	}
+	if _, err := f.Fetch(context.Background(), "ns", &v1alpha1.ComponentSource{ConfigMap: &v1alpha1.ComponentConfigMap{Name: "wasm", Key: "actor.wasm"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := g.gets.Load(); got != 2 {
+		t.Fatalf("%d GETs after a later fetch; want 2 (a finished GET is not reused)", got)
+	}
+}
+
+// A caller that gives up does not fail the others sharing its GET.
+func TestFetchConfigMapCallerCancelDoesNotFailOthers(t *testing.T) {
+	mod := module("cancel")
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "wasm"}, BinaryData: map[string][]byte{"actor.wasm": mod}}
+	g := &gatedReader{Reader: fake.NewClientBuilder().WithScheme(scheme.Scheme).WithObjects(cm).Build(), release: make(chan struct{})}
+	f := NewFetcher(Options{Reader: g})
+	src := &v1alpha1.ComponentSource{ConfigMap: &v1alpha1.ComponentConfigMap{Name: "wasm", Key: "actor.wasm"}}
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() { _, err := f.Fetch(ctx, "ns", src); first <- err }()
+	second := make(chan error, 1)
+	go func() { _, err := f.Fetch(context.Background(), "ns", src); second <- err }()
+	deadline := time.Now().Add(10 * time.Second)
+	for f.cmWaiting.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("fetches not waiting")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-first; err == nil {
+		t.Fatal("the canceled fetch succeeded")
+	}
+	close(g.release)
+	if err := <-second; err != nil {
+		t.Fatalf("the other fetch failed with the first caller's cancel: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -120,6 +121,12 @@ type Options struct {
 type Fetcher struct {
 	o     Options
 	group singleflight.Group
+	// configMaps shares one GET of a ConfigMap among the starts that
+	// want it at the same time: a burst of 1,000 actors of one component
+	// was 1,000 GETs of the same object.
+	configMaps singleflight.Group
+	// cmWaiting counts callers waiting on a shared ConfigMap GET (tests).
+	cmWaiting atomic.Int64
 }
 
 // NewFetcher returns a Fetcher.
@@ -200,8 +207,8 @@ func (f *Fetcher) fetchConfigMap(ctx context.Context, namespace string, ref *v1a
 	if f.o.Reader == nil {
 		return nil, fetchErr(nil, "reading %s: the host has no API client", source)
 	}
-	var cm corev1.ConfigMap
-	if err := f.o.Reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, &cm); err != nil {
+	cm, err := f.getConfigMap(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name})
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, fetchErr(nil, "reading %s: the ConfigMap does not exist", source)
 		}
@@ -232,6 +239,36 @@ func (f *Fetcher) fetchConfigMap(ctx context.Context, namespace string, ref *v1a
 		}
 	}
 	return &Module{Bytes: data, Digest: d, Source: source}, nil
+}
+
+// getConfigMap reads the ConfigMap key from the API server, one GET for
+// all the callers that ask while it is in flight (the object returned is
+// shared: read only). The GET runs under its own timeout, not the first
+// caller's context, so a caller that gives up does not fail the others.
+// A caller that joins a GET already in flight may see the ConfigMap as it
+// was a few milliseconds before it asked, which an actor start can't tell
+// from asking a little earlier.
+func (f *Fetcher) getConfigMap(ctx context.Context, key types.NamespacedName) (*corev1.ConfigMap, error) {
+	ch := f.configMaps.DoChan(key.String(), func() (any, error) {
+		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.o.Timeout)
+		defer cancel()
+		var cm corev1.ConfigMap
+		if err := f.o.Reader.Get(gctx, key, &cm); err != nil {
+			return nil, err
+		}
+		return &cm, nil
+	})
+	f.cmWaiting.Add(1)
+	defer f.cmWaiting.Add(-1)
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*corev1.ConfigMap), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // gzipMagic starts a gzip stream (RFC 1952); a module never does (it starts
