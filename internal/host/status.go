@@ -45,6 +45,12 @@ type readyCond struct {
 // transitions at once; each write is an Update with the resourceVersion it
 // read, made only while the fresh object still names this host and the
 // view's epoch.
+//
+// Lifecycle writes (urgent: Running, Failed, Stopped) have their own queue
+// and go first: a head-only write waits while one is queued or being
+// written. Under the host's QPS cap, 1,000 ticking actors keep hundreds of
+// head writes queued; in one FIFO a start's Running waited behind all of
+// them (seconds), now behind at most the head writes already in flight.
 type publisher struct {
 	c        client.Client // writes, and reads from the cache
 	api      client.Reader // fresh reads after a conflict
@@ -54,12 +60,19 @@ type publisher struct {
 	metrics  *hostMetrics
 	now      func() time.Time
 
-	queue workqueue.TypedRateLimitingInterface[types.NamespacedName]
+	// urgentQ holds keys with a lifecycle write pending, queue the rest.
+	// A key may be in both; entry.inflight keeps its writes one at a time,
+	// in order.
+	urgentQ workqueue.TypedRateLimitingInterface[types.NamespacedName]
+	queue   workqueue.TypedRateLimitingInterface[types.NamespacedName]
 
 	mu      sync.Mutex
 	entries map[types.NamespacedName]*entry
-	// written is closed and replaced after every write attempt, so that
-	// flush can wait for the queue to drain.
+	// urgentBusy counts urgent writes being made.
+	urgentBusy int
+	// written is closed and replaced after every write attempt (and every
+	// urgent key handled), so that flush can wait for the queue to drain
+	// and head writes for the urgent ones.
 	written chan struct{}
 }
 
@@ -69,19 +82,35 @@ type entry struct {
 	urgent bool
 	// retrying: a failed write waits in the queue for its backoff; flush
 	// must not add it again, which would skip the backoff.
-	retrying  bool
+	retrying bool
+	// inflight: a worker is writing this key; another worker that picks
+	// it up leaves it, and the writer queues it again if it changed.
+	inflight  bool
 	lastWrite time.Time
 }
 
 func newPublisher(c client.Client, api client.Reader, pod string, interval time.Duration, log logr.Logger, m *hostMetrics) *publisher {
 	return &publisher{
 		c: c, api: api, pod: pod, interval: interval, log: log, metrics: m, now: time.Now,
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](100*time.Millisecond, 10*time.Second),
-			workqueue.TypedRateLimitingQueueConfig[types.NamespacedName]{Name: "status"}),
+		urgentQ: newStatusQueue("status-lifecycle"),
+		queue:   newStatusQueue("status"),
 		entries: map[types.NamespacedName]*entry{},
 		written: make(chan struct{}),
 	}
+}
+
+func newStatusQueue(name string) workqueue.TypedRateLimitingInterface[types.NamespacedName] {
+	return workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[types.NamespacedName](100*time.Millisecond, 10*time.Second),
+		workqueue.TypedRateLimitingQueueConfig[types.NamespacedName]{Name: name})
+}
+
+// queueFor is the queue for e's next write. Called with mu held.
+func (p *publisher) queueFor(e *entry) workqueue.TypedRateLimitingInterface[types.NamespacedName] {
+	if e.urgent {
+		return p.urgentQ
+	}
+	return p.queue
 }
 
 // begin starts the view of a new run (a new epoch or generation). Its
@@ -123,8 +152,9 @@ func (p *publisher) update(key types.NamespacedName, epoch int64, urgent bool, f
 	fn(&e.v)
 	e.dirty = true
 	e.urgent = e.urgent || urgent
+	q := p.queueFor(e)
 	p.mu.Unlock()
-	p.queue.Add(key)
+	q.Add(key)
 }
 
 // forget drops key: the actor is no longer assigned here.
@@ -134,60 +164,131 @@ func (p *publisher) forget(key types.NamespacedName) {
 	p.mu.Unlock()
 }
 
-// run writes until ctx ends, with workers goroutines.
+// run writes until ctx ends, with workers goroutines for each queue.
 func (p *publisher) run(ctx context.Context, workers int) {
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			for p.next(ctx) {
+			for p.next(ctx, p.urgentQ) {
+			}
+		})
+		wg.Go(func() {
+			for p.next(ctx, p.queue) {
 			}
 		})
 	}
 	<-ctx.Done()
+	p.urgentQ.ShutDown()
 	p.queue.ShutDown()
+	p.mu.Lock()
+	p.signal() // head writers waiting for urgent ones
+	p.mu.Unlock()
 	wg.Wait()
 }
 
-func (p *publisher) next(ctx context.Context) bool {
-	key, shutdown := p.queue.Get()
+// signal wakes whoever waits on written. Called with mu held.
+func (p *publisher) signal() {
+	close(p.written)
+	p.written = make(chan struct{})
+}
+
+// yield waits, for a head-only write, until no urgent write is queued or
+// being made (or ctx ends). Called with mu held; returns with it held.
+func (p *publisher) yield(ctx context.Context) {
+	for (p.urgentQ.Len() > 0 || p.urgentBusy > 0) && ctx.Err() == nil && !p.urgentQ.ShuttingDown() {
+		ch := p.written
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+		p.mu.Lock()
+	}
+}
+
+func (p *publisher) next(ctx context.Context, q workqueue.TypedRateLimitingInterface[types.NamespacedName]) bool {
+	key, shutdown := q.Get()
 	if shutdown {
 		return false
 	}
-	defer p.queue.Done(key)
+	defer q.Done(key)
+	urgentQ := q == p.urgentQ
 	p.mu.Lock()
+	if urgentQ {
+		// However it ends, a head writer waiting on this key may go on.
+		defer func() {
+			p.mu.Lock()
+			p.signal()
+			p.mu.Unlock()
+		}()
+	} else {
+		p.yield(ctx)
+	}
 	e := p.entries[key]
+	if e != nil && e.inflight {
+		// Its writer queues it again when done if it is still dirty.
+		p.mu.Unlock()
+		q.Forget(key)
+		return true
+	}
 	if e == nil || !e.dirty {
 		if e != nil {
 			e.retrying = false
 		}
 		p.mu.Unlock()
-		p.queue.Forget(key)
+		q.Forget(key)
+		return true
+	}
+	if e.urgent && !urgentQ {
+		// Became urgent while queued here; it is in urgentQ too.
+		p.mu.Unlock()
+		q.Forget(key)
 		return true
 	}
 	if wait := e.lastWrite.Add(p.interval).Sub(p.now()); !e.urgent && wait > 0 {
 		p.mu.Unlock()
-		p.queue.AddAfter(key, wait)
+		q.AddAfter(key, wait)
 		return true
 	}
 	v := e.v
 	e.dirty, e.urgent, e.retrying = false, false, false
+	e.inflight = true
 	e.lastWrite = p.now()
+	if urgentQ {
+		p.urgentBusy++
+	}
 	p.mu.Unlock()
 
 	err := p.write(ctx, key, v)
 	p.mu.Lock()
-	if err != nil && p.entries[key] == e {
-		e.dirty, e.retrying = true, true
+	e.inflight = false
+	if urgentQ {
+		p.urgentBusy--
 	}
-	close(p.written)
-	p.written = make(chan struct{})
+	var again workqueue.TypedRateLimitingInterface[types.NamespacedName]
+	if p.entries[key] == e {
+		switch {
+		case err != nil:
+			// A lifecycle write that failed stays ahead of head writes.
+			e.dirty, e.retrying = true, true
+			e.urgent = e.urgent || urgentQ
+		case e.dirty:
+			// Changed while being written; a worker that picked it up
+			// meanwhile left it to us.
+			again = p.queueFor(e)
+		}
+	}
+	p.signal()
 	p.mu.Unlock()
 	if err != nil {
 		p.log.Error(err, "writing actor status", "actor", key, "epoch", v.epoch)
-		p.queue.AddRateLimited(key)
+		q.AddRateLimited(key)
 		return true
 	}
-	p.queue.Forget(key)
+	q.Forget(key)
+	if again != nil {
+		again.Add(key)
+	}
 	return true
 }
 
@@ -268,7 +369,7 @@ func (p *publisher) flush(ctx context.Context) {
 				pending = true
 				e.urgent = true
 				if !e.retrying {
-					p.queue.Add(key)
+					p.urgentQ.Add(key)
 				}
 			}
 		}

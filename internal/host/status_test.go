@@ -1,0 +1,97 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	"github.com/troupe-dev/troupe/api/v1alpha1"
+)
+
+// A lifecycle write queued behind many head writes is made next, not
+// after them: with one worker per queue, at most the head write a worker
+// already holds goes before it.
+func TestPublisherLifecycleWritesGoFirst(t *testing.T) {
+	const pod, n = "host-a", 50
+	sch := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(sch); err != nil {
+		t.Fatal(err)
+	}
+	var objs []client.Object
+	for i := range n + 1 {
+		a := &v1alpha1.Actor{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: fmt.Sprintf("a%02d", i)}}
+		a.Status.HostPod, a.Status.Epoch = pod, 1
+		objs = append(objs, a)
+	}
+	var (
+		mu    sync.Mutex
+		order []string
+	)
+	c := fake.NewClientBuilder().WithScheme(sch).WithObjects(objs...).WithStatusSubresource(&v1alpha1.Actor{}).
+		WithInterceptorFuncs(interceptor.Funcs{
+			SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+				mu.Lock()
+				order = append(order, obj.GetName())
+				mu.Unlock()
+				return c.SubResource(sub).Update(ctx, obj, opts...)
+			},
+		}).Build()
+	m := newHostMetrics(nil, func() float64 { return 0 }, nil)
+	p := newPublisher(c, c, pod, time.Hour, logr.Discard(), m)
+	for i := range n {
+		head := fmt.Sprintf("%064d", i)
+		p.update(types.NamespacedName{Namespace: "ns", Name: fmt.Sprintf("a%02d", i)}, 1, false,
+			func(v *view) { v.hasChain, v.head, v.length = true, head, 1 })
+	}
+	urgent := fmt.Sprintf("a%02d", n)
+	p.update(types.NamespacedName{Namespace: "ns", Name: urgent}, 1, true, func(v *view) {
+		v.phase = v1alpha1.PhaseRunning
+		v.ready = &readyCond{status: metav1.ConditionTrue, reason: v1alpha1.ReasonRunning, message: "running"}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.run(ctx, 1); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		got := len(order)
+		mu.Unlock()
+		if got == n+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d writes made", got, n+1)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	pos := -1
+	for i, name := range order {
+		if name == urgent {
+			pos = i
+		}
+	}
+	if pos > 1 {
+		t.Fatalf("the lifecycle write was write %d of %d; want it first or second: %v", pos+1, len(order), order)
+	}
+	a := &v1alpha1.Actor{}
+	if err := c.Get(context.Background(), types.NamespacedName{Namespace: "ns", Name: urgent}, a); err != nil {
+		t.Fatal(err)
+	}
+	if a.Status.Phase != v1alpha1.PhaseRunning {
+		t.Fatalf("phase %q, want Running", a.Status.Phase)
+	}
+}
