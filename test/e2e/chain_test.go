@@ -1,0 +1,197 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/troupe-dev/troupe/internal/chain"
+)
+
+// servedChain is an actor's chain as its host serves it, verified.
+type servedChain struct {
+	actorID string
+	events  []chain.Event
+}
+
+func (c *servedChain) head() string {
+	if len(c.events) == 0 {
+		return ""
+	}
+	return c.events[len(c.events)-1].Hash.String()
+}
+
+// length is the chain's length as the status counts it: the seq the next
+// event gets.
+func (c *servedChain) length() int64 {
+	if len(c.events) == 0 {
+		return 0
+	}
+	return int64(c.events[len(c.events)-1].Seq + 1)
+}
+
+// indexOf returns the index of the event with hash h, or -1.
+func (c *servedChain) indexOf(h string) int {
+	for i := range c.events {
+		if c.events[i].Hash.String() == h {
+			return i
+		}
+	}
+	return -1
+}
+
+// custom returns the data of each CustomEvent of type typ, in order, with
+// its index.
+func (c *servedChain) custom(typ string) (idx []int, data [][]byte, err error) {
+	for i := range c.events {
+		e := &c.events[i]
+		if e.Kind != chain.KindCustom {
+			continue
+		}
+		var v struct {
+			Type string `json:"type"`
+			Data string `json:"data"`
+		}
+		if err := json.Unmarshal(e.Data, &v); err != nil {
+			return nil, nil, fmt.Errorf("event %d: CustomEvent data %q: %w", e.Seq, e.Data, err)
+		}
+		if v.Type != typ {
+			continue
+		}
+		b, err := base64.StdEncoding.DecodeString(v.Data)
+		if err != nil {
+			return nil, nil, fmt.Errorf("event %d: CustomEvent %s data is not base64: %w", e.Seq, typ, err)
+		}
+		idx, data = append(idx, i), append(data, b)
+	}
+	return idx, data, nil
+}
+
+// count returns how many events of kind k the chain holds from index from on.
+func (c *servedChain) count(k chain.Kind, from int) int {
+	n := 0
+	for i := max(from, 0); i < len(c.events); i++ {
+		if c.events[i].Kind == k {
+			n++
+		}
+	}
+	return n
+}
+
+// fetchChain reads GET /actors/NS/NAME/chain from a host's chain endpoint
+// (through a port-forward) and verifies it as `troupe chain show
+// --from-host` does: every event re-hashed, every parent link and sequence
+// number checked, and the first event a chain start (seq 0, zero parent) or
+// a SegmentStart.
+func fetchChain(ctx context.Context, addr, ns, name string) (*servedChain, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	url := fmt.Sprintf("http://%s/actors/%s/%s/chain", addr, ns, name)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("reading the chain of %s/%s: %w", ns, name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	c := &servedChain{actorID: resp.Header.Get("X-Troupe-Actor-ID")}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 32<<20)
+	for sc.Scan() {
+		e, err := decodeEvent(sc.Bytes())
+		if err != nil {
+			return nil, fmt.Errorf("chain of %s/%s, line %d: %w", ns, name, len(c.events)+1, err)
+		}
+		if want := chain.ComputeHash(&e); want != e.Hash {
+			return nil, fmt.Errorf("chain of %s/%s: event %d claims hash %s, its content hashes to %s", ns, name, e.Seq, e.Hash.Short(), want.Short())
+		}
+		if n := len(c.events); n == 0 {
+			start := e.Seq == 0 && e.Parent.IsZero()
+			if !start && e.Kind != chain.KindSegmentStart {
+				return nil, fmt.Errorf("chain of %s/%s starts with event %d (%s), neither seq 0 nor a SegmentStart", ns, name, e.Seq, e.Kind)
+			}
+		} else if prev := &c.events[n-1]; e.Parent != prev.Hash || e.Seq != prev.Seq+1 {
+			return nil, fmt.Errorf("chain of %s/%s: event %d (parent %s) does not follow event %d (%s)", ns, name, e.Seq, e.Parent.Short(), prev.Seq, prev.Hash.Short())
+		}
+		c.events = append(c.events, e)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading the chain of %s/%s: %w", ns, name, err)
+	}
+	return c, nil
+}
+
+// decodeEvent parses one JSON line of the chain endpoint (the format of
+// `troupe chain show --json`, docs/chain-format.md).
+func decodeEvent(line []byte) (chain.Event, error) {
+	var v struct {
+		Seq          uint64          `json:"seq"`
+		Hash         string          `json:"hash"`
+		Parent       string          `json:"parent"`
+		Kind         string          `json:"kind"`
+		Op           string          `json:"op"`
+		Time         string          `json:"time"`
+		Data         json.RawMessage `json:"data"`
+		DataEncoding string          `json:"data_encoding"`
+		Error        string          `json:"error"`
+	}
+	var e chain.Event
+	if err := json.Unmarshal(line, &v); err != nil {
+		return e, fmt.Errorf("not a chain event: %w", err)
+	}
+	if v.Error != "" {
+		return e, fmt.Errorf("the host reports: %s", v.Error)
+	}
+	var err error
+	if e.Hash, err = parseHash(v.Hash); err != nil {
+		return e, fmt.Errorf("hash: %w", err)
+	}
+	if e.Parent, err = parseHash(v.Parent); err != nil {
+		return e, fmt.Errorf("parent: %w", err)
+	}
+	t, err := time.Parse(time.RFC3339Nano, v.Time)
+	if err != nil {
+		return e, fmt.Errorf("time: %w", err)
+	}
+	e.Seq, e.Kind, e.Op, e.Time = v.Seq, chain.Kind(v.Kind), v.Op, t.UnixNano()
+	switch v.DataEncoding {
+	case "":
+		e.Data = []byte(v.Data)
+	case "base64":
+		var s string
+		if err := json.Unmarshal(v.Data, &s); err != nil {
+			return e, fmt.Errorf("data: %w", err)
+		}
+		if e.Data, err = base64.StdEncoding.DecodeString(s); err != nil {
+			return e, fmt.Errorf("data: %w", err)
+		}
+	default:
+		return e, fmt.Errorf("unknown data_encoding %q", v.DataEncoding)
+	}
+	return e, nil
+}
+
+func parseHash(s string) (chain.Hash, error) {
+	var h chain.Hash
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(h) {
+		return h, fmt.Errorf("%q is not 64 hex digits", s)
+	}
+	copy(h[:], b)
+	return h, nil
+}
