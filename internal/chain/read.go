@@ -17,13 +17,17 @@ import (
 type CorruptError struct {
 	// Index is the bad event's position in the file, counting from 0.
 	Index uint64
-	// Offset is the byte offset of its record.
+	// Offset is the byte offset of its record; -1 where there is none (a
+	// JSON-lines export).
 	Offset int64
 	// Reason says what is wrong with it.
 	Reason string
 }
 
 func (e *CorruptError) Error() string {
+	if e.Offset < 0 {
+		return fmt.Sprintf("event %d: %s", e.Index, e.Reason)
+	}
 	return fmt.Sprintf("event %d (offset %d): %s", e.Index, e.Offset, e.Reason)
 }
 

@@ -3,10 +3,8 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -110,88 +108,11 @@ func fetchChain(ctx context.Context, addr, ns, name string) (*servedChain, error
 		return nil, fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(msg)))
 	}
 	c := &servedChain{actorID: resp.Header.Get("X-Troupe-Actor-ID")}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), 32<<20)
-	for sc.Scan() {
-		e, err := decodeEvent(sc.Bytes())
-		if err != nil {
-			return nil, fmt.Errorf("chain of %s/%s, line %d: %w", ns, name, len(c.events)+1, err)
-		}
-		if want := chain.ComputeHash(&e); want != e.Hash {
-			return nil, fmt.Errorf("chain of %s/%s: event %d claims hash %s, its content hashes to %s", ns, name, e.Seq, e.Hash.Short(), want.Short())
-		}
-		if n := len(c.events); n == 0 {
-			start := e.Seq == 0 && e.Parent.IsZero()
-			if !start && e.Kind != chain.KindSegmentStart {
-				return nil, fmt.Errorf("chain of %s/%s starts with event %d (%s), neither seq 0 nor a SegmentStart", ns, name, e.Seq, e.Kind)
-			}
-		} else if prev := &c.events[n-1]; e.Parent != prev.Hash || e.Seq != prev.Seq+1 {
-			return nil, fmt.Errorf("chain of %s/%s: event %d (parent %s) does not follow event %d (%s)", ns, name, e.Seq, e.Parent.Short(), prev.Seq, prev.Hash.Short())
-		}
-		c.events = append(c.events, e)
-	}
-	if err := sc.Err(); err != nil {
+	if err := chain.ReadJSON(resp.Body, func(e *chain.Event) error {
+		c.events = append(c.events, *e)
+		return nil
+	}); err != nil {
 		return nil, fmt.Errorf("reading the chain of %s/%s: %w", ns, name, err)
 	}
 	return c, nil
-}
-
-// decodeEvent parses one JSON line of the chain endpoint (the format of
-// `troupe chain show --json`, docs/chain-format.md).
-func decodeEvent(line []byte) (chain.Event, error) {
-	var v struct {
-		Seq          uint64          `json:"seq"`
-		Hash         string          `json:"hash"`
-		Parent       string          `json:"parent"`
-		Kind         string          `json:"kind"`
-		Op           string          `json:"op"`
-		Time         string          `json:"time"`
-		Data         json.RawMessage `json:"data"`
-		DataEncoding string          `json:"data_encoding"`
-		Error        string          `json:"error"`
-	}
-	var e chain.Event
-	if err := json.Unmarshal(line, &v); err != nil {
-		return e, fmt.Errorf("not a chain event: %w", err)
-	}
-	if v.Error != "" {
-		return e, fmt.Errorf("the host reports: %s", v.Error)
-	}
-	var err error
-	if e.Hash, err = parseHash(v.Hash); err != nil {
-		return e, fmt.Errorf("hash: %w", err)
-	}
-	if e.Parent, err = parseHash(v.Parent); err != nil {
-		return e, fmt.Errorf("parent: %w", err)
-	}
-	t, err := time.Parse(time.RFC3339Nano, v.Time)
-	if err != nil {
-		return e, fmt.Errorf("time: %w", err)
-	}
-	e.Seq, e.Kind, e.Op, e.Time = v.Seq, chain.Kind(v.Kind), v.Op, t.UnixNano()
-	switch v.DataEncoding {
-	case "":
-		e.Data = []byte(v.Data)
-	case "base64":
-		var s string
-		if err := json.Unmarshal(v.Data, &s); err != nil {
-			return e, fmt.Errorf("data: %w", err)
-		}
-		if e.Data, err = base64.StdEncoding.DecodeString(s); err != nil {
-			return e, fmt.Errorf("data: %w", err)
-		}
-	default:
-		return e, fmt.Errorf("unknown data_encoding %q", v.DataEncoding)
-	}
-	return e, nil
-}
-
-func parseHash(s string) (chain.Hash, error) {
-	var h chain.Hash
-	b, err := hex.DecodeString(s)
-	if err != nil || len(b) != len(h) {
-		return h, fmt.Errorf("%q is not 64 hex digits", s)
-	}
-	copy(h[:], b)
-	return h, nil
 }

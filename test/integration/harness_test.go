@@ -1,12 +1,10 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -447,82 +445,13 @@ func (th *testHost) chain(name string) ([]chain.Event, error) {
 		return nil, fmt.Errorf("GET chain of %s: %s: %s", name, resp.Status, b)
 	}
 	var out []chain.Event
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 32<<20)
-	for sc.Scan() {
-		e, err := decodeWireEvent(sc.Bytes())
-		if err != nil {
-			return nil, fmt.Errorf("chain of %s, line %d: %w", name, len(out)+1, err)
-		}
-		if n := len(out); n > 0 {
-			prev := out[n-1]
-			if e.Seq != prev.Seq+1 || e.Parent != prev.Hash {
-				return nil, fmt.Errorf("chain of %s: event %d (parent %s) does not follow event %d (%s)",
-					name, e.Seq, e.Parent.Short(), prev.Seq, prev.Hash.Short())
-			}
-		} else if e.Kind != chain.KindSegmentStart && (e.Seq != 0 || !e.Parent.IsZero()) {
-			return nil, fmt.Errorf("chain of %s starts at seq %d with parent %s", name, e.Seq, e.Parent.Short())
-		}
-		out = append(out, e)
+	if err := chain.ReadJSON(resp.Body, func(e *chain.Event) error {
+		out = append(out, *e)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("chain of %s: %w", name, err)
 	}
-	return out, sc.Err()
-}
-
-// decodeWireEvent decodes one line of the chain endpoint (chain.AppendJSON)
-// and checks its hash.
-func decodeWireEvent(line []byte) (chain.Event, error) {
-	var w struct {
-		Seq          uint64          `json:"seq"`
-		Hash         string          `json:"hash"`
-		Parent       string          `json:"parent"`
-		Kind         string          `json:"kind"`
-		Op           string          `json:"op"`
-		Time         string          `json:"time"`
-		Data         json.RawMessage `json:"data"`
-		DataEncoding string          `json:"data_encoding"`
-		Error        string          `json:"error"`
-	}
-	if err := json.Unmarshal(line, &w); err != nil {
-		return chain.Event{}, err
-	}
-	if w.Error != "" {
-		return chain.Event{}, fmt.Errorf("the host reports: %s", w.Error)
-	}
-	e := chain.Event{Seq: w.Seq, Kind: chain.Kind(w.Kind), Op: w.Op, Data: []byte(w.Data)}
-	ts, err := time.Parse(time.RFC3339Nano, w.Time)
-	if err != nil {
-		return e, err
-	}
-	e.Time = ts.UnixNano()
-	if w.DataEncoding == "base64" {
-		var s string
-		if err := json.Unmarshal(w.Data, &s); err != nil {
-			return e, err
-		}
-		if e.Data, err = base64.StdEncoding.DecodeString(s); err != nil {
-			return e, err
-		}
-	}
-	if e.Parent, err = parseHash(w.Parent); err != nil {
-		return e, err
-	}
-	if e.Hash, err = parseHash(w.Hash); err != nil {
-		return e, err
-	}
-	if got := chain.ComputeHash(&e); got != e.Hash {
-		return e, fmt.Errorf("event %d (%s): recorded hash %s, computed %s", e.Seq, e.Kind, e.Hash.Short(), got.Short())
-	}
-	return e, nil
-}
-
-func parseHash(s string) (chain.Hash, error) {
-	var h chain.Hash
-	b, err := hex.DecodeString(s)
-	if err != nil || len(b) != len(h) {
-		return h, fmt.Errorf("hash %q is not %d hex bytes", s, len(h))
-	}
-	copy(h[:], b)
-	return h, nil
+	return out, nil
 }
 
 // readChainFile verifies a chain file with internal/chain and returns its
