@@ -232,7 +232,17 @@ ensure() {
 }
 
 tmp_dirs=()
-cleanup() { local d; for d in "${tmp_dirs[@]}"; do chmod -R u+w "$d" 2>/dev/null; rm -rf "$d"; done; }
+# A finished build has removed its work directory already; errexit is still
+# on inside the trap, so a failing chmod of a missing directory would turn a
+# successful run into exit 1 (it did, on every run that built something).
+cleanup() {
+  local d
+  for d in "${tmp_dirs[@]}"; do
+    [[ -e "$d" ]] || continue
+    chmod -R u+w "$d" 2>/dev/null || true
+    rm -rf "$d"
+  done
+}
 trap cleanup EXIT
 # Without these an interrupted build would skip the EXIT trap and leave its
 # work directory behind.
