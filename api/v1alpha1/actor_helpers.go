@@ -4,6 +4,8 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/troupe-dev/troupe/internal/limits"
 )
 
 // Condition types of an Actor.
@@ -63,25 +65,26 @@ const (
 	PhaseSuspended Phase = "Suspended"
 )
 
-// Defaults and bounds of Limits; the CRD's markers carry the same numbers
-// (a test compares them with what the API server applies).
+// Defaults and bounds of Limits and tickInterval, from internal/limits,
+// which the engine and the CLI read too; the CRD's markers carry the same
+// numbers (TestCRDMarkersMatchTheLimits holds them to these).
 const (
-	DefaultMaxMemoryPages int32 = 1024
-	DefaultCallTimeout          = 5 * time.Second
-	DefaultMaxLogBytes    int32 = 16 << 10
-	DefaultMaxEventBytes  int32 = 1 << 20
-	DefaultMaxMetricNames int32 = 100
+	DefaultMaxMemoryPages int32 = limits.DefaultMemoryPages
+	DefaultCallTimeout          = limits.DefaultCallTimeout
+	DefaultMaxLogBytes    int32 = limits.DefaultMaxLogBytes
+	DefaultMaxEventBytes  int32 = limits.DefaultMaxEventBytes
+	DefaultMaxMetricNames int32 = limits.DefaultMaxMetricNames
 
-	MaxMemoryPages       int32 = 65536
-	MinCallTimeout             = time.Millisecond
-	MaxCallTimeout             = 10 * time.Minute
-	MaxLogBytesLimit     int32 = 1 << 20
-	MaxEventBytesLimit   int32 = 8 << 20
-	MaxMetricNamesLimit  int32 = 10000
+	MaxMemoryPages       int32 = limits.MaxMemoryPages
+	MinCallTimeout             = limits.MinCallTimeout
+	MaxCallTimeout             = limits.MaxCallTimeout
+	MaxLogBytesLimit     int32 = limits.MaxLogBytesLimit
+	MaxEventBytesLimit   int32 = limits.MaxEventBytesLimit
+	MaxMetricNamesLimit  int32 = limits.MaxMetricNamesLimit
 	DefaultRestartPolicy       = RestartOnFailure
-	DefaultTickInterval        = time.Second
-	MinTickInterval            = 100 * time.Millisecond
-	MaxTickInterval            = time.Hour
+	DefaultTickInterval        = limits.DefaultTickInterval
+	MinTickInterval            = limits.MinTickInterval
+	MaxTickInterval            = limits.MaxTickInterval
 	ShortHeadLength            = 12
 )
 

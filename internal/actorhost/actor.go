@@ -22,20 +22,13 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/limits"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 )
 
-// Defaults of an actor's limits.
-const (
-	// DefaultMemoryPages is the default linear-memory limit (64 MiB).
-	DefaultMemoryPages = 1024
-	// DefaultCallTimeout is the default deadline of a call into an actor.
-	DefaultCallTimeout = 5 * time.Second
-	// DefaultMaxStateBytes bounds the state init may return.
-	DefaultMaxStateBytes = 16 << 20
-	// maxInitErrorBytes bounds the part of init's error string that is kept.
-	maxInitErrorBytes = 4 << 10
-)
+// maxInitErrorBytes bounds the part of an init or tick error string that
+// is kept.
+const maxInitErrorBytes = 4 << 10
 
 // ChainLink is a head recorded elsewhere that a new chain continues (an
 // actor that moved to another host starts a segment linked to it).
@@ -62,22 +55,29 @@ type ActorConfig struct {
 	// Handler holds the runtime handler's limits; the zero value is
 	// runtimehandler.DefaultConfig().
 	Handler runtimehandler.Config
-	// MemoryPages limits linear memory, in 64 KiB pages; 0 is
-	// DefaultMemoryPages.
+	// MemoryPages limits linear memory, in 64 KiB pages: 0 is
+	// limits.DefaultMemoryPages, more than limits.MaxMemoryPages is an
+	// error.
 	MemoryPages uint32
-	// CallTimeout is the deadline of every call into the actor; 0 is
-	// DefaultCallTimeout.
+	// CallTimeout is the deadline of every call into the actor: 0 is
+	// limits.DefaultCallTimeout, anything else must lie within
+	// limits.MinCallTimeout..MaxCallTimeout.
 	CallTimeout time.Duration
 	// TickInterval is how often the actor's tick export (when it has one)
-	// is called once init has returned: 0 is DefaultTickInterval, a
-	// negative value never ticks. Modules without the export are never
-	// called after init, whatever this says.
+	// is called once init has returned: 0 is limits.DefaultTickInterval, a
+	// negative value never ticks, and a positive one below
+	// limits.MinTickInterval is raised to it. The API and `troupe run`
+	// refuse such an interval at their edges (limits.CheckTickInterval);
+	// the engine keeps the one minimum whatever its caller passes, since
+	// a tick is "at most this often" and raising it changes no contract.
+	// Modules without the export are never called after init, whatever
+	// this says.
 	TickInterval time.Duration
 	// InitialState is handed to init when Dir holds no saved state; nil
 	// passes none.
 	InitialState []byte
-	// MaxStateBytes bounds the state init may return; 0 is
-	// DefaultMaxStateBytes.
+	// MaxStateBytes bounds the state init or tick may return; 0 is
+	// limits.DefaultMaxStateBytes.
 	MaxStateBytes int
 	// Durability of a durable chain.
 	Durability chain.Durability
@@ -217,26 +217,10 @@ func (e *Engine) newActor(cfg ActorConfig) (a *Actor, err error) {
 	if cfg.Component == nil {
 		return nil, errors.New("starting actor: ActorConfig.Component is required")
 	}
-	a = &Actor{e: e, cfg: cfg, component: cfg.Component, pages: cfg.MemoryPages, timeout: cfg.CallTimeout,
-		maxState: cfg.MaxStateBytes, callLock: make(chan struct{}, 1), phase: PhaseStarting,
+	a = &Actor{e: e, cfg: cfg, component: cfg.Component, callLock: make(chan struct{}, 1), phase: PhaseStarting,
 		done: make(chan struct{})}
-	if a.pages == 0 {
-		a.pages = DefaultMemoryPages
-	}
-	if a.pages > 65536 {
-		return nil, fmt.Errorf("starting actor: memory limit of %d pages is more than wasm32's 65536", a.pages)
-	}
-	if a.timeout <= 0 {
-		a.timeout = DefaultCallTimeout
-	}
-	if a.maxState <= 0 {
-		a.maxState = DefaultMaxStateBytes
-	}
-	switch a.tickInterval = cfg.TickInterval; {
-	case a.tickInterval == 0:
-		a.tickInterval = DefaultTickInterval
-	case a.tickInterval > 0 && a.tickInterval < MinTickInterval:
-		a.tickInterval = MinTickInterval
+	if err := a.applyLimits(cfg); err != nil {
+		return nil, fmt.Errorf("starting actor %s: %w", cfg.Name, err)
 	}
 	a.log = cfg.Logger
 	if a.log.GetSink() == nil {
@@ -316,6 +300,36 @@ func (e *Engine) newActor(cfg ActorConfig) (a *Actor, err error) {
 	}
 	e.actors[a] = struct{}{}
 	return a, nil
+}
+
+// applyLimits sets the actor's limits from cfg: a zero field is its
+// default; a memory limit or call timeout the API would not admit is an
+// error (each is a contract of every call), a too short tick interval is
+// raised to the minimum.
+func (a *Actor) applyLimits(cfg ActorConfig) error {
+	a.pages, a.timeout, a.maxState, a.tickInterval = cfg.MemoryPages, cfg.CallTimeout, cfg.MaxStateBytes, cfg.TickInterval
+	if a.pages == 0 {
+		a.pages = limits.DefaultMemoryPages
+	}
+	if err := limits.CheckMemoryPages(int64(a.pages)); err != nil {
+		return err
+	}
+	if a.timeout == 0 {
+		a.timeout = limits.DefaultCallTimeout
+	}
+	if err := limits.CheckCallTimeout(a.timeout); err != nil {
+		return err
+	}
+	if a.maxState <= 0 {
+		a.maxState = limits.DefaultMaxStateBytes
+	}
+	switch {
+	case a.tickInterval == 0:
+		a.tickInterval = limits.DefaultTickInterval
+	case a.tickInterval > 0:
+		a.tickInterval = max(a.tickInterval, limits.MinTickInterval)
+	}
+	return nil
 }
 
 // acquire takes the call lock, or gives up when ctx ends.

@@ -2,6 +2,7 @@ package actorhost
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"github.com/go-logr/logr/funcr"
 
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/limits"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 )
 
@@ -342,7 +344,7 @@ func TestShutdownRequestedByTheActor(t *testing.T) {
 	if sd["data"] != "Ynll" { // base64 of "bye"
 		t.Errorf("Shutdown event = %v, want the data", sd)
 	}
-	s, ok, err := readState(dir, DefaultMaxStateBytes)
+	s, ok, err := readState(dir, limits.DefaultMaxStateBytes)
 	if err != nil || !ok || string(s.state) != "done" {
 		t.Errorf("saved state = %q, %v, %v", s.state, ok, err)
 	}
@@ -477,7 +479,7 @@ func TestLoopingActorDoesNotBlockOthers(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		a, err := e.Start(ctx, ActorConfig{Name: "spinner", Component: loop, CallTimeout: time.Hour})
+		a, err := e.Start(ctx, ActorConfig{Name: "spinner", Component: loop, CallTimeout: limits.MaxCallTimeout})
 		done <- result{a, err}
 	}()
 	// Wait until the spinner is inside init: its InitCall is recorded.
@@ -525,7 +527,7 @@ func spinnerInInit(e *Engine) bool {
 
 func TestStopCancelsACallThatWillNotReturn(t *testing.T) {
 	e, _ := newTestEngine(t)
-	a, err := e.Start(context.Background(), ActorConfig{Name: "spinner", Component: compile(t, e, "counter"), CallTimeout: time.Hour})
+	a, err := e.Start(context.Background(), ActorConfig{Name: "spinner", Component: compile(t, e, "counter"), CallTimeout: limits.MaxCallTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -731,5 +733,54 @@ func TestConcurrentActors(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestStartHoldsLimitsToTheAPIBounds: the engine admits the memory limits
+// and call timeouts the API admits (internal/limits) and refuses the rest;
+// it raises a tick interval below the minimum to it. A zero field is its
+// default.
+func TestStartHoldsLimitsToTheAPIBounds(t *testing.T) {
+	e, _ := newTestEngine(t)
+	c := compile(t, e, "tick")
+	tests := map[string]struct {
+		cfg      ActorConfig
+		wantErr  string        // "" to start
+		wantTick time.Duration // 0: as given, or the default
+	}{
+		"defaults":               {cfg: ActorConfig{}},
+		"every bound, low end":   {cfg: ActorConfig{MemoryPages: 1, CallTimeout: limits.MinCallTimeout, TickInterval: limits.MinTickInterval}},
+		"every bound, high end":  {cfg: ActorConfig{MemoryPages: limits.MaxMemoryPages, CallTimeout: limits.MaxCallTimeout, TickInterval: limits.MaxTickInterval}},
+		"never ticks":            {cfg: ActorConfig{TickInterval: -1}},
+		"tick below the minimum": {cfg: ActorConfig{TickInterval: time.Nanosecond}, wantTick: limits.MinTickInterval},
+		"timeout above":          {cfg: ActorConfig{CallTimeout: time.Hour}, wantErr: "call timeout of 1h0m0s is outside the allowed 1ms to 10m0s"},
+		"negative timeout":       {cfg: ActorConfig{CallTimeout: -time.Second}, wantErr: "call timeout of -1s is outside"},
+		"memory past wasm32":     {cfg: ActorConfig{MemoryPages: limits.MaxMemoryPages + 1}, wantErr: "memory limit of 65537 pages is outside"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.Name, cfg.Component, cfg.InitialState = "limited", c, tickState('i')
+			a, err := e.Start(context.Background(), cfg)
+			if a != nil {
+				defer a.Stop(context.Background(), "test over")
+			}
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Start: %v", err)
+				}
+				want := tc.wantTick
+				if want == 0 {
+					want = cmp.Or(cfg.TickInterval, limits.DefaultTickInterval)
+				}
+				if a.tickInterval != want {
+					t.Errorf("ticks every %s, want %s", a.tickInterval, want)
+				}
+				return
+			}
+			if a != nil || err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Start = %v, %v; want no actor and %q", a, err, tc.wantErr)
+			}
+		})
 	}
 }

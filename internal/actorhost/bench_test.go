@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe/internal/limits"
 	"github.com/troupe-dev/troupe/internal/testutil"
 )
 
@@ -19,7 +20,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 			name := map[string]string{"loop-time": "get-current-time", "loop-log": "log-100B"}[fn]
 			b.Run(name+"/"+chainKind+"-chain", func(b *testing.B) {
 				e, _ := newTestEngine(b)
-				cfg := ActorConfig{Name: "bench", Component: compile(b, e, "counter"), CallTimeout: time.Hour,
+				cfg := ActorConfig{Name: "bench", Component: compile(b, e, "counter"), CallTimeout: limits.MaxCallTimeout,
 					MemoryChainRetain: 4096}
 				if chainKind == "durable" {
 					cfg.Dir = b.TempDir()

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/limits"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 	"github.com/troupe-dev/troupe/internal/testutil"
 )
@@ -146,7 +146,7 @@ func TestFeatureFlagsFollowsAnEnvChangeWithoutRestart(t *testing.T) {
 	}
 	env := &mutableEnv{m: runtimehandler.MapEnv{"FEATURE_NEW_UI": {Value: "false"}}}
 	dir := t.TempDir()
-	a := start(t, e, ActorConfig{Name: "feature-flags", Component: c, Env: env, Dir: dir, TickInterval: 5 * time.Millisecond})
+	a := start(t, e, ActorConfig{Name: "feature-flags", Component: c, Env: env, Dir: dir, TickInterval: limits.MinTickInterval})
 	waitFor(t, "2 ticks", func() bool { return a.Ticks() >= 2 })
 	if got := featurePaths(t, a); !slices.Equal(got, []string{"init:old-ui"}) {
 		t.Fatalf("feature_path events = %v before the change, want init:old-ui only", got)
@@ -165,7 +165,7 @@ func TestFeatureFlagsFollowsAnEnvChangeWithoutRestart(t *testing.T) {
 	if a.Restarts() != 0 || a.Phase() != PhaseRunning || string(a.State()) != "new-ui" {
 		t.Fatalf("restarts %d, phase %s, state %q; want the same run, state new-ui", a.Restarts(), a.Phase(), a.State())
 	}
-	if s, ok, err := readState(dir, DefaultMaxStateBytes); err != nil || !ok || string(s.state) != "new-ui" {
+	if s, ok, err := readState(dir, limits.DefaultMaxStateBytes); err != nil || !ok || string(s.state) != "new-ui" {
 		t.Errorf("saved state = %q, %v, %v; want new-ui", s.state, ok, err)
 	}
 	// The chain shows the change of decision as an ActorTick that changed

@@ -4,10 +4,12 @@ import (
 	"sync/atomic"
 
 	"github.com/tetratelabs/wazero/experimental"
+
+	"github.com/troupe-dev/troupe/internal/limits"
 )
 
 // wasmPageSize is the size of one page of WebAssembly linear memory.
-const wasmPageSize = 65536
+const wasmPageSize = limits.PageBytes
 
 // memoryLimiter enforces one actor's linear-memory limit.
 //

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/limits"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 )
 
@@ -33,7 +34,7 @@ func TestGuestErrorsAreScrubbed(t *testing.T) {
 			e, sink := newTestEngine(t)
 			dir := t.TempDir()
 			a, err := e.Start(context.Background(), ActorConfig{Name: "quoter", Component: compile(t, e, "secret_err"),
-				Env: env, Dir: dir, InitialState: []byte(tc.state), TickInterval: time.Millisecond})
+				Env: env, Dir: dir, InitialState: []byte(tc.state), TickInterval: limits.MinTickInterval})
 			if a == nil {
 				t.Fatalf("Start: %v", err)
 			}

@@ -9,16 +9,6 @@ import (
 	"github.com/troupe-dev/troupe/internal/chain"
 )
 
-// Tick intervals.
-const (
-	// DefaultTickInterval is how often a ticking actor's tick export is
-	// called when ActorConfig.TickInterval is 0.
-	DefaultTickInterval = time.Second
-	// MinTickInterval bounds how often the engine ticks an actor: a
-	// shorter positive interval is raised to it.
-	MinTickInterval = time.Millisecond
-)
-
 // tickData is the data of an ActorTick event.
 type tickData struct {
 	// Now is the time tick was handed, ms since the Unix epoch.

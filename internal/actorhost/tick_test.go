@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/limits"
 )
 
 // tickState is the 16-byte state testdata/tick.wat works on: mode at +0, a
@@ -73,7 +74,7 @@ func TestTicksSeeStateAndHostTimeAndSaveTheState(t *testing.T) {
 	}
 	dir := t.TempDir()
 	a := start(t, e, ActorConfig{Name: "ticker", Component: c, Dir: dir, InitialState: tickState('c'),
-		TickInterval: 2 * time.Millisecond})
+		TickInterval: limits.MinTickInterval})
 	waitFor(t, "3 ticks", func() bool { return a.Ticks() >= 3 })
 	if err := a.Stop(context.Background(), "test over"); err != nil {
 		t.Fatal(err)
@@ -85,7 +86,7 @@ func TestTicksSeeStateAndHostTimeAndSaveTheState(t *testing.T) {
 	if got := tickNow(state); got != uint64(now.UnixMilli()) {
 		t.Errorf("tick was handed now-ms %d, want the engine clock's %d", got, now.UnixMilli())
 	}
-	saved, ok, err := readState(dir, DefaultMaxStateBytes)
+	saved, ok, err := readState(dir, limits.DefaultMaxStateBytes)
 	if err != nil || !ok || !bytes.Equal(saved.state, state) {
 		t.Fatalf("saved state = %x (%v, %v), want %x", saved.state, ok, err, state)
 	}
@@ -107,7 +108,7 @@ func TestTickStatePersistsAcrossRestarts(t *testing.T) {
 	e, _ := newTestEngine(t)
 	c := compile(t, e, "tick")
 	dir := t.TempDir()
-	cfg := ActorConfig{Name: "ticker", Component: c, Dir: dir, InitialState: tickState('c'), TickInterval: time.Millisecond}
+	cfg := ActorConfig{Name: "ticker", Component: c, Dir: dir, InitialState: tickState('c'), TickInterval: limits.MinTickInterval}
 	a, err := e.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +141,7 @@ func TestTickStatePersistsAcrossRestarts(t *testing.T) {
 func TestIdleTicksDoNotGrowTheChain(t *testing.T) {
 	e, _ := newTestEngine(t)
 	c := compile(t, e, "tick")
-	idle := start(t, e, ActorConfig{Name: "idle", Component: c, InitialState: tickState('i'), TickInterval: time.Millisecond})
+	idle := start(t, e, ActorConfig{Name: "idle", Component: c, InitialState: tickState('i'), TickInterval: limits.MinTickInterval})
 	_, before := idle.Head()
 	waitFor(t, "5 idle ticks", func() bool { return idle.Ticks() >= 5 })
 	if _, after := idle.Head(); after != before {
@@ -148,7 +149,7 @@ func TestIdleTicksDoNotGrowTheChain(t *testing.T) {
 	}
 
 	// A tick that makes a runtime call is recorded, though the state stays.
-	logger := start(t, e, ActorConfig{Name: "logger", Component: c, InitialState: tickState('l'), TickInterval: time.Millisecond})
+	logger := start(t, e, ActorConfig{Name: "logger", Component: c, InitialState: tickState('l'), TickInterval: limits.MinTickInterval})
 	waitFor(t, "3 logging ticks", func() bool { return logger.Ticks() >= 3 })
 	tds := tickEvents(t, events(t, logger))
 	if len(tds) < 3 {
@@ -170,12 +171,12 @@ func TestTickReturningNoneSavesNone(t *testing.T) {
 	e, _ := newTestEngine(t)
 	dir := t.TempDir()
 	a := start(t, e, ActorConfig{Name: "none", Component: compile(t, e, "tick"), Dir: dir,
-		InitialState: tickState('n'), TickInterval: time.Millisecond})
+		InitialState: tickState('n'), TickInterval: limits.MinTickInterval})
 	waitFor(t, "3 ticks", func() bool { return a.Ticks() >= 3 })
 	if a.State() != nil {
 		t.Fatalf("state = %x, want none", a.State())
 	}
-	if s, ok, err := readState(dir, DefaultMaxStateBytes); err != nil || !ok || s.hasState {
+	if s, ok, err := readState(dir, limits.DefaultMaxStateBytes); err != nil || !ok || s.hasState {
 		t.Fatalf("saved state = %+v, %v, %v; want none", s, ok, err)
 	}
 	// Only the first tick changed anything.
@@ -190,14 +191,14 @@ func TestNonTickingActorIsNeverCalledAfterInit(t *testing.T) {
 	if counter.Ticks() {
 		t.Fatal("Component.Ticks() is true for a module without tick")
 	}
-	passive := start(t, e, ActorConfig{Name: "passive", Component: counter, TickInterval: time.Millisecond})
+	passive := start(t, e, ActorConfig{Name: "passive", Component: counter, TickInterval: limits.MinTickInterval})
 	never := start(t, e, ActorConfig{Name: "never", Component: compile(t, e, "tick"), InitialState: tickState('c'),
 		TickInterval: -1})
 	_, before := passive.Head()
 	// A ticking actor on the same engine is the clock: 10 of its ticks at
 	// the same interval.
 	clock := start(t, e, ActorConfig{Name: "clock", Component: compile(t, e, "tick"), InitialState: tickState('i'),
-		TickInterval: time.Millisecond})
+		TickInterval: limits.MinTickInterval})
 	waitFor(t, "10 ticks of the clock", func() bool { return clock.Ticks() >= 10 })
 	if _, after := passive.Head(); after != before || passive.Ticks() != 0 || passive.Phase() != PhaseRunning {
 		t.Errorf("non-ticking actor: chain %d -> %d events, %d ticks, phase %s", before, after, passive.Ticks(), passive.Phase())
@@ -216,7 +217,7 @@ func TestTickLoopEndsWithTheRun(t *testing.T) {
 		var actors []*Actor
 		for range 10 {
 			actors = append(actors, start(t, e, ActorConfig{Name: "many", Component: c, InitialState: tickState('c'),
-				TickInterval: time.Millisecond}))
+				TickInterval: limits.MinTickInterval}))
 		}
 		for _, a := range actors {
 			waitFor(t, "a tick of each", func() bool { return a.Ticks() > 0 })
@@ -233,7 +234,7 @@ func TestTickLoopEndsWithTheRun(t *testing.T) {
 		waitFor(t, "the goroutine count to fall back", func() bool { return runtime.NumGoroutine() <= baseline })
 	})
 	t.Run("Restart replaces the loop", func(t *testing.T) {
-		a := start(t, e, ActorConfig{Name: "restarted", Component: c, InitialState: tickState('c'), TickInterval: time.Millisecond})
+		a := start(t, e, ActorConfig{Name: "restarted", Component: c, InitialState: tickState('c'), TickInterval: limits.MinTickInterval})
 		for range 3 {
 			if err := a.Restart(context.Background(), "again"); err != nil {
 				t.Fatal(err)
@@ -245,7 +246,7 @@ func TestTickLoopEndsWithTheRun(t *testing.T) {
 	})
 	t.Run("a failed tick ends the loop", func(t *testing.T) {
 		a, err := e.Start(context.Background(), ActorConfig{Name: "trapper", Component: c, InitialState: tickState('T'),
-			TickInterval: time.Millisecond})
+			TickInterval: limits.MinTickInterval})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,7 +257,7 @@ func TestTickLoopEndsWithTheRun(t *testing.T) {
 	t.Run("shutdown from tick ends the run", func(t *testing.T) {
 		dir := t.TempDir()
 		a, err := e.Start(context.Background(), ActorConfig{Name: "quitter", Component: c, Dir: dir,
-			InitialState: tickState('q'), TickInterval: time.Millisecond})
+			InitialState: tickState('q'), TickInterval: limits.MinTickInterval})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -283,7 +284,7 @@ func TestTickLoopEndsWithTheRun(t *testing.T) {
 	t.Run("engine Close ends the loops", func(t *testing.T) {
 		e2, _ := newTestEngine(t)
 		a, err := e2.Start(context.Background(), ActorConfig{Name: "closed", Component: compile(t, e2, "tick"),
-			InitialState: tickState('c'), TickInterval: time.Millisecond})
+			InitialState: tickState('c'), TickInterval: limits.MinTickInterval})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -303,7 +304,7 @@ func TestTickLoopEndsWithTheRun(t *testing.T) {
 func TestHostileTicks(t *testing.T) {
 	e, _ := newTestEngine(t)
 	c := compile(t, e, "tick")
-	healthy := start(t, e, ActorConfig{Name: "healthy", Component: c, InitialState: tickState('c'), TickInterval: time.Millisecond})
+	healthy := start(t, e, ActorConfig{Name: "healthy", Component: c, InitialState: tickState('c'), TickInterval: limits.MinTickInterval})
 	tests := map[string]struct {
 		mode    byte
 		reason  Reason
@@ -325,7 +326,7 @@ func TestHostileTicks(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			a, err := e.Start(context.Background(), ActorConfig{Name: name, Component: c, InitialState: tickState(tc.mode),
-				TickInterval: time.Millisecond, CallTimeout: 200 * time.Millisecond})
+				TickInterval: limits.MinTickInterval, CallTimeout: 200 * time.Millisecond})
 			if err != nil {
 				t.Fatalf("init failed: %v", err)
 			}

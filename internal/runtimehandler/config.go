@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/troupe-dev/troupe/internal/limits"
 )
 
 // Config holds the runtime handler's limits: the optional keys of the
-// manifest's `[[handlers]] type = "runtime"` config. docs/runtime-handler.md
-// documents each key.
+// runtime handler's config in an Actor's spec. docs/runtime-handler.md
+// documents each key; internal/limits holds their defaults and bounds.
 type Config struct {
 	// MaxLogBytes bounds a log message (bytes of UTF-8).
 	MaxLogBytes int `json:"maxLogBytes"`
@@ -22,28 +24,13 @@ type Config struct {
 	MaxMetricNames int `json:"maxMetricNames"`
 }
 
-// Defaults and bounds of the limits. The upper bounds keep a manifest from
-// turning a limit off: every event lands in the chain and every log line in
-// the host's log.
-const (
-	DefaultMaxLogBytes       = 16 << 10
-	DefaultMaxEventTypeBytes = 256
-	DefaultMaxEventBytes     = 1 << 20
-	DefaultMaxMetricNames    = 100
-
-	maxMaxLogBytes       = 1 << 20
-	maxMaxEventTypeBytes = 4 << 10
-	maxMaxEventBytes     = 8 << 20 // base64 in the event: about 11 MiB, under the chain's 16 MiB per event
-	maxMaxMetricNames    = 10000
-)
-
 // DefaultConfig returns the limits that `config = {}` means.
 func DefaultConfig() Config {
 	return Config{
-		MaxLogBytes:       DefaultMaxLogBytes,
-		MaxEventTypeBytes: DefaultMaxEventTypeBytes,
-		MaxEventBytes:     DefaultMaxEventBytes,
-		MaxMetricNames:    DefaultMaxMetricNames,
+		MaxLogBytes:       limits.DefaultMaxLogBytes,
+		MaxEventTypeBytes: limits.DefaultMaxEventTypeBytes,
+		MaxEventBytes:     limits.DefaultMaxEventBytes,
+		MaxMetricNames:    limits.DefaultMaxMetricNames,
 	}
 }
 
@@ -81,10 +68,10 @@ func (c Config) Validate() error {
 		key      string
 		v, lo, h int
 	}{
-		{"maxLogBytes", c.MaxLogBytes, 1, maxMaxLogBytes},
-		{"maxEventTypeBytes", c.MaxEventTypeBytes, 1, maxMaxEventTypeBytes},
-		{"maxEventBytes", c.MaxEventBytes, 1, maxMaxEventBytes},
-		{"maxMetricNames", c.MaxMetricNames, 1, maxMaxMetricNames},
+		{"maxLogBytes", c.MaxLogBytes, 1, limits.MaxLogBytesLimit},
+		{"maxEventTypeBytes", c.MaxEventTypeBytes, 1, limits.MaxEventTypeBytesLimit},
+		{"maxEventBytes", c.MaxEventBytes, 1, limits.MaxEventBytesLimit},
+		{"maxMetricNames", c.MaxMetricNames, 1, limits.MaxMetricNamesLimit},
 	} {
 		if l.v < l.lo || l.v > l.h {
 			return fmt.Errorf("runtime handler config: %s is %d: must be between %d and %d", l.key, l.v, l.lo, l.h)

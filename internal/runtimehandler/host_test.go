@@ -15,6 +15,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/limits"
 )
 
 func TestStringGetters(t *testing.T) {
@@ -164,11 +165,11 @@ func TestLog(t *testing.T) {
 		"format verbs kept":  {level: "info", msg: "100%s %d %v %!", wantLevel: "info"},
 		"empty message":      {level: "info", msg: "", wantLevel: "info"},
 		"unicode":            {level: "info", msg: "héllo wörld ✓", wantLevel: "info"},
-		"at the limit":       {level: "info", msg: strings.Repeat("a", DefaultMaxLogBytes), wantLevel: "info"},
+		"at the limit":       {level: "info", msg: strings.Repeat("a", limits.DefaultMaxLogBytes), wantLevel: "info"},
 		"unknown level":      {level: "verbose", msg: "x", wantErr: `unknown log level "verbose": use one of debug, info, warn, error`},
 		"empty level":        {level: "", msg: "x", wantErr: `unknown log level "": use one of debug, info, warn, error`},
 		"level with spaces":  {level: " info", msg: "x", wantErr: `unknown log level " info"`},
-		"over the limit":     {level: "info", msg: strings.Repeat("a", DefaultMaxLogBytes+1), wantErr: "log message is 16385 bytes: the limit is 16384 (maxLogBytes)"},
+		"over the limit":     {level: "info", msg: strings.Repeat("a", limits.DefaultMaxLogBytes+1), wantErr: "log message is 16385 bytes: the limit is 16384 (maxLogBytes)"},
 		"invalid UTF-8":      {level: "info", msg: "bad \xc3\x28", wantErr: "log message is not valid UTF-8"},
 		"huge unknown level": {level: strings.Repeat("z", 1000), msg: "x", wantErr: `unknown log level "zzzz`},
 	}
@@ -350,12 +351,12 @@ func TestRecordEvent(t *testing.T) {
 		"small":              {typ: "user_login", dataLen: 14},
 		"empty data":         {typ: "ping", dataLen: 0},
 		"64 KiB":             {typ: "bulk", dataLen: 64 << 10},
-		"1 MiB is the limit": {typ: "bulk", dataLen: DefaultMaxEventBytes},
-		"over 1 MiB":         {typ: "bulk", dataLen: DefaultMaxEventBytes + 1, wantErr: "event data is 1048577 bytes: the limit is 1048576 (maxEventBytes)"},
+		"1 MiB is the limit": {typ: "bulk", dataLen: limits.DefaultMaxEventBytes},
+		"over 1 MiB":         {typ: "bulk", dataLen: limits.DefaultMaxEventBytes + 1, wantErr: "event data is 1048577 bytes: the limit is 1048576 (maxEventBytes)"},
 		"4 MiB":              {typ: "bulk", dataLen: 4 << 20, wantErr: "event data is 4194304 bytes: the limit is 1048576 (maxEventBytes)"},
 		"empty type":         {typ: "", dataLen: 3, wantErr: `event type is empty: give a non-empty name, e.g. "user_login"`},
-		"type at the limit":  {typ: strings.Repeat("t", DefaultMaxEventTypeBytes), dataLen: 1},
-		"long type":          {typ: strings.Repeat("t", DefaultMaxEventTypeBytes+1), dataLen: 1, wantErr: "event type is 257 bytes: the limit is 256 (maxEventTypeBytes)"},
+		"type at the limit":  {typ: strings.Repeat("t", limits.DefaultMaxEventTypeBytes), dataLen: 1},
+		"long type":          {typ: strings.Repeat("t", limits.DefaultMaxEventTypeBytes+1), dataLen: 1, wantErr: "event type is 257 bytes: the limit is 256 (maxEventTypeBytes)"},
 		"invalid UTF-8 type": {typ: "bad\xfe", dataLen: 1, wantErr: "event type is not valid UTF-8"},
 		"unicode type":       {typ: "achat_réussi", dataLen: 1},
 	}
@@ -704,19 +705,19 @@ func TestActorsShareTheHostModule(t *testing.T) {
 // base64-encoded.
 func TestRecordEventAtTheConfigCeiling(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.MaxEventBytes = maxMaxEventBytes
+	cfg.MaxEventBytes = limits.MaxEventBytesLimit
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if encoded := (maxMaxEventBytes+2)/3*4 + 100; encoded > chain.MaxDataSize {
-		t.Fatalf("base64 of %d bytes is %d, over the chain's %d", maxMaxEventBytes, encoded, chain.MaxDataSize)
+	if encoded := (limits.MaxEventBytesLimit+2)/3*4 + 100; encoded > chain.MaxDataSize {
+		t.Fatalf("base64 of %d bytes is %d, over the chain's %d", limits.MaxEventBytesLimit, encoded, chain.MaxDataSize)
 	}
 	h := newHarness(t, "guest.wasm", func(o *ActorOptions) { o.Config = cfg })
-	if _, ok := h.mod.Memory().Grow(maxMaxEventBytes/65536 + 1); !ok {
+	if _, ok := h.mod.Memory().Grow(limits.MaxEventBytesLimit/65536 + 1); !ok {
 		t.Fatal("growing memory")
 	}
 	tp, tl := h.writeStr(argArea, "big")
-	h.mustCall("call-record-event", tp, tl, 65536, maxMaxEventBytes, retArea)
+	h.mustCall("call-record-event", tp, tl, 65536, limits.MaxEventBytesLimit, retArea)
 	if msg, isErr := h.resultErr(); isErr {
 		t.Fatal(msg)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/limits"
 )
 
 func newWriterActor(t *testing.T, maxLog int) (*Actor, *chain.Chain, *logCapture) {
@@ -68,7 +69,7 @@ func TestLogWriter(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			max := tc.max
 			if max == 0 {
-				max = DefaultMaxLogBytes
+				max = limits.DefaultMaxLogBytes
 			}
 			a, c, logs := newWriterActor(t, max)
 			w := a.LogWriter("warn")

@@ -1,0 +1,64 @@
+package limits
+
+import (
+	"testing"
+	"time"
+)
+
+func TestChecks(t *testing.T) {
+	tests := map[string]struct {
+		err  error
+		want string // "" for none
+	}{
+		"memory at the minimum":   {CheckMemoryPages(1), ""},
+		"memory at the maximum":   {CheckMemoryPages(MaxMemoryPages), ""},
+		"no memory":               {CheckMemoryPages(0), "memory limit of 0 pages is outside the allowed 1 to 65536 pages"},
+		"memory past wasm32":      {CheckMemoryPages(MaxMemoryPages + 1), "memory limit of 65537 pages is outside the allowed 1 to 65536 pages"},
+		"timeout at the minimum":  {CheckCallTimeout(MinCallTimeout), ""},
+		"timeout at the maximum":  {CheckCallTimeout(MaxCallTimeout), ""},
+		"timeout below":           {CheckCallTimeout(time.Microsecond), "call timeout of 1µs is outside the allowed 1ms to 10m0s"},
+		"timeout above":           {CheckCallTimeout(time.Hour), "call timeout of 1h0m0s is outside the allowed 1ms to 10m0s"},
+		"tick at the minimum":     {CheckTickInterval(MinTickInterval), ""},
+		"tick at the maximum":     {CheckTickInterval(MaxTickInterval), ""},
+		"tick below the minimum":  {CheckTickInterval(99 * time.Millisecond), "tick interval of 99ms is outside the allowed 100ms to 1h0m0s"},
+		"tick above the maximum":  {CheckTickInterval(MaxTickInterval + 1), "tick interval of 1h0m0.000000001s is outside the allowed 100ms to 1h0m0s"},
+		"negative tick":           {CheckTickInterval(-time.Second), "tick interval of -1s is outside the allowed 100ms to 1h0m0s"},
+		"the defaults are inside": {firstErr(CheckMemoryPages(DefaultMemoryPages), CheckCallTimeout(DefaultCallTimeout), CheckTickInterval(DefaultTickInterval)), ""},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := ""
+			if tc.err != nil {
+				got = tc.err.Error()
+			}
+			if got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestDefaultsLieWithinTheirBounds keeps a default from drifting past the
+// bound a manifest is held to.
+func TestDefaultsLieWithinTheirBounds(t *testing.T) {
+	for name, c := range map[string]struct{ def, lo, hi int64 }{
+		"maxLogBytes":       {DefaultMaxLogBytes, 1, MaxLogBytesLimit},
+		"maxEventBytes":     {DefaultMaxEventBytes, 1, MaxEventBytesLimit},
+		"maxEventTypeBytes": {DefaultMaxEventTypeBytes, 1, MaxEventTypeBytesLimit},
+		"maxMetricNames":    {DefaultMaxMetricNames, 1, MaxMetricNamesLimit},
+		"maxMemoryPages":    {DefaultMemoryPages, 1, MaxMemoryPages},
+	} {
+		if c.def < c.lo || c.def > c.hi {
+			t.Errorf("%s: default %d outside %d..%d", name, c.def, c.lo, c.hi)
+		}
+	}
+}
