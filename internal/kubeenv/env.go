@@ -3,6 +3,8 @@ package kubeenv
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -200,7 +202,7 @@ func (e *Env) unsynced() []*watched {
 // never a value. Call it after WaitSynced.
 func (e *Env) Missing() []string {
 	var out []string
-	for _, name := range sortedKeys(e.vars) {
+	for _, name := range slices.Sorted(maps.Keys(e.vars)) {
 		v := e.vars[name]
 		if v.literal != nil || v.optional {
 			continue
@@ -257,26 +259,12 @@ func (e *Env) Close() {
 	}
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-// MinRedactBytes is the shortest Secret value Redact hides: shorter ones
-// would mangle ordinary text (a Secret holding "1" or "yes").
-const MinRedactBytes = 4
-
-// Redacted replaces a Secret value in text.
-const Redacted = "[redacted]"
-
 // Redact replaces in s every value of every Secret this environment
-// references (as they are now) with Redacted: a last line of defense for
-// text a guest wrote (an init error, a log line) before the host puts it in
-// a status, an Event or its log.
+// references (as they are now) with runtimehandler.Redacted, the marker the
+// chain uses too: a last line of defense for text a guest wrote (an init
+// error, a log line) before the host puts it in a status, an Event or its
+// log. Values shorter than runtimehandler.MinRedactBytes are left, as the
+// runtime handler leaves them.
 func (e *Env) Redact(s string) string {
 	if s == "" {
 		return s
@@ -290,8 +278,8 @@ func (e *Env) Redact(s string) string {
 			continue
 		}
 		for _, v := range sec.Data {
-			if len(v) >= MinRedactBytes && strings.Contains(s, string(v)) {
-				s = strings.ReplaceAll(s, string(v), Redacted)
+			if len(v) >= runtimehandler.MinRedactBytes && strings.Contains(s, string(v)) {
+				s = strings.ReplaceAll(s, string(v), runtimehandler.Redacted)
 			}
 		}
 	}

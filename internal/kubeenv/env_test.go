@@ -132,7 +132,7 @@ func testResolve(t *testing.T, setup setupFunc) {
 		t.Fatalf("Missing() = %q, want none", m)
 	}
 	for in, want := range map[string]string{
-		"init failed: password hunter2 refused": "init failed: password " + Redacted + " refused",
+		"init failed: password hunter2 refused": "init failed: password " + runtimehandler.Redacted + " refused",
 		"user app":                              "user app", // shorter than MinRedactBytes
 		"blue is a ConfigMap value":             "blue is a ConfigMap value",
 		"":                                      "",

@@ -8,8 +8,9 @@ import (
 	"unsafe"
 )
 
-// Redacted replaces a secret value in text a guest hands the host. It is
-// kubeenv.Redacted's twin, so the host's statuses and the chain read alike.
+// Redacted replaces a secret value in text a guest hands the host. The
+// host's scrubbing of statuses and Events (kubeenv.Env.Redact) uses it too,
+// so they and the chain read alike.
 const Redacted = "[redacted]"
 
 // MinRedactBytes is the shortest secret value that is scrubbed: a shorter
