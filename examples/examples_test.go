@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/abi"
 	"github.com/troupe-dev/troupe/internal/testutil"
 )
 
@@ -61,7 +62,7 @@ func TestExamplesFollowTheGuestABI(t *testing.T) {
 			}
 			// A Go reactor exports all four; the host relies on _initialize
 			// running the Go runtime's initialization first.
-			for _, exp := range []string{testutil.InitExport, testutil.ReallocExport, testutil.PostInitExport, testutil.InitializeFunc} {
+			for _, exp := range []string{abi.Init.Name, abi.Realloc.Name, abi.InitPost.Name, abi.Initialize.Name} {
 				if _, ok := m.ExportedFunctions()[exp]; !ok {
 					t.Errorf("does not export %s", exp)
 				}
@@ -69,7 +70,7 @@ func TestExamplesFollowTheGuestABI(t *testing.T) {
 			// Only the actors that use OnTick export tick: the others are
 			// never called after init.
 			wantTick := tickingExamples[name]
-			for _, exp := range []string{testutil.TickExport, testutil.PostTickExport} {
+			for _, exp := range []string{abi.Tick.Name, abi.TickPost.Name} {
 				if _, ok := m.ExportedFunctions()[exp]; ok != wantTick {
 					t.Errorf("exports %s: %v, want %v", exp, ok, wantTick)
 				}

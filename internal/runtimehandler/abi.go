@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/troupe-dev/troupe/internal/abi"
 )
 
 // TrapError is the value a host function of this module panics with when the
@@ -127,10 +129,11 @@ func (c *call) view(what string, ptr, n uint32) []byte {
 	return b
 }
 
-// checkRetptr validates the return pointer for a result of size bytes and
-// the given alignment before the call has any effect, so that a bad pointer
-// traps without side effects.
-func (c *call) checkRetptr(retptr, size, align uint32) {
+// checkRetptr validates the return pointer for a result laid out as l
+// before the call has any effect, so that a bad pointer traps without side
+// effects.
+func (c *call) checkRetptr(retptr uint32, l abi.Layout) {
+	size, align := l.Size, l.Align
 	if retptr%align != 0 {
 		trap(c.fn, "return pointer "+strconv.FormatUint(uint64(retptr), 10)+
 			" is not aligned to "+strconv.FormatUint(uint64(align), 10), nil)
@@ -142,7 +145,7 @@ func (c *call) checkRetptr(retptr, size, align uint32) {
 }
 
 // reallocName is the allocator export the canonical ABI requires.
-const reallocName = "cabi_realloc"
+var reallocName = abi.Realloc.Name
 
 // alloc asks the guest's cabi_realloc(0, 0, align, size) for a fresh region
 // and validates the answer: aligned, and wholly inside memory as it is after
@@ -244,5 +247,5 @@ func (c *call) storeResultErr(retptr uint32, msg string) {
 	if !c.memory().WriteByte(retptr, 1) {
 		trap(c.fn, "writing the result to the return area", nil)
 	}
-	c.storePair(retptr, 4, ptr, n)
+	c.storePair(retptr, abi.ResultPayload, ptr, n)
 }

@@ -12,54 +12,49 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
+	"github.com/troupe-dev/troupe/internal/abi"
 	"github.com/troupe-dev/troupe/internal/chain"
 )
 
 // ModuleName is the import module of the runtime interface.
-const ModuleName = "theater:simple/runtime"
+const ModuleName = abi.RuntimeModule
 
-// Function names, as the guest imports them and as the chain records them
-// in Event.Op.
-const (
-	FnGetActorID        = "get-actor-id"
-	FnGetActorName      = "get-actor-name"
-	FnGetCurrentTime    = "get-current-time"
-	FnGetEnv            = "get-env"
-	FnLog               = "log"
-	FnRecordMetric      = "record-metric"
-	FnRecordEvent       = "record-event"
-	FnGetTheaterVersion = "get-theater-version"
-	FnGetSystemInfo     = "get-system-info"
-	FnShutdown          = "shutdown"
-)
+// hostFuncs implements each function of theater:simple/runtime in the ABI
+// table (internal/abi), by name; the name is also the chain's Event.Op of
+// the call.
+var hostFuncs = map[string]api.GoModuleFunc{
+	abi.GetActorID.Name:        stringGetter(abi.GetActorID.Name, func(a *Actor) string { return a.id }),
+	abi.GetActorName.Name:      stringGetter(abi.GetActorName.Name, func(a *Actor) string { return a.name }),
+	abi.GetTheaterVersion.Name: stringGetter(abi.GetTheaterVersion.Name, func(a *Actor) string { return a.version }),
+	abi.GetCurrentTime.Name:    hostGetCurrentTime,
+	abi.GetEnv.Name:            hostGetEnv,
+	abi.Log.Name:               hostLog,
+	abi.RecordMetric.Name:      hostRecordMetric,
+	abi.RecordEvent.Name:       hostRecordEvent,
+	abi.GetSystemInfo.Name:     hostGetSystemInfo,
+	abi.Shutdown.Name:          hostShutdown,
+}
 
-const i32, i64, f64 = api.ValueTypeI32, api.ValueTypeI64, api.ValueTypeF64
-
-// Instantiate defines the theater:simple/runtime host module in r. Call it
+// Instantiate defines the theater:simple/runtime host module in r, one
+// function per row of the ABI table, with the table's core types. Call it
 // once per runtime: the module is shared by every actor of the runtime, and
 // each call finds its actor in the context (WithActor).
 func Instantiate(ctx context.Context, r wazero.Runtime) (api.Module, error) {
 	b := r.NewHostModuleBuilder(ModuleName)
-	def := func(name string, fn api.GoModuleFunc, params, results []api.ValueType, paramNames ...string) {
+	table := abi.ImportsOf(ModuleName)
+	for _, f := range table {
+		fn, ok := hostFuncs[f.Name]
+		if !ok {
+			return nil, fmt.Errorf("instantiating host module %s: the ABI table's %s has no implementation", ModuleName, f.Name)
+		}
 		b.NewFunctionBuilder().
-			WithGoModuleFunction(fn, params, results).
-			WithParameterNames(paramNames...).
-			Export(name)
+			WithGoModuleFunction(fn, f.Params, f.Results).
+			WithParameterNames(f.ParamNames...).
+			Export(f.Name)
 	}
-	def(FnGetActorID, hostGetActorID, []api.ValueType{i32}, nil, "retptr")
-	def(FnGetActorName, hostGetActorName, []api.ValueType{i32}, nil, "retptr")
-	def(FnGetCurrentTime, hostGetCurrentTime, nil, []api.ValueType{i64})
-	def(FnGetEnv, hostGetEnv, []api.ValueType{i32, i32, i32}, nil, "name_ptr", "name_len", "retptr")
-	def(FnLog, hostLog, []api.ValueType{i32, i32, i32, i32, i32}, nil,
-		"level_ptr", "level_len", "message_ptr", "message_len", "retptr")
-	def(FnRecordMetric, hostRecordMetric, []api.ValueType{i32, i32, f64, i32}, nil,
-		"name_ptr", "name_len", "value", "retptr")
-	def(FnRecordEvent, hostRecordEvent, []api.ValueType{i32, i32, i32, i32, i32}, nil,
-		"type_ptr", "type_len", "data_ptr", "data_len", "retptr")
-	def(FnGetTheaterVersion, hostGetTheaterVersion, []api.ValueType{i32}, nil, "retptr")
-	def(FnGetSystemInfo, hostGetSystemInfo, []api.ValueType{i32}, nil, "retptr")
-	def(FnShutdown, hostShutdown, []api.ValueType{i32, i32, i32, i32}, nil,
-		"data_is_some", "data_ptr", "data_len", "retptr")
+	if len(hostFuncs) != len(table) {
+		return nil, fmt.Errorf("instantiating host module %s: %d functions implemented, %d in the ABI table", ModuleName, len(hostFuncs), len(table))
+	}
 	m, err := b.Instantiate(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("instantiating host module %s: %w", ModuleName, err)
@@ -67,19 +62,9 @@ func Instantiate(ctx context.Context, r wazero.Runtime) (api.Module, error) {
 	return m, nil
 }
 
-// Result layouts (canonical ABI, lowered by wit-bindgen):
-//
-//	string                 size 8,  align 4: ptr u32 @0, len u32 @4
-//	option<string>         size 12, align 4: discriminant u8 @0, ptr @4, len @8
-//	result<_, string>      size 12, align 4: discriminant u8 @0 (0 ok, 1 err), err ptr @4, len @8
-//	system-info            size 56, align 8: hostname @0, os-type @8, os-release @16 (string each),
-//	                       cpu-count u32 @24, memory-total u64 @32, memory-available u64 @40, uptime u64 @48
-const (
-	stringSize, stringAlign   = 8, 4
-	optStringSize, optAlign   = 12, 4
-	resultSize, resultAlign   = 12, 4
-	sysInfoSize, sysInfoAlign = 56, 8
-)
+// Result layouts are the ABI table's (abi.String, abi.OptionString,
+// abi.ResultString, abi.SystemInfo): see internal/abi for each field's
+// offset.
 
 // u32 reads an i32 parameter as the u32 the canonical ABI means.
 func u32(v uint64) uint32 { return uint32(v) }
@@ -121,43 +106,21 @@ func (c *call) returnString(retptr uint32, s string) {
 	c.storePair(retptr, 0, ptr, n)
 }
 
-// get-actor-id: func() -> string
+// stringGetter serves get-actor-id, get-actor-name and
+// get-theater-version: func() -> string.
 //
 //	core: (i32 retptr) -> ()
 //	retptr: string, size 8 align 4: ptr @0, len @4 (cabi_realloc'd, align 1)
-//	chain: RuntimeOperation {"result": id}
-func hostGetActorID(ctx context.Context, mod api.Module, stack []uint64) {
-	c := begin(ctx, FnGetActorID, mod)
-	retptr := u32(stack[0])
-	c.checkRetptr(retptr, stringSize, stringAlign)
-	c.record(chain.KindRuntimeOperation, c.a.eventData().Str("result", c.a.id))
-	c.returnString(retptr, c.a.id)
-}
-
-// get-actor-name: func() -> string
-//
-//	core: (i32 retptr) -> ()
-//	retptr: string, size 8 align 4: ptr @0, len @4
-//	chain: RuntimeOperation {"result": name}
-func hostGetActorName(ctx context.Context, mod api.Module, stack []uint64) {
-	c := begin(ctx, FnGetActorName, mod)
-	retptr := u32(stack[0])
-	c.checkRetptr(retptr, stringSize, stringAlign)
-	c.record(chain.KindRuntimeOperation, c.a.eventData().Str("result", c.a.name))
-	c.returnString(retptr, c.a.name)
-}
-
-// get-theater-version: func() -> string
-//
-//	core: (i32 retptr) -> ()
-//	retptr: string, size 8 align 4: ptr @0, len @4
-//	chain: RuntimeOperation {"result": version}
-func hostGetTheaterVersion(ctx context.Context, mod api.Module, stack []uint64) {
-	c := begin(ctx, FnGetTheaterVersion, mod)
-	retptr := u32(stack[0])
-	c.checkRetptr(retptr, stringSize, stringAlign)
-	c.record(chain.KindRuntimeOperation, c.a.eventData().Str("result", c.a.version))
-	c.returnString(retptr, c.a.version)
+//	chain: RuntimeOperation {"result": value}
+func stringGetter(fn string, value func(*Actor) string) api.GoModuleFunc {
+	return func(ctx context.Context, mod api.Module, stack []uint64) {
+		c := begin(ctx, fn, mod)
+		retptr := u32(stack[0])
+		c.checkRetptr(retptr, abi.String)
+		v := value(c.a)
+		c.record(chain.KindRuntimeOperation, c.a.eventData().Str("result", v))
+		c.returnString(retptr, v)
+	}
 }
 
 // get-current-time: func() -> u64
@@ -165,7 +128,7 @@ func hostGetTheaterVersion(ctx context.Context, mod api.Module, stack []uint64) 
 //	core: () -> i64 (milliseconds since the Unix epoch; a clock before 1970 reads 0)
 //	chain: RuntimeOperation {"result": ms}
 func hostGetCurrentTime(ctx context.Context, mod api.Module, stack []uint64) {
-	c := begin(ctx, FnGetCurrentTime, mod)
+	c := begin(ctx, abi.GetCurrentTime.Name, mod)
 	ms := max(c.a.now().UnixMilli(), 0)
 	c.record(chain.KindRuntimeOperation, c.a.eventData().Uint("result", uint64(ms)))
 	stack[0] = uint64(ms)
@@ -183,9 +146,9 @@ const maxEnvNameBytes = 4096
 //	  (no value when not found; {"nameBytes": n, "found": false, "reason": ...} for a
 //	  name that is too long or not UTF-8, which can't be declared)
 func hostGetEnv(ctx context.Context, mod api.Module, stack []uint64) {
-	c := begin(ctx, FnGetEnv, mod)
+	c := begin(ctx, abi.GetEnv.Name, mod)
 	namePtr, nameLen, retptr := u32(stack[0]), u32(stack[1]), u32(stack[2])
-	c.checkRetptr(retptr, optStringSize, optAlign)
+	c.checkRetptr(retptr, abi.OptionString)
 	name := c.view("name", namePtr, nameLen)
 	f := c.a.eventData()
 	var reason string
@@ -225,7 +188,7 @@ func hostGetEnv(ctx context.Context, mod api.Module, stack []uint64) {
 	if !c.memory().WriteByte(retptr, 1) {
 		trap(c.fn, "writing the result to the return area", nil)
 	}
-	c.storePair(retptr, 4, ptr, n)
+	c.storePair(retptr, abi.OptionPayload, ptr, n)
 }
 
 func (c *call) storeNone(retptr uint32) {
@@ -259,9 +222,9 @@ func parseLevel(b []byte) (string, bool) {
 //	chain: LogEvent {"level": "info", "message": m}
 //	  or {"level": l, "messageBytes": n, "error": e} when refused
 func hostLog(ctx context.Context, mod api.Module, stack []uint64) {
-	c := begin(ctx, FnLog, mod)
+	c := begin(ctx, abi.Log.Name, mod)
 	lp, ll, mp, ml, retptr := u32(stack[0]), u32(stack[1]), u32(stack[2]), u32(stack[3]), u32(stack[4])
-	c.checkRetptr(retptr, resultSize, resultAlign)
+	c.checkRetptr(retptr, abi.ResultString)
 	lvl := c.view("level", lp, ll)
 	msg := c.view("message", mp, ml)
 	a := c.a
@@ -390,9 +353,9 @@ func metricNameError(name []byte) string {
 //	chain: MetricEvent {"name": n, "value": v}
 //	  or {"name"|"nameBytes": ..., "value": v | "NaN" | "+Inf" | "-Inf", "error": e} when refused
 func hostRecordMetric(ctx context.Context, mod api.Module, stack []uint64) {
-	c := begin(ctx, FnRecordMetric, mod)
+	c := begin(ctx, abi.RecordMetric.Name, mod)
 	np, nl, value, retptr := u32(stack[0]), u32(stack[1]), api.DecodeF64(stack[2]), u32(stack[3])
-	c.checkRetptr(retptr, resultSize, resultAlign)
+	c.checkRetptr(retptr, abi.ResultString)
 	name := c.view("name", np, nl)
 	a := c.a
 	// Checked first, so that no other error echoes the name: a metric
@@ -450,9 +413,9 @@ func hostRecordMetric(ctx context.Context, mod api.Module, stack []uint64) {
 //	chain: CustomEvent {"type": t, "data": base64(data)}
 //	  or {"type"|"typeBytes": ..., "dataBytes": n, "error": e} when refused
 func hostRecordEvent(ctx context.Context, mod api.Module, stack []uint64) {
-	c := begin(ctx, FnRecordEvent, mod)
+	c := begin(ctx, abi.RecordEvent.Name, mod)
 	tp, tl, dp, dl, retptr := u32(stack[0]), u32(stack[1]), u32(stack[2]), u32(stack[3]), u32(stack[4])
-	c.checkRetptr(retptr, resultSize, resultAlign)
+	c.checkRetptr(retptr, abi.ResultString)
 	typ := c.view("event type", tp, tl)
 	data := c.view("event data", dp, dl)
 	a := c.a
@@ -512,9 +475,9 @@ func (a *Actor) redactData(what string, data *[]byte) string {
 // The WIT has no error case: when the source fails, the guest gets the
 // fields it could read (zero for the rest) and the chain records the error.
 func hostGetSystemInfo(ctx context.Context, mod api.Module, stack []uint64) {
-	c := begin(ctx, FnGetSystemInfo, mod)
+	c := begin(ctx, abi.GetSystemInfo.Name, mod)
 	retptr := u32(stack[0])
-	c.checkRetptr(retptr, sysInfoSize, sysInfoAlign)
+	c.checkRetptr(retptr, abi.SystemInfo)
 	info, err := c.a.sys.SystemInfo(ctx)
 	f := c.a.eventData().
 		Str("hostname", info.Hostname).
@@ -529,17 +492,23 @@ func hostGetSystemInfo(ctx context.Context, mod api.Module, stack []uint64) {
 	}
 	c.record(chain.KindRuntimeOperation, f)
 	// Each string is allocated in field order, as the canonical ABI does.
-	for i, s := range [3]string{info.Hostname, info.OSType, info.OSRelease} {
-		ptr, n := c.lowerString(s)
-		c.storePair(retptr, uint32(8*i), ptr, n)
+	for _, f := range [3]struct {
+		off uint32
+		s   string
+	}{{abi.SysInfoHostname, info.Hostname}, {abi.SysInfoOSType, info.OSType}, {abi.SysInfoOSRelease, info.OSRelease}} {
+		ptr, n := c.lowerString(f.s)
+		c.storePair(retptr, f.off, ptr, n)
 	}
-	var buf [32]byte
-	putU32(buf[0:], info.CPUCount) // @24; bytes 28..31 are padding
-	putU64(buf[8:], info.MemoryTotal)
-	putU64(buf[16:], info.MemoryAvailable)
-	putU64(buf[24:], info.Uptime)
-	c.store(retptr, 24, buf[0:4])
-	c.store(retptr, 32, buf[8:32])
+	var buf [8]byte
+	putU32(buf[:], info.CPUCount) // the padding after it is left as it was
+	c.store(retptr, abi.SysInfoCPUCount, buf[:4])
+	for _, f := range [3]struct {
+		off uint32
+		v   uint64
+	}{{abi.SysInfoMemoryTotal, info.MemoryTotal}, {abi.SysInfoMemoryAvailable, info.MemoryAvailable}, {abi.SysInfoUptime, info.Uptime}} {
+		putU64(buf[:], f.v)
+		c.store(retptr, f.off, buf[:])
+	}
 }
 
 func putU32(b []byte, v uint32) {
@@ -561,9 +530,9 @@ func putU64(b []byte, v uint64) {
 //	chain: RuntimeOperation {"data": base64 | null}
 //	  or {"dataBytes": n, "error": e} when refused
 func hostShutdown(ctx context.Context, mod api.Module, stack []uint64) {
-	c := begin(ctx, FnShutdown, mod)
+	c := begin(ctx, abi.Shutdown.Name, mod)
 	disc, dp, dl, retptr := u32(stack[0]), u32(stack[1]), u32(stack[2]), u32(stack[3])
-	c.checkRetptr(retptr, resultSize, resultAlign)
+	c.checkRetptr(retptr, abi.ResultString)
 	if disc > 1 {
 		trap(c.fn, "option discriminant "+strconv.FormatUint(uint64(disc), 10)+" is invalid: must be 0 (none) or 1 (some)", nil)
 	}

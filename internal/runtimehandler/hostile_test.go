@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/troupe-dev/troupe/internal/abi"
 )
 
 // Every (pointer, length) and return pointer a guest passes is checked
@@ -97,7 +99,7 @@ func TestHostileRealloc(t *testing.T) {
 			h.mustCall("set-realloc-answer", tc.answer)
 			h.mustCall("set-realloc-mode", tc.mode)
 			te := h.trapCall(tc.want, "call-get-actor-id", retArea)
-			if te.Func != FnGetActorID {
+			if te.Func != abi.GetActorID.Name {
 				t.Fatalf("trap names %q", te.Func)
 			}
 			// The call was recorded before its result was lowered; the

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/troupe-dev/troupe/internal/abi"
 )
 
 func TestRepoRoot(t *testing.T) {
@@ -113,19 +115,14 @@ func TestWATActorFollowsTheGuestABI(t *testing.T) {
 	if err := CheckGuestABI(m); err != nil {
 		t.Fatal(err)
 	}
-	var all []string
-	for name := range RuntimeImports {
-		all = append(all, name)
-	}
-	slices.Sort(all)
-	if got := RuntimeImportNames(m); !slices.Equal(got, all) {
+	if got, all := RuntimeImportNames(m), RuntimeFuncNames(); !slices.Equal(got, all) || len(all) != 10 {
 		t.Fatalf("the WAT actor imports %v, want all ten: %v", got, all)
 	}
 	// It is a simple-actor: every export but the optional ticker's.
-	for name := range ActorExports {
-		_, ok := m.ExportedFunctions()[name]
-		if ticker := name == TickExport || name == PostTickExport; ok == ticker {
-			t.Errorf("the WAT actor exports %s: %v, want %v", name, ok, !ticker)
+	for _, x := range abi.Exports {
+		_, ok := m.ExportedFunctions()[x.Name]
+		if ticker := x.Name == abi.Tick.Name || x.Name == abi.TickPost.Name; ok == ticker {
+			t.Errorf("the WAT actor exports %s: %v, want %v", x.Name, ok, !ticker)
 		}
 	}
 }
@@ -197,7 +194,7 @@ func TestWATActorUnderTheFake(t *testing.T) {
 			}
 			wantEvents := []string{
 				"wat-name=wat",
-				`wat-log-error=unknown log level "loud": use debug, info, warn or error`,
+				`wat-log-error=unknown log level "loud": use one of debug, info, warn, error`,
 				"wat-version=v0.0.1-wat",
 				"wat-hostname=node-w",
 			}

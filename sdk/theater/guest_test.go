@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe/internal/abi"
 	"github.com/troupe-dev/troupe/internal/testutil"
 	"github.com/troupe-dev/troupe/sdk/theater"
 )
@@ -42,18 +43,12 @@ func TestABIActorImportsEveryRuntimeFunctionWithItsExactSignature(t *testing.T) 
 	if err := testutil.CheckGuestABI(m); err != nil {
 		t.Fatalf("the SDK's module departs from the guest ABI:\n%v", err)
 	}
-	var all []string
-	for name := range testutil.RuntimeImports {
-		all = append(all, name)
-	}
-	slices.Sort(all)
-	if got := testutil.RuntimeImportNames(m); !slices.Equal(got, all) {
+	if got, all := testutil.RuntimeImportNames(m), testutil.RuntimeFuncNames(); !slices.Equal(got, all) || len(all) != 10 {
 		t.Fatalf("runtime imports = %v, want all ten: %v", got, all)
 	}
-	for _, name := range []string{testutil.InitExport, testutil.ReallocExport, testutil.PostInitExport, testutil.InitializeFunc,
-		testutil.TickExport, testutil.PostTickExport} {
-		if _, ok := m.ExportedFunctions()[name]; !ok {
-			t.Errorf("does not export %s", name)
+	for _, x := range abi.Exports {
+		if _, ok := m.ExportedFunctions()[x.Name]; !ok {
+			t.Errorf("does not export %s", x.Name)
 		}
 	}
 }
@@ -107,10 +102,10 @@ func TestReportSeesEveryValueTheHostSent(t *testing.T) {
 		"RecordMetric error":      {rep.MetricOK, ""},
 		"RecordEvent error":       {rep.EventOK, ""},
 		"Shutdown error":          {rep.ShutdownOK, ""},
-		"Log(loud) error":         {rep.LogErr, `theater: log: unknown log level "loud": use debug, info, warn or error`},
+		"Log(loud) error":         {rep.LogErr, `theater: log: unknown log level "loud": use one of debug, info, warn, error`},
 		"Log(loud) RuntimeError":  {rep.LogErrFunc, "log"},
-		"RecordMetric(NaN) error": {rep.MetricErr, "theater: record-metric: metric bad_metric: value NaN is not finite"},
-		"RecordEvent('') error":   {rep.EventErr, "theater: record-event: event type must be a non-empty UTF-8 string"},
+		"RecordMetric(NaN) error": {rep.MetricErr, "theater: record-metric: metric value is NaN: use a finite number"},
+		"RecordEvent('') error":   {rep.EventErr, `theater: record-event: event type is empty: give a non-empty name, e.g. "user_login"`},
 		"state":                   {string(rep.State), "prior state"},
 		"hasState":                {rep.HasState, true},
 	}
@@ -385,7 +380,7 @@ func TestTickSetupMistakesFailInit(t *testing.T) {
 			if err := testutil.CheckGuestABI(m); err != nil {
 				t.Fatal(err)
 			}
-			if _, ok := m.ExportedFunctions()[testutil.TickExport]; ok != tc.exportsTick {
+			if _, ok := m.ExportedFunctions()[abi.Tick.Name]; ok != tc.exportsTick {
 				t.Fatalf("exports tick: %v, want %v", ok, tc.exportsTick)
 			}
 			g := testutil.StartGuest(t, wasm, newFake("none"))
