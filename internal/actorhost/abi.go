@@ -5,36 +5,13 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/troupe-dev/troupe/internal/abi"
 )
 
-// Names of the guest's exports, from wit/theater-simple.wit and
-// wit/troupe-ticker.wit lowered with the canonical ABI the way wit-bindgen
-// does it.
-const (
-	exportInit       = "theater:simple/actor#init"
-	exportInitPost   = "cabi_post_theater:simple/actor#init"
-	exportRealloc    = "cabi_realloc"
-	exportMemory     = "memory"
-	exportInitialize = "_initialize"
-	// exportTick is the optional periodic entry point (troupe:actor/ticker):
-	// its result has init's type, so it is lifted by the same decoder.
-	exportTick     = "troupe:actor/ticker#tick"
-	exportTickPost = "cabi_post_troupe:actor/ticker#tick"
-)
-
-// Layout of init's (and tick's) result, result<tuple<option<list<u8>>>, string>, in
-// linear memory (canonical ABI): the variant's u8 discriminant at +0, its
-// payload at the payload alignment (4, from the i32 pointers inside), so +4.
-// ok: tuple<option<list<u8>>> = option's u8 discriminant at +4, the list's
-// (ptr, len) at +8 and +12 (option payload aligned to 4). err: string's
-// (ptr, len) at +4 and +8. Size 16, alignment 4.
-const (
-	initResultSize  = 16
-	initResultAlign = 4
-)
-
-// initResult is the lifted result of init or tick.
-type initResult struct {
+// stateResult is the lifted result of a state call (init, tick):
+// result<tuple<option<list<u8>>>, string>, laid out as abi.StateResult.
+type stateResult struct {
 	ok bool
 	// hasState and state: the new state (ok only).
 	hasState bool
@@ -42,6 +19,9 @@ type initResult struct {
 	// errMsg is the guest's error string (err only).
 	errMsg string
 }
+
+// saved is the new state as the actor keeps it.
+func (r stateResult) saved() savedState { return savedState{hasState: r.hasState, state: r.state} }
 
 // abiError is a guest's violation of the canonical ABI: a pointer, length,
 // alignment or discriminant the host cannot accept.
@@ -53,51 +33,46 @@ func abiErrorf(format string, args ...any) error {
 	return &abiError{msg: fmt.Sprintf(format, args...)}
 }
 
-// decodeInitResult lifts init's result from mem (the guest's whole linear
-// memory) at ret; see decodeResult.
-func decodeInitResult(mem []byte, ret uint32, maxState, maxErr int) (initResult, error) {
-	return decodeResult(mem, ret, maxState, maxErr, "init")
-}
-
 // decodeResult lifts a result<tuple<option<list<u8>>>, string> that the
 // export fn returned a pointer to. It never reads outside mem and checks
 // every length against its bound before copying, so any guest answer is
 // either a result or an *abiError. The state is copied out: the guest may
 // free or reuse it in cabi_post.
-func decodeResult(mem []byte, ret uint32, maxState, maxErr int, fn string) (initResult, error) {
+func decodeResult(mem []byte, ret uint32, maxState, maxErr int, fn string) (stateResult, error) {
 	size := uint64(len(mem))
-	if ret%initResultAlign != 0 {
-		return initResult{}, abiErrorf("%s returned result pointer %#x, not aligned to %d", fn, ret, initResultAlign)
+	layout := abi.StateResult
+	if ret%layout.Align != 0 {
+		return stateResult{}, abiErrorf("%s returned result pointer %#x, not aligned to %d", fn, ret, layout.Align)
 	}
-	if uint64(ret)+initResultSize > size {
-		return initResult{}, abiErrorf("%s returned result pointer %#x, outside the %d-byte memory", fn, ret, size)
+	if uint64(ret)+uint64(layout.Size) > size {
+		return stateResult{}, abiErrorf("%s returned result pointer %#x, outside the %d-byte memory", fn, ret, size)
 	}
-	area := mem[ret : ret+initResultSize]
+	area := mem[ret : uint64(ret)+uint64(layout.Size)]
 	switch disc := area[0]; disc {
 	case 0: // ok
-		switch opt := area[4]; opt {
+		switch opt := area[abi.StateOption]; opt {
 		case 0:
-			return initResult{ok: true}, nil
+			return stateResult{ok: true}, nil
 		case 1:
-			ptr := binary.LittleEndian.Uint32(area[8:])
-			n := binary.LittleEndian.Uint32(area[12:])
+			ptr := binary.LittleEndian.Uint32(area[abi.StatePtr:])
+			n := binary.LittleEndian.Uint32(area[abi.StateLen:])
 			if uint64(n) > uint64(maxState) {
-				return initResult{}, abiErrorf("%s returned a state of %d bytes, more than the %d allowed", fn, n, maxState)
+				return stateResult{}, abiErrorf("%s returned a state of %d bytes, more than the %d allowed", fn, n, maxState)
 			}
 			if uint64(ptr)+uint64(n) > size {
-				return initResult{}, abiErrorf("%s returned state at %#x+%d, outside the %d-byte memory", fn, ptr, n, size)
+				return stateResult{}, abiErrorf("%s returned state at %#x+%d, outside the %d-byte memory", fn, ptr, n, size)
 			}
 			state := make([]byte, n)
 			copy(state, mem[ptr:])
-			return initResult{ok: true, hasState: true, state: state}, nil
+			return stateResult{ok: true, hasState: true, state: state}, nil
 		default:
-			return initResult{}, abiErrorf("%s returned option discriminant %d for its state (want 0 or 1)", fn, opt)
+			return stateResult{}, abiErrorf("%s returned option discriminant %d for its state (want 0 or 1)", fn, opt)
 		}
 	case 1: // err
-		ptr := binary.LittleEndian.Uint32(area[4:])
-		n := binary.LittleEndian.Uint32(area[8:])
+		ptr := binary.LittleEndian.Uint32(area[abi.ResultPayload:])
+		n := binary.LittleEndian.Uint32(area[abi.ResultPayload+4:])
 		if uint64(ptr)+uint64(n) > size {
-			return initResult{}, abiErrorf("%s returned an error string at %#x+%d, outside the %d-byte memory", fn, ptr, n, size)
+			return stateResult{}, abiErrorf("%s returned an error string at %#x+%d, outside the %d-byte memory", fn, ptr, n, size)
 		}
 		msg := mem[ptr : uint64(ptr)+uint64(n)]
 		truncated := false
@@ -113,9 +88,9 @@ func decodeResult(mem []byte, ret uint32, maxState, maxErr int, fn string) (init
 		if truncated {
 			s += fmt.Sprintf("… (%d bytes in all)", n)
 		}
-		return initResult{errMsg: s}, nil
+		return stateResult{errMsg: s}, nil
 	default:
-		return initResult{}, abiErrorf("%s returned result discriminant %d (want 0 for ok or 1 for err)", fn, disc)
+		return stateResult{}, abiErrorf("%s returned result discriminant %d (want 0 for ok or 1 for err)", fn, disc)
 	}
 }
 

@@ -30,17 +30,17 @@ func TestDecodeInitResult(t *testing.T) {
 	tests := map[string]struct {
 		mem     []byte
 		ret     uint32
-		want    initResult
+		want    stateResult
 		wantErr string
 	}{
-		"ok with state":            {mem: okState, ret: 1024, want: initResult{ok: true, hasState: true, state: []byte("state")}},
-		"ok without state":         {mem: resultMem(4096, 1024, 0, 0), ret: 1024, want: initResult{ok: true}},
-		"ok with empty state":      {mem: resultMem(4096, 1024, 0, 1, 4096, 0), ret: 1024, want: initResult{ok: true, hasState: true, state: []byte{}}},
+		"ok with state":            {mem: okState, ret: 1024, want: stateResult{ok: true, hasState: true, state: []byte("state")}},
+		"ok without state":         {mem: resultMem(4096, 1024, 0, 0), ret: 1024, want: stateResult{ok: true}},
+		"ok with empty state":      {mem: resultMem(4096, 1024, 0, 1, 4096, 0), ret: 1024, want: stateResult{ok: true, hasState: true, state: []byte{}}},
 		"empty state, wild ptr":    {mem: emptyState, ret: 1024, wantErr: "outside the 4096-byte memory"},
-		"err":                      {mem: errMsg, ret: 1024, want: initResult{errMsg: "it failed"}},
-		"err with invalid UTF-8":   {mem: badUTF8, ret: 1024, want: initResult{errMsg: "a\uFFFDb"}},
-		"long err is truncated":    {mem: longErr, ret: 1024, want: initResult{errMsg: strings.Repeat("e", 4096) + "… (5000 bytes in all)"}},
-		"result at the very end":   {mem: resultMem(4096, 4080, 0, 0), ret: 4080, want: initResult{ok: true}},
+		"err":                      {mem: errMsg, ret: 1024, want: stateResult{errMsg: "it failed"}},
+		"err with invalid UTF-8":   {mem: badUTF8, ret: 1024, want: stateResult{errMsg: "a\uFFFDb"}},
+		"long err is truncated":    {mem: longErr, ret: 1024, want: stateResult{errMsg: strings.Repeat("e", 4096) + "… (5000 bytes in all)"}},
+		"result at the very end":   {mem: resultMem(4096, 4080, 0, 0), ret: 4080, want: stateResult{ok: true}},
 		"result one past the end":  {mem: make([]byte, 4096), ret: 4084, wantErr: "outside the 4096-byte memory"},
 		"result pointer wraps":     {mem: make([]byte, 4096), ret: 0xfffffffc, wantErr: "outside"},
 		"misaligned":               {mem: make([]byte, 4096), ret: 2, wantErr: "not aligned"},
@@ -54,7 +54,7 @@ func TestDecodeInitResult(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			got, err := decodeInitResult(tc.mem, tc.ret, 1024, 4096)
+			got, err := decodeResult(tc.mem, tc.ret, 1024, 4096, "init")
 			if tc.wantErr != "" {
 				var abi *abiError
 				if !errors.As(err, &abi) || !strings.Contains(err.Error(), tc.wantErr) {
@@ -72,7 +72,7 @@ func TestDecodeInitResult(t *testing.T) {
 	}
 	// The state is a copy: changing guest memory afterwards (cabi_post
 	// freeing it) does not change it.
-	got, _ := decodeInitResult(okState, 1024, 1024, 4096)
+	got, _ := decodeResult(okState, 1024, 1024, 4096, "init")
 	copy(okState[2000:], "XXXXX")
 	if string(got.state) != "state" {
 		t.Fatalf("state aliases guest memory: %q", got.state)
@@ -98,7 +98,7 @@ func FuzzDecodeInitResult(f *testing.F) {
 	const maxState, maxErr = 32, 16
 	f.Fuzz(func(t *testing.T, mem []byte, ret uint32) {
 		snapshot := bytes.Clone(mem)
-		got, err := decodeInitResult(mem, ret, maxState, maxErr)
+		got, err := decodeResult(mem, ret, maxState, maxErr, "init")
 		if !bytes.Equal(mem, snapshot) {
 			t.Fatal("the decoder wrote to guest memory")
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
+	"github.com/troupe-dev/troupe/internal/abi"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 	"github.com/troupe-dev/troupe/internal/version"
 )
@@ -42,6 +44,13 @@ type EngineOptions struct {
 	Version string
 	// Now is the clock of the runtime handler and the chains; nil is time.Now.
 	Now func() time.Time
+	// OnCall, when set, is told about every call of one of the contract's
+	// exports (init, tick) once it is over: the function's name ("init",
+	// "tick") and the *ActorError that failed the actor, nil when it
+	// returned ok. The host counts them (troupe_host_calls_total). It runs
+	// on the actor's call path: keep it short, and never call the actor
+	// from it.
+	OnCall func(export string, err error)
 }
 
 // Engine runs actors: one wazero runtime for the process (the compiler
@@ -111,7 +120,7 @@ func NewEngine(ctx context.Context, opts EngineOptions) (*Engine, error) {
 		return nil, fmt.Errorf("instantiating the runtime handler: %w", err)
 	}
 	e.hostFuncs = map[string]map[string]api.FunctionDefinition{}
-	for _, name := range []string{wasi_snapshot_preview1.ModuleName, runtimehandler.ModuleName} {
+	for _, name := range append([]string{wasi_snapshot_preview1.ModuleName}, abi.ImportModules()...) {
 		mod := e.rt.Module(name)
 		if mod == nil {
 			e.closeRuntime(ctx)
@@ -120,6 +129,13 @@ func NewEngine(ctx context.Context, opts EngineOptions) (*Engine, error) {
 		e.hostFuncs[name] = mod.ExportedFunctionDefinitions()
 	}
 	return e, nil
+}
+
+// observeCall hands a finished call of an export to EngineOptions.OnCall.
+func (e *Engine) observeCall(export string, err error) {
+	if e.opts.OnCall != nil {
+		e.opts.OnCall(export, err)
+	}
 }
 
 func (e *Engine) closeRuntime(ctx context.Context) {
@@ -167,15 +183,11 @@ type Component struct {
 	digest   [sha256.Size]byte
 	size     int
 	compiled wazero.CompiledModule
-	// memMin and memMax are the declared memory limits in pages.
-	memMin        uint32
-	memMax        uint32
-	hasMemMax     bool
-	hasInitialize bool
-	hasPost       bool
-	// hasTick: the module exports troupe:actor/ticker#tick (and
-	// hasTickPost its cabi_post), so the engine calls it periodically.
-	hasTick, hasTickPost bool
+	// memMin is the minimum memory the module declares, in pages.
+	memMin uint32
+	// exports holds the names of the contract's exports (abi.Exports) the
+	// module has, each with the table's signature.
+	exports map[string]bool
 }
 
 // Digest returns the component's content digest, "sha256:<hex>".
@@ -184,13 +196,10 @@ func (c *Component) Digest() string { return "sha256:" + hex.EncodeToString(c.di
 // Size is the length of the module in bytes.
 func (c *Component) Size() int { return c.size }
 
-// MinMemoryPages is the linear memory the module declares it starts with.
-func (c *Component) MinMemoryPages() uint32 { return c.memMin }
-
 // Ticks reports whether the module exports the optional periodic entry
 // point troupe:actor/ticker#tick, which the engine calls every tick
 // interval once init has returned.
-func (c *Component) Ticks() bool { return c.hasTick }
+func (c *Component) Ticks() bool { return c.exports[abi.Tick.Name] }
 
 // Compile validates and compiles wasm, or returns the component already
 // compiled from the same bytes (by SHA-256), so a warm start neither
@@ -235,51 +244,6 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (*Component, error) {
 	return ce.c, ce.err
 }
 
-// Signatures of the canonical ABI's core functions for this world.
-var (
-	i32     = api.ValueTypeI32
-	i64     = api.ValueTypeI64
-	sigInit = signature{params: []api.ValueType{i32, i32, i32, i32, i32}, results: []api.ValueType{i32}}
-	// tick(state: option<list<u8>>, now-ms: u64): is-some, ptr, len, now.
-	sigTick      = signature{params: []api.ValueType{i32, i32, i32, i64}, results: []api.ValueType{i32}}
-	sigPost      = signature{params: []api.ValueType{i32}}
-	sigRealloc   = signature{params: []api.ValueType{i32, i32, i32, i32}, results: []api.ValueType{i32}}
-	sigInitalize = signature{}
-)
-
-type signature struct{ params, results []api.ValueType }
-
-func (s signature) matches(d api.FunctionDefinition) bool {
-	return equalTypes(s.params, d.ParamTypes()) && equalTypes(s.results, d.ResultTypes())
-}
-
-func (s signature) String() string {
-	return fmt.Sprintf("%s -> %s", typeList(s.params), typeList(s.results))
-}
-
-func equalTypes(a, b []api.ValueType) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func typeList(ts []api.ValueType) string {
-	s := "("
-	for i, t := range ts {
-		if i > 0 {
-			s += " "
-		}
-		s += api.ValueTypeName(t)
-	}
-	return s + ")"
-}
-
 func (e *Engine) compile(ctx context.Context, wasm []byte, digest [sha256.Size]byte) (*Component, error) {
 	bounded, err := boundTables(wasm, MaxTableElements)
 	if err != nil {
@@ -309,69 +273,40 @@ func (e *Engine) validate(m wazero.CompiledModule) (*Component, error) {
 		if !ok {
 			return nil, newActorError(ReasonInvalidModule, "compile",
 				"imports function %s.%s from unknown module %q (actors may import %s and %s)",
-				mod, name, mod, runtimehandler.ModuleName, wasi_snapshot_preview1.ModuleName)
+				mod, name, mod, strings.Join(abi.ImportModules(), ", "), wasi_snapshot_preview1.ModuleName)
 		}
 		def, ok := funcs[name]
 		if !ok {
 			return nil, newActorError(ReasonInvalidModule, "compile", "imports unknown function %s.%s", mod, name)
 		}
-		want := signature{params: def.ParamTypes(), results: def.ResultTypes()}
-		if !want.matches(imp) {
+		if want := abi.SignatureOf(def); !want.Matches(imp) {
 			return nil, newActorError(ReasonInvalidModule, "compile",
-				"imports %s.%s with signature %s, the host's is %s", mod, name,
-				signature{params: imp.ParamTypes(), results: imp.ResultTypes()}, want)
+				"imports %s.%s with signature %s, the host's is %s", mod, name, abi.SignatureOf(imp), want)
 		}
 	}
 	if mems := m.ImportedMemories(); len(mems) > 0 {
 		mod, name, _ := mems[0].Import()
 		return nil, newActorError(ReasonInvalidModule, "compile", "imports memory %s.%s: an actor must define its own memory", mod, name)
 	}
+	c := &Component{compiled: m, exports: map[string]bool{}}
 	exports := m.ExportedFunctions()
-	check := func(name string, sig signature, required bool) (bool, error) {
-		def, ok := exports[name]
-		if !ok {
-			if required {
-				return false, newActorError(ReasonMissingExport, "compile", "module does not export %q", name)
-			}
-			return false, nil
+	for _, x := range abi.Exports {
+		def, ok := exports[x.Name]
+		switch {
+		case !ok && x.Required:
+			return nil, newActorError(ReasonMissingExport, "compile", "module does not export %q", x.Name)
+		case !ok:
+			continue
+		case !x.Matches(def):
+			return nil, newActorError(ReasonInvalidModule, "compile", "export %q has signature %s, want %s%s",
+				x.Name, abi.SignatureOf(def), x.Signature, x.Hint())
 		}
-		if !sig.matches(def) {
-			hint := ""
-			if name == exportTick {
-				hint = " (state-is-some, state-ptr, state-len, now-ms; see wit/troupe-ticker.wit)"
-			}
-			return false, newActorError(ReasonInvalidModule, "compile", "export %q has signature %s, want %s%s",
-				name, signature{params: def.ParamTypes(), results: def.ResultTypes()}, sig, hint)
-		}
-		return true, nil
+		c.exports[x.Name] = true
 	}
-	c := &Component{compiled: m}
-	var err error
-	if _, err = check(exportInit, sigInit, true); err != nil {
-		return nil, err
-	}
-	// cabi_realloc is required: init always receives the actor id, a string
-	// that has to be lowered into the guest's memory.
-	if _, err = check(exportRealloc, sigRealloc, true); err != nil {
-		return nil, err
-	}
-	if c.hasPost, err = check(exportInitPost, sigPost, false); err != nil {
-		return nil, err
-	}
-	if c.hasInitialize, err = check(exportInitialize, sigInitalize, false); err != nil {
-		return nil, err
-	}
-	if c.hasTick, err = check(exportTick, sigTick, false); err != nil {
-		return nil, err
-	}
-	if c.hasTickPost, err = check(exportTickPost, sigPost, false); err != nil {
-		return nil, err
-	}
-	mem, ok := m.ExportedMemories()[exportMemory]
+	mem, ok := m.ExportedMemories()[abi.Memory]
 	if !ok {
-		return nil, newActorError(ReasonMissingExport, "compile", "module does not export its linear memory as %q", exportMemory)
+		return nil, newActorError(ReasonMissingExport, "compile", "module does not export its linear memory as %q", abi.Memory)
 	}
 	c.memMin = mem.Min()
-	c.memMax, c.hasMemMax = mem.Max()
 	return c, nil
 }

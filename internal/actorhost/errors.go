@@ -72,6 +72,12 @@ func ReasonOf(err error) Reason {
 	return ""
 }
 
+// hostError is a failure of the host during op (a chain or state write):
+// not the guest's doing, but it ends the run all the same.
+func hostError(op string, err error) *ActorError {
+	return &ActorError{Reason: ReasonHostError, Op: op, Message: err.Error(), Err: err}
+}
+
 func newActorError(reason Reason, op, format string, args ...any) *ActorError {
 	msg := fmt.Sprintf(format, args...)
 	return &ActorError{Reason: reason, Op: op, Message: msg, Err: errors.New(msg)}

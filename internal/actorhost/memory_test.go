@@ -62,8 +62,7 @@ func TestMmapMemoryDoesNotMoveAndIsLazy(t *testing.T) {
 }
 
 // TestEveryEndReleasesLinearMemory: whatever way an actor's run ends (a
-// timeout closes the module from wazero's side, a trap, a stop, a
-// restart), its mapping is released once the actor is stopped.
+// timeout closes the module from wazero's side, a trap, a stop), its mapping is released once the actor is stopped.
 func TestEveryEndReleasesLinearMemory(t *testing.T) {
 	probe := newMemoryLimiter(1).Allocate(wasmPageSize, wasmPageSize)
 	probe.Free()
@@ -77,11 +76,6 @@ func TestEveryEndReleasesLinearMemory(t *testing.T) {
 			CallTimeout: 50 * time.Millisecond, MemoryPages: 8})
 		if a == nil {
 			t.Fatalf("%s did not start", name)
-		}
-		if name == "counter" {
-			if err := a.Restart(context.Background(), "again"); err != nil {
-				t.Fatal(err)
-			}
 		}
 		if err := a.Stop(context.Background(), "test"); err != nil {
 			t.Fatal(err)

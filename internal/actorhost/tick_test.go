@@ -2,15 +2,19 @@ package actorhost
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe/internal/abi"
 	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/limits"
 )
@@ -96,7 +100,7 @@ func TestTicksSeeStateAndHostTimeAndSaveTheState(t *testing.T) {
 		t.Fatalf("%d ActorTick events for %d ticks that each changed the state", len(tds), ticks)
 	}
 	last := tds[len(tds)-1]
-	if !last.OK || !last.StateChanged || last.StateDigest != digestHex(state) || last.Now != uint64(now.UnixMilli()) || last.StateBytes != 16 {
+	if !last.OK || !last.StateChanged || last.Sha256 != digestHex(state) || last.Now != uint64(now.UnixMilli()) || last.Bytes == nil || *last.Bytes != 16 {
 		t.Errorf("last ActorTick = %+v, want ok, changed, the final state's digest and now", last)
 	}
 	if _, err := chain.VerifyFile(dir + "/" + chain.FileName); err != nil {
@@ -104,38 +108,30 @@ func TestTicksSeeStateAndHostTimeAndSaveTheState(t *testing.T) {
 	}
 }
 
-func TestTickStatePersistsAcrossRestarts(t *testing.T) {
+// TestTickStatePersistsAcrossRuns: each run (a Start on the directory, as
+// the host's restart and a new host process do) resumes from the state the
+// last tick saved, and ticks on from there.
+func TestTickStatePersistsAcrossRuns(t *testing.T) {
 	e, _ := newTestEngine(t)
-	c := compile(t, e, "tick")
 	dir := t.TempDir()
-	cfg := ActorConfig{Name: "ticker", Component: c, Dir: dir, InitialState: tickState('c'), TickInterval: limits.MinTickInterval}
-	a, err := e.Start(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
+	saved := uint32(0)
+	for run := range 3 {
+		if run == 2 {
+			e, _ = newTestEngine(t) // a new process
+		}
+		cfg := ActorConfig{Name: "ticker", Component: compile(t, e, "tick"), Dir: dir, InitialState: tickState('c'),
+			TickInterval: limits.MinTickInterval}
+		a := start(t, e, cfg)
+		// init echoes the saved state, so the count goes on from there.
+		if got := tickCounter(a.State()); got != saved {
+			t.Fatalf("run %d starts from %d ticks, the last run saved %d", run, got, saved)
+		}
+		waitFor(t, "2 more ticks", func() bool { return tickCounter(a.State()) >= saved+2 })
+		if err := a.Stop(context.Background(), "run over"); err != nil {
+			t.Fatal(err)
+		}
+		saved = tickCounter(a.State())
 	}
-	waitFor(t, "2 ticks", func() bool { return tickCounter(a.State()) >= 2 })
-	if err := a.Restart(context.Background(), "spec changed"); err != nil {
-		t.Fatal(err)
-	}
-	// init echoes the saved state, so the count goes on from there.
-	after := tickCounter(a.State())
-	if after < 2 {
-		t.Fatalf("after restart the state counts %d ticks, want the saved 2 or more", after)
-	}
-	waitFor(t, "ticks after the restart", func() bool { return tickCounter(a.State()) >= after+2 })
-	if err := a.Stop(context.Background(), "first process over"); err != nil {
-		t.Fatal(err)
-	}
-	saved := tickCounter(a.State())
-	b, err := e.Start(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Stop(context.Background(), "test over")
-	if got := tickCounter(b.State()); got != saved {
-		t.Fatalf("a new start from the directory counts %d ticks, the stopped run saved %d", got, saved)
-	}
-	waitFor(t, "ticks of the new start", func() bool { return tickCounter(b.State()) > saved })
 }
 
 func TestIdleTicksDoNotGrowTheChain(t *testing.T) {
@@ -155,7 +151,7 @@ func TestIdleTicksDoNotGrowTheChain(t *testing.T) {
 	if len(tds) < 3 {
 		t.Fatalf("%d ActorTick events after 3 logging ticks", len(tds))
 	}
-	if d := tds[0]; !d.OK || d.StateChanged || d.StateDigest != digestHex(tickState('l')) {
+	if d := tds[0]; !d.OK || d.StateChanged || d.Sha256 != digestHex(tickState('l')) {
 		t.Errorf("ActorTick = %+v, want ok, unchanged, the state's digest", d)
 	}
 	// Every logging tick is a LogEvent then an ActorTick.
@@ -233,16 +229,21 @@ func TestTickLoopEndsWithTheRun(t *testing.T) {
 		}
 		waitFor(t, "the goroutine count to fall back", func() bool { return runtime.NumGoroutine() <= baseline })
 	})
-	t.Run("Restart replaces the loop", func(t *testing.T) {
-		a := start(t, e, ActorConfig{Name: "restarted", Component: c, InitialState: tickState('c'), TickInterval: limits.MinTickInterval})
+	t.Run("each run on a directory has its own loop", func(t *testing.T) {
+		cfg := ActorConfig{Name: "rerun", Component: c, Dir: t.TempDir(), InitialState: tickState('c'), TickInterval: limits.MinTickInterval}
 		for range 3 {
-			if err := a.Restart(context.Background(), "again"); err != nil {
+			a := start(t, e, cfg)
+			waitFor(t, "a tick", func() bool { return a.Ticks() > 0 })
+			if n := a.tickLoops.Load(); n != 1 {
+				t.Fatalf("%d tick loops in a run", n)
+			}
+			if err := a.Stop(context.Background(), "again"); err != nil {
 				t.Fatal(err)
 			}
-			n := a.Ticks()
-			waitFor(t, "a tick after restart", func() bool { return a.Ticks() > n })
+			if n := a.tickLoops.Load(); n != 0 {
+				t.Fatalf("%d tick loops after Stop", n)
+			}
 		}
-		waitFor(t, "one loop", func() bool { return a.tickLoops.Load() == 1 })
 	})
 	t.Run("a failed tick ends the loop", func(t *testing.T) {
 		a, err := e.Start(context.Background(), ActorConfig{Name: "trapper", Component: c, InitialState: tickState('T'),
@@ -320,8 +321,8 @@ func TestHostileTicks(t *testing.T) {
 		"err result":              {mode: 'E', reason: ReasonTickFailed, op: "tick", message: "tick failed on purpose"},
 		"trap":                    {mode: 'T', reason: ReasonTrap, op: "tick", message: "unreachable"},
 		"endless loop":            {mode: 'L', reason: ReasonTimeout, op: "tick", message: "call exceeded its 200ms deadline"},
-		"realloc out of range":    {mode: 'A', reason: ReasonABI, op: exportRealloc, message: "cabi_realloc returned 0xffffff00"},
-		"cabi_post traps":         {mode: 'H', reason: ReasonTrap, op: exportTickPost, message: "unreachable"},
+		"realloc out of range":    {mode: 'A', reason: ReasonABI, op: abi.Realloc.Name, message: "cabi_realloc returned 0xffffff00"},
+		"cabi_post traps":         {mode: 'H', reason: ReasonTrap, op: abi.TickPost.Name, message: "unreachable"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -375,5 +376,48 @@ func TestTickExportWithWrongSignatureIsRefused(t *testing.T) {
 	want := `export "troupe:actor/ticker#tick" has signature (i32 i32 i32 i32) -> (i32), want (i32 i32 i32 i64) -> (i32)`
 	if !errors.As(err, &ae) || ae.Reason != ReasonInvalidModule || !strings.Contains(ae.Message, want) {
 		t.Fatalf("Compile = %v; want InvalidModule with %q", err, want)
+	}
+}
+
+// TestOnCallSeesEveryInitAndTick: the engine reports each call of init and
+// tick, with the reason of the failure that ended the run, so that the
+// host's troupe_host_calls_total counts ticks too.
+func TestOnCallSeesEveryInitAndTick(t *testing.T) {
+	var mu sync.Mutex
+	var calls []string
+	e, err := NewEngine(context.Background(), EngineOptions{NoDiskCache: true, SystemInfo: fixedSystemInfo{},
+		OnCall: func(export string, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls = append(calls, export+"="+cmp.Or(string(ReasonOf(err)), "ok"))
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(context.Background()) })
+	seen := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(calls)
+	}
+	c := compile(t, e, "tick")
+	counter := start(t, e, ActorConfig{Name: "counter", Component: c, InitialState: tickState('c'), TickInterval: limits.MinTickInterval})
+	waitFor(t, "2 ticks", func() bool { return counter.Ticks() >= 2 })
+	if err := counter.Stop(context.Background(), "test over"); err != nil {
+		t.Fatal(err)
+	}
+	got := seen()
+	want := append([]string{"init=ok"}, slices.Repeat([]string{"tick=ok"}, int(counter.Ticks()))...)
+	if !slices.Equal(got, want) {
+		t.Fatalf("OnCall saw %v, want %v", got, want)
+	}
+
+	failing, _ := e.Start(context.Background(), ActorConfig{Name: "failing", Component: c, InitialState: tickState('E'), TickInterval: limits.MinTickInterval})
+	defer failing.Stop(context.Background(), "test over")
+	<-failing.Done()
+	broken, _ := e.Start(context.Background(), ActorConfig{Name: "broken", Component: compile(t, e, "initerr")})
+	defer broken.Stop(context.Background(), "test over")
+	if got := seen()[len(want):]; !slices.Equal(got, []string{"init=ok", "tick=TickFailed", "init=InitFailed"}) {
+		t.Fatalf("OnCall saw %v after the failures", got)
 	}
 }

@@ -1,0 +1,170 @@
+package actorhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/troupe-dev/troupe/internal/chain"
+)
+
+// acquire takes the call lock, or gives up when ctx ends.
+func (a *Actor) acquire(ctx context.Context) error {
+	select {
+	case a.callLock <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (a *Actor) unlock() { <-a.callLock }
+
+func (a *Actor) setPhase(p Phase) {
+	a.mu.Lock()
+	a.phase = p
+	a.mu.Unlock()
+}
+
+func (a *Actor) shutdownRequested() bool {
+	_, _, requested := a.handler.Shutdown()
+	return requested
+}
+
+// closeInstance closes the module; called with the call lock held, so no
+// guest code runs on the memory being released.
+func (a *Actor) closeInstance() {
+	if a.mod != nil {
+		_ = a.mod.Close(context.Background())
+		a.mod, a.mem = nil, nil
+	}
+	a.realloc, a.initialize = nil, nil
+	a.initExport, a.tickExport = stateCall{}, stateCall{}
+	a.exports = nil
+}
+
+// end finishes the run in phase p with err; called with the call lock
+// held.
+func (a *Actor) end(p Phase, err error) {
+	a.closeInstance()
+	// Lifecycle events are fsynced by the chain; this also flushes the
+	// ordinary events appended since the last group commit.
+	if serr := a.chain.Sync(); serr != nil {
+		a.log.Error(serr, "syncing the actor's chain", "actorID", a.id)
+	}
+	a.mu.Lock()
+	a.phase, a.err = p, err
+	close(a.done)
+	a.mu.Unlock()
+}
+
+// fail records err as the reason the actor stopped and ends the run.
+func (a *Actor) fail(err error) error {
+	var ae *ActorError
+	if !errors.As(err, &ae) {
+		ae = &ActorError{Reason: ReasonHostError, Message: err.Error(), Err: err}
+	}
+	if ae.Reason == ReasonCanceled && a.stopping.Load() {
+		_ = a.record(chain.KindActorStop, "stop", stopData{Reason: "Stopped",
+			Message: "stopped by the host; the call to " + ae.Op + " in progress was canceled"})
+		a.end(PhaseStopped, nil)
+		return ae
+	}
+	_ = a.record(chain.KindActorStop, "stop", stopData{Reason: string(ae.Reason), Op: ae.Op, Message: ae.Message})
+	a.log.V(1).Info("actor failed", "actorID", a.id, "name", a.cfg.Name, "reason", ae.Reason, "message", ae.Message)
+	a.end(PhaseFailed, ae)
+	return ae
+}
+
+// stopData is the data of an ActorStop event.
+type stopData struct {
+	Message string `json:"message,omitempty"`
+	Op      string `json:"op,omitempty"`
+	Reason  string `json:"reason"`
+}
+
+// finishShutdown records the shutdown the guest asked for and ends the run.
+func (a *Actor) finishShutdown() error {
+	data, hasData, _ := a.handler.Shutdown()
+	sd := map[string]any{"hasData": hasData}
+	if hasData {
+		sd["data"] = data // base64 in JSON
+		sd["dataSha256"] = digestHex(data)
+	}
+	err := a.record(chain.KindShutdown, "shutdown", sd)
+	if err == nil {
+		err = a.record(chain.KindActorStop, "stop", stopData{Reason: "Shutdown"})
+	}
+	if err != nil {
+		return a.fail(hostError("shutdown", err))
+	}
+	a.log.V(1).Info("actor shut itself down", "actorID", a.id, "name", a.cfg.Name)
+	a.end(PhaseSucceeded, nil)
+	return nil
+}
+
+// Stop stops the actor: it waits for the call in progress until ctx ends,
+// then cancels it; records ActorStop with reason; closes the instance; and
+// flushes and closes the chain. Stop also releases an actor that already
+// ended (shutdown or failure); it is idempotent. The actor's next run is a
+// new Start on its Dir. When Stop returns, the actor's tick loop has ended
+// too.
+func (a *Actor) Stop(ctx context.Context, reason string) error {
+	err := a.stop(ctx, reason)
+	// The run is over (its Done channel closed), so a tick loop waiting
+	// for the call lock or its next tick returns at once.
+	a.tickers.Wait()
+	return err
+}
+
+func (a *Actor) stop(ctx context.Context, reason string) error {
+	if err := a.acquire(ctx); err != nil {
+		// The guest would not give the call back in time: cancel it. The
+		// canceled call ends the run (reason Canceled) and unlocks.
+		a.stopping.Store(true)
+		a.cancel()
+		_ = a.acquire(context.Background())
+	}
+	defer a.unlock()
+	if p := a.Phase(); p == PhaseRunning || p == PhaseStarting {
+		_ = a.record(chain.KindActorStop, "stop", stopData{Reason: "Stopped", Message: reason})
+		a.log.V(1).Info("actor stopped", "actorID", a.id, "name", a.cfg.Name, "reason", reason)
+		a.end(PhaseStopped, nil)
+	}
+	return a.release()
+}
+
+// release drops the actor's resources after its run: the handler's state
+// (flushing partial log lines), the chain (flush and fsync), and its place
+// in the engine. Called with the call lock held, or before the actor was
+// ever locked.
+func (a *Actor) release() error {
+	a.mu.Lock()
+	if a.released {
+		a.mu.Unlock()
+		return nil
+	}
+	a.released = true
+	a.mu.Unlock()
+	a.closeInstance()
+	if a.handler != nil {
+		a.handler.Close()
+	}
+	head, length := a.chain.Head()
+	err := a.chain.Close()
+	a.mu.Lock()
+	a.head, a.length = head, length
+	if a.phase == PhaseStarting || a.phase == PhaseRunning {
+		a.phase = PhaseStopped
+		close(a.done)
+	}
+	a.mu.Unlock()
+	a.cancel()
+	a.e.mu.Lock()
+	delete(a.e.actors, a)
+	a.e.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("closing the chain of actor %s: %w", a.id, err)
+	}
+	return nil
+}

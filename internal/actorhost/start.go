@@ -1,0 +1,367 @@
+package actorhost
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/google/uuid"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+
+	"github.com/troupe-dev/troupe/internal/abi"
+	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/limits"
+	"github.com/troupe-dev/troupe/internal/runtimehandler"
+)
+
+// Start starts an actor: it opens (or creates) its chain and saved state,
+// instantiates the component and calls init with the saved state, or
+// InitialState the first time. Start returns once init has returned.
+//
+// An error before anything was recorded (bad config, an unusable Dir)
+// returns a nil Actor. A failure of the actor itself (instantiation, a trap,
+// init's err, ...) returns the failed Actor together with its *ActorError,
+// so the caller can still read its chain head, then Stop it; a new Start on
+// the same Dir is its next run.
+func (e *Engine) Start(ctx context.Context, cfg ActorConfig) (*Actor, error) {
+	a, err := e.newActor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.acquire(ctx); err != nil {
+		a.release()
+		return nil, err
+	}
+	defer a.unlock()
+	info := lifecycleData{ID: a.id, Name: cfg.Name, Namespace: cfg.Namespace,
+		Component: cfg.Component.Digest(), MemoryPages: a.pages, CallTimeout: a.timeout.String()}
+	resumed := false
+	if cfg.Dir != "" {
+		saved, ok, err := readState(cfg.Dir, a.maxState)
+		if err != nil {
+			a.release()
+			return nil, fmt.Errorf("starting actor %s: %w", a.id, err)
+		}
+		if ok {
+			a.state, resumed = saved, true
+		}
+	}
+	if !resumed {
+		a.state = savedState{hasState: cfg.InitialState != nil, state: bytes.Clone(cfg.InitialState)}
+	}
+	info.Resumed = resumed
+	if err := a.record(chain.KindActorStart, "start", info); err != nil {
+		a.release()
+		return nil, fmt.Errorf("starting actor %s: %w", a.id, err)
+	}
+	if resumed {
+		if err := a.record(chain.KindRestart, "restart", restartData{a.stateRecord(), "resumed from saved state"}); err != nil {
+			a.release()
+			return nil, fmt.Errorf("starting actor %s: %w", a.id, err)
+		}
+	}
+	if err := a.boot(ctx); err != nil {
+		return a, err
+	}
+	return a, nil
+}
+
+// restartData is the data of an ActorRestart event: the state the run
+// resumes from, and why.
+type restartData struct {
+	stateRecord
+	Reason string `json:"reason"`
+}
+
+// newActor validates cfg and prepares the actor's directory, chain and
+// handler state.
+func (e *Engine) newActor(cfg ActorConfig) (a *Actor, err error) {
+	if cfg.Component == nil {
+		return nil, errors.New("starting actor: ActorConfig.Component is required")
+	}
+	a = &Actor{e: e, cfg: cfg, component: cfg.Component, callLock: make(chan struct{}, 1), phase: PhaseStarting,
+		done: make(chan struct{})}
+	if err := a.applyLimits(cfg); err != nil {
+		return nil, fmt.Errorf("starting actor %s: %w", cfg.Name, err)
+	}
+	a.log = cfg.Logger
+	if a.log.GetSink() == nil {
+		a.log = e.log
+	}
+	if err := a.openChain(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = a.chain.Close()
+		}
+	}()
+	a.handler, err = runtimehandler.NewActor(runtimehandler.ActorOptions{
+		ID: a.id, Name: cfg.Name, Namespace: cfg.Namespace, Config: cfg.Handler, Env: cfg.Env,
+		SystemInfo: e.opts.SystemInfo, Chain: a.chain, Metrics: e.opts.Metrics, Logger: a.log,
+		Version: e.opts.Version, Now: e.opts.Now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting actor %s: %w", a.id, err)
+	}
+	a.runCtx, a.cancel = context.WithCancel(context.Background())
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		a.handler.Close()
+		return nil, errors.New("starting actor: engine is closed")
+	}
+	e.actors[a] = struct{}{}
+	return a, nil
+}
+
+// applyLimits sets the actor's limits from cfg: a zero field is its
+// default; a memory limit or call timeout the API would not admit is an
+// error (each is a contract of every call), a too short tick interval is
+// raised to the minimum.
+func (a *Actor) applyLimits(cfg ActorConfig) error {
+	a.pages, a.timeout, a.maxState, a.tickInterval = cfg.MemoryPages, cfg.CallTimeout, cfg.MaxStateBytes, cfg.TickInterval
+	if a.pages == 0 {
+		a.pages = limits.DefaultMemoryPages
+	}
+	if err := limits.CheckMemoryPages(int64(a.pages)); err != nil {
+		return err
+	}
+	if a.timeout == 0 {
+		a.timeout = limits.DefaultCallTimeout
+	}
+	if err := limits.CheckCallTimeout(a.timeout); err != nil {
+		return err
+	}
+	if a.maxState <= 0 {
+		a.maxState = limits.DefaultMaxStateBytes
+	}
+	switch {
+	case a.tickInterval == 0:
+		a.tickInterval = limits.DefaultTickInterval
+	case a.tickInterval > 0:
+		a.tickInterval = max(a.tickInterval, limits.MinTickInterval)
+	}
+	return nil
+}
+
+// openChain settles the actor's id and opens its chain: in Dir, checking
+// the identity saved there (or writing it the first time), or in memory;
+// and starts a segment linked to cfg.Continue on an empty chain.
+func (a *Actor) openChain() error {
+	cfg := a.cfg
+	a.id = cfg.ID
+	copts := chain.Options{Durability: cfg.Durability, Now: a.e.opts.Now, Retain: cfg.MemoryChainRetain}
+	if cfg.Dir == "" {
+		if a.id == "" {
+			a.id = uuid.NewString()
+		}
+		a.chain = chain.NewMemory(copts)
+	} else {
+		if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+			return fmt.Errorf("starting actor: creating its directory: %w", err)
+		}
+		saved, ok, err := readIdentity(cfg.Dir)
+		if err != nil {
+			return fmt.Errorf("starting actor: %w", err)
+		}
+		switch {
+		case ok && a.id == "":
+			a.id = saved.ID
+		case ok && saved.ID != a.id:
+			return fmt.Errorf("starting actor %s: directory %s belongs to actor %s", a.id, cfg.Dir, saved.ID)
+		}
+		if a.id == "" {
+			a.id = uuid.NewString()
+		}
+		if !ok {
+			if err := writeIdentity(cfg.Dir, identity{ID: a.id, Name: cfg.Name, Namespace: cfg.Namespace}); err != nil {
+				return fmt.Errorf("starting actor %s: %w", a.id, err)
+			}
+		}
+		ch, rec, err := chain.Open(filepath.Join(cfg.Dir, chain.FileName), copts)
+		if err != nil {
+			return fmt.Errorf("starting actor %s: %w", a.id, err)
+		}
+		if rec.DroppedBytes > 0 {
+			a.log.Info("cut a torn tail off the actor's chain", "actorID", a.id,
+				"droppedBytes", rec.DroppedBytes, "reason", rec.Reason, "events", rec.Events)
+		}
+		a.chain = ch
+	}
+	c := cfg.Continue
+	if c == nil {
+		return nil
+	}
+	head, length := a.chain.Head()
+	switch {
+	case length == 0:
+		data, _ := json.Marshal(map[string]any{"previousHead": c.Head.String(), "previousLength": c.Length, "actorID": a.id})
+		if _, err := a.chain.StartSegment(c.Head, c.Length, data); err != nil {
+			_ = a.chain.Close()
+			return fmt.Errorf("starting actor %s: %w", a.id, err)
+		}
+	case head != c.Head || length != c.Length:
+		_ = a.chain.Close()
+		return fmt.Errorf("starting actor %s: its chain ends at %s (%d events), not at the head %s (%d) it should continue",
+			a.id, head.Short(), length, c.Head.Short(), c.Length)
+	}
+	return nil
+}
+
+// boot instantiates the component and runs _initialize and init. Called
+// with the call lock held; on failure the actor has failed (recorded,
+// instance closed) and the error is its *ActorError.
+func (a *Actor) boot(ctx context.Context) error {
+	a.setPhase(PhaseStarting)
+	if err := a.instantiate(ctx); err != nil {
+		return a.fail(err)
+	}
+	if a.initialize != nil {
+		if _, err := a.invoke(ctx, abi.Initialize.Name, a.initialize); err != nil {
+			return a.fail(err)
+		}
+		if a.shutdownRequested() {
+			return a.finishShutdown()
+		}
+	}
+	err := a.callInit(ctx)
+	a.e.observeCall(a.initExport.op, err)
+	if err != nil {
+		return a.fail(err)
+	}
+	// Each api.Function carries its own call stack (10 KiB in wazevo);
+	// an idle actor should not keep the ones only boot needs. A ticking
+	// actor still needs cabi_realloc to hand tick its state.
+	a.initExport, a.initialize = stateCall{}, nil
+	if a.tickExport.fn == nil {
+		a.realloc = nil
+	}
+	if a.shutdownRequested() {
+		return a.finishShutdown()
+	}
+	a.setPhase(PhaseRunning)
+	a.log.V(1).Info("actor running", "actorID", a.id, "name", a.cfg.Name)
+	a.startTicker()
+	return nil
+}
+
+// instantiate creates the module instance with WASI and a memory capped at
+// the actor's limit, and resolves the exports the engine calls.
+func (a *Actor) instantiate(ctx context.Context) (err error) {
+	c := a.component
+	if c.memMin > a.pages {
+		return newActorError(ReasonMemoryLimit, "instantiate",
+			"module declares a minimum memory of %d pages, more than the actor's limit of %d pages", c.memMin, a.pages)
+	}
+	a.limiter = newMemoryLimiter(a.pages)
+	mc := wazero.NewModuleConfig().
+		WithName("").         // anonymous: many instances of one module coexist
+		WithStartFunctions(). // _initialize is called below, under a deadline
+		WithArgs(a.cfg.Name).
+		WithStdout(a.handler.LogWriter("info")).
+		WithStderr(a.handler.LogWriter("error")).
+		WithSysWalltime().
+		WithSysNanotime().
+		WithNanosleep(a.sleep).
+		WithRandSource(rand.Reader)
+	callCtx, cancel := a.callContext(ctx)
+	defer cancel()
+	callCtx = experimental.WithMemoryAllocator(callCtx, a.limiter)
+	mod, err := func() (mod api.Module, err error) {
+		// Instantiation runs the module's start function, which is guest
+		// code; a panic out of wazero here must fail only this actor.
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("instantiating: %v", r)
+			}
+		}()
+		return a.e.rt.InstantiateModule(callCtx, c.compiled, mc)
+	}()
+	if err != nil {
+		return classifyCallError("instantiate", err, callCtx, a.timeout, a.limiter.refused.Load(), a.limiter.limit)
+	}
+	a.mod = mod
+	a.mem = mod.ExportedMemory(abi.Memory)
+	if a.mem == nil {
+		return newActorError(ReasonMissingExport, "instantiate", "instance lacks its memory")
+	}
+	// Compile checked that the required exports are there; an instance
+	// that lacks one anyway is refused here rather than called.
+	export := func(x abi.Export) (api.Function, error) {
+		if !c.exports[x.Name] {
+			return nil, nil
+		}
+		fn := mod.ExportedFunction(x.Name)
+		if fn == nil {
+			return nil, newActorError(ReasonMissingExport, "instantiate", "instance lacks %s", x.Name)
+		}
+		return fn, nil
+	}
+	if a.realloc, err = export(abi.Realloc); err != nil {
+		return err
+	}
+	if a.initialize, err = export(abi.Initialize); err != nil {
+		return err
+	}
+	if a.initExport, err = a.bindStateCall(export, abi.Init, abi.InitPost, ReasonInitFailed); err != nil {
+		return err
+	}
+	if a.tickInterval > 0 {
+		if a.tickExport, err = a.bindStateCall(export, abi.Tick, abi.TickPost, ReasonTickFailed); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// initCallData is the data of an InitCall event: the state init is handed
+// and the actor id.
+type initCallData struct {
+	stateRecord
+	ActorID string `json:"actorID"`
+}
+
+// initResultData is the data of an InitResult event: ok with the new
+// state, or the guest's error.
+type initResultData struct {
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	*stateRecord
+}
+
+// callInit calls init with the state and the actor id, saves the state it
+// returns and records the call and its result. Called with the call lock
+// held; an error is the reason the actor fails.
+func (a *Actor) callInit(ctx context.Context) error {
+	idPtr, err := a.lower(ctx, "actor id", []byte(a.id))
+	if err != nil {
+		return wrapOp(err, abi.Realloc.Name)
+	}
+	if err := a.record(chain.KindInitCall, "init", initCallData{a.stateRecord(), a.id}); err != nil {
+		return hostError("init", err)
+	}
+	out, err := a.callState(ctx, &a.initExport, uint64(idPtr), uint64(len(a.id)))
+	if err != nil {
+		return err
+	}
+	if !out.ok {
+		_ = a.record(chain.KindInitResult, "init", initResultData{Error: out.errMsg})
+		return a.initExport.refused(out.errMsg)
+	}
+	if err := a.setState("init", out.saved()); err != nil {
+		return err
+	}
+	rec := a.stateRecord()
+	if err := a.record(chain.KindInitResult, "init", initResultData{OK: true, stateRecord: &rec}); err != nil {
+		return hostError("init", err)
+	}
+	return nil
+}
