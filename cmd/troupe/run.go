@@ -401,13 +401,13 @@ func resolveRun(o *runOptions, actorPath string) (*runSpec, error) {
 	// Overrides: --env-file in order, then --env.
 	overrides := runtimehandler.MapEnv{}
 	for _, path := range o.envFiles {
-		m, err := runtimehandler.ReadEnvFile(path, false)
+		m, err := runtimehandler.ReadEnvFile(path)
 		if err != nil {
 			return nil, usageError("--env-file: %w", err)
 		}
 		overrides = runtimehandler.MergeEnv(overrides, m)
 	}
-	flags, err := runtimehandler.ParseEnvAssignments(o.env, false)
+	flags, err := runtimehandler.ParseEnvAssignments(o.env)
 	if err != nil {
 		return nil, usageError("--env: %w", err)
 	}

@@ -97,6 +97,12 @@ func (e *mutableEnv) LookupEnv(name string) (runtimehandler.EnvValue, bool) {
 	return v, ok
 }
 
+func (e *mutableEnv) SecretValues() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.m.SecretValues()
+}
+
 func (e *mutableEnv) set(name, value string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -3,6 +3,7 @@ package actorhost
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -84,5 +85,72 @@ func TestGuestErrorsAreScrubbed(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSecretKeptInTheStateStaysScrubbedInTheNextRun is the host's restart
+// path and `troupe run`'s second process: a run reads a secret and saves
+// it in its state; the next run, a new Actor (here in a new engine) on the
+// same directory, hands the state to the host before it reads any env. The
+// env source knows the secret (a Secret-backed variable), so the value is
+// scrubbed from the log, the custom event, stdout and the chain all the
+// same.
+func TestSecretKeptInTheStateStaysScrubbedInTheNextRun(t *testing.T) {
+	const token = "tok-7a6b5c4d3e2f"
+	env := runtimehandler.MapEnv{"API_TOKEN": {Value: token, Secret: true}}
+	dir := t.TempDir()
+	var sinks []*logSink
+	for run := range 2 {
+		e, sink := newTestEngine(t)
+		sinks = append(sinks, sink)
+		a := start(t, e, ActorConfig{Name: "keeper", Component: compile(t, e, "secret_state"), Env: env, Dir: dir})
+		if a.Phase() != PhaseRunning || string(a.State()) != token {
+			t.Fatalf("run %d: phase %s, state %q; want Running with the token kept", run, a.Phase(), a.State())
+		}
+		if err := a.Stop(context.Background(), "run over"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, chain.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte(token)) {
+		t.Error("the chain file holds the token")
+	}
+	var kept, logged int
+	for _, ev := range fileEvents(t, dir) {
+		switch ev.Kind {
+		case chain.KindCustom:
+			var d struct{ Data []byte }
+			if err := json.Unmarshal(ev.Data, &d); err != nil {
+				t.Fatal(err)
+			}
+			if string(d.Data) != runtimehandler.Redacted {
+				t.Errorf("the kept event's data is %q, want %q", d.Data, runtimehandler.Redacted)
+			}
+			kept++
+		case chain.KindLog:
+			var d struct{ Message string }
+			if err := json.Unmarshal(ev.Data, &d); err != nil {
+				t.Fatal(err)
+			}
+			if d.Message != runtimehandler.Redacted {
+				t.Errorf("%s event message %q, want %q", ev.Op, d.Message, runtimehandler.Redacted)
+			}
+			logged++
+		}
+	}
+	if kept != 1 || logged != 2 { // the second run's log call and its stdout line
+		t.Errorf("%d kept events and %d log events, want 1 and 2", kept, logged)
+	}
+	for _, sink := range sinks {
+		sink.mu.Lock()
+		for _, l := range sink.lines {
+			if strings.Contains(l, token) {
+				t.Errorf("log line holds the token: %s", l)
+			}
+		}
+		sink.mu.Unlock()
 	}
 }

@@ -128,6 +128,37 @@ func (e *Env) LookupEnv(name string) (runtimehandler.EnvValue, bool) {
 	return runtimehandler.EnvValue{}, false
 }
 
+// SecretValues implements runtimehandler.EnvSource: the values of every
+// variable the spec declares from a Secret (a secretKeyRef's key, every
+// key of a secretRef), as they are now and as this process saw them
+// before, oldest first. An actor started again after its Secret changed
+// scrubs the old value too, which its state may still hold.
+func (e *Env) SecretValues() []string {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(e.vars)) {
+		v := e.vars[name]
+		if v.obj == nil || v.obj.history == nil {
+			continue
+		}
+		out = append(out, v.obj.history.values(v.key)...)
+		if value, _, found := v.obj.lookup(v.key); found {
+			out = append(out, value)
+		}
+	}
+	for _, f := range e.from {
+		if f.obj.history == nil {
+			continue
+		}
+		out = append(out, f.obj.history.all()...)
+		if sec, ok := f.obj.object().(*corev1.Secret); ok {
+			for _, k := range slices.Sorted(maps.Keys(sec.Data)) {
+				out = append(out, string(sec.Data[k]))
+			}
+		}
+	}
+	return out
+}
+
 // Names returns every variable name the environment holds now (declared
 // literals, resolved references and the keys of envFrom sources), sorted.
 func (e *Env) Names() []string {
@@ -260,11 +291,12 @@ func (e *Env) Close() {
 }
 
 // Redact replaces in s every value of every Secret this environment
-// references (as they are now) with runtimehandler.Redacted, the marker the
-// chain uses too: a last line of defense for text a guest wrote (an init
-// error, a log line) before the host puts it in a status, an Event or its
-// log. Values shorter than runtimehandler.MinRedactBytes are left, as the
-// runtime handler leaves them.
+// references (as they are now, and as this process saw them before) with
+// runtimehandler.Redacted, the marker the chain uses too: a last line of
+// defense for text a guest wrote (an init error, a log line) before the
+// host puts it in a status, an Event or its log. Values shorter than
+// runtimehandler.MinRedactBytes are left, as the runtime handler leaves
+// them.
 func (e *Env) Redact(s string) string {
 	if s == "" {
 		return s
@@ -273,13 +305,18 @@ func (e *Env) Redact(s string) string {
 		if o.key.Kind != Secret {
 			continue
 		}
-		sec, ok := o.object().(*corev1.Secret)
-		if !ok {
-			continue
+		var values []string
+		if o.history != nil {
+			values = o.history.all()
 		}
-		for _, v := range sec.Data {
-			if len(v) >= runtimehandler.MinRedactBytes && strings.Contains(s, string(v)) {
-				s = strings.ReplaceAll(s, string(v), runtimehandler.Redacted)
+		if sec, ok := o.object().(*corev1.Secret); ok {
+			for _, v := range sec.Data {
+				values = append(values, string(v))
+			}
+		}
+		for _, v := range values {
+			if len(v) >= runtimehandler.MinRedactBytes && strings.Contains(s, v) {
+				s = strings.ReplaceAll(s, v, runtimehandler.Redacted)
 			}
 		}
 	}

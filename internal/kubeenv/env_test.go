@@ -38,6 +38,7 @@ func TestKubeEnv(t *testing.T) {
 	t.Run("FollowsChanges", func(t *testing.T) { testFollowsChanges(t, setup) })
 	t.Run("Missing", func(t *testing.T) { testMissing(t, setup) })
 	t.Run("WatchesOnlyReferenced", func(t *testing.T) { testWatchesOnlyReferenced(t, setup) })
+	t.Run("SecretValuesOutliveARotation", func(t *testing.T) { testSecretValuesOutliveARotation(t, setup) })
 }
 
 type setupFunc func(t *testing.T) (*Watcher, string, kubernetes.Interface)
@@ -275,4 +276,47 @@ func testWatchesOnlyReferenced(t *testing.T, setup setupFunc) {
 	g.Expect(v.Value).To(Equal("1"))
 	b.Close()
 	g.Expect(w.Stats()).To(Equal(Stats{}))
+}
+
+// testSecretValuesOutliveARotation: SecretValues holds the values of the
+// variables declared from Secrets, and after a Secret changed, the value it
+// had too, also for an Env made after every earlier one was closed (the
+// host starting an actor again): a state saved by the earlier run may
+// still hold it.
+func testSecretValuesOutliveARotation(t *testing.T, setup setupFunc) {
+	g := NewWithT(t)
+	w, ns, cs := setup(t)
+	createSecret(t, cs, ns, "api", map[string]string{"token": "tok-first-1234", "unused": "not-declared-5678"}, nil)
+	createSecret(t, cs, ns, "bulk", map[string]string{"a": "bulk-value-aaaa", "b": "bulk-value-bbbb"}, nil)
+	createConfigMap(t, cs, ns, "plain", map[string]string{"k": "configmap-value"})
+	spec := &v1alpha1.ActorSpec{
+		Env: []v1alpha1.EnvVar{
+			{Name: "TOKEN", ValueFrom: secretKey("api", "token", false)},
+			{Name: "PLAIN", ValueFrom: cmKey("plain", "k", false)},
+			{Name: "LITERAL", Value: ptr.To("literal-value")},
+		},
+		EnvFrom: []v1alpha1.EnvFromSource{{Prefix: "B_", SecretRef: &v1alpha1.SecretEnvSource{Name: "bulk"}}},
+	}
+	first := w.Env(ns, spec)
+	g.Expect(first.WaitSynced(ctxT(t))).To(Succeed())
+	g.Expect(first.SecretValues()).To(ContainElements("tok-first-1234", "bulk-value-aaaa", "bulk-value-bbbb"))
+	g.Expect(first.SecretValues()).NotTo(ContainElements("not-declared-5678", "configmap-value", "literal-value"))
+
+	sec, err := cs.CoreV1().Secrets(ns).Get(ctxT(t), "api", metav1.GetOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	sec.Data["token"] = []byte("tok-second-5678")
+	_, err = cs.CoreV1().Secrets(ns).Update(ctxT(t), sec, metav1.UpdateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Eventually(first.SecretValues).WithTimeout(10 * time.Second).Should(ContainElement("tok-second-5678"))
+	first.Close()
+	g.Expect(w.Stats()).To(Equal(Stats{}))
+
+	next := w.Env(ns, spec)
+	t.Cleanup(next.Close)
+	g.Expect(next.WaitSynced(ctxT(t))).To(Succeed())
+	values := next.SecretValues()
+	g.Expect(values).To(ContainElements("tok-first-1234", "tok-second-5678", "bulk-value-aaaa", "bulk-value-bbbb"))
+	g.Expect(values).NotTo(ContainElements("not-declared-5678", "configmap-value", "literal-value"))
+	// The host's scrubbing of statuses knows the old value too.
+	g.Expect(next.Redact("init failed: tok-first-1234 refused")).To(Equal("init failed: " + runtimehandler.Redacted + " refused"))
 }

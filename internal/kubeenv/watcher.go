@@ -46,7 +46,12 @@ type Watcher struct {
 
 	mu   sync.Mutex
 	objs map[ObjectKey]*watched
-	wg   sync.WaitGroup
+	// seen remembers the values of every Secret an Env referenced in
+	// this process, past the end of its watch; unwatchedKeys orders the
+	// Secrets no Env references now, to bound how many are kept.
+	seen          map[ObjectKey]*secretHistory
+	unwatchedKeys []ObjectKey
+	wg            sync.WaitGroup
 }
 
 // watched is one object's watch.
@@ -57,6 +62,8 @@ type watched struct {
 	store  cache.Store
 	ctrl   cache.Controller
 	cancel context.CancelFunc
+	// history is what this process saw of a Secret; nil for a ConfigMap.
+	history *secretHistory
 
 	mu   sync.Mutex
 	subs map[*Env]struct{}
@@ -64,7 +71,7 @@ type watched struct {
 
 // NewWatcher returns a Watcher reading through client.
 func NewWatcher(client kubernetes.Interface, log logr.Logger) *Watcher {
-	return &Watcher{client: client, log: log, objs: map[ObjectKey]*watched{}}
+	return &Watcher{client: client, log: log, objs: map[ObjectKey]*watched{}, seen: map[ObjectKey]*secretHistory{}}
 }
 
 // Stats describes what a Watcher holds.
@@ -129,10 +136,13 @@ func (w *Watcher) release(o *watched, e *Env) {
 	if o.refs == 0 && w.objs[o.key] == o {
 		delete(w.objs, o.key)
 		o.cancel()
+		if o.history != nil {
+			w.unwatched(o.key)
+		}
 	}
 }
 
-// start begins watching one object.
+// start begins watching one object; called with w.mu held.
 func (w *Watcher) start(key ObjectKey) *watched {
 	ctx, cancel := context.WithCancel(context.Background())
 	o := &watched{key: key, skey: key.Namespace + "/" + key.Name, cancel: cancel, subs: map[*Env]struct{}{}}
@@ -143,6 +153,7 @@ func (w *Watcher) start(key ObjectKey) *watched {
 	switch key.Kind {
 	case Secret:
 		example = &corev1.Secret{}
+		o.history = w.history(key)
 		lw = &cache.ListWatch{
 			ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 				opts.FieldSelector = selector
@@ -166,7 +177,12 @@ func (w *Watcher) start(key ObjectKey) *watched {
 			},
 		}
 	}
-	notify := func(any) { o.notify() }
+	notify := func(obj any) {
+		if sec, ok := obj.(*corev1.Secret); ok && o.history != nil {
+			o.history.record(sec.Data)
+		}
+		o.notify()
+	}
 	logger := w.log.WithValues("watch", key.String())
 	o.store, o.ctrl = cache.NewInformerWithOptions(cache.InformerOptions{
 		Logger: &logger,
@@ -177,7 +193,7 @@ func (w *Watcher) start(key ObjectKey) *watched {
 		Handler: cache.ResourceEventHandlerFuncs{
 			AddFunc:    notify,
 			UpdateFunc: func(_, obj any) { notify(obj) },
-			DeleteFunc: notify,
+			DeleteFunc: func(any) { o.notify() },
 		},
 		Transform: strip,
 	})

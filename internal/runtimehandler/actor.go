@@ -27,7 +27,9 @@ type ActorOptions struct {
 	ID, Name, Namespace string
 	// Config holds the handler's limits; the zero Config means DefaultConfig.
 	Config Config
-	// Env serves get-env; nil serves nothing.
+	// Env serves get-env; nil serves nothing. Its SecretValues are
+	// scrubbed from the actor's first call on: the guest may have kept a
+	// secret in its saved state and log it before reading it again.
 	Env EnvSource
 	// SystemInfo serves get-system-info; nil uses a process-wide
 	// NewNodeSystemInfo("", 0).
@@ -44,10 +46,6 @@ type ActorOptions struct {
 	Version string
 	// Now is the clock; nil uses time.Now.
 	Now func() time.Time
-	// SecretsFrom is the handler of the actor's previous run, if any: the
-	// secret values it was served stay scrubbed, because the guest may
-	// have kept one in its state and log it before reading it again.
-	SecretsFrom *Actor
 }
 
 // Actor is the runtime handler's per-actor state. Calls into one actor
@@ -74,10 +72,10 @@ type Actor struct {
 	realloc      api.Function
 	reallocStack [4]uint64
 
-	// secrets is what the actor was served from secret sources, scrubbed
-	// from guest text before it is recorded or logged; nil until the
-	// first one, so an actor without secrets pays a nil check. Read from
-	// the call path and the engine; secretsMu orders the writers.
+	// secrets are the secret values the actor knows, scrubbed from guest
+	// text before it is recorded or logged; nil while there is none, so an
+	// actor without secrets pays a nil check. Read from the call path and
+	// the engine; secretsMu orders the writers.
 	secrets   atomic.Pointer[secretSet]
 	secretsMu sync.Mutex
 
@@ -112,11 +110,11 @@ func NewActor(o ActorOptions) (*Actor, error) {
 		now:         o.Now,
 		metricNames: map[string]string{},
 	}
-	if o.SecretsFrom != nil {
-		a.secrets.Store(o.SecretsFrom.secrets.Load())
-	}
 	if a.env == nil {
 		a.env = MapEnv(nil)
+	}
+	if known := a.env.SecretValues(); len(known) > 0 {
+		a.secrets.Store((*secretSet)(nil).with(known...))
 	}
 	if a.sys == nil {
 		a.sys = defaultSystemInfo()
@@ -139,12 +137,6 @@ type actorKey struct{}
 // call made with the returned context serve and record for a.
 func WithActor(ctx context.Context, a *Actor) context.Context {
 	return context.WithValue(ctx, actorKey{}, a)
-}
-
-// ActorFrom returns the actor bound to ctx, or nil.
-func ActorFrom(ctx context.Context) *Actor {
-	a, _ := ctx.Value(actorKey{}).(*Actor)
-	return a
 }
 
 // Shutdown reports whether the guest called shutdown, and the data it

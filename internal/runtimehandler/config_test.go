@@ -93,7 +93,7 @@ func TestParseEnvAssignments(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			got, err := ParseEnvAssignments(tc.in, false)
+			got, err := ParseEnvAssignments(tc.in)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err %v, want %q", err, tc.wantErr)
@@ -113,10 +113,6 @@ func TestParseEnvAssignments(t *testing.T) {
 			}
 		})
 	}
-	secret, err := ParseEnvAssignments([]string{"TOKEN=abc"}, true)
-	if err != nil || !secret["TOKEN"].Secret {
-		t.Fatalf("secret flag not kept: %v %v", secret, err)
-	}
 }
 
 func TestReadEnvFile(t *testing.T) {
@@ -125,7 +121,7 @@ func TestReadEnvFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	got, err := ReadEnvFile(path, true)
+	got, err := ReadEnvFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,18 +133,18 @@ func TestReadEnvFile(t *testing.T) {
 		t.Fatalf("got %v", got)
 	}
 	for k, v := range want {
-		if got[k].Value != v || !got[k].Secret {
-			t.Fatalf("%s = %+v, want %q (secret)", k, got[k], v)
+		if got[k] != (EnvValue{Value: v}) {
+			t.Fatalf("%s = %+v, want %q", k, got[k], v)
 		}
 	}
 	bad := filepath.Join(t.TempDir(), "bad.env")
 	if err := os.WriteFile(bad, []byte("OK=1\nnot an assignment\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadEnvFile(bad, false); err == nil || !strings.Contains(err.Error(), "bad.env:2: want NAME=VALUE") {
+	if _, err := ReadEnvFile(bad); err == nil || !strings.Contains(err.Error(), "bad.env:2: want NAME=VALUE") {
 		t.Fatalf("got %v", err)
 	}
-	if _, err := ReadEnvFile(filepath.Join(t.TempDir(), "missing"), false); err == nil {
+	if _, err := ReadEnvFile(filepath.Join(t.TempDir(), "missing")); err == nil {
 		t.Fatal("missing file read")
 	}
 }

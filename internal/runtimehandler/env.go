@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -12,8 +14,10 @@ import (
 // EnvValue is the value of a declared variable.
 type EnvValue struct {
 	Value string
-	// Secret marks a value from a secret source (a Kubernetes Secret, a
-	// --env-secret flag): the chain records only that it was redacted.
+	// Secret marks a value from a secret source (a Kubernetes Secret, or
+	// in local mode a value given for a secretKeyRef): the chain records
+	// only that it was redacted, and it is scrubbed from everything the
+	// actor hands the host.
 	Secret bool
 }
 
@@ -23,15 +27,35 @@ type EnvValue struct {
 // Secrets, so a value may change between two calls.
 type EnvSource interface {
 	LookupEnv(name string) (EnvValue, bool)
+	// SecretValues returns every secret value the source knows for the
+	// actor: those of its secret variables now, and those they had before
+	// as far as the source remembers. NewActor scrubs them all from the
+	// start, so a secret an earlier run kept in the saved state is
+	// scrubbed even when the guest logs it before reading it again.
+	SecretValues() []string
 }
 
-// MapEnv is a fixed EnvSource, used in local mode (flags and files).
+// MapEnv is a fixed EnvSource, used in local mode (flags and files): mark
+// a value Secret (EnvValue.Secret) when the actor declares it from a
+// Secret.
 type MapEnv map[string]EnvValue
 
 // LookupEnv implements EnvSource.
 func (m MapEnv) LookupEnv(name string) (EnvValue, bool) {
 	v, ok := m[name]
 	return v, ok
+}
+
+// SecretValues implements EnvSource: the values marked Secret, in the
+// order of their names.
+func (m MapEnv) SecretValues() []string {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		if v := m[name]; v.Secret {
+			out = append(out, v.Value)
+		}
+	}
+	return out
 }
 
 // ValidateEnvName checks a variable name the way a Pod's env does loosely:
@@ -50,9 +74,10 @@ func ValidateEnvName(name string) error {
 }
 
 // ParseEnvAssignments turns NAME=VALUE strings (the --env flags of
-// `troupe run`) into a MapEnv; secret marks every value as secret. A later
-// assignment to the same name wins, as in a shell.
-func ParseEnvAssignments(assignments []string, secret bool) (MapEnv, error) {
+// `troupe run`) into a MapEnv. A later assignment to the same name wins, as
+// in a shell. Whether a value is secret is the actor's declaration's to
+// say: mark it in the result.
+func ParseEnvAssignments(assignments []string) (MapEnv, error) {
 	m := MapEnv{}
 	for _, kv := range assignments {
 		name, value, ok := strings.Cut(kv, "=")
@@ -62,7 +87,7 @@ func ParseEnvAssignments(assignments []string, secret bool) (MapEnv, error) {
 		if err := ValidateEnvName(name); err != nil {
 			return nil, fmt.Errorf("env assignment %q: %w", kv, err)
 		}
-		m[name] = EnvValue{Value: value, Secret: secret}
+		m[name] = EnvValue{Value: value}
 	}
 	return m, nil
 }
@@ -71,8 +96,8 @@ func ParseEnvAssignments(assignments []string, secret bool) (MapEnv, error) {
 // lines and lines starting with '#' are skipped, an optional "export "
 // prefix is dropped, and a value wrapped in one pair of matching single or
 // double quotes loses them; nothing else is interpreted (no escapes, no
-// variable expansion).
-func ReadEnvFile(path string, secret bool) (MapEnv, error) {
+// variable expansion). Like ParseEnvAssignments, it marks nothing secret.
+func ReadEnvFile(path string) (MapEnv, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading env file: %w", err)
@@ -98,7 +123,7 @@ func ReadEnvFile(path string, secret bool) (MapEnv, error) {
 		if n := len(value); n >= 2 && (value[0] == '"' || value[0] == '\'') && value[n-1] == value[0] {
 			value = value[1 : n-1]
 		}
-		m[name] = EnvValue{Value: value, Secret: secret}
+		m[name] = EnvValue{Value: value}
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("reading env file %s: %w", path, err)

@@ -137,6 +137,8 @@ type envFunc func(string) (EnvValue, bool)
 
 func (f envFunc) LookupEnv(n string) (EnvValue, bool) { return f(n) }
 
+func (f envFunc) SecretValues() []string { return nil }
+
 func TestGetEnvSeesChangedValues(t *testing.T) {
 	value := "one"
 	h := newHarness(t, "guest.wasm", func(o *ActorOptions) {

@@ -35,9 +35,10 @@ const (
 // BenchmarkRedact measures the crossover.
 const smallSecretSet = 8
 
-// secretSet is an immutable snapshot of the secret values an actor was
-// served, shared by the call path and the engine through an atomic
-// pointer: adding a value builds a new set.
+// secretSet is an immutable snapshot of the secret values an actor knows
+// (every secret value of its env source when it started, and each one it
+// was served since), shared by the call path and the engine through an
+// atomic pointer: adding a value builds a new set.
 type secretSet struct {
 	values  []string            // oldest first, each >= MinRedactBytes bytes
 	known   map[string]struct{} // the same values, to skip ones already held
@@ -95,17 +96,21 @@ func secretVariants(v string) []string {
 	return out
 }
 
-// with returns a set holding s's values and v's variants (s may be nil),
-// forgetting the oldest values past the bounds, or s itself when it holds
-// them all already.
-func (s *secretSet) with(v string) *secretSet {
+// with returns a set holding s's values and the variants of vs (s may be
+// nil), forgetting the oldest values past the bounds, or s itself when it
+// holds them all already.
+func (s *secretSet) with(vs ...string) *secretSet {
 	var add []string
-	for _, x := range secretVariants(v) {
-		if s == nil {
-			add = append(add, x)
-			continue
-		}
-		if _, ok := s.known[x]; !ok {
+	for _, v := range vs {
+		for _, x := range secretVariants(v) {
+			if slices.Contains(add, x) {
+				continue
+			}
+			if s != nil {
+				if _, ok := s.known[x]; ok {
+					continue
+				}
+			}
 			add = append(add, x)
 		}
 	}
@@ -321,7 +326,8 @@ func (s *secretSet) redact(text []byte) ([]byte, bool) {
 }
 
 // rememberSecret adds a served secret value (and its variants) to what
-// the actor scrubs.
+// the actor scrubs: the env source may serve a value it did not know when
+// the actor started (a Secret changed since).
 func (a *Actor) rememberSecret(v string) {
 	if len(v) < MinRedactBytes {
 		return
@@ -340,10 +346,10 @@ func (a *Actor) rememberSecret(v string) {
 }
 
 // RedactBytes returns b with every occurrence of a secret value the actor
-// was served (get-env of a variable from a secret source, at least
-// MinRedactBytes long) replaced by Redacted. It returns b itself when
-// there is nothing to replace, which costs a nil check for an actor that
-// read no secret. Safe for concurrent use; the engine scrubs the guest's
+// knows (at least MinRedactBytes long: its env source's secret values, and
+// those get-env served it) replaced by Redacted. It returns b itself when
+// there is nothing to replace, which costs a nil check for an actor
+// without secrets. Safe for concurrent use; the engine scrubs the guest's
 // error strings with it before recording or reporting them.
 func (a *Actor) RedactBytes(b []byte) []byte {
 	s := a.secrets.Load()
@@ -385,8 +391,7 @@ func (a *Actor) echoable(b []byte) []byte {
 // unsafeBytes views s as bytes without copying, for reading only.
 func unsafeBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
-// holdsSecret reports whether b contains a secret value the actor was
-// served.
+// holdsSecret reports whether b contains a secret value the actor knows.
 func (a *Actor) holdsSecret(b []byte) bool {
 	s := a.secrets.Load()
 	return s != nil && len(b) >= MinRedactBytes && s.contains(b)

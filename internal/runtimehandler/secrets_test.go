@@ -162,25 +162,43 @@ func TestRedactCostsNothingWithoutSecrets(t *testing.T) {
 	}
 }
 
-func TestSecretsFromPreviousRun(t *testing.T) {
-	c := chain.NewMemory(chain.Options{})
-	old, err := NewActor(ActorOptions{Chain: c})
-	if err != nil {
-		t.Fatal(err)
+// TestSecretsTheSourceKnowsAreScrubbedFromTheStart: a new actor scrubs
+// every secret value its env source knows before it reads any, which is
+// what keeps a secret an earlier run saved in its state out of the chain
+// when the guest logs the state first.
+func TestSecretsTheSourceKnowsAreScrubbedFromTheStart(t *testing.T) {
+	tests := map[string]struct {
+		env  EnvSource
+		text string
+		want string
+	}{
+		"a secret variable":         {env: MapEnv{"PW": {Value: "hunter2", Secret: true}}, text: "pw hunter2", want: "pw [redacted]"},
+		"its trimmed line":          {env: MapEnv{"KEY": {Value: "line-one\nline-two\n", Secret: true}}, text: "got line-two", want: "got [redacted]"},
+		"a plain variable is not":   {env: MapEnv{"GREETING": {Value: "hello there"}}, text: "hello there", want: "hello there"},
+		"too short to scrub":        {env: MapEnv{"PIN": {Value: "123", Secret: true}}, text: "pin 123", want: "pin 123"},
+		"what the source remembers": {env: knownSecrets{"old-token-1", "new-token-2"}, text: "old-token-1 then new-token-2", want: "[redacted] then [redacted]"},
+		"no env":                    {text: "nothing to hide", want: "nothing to hide"},
 	}
-	old.rememberSecret("hunter2")
-	next, err := NewActor(ActorOptions{Chain: c, SecretsFrom: old})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := next.Redact("pw hunter2"); got != "pw [redacted]" {
-		t.Fatalf("the next run forgot the secret: %q", got)
-	}
-	next.rememberSecret("tok-9f8e7d6c")
-	if got := old.Redact("tok-9f8e7d6c"); got != "tok-9f8e7d6c" {
-		t.Fatalf("the next run's secret leaked into the old run's set: %q", got)
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			a, err := NewActor(ActorOptions{Chain: chain.NewMemory(chain.Options{}), Env: tc.env})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := a.Redact(tc.text); got != tc.want {
+				t.Fatalf("Redact(%q) = %q, want %q", tc.text, got, tc.want)
+			}
+		})
 	}
 }
+
+// knownSecrets is an env source that serves nothing but knows secret
+// values, as the host's does for a Secret that changed since a run read it.
+type knownSecrets []string
+
+func (knownSecrets) LookupEnv(string) (EnvValue, bool) { return EnvValue{}, false }
+
+func (k knownSecrets) SecretValues() []string { return k }
 
 // TestRedactConcurrently has the engine scrub while the call path learns
 // new values (run with -race).
