@@ -47,10 +47,14 @@ $(BIN)/examples/%.wasm: FORCE
 FORCE:
 
 .PHONY: lint
-lint: ## go vet and a gofmt check that fails on unformatted files.
+lint: ## go vet, gofmt, go.mod tidiness, staticcheck (incl. unused code) and errorlint (error wrapping); tools run through `go tool`.
 	go vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	@go mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit the result" >&2; exit 1; }
+	go tool staticcheck ./...
+	@# fmt.Errorf with an error must wrap it (%w); wrapped errors are tested with errors.Is/As.
+	go tool go-errorlint -errorf -comparison -asserts ./...
 
 .PHONY: wat
 wat: ## Compile the hand-written *.wat test actors to the .wasm files beside them.
