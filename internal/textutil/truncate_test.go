@@ -6,6 +6,23 @@ import (
 	"unicode/utf8"
 )
 
+// TestTruncateNeverSplitsARune cuts a text of mixed widths at every size.
+func TestTruncateNeverSplitsARune(t *testing.T) {
+	s := strings.Repeat("aé€😀", 50)
+	for max := 0; max <= len(s)+1; max++ {
+		got := Truncate(s, max)
+		if len(got) > max || !utf8.ValidString(got) {
+			t.Fatalf("Truncate(…, %d) = %d bytes, valid UTF-8 %v", max, len(got), utf8.ValidString(got))
+		}
+		if max < len(s) && max >= len(Ellipsis) && !strings.HasSuffix(got, Ellipsis) {
+			t.Fatalf("Truncate(…, %d) = %q lacks the ellipsis", max, got)
+		}
+		if prefix := strings.TrimSuffix(got, Ellipsis); !strings.HasPrefix(s, prefix) || max-len(got) > 3+len(Ellipsis) {
+			t.Fatalf("Truncate(…, %d) = %q is not the longest prefix", max, got)
+		}
+	}
+}
+
 func TestTruncate(t *testing.T) {
 	tests := map[string]struct {
 		s    string
@@ -31,23 +48,6 @@ func TestTruncate(t *testing.T) {
 				t.Fatalf("Truncate(%q, %d) = %q, want %q", tc.s, tc.max, got, tc.want)
 			}
 		})
-	}
-}
-
-// TestTruncateNeverSplitsARune cuts a text of mixed widths at every size.
-func TestTruncateNeverSplitsARune(t *testing.T) {
-	s := strings.Repeat("aé€😀", 50)
-	for max := 0; max <= len(s)+1; max++ {
-		got := Truncate(s, max)
-		if len(got) > max || !utf8.ValidString(got) {
-			t.Fatalf("Truncate(…, %d) = %d bytes, valid UTF-8 %v", max, len(got), utf8.ValidString(got))
-		}
-		if max < len(s) && max >= len(Ellipsis) && !strings.HasSuffix(got, Ellipsis) {
-			t.Fatalf("Truncate(…, %d) = %q lacks the ellipsis", max, got)
-		}
-		if prefix := strings.TrimSuffix(got, Ellipsis); !strings.HasPrefix(s, prefix) || max-len(got) > 3+len(Ellipsis) {
-			t.Fatalf("Truncate(…, %d) = %q is not the longest prefix", max, got)
-		}
 	}
 }
 
