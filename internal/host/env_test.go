@@ -172,9 +172,7 @@ func (s *suite) testMissingEnvSource(t *testing.T) {
 func (s *suite) testSystemInfoAndMetrics(t *testing.T) {
 	g := NewWithT(t)
 	h := s.startHost(t)
-	h.create("sysinfo", h.probeSpec())
-	h.assign("sysinfo", h.pod, 1)
-	h.waitReason("sysinfo", v1alpha1.ReasonRunning, 60*time.Second)
+	h.run("sysinfo", h.probeSpec(), 60*time.Second)
 	g.Expect(h.custom("sysinfo", "sysinfo")).To(ConsistOf(HaveKeyWithValue("hostname", h.node)))
 	m := h.metrics()
 	g.Expect(metricValue(m, "troupe_actor_metric_last", "namespace="+h.ns, "actor=sysinfo", "metric=probe_runs")).To(Equal("1"))

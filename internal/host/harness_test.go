@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/actordir"
 	"github.com/troupe-dev/troupe/internal/envtestutil"
 )
 
@@ -173,6 +173,21 @@ func (h *harness) wasmConfigMap(name string, wasm []byte) *v1alpha1.ComponentSou
 		h.t.Fatal(err)
 	}
 	return &v1alpha1.ComponentSource{ConfigMap: &v1alpha1.ComponentConfigMap{Name: name, Key: "actor.wasm"}}
+}
+
+// okSpec runs testdata/ok.wasm from a ConfigMap of its own, <name>-wasm.
+func (h *harness) okSpec(name string) v1alpha1.ActorSpec {
+	h.t.Helper()
+	return v1alpha1.ActorSpec{Component: *h.wasmConfigMap(name+"-wasm", testdata(h.t, "ok.wasm"))}
+}
+
+// run creates an Actor, assigns it to this host with epoch 1 and waits
+// until it runs; it returns the Ready condition.
+func (h *harness) run(name string, spec v1alpha1.ActorSpec, timeout time.Duration) metav1.Condition {
+	h.t.Helper()
+	h.create(name, spec)
+	h.assign(name, h.pod, 1)
+	return h.waitReason(name, v1alpha1.ReasonRunning, timeout)
 }
 
 // create applies an Actor.
@@ -324,10 +339,14 @@ func (h *harness) custom(name, typ string) []map[string]any {
 	return out
 }
 
+// actorDir is the actor's directory on the node.
+func (h *harness) actorDir(name string) string {
+	return actordir.Path(h.dataDir, h.ns, name, h.get(name).Status.ActorID)
+}
+
 // chainFile is the actor's chain file on the node.
 func (h *harness) chainFile(name string) string {
-	a := h.get(name)
-	return filepath.Join(h.dataDir, h.ns, name, a.Status.ActorID, "chain.log")
+	return actordir.ChainPath(h.actorDir(name))
 }
 
 // metrics returns /metrics.
