@@ -5,28 +5,17 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/component/componenttest"
 )
 
 func sha256Hex(b []byte) string {
@@ -34,51 +23,14 @@ func sha256Hex(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// pushArtifact pushes wasm as an OCI artifact repo:tag to an in-process
-// registry and returns the manifest digest.
-func pushArtifact(t *testing.T, host, repo, tag, user, pass string, wasm []byte) v1.Hash {
-	t.Helper()
-	img, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1),
-		mutate.Addendum{Layer: static.NewLayer(wasm, "application/vnd.wasm.content.layer.v1+wasm")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := name.ParseReference(fmt.Sprintf("%s/%s:%s", host, repo, tag))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: user, Password: pass})); err != nil {
-		t.Fatal(err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-// startRegistry serves an OCI registry behind basic auth.
-func startRegistry(t *testing.T, user, pass string) string {
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
-			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		reg.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
-}
-
 func (s *suite) testOCIImage(t *testing.T) {
 	g := NewWithT(t)
 	h := s.startHost(t)
 	const user, pass = "robot", "registry-pass-123"
-	reg := startRegistry(t, user, pass)
+	registry := componenttest.StartRegistry(t, user, pass)
+	reg := registry.Host
 	okWasm := testdata(t, "ok.wasm")
-	d1 := pushArtifact(t, reg, "actors/ok", "v1", user, pass, okWasm)
+	d1 := registry.Push(t, "actors/ok", "v1", componenttest.Artifact(t, okWasm, componenttest.WasmLayer))
 	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
 	g.Expect(h.c.Create(h.ctx(), &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: "regcred"}, Type: corev1.SecretTypeDockerConfigJson,
@@ -96,7 +48,7 @@ func (s *suite) testOCIImage(t *testing.T) {
 
 	// The tag moves to another module; a restart of the same generation
 	// runs what the tag resolved to the first time.
-	pushArtifact(t, reg, "actors/ok", "v1", user, pass, testdata(t, "initerr.wasm"))
+	registry.Push(t, "actors/ok", "v1", componenttest.Artifact(t, testdata(t, "initerr.wasm"), componenttest.WasmLayer))
 	h.assign("oci", h.pod, 2)
 	g.Eventually(h.actor).WithArguments("oci").WithTimeout(20 * time.Second).Should(
 		And(HaveField("Epoch", int64(2)), HaveField("State", "Running")))
