@@ -1,7 +1,6 @@
 package host
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/internal/actordir"
+	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/envtestutil"
 )
 
@@ -271,19 +271,9 @@ func (h *harness) waitReason(name, reason string, timeout time.Duration) metav1.
 	return c
 }
 
-// jsonEvent is one line of the chain endpoint.
-type jsonEvent struct {
-	Seq    uint64          `json:"seq"`
-	Hash   string          `json:"hash"`
-	Parent string          `json:"parent"`
-	Kind   string          `json:"kind"`
-	Op     string          `json:"op"`
-	Data   json.RawMessage `json:"data"`
-	Error  string          `json:"error"`
-}
-
-// chain reads the actor's chain from the host's endpoint.
-func (h *harness) chain(name string) ([]jsonEvent, error) {
+// chain reads the actor's chain from the host's endpoint, verifying every
+// event as troupe chain show --from-host does.
+func (h *harness) chain(name string) ([]*chain.Event, error) {
 	resp, err := http.Get(h.base + "/actors/" + h.ns + "/" + name + "/chain")
 	if err != nil {
 		return nil, err
@@ -293,20 +283,12 @@ func (h *harness) chain(name string) ([]jsonEvent, error) {
 		b, _ := io.ReadAll(resp.Body)
 		return nil, fmt.Errorf("HTTP %s: %s", resp.Status, b)
 	}
-	var out []jsonEvent
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 32<<20)
-	for sc.Scan() {
-		var e jsonEvent
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			return nil, fmt.Errorf("line %q: %w", sc.Text(), err)
-		}
-		if e.Error != "" {
-			return nil, fmt.Errorf("the host: %s", e.Error)
-		}
+	var out []*chain.Event
+	err = chain.ReadJSON(resp.Body, func(e *chain.Event) error {
 		out = append(out, e)
-	}
-	return out, sc.Err()
+		return nil
+	})
+	return out, err
 }
 
 // custom returns the data of the actor's CustomEvents of type typ.
@@ -317,7 +299,7 @@ func (h *harness) custom(name, typ string) []map[string]any {
 	}
 	var out []map[string]any
 	for _, e := range events {
-		if e.Kind != "CustomEvent" {
+		if e.Kind != chain.KindCustom {
 			continue
 		}
 		var d struct {

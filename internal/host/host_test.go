@@ -82,7 +82,7 @@ func (s *suite) testApplyBecomesReady(t *testing.T) {
 	events, err := h.chain("ok")
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(events).To(HaveLen(int(rep.Length)))
-	g.Expect(events[len(events)-1].Hash).To(Equal(a.Status.Chain.Head))
+	g.Expect(events[len(events)-1].Hash.String()).To(Equal(a.Status.Chain.Head))
 
 	// The Lease says who and where the host is.
 	var l coordinationv1.Lease

@@ -49,7 +49,7 @@ func (s *suite) testDeletion(t *testing.T) {
 	g.Expect(st.Chain.Length).To(Equal(int64(rep.Length)))
 	events, err := h.chain("doomed")
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(events[len(events)-1].Kind).To(Equal("ActorStop"))
+	g.Expect(events[len(events)-1].Kind).To(Equal(chain.KindActorStop))
 	g.Expect(string(events[len(events)-1].Data)).To(ContainSubstring("the Actor was deleted"))
 
 	// The controller removes its finalizer; the host forgets the actor.
@@ -355,7 +355,7 @@ func (s *suite) testChainEndpoint(t *testing.T) {
 	}
 	events, err := h.chain("gone")
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(events[len(events)-1].Kind).To(Equal("ActorStop"))
+	g.Expect(events[len(events)-1].Kind).To(Equal(chain.KindActorStop))
 	_, err = os.Stat(filepath.Join(h.dataDir, h.ns, "gone", id, "chain.log"))
 	g.Expect(err).NotTo(HaveOccurred())
 }
