@@ -17,6 +17,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 
+	"github.com/troupe-dev/troupe/internal/actordir"
 	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/limits"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
@@ -246,7 +247,7 @@ func TestRerunWithSameDirResumesStateAndID(t *testing.T) {
 	for _, en := range entries {
 		names = append(names, en.Name())
 	}
-	if fmt.Sprint(names) != fmt.Sprint([]string{IdentityFileName, chain.FileName, StateFileName}) {
+	if fmt.Sprint(names) != fmt.Sprint([]string{actordir.IdentityFile, actordir.ChainFile, actordir.StateFile}) {
 		t.Errorf("directory holds %v", names)
 	}
 }
@@ -275,7 +276,7 @@ func TestCorruptSavedStateIsAnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.Stop(context.Background(), "done")
-	path := filepath.Join(dir, StateFileName)
+	path := filepath.Join(dir, actordir.StateFile)
 	raw, _ := os.ReadFile(path)
 	raw[len(raw)-1] ^= 0xff
 	os.WriteFile(path, raw, 0o600)
@@ -331,8 +332,8 @@ func TestInitErrorFailsTheActor(t *testing.T) {
 	if ReasonOf(err) != ReasonInitFailed || !strings.Contains(err.Error(), "no database configured") {
 		t.Fatalf("Start error = %v, want InitFailed with init's message", err)
 	}
-	if a == nil || a.Phase() != PhaseFailed || a.Err() != err {
-		t.Fatalf("actor = %v; want the failed actor with Err() == the error", a)
+	if a == nil || a.Phase() != PhaseFailed || !errors.Is(a.Err(), err) {
+		t.Fatalf("actor = %v; want the failed actor with Err() the error", a)
 	}
 	defer a.Stop(context.Background(), "test over")
 	evs := events(t, a)
@@ -698,17 +699,17 @@ func TestConcurrentActors(t *testing.T) {
 				a, err := e.Start(context.Background(), ActorConfig{Name: name, Component: comps[name],
 					CallTimeout: timeout, MemoryPages: 32})
 				if a == nil {
-					errs <- fmt.Errorf("%s: %v", name, err)
+					errs <- fmt.Errorf("%s: %w", name, err)
 					return
 				}
 				defer a.Stop(context.Background(), "test over")
 				if ReasonOf(err) != want {
-					errs <- fmt.Errorf("%s: got %v, want reason %q", name, err, want)
+					errs <- fmt.Errorf("%s: got reason %q (%s), want %q", name, ReasonOf(err), fmt.Sprint(err), want)
 					return
 				}
 				if want == "" {
 					if _, err := a.Call(context.Background(), "loop-time", 100); err != nil {
-						errs <- fmt.Errorf("%s: call: %v", name, err)
+						errs <- fmt.Errorf("%s: call: %w", name, err)
 					}
 				}
 			}()

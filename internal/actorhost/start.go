@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/google/uuid"
 	"github.com/tetratelabs/wazero"
@@ -16,6 +14,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/troupe-dev/troupe/internal/abi"
+	"github.com/troupe-dev/troupe/internal/actordir"
 	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/limits"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
@@ -165,28 +164,11 @@ func (a *Actor) openChain() error {
 		}
 		a.chain = chain.NewMemory(copts)
 	} else {
-		if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
-			return fmt.Errorf("starting actor: creating its directory: %w", err)
-		}
-		saved, ok, err := readIdentity(cfg.Dir)
-		if err != nil {
+		var err error
+		if a.id, err = claimDir(cfg.Dir, a.id, cfg.Name, cfg.Namespace); err != nil {
 			return fmt.Errorf("starting actor: %w", err)
 		}
-		switch {
-		case ok && a.id == "":
-			a.id = saved.ID
-		case ok && saved.ID != a.id:
-			return fmt.Errorf("starting actor %s: directory %s belongs to actor %s", a.id, cfg.Dir, saved.ID)
-		}
-		if a.id == "" {
-			a.id = uuid.NewString()
-		}
-		if !ok {
-			if err := writeIdentity(cfg.Dir, identity{ID: a.id, Name: cfg.Name, Namespace: cfg.Namespace}); err != nil {
-				return fmt.Errorf("starting actor %s: %w", a.id, err)
-			}
-		}
-		ch, rec, err := chain.Open(filepath.Join(cfg.Dir, chain.FileName), copts)
+		ch, rec, err := chain.Open(actordir.ChainPath(cfg.Dir), copts)
 		if err != nil {
 			return fmt.Errorf("starting actor %s: %w", a.id, err)
 		}

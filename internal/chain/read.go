@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 )
@@ -80,17 +81,63 @@ func ReadFile(path string, fn func(Event) error) error {
 		return fmt.Errorf("reading chain: %w", err)
 	}
 	defer f.Close()
-	res := scan(f, fn)
+	res, writing := scanLive(f, fn)
 	if res.status == scanCallback {
 		return res.err
 	}
 	if res.err != nil {
 		return fmt.Errorf("reading chain %s: %w", path, res.err)
 	}
-	if res.status == scanOK || (res.status == scanIncomplete && writerActive(f)) {
+	if res.status == scanOK || writing {
 		return nil
 	}
 	return fmt.Errorf("reading chain %s: %w", path, res.corrupt())
+}
+
+// maxLiveRescans bounds how often scanLive reads a file again because it
+// grew while it was read.
+const maxLiveRescans = 8
+
+// scanLive scans a chain file that a writer may be appending to. An
+// incomplete last record is being written (writing is true) while a writer
+// holds the file's lock. A writer may also finish its write and close the
+// file between the moment the scan read the half-written record and the
+// moment it asks for the lock: so when nobody holds the lock but the file
+// grew during the scan, it is read again (fn sees each event once), and only
+// an incomplete record in a file that did not change is a torn tail.
+func scanLive(f *os.File, fn func(Event) error) (res scanResult, writing bool) {
+	var delivered uint64
+	once := fn
+	if fn != nil {
+		once = func(e Event) error {
+			// A rescan starts from the first event again.
+			if e.Seq < delivered {
+				return nil
+			}
+			delivered = e.Seq + 1
+			return fn(e)
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		before, err := f.Stat()
+		if err != nil {
+			return scanResult{err: err}, false
+		}
+		res = scan(io.NewSectionReader(f, 0, math.MaxInt64), once)
+		if res.status != scanIncomplete {
+			return res, false
+		}
+		if writerActive(f) {
+			return res, true
+		}
+		after, err := f.Stat()
+		if err != nil {
+			return scanResult{err: err}, false
+		}
+		if after.Size() == before.Size() || attempt == maxLiveRescans {
+			return res, false
+		}
+	}
 }
 
 // VerifyFile recomputes every hash and parent link of the chain file at
@@ -101,27 +148,29 @@ func VerifyFile(path string) (Report, error) {
 		return Report{FirstBad: -1}, fmt.Errorf("verifying chain: %w", err)
 	}
 	defer f.Close()
-	return verify(f, func() bool { return writerActive(f) }), nil
+	res, writing := scanLive(f, nil)
+	return report(res, writing), nil
 }
 
 // Verify checks a chain file's bytes read from r. An incomplete last record
 // is damage: no writer can be known to be appending.
 func Verify(r io.Reader) (Report, error) {
-	rep := verify(r, func() bool { return false })
+	rep := report(scan(r, nil), false)
 	if rep.Reason == "" && !rep.OK() {
 		return rep, errors.New("verifying chain: unknown failure")
 	}
 	return rep, nil
 }
 
-func verify(r io.Reader, writing func() bool) Report {
-	res := scan(r, nil)
+// report turns a scan into a Report; writing says an incomplete last
+// record is being written.
+func report(res scanResult, writing bool) Report {
 	rep := Report{Events: res.events, Head: res.head, Length: res.length, FirstBad: -1}
 	switch {
 	case res.err != nil:
 		rep.FirstBad, rep.Offset, rep.Reason = int64(res.events), res.offset, "read error: "+res.err.Error()
 	case res.status == scanOK:
-	case res.status == scanIncomplete && writing():
+	case res.status == scanIncomplete && writing:
 		rep.Writing = true
 	default:
 		rep.FirstBad, rep.Offset, rep.Reason = int64(res.events), res.offset, res.reason
