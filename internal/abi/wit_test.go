@@ -29,10 +29,9 @@ type witType struct {
 }
 
 type witFunc struct {
-	name    string
-	params  []witType
-	result  *witType
-	comment string
+	name   string
+	params []witType
+	result *witType
 }
 
 type witInterface struct {

@@ -182,21 +182,8 @@ func (c *call) alloc(size, align uint32) uint32 {
 	return ptr
 }
 
-// lowerBytes copies b into a fresh guest allocation (align 1: strings and
-// list<u8>) and returns its pointer and length.
-func (c *call) lowerBytes(b []byte) (ptr, n uint32) {
-	if uint64(len(b)) > maxLowerBytes {
-		trap(c.fn, "result of "+strconv.Itoa(len(b))+" bytes is too large to hand to the guest", nil)
-	}
-	n = uint32(len(b))
-	ptr = c.alloc(n, 1)
-	if n > 0 && !c.memory().Write(ptr, b) {
-		trap(c.fn, "writing the result to guest memory", nil)
-	}
-	return ptr, n
-}
-
-// lowerString is lowerBytes for a string, without converting it.
+// lowerString copies s into a fresh guest allocation (align 1, as strings
+// and list<u8> are) and returns its pointer and length.
 func (c *call) lowerString(s string) (ptr, n uint32) {
 	if uint64(len(s)) > maxLowerBytes {
 		trap(c.fn, "result of "+strconv.Itoa(len(s))+" bytes is too large to hand to the guest", nil)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/troupe-dev/troupe/internal/chain"
@@ -62,7 +63,7 @@ troupe_actor_metric_last{actor="hello",metric="request_duration_ms",namespace="p
 	// And it can sit beside the host's own metrics, whatever the actors name theirs.
 	reg.observe(a, "go_goroutines", 3)
 	host := prometheus.NewRegistry()
-	host.MustRegister(prometheus.NewGoCollector(), reg)
+	host.MustRegister(collectors.NewGoCollector(), reg)
 	if _, err := host.Gather(); err != nil {
 		t.Fatalf("an actor metric named go_goroutines broke the host's registry: %v", err)
 	}

@@ -49,7 +49,8 @@ func TestCachedSystemInfoTTL(t *testing.T) {
 		}
 		return info.Uptime
 	}
-	if read() != 1 || read() != 1 {
+	first, second := read(), read()
+	if first != 1 || second != 1 {
 		t.Fatal("second read within the ttl was not cached")
 	}
 	now = now.Add(999 * time.Millisecond)

@@ -47,12 +47,9 @@ func newHandlerHost(t *testing.T, fr *FakeRuntime) *handlerHost {
 	}
 	fr.mu.Unlock()
 	h := &handlerHost{chain: chain.NewMemory(chain.Options{})}
-	si := fr.SystemInfo
 	a, err := runtimehandler.NewActor(runtimehandler.ActorOptions{
 		ID: fr.ID, Name: fr.Name, Version: fr.Version, Now: fr.Now, Env: env,
-		SystemInfo: fixedSysInfo{Hostname: si.Hostname, OSType: si.OSType, OSRelease: si.OSRelease,
-			CPUCount: si.CPUCount, MemoryTotal: si.MemoryTotal, MemoryAvailable: si.MemoryAvailable, Uptime: si.Uptime},
-		Chain: h.chain, Logger: logr.Discard(),
+		SystemInfo: fixedSysInfo(fr.SystemInfo), Chain: h.chain, Logger: logr.Discard(),
 	})
 	if err != nil {
 		t.Fatal(err)
