@@ -44,13 +44,6 @@ type EngineOptions struct {
 	Version string
 	// Now is the clock of the runtime handler and the chains; nil is time.Now.
 	Now func() time.Time
-	// OnCall, when set, is told about every call of one of the contract's
-	// exports (init, tick) once it is over: the function's name ("init",
-	// "tick") and the *ActorError that failed the actor, nil when it
-	// returned ok. The host counts them (troupe_host_calls_total). It runs
-	// on the actor's call path: keep it short, and never call the actor
-	// from it.
-	OnCall func(export string, err error)
 }
 
 // Engine runs actors: one wazero runtime for the process (the compiler
@@ -129,13 +122,6 @@ func NewEngine(ctx context.Context, opts EngineOptions) (*Engine, error) {
 		e.hostFuncs[name] = mod.ExportedFunctionDefinitions()
 	}
 	return e, nil
-}
-
-// observeCall hands a finished call of an export to EngineOptions.OnCall.
-func (e *Engine) observeCall(export string, err error) {
-	if e.opts.OnCall != nil {
-		e.opts.OnCall(export, err)
-	}
 }
 
 func (e *Engine) closeRuntime(ctx context.Context) {

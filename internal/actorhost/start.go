@@ -214,9 +214,7 @@ func (a *Actor) boot(ctx context.Context) error {
 			return a.finishShutdown()
 		}
 	}
-	err := a.callInit(ctx)
-	a.e.observeCall(a.initExport.op, err)
-	if err != nil {
+	if err := a.callInit(ctx); err != nil {
 		return a.fail(err)
 	}
 	// Each api.Function carries its own call stack (10 KiB in wazevo);

@@ -74,9 +74,7 @@ func (a *Actor) tick(ctx context.Context, done <-chan struct{}) (more bool, err 
 	if a.Phase() != PhaseRunning || a.tickExport.fn == nil {
 		return false, nil
 	}
-	err = a.callTick(ctx)
-	a.e.observeCall(a.tickExport.op, err)
-	if err != nil {
+	if err := a.callTick(ctx); err != nil {
 		return false, a.fail(err)
 	}
 	a.ticks.Add(1)

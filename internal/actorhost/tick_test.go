@@ -2,15 +2,12 @@ package actorhost
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"runtime"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -376,48 +373,5 @@ func TestTickExportWithWrongSignatureIsRefused(t *testing.T) {
 	want := `export "troupe:actor/ticker#tick" has signature (i32 i32 i32 i32) -> (i32), want (i32 i32 i32 i64) -> (i32)`
 	if !errors.As(err, &ae) || ae.Reason != ReasonInvalidModule || !strings.Contains(ae.Message, want) {
 		t.Fatalf("Compile = %v; want InvalidModule with %q", err, want)
-	}
-}
-
-// TestOnCallSeesEveryInitAndTick: the engine reports each call of init and
-// tick, with the reason of the failure that ended the run, so that the
-// host's troupe_host_calls_total counts ticks too.
-func TestOnCallSeesEveryInitAndTick(t *testing.T) {
-	var mu sync.Mutex
-	var calls []string
-	e, err := NewEngine(context.Background(), EngineOptions{NoDiskCache: true, SystemInfo: fixedSystemInfo{},
-		OnCall: func(export string, err error) {
-			mu.Lock()
-			defer mu.Unlock()
-			calls = append(calls, export+"="+cmp.Or(string(ReasonOf(err)), "ok"))
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close(context.Background()) })
-	seen := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(calls)
-	}
-	c := compile(t, e, "tick")
-	counter := start(t, e, ActorConfig{Name: "counter", Component: c, InitialState: tickState('c'), TickInterval: limits.MinTickInterval})
-	waitFor(t, "2 ticks", func() bool { return counter.Ticks() >= 2 })
-	if err := counter.Stop(context.Background(), "test over"); err != nil {
-		t.Fatal(err)
-	}
-	got := seen()
-	want := append([]string{"init=ok"}, slices.Repeat([]string{"tick=ok"}, int(counter.Ticks()))...)
-	if !slices.Equal(got, want) {
-		t.Fatalf("OnCall saw %v, want %v", got, want)
-	}
-
-	failing, _ := e.Start(context.Background(), ActorConfig{Name: "failing", Component: c, InitialState: tickState('E'), TickInterval: limits.MinTickInterval})
-	defer failing.Stop(context.Background(), "test over")
-	<-failing.Done()
-	broken, _ := e.Start(context.Background(), ActorConfig{Name: "broken", Component: compile(t, e, "initerr")})
-	defer broken.Stop(context.Background(), "test over")
-	if got := seen()[len(want):]; !slices.Equal(got, []string{"init=ok", "tick=TickFailed", "init=InitFailed"}) {
-		t.Fatalf("OnCall saw %v after the failures", got)
 	}
 }
