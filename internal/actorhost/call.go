@@ -168,19 +168,6 @@ func (a *Actor) sleep(ns int64) {
 	}
 }
 
-// wrapOp turns an ABI violation into an ActorError naming op.
-func wrapOp(err error, op string) error {
-	var ae *ActorError
-	if errors.As(err, &ae) {
-		return ae
-	}
-	var abi *abiError
-	if errors.As(err, &abi) {
-		return &ActorError{Reason: ReasonABI, Op: op, Message: abi.msg, Err: err}
-	}
-	return hostError(op, err)
-}
-
 // Call calls an exported function of the running actor under its deadline,
 // for exports beyond the contract's (tests and benchmarks). A failure of
 // the call fails the actor; a shutdown the guest requested during it stops

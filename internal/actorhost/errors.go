@@ -72,6 +72,29 @@ func ReasonOf(err error) Reason {
 	return ""
 }
 
+// knownError is err as an ActorError when it is one already, or an ABI
+// violation (of op); nil for anything else.
+func knownError(op string, err error) *ActorError {
+	var ae *ActorError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var abi *abiError
+	if errors.As(err, &abi) {
+		return &ActorError{Reason: ReasonABI, Op: op, Message: abi.msg, Err: err}
+	}
+	return nil
+}
+
+// wrapOp turns err into the ActorError of op: an ABI violation, or a
+// failure of the host.
+func wrapOp(err error, op string) error {
+	if ae := knownError(op, err); ae != nil {
+		return ae
+	}
+	return hostError(op, err)
+}
+
 // hostError is a failure of the host during op (a chain or state write):
 // not the guest's doing, but it ends the run all the same.
 func hostError(op string, err error) *ActorError {
@@ -100,13 +123,8 @@ func firstLine(s string) string {
 // ActorError. timeout is the call's deadline; refused is the largest memory
 // size (bytes) a grow was denied, 0 if none; limit the memory limit (bytes).
 func classifyCallError(op string, err error, ctx context.Context, timeout time.Duration, refused, limit uint64) *ActorError {
-	var ae *ActorError
-	if errors.As(err, &ae) {
+	if ae := knownError(op, err); ae != nil {
 		return ae
-	}
-	var abi *abiError
-	if errors.As(err, &abi) {
-		return &ActorError{Reason: ReasonABI, Op: op, Message: abi.msg, Err: err}
 	}
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {

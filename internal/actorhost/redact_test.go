@@ -56,13 +56,7 @@ func TestGuestErrorsAreScrubbed(t *testing.T) {
 			if err := a.Stop(context.Background(), "test over"); err != nil {
 				t.Fatal(err)
 			}
-			raw, err := os.ReadFile(filepath.Join(dir, chain.FileName))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if bytes.Contains(raw, []byte(token)) {
-				t.Error("the chain file holds the token")
-			}
+			checkNoSecret(t, token, dir, sink)
 			var scrubbed int
 			for _, ev := range fileEvents(t, dir) {
 				if bytes.Contains(ev.Data, []byte(token)) {
@@ -77,14 +71,29 @@ func TestGuestErrorsAreScrubbed(t *testing.T) {
 			if !sink.contains("cannot connect with [redacted]") {
 				t.Error("the stdout line is not in the log")
 			}
-			sink.mu.Lock()
-			defer sink.mu.Unlock()
-			for _, l := range sink.lines {
-				if strings.Contains(l, token) {
-					t.Errorf("log line holds the token: %s", l)
-				}
-			}
 		})
+	}
+}
+
+// checkNoSecret fails the test when the chain file in dir or a line the
+// sinks logged holds secret.
+func checkNoSecret(t *testing.T, secret, dir string, sinks ...*logSink) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, chain.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte(secret)) {
+		t.Error("the chain file holds the secret")
+	}
+	for _, sink := range sinks {
+		sink.mu.Lock()
+		for _, l := range sink.lines {
+			if strings.Contains(l, secret) {
+				t.Errorf("log line holds the secret: %s", l)
+			}
+		}
+		sink.mu.Unlock()
 	}
 }
 
@@ -111,13 +120,7 @@ func TestSecretKeptInTheStateStaysScrubbedInTheNextRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	raw, err := os.ReadFile(filepath.Join(dir, chain.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bytes.Contains(raw, []byte(token)) {
-		t.Error("the chain file holds the token")
-	}
+	checkNoSecret(t, token, dir, sinks...)
 	var kept, logged int
 	for _, ev := range fileEvents(t, dir) {
 		switch ev.Kind {
@@ -143,14 +146,5 @@ func TestSecretKeptInTheStateStaysScrubbedInTheNextRun(t *testing.T) {
 	}
 	if kept != 1 || logged != 2 { // the second run's log call and its stdout line
 		t.Errorf("%d kept events and %d log events, want 1 and 2", kept, logged)
-	}
-	for _, sink := range sinks {
-		sink.mu.Lock()
-		for _, l := range sink.lines {
-			if strings.Contains(l, token) {
-				t.Errorf("log line holds the token: %s", l)
-			}
-		}
-		sink.mu.Unlock()
 	}
 }

@@ -189,56 +189,56 @@ func (f *FakeRuntime) getEnv(ctx context.Context, m api.Module, s []uint64) {
 func (f *FakeRuntime) log(ctx context.Context, m api.Module, s []uint64) {
 	level, _ := loadString(m, u32(s[0]), u32(s[1]))
 	msg, msgOK := loadString(m, u32(s[2]), u32(s[3]))
-	ret := u32(s[4])
-	switch l := strings.ToLower(level); {
+	l := strings.ToLower(level)
+	var errMsg string
+	switch {
 	case l != "debug" && l != "info" && l != "warn" && l != "error":
-		f.storeResult(ctx, m, ret, fmt.Sprintf("unknown log level %q: use one of debug, info, warn, error", level))
+		errMsg = fmt.Sprintf("unknown log level %q: use one of debug, info, warn, error", level)
 	case !msgOK:
-		f.storeResult(ctx, m, ret, "log message is not valid UTF-8")
-	default:
-		f.mu.Lock()
-		f.logs = append(f.logs, LogLine{Level: l, Message: msg})
-		f.mu.Unlock()
-		f.storeResult(ctx, m, ret, "")
+		errMsg = "log message is not valid UTF-8"
 	}
+	f.answer(ctx, m, u32(s[4]), errMsg, func() { f.logs = append(f.logs, LogLine{Level: l, Message: msg}) })
 }
 
 func (f *FakeRuntime) recordMetric(ctx context.Context, m api.Module, s []uint64) {
 	name, nameOK := loadString(m, u32(s[0]), u32(s[1]))
 	value := math.Float64frombits(s[2])
-	ret := u32(s[3])
+	var errMsg string
 	switch {
 	case name == "":
-		f.storeResult(ctx, m, ret, "metric name is empty: use [a-zA-Z_:][a-zA-Z0-9_:]*")
+		errMsg = "metric name is empty: use [a-zA-Z_:][a-zA-Z0-9_:]*"
 	case !nameOK:
-		f.storeResult(ctx, m, ret, "metric name is not valid UTF-8: use [a-zA-Z_:][a-zA-Z0-9_:]*")
+		errMsg = "metric name is not valid UTF-8: use [a-zA-Z_:][a-zA-Z0-9_:]*"
 	case math.IsNaN(value):
-		f.storeResult(ctx, m, ret, "metric value is NaN: use a finite number")
+		errMsg = "metric value is NaN: use a finite number"
 	case math.IsInf(value, 0):
-		f.storeResult(ctx, m, ret, "metric value is infinite: use a finite number")
-	default:
-		f.mu.Lock()
-		f.metrics = append(f.metrics, Metric{Name: name, Value: value})
-		f.mu.Unlock()
-		f.storeResult(ctx, m, ret, "")
+		errMsg = "metric value is infinite: use a finite number"
 	}
+	f.answer(ctx, m, u32(s[3]), errMsg, func() { f.metrics = append(f.metrics, Metric{Name: name, Value: value}) })
 }
 
 func (f *FakeRuntime) recordEvent(ctx context.Context, m api.Module, s []uint64) {
 	typ, typOK := loadString(m, u32(s[0]), u32(s[1]))
 	data := loadBytes(m, u32(s[2]), u32(s[3]))
-	ret := u32(s[4])
+	var errMsg string
 	switch {
 	case typ == "":
-		f.storeResult(ctx, m, ret, `event type is empty: give a non-empty name, e.g. "user_login"`)
+		errMsg = `event type is empty: give a non-empty name, e.g. "user_login"`
 	case !typOK:
-		f.storeResult(ctx, m, ret, "event type is not valid UTF-8")
-	default:
-		f.mu.Lock()
-		f.events = append(f.events, Event{Type: typ, Data: data})
-		f.mu.Unlock()
-		f.storeResult(ctx, m, ret, "")
+		errMsg = "event type is not valid UTF-8"
 	}
+	f.answer(ctx, m, u32(s[4]), errMsg, func() { f.events = append(f.events, Event{Type: typ, Data: data}) })
+}
+
+// answer ends a call that returns result<_, string>: err(errMsg), or, when
+// errMsg is empty, ok once accept has kept the call under the lock.
+func (f *FakeRuntime) answer(ctx context.Context, m api.Module, ret uint32, errMsg string, accept func()) {
+	if errMsg == "" {
+		f.mu.Lock()
+		accept()
+		f.mu.Unlock()
+	}
+	f.storeResult(ctx, m, ret, errMsg)
 }
 
 func (f *FakeRuntime) getSystemInfo(ctx context.Context, m api.Module, s []uint64) {

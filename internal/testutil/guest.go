@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -63,8 +62,8 @@ type Guest struct {
 	r       wazero.Runtime
 	mod     api.Module
 	realloc api.Function // looked up once: ExportedFunction builds a new callable each time
-	stdout  lockedBuffer
-	stderr  lockedBuffer
+	stdout  LockedBuffer
+	stderr  LockedBuffer
 }
 
 // StartGuest instantiates wasm under host and closes it when the test ends.
@@ -241,22 +240,4 @@ func liftResult(mem api.Memory, ret uint32, export string) ([]byte, bool, error)
 	default:
 		return nil, false, fmt.Errorf("%s returned result discriminant %d", export, area[0])
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for the guest and the test to share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
