@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -400,17 +401,17 @@ func resolveRun(o *runOptions, actorPath string) (*runSpec, error) {
 	// Overrides: --env-file in order, then --env.
 	overrides := runtimehandler.MapEnv{}
 	for _, path := range o.envFiles {
-		m, err := runtimehandler.ReadEnvFile(path, false)
+		m, err := readEnvFile(path)
 		if err != nil {
 			return nil, usageError("--env-file: %w", err)
 		}
-		overrides = runtimehandler.MergeEnv(overrides, m)
+		maps.Copy(overrides, m)
 	}
-	flags, err := runtimehandler.ParseEnvAssignments(o.env, false)
+	flags, err := parseEnvAssignments(o.env)
 	if err != nil {
 		return nil, usageError("--env: %w", err)
 	}
-	overrides = runtimehandler.MergeEnv(overrides, flags)
+	maps.Copy(overrides, flags)
 
 	var errs []string
 	for name, p := range unresolved {
@@ -434,7 +435,8 @@ func resolveRun(o *runOptions, actorPath string) (*runSpec, error) {
 		return nil, usageError("%s: %s", actorPath, strings.Join(errs, "\n  "))
 	}
 	sortStrings(spec.warnings)
-	spec.env = runtimehandler.MergeEnv(declared, overrides)
+	maps.Copy(declared, overrides)
+	spec.env = declared
 	return spec, nil
 }
 
