@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -198,8 +197,7 @@ func printRunSummary(w io.Writer, asJSON bool, a *actorhost.Actor, ticking bool,
 				out["reason"] = string(r)
 			}
 		}
-		b, _ := json.Marshal(out)
-		fmt.Fprintf(w, "%s\n", b)
+		fmt.Fprintf(w, "%s\n", terminalJSON(out))
 		return
 	}
 	outcome := "init ok, stopped"

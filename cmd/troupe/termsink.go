@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/go-logr/logr"
@@ -15,8 +17,8 @@ import (
 
 // termSink is a logr.LogSink that writes one line per record, readable
 // (`12:00:01.123 INFO  hello: message key=value`) or as JSON. Guest text is
-// escaped: a log message cannot start a new line or send a terminal
-// control sequence.
+// escaped: a log message cannot start a new line, send a terminal control
+// sequence or reorder what the terminal shows.
 type termSink struct {
 	mu      *sync.Mutex
 	w       io.Writer
@@ -93,7 +95,7 @@ func (s *termSink) write(lvl, msg string, err error, kv []any) {
 			}
 			rec[k] = jsonValue(all[i+1])
 		}
-		line, _ = json.Marshal(rec)
+		line = terminalJSON(rec)
 	} else {
 		var b strings.Builder
 		b.WriteString(t.Format("15:04:05.000"))
@@ -137,12 +139,23 @@ func jsonValue(v any) any {
 	return v
 }
 
-// escapeTerminal replaces control characters (newlines, escape sequences,
-// C1 controls) and invalid UTF-8 with visible escapes.
+// hidden reports whether r must not reach a terminal raw: C0 and C1
+// controls and DEL (new lines, escape sequences), and the invisible
+// characters that change how the rest of a line reads: format characters
+// (Cf: the bidi overrides and isolates such as U+202E, zero-width spaces
+// and joiners such as U+200B, soft hyphens) and the line and paragraph
+// separators (Zl U+2028, Zp U+2029).
+func hidden(r rune) bool {
+	return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) ||
+		unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
+}
+
+// escapeTerminal replaces hidden characters and invalid UTF-8 with visible
+// escapes (\n, \u202e, \xff).
 func escapeTerminal(s string) string {
 	clean := true
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError {
+		if hidden(r) || r == utf8.RuneError {
 			clean = false
 			break
 		}
@@ -162,7 +175,9 @@ func escapeTerminal(s string) string {
 			b.WriteString(`\r`)
 		case r == '\t':
 			b.WriteString(`\t`)
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+		case r > 0xffff && hidden(r):
+			fmt.Fprintf(&b, `\U%08x`, r)
+		case hidden(r):
 			fmt.Fprintf(&b, `\u%04x`, r)
 		default:
 			b.WriteRune(r)
@@ -170,4 +185,34 @@ func escapeTerminal(s string) string {
 		i += size
 	}
 	return b.String()
+}
+
+// terminalJSON is v as one line of JSON that is safe on a terminal:
+// encoding/json already escapes control characters, U+2028 and U+2029,
+// and this escapes the other hidden characters (U+202E, U+200B, ...) the
+// same way, so the line decodes to the same values.
+func terminalJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(map[string]string{"error": "encoding a log record: " + err.Error()})
+	}
+	if !strings.ContainsFunc(string(b), hidden) {
+		return b
+	}
+	// Hidden characters can only stand inside JSON strings, and \u
+	// escapes mean the same there.
+	out := make([]byte, 0, len(b)+32)
+	for _, r := range string(b) {
+		if !hidden(r) {
+			out = utf8.AppendRune(out, r)
+			continue
+		}
+		if r > 0xffff {
+			r1, r2 := utf16.EncodeRune(r)
+			out = fmt.Appendf(out, `\u%04x\u%04x`, r1, r2)
+			continue
+		}
+		out = fmt.Appendf(out, `\u%04x`, r)
+	}
+	return out
 }
