@@ -347,3 +347,31 @@ func TestChainShowTheater(t *testing.T) {
 		t.Fatalf("broken theater chain: exit %d: %s", code, errOut)
 	}
 }
+
+// TestReadmeChainExamples runs the README's `troupe chain verify` examples
+// that name a file of the repository: each must exist and verify.
+func TestReadmeChainExamples(t *testing.T) {
+	root := filepath.Join("..", "..")
+	readme := string(mustRead(t, filepath.Join(root, "README.md")))
+	n := 0
+	for _, line := range strings.Split(readme, "\n") {
+		args, ok := strings.CutPrefix(line, "bin/troupe chain verify ")
+		if !ok {
+			continue
+		}
+		args, _, _ = strings.Cut(args, "#")
+		fields := strings.Fields(args)
+		path := fields[len(fields)-1]
+		if strings.HasPrefix(path, "~") {
+			continue // an actor directory of the reader's own runs
+		}
+		n++
+		fields[len(fields)-1] = filepath.Join(root, path)
+		if out, errOut, code := runCLI(t, append([]string{"chain", "verify"}, fields...)...); code != 0 {
+			t.Errorf("README: %s\nexit %d\n%s%s", line, code, out, errOut)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no `bin/troupe chain verify FILE` example in README.md")
+	}
+}

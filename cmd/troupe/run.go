@@ -81,7 +81,7 @@ error.`,
 	f.StringVar(&o.name, "name", "", "the actor's name (default: the YAML's name, or the .wasm file's)")
 	f.StringVar(&o.chainDir, "chain-dir", "", "directory of the actor's chain and saved state")
 	f.BoolVar(&o.once, "once", false, "run init, then stop (no ticks)")
-	f.DurationVar(&o.tick, "tick", actorhost.DefaultTickInterval, "how often a ticking actor's tick is called (default: the YAML's tickInterval, or 1s); 0 never calls it")
+	f.DurationVar(&o.tick, "tick", actorhost.DefaultTickInterval, "how often a ticking actor's tick is called, at least "+v1alpha1.MinTickInterval.String()+" (default: the YAML's tickInterval, or 1s); 0 never calls it")
 	f.DurationVar(&o.timeout, "timeout", 0, "deadline of each call into the actor (default: the YAML's limits.callTimeout, or 5s)")
 	f.StringVar(&o.logFormat, "log-format", "text", "format of the log lines on stderr: text or json")
 	f.BoolVarP(&o.verbose, "verbose", "v", false, "also show the actor's debug logs and the engine's lifecycle messages")
