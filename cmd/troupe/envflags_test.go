@@ -29,14 +29,9 @@ func TestParseEnvAssignments(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			got, err := parseEnvAssignments(tc.in)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err %v, want %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
+			// An error case wants no map (nil), so one comparison each.
+			if (err != nil) != (tc.wantErr != "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("err %v, want %q", err, tc.wantErr)
 			}
 			if !maps.Equal(got, tc.want) {
 				t.Fatalf("got %v, want %v", got, tc.want)
