@@ -204,7 +204,7 @@ func openChain(path, format string) (*chainSource, error) {
 	}
 	head := make([]byte, 512)
 	n, err := io.ReadFull(f, head)
-	if err == nil || err == io.EOF || err == io.ErrUnexpectedEOF {
+	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		_, err = f.Seek(0, io.SeekStart)
 	}
 	if err != nil {
