@@ -62,9 +62,10 @@ type ActorConfig struct {
 	// is called once init has returned: 0 is limits.DefaultTickInterval, a
 	// negative value never ticks, and a positive one below
 	// limits.MinTickInterval is raised to it. The API and `troupe run`
-	// refuse such an interval at their edges (limits.CheckTickInterval);
-	// the engine keeps the one minimum whatever its caller passes, since
-	// a tick is "at most this often" and raising it changes no contract.
+	// refuse such an interval at their edges (v1alpha1.MinTickInterval
+	// is the same constant); the engine keeps the one minimum whatever its
+	// caller passes, since a tick is "at most this often" and raising it
+	// changes no contract.
 	// Modules without the export are never called after init, whatever
 	// this says.
 	TickInterval time.Duration

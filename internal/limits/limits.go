@@ -72,12 +72,6 @@ func CheckCallTimeout(d time.Duration) error {
 	return within("call timeout", d, MinCallTimeout, MaxCallTimeout, "")
 }
 
-// CheckTickInterval reports a tick interval outside
-// MinTickInterval..MaxTickInterval.
-func CheckTickInterval(d time.Duration) error {
-	return within("tick interval", d, MinTickInterval, MaxTickInterval, "")
-}
-
 func within[T cmp.Ordered](what string, v, lo, hi T, unit string) error {
 	if v < lo || v > hi {
 		return fmt.Errorf("%s of %v%s is outside the allowed %v to %v%s", what, v, unit, lo, hi, unit)
