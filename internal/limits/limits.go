@@ -29,9 +29,10 @@ const (
 // How often a ticking actor's tick export is called.
 const (
 	DefaultTickInterval = time.Second
-	// MinTickInterval is the shortest interval the API admits and the
-	// engine accepts: below it an actor would spend its host on ticks
-	// and its chain on ActorTick events.
+	// MinTickInterval is the shortest interval the API and `troupe run`
+	// admit, and the engine ticks no faster (it raises a shorter one):
+	// below it an actor would spend its host on ticks and its chain on
+	// ActorTick events.
 	MinTickInterval = 100 * time.Millisecond
 	MaxTickInterval = time.Hour
 )
