@@ -135,9 +135,9 @@ type Actor struct {
 	// realloc is the guest's cabi_realloc, which lowers init's arguments
 	// and every tick's state; initialize its optional _initialize.
 	realloc, initialize api.Function
-	// initExport and tickExport are the state calls of the contract;
-	// tickExport.fn is nil when the actor does not tick.
-	initExport, tickExport stateCall
+	// initCall and tickCall are the state calls of the contract;
+	// tickCall.fn is nil when the actor does not tick.
+	initCall, tickCall stateCall
 	// exports caches the functions Call has called.
 	exports map[string]api.Function
 	// deadline of the call in progress (UnixNano), read by the WASI sleep

@@ -13,40 +13,53 @@ import (
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 )
 
-// stateCall is an export of the contract that takes the actor's state first
-// and returns result<tuple<option<list<u8>>>, string> (init and tick), bound
-// to the actor's instance. A new call of this shape into the actor is an
-// abi.Export, a stateCall bound in instantiate, and a method that passes
-// its own arguments to callState and records the outcome its way.
-type stateCall struct {
+// stateExport is one export of the contract that takes the actor's state
+// first and returns result<tuple<option<list<u8>>>, string> (init, tick),
+// shared by every actor. A new call of this shape into the actor is an
+// abi.Export, a stateExport, a stateCall bound in instantiate, and a method
+// that passes its own arguments to callState and records the outcome its
+// way.
+type stateExport struct {
+	export, post abi.Export
 	// op is the function's name without its interface ("init", "tick"):
 	// the Op of its chain events and of its ActorErrors.
 	op string
-	fn api.Function
-	// post is the export's cabi_post, nil when the guest has none;
-	// postName its name, the Op of its failures.
-	post     api.Function
-	postName string
 	// failed is the reason an err result fails the actor with.
 	failed Reason
 }
 
-// bindStateCall resolves x and its post-return with export (nil functions
-// when the module does not export x).
-func (a *Actor) bindStateCall(export func(abi.Export) (api.Function, error), x, post abi.Export, failed Reason) (stateCall, error) {
-	fn, err := export(x)
+func newStateExport(export, post abi.Export, failed Reason) *stateExport {
+	return &stateExport{export: export, post: post, op: export.Name[strings.LastIndexByte(export.Name, '#')+1:], failed: failed}
+}
+
+// The state calls of the contract.
+var (
+	initExport = newStateExport(abi.Init, abi.InitPost, ReasonInitFailed)
+	tickExport = newStateExport(abi.Tick, abi.TickPost, ReasonTickFailed)
+)
+
+// stateCall is a stateExport bound to an actor's instance: fn is nil when
+// the module does not export it, postFn when it has no cabi_post.
+type stateCall struct {
+	*stateExport
+	fn, postFn api.Function
+}
+
+// bindStateCall resolves x and its post-return with export.
+func bindStateCall(export func(abi.Export) (api.Function, error), x *stateExport) (stateCall, error) {
+	fn, err := export(x.export)
 	if err != nil || fn == nil {
 		return stateCall{}, err
 	}
-	s := stateCall{op: x.Name[strings.LastIndexByte(x.Name, '#')+1:], fn: fn, postName: post.Name, failed: failed}
-	if s.post, err = export(post); err != nil {
+	post, err := export(x.post)
+	if err != nil {
 		return stateCall{}, err
 	}
-	return s, nil
+	return stateCall{stateExport: x, fn: fn, postFn: post}, nil
 }
 
 // refused is the ActorError of an err result: the guest's own message.
-func (s *stateCall) refused(msg string) *ActorError {
+func (s *stateExport) refused(msg string) *ActorError {
 	return &ActorError{Reason: s.failed, Op: s.op, Message: msg, Err: errors.New(msg)}
 }
 
@@ -73,8 +86,8 @@ func (a *Actor) callState(ctx context.Context, s *stateCall, args ...uint64) (ou
 	if out, err = decodeResult(view, uint32(res[0]), a.maxState, maxInitErrorBytes, s.op); err != nil {
 		return out, wrapOp(err, s.op)
 	}
-	if s.post != nil {
-		if _, err := a.invoke(ctx, s.postName, s.post, res[0]); err != nil {
+	if s.postFn != nil {
+		if _, err := a.invoke(ctx, s.post.Name, s.postFn, res[0]); err != nil {
 			return out, err
 		}
 	}

@@ -39,7 +39,7 @@ func (a *Actor) closeInstance() {
 		a.mod, a.mem = nil, nil
 	}
 	a.realloc, a.initialize = nil, nil
-	a.initExport, a.tickExport = stateCall{}, stateCall{}
+	a.initCall, a.tickCall = stateCall{}, stateCall{}
 	a.exports = nil
 }
 

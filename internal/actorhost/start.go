@@ -220,8 +220,8 @@ func (a *Actor) boot(ctx context.Context) error {
 	// Each api.Function carries its own call stack (10 KiB in wazevo);
 	// an idle actor should not keep the ones only boot needs. A ticking
 	// actor still needs cabi_realloc to hand tick its state.
-	a.initExport, a.initialize = stateCall{}, nil
-	if a.tickExport.fn == nil {
+	a.initCall, a.initialize = stateCall{}, nil
+	if a.tickCall.fn == nil {
 		a.realloc = nil
 	}
 	if a.shutdownRequested() {
@@ -291,11 +291,11 @@ func (a *Actor) instantiate(ctx context.Context) (err error) {
 	if a.initialize, err = export(abi.Initialize); err != nil {
 		return err
 	}
-	if a.initExport, err = a.bindStateCall(export, abi.Init, abi.InitPost, ReasonInitFailed); err != nil {
+	if a.initCall, err = bindStateCall(export, initExport); err != nil {
 		return err
 	}
 	if a.tickInterval > 0 {
-		if a.tickExport, err = a.bindStateCall(export, abi.Tick, abi.TickPost, ReasonTickFailed); err != nil {
+		if a.tickCall, err = bindStateCall(export, tickExport); err != nil {
 			return err
 		}
 	}
@@ -328,13 +328,13 @@ func (a *Actor) callInit(ctx context.Context) error {
 	if err := a.record(chain.KindInitCall, "init", initCallData{a.stateRecord(), a.id}); err != nil {
 		return hostError("init", err)
 	}
-	out, err := a.callState(ctx, &a.initExport, uint64(idPtr), uint64(len(a.id)))
+	out, err := a.callState(ctx, &a.initCall, uint64(idPtr), uint64(len(a.id)))
 	if err != nil {
 		return err
 	}
 	if !out.ok {
 		_ = a.record(chain.KindInitResult, "init", initResultData{Error: out.errMsg})
-		return a.initExport.refused(out.errMsg)
+		return a.initCall.refused(out.errMsg)
 	}
 	if err := a.setState("init", out.saved()); err != nil {
 		return err

@@ -24,7 +24,7 @@ type tickData struct {
 // tick and ticking is on. Called with the call lock held, once init has
 // returned ok and the actor is Running.
 func (a *Actor) startTicker() {
-	if a.tickExport.fn == nil {
+	if a.tickCall.fn == nil {
 		return
 	}
 	a.tickers.Add(1)
@@ -71,7 +71,7 @@ func (a *Actor) tick(ctx context.Context, done <-chan struct{}) (more bool, err 
 		return false, nil
 	default:
 	}
-	if a.Phase() != PhaseRunning || a.tickExport.fn == nil {
+	if a.Phase() != PhaseRunning || a.tickCall.fn == nil {
 		return false, nil
 	}
 	if err := a.callTick(ctx); err != nil {
@@ -91,7 +91,7 @@ func (a *Actor) tick(ctx context.Context, done <-chan struct{}) (more bool, err 
 func (a *Actor) callTick(ctx context.Context) error {
 	_, before := a.chain.Head()
 	nowMs := uint64(max(a.now().UnixMilli(), 0))
-	out, err := a.callState(ctx, &a.tickExport, nowMs)
+	out, err := a.callState(ctx, &a.tickCall, nowMs)
 	if err != nil {
 		return err
 	}
@@ -99,7 +99,7 @@ func (a *Actor) callTick(ctx context.Context) error {
 	if !out.ok {
 		d.Error, d.stateRecord = out.errMsg, a.stateRecord()
 		_ = a.record(chain.KindTick, "tick", d)
-		return a.tickExport.refused(out.errMsg)
+		return a.tickCall.refused(out.errMsg)
 	}
 	changed := out.hasState != a.state.hasState || !bytes.Equal(out.state, a.state.state)
 	if changed {
