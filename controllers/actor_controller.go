@@ -21,7 +21,6 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -64,8 +63,8 @@ const (
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // ActorReconciler places Actors on host pods and follows their life: see
-// docs/operator.md. Create it with its exported fields set, then call
-// SetupWithManager.
+// docs/operator.md. Create it with its exported fields set and give it to
+// NewManager (or, in a manager of one's own, call SetupWithManager).
 type ActorReconciler struct {
 	// Client reads from the manager's cache and writes to the API server.
 	Client client.Client
@@ -101,17 +100,6 @@ type ActorReconciler struct {
 type failedMark struct {
 	uid   types.UID
 	epoch int64
-}
-
-// CacheOptions restricts the manager's cache to what the reconciler reads:
-// host Leases in hostNamespace only (not every Lease in the cluster).
-func CacheOptions(hostNamespace string) cache.Options {
-	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&coordinationv1.Lease{}: {
-			Namespaces: map[string]cache.Config{hostNamespace: {}},
-			Label:      hostLeaseSelector(),
-		},
-	}}
 }
 
 // SetupWithManager registers the reconciler, its index and its watches.

@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,12 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/internal/envtestutil"
@@ -62,6 +56,8 @@ type harnessOptions struct {
 	before func(ns string)
 }
 
+// newHarness starts a manager built by NewManager, as cmd/manager's, in a
+// namespace of its own.
 func newHarness(t testing.TB, env *envtestutil.Env, opts harnessOptions) *harness {
 	t.Helper()
 	ns := env.Namespace(t)
@@ -72,21 +68,12 @@ func newHarness(t testing.TB, env *envtestutil.Env, opts harnessOptions) *harnes
 	if opts.config != nil {
 		cfg = opts.config(ns)
 	}
-	cacheOpts := CacheOptions(ns)
-	cacheOpts.DefaultNamespaces = map[string]cache.Config{ns: {}}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        env.Scheme,
-		Cache:                         cacheOpts,
-		Metrics:                       metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress:        "0",
-		Controller:                    ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
-		LeaderElection:                opts.leaderElection,
-		LeaderElectionID:              "troupe-manager.theater.troupe.dev",
-		LeaderElectionNamespace:       ns,
-		LeaderElectionReleaseOnCancel: true,
-	})
-	if err != nil {
-		t.Fatalf("creating the manager: %v", err)
+	mo := env.ManagerOptions(ns)
+	if opts.leaderElection {
+		mo.LeaderElection = true
+		mo.LeaderElectionID = "troupe-manager.theater.troupe.dev"
+		mo.LeaderElectionNamespace = ns
+		mo.LeaderElectionReleaseOnCancel = true
 	}
 	r := &ActorReconciler{
 		HostNamespace: ns,
@@ -95,57 +82,21 @@ func newHarness(t testing.TB, env *envtestutil.Env, opts harnessOptions) *harnes
 	if opts.tune != nil {
 		opts.tune(r)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := r.SetupWithManager(ctx, mgr); err != nil {
-		cancel()
-		t.Fatalf("setting up the reconciler: %v", err)
+	mgr, err := NewManager(t.Context(), cfg, mo, r)
+	if err != nil {
+		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("manager: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("the manager did not stop within 30s")
-		}
-	})
+	envtestutil.Run(t, "the manager", mgr, 30*time.Second)
 	g := gomega.NewWithT(t)
 	g.SetDefaultEventuallyTimeout(prompt)
 	g.SetDefaultEventuallyPollingInterval(poll)
-	return &harness{t: t, g: g, env: env, c: env.Client, ns: ns, r: r, ctx: ctx}
+	return &harness{t: t, g: g, env: env, c: env.Client, ns: ns, r: r, ctx: t.Context()}
 }
 
-// node creates a Node (cluster-scoped, so named after the namespace).
+// node creates a ready Node (cluster-scoped, so named after the namespace).
 func (h *harness) node(name string, labels map[string]string, taints ...corev1.Taint) string {
 	h.t.Helper()
-	n := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: h.ns + "-" + name, Labels: labels},
-		Spec:       corev1.NodeSpec{Taints: taints},
-	}
-	if err := h.c.Create(context.Background(), n); err != nil {
-		h.t.Fatalf("creating node %s: %v", n.Name, err)
-	}
-	h.t.Cleanup(func() { _ = h.c.Delete(context.Background(), n) })
-	// The API server taints a new Node not-ready (TaintNodesByCondition)
-	// until its kubelet reports; there is no kubelet here, so the node
-	// becomes ready by hand, with just the taints asked for.
-	{
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			if err := h.c.Get(context.Background(), client.ObjectKeyFromObject(n), n); err != nil {
-				return err
-			}
-			n.Spec.Taints = taints
-			return h.c.Update(context.Background(), n)
-		})
-		if err != nil {
-			h.t.Fatalf("making node %s ready: %v", n.Name, err)
-		}
-	}
-	return n.Name
+	return h.env.Node(h.t, h.ns+"-"+name, labels, taints...).Name
 }
 
 // fakeHost is a host pod as the controller sees it: a Lease it renews
@@ -159,23 +110,7 @@ type fakeHost struct {
 
 func (h *harness) host(name, node string, capacity int) *fakeHost {
 	h.t.Helper()
-	now := metav1.NewMicroTime(time.Now())
-	l := &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: name, Namespace: h.ns,
-			Labels:      map[string]string{v1alpha1.HostLeaseLabel: v1alpha1.HostLeaseLabelValue},
-			Annotations: map[string]string{v1alpha1.NodeAnnotation: node, v1alpha1.CapacityAnnotation: strconv.Itoa(capacity)},
-		},
-		Spec: coordinationv1.LeaseSpec{
-			HolderIdentity:       ptr.To(name),
-			LeaseDurationSeconds: ptr.To(int32(testLease / time.Second)),
-			AcquireTime:          &now,
-			RenewTime:            &now,
-		},
-	}
-	if err := h.c.Create(context.Background(), l); err != nil {
-		h.t.Fatalf("creating lease %s: %v", name, err)
-	}
+	h.env.HostLease(h.t, h.ns, name, node, capacity, testLease)
 	f := &fakeHost{h: h, name: name, node: node, stop: make(chan struct{}), done: make(chan struct{})}
 	go f.renew()
 	h.t.Cleanup(f.die)

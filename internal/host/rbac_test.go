@@ -1,13 +1,8 @@
 package host
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,8 +10,6 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -116,59 +109,7 @@ func (s *suite) testRBAC(t *testing.T) {
 	}
 }
 
-// loadHostRBAC reads config/rbac/host as kustomize would deploy it into ns:
-// namespace "system" becomes ns, cluster-scoped names get ns as a prefix so
-// that suites do not collide.
+// loadHostRBAC reads config/rbac/host as kustomize would deploy it into ns.
 func loadHostRBAC(t *testing.T, ns string) []client.Object {
-	t.Helper()
-	root, err := envtestutil.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var objs []client.Object
-	for _, f := range []string{"service_account.yaml", "role.yaml", "role_binding.yaml"} {
-		data, err := os.ReadFile(filepath.Join(root, "config", "rbac", "host", f))
-		if err != nil {
-			t.Fatalf("reading %s (run make manifests): %v", f, err)
-		}
-		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-		for {
-			var u unstructured.Unstructured
-			if err := dec.Decode(&u.Object); err != nil {
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				t.Fatalf("decoding %s: %v", f, err)
-			}
-			if len(u.Object) == 0 {
-				continue
-			}
-			relocate(&u, ns)
-			objs = append(objs, &u)
-		}
-	}
-	return objs
-}
-
-func relocate(u *unstructured.Unstructured, ns string) {
-	switch u.GetKind() {
-	case "ClusterRole":
-		u.SetName(ns + "-" + u.GetName())
-	case "ClusterRoleBinding":
-		u.SetName(ns + "-" + u.GetName())
-		name, _, _ := unstructured.NestedString(u.Object, "roleRef", "name")
-		_ = unstructured.SetNestedField(u.Object, ns+"-"+name, "roleRef", "name")
-	}
-	if u.GetNamespace() == "system" {
-		u.SetNamespace(ns)
-	}
-	subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
-	for _, s := range subjects {
-		if m, ok := s.(map[string]any); ok && m["namespace"] == "system" {
-			m["namespace"] = ns
-		}
-	}
-	if subjects != nil {
-		_ = unstructured.SetNestedSlice(u.Object, subjects, "subjects")
-	}
+	return envtestutil.LoadRBAC(t, ns, "config/rbac/host", "service_account.yaml", "role.yaml", "role_binding.yaml")
 }
