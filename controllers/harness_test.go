@@ -15,9 +15,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/retry"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
@@ -43,6 +46,10 @@ type harness struct {
 	ns  string
 	r   *ActorReconciler
 	ctx context.Context
+	// emitted is every Event the reconciler recorded, as it recorded it:
+	// client-go folds repeats into series the API server shows late, so
+	// counting "one Event per fact" needs the calls themselves.
+	emitted *eventLog
 }
 
 type harnessOptions struct {
@@ -86,11 +93,48 @@ func newHarness(t testing.TB, env *envtestutil.Env, opts harnessOptions) *harnes
 	if err != nil {
 		t.Fatal(err)
 	}
+	emitted := &eventLog{next: r.Recorder}
+	r.Recorder = emitted
 	envtestutil.Run(t, "the manager", mgr, 30*time.Second)
 	g := gomega.NewWithT(t)
 	g.SetDefaultEventuallyTimeout(prompt)
 	g.SetDefaultEventuallyPollingInterval(poll)
-	return &harness{t: t, g: g, env: env, c: env.Client, ns: ns, r: r, ctx: t.Context()}
+	return &harness{t: t, g: g, env: env, c: env.Client, ns: ns, r: r, ctx: t.Context(), emitted: emitted}
+}
+
+// eventLog passes Events on to the manager's recorder and remembers them.
+type eventLog struct {
+	next events.EventRecorder
+	mu   sync.Mutex
+	all  []emittedEvent
+}
+
+type emittedEvent struct {
+	name, eventType, reason, note string
+}
+
+func (l *eventLog) Eventf(regarding, related runtime.Object, eventType, reason, action, note string, args ...any) {
+	e := emittedEvent{eventType: eventType, reason: reason, note: fmt.Sprintf(note, args...)}
+	if o, ok := regarding.(client.Object); ok {
+		e.name = o.GetName()
+	}
+	l.mu.Lock()
+	l.all = append(l.all, e)
+	l.mu.Unlock()
+	l.next.Eventf(regarding, related, eventType, reason, action, note, args...)
+}
+
+// notes are the notes of the Events with reason recorded about actor name.
+func (l *eventLog) notes(name, reason string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, e := range l.all {
+		if e.name == name && e.reason == reason {
+			out = append(out, e.note)
+		}
+	}
+	return out
 }
 
 // node creates a ready Node (cluster-scoped, so named after the namespace).
@@ -235,6 +279,7 @@ const testHead = "3f8a1c2b4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7
 // Host reports.
 func running(a *v1alpha1.Actor) {
 	a.Status.Phase = v1alpha1.PhaseRunning
+	a.Status.LastError = "" // once it runs, the last failure is over
 	setHostReady(a, metav1.ConditionTrue, v1alpha1.ReasonRunning, "init returned")
 	now := metav1.Now()
 	a.Status.Chain = &v1alpha1.ChainStatus{Head: testHead, HeadShort: v1alpha1.ShortHead(testHead), Length: 3, UpdatedAt: &now}
@@ -303,3 +348,38 @@ func condition(a *v1alpha1.Actor, typ string) metav1.Condition {
 }
 
 func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
+
+// settled waits until the manager's cache holds the Actor as the API server
+// has it and a reconcile of it changes nothing more (run here, in the
+// test's goroutine, besides the manager's own): whatever the manager
+// decides about the Actor's current state, it has decided, and its Events
+// are recorded, when settled returns the last reconcile's result.
+func (h *harness) settled(name string) ctrl.Result {
+	h.t.Helper()
+	key := types.NamespacedName{Namespace: h.ns, Name: name}
+	var res ctrl.Result
+	h.g.Eventually(func(g gomega.Gomega) {
+		before, err := h.get(name)
+		g.Expect(err).NotTo(gomega.HaveOccurred())
+		cached := &v1alpha1.Actor{}
+		g.Expect(h.r.Client.Get(h.ctx, key, cached)).To(gomega.Succeed())
+		g.Expect(cached.ResourceVersion).To(gomega.Equal(before.ResourceVersion), "the cache is behind")
+		res, err = h.r.Reconcile(h.ctx, ctrl.Request{NamespacedName: key})
+		g.Expect(err).NotTo(gomega.HaveOccurred())
+		after, err := h.get(name)
+		g.Expect(err).NotTo(gomega.HaveOccurred())
+		g.Expect(after.ResourceVersion).To(gomega.Equal(before.ResourceVersion), "the reconcile still changed the Actor")
+	}).Should(gomega.Succeed(), "actor %s never settles", name)
+	return res
+}
+
+// eventually waits until check passes on the Actor name as the API server
+// has it.
+func (h *harness) eventually(name string, check func(g gomega.Gomega, x *v1alpha1.Actor)) {
+	h.t.Helper()
+	h.g.Eventually(func(g gomega.Gomega) {
+		x, err := h.get(name)
+		g.Expect(err).NotTo(gomega.HaveOccurred())
+		check(g, x)
+	}).Should(gomega.Succeed(), "actor %s", name)
+}
