@@ -204,14 +204,6 @@ var invalidSpecs = map[string]invalidCase{
 		field: "spec.handlers[0].config",
 		msg:   "unknown key maxLogByts in the runtime handler config: the known keys are maxLogBytes, maxEventTypeBytes, maxEventBytes and maxMetricNames",
 	},
-	"runtime config value not an integer": {
-		spec:  "component: {image: hello}\nhandlers: [{type: runtime, config: {maxMetricNames: many}}]",
-		field: "spec.handlers[0].config.maxMetricNames", msg: "must be of type integer", goMsg: "maxMetricNames must be an integer",
-	},
-	"runtime config value a fraction": {
-		spec:  "component: {image: hello}\nhandlers: [{type: runtime, config: {maxMetricNames: 1.5}}]",
-		field: "spec.handlers[0].config.maxMetricNames", msg: "must be of type integer", goMsg: "maxMetricNames must be an integer",
-	},
 	"too many runtime config keys": {
 		spec:  "component: {image: hello}\nhandlers: [{type: runtime, config: {" + manyKeys(17) + "}}]",
 		field: "spec.handlers[0].config", msg: "must have at most 16 items", goMsg: "must have at most 16 items",
@@ -275,6 +267,12 @@ func init() {
 				field: "spec.handlers[0].config[" + k.Name + "]",
 				msg:   fmt.Sprintf("%s must be between %d and %d", k.Name, k.Min, k.Max),
 			}
+		}
+	}
+	for _, v := range []string{"many", "1.5", "{a: 1}"} {
+		invalidSpecs["runtime config value "+v] = invalidCase{
+			spec:  "component: {image: hello}\nhandlers: [{type: runtime, config: {maxMetricNames: " + v + "}}]",
+			field: "spec.handlers[0].config.maxMetricNames", msg: "must be of type integer", goMsg: "maxMetricNames must be an integer",
 		}
 	}
 	validSpecs["runtime config at its lower bounds"] = "component: {image: hello}\nhandlers: [{type: runtime, config: {" + strings.Join(atMin, ", ") + "}}]"
