@@ -572,7 +572,3 @@ type ActorList struct {
 	// items are the Actors.
 	Items []Actor `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&Actor{}, &ActorList{})
-}
