@@ -18,6 +18,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/troupe-dev/troupe/internal/abi"
+	"github.com/troupe-dev/troupe/internal/envtestutil"
 )
 
 // Host serves the runtime a Guest imports: a *FakeRuntime, or the real
@@ -62,8 +63,8 @@ type Guest struct {
 	r       wazero.Runtime
 	mod     api.Module
 	realloc api.Function // looked up once: ExportedFunction builds a new callable each time
-	stdout  LockedBuffer
-	stderr  LockedBuffer
+	stdout  envtestutil.LockedBuffer
+	stderr  envtestutil.LockedBuffer
 }
 
 // StartGuest instantiates wasm under host and closes it when the test ends.

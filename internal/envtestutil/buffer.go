@@ -1,12 +1,12 @@
-package testutil
+package envtestutil
 
 import (
 	"bytes"
 	"sync"
 )
 
-// LockedBuffer is a bytes.Buffer that a writer (a guest's WASI output, a
-// process's stderr, a logger) and a test polling it may share.
+// LockedBuffer is a bytes.Buffer that a process under test writes (logs,
+// output) while the test reads it: every method takes a lock.
 type LockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -18,7 +18,7 @@ func (l *LockedBuffer) Write(p []byte) (int, error) {
 	return l.b.Write(p)
 }
 
-// String returns what was written so far.
+// String is everything written so far.
 func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
