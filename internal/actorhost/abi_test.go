@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // resultMem builds a memory of size bytes with init's result area at ret.
@@ -135,4 +136,25 @@ func FuzzDecodeInitResult(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFirstLineKeepsOneLineOfWholeCharacters: a trap's message loses
+// wazero's stack trace and is cut within 1024 bytes without splitting a
+// UTF-8 character (a guest picks the text of its own traps).
+func TestFirstLineKeepsOneLineOfWholeCharacters(t *testing.T) {
+	tests := map[string]struct{ in, want string }{
+		"stack trace":  {in: "wasm error: unreachable\nwasm stack trace:\n\tf()", want: "wasm error: unreachable"},
+		"recovered":    {in: "boom (recovered by wazero)\ngoroutine 1", want: "boom"},
+		"short":        {in: "fine", want: "fine"},
+		"long, ASCII":  {in: strings.Repeat("a", 2000), want: strings.Repeat("a", maxMessage-len("…")) + "…"},
+		"long, 3-byte": {in: strings.Repeat("€", 700), want: strings.Repeat("€", (maxMessage-len("…"))/3) + "…"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := firstLine(tc.in)
+			if got != tc.want || len(got) > maxMessage || !utf8.ValidString(got) {
+				t.Fatalf("firstLine = %q (%d bytes), want %q", got, len(got), tc.want)
+			}
+		})
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/troupe-dev/troupe/internal/textutil"
 )
 
 // Reason classifies why an actor failed; the host puts it in the Actor's
@@ -106,17 +108,19 @@ func newActorError(reason Reason, op, format string, args ...any) *ActorError {
 	return &ActorError{Reason: reason, Op: op, Message: msg, Err: errors.New(msg)}
 }
 
-// firstLine drops wazero's wasm stack trace and Go traces from a message.
+// maxMessage bounds the part of a wazero error an ActorError's message
+// keeps.
+const maxMessage = 1024
+
+// firstLine drops wazero's wasm stack trace and Go traces from a message,
+// and cuts it to maxMessage bytes on a UTF-8 boundary (the message reaches
+// a status condition and an Event).
 func firstLine(s string) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = s[:i]
 	}
 	s = strings.TrimSuffix(s, " (recovered by wazero)")
-	const maxMessage = 1024
-	if len(s) > maxMessage {
-		s = s[:maxMessage] + "…"
-	}
-	return s
+	return textutil.Truncate(s, maxMessage)
 }
 
 // classifyCallError turns the error of a call into the guest into an
