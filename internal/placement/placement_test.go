@@ -3,6 +3,7 @@ package placement
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +40,23 @@ func TestPick(t *testing.T) {
 	zero.Capacity = 0
 	numeric := live("numeric", 0)
 	numeric.Taints = []corev1.Taint{{Key: "level", Value: "5", Effect: corev1.TaintEffectNoSchedule}}
+	// Hosts by the protocol version their Lease declares.
+	newer := strconv.Itoa(v1alpha1.ProtocolVersion + 1)
+	speaking := func(name, version string) Host {
+		h := live(name, 0)
+		h.Protocol = version
+		return h
+	}
+	current := speaking("current", strconv.Itoa(v1alpha1.ProtocolVersion))
+	legacy := speaking("legacy", "")
+	future := speaking("future", newer)
+	future2 := speaking("future2", newer)
+	future3 := speaking("future3", newer)
+	future4 := speaking("future4", newer)
+	garbled := speaking("garbled", "v1")
+	knows := "; this manager knows " + KnownProtocols()
+	deadFuture := speaking("deadfuture", newer)
+	deadFuture.Expiry = now.Add(-time.Second)
 
 	tests := map[string]struct {
 		hosts   []Host
@@ -136,6 +154,35 @@ func TestPick(t *testing.T) {
 		"capacity zero takes nothing": {
 			hosts:   []Host{zero},
 			wantErr: "0/1 hosts available: 1 full",
+		},
+		"a host of the current protocol version takes actors": {
+			hosts: []Host{current},
+			want:  "current",
+		},
+		"a Lease without a version is a v1 host": {
+			hosts: []Host{legacy},
+			want:  "legacy",
+		},
+		"a newer protocol version is skipped even when idle": {
+			hosts: []Host{future, live("a", 9)},
+			want:  "a",
+		},
+		"only a newer protocol version: named in the error": {
+			hosts:   []Host{future},
+			wantErr: "0/1 hosts available: 1 unknown protocol version (host future speaks protocol v" + newer + knows + ")",
+		},
+		"a malformed version is no version": {
+			hosts:   []Host{garbled},
+			wantErr: `host garbled declares protocol "v1", which is no version` + knows,
+		},
+		"at most three unknown-version hosts are named": {
+			hosts: []Host{future, future2, future3, future4},
+			wantErr: "4 unknown protocol version (host future speaks protocol v" + newer + knows +
+				"; host future2 speaks protocol v" + newer + knows + "; host future3 speaks protocol v" + newer + knows + "; and 1 more)",
+		},
+		"a dead host is dead, whatever its version": {
+			hosts:   []Host{deadFuture},
+			wantErr: "0/1 hosts available: 1 lease expired",
 		},
 		"reasons are counted and sorted": {
 			hosts:   []Host{dead, full, full, tainted},
@@ -240,9 +287,10 @@ func TestHostFromLease(t *testing.T) {
 		Spec:       corev1.NodeSpec{Taints: []corev1.Taint{{Key: "k", Effect: corev1.TaintEffectNoSchedule}}},
 	}
 	tests := map[string]struct {
-		annotations map[string]string
-		wantCap     int
-		wantLabels  bool
+		annotations  map[string]string
+		wantCap      int
+		wantLabels   bool
+		wantProtocol string
 	}{
 		"declared capacity and known node": {
 			annotations: map[string]string{v1alpha1.NodeAnnotation: "n1", v1alpha1.CapacityAnnotation: "7"},
@@ -270,6 +318,11 @@ func TestHostFromLease(t *testing.T) {
 			annotations: map[string]string{v1alpha1.NodeAnnotation: "elsewhere"},
 			wantCap:     v1alpha1.DefaultHostCapacity,
 		},
+		"protocol version as declared": {
+			annotations:  map[string]string{v1alpha1.ProtocolVersionAnnotation: "7"},
+			wantCap:      v1alpha1.DefaultHostCapacity,
+			wantProtocol: "7",
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -281,6 +334,9 @@ func TestHostFromLease(t *testing.T) {
 			if h.Name != "host-1" || h.Load != 4 || h.Capacity != tc.wantCap {
 				t.Fatalf("host %+v; want name host-1, load 4, capacity %d", h, tc.wantCap)
 			}
+			if h.Protocol != tc.wantProtocol {
+				t.Fatalf("protocol %q; want %q", h.Protocol, tc.wantProtocol)
+			}
 			if got := h.NodeLabels["zone"] == "a" && len(h.Taints) == 1; got != tc.wantLabels {
 				t.Fatalf("node labels/taints %v %v; want known node %v", h.NodeLabels, h.Taints, tc.wantLabels)
 			}
@@ -291,21 +347,61 @@ func TestHostFromLease(t *testing.T) {
 	}
 }
 
-func TestIsHostLease(t *testing.T) {
+func TestProtocolVersion(t *testing.T) {
+	current := strconv.Itoa(v1alpha1.ProtocolVersion)
 	tests := map[string]struct {
-		labels map[string]string
-		want   bool
+		declared  string
+		want      int
+		wantKnown bool
 	}{
-		"labelled":      {labels: map[string]string{v1alpha1.HostLeaseLabel: "true"}, want: true},
-		"other value":   {labels: map[string]string{v1alpha1.HostLeaseLabel: "false"}},
-		"leader lease":  {labels: nil},
-		"another label": {labels: map[string]string{"app": "host"}},
+		"no annotation: a host older than it, v1": {declared: "", want: v1alpha1.LegacyProtocolVersion, wantKnown: true},
+		"the current version":                     {declared: current, want: v1alpha1.ProtocolVersion, wantKnown: true},
+		"a newer version":                         {declared: strconv.Itoa(v1alpha1.ProtocolVersion + 1), want: v1alpha1.ProtocolVersion + 1},
+		"older than the oldest known":             {declared: strconv.Itoa(v1alpha1.MinProtocolVersion - 1), want: max(v1alpha1.MinProtocolVersion-1, 0)},
+		"a v prefix is no version":                {declared: "v" + current},
+		"a space is no version":                   {declared: " " + current},
+		"a negative number is no version":         {declared: "-1"},
+		"a fraction is no version":                {declared: current + ".0"},
+		"too large to parse":                      {declared: "99999999999999999999"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Labels: tc.labels}}
-			if got := IsHostLease(l); got != tc.want {
-				t.Fatalf("IsHostLease = %v; want %v", got, tc.want)
+			got, known := ProtocolVersion(tc.declared)
+			if got != tc.want || known != tc.wantKnown {
+				t.Fatalf("ProtocolVersion(%q) = %d, %v; want %d, %v", tc.declared, got, known, tc.want, tc.wantKnown)
+			}
+		})
+	}
+}
+
+func TestKnownProtocols(t *testing.T) {
+	want := fmt.Sprintf("v%d to v%d", v1alpha1.MinProtocolVersion, v1alpha1.ProtocolVersion)
+	if v1alpha1.MinProtocolVersion == v1alpha1.ProtocolVersion {
+		want = fmt.Sprintf("v%d", v1alpha1.ProtocolVersion)
+	}
+	if got := KnownProtocols(); got != want {
+		t.Fatalf("KnownProtocols() = %q; want %q", got, want)
+	}
+}
+
+// TestMatchesProtocol: a host of an unknown version does not match, so an
+// actor is neither restarted on it nor kept there after a spec change.
+func TestMatchesProtocol(t *testing.T) {
+	tests := map[string]struct {
+		declared string
+		want     Unfit
+	}{
+		"legacy":  {declared: "", want: Fits},
+		"current": {declared: strconv.Itoa(v1alpha1.ProtocolVersion), want: Fits},
+		"newer":   {declared: strconv.Itoa(v1alpha1.ProtocolVersion + 1), want: UnfitProtocol},
+		"garbage": {declared: "two", want: UnfitProtocol},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			h := live("h", 0)
+			h.Protocol = tc.declared
+			if got := Matches(&h, Request{}); got != tc.want {
+				t.Fatalf("Matches = %q; want %q", got, tc.want)
 			}
 		})
 	}
