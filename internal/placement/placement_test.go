@@ -3,6 +3,7 @@ package placement
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,23 +41,6 @@ func TestPick(t *testing.T) {
 	zero.Capacity = 0
 	numeric := live("numeric", 0)
 	numeric.Taints = []corev1.Taint{{Key: "level", Value: "5", Effect: corev1.TaintEffectNoSchedule}}
-	// Hosts by the protocol version their Lease declares.
-	newer := strconv.Itoa(v1alpha1.ProtocolVersion + 1)
-	speaking := func(name, version string) Host {
-		h := live(name, 0)
-		h.Protocol = version
-		return h
-	}
-	current := speaking("current", strconv.Itoa(v1alpha1.ProtocolVersion))
-	legacy := speaking("legacy", "")
-	future := speaking("future", newer)
-	future2 := speaking("future2", newer)
-	future3 := speaking("future3", newer)
-	future4 := speaking("future4", newer)
-	garbled := speaking("garbled", "v1")
-	knows := "; this manager knows " + KnownProtocols()
-	deadFuture := speaking("deadfuture", newer)
-	deadFuture.Expiry = now.Add(-time.Second)
 
 	tests := map[string]struct {
 		hosts   []Host
@@ -155,35 +139,6 @@ func TestPick(t *testing.T) {
 			hosts:   []Host{zero},
 			wantErr: "0/1 hosts available: 1 full",
 		},
-		"a host of the current protocol version takes actors": {
-			hosts: []Host{current},
-			want:  "current",
-		},
-		"a Lease without a version is a v1 host": {
-			hosts: []Host{legacy},
-			want:  "legacy",
-		},
-		"a newer protocol version is skipped even when idle": {
-			hosts: []Host{future, live("a", 9)},
-			want:  "a",
-		},
-		"only a newer protocol version: named in the error": {
-			hosts:   []Host{future},
-			wantErr: "0/1 hosts available: 1 unknown protocol version (host future speaks protocol v" + newer + knows + ")",
-		},
-		"a malformed version is no version": {
-			hosts:   []Host{garbled},
-			wantErr: `host garbled declares protocol "v1", which is no version` + knows,
-		},
-		"at most three unknown-version hosts are named": {
-			hosts: []Host{future, future2, future3, future4},
-			wantErr: "4 unknown protocol version (host future speaks protocol v" + newer + knows +
-				"; host future2 speaks protocol v" + newer + knows + "; host future3 speaks protocol v" + newer + knows + "; and 1 more)",
-		},
-		"a dead host is dead, whatever its version": {
-			hosts:   []Host{deadFuture},
-			wantErr: "0/1 hosts available: 1 lease expired",
-		},
 		"reasons are counted and sorted": {
 			hosts:   []Host{dead, full, full, tainted},
 			wantErr: "0/4 hosts available: 1 lease expired, 1 untolerated taint, 2 full",
@@ -207,6 +162,58 @@ func TestPick(t *testing.T) {
 			}
 			if got.Name != tc.want {
 				t.Fatalf("Pick = %q; want %q", got.Name, tc.want)
+			}
+		})
+	}
+}
+
+// TestPickProtocol: only hosts whose Lease declares a protocol version this
+// manager knows take actors, and a NoHostError names the others.
+func TestPickProtocol(t *testing.T) {
+	current, newer := strconv.Itoa(v1alpha1.ProtocolVersion), strconv.Itoa(v1alpha1.ProtocolVersion+1)
+	knows := "; this manager knows " + KnownProtocols()
+	speaks := func(host string) string { return "host " + host + " speaks protocol v" + newer + knows }
+	tests := map[string]struct {
+		// declared is each live, empty host's protocol annotation.
+		declared map[string]string
+		dead     bool
+		want     string
+		wantErr  string
+	}{
+		"the current version":                            {declared: map[string]string{"b": current}, want: "b"},
+		"no annotation: a v0.1.0 host, version 1":        {declared: map[string]string{"b": ""}, want: "b"},
+		"a newer version is skipped":                     {declared: map[string]string{"a": newer, "b": current}, want: "b"},
+		"only a newer version: the error names the host": {declared: map[string]string{"h": newer}, wantErr: "0/1 hosts available: 1 unknown protocol version (" + speaks("h") + ")"},
+		"a malformed version is no version": {declared: map[string]string{"h": "v1"},
+			wantErr: `(host h declares protocol "v1", which is no version` + knows + ")"},
+		"hosts of a newer version leave the others be": {declared: map[string]string{"h1": newer, "h2": newer, "h3": newer, "h4": newer, "ok": current},
+			want: "ok"},
+		"three hosts are named, the fourth counted": {declared: map[string]string{"h1": newer, "h2": newer, "h3": newer, "h4": newer},
+			wantErr: "4 unknown protocol version (" + speaks("h1") + "; " + speaks("h2") + "; " + speaks("h3") + "; and 1 more)"},
+		"a dead host is dead, whatever its version": {declared: map[string]string{"h": newer}, dead: true,
+			wantErr: "0/1 hosts available: 1 lease expired"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var hosts []Host
+			for h, v := range tc.declared {
+				host := live(h, 0)
+				host.Protocol = v
+				if tc.dead {
+					host.Expiry = now
+				}
+				hosts = append(hosts, host)
+			}
+			slices.SortFunc(hosts, func(a, b Host) int { return strings.Compare(a.Name, b.Name) })
+			got, err := Pick(hosts, Request{}, now)
+			if tc.wantErr == "" {
+				if err != nil || got.Name != tc.want {
+					t.Fatalf("Pick = %q, %v; want %q", got.Name, err, tc.want)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Pick = %q, %v; want an error containing %q", got.Name, err, tc.wantErr)
 			}
 		})
 	}
