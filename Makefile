@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/troupe-dev/troupe/internal/version.Version=$(VERSION)
 BIN := bin
 EXAMPLES := $(notdir $(patsubst %/,%,$(dir $(wildcard examples/*/main.go))))
-GOTEST_FLAGS ?= -count=1
+GOTEST_FLAGS ?= -count=1 -timeout 30m
 BENCH ?= .
 BENCHTIME ?= 1s
 CONTROLLER_GEN ?= go tool controller-gen
@@ -47,10 +47,14 @@ $(BIN)/examples/%.wasm: FORCE
 FORCE:
 
 .PHONY: lint
-lint: ## go vet and a gofmt check that fails on unformatted files.
+lint: ## go vet, gofmt, go.mod tidiness, staticcheck (incl. unused code) and errorlint (error wrapping); tools run through `go tool`.
 	go vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	@go mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit the result" >&2; exit 1; }
+	go tool staticcheck ./...
+	@# fmt.Errorf with an error must wrap it (%w); wrapped errors are tested with errors.Is/As.
+	go tool go-errorlint -errorf -comparison -asserts ./...
 
 .PHONY: wat
 wat: ## Compile the hand-written *.wat test actors to the .wasm files beside them.
@@ -86,8 +90,15 @@ check-generated: ## Fail when a committed generated file is stale.
 	if [[ $$stale == 1 ]]; then echo "generated files are stale: run 'make manifests generate' and commit them" >&2; exit 1; fi
 
 .PHONY: test
-test: lint check-generated envtest ## Run every test (what CI runs).
+test: lint check-generated envtest test-tools ## Run every test (what CI runs).
 	assets=$${KUBEBUILDER_ASSETS:-$$(hack/setup-envtest.sh)}; KUBEBUILDER_ASSETS=$$assets go test $(GOTEST_FLAGS) ./...
+
+# The tools the test suites run (helm and kubectl for test/packaging) are
+# built here, before any test's timeout starts: a cold build of helm takes
+# minutes, over ten on a loaded two-core machine.
+.PHONY: test-tools
+test-tools: ## Build (once; cached) helm and kubectl, which test/packaging runs.
+	@hack/build-k8s.sh helm kubectl >/dev/null
 
 .PHONY: bench
 bench: ## Run the Go benchmarks of the hot paths.

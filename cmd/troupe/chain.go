@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -30,10 +32,10 @@ const (
 )
 
 // Exit statuses of `troupe chain`: 1 means the chain is damaged, 2 that it
-// could not be read at all.
+// could not be read at all (or is not a chain, or the usage was wrong).
 const (
-	exitBroken     = 1
-	exitUnreadable = 2
+	exitBroken     = exitFailed
+	exitUnreadable = exitUsage
 )
 
 func newChainCommand() *cobra.Command {
@@ -47,7 +49,11 @@ Troupe's own format (docs/chain-format.md), chains exported by Theater as a
 JSON array are read too; --format auto (the default) tells them apart.
 
 Exit status: 0 intact, 1 damaged (the first bad event's index and the reason
-are printed), 2 unreadable.`,
+are printed), 2 unreadable, not a chain, or a usage error.`,
+		// A runnable group, so that `troupe chain typo` is an unknown
+		// command (exit 2) rather than this help and exit 0.
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newChainVerifyCommand(), newChainShowCommand())
 	return cmd
@@ -62,7 +68,7 @@ func newChainVerifyCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify [--format auto|troupe|theater-json] PATH",
 		Short: "Recompute every hash and parent link of a chain",
-		Args:  cobra.ExactArgs(1),
+		Args:  exactlyOne("PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src, err := openChain(args[0], format)
 			if err != nil {
@@ -116,7 +122,7 @@ read from a host pod's chain endpoint instead, e.g. through
   kubectl -n troupe-system port-forward pod/troupe-host-xyz 8082
   troupe chain show --from-host http://localhost:8082 default/hello
 and every event is re-hashed and its link checked as it arrives.`,
-		Args: cobra.ExactArgs(1),
+		Args: exactlyOne("PATH (or NAMESPACE/NAME with --from-host)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if fromHost != "" {
 				w := bufio.NewWriter(cmd.OutOrStdout())
@@ -175,8 +181,10 @@ type chainSource struct {
 func (s *chainSource) Close() error { return s.f.Close() }
 
 // openChain resolves PATH (a file, or a directory holding chain.log) and
-// decides its format: a Theater export is a JSON array, so it starts with
-// '[' after optional whitespace; a Troupe chain starts with its magic.
+// decides its format from its first bytes: a Theater export is a JSON
+// array, so it starts with '[' after optional whitespace; a Troupe chain
+// starts with its header. A file that is neither (or not the one --format
+// names) is not a chain: a usage error, not damage.
 func openChain(path, format string) (*chainSource, error) {
 	switch format {
 	case formatAuto, formatTroupe, formatTheater:
@@ -188,26 +196,66 @@ func openChain(path, format string) (*chainSource, error) {
 		return nil, &exitError{exitUnreadable, fmt.Errorf("reading chain: %w", err)}
 	}
 	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) && p != path {
+		return nil, &exitError{exitUnreadable, fmt.Errorf("%s is not an actor directory: it holds no %s", path, chain.FileName)}
+	}
 	if err != nil {
 		return nil, &exitError{exitUnreadable, fmt.Errorf("reading chain: %w", err)}
 	}
-	if format == formatAuto {
+	head := make([]byte, 512)
+	n, err := io.ReadFull(f, head)
+	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return nil, &exitError{exitUnreadable, fmt.Errorf("reading chain %s: %w", p, err)}
+	}
+	head = head[:n]
+	theaterJSON := strings.HasPrefix(strings.TrimLeft(string(head), " \t\r\n"), "[")
+	troupe := troupeHeader(head)
+	var notChain string
+	switch {
+	case n == 0:
+		notChain = "it is empty"
+	case format == formatAuto && theaterJSON:
+		format = formatTheater
+	case format == formatAuto && troupe:
 		format = formatTroupe
-		head := make([]byte, 512)
-		n, err := io.ReadFull(f, head)
-		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
-			f.Close()
-			return nil, &exitError{exitUnreadable, fmt.Errorf("reading chain %s: %w", p, err)}
-		}
-		if t := strings.TrimLeft(string(head[:n]), " \t\r\n"); strings.HasPrefix(t, "[") {
-			format = formatTheater
-		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			f.Close()
-			return nil, &exitError{exitUnreadable, fmt.Errorf("reading chain %s: %w", p, err)}
-		}
+	case format == formatAuto:
+		notChain = fmt.Sprintf("it starts with %q, neither a Troupe chain's header %q nor a Theater export's JSON array", head[:min(n, len(chain.Magic))], chain.Magic)
+	case format == formatTroupe && !troupe:
+		notChain = fmt.Sprintf("--format troupe: it starts with %q, not the header %q", head[:min(n, len(chain.Magic))], chain.Magic)
+	case format == formatTheater && !theaterJSON:
+		notChain = "--format theater-json: it is not a JSON array"
+	}
+	if notChain != "" {
+		f.Close()
+		return nil, &exitError{exitUnreadable, fmt.Errorf("%s is not a state chain: %s", p, notChain)}
 	}
 	return &chainSource{path: p, format: format, f: f}, nil
+}
+
+// troupeHeader reports whether head starts like a Troupe chain: with the
+// header, a part of it (a file torn while it was created), another
+// version's header, or the header with at most two bytes damaged. The
+// chain's reader then says what is wrong; anything else is not a chain.
+func troupeHeader(head []byte) bool {
+	const family = "troupe-chain-"
+	magic := []byte(chain.Magic)
+	if len(head) < len(magic) {
+		return bytes.HasPrefix(magic, head)
+	}
+	if bytes.HasPrefix(head, []byte(family)) {
+		return true
+	}
+	differ := 0
+	for i := range magic {
+		if head[i] != magic[i] {
+			differ++
+		}
+	}
+	return differ <= 2
 }
 
 // printer writes events as a table or as JSON lines.

@@ -73,7 +73,7 @@ func readRemoteChain(r io.Reader, fn func(*chain.Event) error) error {
 		return fnErr
 	})
 	switch {
-	case err == nil || err == fnErr:
+	case err == nil || (fnErr != nil && errors.Is(err, fnErr)):
 		return err
 	case errors.Is(err, chain.ErrCorrupt):
 		return &exitError{exitBroken, err}

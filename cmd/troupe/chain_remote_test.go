@@ -40,11 +40,11 @@ func TestChainShowFromHost(t *testing.T) {
 	srv := hostServer(t, dir, nil)
 	// The same output as reading the file: JSON lines and the table.
 	for _, flags := range [][]string{{"--json"}, nil} {
-		local, _, code := run(t, append(append([]string{"chain", "show"}, flags...), dir)...)
+		local, _, code := runCLI(t, append(append([]string{"chain", "show"}, flags...), dir)...)
 		if code != 0 {
 			t.Fatalf("local show: exit %d", code)
 		}
-		remote, stderr, code := run(t, append(append([]string{"chain", "show", "--from-host", srv.URL}, flags...), "default/hello")...)
+		remote, stderr, code := runCLI(t, append(append([]string{"chain", "show", "--from-host", srv.URL}, flags...), "default/hello")...)
 		if code != 0 {
 			t.Fatalf("remote show %v: exit %d: %s", flags, code, stderr)
 		}
@@ -53,7 +53,7 @@ func TestChainShowFromHost(t *testing.T) {
 		}
 	}
 	// A bare host:port works too.
-	out, stderr, code := run(t, "chain", "show", "--json", "--from-host", strings.TrimPrefix(srv.URL, "http://"), "default/hello")
+	out, stderr, code := runCLI(t, "chain", "show", "--json", "--from-host", strings.TrimPrefix(srv.URL, "http://"), "default/hello")
 	if code != 0 || !strings.Contains(out, head.String()) {
 		t.Fatalf("host:port: exit %d, %s", code, stderr)
 	}
@@ -97,7 +97,7 @@ func TestChainShowFromHostRejects(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			_, stderr, code := run(t, "chain", "show", "--from-host", tc.srv.URL, tc.ref)
+			_, stderr, code := runCLI(t, "chain", "show", "--from-host", tc.srv.URL, tc.ref)
 			if code != tc.code || !strings.Contains(stderr, tc.want) {
 				t.Fatalf("exit %d, %q; want exit %d containing %q", code, stderr, tc.code, tc.want)
 			}

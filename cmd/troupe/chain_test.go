@@ -15,21 +15,6 @@ import (
 	"github.com/troupe-dev/troupe/internal/chain"
 )
 
-// run executes the troupe CLI in-process and returns its exit status.
-func run(t *testing.T, args ...string) (stdout string, stderr string, code int) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	root := newRootCommand()
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	root.SetArgs(args)
-	if err := root.Execute(); err != nil {
-		errOut.WriteString(err.Error())
-		return out.String(), errOut.String(), exitCode(err)
-	}
-	return out.String(), errOut.String(), 0
-}
-
 // fixtureEvent is one event actorDir writes.
 type fixtureEvent struct {
 	kind chain.Kind
@@ -104,7 +89,7 @@ func TestChainVerifyIntact(t *testing.T) {
 	dir, head := actorDir(t)
 	for _, path := range []string{dir, filepath.Join(dir, chain.FileName)} {
 		for _, format := range []string{"auto", "troupe"} {
-			out, errOut, code := run(t, "chain", "verify", "--format", format, path)
+			out, errOut, code := runCLI(t, "chain", "verify", "--format", format, path)
 			if code != 0 || !strings.Contains(out, "intact: 4 events") || !strings.Contains(out, head.String()) {
 				t.Fatalf("verify %s --format %s: code %d\n%s%s", path, format, code, out, errOut)
 			}
@@ -127,7 +112,7 @@ func TestChainVerifyRejectsEveryFlippedByte(t *testing.T) {
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		out, errOut, code := run(t, "chain", "verify", path)
+		out, errOut, code := runCLI(t, "chain", "verify", path)
 		if code != exitBroken {
 			t.Fatalf("byte %d flipped: exit %d, want %d\n%s%s", i, code, exitBroken, out, errOut)
 		}
@@ -148,8 +133,8 @@ func TestChainVerifyTheater(t *testing.T) {
 		"valid, named":        {"valid-compact.json", "theater-json", 0, "intact (theater-json): 6 events"},
 		"tampered hash":       {"tampered-hash.json", "", exitBroken, "event 3: hash mismatch"},
 		"broken link":         {"broken-link.json", "", exitBroken, "event 4: broken link"},
-		"theater as troupe":   {"valid.json", "troupe", exitBroken, "bad file header"},
-		"troupe as theater":   {"", "theater-json", exitBroken, "not a JSON array"},
+		"theater as troupe":   {"valid.json", "troupe", exitUnreadable, `is not a state chain: --format troupe: it starts with "[\n`},
+		"troupe as theater":   {"", "theater-json", exitUnreadable, "is not a state chain: --format theater-json: it is not a JSON array"},
 		"unknown format flag": {"valid.json", "yaml", exitUnreadable, "unknown --format"},
 	}
 	dir, _ := actorDir(t)
@@ -163,7 +148,7 @@ func TestChainVerifyTheater(t *testing.T) {
 			if tc.format != "" {
 				args = append(args, "--format", tc.format)
 			}
-			out, errOut, code := run(t, args...)
+			out, errOut, code := runCLI(t, args...)
 			if code != tc.code || !strings.Contains(out+errOut, tc.want) {
 				t.Fatalf("exit %d (want %d), want %q in:\n%s%s", code, tc.code, tc.want, out, errOut)
 			}
@@ -174,15 +159,66 @@ func TestChainVerifyTheater(t *testing.T) {
 func TestChainVerifyUnreadable(t *testing.T) {
 	dir := t.TempDir() // a directory without chain.log
 	for _, path := range []string{filepath.Join(dir, "missing"), dir} {
-		if _, errOut, code := run(t, "chain", "verify", path); code != exitUnreadable {
+		if _, errOut, code := runCLI(t, "chain", "verify", path); code != exitUnreadable {
 			t.Fatalf("verify %s: exit %d, want %d: %s", path, code, exitUnreadable, errOut)
+		}
+	}
+}
+
+// TestChainNotAChain: a file or directory that is not a chain is a usage
+// error (exit 2) that says so, for verify and show alike; exit 1 is kept
+// for damage.
+func TestChainNotAChain(t *testing.T) {
+	tests := map[string]struct {
+		content *string // nil: a directory without chain.log
+		want    string
+	}{
+		"text file":       {content: ptr("hello, world\n"), want: `is not a state chain: it starts with "hello, world\n", neither a Troupe chain's header`},
+		"empty file":      {content: ptr(""), want: "is not a state chain: it is empty"},
+		"binary file":     {content: ptr("\x00asm\x01\x00\x00\x00"), want: "is not a state chain: it starts with"},
+		"JSON object":     {content: ptr(`{"events": []}`), want: "is not a state chain"},
+		"plain directory": {want: "is not an actor directory: it holds no chain.log"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			path := t.TempDir()
+			if tc.content != nil {
+				path = filepath.Join(path, "file")
+				mustWrite(t, path, []byte(*tc.content))
+			}
+			for _, cmd := range []string{"verify", "show"} {
+				stdout, stderr, code := runCLI(t, "chain", cmd, path)
+				if code != exitUnreadable || !strings.Contains(stderr, tc.want) || strings.Contains(stdout+stderr, "damaged") {
+					t.Errorf("chain %s: exit %d, stdout %q, stderr %q; want exit %d with %q", cmd, code, stdout, stderr, exitUnreadable, tc.want)
+				}
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestChainTornOrDamagedHeaderIsDamage: a file that starts like a chain
+// but whose header is cut short or has a damaged byte is a damaged chain
+// (exit 1), not "not a chain".
+func TestChainTornOrDamagedHeaderIsDamage(t *testing.T) {
+	dir, _ := actorDir(t)
+	raw := mustRead(t, filepath.Join(dir, chain.FileName))
+	torn := raw[:7]
+	damaged := append([]byte(nil), raw...)
+	damaged[3], damaged[9] = 'X', 'Y'
+	for name, content := range map[string][]byte{"torn": torn, "two bytes damaged": damaged} {
+		path := filepath.Join(t.TempDir(), chain.FileName)
+		mustWrite(t, path, content)
+		if out, errOut, code := runCLI(t, "chain", "verify", path); code != exitBroken {
+			t.Errorf("%s header: exit %d, want %d\n%s%s", name, code, exitBroken, out, errOut)
 		}
 	}
 }
 
 func TestChainShowTable(t *testing.T) {
 	dir, head := actorDir(t)
-	out, errOut, code := run(t, "chain", "show", dir)
+	out, errOut, code := runCLI(t, "chain", "show", dir)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -203,7 +239,7 @@ func TestChainShowTable(t *testing.T) {
 
 func TestChainShowJSON(t *testing.T) {
 	dir, _ := actorDir(t)
-	out, errOut, code := run(t, "chain", "show", "--json", dir)
+	out, errOut, code := runCLI(t, "chain", "show", "--json", dir)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -282,7 +318,7 @@ func TestChainShowDamagedChain(t *testing.T) {
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, code := run(t, "chain", "show", path)
+	out, errOut, code := runCLI(t, "chain", "show", path)
 	if code != exitBroken || !strings.Contains(errOut, "event 3") {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
@@ -293,11 +329,11 @@ func TestChainShowDamagedChain(t *testing.T) {
 
 func TestChainShowTheater(t *testing.T) {
 	const path = "../../internal/chain/theater/testdata/valid.json"
-	out, errOut, code := run(t, "chain", "show", path)
+	out, errOut, code := runCLI(t, "chain", "show", path)
 	if code != 0 || !strings.Contains(out, "user_login") || !strings.Contains(out, `ctl\b\f\n`) {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
-	out, errOut, code = run(t, "chain", "show", "--json", path)
+	out, errOut, code = runCLI(t, "chain", "show", "--json", path)
 	if code != 0 || strings.Count(out, "\n") != 6 || !strings.Contains(out, `"parent":null`) {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
@@ -306,8 +342,36 @@ func TestChainShowTheater(t *testing.T) {
 			t.Fatalf("invalid JSON line %q", l)
 		}
 	}
-	_, errOut, code = run(t, "chain", "show", "../../internal/chain/theater/testdata/broken-link.json")
+	_, errOut, code = runCLI(t, "chain", "show", "../../internal/chain/theater/testdata/broken-link.json")
 	if code != exitBroken || !strings.Contains(errOut, "event 4") {
 		t.Fatalf("broken theater chain: exit %d: %s", code, errOut)
+	}
+}
+
+// TestReadmeChainExamples runs the README's `troupe chain verify` examples
+// that name a file of the repository: each must exist and verify.
+func TestReadmeChainExamples(t *testing.T) {
+	root := filepath.Join("..", "..")
+	readme := string(mustRead(t, filepath.Join(root, "README.md")))
+	n := 0
+	for _, line := range strings.Split(readme, "\n") {
+		args, ok := strings.CutPrefix(line, "bin/troupe chain verify ")
+		if !ok {
+			continue
+		}
+		args, _, _ = strings.Cut(args, "#")
+		fields := strings.Fields(args)
+		path := fields[len(fields)-1]
+		if strings.HasPrefix(path, "~") {
+			continue // an actor directory of the reader's own runs
+		}
+		n++
+		fields[len(fields)-1] = filepath.Join(root, path)
+		if out, errOut, code := runCLI(t, append([]string{"chain", "verify"}, fields...)...); code != 0 {
+			t.Errorf("README: %s\nexit %d\n%s%s", line, code, out, errOut)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no `bin/troupe chain verify FILE` example in README.md")
 	}
 }

@@ -10,11 +10,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe/internal/actorhost"
 	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 	"github.com/troupe-dev/troupe/internal/testutil"
@@ -23,38 +23,6 @@ import (
 // testModule is a hand-written test actor of the engine's test suite.
 func testModule(name string) string {
 	return filepath.Join("..", "..", "internal", "actorhost", "testdata", name+".wasm")
-}
-
-// lockedBuffer is a bytes.Buffer safe for a writer and a poller.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// runTroupe executes `troupe args...` in-process.
-func runTroupe(t *testing.T, ctx context.Context, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	var out, errOut lockedBuffer
-	root := newRootCommand()
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	root.SetArgs(args)
-	if err := root.ExecuteContext(ctx); err != nil {
-		return out.String(), errOut.String() + err.Error(), exitCode(err)
-	}
-	return out.String(), errOut.String(), 0
 }
 
 var (
@@ -78,7 +46,7 @@ func chainEvents(t *testing.T, dir string) []chain.Event {
 
 func TestRunOncePrintsLogsAndChainHead(t *testing.T) {
 	dir := t.TempDir()
-	stdout, stderr, code := runTroupe(t, context.Background(), "run", "--once", "--chain-dir", dir, "--name", "counter", testModule("counter"))
+	stdout, stderr, code := runCLI(t, "run", "--once", "--chain-dir", dir, "--name", "counter", testModule("counter"))
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
@@ -103,7 +71,7 @@ func TestRunOncePrintsLogsAndChainHead(t *testing.T) {
 
 	// A rerun with the same directory resumes: same id, state "xx",
 	// the chain continues.
-	stdout2, stderr2, code := runTroupe(t, context.Background(), "run", "--once", "--chain-dir", dir, "--name", "counter", testModule("counter"))
+	stdout2, stderr2, code := runCLI(t, "run", "--once", "--chain-dir", dir, "--name", "counter", testModule("counter"))
 	if code != 0 {
 		t.Fatalf("second run: exit %d: %s", code, stderr2)
 	}
@@ -131,7 +99,6 @@ func TestRunFailures(t *testing.T) {
 		"init error":       {args: []string{testModule("initerr")}, code: 1, message: "actor initerr failed: InitFailed: init: no database configured"},
 		"timeout":          {args: []string{"--timeout", "100ms", testModule("loop")}, code: 1, message: "Timeout: init: call exceeded its 100ms deadline"},
 		"missing init":     {args: []string{testModule("noinit")}, code: 1, message: `MissingExport: compile: module does not export "theater:simple/actor#init"`},
-		"not a module":     {args: []string{"run_test.go"}, code: 2, message: "decoding Actor"},
 		"no such file":     {args: []string{"nonexistent.wasm"}, code: 2, message: "no such file"},
 		"bad log format":   {args: []string{"--log-format", "xml", testModule("counter")}, code: 2, message: `--log-format "xml"`},
 		"bad env flag":     {args: []string{"--env", "NOEQUALS", testModule("counter")}, code: 2, message: "want NAME=VALUE"},
@@ -140,7 +107,7 @@ func TestRunFailures(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			args := append([]string{"run", "--once", "--chain-dir", t.TempDir()}, tc.args...)
-			stdout, stderr, code := runTroupe(t, context.Background(), args...)
+			stdout, stderr, code := runCLI(t, args...)
 			if code != tc.code || !strings.Contains(stderr, tc.message) {
 				t.Fatalf("exit %d, stderr %q; want exit %d with %q", code, stderr, tc.code, tc.message)
 			}
@@ -154,9 +121,38 @@ func TestRunFailures(t *testing.T) {
 	}
 }
 
+// TestRunRefusesWhatIsNotAnActor: ACTOR that is neither a module nor an
+// Actor YAML is a usage error that says what the file is, not a YAML
+// decoder's complaint about Go types.
+func TestRunRefusesWhatIsNotAnActor(t *testing.T) {
+	tests := map[string]struct {
+		file, content string
+		want          string
+	}{
+		"text":             {file: "x.txt", content: "hello world\n", want: "x.txt is neither a WebAssembly module (no \\0asm header) nor an Actor YAML (it is not a YAML mapping with apiVersion: theater.troupe.dev/v1alpha1 and kind: Actor)"},
+		"not even YAML":    {file: "main.go", content: "package main\n\nfunc main() {\n\tx := map[string]int{\"a\": 1}\n}\n", want: "main.go is neither a WebAssembly module (no \\0asm header) nor an Actor YAML (not YAML: "},
+		"binary":           {file: "x.bin", content: "\x7fELF\x02\x01\x01\x00", want: "x.bin is neither a WebAssembly module (no \\0asm header) nor an Actor YAML (it is binary data)"},
+		"YAML, no kind":    {file: "x.yaml", content: "name: hello\nreplicas: 2\n", want: "x.yaml is neither a WebAssembly module (no \\0asm header) nor an Actor YAML (it has no apiVersion and kind)"},
+		"another kind":     {file: "pod.yaml", content: "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n", want: `pod.yaml: decoding Actor: apiVersion "v1" kind "Pod": want theater.troupe.dev/v1alpha1 Actor`},
+		"WAT":              {file: "hello.wat", content: ";; a test actor\n(module\n  (func (export \"x\")))\n", want: "hello.wat is WebAssembly text (WAT), not a binary module: compile it first, e.g. with wat2wasm"},
+		"WAT named .wasm":  {file: "hello.wasm", content: "(module)", want: "hello.wasm is WebAssembly text (WAT)"},
+		"junk named .wasm": {file: "hello.wasm", content: "<html>404</html>", want: "hello.wasm is not a WebAssembly module: it does not start with the \\0asm header"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), tc.file)
+			mustWrite(t, path, []byte(tc.content))
+			_, stderr, code := runCLI(t, "run", "--once", "--chain-dir", t.TempDir(), path)
+			if code != exitUsage || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("exit %d, stderr %q; want exit 2 with %q", code, stderr, tc.want)
+			}
+		})
+	}
+}
+
 func TestRunUntilShutdown(t *testing.T) {
 	dir := t.TempDir()
-	stdout, stderr, code := runTroupe(t, context.Background(), "run", "--chain-dir", dir, testModule("shutdown"))
+	stdout, stderr, code := runCLI(t, "run", "--chain-dir", dir, testModule("shutdown"))
 	if code != 0 || !strings.Contains(stdout, "shut itself down") {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
@@ -170,24 +166,10 @@ func TestRunUntilCanceledStopsGracefully(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	type result struct {
-		stdout, stderr string
-		code           int
-	}
-	done := make(chan result, 1)
-	go func() {
-		o, e, c := runTroupe(t, ctx, "run", "--chain-dir", dir, testModule("counter"))
-		done <- result{o, e, c}
-	}()
+	done := startCLI(ctx, "run", "--chain-dir", dir, testModule("counter"))
 	// Wait until init has returned: its result is in the (group-committed,
 	// lifecycle-synced) chain file.
-	deadline := time.Now().Add(20 * time.Second)
-	for !hasEvent(dir, chain.KindInitResult) {
-		if time.Now().After(deadline) {
-			t.Fatal("the actor never finished init")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitForChain(t, dir, "init's result", func(evs []chain.Event) bool { return countKind(evs, chain.KindInitResult) > 0 })
 	select {
 	case r := <-done:
 		t.Fatalf("troupe run returned before it was stopped: %+v", r)
@@ -204,13 +186,25 @@ func TestRunUntilCanceledStopsGracefully(t *testing.T) {
 	}
 }
 
-func hasEvent(dir string, kind chain.Kind) bool {
-	found := false
-	_ = chain.ReadFile(filepath.Join(dir, chain.FileName), func(ev chain.Event) error {
-		found = found || ev.Kind == kind
-		return nil
-	})
-	return found
+// waitForChain polls the chain file in dir until cond holds for its
+// events (the group commit flushes them soon after they are appended).
+func waitForChain(t *testing.T, dir, what string, cond func([]chain.Event) bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var evs []chain.Event
+		_ = chain.ReadFile(filepath.Join(dir, chain.FileName), func(ev chain.Event) error {
+			evs = append(evs, ev)
+			return nil
+		})
+		if cond(evs) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s in the chain after 20s; it has %d events", what, len(evs))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // TestRunSIGTERM runs the real binary and stops it with SIGTERM: it exits 0
@@ -225,19 +219,14 @@ func TestRunSIGTERM(t *testing.T) {
 	}
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "run", "--chain-dir", dir, testModule("counter"))
-	var stdout, stderr lockedBuffer
+	// Read only after Wait: exec copies the output in its own goroutines.
+	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(stderr.String(), "from stdout") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the actor never logged; stderr: %s", stderr.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitForChain(t, dir, "init's result", func(evs []chain.Event) bool { return countKind(evs, chain.KindInitResult) > 0 })
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +243,7 @@ func TestRunSIGTERM(t *testing.T) {
 }
 
 func TestRunJSONLogs(t *testing.T) {
-	stdout, stderr, code := runTroupe(t, context.Background(), "run", "--once", "--log-format", "json", "--chain-dir", t.TempDir(), testModule("counter"))
+	stdout, stderr, code := runCLI(t, "run", "--once", "--log-format", "json", "--chain-dir", t.TempDir(), testModule("counter"))
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -316,7 +305,7 @@ func TestResolveActorYAML(t *testing.T) {
 			spec: component + "  initialState: 'abc'\n  env:\n  - {name: GREETING, value: hi}\n  - {name: EMPTY, value: ''}\n",
 			env:  runtimehandler.MapEnv{"GREETING": {Value: "hi"}, "EMPTY": {Value: ""}},
 			check: func(t *testing.T, s *runSpec) {
-				if string(s.initialState) != "abc" || s.name != "yamlactor" || s.namespace != "dev" {
+				if string(s.cfg.InitialState) != "abc" || s.cfg.Name != "yamlactor" || s.cfg.Namespace != "dev" {
 					t.Errorf("spec %+v", s)
 				}
 			},
@@ -339,6 +328,23 @@ func TestResolveActorYAML(t *testing.T) {
 			spec: component + "  env:\n  - name: DB_PASSWORD\n    valueFrom: {secretKeyRef: {name: db, key: password}}\n",
 			opts: runOptions{env: []string{"DB_PASSWORD=hunter2"}},
 			env:  runtimehandler.MapEnv{"DB_PASSWORD": {Value: "hunter2", Secret: true}},
+		},
+		"a secret given by --env-file stays secret": {
+			spec: component + "  env:\n  - name: C\n    valueFrom: {secretKeyRef: {name: db, key: c}}\n",
+			opts: runOptions{envFiles: []string{envFileMarker}},
+			env:  runtimehandler.MapEnv{"B": {Value: "file"}, "C": {Value: "file", Secret: true}, "D": {Value: "file"}},
+		},
+		"names an optional envFrom Secret may provide are secret": {
+			spec: component + "  env:\n  - {name: LITERAL, value: yaml}\n  - name: FROM_CM\n    valueFrom: {configMapKeyRef: {name: cm, key: k}}\n" +
+				"  envFrom:\n  - {prefix: DB_, secretRef: {name: db, optional: true}}\n  - {configMapRef: {name: settings, optional: true}}\n",
+			opts: runOptions{env: []string{"DB_PASSWORD=hunter22", "MODE=fast", "LITERAL=flag", "FROM_CM=flag"}},
+			env: runtimehandler.MapEnv{"DB_PASSWORD": {Value: "hunter22", Secret: true}, "MODE": {Value: "fast"},
+				"LITERAL": {Value: "flag"}, "FROM_CM": {Value: "flag"}},
+		},
+		"an envFrom Secret without a prefix may provide any name": {
+			spec: component + "  env:\n  - {name: LITERAL, value: yaml}\n  envFrom:\n  - secretRef: {name: creds, optional: true}\n",
+			opts: runOptions{env: []string{"TOKEN=abcdef", "LITERAL=flag"}},
+			env:  runtimehandler.MapEnv{"TOKEN": {Value: "abcdef", Secret: true}, "LITERAL": {Value: "flag"}},
 		},
 		"required envFrom fails": {
 			spec:    component + "  envFrom:\n  - {secretRef: {name: creds}}\n",
@@ -365,15 +371,23 @@ func TestResolveActorYAML(t *testing.T) {
 			opts: runOptions{name: "flag-name", timeout: 3 * time.Second},
 			env:  runtimehandler.MapEnv{},
 			check: func(t *testing.T, s *runSpec) {
-				if s.name != "flag-name" || s.memoryPages != 32 || s.timeout != 3*time.Second ||
-					s.handler.MaxLogBytes != 100 || s.handler.MaxEventBytes != 777 {
+				if s.cfg.Name != "flag-name" || s.cfg.MemoryPages != 32 || s.cfg.CallTimeout != 3*time.Second ||
+					s.cfg.Handler.MaxLogBytes != 100 || s.cfg.Handler.MaxEventBytes != 777 {
 					t.Errorf("spec %+v", s)
 				}
 			},
 		},
 		"unknown handler config key": {
 			spec:    component + "  handlers:\n  - type: runtime\n    config: {maxBananas: 1}\n",
-			wantErr: "maxBananas",
+			wantErr: `spec.handlers[runtime].config.maxBananas: runtime handler config: json: unknown field "maxBananas"`,
+		},
+		"handler config raises a limit over spec.limits' default": {
+			spec: component + "  handlers:\n  - type: runtime\n    config: {maxMetricNames: 10000}\n",
+			check: func(t *testing.T, s *runSpec) {
+				if s.cfg.Handler.MaxMetricNames != 10000 {
+					t.Errorf("maxMetricNames %d, want the config's 10000", s.cfg.Handler.MaxMetricNames)
+				}
+			},
 		},
 	}
 	for name, tc := range tests {
@@ -425,7 +439,7 @@ func equalEnv(a, b runtimehandler.MapEnv) bool {
 func TestRunActorYAMLEndToEnd(t *testing.T) {
 	path := writeActorYAML(t, "  component: {path: mods/counter.wasm}\n  initialState: 'seed'\n")
 	dir := t.TempDir()
-	stdout, stderr, code := runTroupe(t, context.Background(), "run", "--once", "--chain-dir", dir, path)
+	stdout, stderr, code := runCLI(t, "run", "--once", "--chain-dir", dir, path)
 	if code != 0 || !strings.Contains(stdout, "actor   yamlactor") {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
@@ -450,26 +464,6 @@ func TestDefaultChainDir(t *testing.T) {
 	}
 }
 
-func TestTermSinkEscapesGuestText(t *testing.T) {
-	var buf bytes.Buffer
-	s := newTermSink(&buf, false, false)
-	s.now = func() time.Time { return time.Date(2026, 1, 2, 12, 0, 1, 123e6, time.UTC) }
-	l := s.WithValues("namespace", "", "name", "hello", "actorID", "id-1")
-	l.Info(0, "two\nlines \x1b[31mred\x1b[0m \xff")
-	l.Info(0, "careful", "level", "warn", "source", "wasi")
-	l.Error(nil, "bad")
-	if s.Enabled(1) {
-		t.Error("debug enabled without --verbose")
-	}
-	want := `12:00:01.123 INFO  hello: two\nlines \u001b[31mred\u001b[0m \xff
-12:00:01.123 WARN  hello: careful source=wasi
-12:00:01.123 ERROR hello: bad
-`
-	if buf.String() != want {
-		t.Fatalf("got\n%s\nwant\n%s", buf.String(), want)
-	}
-}
-
 // TestRunEachExample is the issue's "done when": `troupe run --once` on
 // each example's actor.yaml prints its logs and the chain head. The
 // examples' YAMLs point at ../../bin/examples/NAME.wasm; the test lays out
@@ -489,7 +483,7 @@ func TestRunEachExample(t *testing.T) {
 			yaml := filepath.Join(root, "examples", name, "actor.yaml")
 			mustWrite(t, yaml, mustRead(t, src))
 			mustWrite(t, filepath.Join(root, "bin", "examples", name+".wasm"), testutil.BuildExample(t, name))
-			stdout, stderr, code := runTroupe(t, context.Background(), "run", "--once", "--chain-dir", t.TempDir(), yaml)
+			stdout, stderr, code := runCLI(t, "run", "--once", "--chain-dir", t.TempDir(), yaml)
 			if code != 0 {
 				t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 			}
@@ -552,32 +546,9 @@ func TestRunTicksUntilStopped(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	type result struct {
-		stdout, stderr string
-		code           int
-	}
-	done := make(chan result, 1)
-	go func() {
-		o, e, c := runTroupe(t, ctx, "run", "--tick", "5ms", "--chain-dir", dir, writeTickYAML(t, 'c'))
-		done <- result{o, e, c}
-	}()
-	// Ticks change the state, so each is an ActorTick event (flushed to the
-	// file by the chain's group commit).
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var evs []chain.Event
-		_ = chain.ReadFile(filepath.Join(dir, chain.FileName), func(ev chain.Event) error {
-			evs = append(evs, ev)
-			return nil
-		})
-		if countKind(evs, "ActorTick") >= 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no 3 ticks in 20s; chain has %d events", len(evs))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	done := startCLI(ctx, "run", "--tick", "100ms", "--chain-dir", dir, writeTickYAML(t, 'c'))
+	// Ticks change the state, so each is an ActorTick event.
+	waitForChain(t, dir, "3 ticks", func(evs []chain.Event) bool { return countKind(evs, "ActorTick") >= 3 })
 	cancel()
 	r := <-done
 	if r.code != 0 || !regexp.MustCompile(`(?m)^result +init ok, \d+ ticks, stopped$`).MatchString(r.stdout) {
@@ -602,17 +573,19 @@ func TestRunTickOutcomes(t *testing.T) {
 		message string // in stderr
 		ticks   int    // ActorTick events in the chain; -1 for any
 	}{
-		"tick asks to shut down": {mode: 'q', args: []string{"--tick", "1ms"}, code: 0, result: "shut itself down", ticks: 3},
-		"tick returns err":       {mode: 'E', args: []string{"--tick", "1ms"}, code: 1, result: "failed: TickFailed: tick: tick failed on purpose", message: "actor ticker failed: TickFailed: tick: tick failed on purpose", ticks: 1},
-		"tick traps":             {mode: 'T', args: []string{"--tick", "1ms"}, code: 1, result: "failed: Trap: tick:", message: "unreachable", ticks: 0},
-		"--once never ticks":     {mode: 'l', args: []string{"--once", "--tick", "1ms"}, code: 0, result: "init ok, 0 ticks, stopped", ticks: 0},
-		"negative --tick":        {mode: 'c', args: []string{"--tick", "-1s"}, code: 2, message: "--tick -1s: want a positive duration"},
+		"tick asks to shut down":   {mode: 'q', args: []string{"--tick", "100ms"}, code: 0, result: "shut itself down", ticks: 3},
+		"tick returns err":         {mode: 'E', args: []string{"--tick", "100ms"}, code: 1, result: "failed: TickFailed: tick: tick failed on purpose", message: "actor ticker failed: TickFailed: tick: tick failed on purpose", ticks: 1},
+		"tick traps":               {mode: 'T', args: []string{"--tick", "100ms"}, code: 1, result: "failed: Trap: tick:", message: "unreachable", ticks: 0},
+		"--once never ticks":       {mode: 'l', args: []string{"--once", "--tick", "100ms"}, code: 0, result: "init ok, 0 ticks, stopped", ticks: 0},
+		"negative --tick":          {mode: 'c', args: []string{"--tick", "-1s"}, code: 2, message: "--tick -1s: want at least 100ms (the engine's minimum tick interval), or 0 for no ticks"},
+		"--tick below the minimum": {mode: 'c', args: []string{"--tick", "99ms"}, code: 2, message: "--tick 99ms: want at least 100ms"},
+		"--tick 0 never ticks":     {mode: 'c', args: []string{"--once", "--tick", "0"}, code: 0, result: "init ok, 0 ticks, stopped", ticks: 0},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			args := append(append([]string{"run", "--chain-dir", dir}, tc.args...), writeTickYAML(t, tc.mode))
-			stdout, stderr, code := runTroupe(t, context.Background(), args...)
+			stdout, stderr, code := runCLI(t, args...)
 			if code != tc.code || !strings.Contains(stderr, tc.message) {
 				t.Fatalf("exit %d, stderr %q; want exit %d with %q", code, stderr, tc.code, tc.message)
 			}
@@ -630,26 +603,79 @@ func TestRunTickOutcomes(t *testing.T) {
 }
 
 func TestTickInterval(t *testing.T) {
+	const spec = 300 * time.Millisecond // the spec's tickInterval, or its default
 	tests := map[string]struct {
 		o    runOptions
-		spec runSpec
 		want time.Duration
 	}{
-		"default":            {o: runOptions{tick: time.Second}, want: time.Second},
-		"--tick 250ms":       {o: runOptions{tick: 250 * time.Millisecond, tickSet: true}, want: 250 * time.Millisecond},
-		"--tick 0":           {o: runOptions{tick: 0, tickSet: true}, want: -1},
-		"--once":             {o: runOptions{once: true, tick: time.Second}, want: -1},
-		"--once --tick":      {o: runOptions{once: true, tick: time.Millisecond, tickSet: true}, want: -1},
-		"spec.tickInterval":  {o: runOptions{tick: time.Second}, spec: runSpec{tick: 300 * time.Millisecond}, want: 300 * time.Millisecond},
-		"--tick over spec":   {o: runOptions{tick: 2 * time.Second, tickSet: true}, spec: runSpec{tick: 300 * time.Millisecond}, want: 2 * time.Second},
-		"--tick 0 over spec": {o: runOptions{tick: 0, tickSet: true}, spec: runSpec{tick: 300 * time.Millisecond}, want: -1},
-		"--once over spec":   {o: runOptions{once: true, tick: time.Second}, spec: runSpec{tick: 300 * time.Millisecond}, want: -1},
+		"the spec's":     {o: runOptions{tick: time.Second}, want: spec},
+		"--tick 250ms":   {o: runOptions{tick: 250 * time.Millisecond, tickSet: true}, want: 250 * time.Millisecond},
+		"--tick 0":       {o: runOptions{tick: 0, tickSet: true}, want: -1},
+		"--once":         {o: runOptions{once: true, tick: time.Second}, want: -1},
+		"--once --tick":  {o: runOptions{once: true, tick: time.Second, tickSet: true}, want: -1},
+		"--tick over it": {o: runOptions{tick: 2 * time.Second, tickSet: true}, want: 2 * time.Second},
+		"--once over it": {o: runOptions{once: true, tick: time.Second}, want: -1},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			if got := tickInterval(&tc.o, &tc.spec); got != tc.want {
+			if got := tickInterval(&tc.o, &runSpec{cfg: actorhost.ActorConfig{TickInterval: spec}}); got != tc.want {
 				t.Fatalf("tickInterval = %v, want %v", got, tc.want)
 			}
 		})
 	}
+}
+
+// TestRunSecretInSavedStateStaysScrubbed: a value given for a secretKeyRef
+// is a secret in every run, also one that logs the saved state (which
+// holds it) before it reads the variable: neither the terminal nor the
+// chain sees it.
+func TestRunSecretInSavedStateStaysScrubbed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Go test actor")
+	}
+	if !handlerKnowsSecretsUpFront() {
+		// TODO(issue 9 merge): delete this skip once the engine branch
+		// (the handler seeds its scrubber from the env's secret values)
+		// is merged; the test must then pass.
+		t.Skip("waiting for issue 9's engine branch: the runtime handler does not yet scrub secret values it has not served")
+	}
+	const secret = "s3cret-token-value"
+	root := t.TempDir()
+	mustWrite(t, filepath.Join(root, "secretstate.wasm"), testutil.BuildActor(t, filepath.Join("cmd", "troupe", "testdata", "secretstate")))
+	yaml := filepath.Join(root, "actor.yaml")
+	mustWrite(t, yaml, []byte("apiVersion: theater.troupe.dev/v1alpha1\nkind: Actor\nmetadata: {name: keeper}\nspec:\n"+
+		"  component: {path: secretstate.wasm}\n  env:\n  - name: TOKEN\n    valueFrom: {secretKeyRef: {name: api, key: token}}\n"))
+	dir := t.TempDir()
+	for run := 1; run <= 2; run++ {
+		stdout, stderr, code := runCLI(t, "run", "--once", "--chain-dir", dir, "--env", "TOKEN="+secret, yaml)
+		if code != 0 {
+			t.Fatalf("run %d: exit %d\nstdout %s\nstderr %s", run, code, stdout, stderr)
+		}
+		if strings.Contains(stdout+stderr, secret) {
+			t.Fatalf("run %d printed the secret:\n%s%s", run, stdout, stderr)
+		}
+		if run == 2 && !strings.Contains(stderr, "saved state: [redacted]") {
+			t.Fatalf("run 2 did not log its scrubbed state:\n%s", stderr)
+		}
+	}
+	if raw := mustRead(t, filepath.Join(dir, chain.FileName)); bytes.Contains(raw, []byte(secret)) {
+		t.Fatal("the chain holds the secret")
+	}
+}
+
+// handlerKnowsSecretsUpFront reports whether the runtime handler scrubs a
+// secret value of its env before the actor has read it.
+func handlerKnowsSecretsUpFront() bool {
+	const value = "probe-secret-value"
+	a, err := runtimehandler.NewActor(runtimehandler.ActorOptions{
+		Chain: discardRecorder{},
+		Env:   runtimehandler.MapEnv{"PROBE": {Value: value, Secret: true}},
+	})
+	return err == nil && a.Redact(value) != value
+}
+
+type discardRecorder struct{}
+
+func (discardRecorder) Append(chain.Kind, string, []byte) (chain.Hash, error) {
+	return chain.Hash{}, nil
 }

@@ -9,8 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
 
+	"github.com/troupe-dev/troupe/internal/actordir"
 	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 )
@@ -245,28 +244,10 @@ func (e *Engine) newActor(cfg ActorConfig) (a *Actor, err error) {
 	a.id = cfg.ID
 	copts := chain.Options{Durability: cfg.Durability, Now: e.opts.Now, Retain: cfg.MemoryChainRetain}
 	if cfg.Dir != "" {
-		if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
-			return nil, fmt.Errorf("starting actor: creating its directory: %w", err)
-		}
-		saved, ok, err := readIdentity(cfg.Dir)
-		if err != nil {
+		if a.id, err = claimDir(cfg.Dir, a.id, cfg.Name, cfg.Namespace); err != nil {
 			return nil, fmt.Errorf("starting actor: %w", err)
 		}
-		switch {
-		case ok && a.id == "":
-			a.id = saved.ID
-		case ok && saved.ID != a.id:
-			return nil, fmt.Errorf("starting actor %s: directory %s belongs to actor %s", a.id, cfg.Dir, saved.ID)
-		}
-		if a.id == "" {
-			a.id = uuid.NewString()
-		}
-		if !ok {
-			if err := writeIdentity(cfg.Dir, identity{ID: a.id, Name: cfg.Name, Namespace: cfg.Namespace}); err != nil {
-				return nil, fmt.Errorf("starting actor %s: %w", a.id, err)
-			}
-		}
-		ch, rec, err := chain.Open(filepath.Join(cfg.Dir, chain.FileName), copts)
+		ch, rec, err := chain.Open(actordir.ChainPath(cfg.Dir), copts)
 		if err != nil {
 			return nil, fmt.Errorf("starting actor %s: %w", a.id, err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 
+	"github.com/troupe-dev/troupe/internal/actordir"
 	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 )
@@ -244,7 +245,7 @@ func TestRerunWithSameDirResumesStateAndID(t *testing.T) {
 	for _, en := range entries {
 		names = append(names, en.Name())
 	}
-	if fmt.Sprint(names) != fmt.Sprint([]string{IdentityFileName, chain.FileName, StateFileName}) {
+	if fmt.Sprint(names) != fmt.Sprint([]string{actordir.IdentityFile, actordir.ChainFile, actordir.StateFile}) {
 		t.Errorf("directory holds %v", names)
 	}
 }
@@ -273,7 +274,7 @@ func TestCorruptSavedStateIsAnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.Stop(context.Background(), "done")
-	path := filepath.Join(dir, StateFileName)
+	path := filepath.Join(dir, actordir.StateFile)
 	raw, _ := os.ReadFile(path)
 	raw[len(raw)-1] ^= 0xff
 	os.WriteFile(path, raw, 0o600)

@@ -1,10 +1,16 @@
 package actorhost
 
 import (
+	"context"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/troupe-dev/troupe/internal/actordir"
+	"github.com/troupe-dev/troupe/internal/chain"
 )
 
 func TestStateFileRoundTrip(t *testing.T) {
@@ -28,58 +34,95 @@ func TestStateFileRoundTrip(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestStateFileDamage(t *testing.T) {
-	dir := t.TempDir()
-	if err := writeState(dir, savedState{hasState: true, state: []byte("0123456789")}); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, StateFileName)
-	good, _ := os.ReadFile(path)
-	tests := map[string]struct {
-		raw     []byte
-		max     int
-		wantErr string
-	}{
-		"flipped state byte": {raw: func() []byte { b := append([]byte{}, good...); b[len(b)-1] ^= 1; return b }(), max: 1024, wantErr: "digest mismatch"},
-		"truncated":          {raw: good[:len(good)-3], max: 1024, wantErr: "digest mismatch"},
-		"bad magic":          {raw: append([]byte("XXXXXXXX"), good[8:]...), max: 1024, wantErr: "not a Troupe state file"},
-		"bad flag":           {raw: func() []byte { b := append([]byte{}, good...); b[8] = 7; return b }(), max: 1024, wantErr: "bad flag"},
-		"header only":        {raw: good[:5], max: 1024, wantErr: "not a Troupe state file"},
-		"over the limit":     {raw: good, max: 4, wantErr: "larger than the 4 bytes"},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			if err := os.WriteFile(path, tc.raw, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if _, _, err := readState(dir, tc.max); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("readState = %v, want %q", err, tc.wantErr)
-			}
-		})
-	}
 	if _, ok, err := readState(t.TempDir(), 10); ok || err != nil {
 		t.Fatalf("empty dir: %v, %v", ok, err)
 	}
 }
 
-func TestWriteFileAtomicReplaces(t *testing.T) {
-	dir := t.TempDir()
-	for _, content := range []string{"first", "second"} {
-		if err := writeFileAtomic(dir, "f", []byte(content)); err != nil {
+// copyDir copies the flat directory src into a new temporary one.
+func copyDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		in, err := os.Open(filepath.Join(src, e.Name()))
+		if err != nil {
 			t.Fatal(err)
 		}
-		got, _ := os.ReadFile(filepath.Join(dir, "f"))
-		if string(got) != content {
-			t.Fatalf("content %q, want %q", got, content)
+		out, err := os.OpenFile(filepath.Join(dst, e.Name()), os.O_CREATE|os.O_WRONLY, 0o600)
+		if err == nil {
+			_, err = io.Copy(out, in)
+			out.Close()
+		}
+		in.Close()
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
-	entries, _ := os.ReadDir(dir)
-	if len(entries) != 1 {
-		t.Fatalf("temporary files left behind: %v", entries)
+	return dst
+}
+
+// TestResumesADirectoryOfV010: an actor directory that Troupe v0.1.0 wrote
+// (identity and state without versions) starts as the same actor, from its
+// saved state, and its chain goes on.
+func TestResumesADirectoryOfV010(t *testing.T) {
+	e, _ := newTestEngine(t)
+	dir := copyDir(t, "../actordir/testdata/v0.1.0")
+	before, err := chain.VerifyFile(actordir.ChainPath(dir))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "missing"), "f", nil); err == nil {
-		t.Fatal("writing into a missing directory succeeded")
+	a := start(t, e, ActorConfig{Name: "counter", Namespace: "default", Component: compile(t, e, "counter"), Dir: dir})
+	if a.ID() != "5f0b7a52-6c1e-4f7e-9a3b-2f1d6a9e8c41" {
+		t.Fatalf("resumed as %s", a.ID())
+	}
+	if got := string(a.State()); got != "state of v0.1.0:xx" {
+		t.Fatalf("state %q, want the saved one with one more x", got)
+	}
+	if err := a.Stop(context.Background(), "test over"); err != nil {
+		t.Fatal(err)
+	}
+	after, err := chain.VerifyFile(actordir.ChainPath(dir))
+	if err != nil || after.Length <= before.Length {
+		t.Fatalf("the chain did not go on: %d events before, %+v, %v after", before.Length, after, err)
+	}
+	// What this run saved carries the current versions.
+	raw, _ := os.ReadFile(filepath.Join(dir, actordir.StateFile))
+	if !strings.HasPrefix(string(raw), "TRSTATE1") {
+		t.Errorf("state saved as %q", raw[:8])
+	}
+}
+
+// TestUnknownVersionRefusesToStart: an identity or state of a newer format
+// stops the start with an error naming the file, and is left as it was.
+func TestUnknownVersionRefusesToStart(t *testing.T) {
+	e, _ := newTestEngine(t)
+	c := compile(t, e, "counter")
+	tests := map[string]struct {
+		file    string
+		content string
+	}{
+		"identity": {file: actordir.IdentityFile, content: `{"version":2,"id":"5f0b7a52-6c1e-4f7e-9a3b-2f1d6a9e8c41"}`},
+		"state":    {file: actordir.StateFile, content: "TRSTATE2 a state of the future"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			dir := copyDir(t, "../actordir/testdata/v0.1.0")
+			path := filepath.Join(dir, tc.file)
+			if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			a, err := e.Start(context.Background(), ActorConfig{Name: "counter", Component: c, Dir: dir})
+			var ve *actordir.VersionError
+			if a != nil || !errors.As(err, &ve) || ve.Path != path {
+				t.Fatalf("Start = %v, %v; want a *VersionError for %s", a, err, path)
+			}
+			if raw, _ := os.ReadFile(path); string(raw) != tc.content {
+				t.Fatalf("the file was rewritten: %q", raw)
+			}
+		})
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/troupe-dev/troupe/internal/textutil"
 )
 
 // MaxJSONLine bounds one line of a JSON-lines export: an event's data is at
@@ -47,10 +49,10 @@ func ParseJSON(line []byte) (*Event, error) {
 	}
 	e := &Event{Seq: v.Seq, Kind: Kind(v.Kind), Op: v.Op}
 	var err error
-	if e.Hash, err = parseHex(v.Hash); err != nil {
+	if e.Hash, err = ParseHash(v.Hash); err != nil {
 		return nil, fmt.Errorf("hash: %w", err)
 	}
-	if e.Parent, err = parseHex(v.Parent); err != nil {
+	if e.Parent, err = ParseHash(v.Parent); err != nil {
 		return nil, fmt.Errorf("parent: %w", err)
 	}
 	t, err := time.Parse(time.RFC3339Nano, v.Time)
@@ -112,11 +114,14 @@ func ReadJSON(r io.Reader, fn func(*Event) error) error {
 	return sc.Err()
 }
 
-func parseHex(s string) (Hash, error) {
+// ParseHash reads a hash written as Hash.String writes it: 64 hex digits.
+// It is the one parser of hashes in text (JSON exports, status heads).
+func ParseHash(s string) (Hash, error) {
 	var h Hash
 	b, err := hex.DecodeString(s)
 	if err != nil || len(b) != len(h) {
-		return h, fmt.Errorf("%q is not %d hex digits", s, 2*len(h))
+		// Quoted cut: s may be a hostile line of megabytes.
+		return h, fmt.Errorf("%q is not %d hex digits", textutil.Truncate(s, 80), 2*len(h))
 	}
 	copy(h[:], b)
 	return h, nil

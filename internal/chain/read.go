@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 )
@@ -72,15 +73,15 @@ func ResolvePath(path string) (string, error) {
 // after checking its framing, hash and parent link. It stops at the first
 // bad event with a *CorruptError, and at fn's first error, which it returns
 // as is. A file of a format version this build does not read is refused
-// with a *VersionError. An incomplete last record that a live writer is still writing ends
-// the read without error. Event.Data is valid only during fn.
+// with a *VersionError. An incomplete last record that a live writer is
+// still writing ends the read without error. Event.Data is valid only during fn.
 func ReadFile(path string, fn func(Event) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("reading chain: %w", err)
 	}
 	defer f.Close()
-	res := scan(f, fn)
+	res, writing := scanLive(f, fn)
 	switch res.status {
 	case scanCallback:
 		return res.err
@@ -90,10 +91,56 @@ func ReadFile(path string, fn func(Event) error) error {
 	if res.err != nil {
 		return fmt.Errorf("reading chain %s: %w", path, res.err)
 	}
-	if res.status == scanOK || (res.status == scanIncomplete && writerActive(f)) {
+	if res.status == scanOK || writing {
 		return nil
 	}
 	return fmt.Errorf("reading chain %s: %w", path, res.corrupt())
+}
+
+// maxLiveRescans bounds how often scanLive reads a file again because it
+// grew while it was read.
+const maxLiveRescans = 8
+
+// scanLive scans a chain file that a writer may be appending to. An
+// incomplete last record is being written (writing is true) while a writer
+// holds the file's lock. A writer may also finish its write and close the
+// file between the moment the scan read the half-written record and the
+// moment it asks for the lock: so when nobody holds the lock but the file
+// grew during the scan, it is read again (fn sees each event once), and only
+// an incomplete record in a file that did not change is a torn tail.
+func scanLive(f *os.File, fn func(Event) error) (res scanResult, writing bool) {
+	var delivered uint64
+	once := fn
+	if fn != nil {
+		once = func(e Event) error {
+			// A rescan starts from the first event again.
+			if e.Seq < delivered {
+				return nil
+			}
+			delivered = e.Seq + 1
+			return fn(e)
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		before, err := f.Stat()
+		if err != nil {
+			return scanResult{err: err}, false
+		}
+		res = scan(io.NewSectionReader(f, 0, math.MaxInt64), once)
+		if res.status != scanIncomplete {
+			return res, false
+		}
+		if writerActive(f) {
+			return res, true
+		}
+		after, err := f.Stat()
+		if err != nil {
+			return scanResult{err: err}, false
+		}
+		if after.Size() == before.Size() || attempt == maxLiveRescans {
+			return res, false
+		}
+	}
 }
 
 // VerifyFile recomputes every hash and parent link of the chain file at
@@ -106,19 +153,20 @@ func VerifyFile(path string) (Report, error) {
 		return Report{FirstBad: -1}, fmt.Errorf("verifying chain: %w", err)
 	}
 	defer f.Close()
-	rep, version := verify(f, func() bool { return writerActive(f) })
-	if version != 0 {
-		return rep, &VersionError{Path: path, Version: version}
+	res, writing := scanLive(f, nil)
+	if res.status == scanVersion {
+		return report(res, writing), &VersionError{Path: path, Version: res.version}
 	}
-	return rep, nil
+	return report(res, writing), nil
 }
 
 // Verify checks a chain file's bytes read from r. An incomplete last record
 // is damage: no writer can be known to be appending.
 func Verify(r io.Reader) (Report, error) {
-	rep, version := verify(r, func() bool { return false })
-	if version != 0 {
-		return rep, &VersionError{Version: version}
+	res := scan(r, nil)
+	rep := report(res, false)
+	if res.status == scanVersion {
+		return rep, &VersionError{Version: res.version}
 	}
 	if rep.Reason == "" && !rep.OK() {
 		return rep, errors.New("verifying chain: unknown failure")
@@ -126,25 +174,23 @@ func Verify(r io.Reader) (Report, error) {
 	return rep, nil
 }
 
-// verify scans r into a Report; version is the format version its header
-// names when this build does not read it (the Report then says nothing
-// verified).
-func verify(r io.Reader, writing func() bool) (rep Report, version int) {
-	res := scan(r, nil)
-	rep = Report{Events: res.events, Head: res.head, Length: res.length, FirstBad: -1}
+// report turns a scan into a Report; writing says an incomplete last
+// record is being written. A file of an unknown format version verified
+// nothing: its Report is not OK.
+func report(res scanResult, writing bool) Report {
+	rep := Report{Events: res.events, Head: res.head, Length: res.length, FirstBad: -1}
 	switch {
 	case res.status == scanVersion:
 		rep.FirstBad, rep.Reason = 0, fmt.Sprintf("format version %d is not one this build reads", res.version)
-		return rep, res.version
 	case res.err != nil:
 		rep.FirstBad, rep.Offset, rep.Reason = int64(res.events), res.offset, "read error: "+res.err.Error()
 	case res.status == scanOK:
-	case res.status == scanIncomplete && writing():
+	case res.status == scanIncomplete && writing:
 		rep.Writing = true
 	default:
 		rep.FirstBad, rep.Offset, rep.Reason = int64(res.events), res.offset, res.reason
 	}
-	return rep, 0
+	return rep
 }
 
 type scanStatus int
@@ -181,9 +227,9 @@ func newSectionReader(f *os.File, size int64) io.Reader { return io.NewSectionRe
 func scan(r io.Reader, fn func(Event) error) scanResult {
 	var res scanResult
 	br := bufio.NewReaderSize(r, 64<<10)
-	hdr, err := br.Peek(maxHeaderSize)
-	if err != nil && err != io.EOF {
-		res.err = err
+	hdr, perr := br.Peek(maxHeaderSize)
+	if perr != nil && !errors.Is(perr, io.EOF) {
+		res.err = perr
 		return res
 	}
 	switch kind, size, version := parseHeader(hdr); kind {
@@ -210,10 +256,10 @@ func scan(r io.Reader, fn func(Event) error) scanResult {
 	intern := make(map[string]string)
 	for {
 		n, err := io.ReadFull(br, frame[:])
-		if n == 0 && err == io.EOF {
+		if n == 0 && errors.Is(err, io.EOF) {
 			return res
 		}
-		if err == io.ErrUnexpectedEOF {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
 			res.status, res.reason = scanIncomplete, fmt.Sprintf("torn record: %d of %d frame bytes at the end", n, frameHeaderSize)
 			return res
 		}
@@ -228,7 +274,7 @@ func scan(r io.Reader, fn func(Event) error) scanResult {
 		}
 		var got int
 		body, got, err = readN(br, body, int(blen))
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			res.status, res.reason = scanIncomplete, fmt.Sprintf("torn record: %d of %d bytes at the end", got, blen)
 			return res
 		}

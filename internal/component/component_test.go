@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -121,6 +122,8 @@ func TestCheckModule(t *testing.T) {
 		"empty":          {data: nil, want: "it is empty"},
 		"short":          {data: []byte{0, 'a', 's'}, want: "too short"},
 		"text format":    {data: []byte("(module (func))"), want: "WebAssembly text"},
+		"commented text": {data: []byte(";; x\n(module)"), want: "WebAssembly text"},
+		"json":           {data: []byte(`{"not": "wasm"}`), want: "looks like JSON"},
 		"gzip":           {data: []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0}, want: "gzip"},
 		"component":      {data: []byte{0, 'a', 's', 'm', 0x0d, 0, 0x01, 0}, want: "is a WebAssembly component"},
 		"future version": {data: []byte{0, 'a', 's', 'm', 0x02, 0, 0, 0}, want: "unsupported version"},
@@ -284,10 +287,10 @@ func TestFetchConfigMap(t *testing.T) {
 		kind ErrorKind
 		want string
 	}{
-		"missing ConfigMap":                {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "nope", Key: "actor.wasm"}, kind: KindFetchFailed, want: "does not exist"},
-		"other namespace":                  {ns: "other", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "actor.wasm"}, kind: KindFetchFailed, want: "ConfigMap other/wasm"},
-		"missing key":                      {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "nope"}, kind: KindInvalid, want: "no such key"},
-		"key in data":                      {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "text"}, kind: KindInvalid, want: "not binaryData"},
+		"missing ConfigMap":                {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "nope", Key: "actor.wasm"}, kind: KindSourceMissing, want: "does not exist"},
+		"other namespace":                  {ns: "other", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "actor.wasm"}, kind: KindSourceMissing, want: "ConfigMap other/wasm"},
+		"missing key":                      {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "nope"}, kind: KindSourceMissing, want: "no such key"},
+		"WAT in data":                      {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "text"}, kind: KindInvalid, want: "key text of ConfigMap ns/wasm holds WebAssembly text (WAT)"},
 		"not wasm":                         {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "junk"}, kind: KindInvalid, want: "not a WebAssembly module"},
 		"pin mismatch":                     {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "actor.wasm"}, pin: sha([]byte("x")), kind: KindInvalid, want: "pins sha256:" + sha([]byte("x"))},
 		"gzip pin of the compressed bytes": {ns: "ns", ref: v1alpha1.ComponentConfigMap{Name: "wasm", Key: "actor.wasm.gz"}, pin: sha(gzipped), kind: KindInvalid, want: "pins sha256:" + sha(gzipped)},
@@ -300,8 +303,80 @@ func TestFetchConfigMap(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			_, err := f.Fetch(ctx, tc.ns, &v1alpha1.ComponentSource{ConfigMap: &tc.ref, SHA256: tc.pin})
 			var fe *Error
-			if !errors.As(err, &fe) || fe.Kind != tc.kind || !strings.Contains(fe.Message, tc.want) {
+			if !errors.As(err, &fe) || fe.Kind != tc.kind || KindOf(err) != tc.kind || !strings.Contains(fe.Message, tc.want) {
 				t.Fatalf("error %v; want %s containing %q", err, tc.kind, tc.want)
+			}
+		})
+	}
+}
+
+// fromFile stores a file in cm as `kubectl create configmap --from-file`
+// does: in data when it is valid UTF-8, else in binaryData.
+func fromFile(cm *corev1.ConfigMap, key string, content []byte) {
+	if utf8.Valid(content) {
+		if cm.Data == nil {
+			cm.Data = map[string]string{}
+		}
+		cm.Data[key] = string(content)
+		return
+	}
+	if cm.BinaryData == nil {
+		cm.BinaryData = map[string][]byte{}
+	}
+	cm.BinaryData[key] = content
+}
+
+// TestFetchConfigMapMadeWithFromFile: whatever file a user turns into a
+// ConfigMap with kubectl, the fetch runs it when it is a module (gzipped
+// or not, in data or binaryData) and otherwise says what the bytes are.
+func TestFetchConfigMapMadeWithFromFile(t *testing.T) {
+	binary := module("\xff\xfe not UTF-8") // as a real module's code is
+	small := module("utf8")                // all ASCII: lands in data
+	if utf8.Valid(binary) || !utf8.Valid(small) {
+		t.Fatal("the test modules are not what they claim")
+	}
+	tests := map[string]struct {
+		key     string
+		content []byte
+		want    []byte // the module; nil expects an error
+		inData  bool
+		wantErr string
+	}{
+		"binary module":        {key: "actor.wasm", content: binary, want: binary},
+		"gzipped module":       {key: "actor.wasm.gz", content: gz(t, binary), want: binary},
+		"gzipped UTF-8 module": {key: "small.wasm.gz", content: gz(t, small), want: small},
+		"UTF-8 module":         {key: "small.wasm", content: small, want: small, inData: true},
+		"WAT": {key: "hello.wat", content: []byte("(module\n  (func (export \"run\")))\n"), inData: true,
+			wantErr: "key hello.wat of ConfigMap ns/files holds WebAssembly text (WAT), not a binary module: compile it with wat2wasm (wat2wasm hello.wat -o hello.wasm)"},
+		"WAT after comments": {key: "commented.wat", content: []byte(";; a greeting\n(; block (; nested ;) ;)\n\t(module)"), inData: true,
+			wantErr: "holds WebAssembly text (WAT)"},
+		"component WAT": {key: "c.wat", content: []byte("(component)"), inData: true, wantErr: "holds WebAssembly text (WAT)"},
+		"plain text": {key: "README", content: []byte("hello, world\n"), inData: true,
+			wantErr: "key README of ConfigMap ns/files holds 13 bytes of text, not a WebAssembly module (\\0asm) or gzip"},
+		"JSON":                 {key: "x.json", content: []byte(`{"a": 1}`), inData: true, wantErr: "holds 8 bytes of text (looks like JSON), not a WebAssembly module"},
+		"unclosed comment":     {key: "broken.wat", content: []byte("(; (module)"), inData: true, wantErr: "holds 11 bytes of text, not"},
+		"empty":                {key: "empty", content: []byte{}, inData: true, wantErr: "holds nothing (an empty value)"},
+		"binary, not a module": {key: "blob", content: []byte{0xff, 0xfe, 0, 1, 2, 3, 4, 5, 6}, wantErr: "is not a WebAssembly module (it starts with fffe"},
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "files"}}
+	for _, tc := range tests {
+		fromFile(cm, tc.key, tc.content)
+	}
+	f := NewFetcher(Options{Reader: fake.NewClientBuilder().WithScheme(scheme.Scheme).WithObjects(cm).Build()})
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if _, ok := cm.Data[tc.key]; ok != tc.inData {
+				t.Fatalf("kubectl puts it in data: %v, the test says %v", ok, tc.inData)
+			}
+			m, err := f.Fetch(context.Background(), "ns", &v1alpha1.ComponentSource{ConfigMap: &v1alpha1.ComponentConfigMap{Name: "files", Key: tc.key}})
+			if tc.want != nil {
+				if err != nil || !bytes.Equal(m.Bytes, tc.want) || m.Digest != "sha256:"+sha(tc.want) {
+					t.Fatalf("Fetch = %v, %v; want the module", m, err)
+				}
+				return
+			}
+			if err == nil || KindOf(err) != KindInvalid || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Fetch error %v, want %s saying %q", err, KindInvalid, tc.wantErr)
 			}
 		})
 	}

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/textutil"
 )
 
 // DefaultMaxBytes bounds a module: the engine compiles nothing larger.
@@ -40,7 +41,20 @@ const (
 	// module asked for (digest mismatch, not WebAssembly, too large, a
 	// malformed reference); it will not get better by itself.
 	KindInvalid ErrorKind = "InvalidComponent"
+	// KindSourceMissing: the ConfigMap the source names, or its key, does
+	// not exist (yet). It may appear at any time: a host waits for it
+	// rather than failing.
+	KindSourceMissing ErrorKind = "SourceMissing"
 )
+
+// KindOf is the kind of err's *Error, or "" when it has none.
+func KindOf(err error) ErrorKind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return ""
+}
 
 // Error is why a module could not be fetched. Message is one line fit for a
 // status condition; it never holds credentials.
@@ -62,6 +76,11 @@ func fetchErr(err error, format string, args ...any) *Error {
 	return &Error{Kind: KindFetchFailed, Message: msg, Err: err}
 }
 
+func missingErr(format string, args ...any) *Error {
+	msg := fmt.Sprintf(format, args...)
+	return &Error{Kind: KindSourceMissing, Message: msg, Err: errors.New(msg)}
+}
+
 func invalidErr(format string, args ...any) *Error {
 	msg := fmt.Sprintf(format, args...)
 	return &Error{Kind: KindInvalid, Message: msg, Err: errors.New(msg)}
@@ -69,12 +88,7 @@ func invalidErr(format string, args ...any) *Error {
 
 // oneLine keeps a status message on one bounded line.
 func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	const max = 512
-	if len(s) > max {
-		s = s[:max] + "…"
-	}
-	return s
+	return textutil.Truncate(strings.Join(strings.Fields(s), " "), 512)
 }
 
 // Module is a fetched module.
@@ -210,16 +224,25 @@ func (f *Fetcher) fetchConfigMap(ctx context.Context, namespace string, ref *v1a
 	cm, err := f.getConfigMap(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name})
 	if err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, fetchErr(nil, "reading %s: the ConfigMap does not exist", source)
+			return nil, missingErr("reading %s: the ConfigMap does not exist", source)
 		}
 		return nil, fetchErr(err, "reading %s", source)
 	}
 	data, ok := cm.BinaryData[ref.Key]
 	if !ok {
-		if _, inData := cm.Data[ref.Key]; inData {
-			return nil, invalidErr("reading %s: the key is in data, not binaryData; put the module in binaryData (kubectl create configmap --from-file does)", source)
+		text, inData := cm.Data[ref.Key]
+		if !inData {
+			return nil, missingErr("reading %s: the ConfigMap has no such key", source)
 		}
-		return nil, invalidErr("reading %s: the ConfigMap has no such key in binaryData", source)
+		// kubectl create configmap --from-file puts a file that is valid
+		// UTF-8 in data and anything else in binaryData, so a module or a
+		// gzipped one is in binaryData, but a small module may well be
+		// valid UTF-8: its bytes are just as good in data. Any other text
+		// is said for what it is.
+		if !strings.HasPrefix(text, string(wasmMagic)) {
+			return nil, invalidErr("%s holds %s", source, describeText(ref.Key, text))
+		}
+		data = []byte(text)
 	}
 	if bytes.HasPrefix(data, gzipMagic) {
 		var err error
@@ -227,18 +250,9 @@ func (f *Fetcher) fetchConfigMap(ctx context.Context, namespace string, ref *v1a
 			return nil, err
 		}
 	}
-	if err := f.checkModule(source, data); err != nil {
-		return nil, err
-	}
-	d := Digest(data)
-	if f.o.Cache != nil {
-		// Not needed to serve it again (the ConfigMap is read each time),
-		// but it lets an operator find every module the node ran by digest.
-		if _, err := f.o.Cache.Put(data); err != nil {
-			f.o.Logger.Error(err, "caching a module", "source", source)
-		}
-	}
-	return &Module{Bytes: data, Digest: d, Source: source}, nil
+	// Kept in the cache not to serve it again (the ConfigMap is read each
+	// time), but so that an operator finds every module the node ran.
+	return f.keep(source, "", data, Digest(data))
 }
 
 // getConfigMap reads the ConfigMap key from the API server, one GET for
@@ -346,17 +360,7 @@ func (f *Fetcher) fetchURL(ctx context.Context, raw, pin string) (*Module, error
 	if d != "sha256:"+pin {
 		return nil, invalidErr("module from %s has digest %s, but spec.component.sha256 pins sha256:%s", source, d, pin)
 	}
-	if err := f.checkModule(source, data); err != nil {
-		return nil, err
-	}
-	if f.o.Cache != nil {
-		if _, err := f.o.Cache.Put(data); err != nil {
-			f.o.Logger.Error(err, "caching a module", "source", source)
-		} else if err := f.o.Cache.PutRef(urlKey, d); err != nil {
-			f.o.Logger.Error(err, "recording a URL's module", "source", source)
-		}
-	}
-	return &Module{Bytes: data, Digest: d, Source: source}, nil
+	return f.keep(source, urlKey, data, d)
 }
 
 // redactURL drops a URL's user info and query, which may hold credentials,
@@ -403,6 +407,26 @@ var (
 	componentLayer = []byte{0x01, 0x00} // the layer field of a component's header
 )
 
+// keep checks that data, of digest d, is a module and keeps it in the
+// node's cache, under ref too when ref is not "" (an image manifest, a
+// URL), so that a later fetch of ref needs no download. A cache that
+// cannot write is logged, not fatal: the module is in hand.
+func (f *Fetcher) keep(source, ref string, data []byte, d string) (*Module, error) {
+	if err := f.checkModule(source, data); err != nil {
+		return nil, err
+	}
+	if f.o.Cache != nil {
+		if _, err := f.o.Cache.Put(data); err != nil {
+			f.o.Logger.Error(err, "caching a module", "source", source)
+		} else if ref != "" {
+			if err := f.o.Cache.PutRef(ref, d); err != nil {
+				f.o.Logger.Error(err, "recording where a module came from", "source", source)
+			}
+		}
+	}
+	return &Module{Bytes: data, Digest: d, Source: source}, nil
+}
+
 // checkModule refuses what is not a core WebAssembly module up front, with
 // a message better than a compiler's.
 func (f *Fetcher) checkModule(source string, data []byte) error {
@@ -433,19 +457,95 @@ func sniff(data []byte) string {
 		return "it is empty"
 	case len(data) < 8 && bytes.HasPrefix(wasmMagic, data[:min(len(data), 4)]):
 		return fmt.Sprintf("it is %d bytes, too short for a module header", len(data))
-	case bytes.HasPrefix(data, []byte{0x1f, 0x8b}):
+	case bytes.HasPrefix(data, gzipMagic):
 		return "it is gzip data"
-	case bytes.HasPrefix(data, []byte("(module")) || bytes.HasPrefix(bytes.TrimSpace(data), []byte("(module")):
+	case isWAT(data):
 		return "it is WebAssembly text; compile it with wat2wasm"
 	case bytes.HasPrefix(data, []byte{0x7f, 'E', 'L', 'F'}):
 		return "it is an ELF executable"
 	case len(data) > 262 && string(data[257:262]) == "ustar":
 		return "it is a tar archive"
-	case bytes.HasPrefix(bytes.TrimSpace(data), []byte("<")):
-		return "it looks like HTML or XML"
-	case bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")):
-		return "it looks like JSON"
+	}
+	if what := textLooks(data); what != "" {
+		return "it " + what
 	}
 	n := min(len(data), 8)
 	return fmt.Sprintf("it starts with %x", data[:n])
+}
+
+// describeText says what the text under a ConfigMap's data key is, instead
+// of the module that was expected there.
+func describeText(key string, text string) string {
+	b := []byte(text)
+	switch {
+	case len(b) == 0:
+		return "nothing (an empty value), not a WebAssembly module"
+	case isWAT(b):
+		wasm := strings.TrimSuffix(key, ".wat") + ".wasm"
+		return fmt.Sprintf("WebAssembly text (WAT), not a binary module: compile it with wat2wasm (wat2wasm %s -o %s) and store the .wasm, which kubectl create configmap --from-file puts in binaryData", key, wasm)
+	}
+	what := ""
+	if looks := textLooks(b); looks != "" {
+		what = " (" + looks + ")"
+	}
+	return fmt.Sprintf("%d bytes of text%s, not a WebAssembly module (\\0asm) or gzip", len(b), what)
+}
+
+// textLooks names a few kinds of text by their first bytes; "" when it
+// cannot tell.
+func textLooks(data []byte) string {
+	t := bytes.TrimSpace(data)
+	switch {
+	case bytes.HasPrefix(t, []byte("<")):
+		return "looks like HTML or XML"
+	case bytes.HasPrefix(t, []byte("{")):
+		return "looks like JSON"
+	case bytes.HasPrefix(t, []byte("#!")):
+		return "looks like a script"
+	}
+	return ""
+}
+
+// isWAT reports whether data is WebAssembly text: after blanks and
+// comments (";; ..." lines, "(; ... ;)" blocks, which nest), a module or a
+// component.
+func isWAT(data []byte) bool {
+	for {
+		data = bytes.TrimLeft(data, " \t\r\n")
+		switch {
+		case bytes.HasPrefix(data, []byte(";;")):
+			end := bytes.IndexByte(data, '\n')
+			if end < 0 {
+				return false
+			}
+			data = data[end+1:]
+		case bytes.HasPrefix(data, []byte("(;")):
+			var ok bool
+			if data, ok = skipBlockComment(data); !ok {
+				return false
+			}
+		default:
+			return bytes.HasPrefix(data, []byte("(module")) || bytes.HasPrefix(data, []byte("(component"))
+		}
+	}
+}
+
+// skipBlockComment returns what follows the block comment data starts with
+// ("(; ... ;)", nesting); ok is false when it does not end.
+func skipBlockComment(data []byte) (rest []byte, ok bool) {
+	depth := 0
+	for i := 0; i+1 < len(data); i++ {
+		switch {
+		case data[i] == '(' && data[i+1] == ';':
+			depth++
+			i++
+		case data[i] == ';' && data[i+1] == ')':
+			depth--
+			i++
+			if depth == 0 {
+				return data[i+1:], true
+			}
+		}
+	}
+	return nil, false
 }

@@ -52,3 +52,22 @@ func FuzzExtractWasm(f *testing.F) {
 		_ = CheckModule("fuzz", data)
 	})
 }
+
+// FuzzDescribeText: whatever text a ConfigMap's data holds, saying what it
+// is never panics, stays one bounded line and never echoes the text.
+func FuzzDescribeText(f *testing.F) {
+	f.Add("(module)")
+	f.Add(";; c\n(; a (; b ;) ;) (module)")
+	f.Add("(; (; ;)")
+	f.Add(";;")
+	f.Add("<html>")
+	f.Fuzz(func(t *testing.T, text string) {
+		d := describeText("key", text)
+		if strings.Contains(d, "\n") || len(d) > 400 {
+			t.Fatalf("description %q", d)
+		}
+		if len(text) >= 16 && strings.Contains(d, text) {
+			t.Fatalf("the description quotes the text: %q", d)
+		}
+	})
+}

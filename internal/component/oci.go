@@ -122,18 +122,12 @@ func (f *Fetcher) fetchImage(ctx context.Context, namespace string, src *v1alpha
 	if err != nil {
 		return nil, err
 	}
-	if err := f.checkModule(source, data); err != nil {
+	m, err := f.keep(source, manifest.String(), data, Digest(data))
+	if err != nil {
 		return nil, err
 	}
-	d := Digest(data)
-	if f.o.Cache != nil {
-		if _, err := f.o.Cache.Put(data); err != nil {
-			f.o.Logger.Error(err, "caching a module", "image", source)
-		} else if err := f.o.Cache.PutRef(manifest.String(), d); err != nil {
-			f.o.Logger.Error(err, "recording an image's module", "image", source)
-		}
-	}
-	return &Module{Bytes: data, Digest: d, Source: source, Resolved: resolved}, nil
+	m.Resolved = resolved
+	return m, nil
 }
 
 // pullKeychain reads the image pull secrets. A missing secret is skipped

@@ -7,21 +7,14 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
-	"log"
-	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	corev1 "k8s.io/api/core/v1"
@@ -30,76 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/component/componenttest"
 )
-
-// testRegistry is an in-process OCI registry, optionally behind basic auth,
-// counting manifest requests.
-type testRegistry struct {
-	srv       *httptest.Server
-	host      string // 127.0.0.1:port, which go-containerregistry reaches over http
-	manifests atomic.Int32
-	user      string
-	pass      string
-}
-
-func startRegistry(t *testing.T, user, pass string) *testRegistry {
-	t.Helper()
-	r := &testRegistry{user: user, pass: pass}
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if r.user != "" {
-			u, p, ok := req.BasicAuth()
-			if !ok || u != r.user || p != r.pass {
-				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-				http.Error(w, "unauthorized", http.StatusUnauthorized)
-				return
-			}
-		}
-		if strings.Contains(req.URL.Path, "/manifests/") {
-			r.manifests.Add(1)
-		}
-		reg.ServeHTTP(w, req)
-	}))
-	t.Cleanup(srv.Close)
-	r.srv = srv
-	r.host = strings.TrimPrefix(srv.URL, "http://")
-	return r
-}
-
-func (r *testRegistry) auth() remote.Option {
-	if r.user == "" {
-		return remote.WithAuth(authn.Anonymous)
-	}
-	return remote.WithAuth(&authn.Basic{Username: r.user, Password: r.pass})
-}
-
-// push writes img as repo:tag and returns the manifest digest.
-func (r *testRegistry) push(t *testing.T, repo, tag string, img v1.Image) v1.Hash {
-	t.Helper()
-	ref, err := name.ParseReference(fmt.Sprintf("%s/%s:%s", r.host, repo, tag))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img, r.auth()); err != nil {
-		t.Fatalf("pushing %s: %v", ref, err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-// artifact is an OCI artifact with one layer of media type mt.
-func artifact(t *testing.T, data []byte, mt types.MediaType) v1.Image {
-	t.Helper()
-	img, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1),
-		mutate.Addendum{Layer: static.NewLayer(data, mt)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
-}
 
 func tarOf(t *testing.T, files map[string][]byte) []byte {
 	t.Helper()
@@ -120,54 +45,54 @@ func tarOf(t *testing.T, files map[string][]byte) []byte {
 }
 
 func TestFetchImage(t *testing.T) {
-	reg := startRegistry(t, "", "")
+	reg := componenttest.StartRegistry(t, "", "")
 	v1mod, v2mod := module("image v1"), module("image v2")
-	d1 := reg.push(t, "actors/hello", "latest", artifact(t, v1mod, "application/vnd.wasm.content.layer.v1+wasm"))
+	d1 := reg.Push(t, "actors/hello", "latest", componenttest.Artifact(t, v1mod, "application/vnd.wasm.content.layer.v1+wasm"))
 	cache, err := NewCache(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := NewFetcher(Options{Cache: cache})
 	ctx := context.Background()
-	image := reg.host + "/actors/hello:latest"
+	image := reg.Host + "/actors/hello:latest"
 
 	m, err := f.Fetch(ctx, "ns", &v1alpha1.ComponentSource{Image: image})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := reg.host + "/actors/hello@" + d1.String()
+	want := reg.Host + "/actors/hello@" + d1.String()
 	if !bytes.Equal(m.Bytes, v1mod) || m.Resolved != want || m.Cached || m.Source != image {
 		t.Fatalf("fetched %s (resolved %s, cached %v); want the v1 module resolved to %s", m.Digest, m.Resolved, m.Cached, want)
 	}
 
 	// Fetched again: the tag is resolved again (one HEAD), the module
 	// comes from the cache.
-	before := reg.manifests.Load()
+	before := reg.Manifests.Load()
 	m, err = f.Fetch(ctx, "ns", &v1alpha1.ComponentSource{Image: image})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !m.Cached || m.Resolved != want || reg.manifests.Load()-before != 1 {
-		t.Fatalf("second fetch: cached %v resolved %s after %d manifest requests; want cached, %s, 1", m.Cached, m.Resolved, reg.manifests.Load()-before, want)
+	if !m.Cached || m.Resolved != want || reg.Manifests.Load()-before != 1 {
+		t.Fatalf("second fetch: cached %v resolved %s after %d manifest requests; want cached, %s, 1", m.Cached, m.Resolved, reg.Manifests.Load()-before, want)
 	}
 
 	// By digest, with the module cached: one HEAD, to check access.
-	before = reg.manifests.Load()
+	before = reg.Manifests.Load()
 	m, err = f.Fetch(ctx, "ns", &v1alpha1.ComponentSource{Image: want, SHA256: sha(v1mod)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !m.Cached || !bytes.Equal(m.Bytes, v1mod) || m.Resolved != want || reg.manifests.Load()-before != 1 {
-		t.Fatalf("digest fetch: cached %v after %d manifest requests; want cached, 1", m.Cached, reg.manifests.Load()-before)
+	if !m.Cached || !bytes.Equal(m.Bytes, v1mod) || m.Resolved != want || reg.Manifests.Load()-before != 1 {
+		t.Fatalf("digest fetch: cached %v after %d manifest requests; want cached, 1", m.Cached, reg.Manifests.Load()-before)
 	}
 
 	// The tag moves: the new digest is resolved and recorded.
-	d2 := reg.push(t, "actors/hello", "latest", artifact(t, v2mod, "application/wasm"))
+	d2 := reg.Push(t, "actors/hello", "latest", componenttest.Artifact(t, v2mod, "application/wasm"))
 	m, err = f.Fetch(ctx, "ns", &v1alpha1.ComponentSource{Image: image})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(m.Bytes, v2mod) || m.Resolved != reg.host+"/actors/hello@"+d2.String() {
+	if !bytes.Equal(m.Bytes, v2mod) || m.Resolved != reg.Host+"/actors/hello@"+d2.String() {
 		t.Fatalf("after the tag moved: resolved %s; want %s", m.Resolved, d2)
 	}
 	// The old digest still names the old module.
@@ -177,21 +102,21 @@ func TestFetchImage(t *testing.T) {
 	}
 
 	t.Run("registry down", func(t *testing.T) {
-		down := startRegistry(t, "", "")
+		down := componenttest.StartRegistry(t, "", "")
 		mod := module("down")
-		d := down.push(t, "actors/down", "v1", artifact(t, mod, "application/wasm"))
-		pinned := down.host + "/actors/down@" + d.String()
+		d := down.Push(t, "actors/down", "v1", componenttest.Artifact(t, mod, "application/wasm"))
+		pinned := down.Host + "/actors/down@" + d.String()
 		if _, err := f.Fetch(ctx, "ns", &v1alpha1.ComponentSource{Image: pinned}); err != nil {
 			t.Fatal(err)
 		}
-		down.srv.Close()
+		down.Close()
 		// A digest-pinned image the node holds still runs ...
 		m, err := f.Fetch(ctx, "ns", &v1alpha1.ComponentSource{Image: pinned})
 		if err != nil || !m.Cached || !bytes.Equal(m.Bytes, mod) {
 			t.Fatalf("digest fetch with the registry down: %v", err)
 		}
 		// ... a tag cannot be resolved.
-		if _, err := f.Fetch(ctx, "ns", &v1alpha1.ComponentSource{Image: down.host + "/actors/down:v1"}); err == nil {
+		if _, err := f.Fetch(ctx, "ns", &v1alpha1.ComponentSource{Image: down.Host + "/actors/down:v1"}); err == nil {
 			t.Fatal("resolved a tag with the registry down")
 		}
 	})
@@ -203,8 +128,8 @@ func TestFetchImage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		reg.push(t, "actors/tar", "v1", img)
-		m, err := NewFetcher(Options{}).Fetch(ctx, "ns", &v1alpha1.ComponentSource{Image: reg.host + "/actors/tar:v1"})
+		reg.Push(t, "actors/tar", "v1", img)
+		m, err := NewFetcher(Options{}).Fetch(ctx, "ns", &v1alpha1.ComponentSource{Image: reg.Host + "/actors/tar:v1"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -216,14 +141,11 @@ func TestFetchImage(t *testing.T) {
 	t.Run("index picks wasip1/wasm", func(t *testing.T) {
 		mod, other := module("wasip1"), module("linux")
 		idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
-			mutate.IndexAddendum{Add: artifact(t, other, "application/wasm"), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
-			mutate.IndexAddendum{Add: artifact(t, mod, "application/wasm"), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "wasip1", Architecture: "wasm"}}},
+			mutate.IndexAddendum{Add: componenttest.Artifact(t, other, "application/wasm"), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+			mutate.IndexAddendum{Add: componenttest.Artifact(t, mod, "application/wasm"), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "wasip1", Architecture: "wasm"}}},
 		)
-		ref, _ := name.ParseReference(reg.host + "/actors/multi:v1")
-		if err := remote.WriteIndex(ref, idx, reg.auth()); err != nil {
-			t.Fatal(err)
-		}
-		m, err := NewFetcher(Options{}).Fetch(ctx, "ns", &v1alpha1.ComponentSource{Image: reg.host + "/actors/multi:v1"})
+		reg.PushIndex(t, "actors/multi", "v1", idx)
+		m, err := NewFetcher(Options{}).Fetch(ctx, "ns", &v1alpha1.ComponentSource{Image: reg.Host + "/actors/multi:v1"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -239,10 +161,10 @@ func TestFetchImage(t *testing.T) {
 		kind  ErrorKind
 		want  string
 	}{
-		"not wasm":         {img: artifact(t, []byte("#!/bin/sh\necho hi\n"), "application/wasm"), kind: KindInvalid, want: "not a WebAssembly module"},
-		"two wasm layers":  {img: must(mutate.AppendLayers(artifact(t, module("a"), "application/wasm"), static.NewLayer(module("b"), "application/wasm"))), kind: KindInvalid, want: "2 wasm layers"},
-		"pin mismatch":     {img: artifact(t, module("pinned"), "application/wasm"), pin: sha([]byte("x")), kind: KindInvalid, want: "pins sha256:"},
-		"missing tag":      {image: reg.host + "/actors/nothing:v9", kind: KindFetchFailed, want: "not found"},
+		"not wasm":         {img: componenttest.Artifact(t, []byte("#!/bin/sh\necho hi\n"), "application/wasm"), kind: KindInvalid, want: "not a WebAssembly module"},
+		"two wasm layers":  {img: must(mutate.AppendLayers(componenttest.Artifact(t, module("a"), "application/wasm"), static.NewLayer(module("b"), "application/wasm"))), kind: KindInvalid, want: "2 wasm layers"},
+		"pin mismatch":     {img: componenttest.Artifact(t, module("pinned"), "application/wasm"), pin: sha([]byte("x")), kind: KindInvalid, want: "pins sha256:"},
+		"missing tag":      {image: reg.Host + "/actors/nothing:v9", kind: KindFetchFailed, want: "not found"},
 		"malformed":        {image: "UPPER/Case::x", kind: KindInvalid, want: "not an image reference"},
 		"unreachable host": {image: "127.0.0.1:1/actors/x:v1", kind: KindFetchFailed, want: "resolving image 127.0.0.1:1/actors/x:v1"},
 	}
@@ -252,8 +174,8 @@ func TestFetchImage(t *testing.T) {
 			image := tc.image
 			if tc.img != nil {
 				i++
-				image = fmt.Sprintf("%s/bad/x%d:v1", reg.host, i)
-				reg.push(t, fmt.Sprintf("bad/x%d", i), "v1", tc.img)
+				image = fmt.Sprintf("%s/bad/x%d:v1", reg.Host, i)
+				reg.Push(t, fmt.Sprintf("bad/x%d", i), "v1", tc.img)
 			}
 			_, err := NewFetcher(Options{}).Fetch(ctx, "ns", &v1alpha1.ComponentSource{Image: image, SHA256: tc.pin})
 			var fe *Error
@@ -283,17 +205,17 @@ func pullSecret(ns, name, host, user, pass string) *corev1.Secret {
 
 func TestFetchImagePullSecrets(t *testing.T) {
 	const pass = "s3cr3t-registry-password"
-	reg := startRegistry(t, "robot", pass)
+	reg := componenttest.StartRegistry(t, "robot", pass)
 	mod := module("private")
-	d := reg.push(t, "private/actor", "v1", artifact(t, mod, "application/wasm"))
+	d := reg.Push(t, "private/actor", "v1", componenttest.Artifact(t, mod, "application/wasm"))
 	c := fake.NewClientBuilder().WithScheme(scheme.Scheme).WithObjects(
-		pullSecret("ns", "regcred", reg.host, "robot", pass),
-		pullSecret("ns", "wrong", reg.host, "robot", "nope"),
+		pullSecret("ns", "regcred", reg.Host, "robot", pass),
+		pullSecret("ns", "wrong", reg.Host, "robot", "nope"),
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "opaque"}, Data: map[string][]byte{"password": []byte(pass)}},
 	).Build()
 	f := NewFetcher(Options{Reader: c})
 	ctx := context.Background()
-	image := reg.host + "/private/actor:v1"
+	image := reg.Host + "/private/actor:v1"
 	secrets := func(names ...string) []v1alpha1.LocalObjectReference {
 		var out []v1alpha1.LocalObjectReference
 		for _, n := range names {
@@ -305,7 +227,7 @@ func TestFetchImagePullSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(m.Bytes, mod) || m.Resolved != reg.host+"/private/actor@"+d.String() {
+	if !bytes.Equal(m.Bytes, mod) || m.Resolved != reg.Host+"/private/actor@"+d.String() {
 		t.Fatalf("fetched %s resolved %s", m.Digest, m.Resolved)
 	}
 	tests := map[string]struct {

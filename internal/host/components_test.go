@@ -5,28 +5,17 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/component/componenttest"
 )
 
 func sha256Hex(b []byte) string {
@@ -34,51 +23,14 @@ func sha256Hex(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// pushArtifact pushes wasm as an OCI artifact repo:tag to an in-process
-// registry and returns the manifest digest.
-func pushArtifact(t *testing.T, host, repo, tag, user, pass string, wasm []byte) v1.Hash {
-	t.Helper()
-	img, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1),
-		mutate.Addendum{Layer: static.NewLayer(wasm, "application/vnd.wasm.content.layer.v1+wasm")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := name.ParseReference(fmt.Sprintf("%s/%s:%s", host, repo, tag))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: user, Password: pass})); err != nil {
-		t.Fatal(err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-// startRegistry serves an OCI registry behind basic auth.
-func startRegistry(t *testing.T, user, pass string) string {
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
-			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		reg.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
-}
-
 func (s *suite) testOCIImage(t *testing.T) {
 	g := NewWithT(t)
 	h := s.startHost(t)
 	const user, pass = "robot", "registry-pass-123"
-	reg := startRegistry(t, user, pass)
+	registry := componenttest.StartRegistry(t, user, pass)
+	reg := registry.Host
 	okWasm := testdata(t, "ok.wasm")
-	d1 := pushArtifact(t, reg, "actors/ok", "v1", user, pass, okWasm)
+	d1 := registry.Push(t, "actors/ok", "v1", componenttest.Artifact(t, okWasm, componenttest.WasmLayer))
 	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
 	g.Expect(h.c.Create(h.ctx(), &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: "regcred"}, Type: corev1.SecretTypeDockerConfigJson,
@@ -96,7 +48,7 @@ func (s *suite) testOCIImage(t *testing.T) {
 
 	// The tag moves to another module; a restart of the same generation
 	// runs what the tag resolved to the first time.
-	pushArtifact(t, reg, "actors/ok", "v1", user, pass, testdata(t, "initerr.wasm"))
+	registry.Push(t, "actors/ok", "v1", componenttest.Artifact(t, testdata(t, "initerr.wasm"), componenttest.WasmLayer))
 	h.assign("oci", h.pod, 2)
 	g.Eventually(h.actor).WithArguments("oci").WithTimeout(20 * time.Second).Should(
 		And(HaveField("Epoch", int64(2)), HaveField("State", "Running")))
@@ -148,9 +100,15 @@ func (s *suite) testBadComponents(t *testing.T) {
 		"init-error": {component: func() *v1alpha1.ComponentSource {
 			return h.wasmConfigMap("init-error", testdata(t, "initerr.wasm"))
 		}, reason: v1alpha1.ReasonInitFailed, message: "init: no database configured"},
-		"missing-configmap": {component: func() *v1alpha1.ComponentSource {
-			return &v1alpha1.ComponentSource{ConfigMap: &v1alpha1.ComponentConfigMap{Name: "nowhere", Key: "actor.wasm"}}
-		}, reason: v1alpha1.ReasonComponentError, message: "ConfigMap " + h.ns + "/nowhere: the ConfigMap does not exist"},
+		"wat-from-file": {component: func() *v1alpha1.ComponentSource {
+			// What kubectl create configmap --from-file=hello.wat makes.
+			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: "wat-from-file"},
+				Data: map[string]string{"hello.wat": "(module (func (export \"hello\")))\n"}}
+			if err := h.c.Create(h.ctx(), cm); err != nil {
+				t.Fatal(err)
+			}
+			return &v1alpha1.ComponentSource{ConfigMap: &v1alpha1.ComponentConfigMap{Name: "wat-from-file", Key: "hello.wat"}}
+		}, reason: v1alpha1.ReasonComponentError, message: "key hello.wat of ConfigMap " + h.ns + "/wat-from-file holds WebAssembly text (WAT), not a binary module: compile it with wat2wasm"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -163,10 +121,76 @@ func (s *suite) testBadComponents(t *testing.T) {
 			a := h.get(name)
 			g.Expect(a.Status.Phase).To(Equal(v1alpha1.PhaseFailed))
 			g.Expect(a.Status.LastError).To(ContainSubstring(tc.message))
-			g.Eventually(h.events).WithArguments(name).Should(ContainElement(ContainSubstring(tc.message)))
+			// One Warning for the failure, reason Failed, the Ready
+			// reason first in its note.
+			g.Eventually(h.events).WithArguments(name).Should(ContainElement(And(
+				HavePrefix(v1alpha1.EventFailed+": "+tc.reason+": "), ContainSubstring(tc.message))))
 		})
 	}
 	g := NewWithT(t)
 	g.Expect(h.metrics()).To(ContainSubstring(`troupe_host_actor_starts_total{result="ComponentError"} 4`))
 	g.Expect(h.metrics()).To(ContainSubstring(`troupe_host_actor_starts_total{result="InitFailed"} 1`))
+}
+
+// testComponentSourceAppears: an Actor whose component ConfigMap does not
+// exist yet, or lacks the key, waits for it (Ready=False
+// ComponentSourceMissing, phase still Scheduled, no failure) and starts as
+// soon as it appears; the lastError of an earlier failure is cleared once
+// it runs.
+func (s *suite) testComponentSourceAppears(t *testing.T) {
+	g := NewWithT(t)
+	h := s.startHost(t)
+	okWasm := testdata(t, "ok.wasm")
+	source := func(cm string) v1alpha1.ActorSpec {
+		return v1alpha1.ActorSpec{Component: v1alpha1.ComponentSource{ConfigMap: &v1alpha1.ComponentConfigMap{Name: cm, Key: "actor.wasm"}}}
+	}
+	// "late": no ConfigMap yet, and a failure of an earlier epoch in status.
+	h.create("late", source("late-wasm"))
+	g.Eventually(func() error {
+		a := h.get("late")
+		a.Status.LastError = "Trapped: an earlier epoch's failure"
+		return h.c.Status().Update(h.ctx(), a)
+	}).Should(Succeed())
+	h.assign("late", h.pod, 1)
+	// "late-key": the ConfigMap exists, without the key.
+	keyless := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: "keyless-wasm"}, BinaryData: map[string][]byte{"other.wasm": okWasm}}
+	g.Expect(h.c.Create(h.ctx(), keyless)).To(Succeed())
+	h.create("late-key", source("keyless-wasm"))
+	h.assign("late-key", h.pod, 1)
+
+	c := h.waitReason("late", v1alpha1.ReasonComponentSourceMissing, 30*time.Second)
+	g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+	g.Expect(c.Message).To(Equal("waiting for the actor's component: reading key actor.wasm of ConfigMap " + h.ns + "/late-wasm: the ConfigMap does not exist"))
+	c = h.waitReason("late-key", v1alpha1.ReasonComponentSourceMissing, 30*time.Second)
+	g.Expect(c.Message).To(HaveSuffix("keyless-wasm: the ConfigMap has no such key"))
+	for _, name := range []string{"late", "late-key"} {
+		g.Expect(h.get(name).Status.Phase).To(Equal(v1alpha1.PhaseScheduled), "waiting is not a failure")
+		g.Eventually(h.events).WithArguments(name).Should(ContainElement(
+			HavePrefix(v1alpha1.ReasonComponentSourceMissing + ": waiting for the actor's component")))
+	}
+
+	// They appear: each actor runs within a couple of seconds (the
+	// fallback re-check is 30 s away, so only the watch can make it).
+	appear := map[string]func(){
+		"late": func() {
+			g.Expect(h.c.Create(h.ctx(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: "late-wasm"},
+				BinaryData: map[string][]byte{"actor.wasm": okWasm}})).To(Succeed())
+		},
+		"late-key": func() {
+			keyless.BinaryData["actor.wasm"] = okWasm
+			g.Expect(h.c.Update(h.ctx(), keyless)).To(Succeed())
+		},
+	}
+	for _, name := range []string{"late", "late-key"} {
+		appear[name]()
+		appeared := time.Now()
+		h.waitReason(name, v1alpha1.ReasonRunning, componentRecheck-5*time.Second)
+		took := time.Since(appeared)
+		t.Logf("%s: the component appeared; Ready=True %s later", name, took.Round(time.Millisecond))
+		g.Expect(took).To(BeNumerically("<", 10*time.Second))
+		g.Expect(h.get(name).Status.Phase).To(Equal(v1alpha1.PhaseRunning))
+	}
+	g.Expect(h.get("late").Status.LastError).To(BeEmpty(), "the actor runs: its last failure is over")
+	g.Expect(h.metrics()).NotTo(ContainSubstring(`troupe_host_actor_starts_total{result="ComponentError"}`), "it never failed")
+	g.Expect(h.host.envs.Stats().Watches).To(BeZero(), "the ConfigMaps' watches end with the wait")
 }

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/actordir"
 )
 
 // Defaults of a host's settings.
@@ -174,7 +175,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.EnvSyncTimeout = DefaultEnvSyncTimeout
 	}
 	if c.CompilationCacheDir == "" && c.DataDir != "" {
-		c.CompilationCacheDir = filepath.Join(c.DataDir, "_wazero")
+		c.CompilationCacheDir = filepath.Join(c.DataDir, actordir.CompilationCacheDir)
 	}
 	if c.Logger.GetSink() == nil {
 		c.Logger = logr.Discard()

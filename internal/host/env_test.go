@@ -15,6 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/testutil"
 )
 
@@ -89,7 +90,7 @@ func (s *suite) testFeatureFlags(t *testing.T) {
 		if err != nil || st == nil {
 			return "no chain"
 		}
-		if st.Head != events[len(events)-1].Hash {
+		if st.Head != events[len(events)-1].Hash.String() {
 			return "status head behind"
 		}
 		return "in step"
@@ -100,7 +101,7 @@ func (s *suite) testFeatureFlags(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	starts := 0
 	for _, e := range events {
-		if e.Kind == "ActorStart" || e.Kind == "ActorRestart" {
+		if e.Kind == chain.KindActorStart || e.Kind == chain.KindRestart {
 			starts++
 		}
 	}
@@ -172,9 +173,7 @@ func (s *suite) testMissingEnvSource(t *testing.T) {
 func (s *suite) testSystemInfoAndMetrics(t *testing.T) {
 	g := NewWithT(t)
 	h := s.startHost(t)
-	h.create("sysinfo", h.probeSpec())
-	h.assign("sysinfo", h.pod, 1)
-	h.waitReason("sysinfo", v1alpha1.ReasonRunning, 60*time.Second)
+	h.run("sysinfo", h.probeSpec(), 60*time.Second)
 	g.Expect(h.custom("sysinfo", "sysinfo")).To(ConsistOf(HaveKeyWithValue("hostname", h.node)))
 	m := h.metrics()
 	g.Expect(metricValue(m, "troupe_actor_metric_last", "namespace="+h.ns, "actor=sysinfo", "metric=probe_runs")).To(Equal("1"))

@@ -1,7 +1,6 @@
 package host
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +28,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/actordir"
+	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/envtestutil"
 )
 
@@ -175,6 +175,21 @@ func (h *harness) wasmConfigMap(name string, wasm []byte) *v1alpha1.ComponentSou
 	return &v1alpha1.ComponentSource{ConfigMap: &v1alpha1.ComponentConfigMap{Name: name, Key: "actor.wasm"}}
 }
 
+// okSpec runs testdata/ok.wasm from a ConfigMap of its own, <name>-wasm.
+func (h *harness) okSpec(name string) v1alpha1.ActorSpec {
+	h.t.Helper()
+	return v1alpha1.ActorSpec{Component: *h.wasmConfigMap(name+"-wasm", testdata(h.t, "ok.wasm"))}
+}
+
+// run creates an Actor, assigns it to this host with epoch 1 and waits
+// until it runs; it returns the Ready condition.
+func (h *harness) run(name string, spec v1alpha1.ActorSpec, timeout time.Duration) metav1.Condition {
+	h.t.Helper()
+	h.create(name, spec)
+	h.assign(name, h.pod, 1)
+	return h.waitReason(name, v1alpha1.ReasonRunning, timeout)
+}
+
 // create applies an Actor.
 func (h *harness) create(name string, spec v1alpha1.ActorSpec) *v1alpha1.Actor {
 	h.t.Helper()
@@ -257,19 +272,9 @@ func (h *harness) waitReason(name, reason string, timeout time.Duration) metav1.
 	return c
 }
 
-// jsonEvent is one line of the chain endpoint.
-type jsonEvent struct {
-	Seq    uint64          `json:"seq"`
-	Hash   string          `json:"hash"`
-	Parent string          `json:"parent"`
-	Kind   string          `json:"kind"`
-	Op     string          `json:"op"`
-	Data   json.RawMessage `json:"data"`
-	Error  string          `json:"error"`
-}
-
-// chain reads the actor's chain from the host's endpoint.
-func (h *harness) chain(name string) ([]jsonEvent, error) {
+// chain reads the actor's chain from the host's endpoint, verifying every
+// event as troupe chain show --from-host does.
+func (h *harness) chain(name string) ([]*chain.Event, error) {
 	resp, err := http.Get(h.base + "/actors/" + h.ns + "/" + name + "/chain")
 	if err != nil {
 		return nil, err
@@ -279,20 +284,12 @@ func (h *harness) chain(name string) ([]jsonEvent, error) {
 		b, _ := io.ReadAll(resp.Body)
 		return nil, fmt.Errorf("HTTP %s: %s", resp.Status, b)
 	}
-	var out []jsonEvent
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 32<<20)
-	for sc.Scan() {
-		var e jsonEvent
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			return nil, fmt.Errorf("line %q: %w", sc.Text(), err)
-		}
-		if e.Error != "" {
-			return nil, fmt.Errorf("the host: %s", e.Error)
-		}
+	var out []*chain.Event
+	err = chain.ReadJSON(resp.Body, func(e *chain.Event) error {
 		out = append(out, e)
-	}
-	return out, sc.Err()
+		return nil
+	})
+	return out, err
 }
 
 // custom returns the data of the actor's CustomEvents of type typ.
@@ -303,7 +300,7 @@ func (h *harness) custom(name, typ string) []map[string]any {
 	}
 	var out []map[string]any
 	for _, e := range events {
-		if e.Kind != "CustomEvent" {
+		if e.Kind != chain.KindCustom {
 			continue
 		}
 		var d struct {
@@ -325,10 +322,14 @@ func (h *harness) custom(name, typ string) []map[string]any {
 	return out
 }
 
+// actorDir is the actor's directory on the node.
+func (h *harness) actorDir(name string) string {
+	return actordir.Path(h.dataDir, h.ns, name, h.get(name).Status.ActorID)
+}
+
 // chainFile is the actor's chain file on the node.
 func (h *harness) chainFile(name string) string {
-	a := h.get(name)
-	return filepath.Join(h.dataDir, h.ns, name, a.Status.ActorID, "chain.log")
+	return actordir.ChainPath(h.actorDir(name))
 }
 
 // metrics returns /metrics.

@@ -33,6 +33,10 @@ func TestHost(t *testing.T) {
 	t.Run("OCIImageTagResolvedToDigest", s.testOCIImage)
 	t.Run("URLComponent", s.testURLComponent)
 	t.Run("BadComponentsFail", s.testBadComponents)
+	t.Run("ComponentSourceAppears", s.testComponentSourceAppears)
+	t.Run("EventNotesFitTheAPI", s.testEventNotesFitTheAPI)
+	t.Run("TickCallsCounted", s.testTickCalls)
+	t.Run("UnreadableRunRecordRefused", s.testUnreadableRunRecord)
 	t.Run("ConfigMapEditReachesRunningActor", s.testFeatureFlags)
 	t.Run("SecretNeverLeaks", s.testSecretNeverLeaks)
 	t.Run("MissingRequiredEnvSource", s.testMissingEnvSource)
@@ -54,9 +58,7 @@ func (s *suite) testApplyBecomesReady(t *testing.T) {
 	g := NewWithT(t)
 	h := s.startHost(t)
 	begin := time.Now()
-	h.create("ok", v1alpha1.ActorSpec{Component: *h.wasmConfigMap("ok-wasm", testdata(t, "ok.wasm"))})
-	h.assign("ok", h.pod, 1)
-	c := h.waitReason("ok", v1alpha1.ReasonRunning, 20*time.Second)
+	c := h.run("ok", h.okSpec("ok"), 20*time.Second)
 	t.Logf("assignment to Ready=True in %s", time.Since(begin).Round(time.Millisecond))
 	g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
 	g.Expect(c.Message).To(ContainSubstring("running module sha256:"))
@@ -80,7 +82,7 @@ func (s *suite) testApplyBecomesReady(t *testing.T) {
 	events, err := h.chain("ok")
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(events).To(HaveLen(int(rep.Length)))
-	g.Expect(events[len(events)-1].Hash).To(Equal(a.Status.Chain.Head))
+	g.Expect(events[len(events)-1].Hash.String()).To(Equal(a.Status.Chain.Head))
 
 	// The Lease says who and where the host is.
 	var l coordinationv1.Lease
@@ -116,8 +118,6 @@ func (s *suite) testApplyBecomesReady(t *testing.T) {
 	g.Eventually(h.events).WithArguments("ok").Should(ContainElement(ContainSubstring("Started: running module sha256:")))
 	// A second actor on the warm host (cache synced, module compiled).
 	begin = time.Now()
-	h.create("ok2", v1alpha1.ActorSpec{Component: *h.wasmConfigMap("ok2-wasm", testdata(t, "ok.wasm"))})
-	h.assign("ok2", h.pod, 1)
-	h.waitReason("ok2", v1alpha1.ReasonRunning, 20*time.Second)
+	h.run("ok2", h.okSpec("ok2"), 20*time.Second)
 	t.Logf("warm host: create and assignment to Ready=True in %s", time.Since(begin).Round(time.Millisecond))
 }

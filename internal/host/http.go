@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/troupe-dev/troupe/internal/actordir"
 	"github.com/troupe-dev/troupe/internal/chain"
 )
 
@@ -178,10 +178,10 @@ func (h *Host) serveChain(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	if id == "" {
-		id = h.newestActorID(ns, name)
+		id = actordir.Newest(h.cfg.DataDir, ns, name)
 	}
 	if events == nil && id != "" {
-		path := filepath.Join(h.actorDir(ns, name, id), chain.FileName)
+		path := actordir.ChainPath(actordir.Path(h.cfg.DataDir, ns, name, id))
 		if _, err := os.Stat(path); err == nil {
 			events = func(fn func(chain.Event) error) error { return chain.ReadFile(path, fn) }
 		}
@@ -204,25 +204,4 @@ func (h *Host) serveChain(w http.ResponseWriter, req *http.Request) {
 		_, _ = bw.Write(append(line, '\n'))
 	}
 	_ = bw.Flush()
-}
-
-// newestActorID is the actor id under <data-dir>/<ns>/<name>/ whose chain
-// was written last.
-func (h *Host) newestActorID(ns, name string) string {
-	entries, err := os.ReadDir(filepath.Join(h.cfg.DataDir, ns, name))
-	if err != nil {
-		return ""
-	}
-	var best string
-	var bestTime time.Time
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		st, err := os.Stat(filepath.Join(h.cfg.DataDir, ns, name, e.Name(), chain.FileName))
-		if err == nil && st.ModTime().After(bestTime) {
-			best, bestTime = e.Name(), st.ModTime()
-		}
-	}
-	return best
 }

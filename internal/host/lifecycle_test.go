@@ -9,13 +9,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
+	"github.com/google/uuid"
 	. "github.com/onsi/gomega"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/actordir"
 	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/testutil"
 )
@@ -23,7 +27,7 @@ import (
 func (s *suite) testDeletion(t *testing.T) {
 	g := NewWithT(t)
 	h := s.startHost(t)
-	a := h.create("doomed", v1alpha1.ActorSpec{Component: *h.wasmConfigMap("doomed-wasm", testdata(t, "ok.wasm"))})
+	a := h.create("doomed", h.okSpec("doomed"))
 	a.Finalizers = []string{v1alpha1.ChainFlushFinalizer}
 	g.Expect(h.c.Update(h.ctx(), a)).To(Succeed())
 	h.assign("doomed", h.pod, 1)
@@ -45,7 +49,7 @@ func (s *suite) testDeletion(t *testing.T) {
 	g.Expect(st.Chain.Length).To(Equal(int64(rep.Length)))
 	events, err := h.chain("doomed")
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(events[len(events)-1].Kind).To(Equal("ActorStop"))
+	g.Expect(events[len(events)-1].Kind).To(Equal(chain.KindActorStop))
 	g.Expect(string(events[len(events)-1].Data)).To(ContainSubstring("the Actor was deleted"))
 
 	// The controller removes its finalizer; the host forgets the actor.
@@ -58,9 +62,7 @@ func (s *suite) testDeletion(t *testing.T) {
 func (s *suite) testMovedAway(t *testing.T) {
 	g := NewWithT(t)
 	h := s.startHost(t)
-	h.create("mover", v1alpha1.ActorSpec{Component: *h.wasmConfigMap("mover-wasm", testdata(t, "ok.wasm"))})
-	h.assign("mover", h.pod, 1)
-	h.waitReason("mover", v1alpha1.ReasonRunning, 20*time.Second)
+	h.run("mover", h.okSpec("mover"), 20*time.Second)
 	before := h.get("mover")
 
 	h.assign("mover", "another-host", 2)
@@ -87,9 +89,7 @@ func (s *suite) testMovedAway(t *testing.T) {
 func (s *suite) testRestarts(t *testing.T) {
 	g := NewWithT(t)
 	h := s.startHost(t)
-	h.create("restarter", h.probeSpec())
-	h.assign("restarter", h.pod, 1)
-	h.waitReason("restarter", v1alpha1.ReasonRunning, 60*time.Second)
+	h.run("restarter", h.probeSpec(), 60*time.Second)
 	runs := func() string {
 		return metricValue(h.metrics(), "troupe_actor_metric_last", "namespace="+h.ns, "actor=restarter", "metric=probe_runs")
 	}
@@ -144,7 +144,7 @@ func (h *harness) setChainStatus(name, head string, length int64) {
 func (s *suite) testNewSegment(t *testing.T) {
 	g := NewWithT(t)
 	h := s.startHost(t)
-	h.create("moved-here", v1alpha1.ActorSpec{Component: *h.wasmConfigMap("moved-here-wasm", testdata(t, "ok.wasm"))})
+	h.create("moved-here", h.okSpec("moved-here"))
 	// It ran elsewhere: 7 events, ending at prev.
 	prev := randomHead()
 	h.assign("moved-here", "", 1)
@@ -208,7 +208,7 @@ func firstEvent(t *testing.T, path string) chain.Event {
 func (s *suite) testStatusRate(t *testing.T) {
 	g := NewWithT(t)
 	h := s.startHost(t)
-	h.create("chatty", v1alpha1.ActorSpec{Component: *h.wasmConfigMap("chatty-wasm", testdata(t, "ok.wasm"))})
+	h.create("chatty", h.okSpec("chatty"))
 	// Assigned to a pod that is not running, so that only this test's
 	// publisher writes.
 	const pod = "chatty-host"
@@ -305,9 +305,7 @@ func (s *suite) testChattyActor(t *testing.T) {
 func (s *suite) testShutdown(t *testing.T) {
 	g := NewWithT(t)
 	h := s.startHost(t)
-	h.create("survivor", v1alpha1.ActorSpec{Component: *h.wasmConfigMap("survivor-wasm", testdata(t, "ok.wasm"))})
-	h.assign("survivor", h.pod, 1)
-	h.waitReason("survivor", v1alpha1.ReasonRunning, 20*time.Second)
+	h.run("survivor", h.okSpec("survivor"), 20*time.Second)
 	h.stop()
 	// The Lease is gone, so the controller moves the actor at once ...
 	var l coordinationv1.Lease
@@ -344,9 +342,7 @@ func (s *suite) testChainEndpoint(t *testing.T) {
 	g.Expect(resp.StatusCode).To(Equal(http.StatusMethodNotAllowed), "the endpoint is read-only")
 
 	// An actor that is gone from this host still has its chain on disk.
-	h.create("gone", v1alpha1.ActorSpec{Component: *h.wasmConfigMap("gone-wasm", testdata(t, "ok.wasm"))})
-	h.assign("gone", h.pod, 1)
-	h.waitReason("gone", v1alpha1.ReasonRunning, 20*time.Second)
+	h.run("gone", h.okSpec("gone"), 20*time.Second)
 	id := h.get("gone").Status.ActorID
 	h.assign("gone", "", 2)
 	g.Eventually(h.actor).WithArguments("gone").Should(HaveField("State", "absent"))
@@ -359,7 +355,96 @@ func (s *suite) testChainEndpoint(t *testing.T) {
 	}
 	events, err := h.chain("gone")
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(events[len(events)-1].Kind).To(Equal("ActorStop"))
+	g.Expect(events[len(events)-1].Kind).To(Equal(chain.KindActorStop))
 	_, err = os.Stat(filepath.Join(h.dataDir, h.ns, "gone", id, "chain.log"))
 	g.Expect(err).NotTo(HaveOccurred())
+}
+
+// testEventNotesFitTheAPI: a failure whose message is longer than an
+// Event's note may be (1024 bytes), made of 2-byte characters, still gets
+// its Warning Event, cut on a character boundary; the status keeps up to
+// 4000 bytes of it, valid UTF-8 too.
+func (s *suite) testEventNotesFitTheAPI(t *testing.T) {
+	g := NewWithT(t)
+	h := s.startHost(t)
+	long := strings.Repeat("é", 1500) // 3000 bytes
+	h.create("wordy", h.probeSpec(literal("FAIL_WITH", "LONG"), literal("LONG", long)))
+	h.assign("wordy", h.pod, 1)
+	c := h.waitReason("wordy", v1alpha1.ReasonInitFailed, 60*time.Second)
+	g.Expect(utf8.ValidString(c.Message)).To(BeTrue())
+	g.Expect(c.Message).To(ContainSubstring("cannot connect with password éé"))
+	a := h.get("wordy")
+	g.Expect(len(a.Status.LastError)).To(BeNumerically("<=", maxMessage))
+	g.Expect(utf8.ValidString(a.Status.LastError)).To(BeTrue())
+	var note string
+	g.Eventually(func() string {
+		for _, e := range h.events("wordy") {
+			if strings.HasPrefix(e, v1alpha1.EventFailed+": ") {
+				note = strings.TrimPrefix(e, v1alpha1.EventFailed+": ")
+			}
+		}
+		return note
+	}).WithTimeout(20*time.Second).ShouldNot(BeEmpty(), "the API server took the Failed Event")
+	g.Expect(len(note)).To(BeNumerically("<=", maxEventNote))
+	g.Expect(len(note)).To(BeNumerically(">", maxEventNote-4), "cut as late as a character allows")
+	g.Expect(utf8.ValidString(note)).To(BeTrue())
+	g.Expect(note).To(HavePrefix(v1alpha1.ReasonInitFailed + ": init: cannot connect with password é"))
+	g.Expect(note).To(HaveSuffix("é…"))
+}
+
+// testTickCalls: troupe_host_calls_total counts every call into an actor:
+// init, each ok tick, and the tick that failed one.
+func (s *suite) testTickCalls(t *testing.T) {
+	g := NewWithT(t)
+	h := s.startHost(t, func(c *Config) { c.StatusInterval = 200 * time.Millisecond })
+	chatty := *h.s.urlSource(testutil.BuildActor(t, "internal/host/testdata/chatty"))
+	tick := &metav1.Duration{Duration: 100 * time.Millisecond}
+	h.run("ticker", v1alpha1.ActorSpec{Component: chatty, TickInterval: tick,
+		Env: []v1alpha1.EnvVar{literal("CHATTER", "1")}}, 60*time.Second)
+	// CHATTER=11 records "10", 2 bytes, past maxEventBytes: 1: the first
+	// tick fails.
+	h.create("tick-fails", v1alpha1.ActorSpec{Component: chatty, TickInterval: tick,
+		Env: []v1alpha1.EnvVar{literal("CHATTER", "11")}, Limits: v1alpha1.Limits{MaxEventBytes: 1}})
+	h.assign("tick-fails", h.pod, 1)
+	h.waitReason("tick-fails", v1alpha1.ReasonTickFailed, 60*time.Second)
+	calls := func(export, result string) float64 {
+		return promtestutil.ToFloat64(h.host.metrics.calls.WithLabelValues(export, result))
+	}
+	g.Expect(calls("init", "ok")).To(Equal(2.0))
+	g.Eventually(calls).WithArguments("tick", v1alpha1.ReasonTickFailed).Should(Equal(1.0))
+	// The ticker's ok ticks reach the metric within a status interval.
+	var ticks float64
+	g.Eventually(func() float64 {
+		ticks = calls("tick", "ok")
+		return ticks
+	}).WithTimeout(10 * time.Second).Should(BeNumerically(">=", 5))
+	g.Expect(h.metrics()).To(ContainSubstring(`troupe_host_calls_total{export="tick",result="ok"}`))
+	h.stop()
+	g.Expect(calls("tick", "ok")).To(BeNumerically(">=", ticks), "a stop counts the last ticks")
+}
+
+// testUnreadableRunRecord: a host-run.json of a newer Troupe fails the run
+// with a message naming it, and is left as it was.
+func (s *suite) testUnreadableRunRecord(t *testing.T) {
+	g := NewWithT(t)
+	h := s.startHost(t)
+	a := h.create("downgraded", h.okSpec("downgraded"))
+	id := uuid.NewString()
+	g.Eventually(func() error {
+		a = h.get("downgraded")
+		a.Status.ActorID = id
+		return h.c.Status().Update(h.ctx(), a)
+	}).Should(Succeed())
+	dir := actordir.Path(h.dataDir, h.ns, "downgraded", id)
+	g.Expect(os.MkdirAll(dir, 0o750)).To(Succeed())
+	path := filepath.Join(dir, actordir.RunRecordFile)
+	const future = `{"version":2,"epoch":1,"outcome":"something new"}`
+	g.Expect(os.WriteFile(path, []byte(future), 0o600)).To(Succeed())
+	h.assign("downgraded", h.pod, 1)
+	c := h.waitReason("downgraded", v1alpha1.ReasonHostError, 30*time.Second)
+	g.Expect(c.Message).To(ContainSubstring(path + " has format version 2, which this Troupe does not read (it reads version 1)"))
+	g.Expect(h.get("downgraded").Status.Phase).To(Equal(v1alpha1.PhaseFailed))
+	raw, err := os.ReadFile(path)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(string(raw)).To(Equal(future), "never overwritten")
 }

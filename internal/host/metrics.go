@@ -38,7 +38,7 @@ func newHostMetrics(actors *runtimehandler.MetricsRegistry, running func() float
 		}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "troupe_host_calls_total",
-			Help: "Calls the host made into actors, by export and result (ok, or the failure's reason).",
+			Help: "Calls the host made into actors' exports, by export (init, tick) and result (ok, or the failure's reason); ok ticks are counted within a status interval.",
 		}, []string{"export", "result"}),
 		statusWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "troupe_host_status_writes_total",

@@ -3,16 +3,17 @@ package host
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/actordir"
 	"github.com/troupe-dev/troupe/internal/actorhost"
 	"github.com/troupe-dev/troupe/internal/chain"
 )
@@ -53,6 +54,11 @@ type run struct {
 	actor      *actorhost.Actor
 	stopReason string
 	lastLength uint64 // chain length last seen by the head poller
+	lastTicks  uint64 // ok tick calls counted in the calls metric
+
+	// recordErr is why the run record in dir could not be read; the run
+	// then fails and never overwrites it.
+	recordErr error
 }
 
 func (r *run) isRunning() bool {
@@ -92,11 +98,6 @@ func stopCause(a *v1alpha1.Actor) string {
 		return "the Actor was suspended"
 	}
 	return ""
-}
-
-// actorDir is where an actor keeps its chain and state on this node.
-func (h *Host) actorDir(namespace, name, actorID string) string {
-	return filepath.Join(h.cfg.DataDir, namespace, name, actorID)
 }
 
 // reconcile makes what runs here match the Actor's assignment: it starts
@@ -174,7 +175,11 @@ func (h *Host) reconcile(ctx context.Context, req reconcile.Request) (reconcile.
 		h.reportStopped(&a, r, cause)
 		return reconcile.Result{}, nil
 	}
-	if rec, ok := readRunRecord(r.dir); ok && rec.Epoch == a.Status.Epoch && rec.Generation == a.Generation {
+	rec, ok, err := actordir.ReadRunRecord(r.dir)
+	// A record this host cannot read (damaged, or of a newer Troupe) fails
+	// the run with its error, and is left for the operator to look at.
+	r.recordErr = err
+	if ok && rec.Epoch == a.Status.Epoch && rec.Generation == a.Generation {
 		// This epoch already ended here (the host restarted since): the
 		// controller restarts it with a new epoch, if its policy says so.
 		r.state = stateEnded
@@ -191,7 +196,7 @@ func (h *Host) newRun(a *v1alpha1.Actor) *run {
 	key := types.NamespacedName{Namespace: a.Namespace, Name: a.Name}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &run{key: key, epoch: a.Status.Epoch, generation: a.Generation, actorID: a.Status.ActorID,
-		dir: h.actorDir(a.Namespace, a.Name, a.Status.ActorID), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+		dir: actordir.Path(h.cfg.DataDir, a.Namespace, a.Name, a.Status.ActorID), ctx: ctx, cancel: cancel, done: make(chan struct{})}
 }
 
 func (h *Host) addRun(r *run) {
@@ -240,7 +245,7 @@ func (h *Host) reportStopped(a *v1alpha1.Actor, r *run, cause string) {
 			v.hasChain, v.head, v.length = true, head.String(), length
 		}
 	})
-	h.event(a, "Normal", v1alpha1.ReasonStopped, "Stop", msg)
+	h.event(a, corev1.EventTypeNormal, v1alpha1.ReasonStopped, "Stop", msg)
 }
 
 // finalHead is the head of r's chain: the stopped actor's, or what is on

@@ -11,20 +11,33 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/actordir"
 	"github.com/troupe-dev/troupe/internal/actorhost"
 	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/component"
 	"github.com/troupe-dev/troupe/internal/kubeenv"
+	"github.com/troupe-dev/troupe/internal/textutil"
 )
 
 // maxMessage bounds what the host writes into a condition message and
 // status.lastError (the CRD allows 4096 bytes for the latter).
 const maxMessage = 4000
+
+// maxEventNote is the most an Event's note may hold: the API server refuses
+// an events.k8s.io Event with a longer one, and client-go's recorder does
+// not cut it.
+const maxEventNote = 1024
+
+// componentRecheck is how often a run waiting for its component's
+// ConfigMap fetches again even though its watch said nothing (a watch the
+// host may not make, or one that fails).
+const componentRecheck = 30 * time.Second
 
 // runActor is the life of one run: fetch the component, resolve the env,
 // compile, start (init), then wait until the actor ends or the run is
@@ -39,17 +52,17 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 		v.ready = &readyCond{status: metav1.ConditionFalse, reason: v1alpha1.ReasonStarting, message: "fetching the component"}
 	})
 
+	if r.recordErr != nil {
+		h.failStart(r, a, nil, v1alpha1.ReasonHostError, r.recordErr.Error())
+		return
+	}
 	cfg, err := actorConfig(a)
 	if err != nil {
 		h.failStart(r, a, nil, v1alpha1.ReasonInvalidSpec, err.Error())
 		return
 	}
-	mod, err := h.fetch(ctx, r.key, a)
-	if ctx.Err() != nil {
-		return
-	}
-	if err != nil {
-		h.failStart(r, a, nil, v1alpha1.ReasonComponentError, err.Error())
+	mod := h.waitComponent(ctx, r, a)
+	if mod == nil {
 		return
 	}
 	log.V(1).Info("fetched the component", "module", mod.Digest, "source", mod.Source, "resolved", mod.Resolved, "cached", mod.Cached)
@@ -69,14 +82,14 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 	}
 	link, moved, err := continuation(r.dir, a.Status.Chain, time.Now())
 	if err != nil {
-		h.failStart(r, a, env, string(actorhost.ReasonHostError), err.Error())
+		h.failStart(r, a, env, v1alpha1.ReasonHostError, err.Error())
 		return
 	}
 	if moved != "" {
 		msg := fmt.Sprintf("the chain on this node does not contain the head in status (%s); kept it as %s and started a new segment linked to that head",
 			v1alpha1.ShortHead(a.Status.Chain.Head), moved)
 		log.Info(msg)
-		h.event(a, "Normal", "NewChainSegment", "Start", msg)
+		h.event(a, corev1.EventTypeNormal, v1alpha1.EventNewChainSegment, "Start", msg)
 	}
 	// Where the chain stands before the start, when that is known without
 	// reading it: the appends metric then counts the start's own events.
@@ -93,7 +106,7 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 	actor, err := h.engine.Start(ctx, cfg)
 	if actor == nil {
 		if ctx.Err() == nil {
-			h.failStart(r, a, env, string(actorhost.ReasonHostError), err.Error())
+			h.failStart(r, a, env, v1alpha1.ReasonHostError, err.Error())
 		}
 		return
 	}
@@ -105,7 +118,7 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 		_, r.lastLength = actor.Head()
 	}
 	r.mu.Unlock()
-	h.metrics.calls.WithLabelValues("init", resultOf(err)).Inc()
+	h.metrics.calls.WithLabelValues(callInit, resultOf(err)).Inc()
 	if err != nil {
 		if ctx.Err() != nil {
 			h.stopActor(r, actor)
@@ -126,8 +139,10 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 		v.phase = v1alpha1.PhaseRunning
 		v.ready = &readyCond{status: metav1.ConditionTrue, reason: v1alpha1.ReasonRunning, message: msg}
 		v.hasChain, v.head, v.length = true, head.String(), length
+		// The failure it holds is over: the actor runs.
+		v.clearLastError = true
 	})
-	h.event(a, "Normal", "Started", "Start", fmt.Sprintf("%s; started in %s", msg, took.Round(time.Millisecond)))
+	h.event(a, corev1.EventTypeNormal, v1alpha1.EventStarted, "Start", fmt.Sprintf("%s; started in %s", msg, took.Round(time.Millisecond)))
 	log.V(1).Info("actor running", "took", took, "module", mod.Digest, "resolved", mod.Resolved)
 
 	missing := ""
@@ -142,7 +157,7 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 			// a Pod's container keeps the env it started with).
 			m := strings.Join(env.Missing(), "; ")
 			if m != "" && m != missing {
-				h.event(a, "Warning", v1alpha1.ReasonEnvSourceMissing, "ResolveEnv", "the running actor reads unset variables: "+m)
+				h.event(a, corev1.EventTypeWarning, v1alpha1.ReasonEnvSourceMissing, "ResolveEnv", "the running actor reads unset variables: "+m)
 			}
 			missing = m
 		case <-ctx.Done():
@@ -175,10 +190,57 @@ func (h *Host) fetch(ctx context.Context, key types.NamespacedName, a *v1alpha1.
 		h.resolved[key] = resolution{generation: a.Generation, image: a.Spec.Component.Image, resolved: mod.Resolved}
 		h.mu.Unlock()
 		if !strings.Contains(a.Spec.Component.Image, "@") {
-			h.event(a, "Normal", "Resolved", "Fetch", fmt.Sprintf("image %s resolved to %s", a.Spec.Component.Image, mod.Resolved))
+			h.event(a, corev1.EventTypeNormal, v1alpha1.EventResolved, "Fetch", fmt.Sprintf("image %s resolved to %s", a.Spec.Component.Image, mod.Resolved))
 		}
 	}
 	return mod, nil
+}
+
+// waitComponent fetches the actor's module. While the ConfigMap that
+// spec.component names, or its key, does not exist, it waits as waitEnv
+// does for a missing env source: Ready=False reason ComponentSourceMissing,
+// phase unchanged, and a new fetch as soon as the ConfigMap changes. (A
+// failure instead would start again only after the manager's restart
+// backoff, minutes once it has grown.) Any other fetch error fails the run.
+// It returns nil when the run failed or was stopped.
+func (h *Host) waitComponent(ctx context.Context, r *run, a *v1alpha1.Actor) *component.Module {
+	var watch *kubeenv.Env
+	defer func() {
+		if watch != nil {
+			watch.Close()
+		}
+	}()
+	reported := ""
+	for {
+		mod, err := h.fetch(ctx, r.key, a)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err == nil:
+			return mod
+		case component.KindOf(err) != component.KindSourceMissing || a.Spec.Component.ConfigMap == nil:
+			h.failStart(r, a, nil, v1alpha1.ReasonComponentError, err.Error())
+			return nil
+		case watch == nil:
+			// Watched before fetching again: a ConfigMap created in
+			// between is seen by the fetch or by the watch's first list.
+			watch = h.envs.WatchObject(kubeenv.ObjectKey{Kind: kubeenv.ConfigMap, Namespace: a.Namespace, Name: a.Spec.Component.ConfigMap.Name})
+			continue
+		}
+		if msg := "waiting for the actor's component: " + err.Error(); msg != reported {
+			reported = msg
+			h.report(r, true, func(v *view) {
+				v.ready = &readyCond{status: metav1.ConditionFalse, reason: v1alpha1.ReasonComponentSourceMissing, message: msg}
+			})
+			h.event(a, corev1.EventTypeWarning, v1alpha1.ReasonComponentSourceMissing, "Fetch", msg)
+		}
+		select {
+		case <-watch.Changes():
+		case <-time.After(componentRecheck):
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }
 
 func moduleOrigin(m *component.Module) string {
@@ -201,7 +263,7 @@ func (h *Host) waitEnv(ctx context.Context, r *run, a *v1alpha1.Actor, env *kube
 		h.report(r, true, func(v *view) {
 			v.ready = &readyCond{status: metav1.ConditionFalse, reason: v1alpha1.ReasonEnvSourceMissing, message: msg}
 		})
-		h.event(a, "Warning", v1alpha1.ReasonEnvSourceMissing, "ResolveEnv", msg)
+		h.event(a, corev1.EventTypeWarning, v1alpha1.ReasonEnvSourceMissing, "ResolveEnv", msg)
 	}
 	for {
 		sctx, cancel := context.WithTimeout(ctx, h.cfg.EnvSyncTimeout)
@@ -246,6 +308,7 @@ func (h *Host) stopActor(r *run, actor *actorhost.Actor) {
 	r.setState(stateEnded)
 	head, length := actor.Head()
 	h.countAppends(r, length)
+	h.countTicks(r, actor)
 	h.report(r, false, func(v *view) { v.hasChain, v.head, v.length = true, head.String(), length })
 }
 
@@ -257,17 +320,24 @@ func (h *Host) ended(r *run, a *v1alpha1.Actor, env *kubeenv.Env, actor *actorho
 	if serr := actor.Stop(ctx, "ended"); serr != nil {
 		h.log.Error(serr, "releasing an actor", "actor", r.key)
 	}
+	r.mu.Lock()
+	wasRunning := r.state == stateRunning
+	r.mu.Unlock()
 	r.setState(stateEnded)
 	head, length := actor.Head()
 	h.countAppends(r, length)
+	h.countTicks(r, actor)
 	phase, reason, msg := v1alpha1.PhaseSucceeded, v1alpha1.ReasonShutdown, "the actor called shutdown"
 	if actor.Phase() != actorhost.PhaseSucceeded {
 		phase, reason, msg = v1alpha1.PhaseFailed, readyReason(err), env.Redact(actorMessage(err))
+		if wasRunning {
+			// Once init returned, the engine calls nothing but tick: a
+			// running actor fails in one (its ok ticks are counted above).
+			h.metrics.calls.WithLabelValues(callTick, reason).Inc()
+		}
 	}
-	msg = truncate(msg)
-	if werr := writeRunRecord(r.dir, runRecord{Epoch: r.epoch, Generation: r.generation, Phase: string(phase), Reason: reason}); werr != nil {
-		h.log.Error(werr, "recording how the run ended", "actor", r.key)
-	}
+	msg = textutil.Truncate(msg, maxMessage)
+	h.recordEnd(r, phase, reason)
 	h.report(r, true, func(v *view) {
 		v.phase = phase
 		v.ready = &readyCond{status: metav1.ConditionFalse, reason: reason, message: msg}
@@ -277,10 +347,30 @@ func (h *Host) ended(r *run, a *v1alpha1.Actor, env *kubeenv.Env, actor *actorho
 		}
 	})
 	if phase == v1alpha1.PhaseFailed {
-		h.event(a, "Warning", v1alpha1.EventFailed, "Run", reason+": "+msg)
+		h.failedEvent(a, "Run", reason, msg)
 	} else {
-		h.event(a, "Normal", reason, "Run", msg)
+		h.event(a, corev1.EventTypeNormal, reason, "Run", msg)
 	}
+}
+
+// recordEnd remembers in the actor's directory that this run ended, unless
+// the record there could not be read: a file this host does not
+// understand is left for the operator, never overwritten.
+func (h *Host) recordEnd(r *run, phase v1alpha1.Phase, reason string) {
+	if r.recordErr != nil {
+		return
+	}
+	rec := actordir.RunRecord{Epoch: r.epoch, Generation: r.generation, Phase: string(phase), Reason: reason}
+	if err := actordir.WriteRunRecord(r.dir, rec); err != nil {
+		h.log.Error(err, "recording how the run ended", "actor", r.key)
+	}
+}
+
+// failedEvent records the one Warning Event of a failure (the manager
+// records none of its own): reason Failed, the Ready reason and message
+// as the note.
+func (h *Host) failedEvent(a *v1alpha1.Actor, action, reason, msg string) {
+	h.event(a, corev1.EventTypeWarning, v1alpha1.EventFailed, action, reason+": "+msg)
 }
 
 // failStart reports a run that could not start: Failed with reason.
@@ -288,18 +378,16 @@ func (h *Host) failStart(r *run, a *v1alpha1.Actor, env *kubeenv.Env, reason, ms
 	if env != nil {
 		msg = env.Redact(msg)
 	}
-	msg = truncate(msg)
+	msg = textutil.Truncate(msg, maxMessage)
 	h.metrics.starts.WithLabelValues(reason).Inc()
 	r.setState(stateEnded)
-	if err := writeRunRecord(r.dir, runRecord{Epoch: r.epoch, Generation: r.generation, Phase: string(v1alpha1.PhaseFailed), Reason: reason}); err != nil {
-		h.log.Error(err, "recording how the run ended", "actor", r.key)
-	}
+	h.recordEnd(r, v1alpha1.PhaseFailed, reason)
 	h.report(r, true, func(v *view) {
 		v.phase = v1alpha1.PhaseFailed
 		v.ready = &readyCond{status: metav1.ConditionFalse, reason: reason, message: msg}
 		v.lastError = msg
 	})
-	h.event(a, "Warning", reason, "Start", msg)
+	h.failedEvent(a, "Start", reason, msg)
 	h.log.Info("actor failed to start", "actor", r.key, "epoch", r.epoch, "reason", reason, "message", msg)
 }
 
@@ -317,8 +405,29 @@ func (h *Host) countAppends(r *run, length uint64) {
 	r.mu.Unlock()
 }
 
+// Values of troupe_host_calls_total's export label: the calls into an
+// actor's exports the host has the engine make.
+const (
+	callInit = "init"
+	callTick = "tick"
+)
+
+// countTicks adds the actor's ok tick calls since the last look to the
+// calls metric. The engine counts them; the host looks when it polls heads
+// and when the run ends, so the metric is at most one poll late.
+func (h *Host) countTicks(r *run, actor *actorhost.Actor) {
+	n := actor.Ticks()
+	r.mu.Lock()
+	if n > r.lastTicks {
+		h.metrics.calls.WithLabelValues(callTick, "ok").Add(float64(n - r.lastTicks))
+		r.lastTicks = n
+	}
+	r.mu.Unlock()
+}
+
 // pollHeads publishes the chain heads of running actors, at most once per
-// status interval each (the publisher coalesces), and counts appends.
+// status interval each (the publisher coalesces), and counts appends and
+// ticks.
 func (h *Host) pollHeads(ctx context.Context) {
 	t := time.NewTicker(max(h.cfg.StatusInterval/2, 10*time.Millisecond))
 	defer t.Stop()
@@ -341,6 +450,7 @@ func (h *Host) pollHeads(ctx context.Context) {
 			if actor == nil || !running {
 				continue
 			}
+			h.countTicks(r, actor)
 			head, length := actor.Head()
 			if length == last {
 				continue
@@ -351,24 +461,33 @@ func (h *Host) pollHeads(ctx context.Context) {
 	}
 }
 
-// readyReason is the Ready condition's reason for an actor's failure.
+// readyReasons names each engine failure in the Ready condition.
+var readyReasons = map[actorhost.Reason]string{
+	actorhost.ReasonInvalidModule: v1alpha1.ReasonComponentError,
+	actorhost.ReasonMissingExport: v1alpha1.ReasonComponentError,
+	actorhost.ReasonMemoryLimit:   v1alpha1.ReasonMemoryLimit,
+	actorhost.ReasonTimeout:       v1alpha1.ReasonCallTimeout,
+	actorhost.ReasonTrap:          v1alpha1.ReasonTrapped,
+	actorhost.ReasonExit:          v1alpha1.ReasonExited,
+	actorhost.ReasonABI:           v1alpha1.ReasonABIViolation,
+	actorhost.ReasonInitFailed:    v1alpha1.ReasonInitFailed,
+	actorhost.ReasonTickFailed:    v1alpha1.ReasonTickFailed,
+	actorhost.ReasonHostError:     v1alpha1.ReasonHostError,
+	actorhost.ReasonCanceled:      v1alpha1.ReasonCanceled,
+}
+
+// readyReason is the Ready condition's reason for an actor's failure; an
+// error the engine did not classify is the host's, and a reason the engine
+// gained since readyReasons was written goes by its own (CamelCase) name.
 func readyReason(err error) string {
-	switch r := actorhost.ReasonOf(err); r {
-	case actorhost.ReasonInvalidModule, actorhost.ReasonMissingExport:
-		return v1alpha1.ReasonComponentError
-	case actorhost.ReasonTrap:
-		return v1alpha1.ReasonTrapped
-	case actorhost.ReasonTimeout:
-		return v1alpha1.ReasonCallTimeout
-	case actorhost.ReasonInitFailed:
-		return v1alpha1.ReasonInitFailed
-	case actorhost.ReasonTickFailed:
-		return string(actorhost.ReasonTickFailed)
-	case "":
-		return string(actorhost.ReasonHostError)
-	default:
-		return string(r)
+	r := actorhost.ReasonOf(err)
+	if name, ok := readyReasons[r]; ok {
+		return name
 	}
+	if r == "" {
+		return v1alpha1.ReasonHostError
+	}
+	return string(r)
 }
 
 func resultOf(err error) string {
@@ -393,20 +512,10 @@ func actorMessage(err error) string {
 	return err.Error()
 }
 
-func truncate(s string) string {
-	if len(s) <= maxMessage {
-		return s
-	}
-	cut := maxMessage
-	for cut > 0 && s[cut]&0xc0 == 0x80 {
-		cut--
-	}
-	return s[:cut] + "…"
-}
-
-// event records a Kubernetes Event on the Actor; notes are the host's own
-// words and never hold a value read from a Secret.
+// event records a Kubernetes Event on the Actor, its note cut to what the
+// API server accepts; notes are the host's own words and never hold a
+// value read from a Secret.
 func (h *Host) event(a *v1alpha1.Actor, eventType, reason, action, note string) {
 	var related runtime.Object
-	h.events.Eventf(a, related, eventType, reason, action, "%s", truncate(note))
+	h.events.Eventf(a, related, eventType, reason, action, "%s", textutil.Truncate(note, maxEventNote))
 }

@@ -30,8 +30,10 @@ type view struct {
 	hasChain bool
 	head     string
 	length   uint64
-	// lastError is written when set.
-	lastError string
+	// lastError is written when set; clearLastError empties it (the actor
+	// runs again).
+	lastError      string
+	clearLastError bool
 }
 
 type readyCond struct {
@@ -352,8 +354,11 @@ func (v *view) apply(st *v1alpha1.ActorStatus, now time.Time) {
 		st.Chain = &v1alpha1.ChainStatus{Head: v.head, HeadShort: v1alpha1.ShortHead(v.head),
 			Length: int64(v.length), UpdatedAt: &metav1.Time{Time: now}}
 	}
-	if v.lastError != "" {
+	switch {
+	case v.lastError != "":
 		st.LastError = v.lastError
+	case v.clearLastError:
+		st.LastError = ""
 	}
 }
 

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/actorhost"
 )
 
 // A lifecycle write queued behind many head writes is made next, not
@@ -93,5 +95,38 @@ func TestPublisherLifecycleWritesGoFirst(t *testing.T) {
 	}
 	if a.Status.Phase != v1alpha1.PhaseRunning {
 		t.Fatalf("phase %q, want Running", a.Status.Phase)
+	}
+}
+
+// TestReadyReasons: every failure the engine classifies gets a Ready
+// reason named in api/v1alpha1; one it does not classify is the host's.
+func TestReadyReasons(t *testing.T) {
+	tests := map[string]struct {
+		err  error
+		want string
+	}{
+		"invalid module": {err: &actorhost.ActorError{Reason: actorhost.ReasonInvalidModule}, want: v1alpha1.ReasonComponentError},
+		"missing export": {err: &actorhost.ActorError{Reason: actorhost.ReasonMissingExport}, want: v1alpha1.ReasonComponentError},
+		"memory limit":   {err: &actorhost.ActorError{Reason: actorhost.ReasonMemoryLimit}, want: v1alpha1.ReasonMemoryLimit},
+		"timeout":        {err: &actorhost.ActorError{Reason: actorhost.ReasonTimeout}, want: v1alpha1.ReasonCallTimeout},
+		"trap":           {err: &actorhost.ActorError{Reason: actorhost.ReasonTrap}, want: v1alpha1.ReasonTrapped},
+		"exit":           {err: &actorhost.ActorError{Reason: actorhost.ReasonExit}, want: v1alpha1.ReasonExited},
+		"abi":            {err: &actorhost.ActorError{Reason: actorhost.ReasonABI}, want: v1alpha1.ReasonABIViolation},
+		"init failed":    {err: &actorhost.ActorError{Reason: actorhost.ReasonInitFailed}, want: v1alpha1.ReasonInitFailed},
+		"tick failed":    {err: &actorhost.ActorError{Reason: actorhost.ReasonTickFailed}, want: v1alpha1.ReasonTickFailed},
+		"host error":     {err: &actorhost.ActorError{Reason: actorhost.ReasonHostError}, want: v1alpha1.ReasonHostError},
+		"canceled":       {err: &actorhost.ActorError{Reason: actorhost.ReasonCanceled}, want: v1alpha1.ReasonCanceled},
+		"unclassified":   {err: errors.New("disk full"), want: v1alpha1.ReasonHostError},
+		"a newer reason": {err: &actorhost.ActorError{Reason: "SomethingNew"}, want: "SomethingNew"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := readyReason(tc.err); got != tc.want {
+				t.Fatalf("readyReason = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	if len(readyReasons) != len(tests)-2 {
+		t.Fatalf("readyReasons maps %d engine reasons; the table tests %d", len(readyReasons), len(tests)-2)
 	}
 }

@@ -45,9 +45,7 @@ func lastEvent(t *testing.T, path string) chain.Event {
 func (s *suite) testSuspend(t *testing.T) {
 	g := NewWithT(t)
 	h := s.startHost(t)
-	h.create("napper", v1alpha1.ActorSpec{Component: *h.wasmConfigMap("napper-wasm", testdata(t, "ok.wasm"))})
-	h.assign("napper", h.pod, 1)
-	h.waitReason("napper", v1alpha1.ReasonRunning, 20*time.Second)
+	h.run("napper", h.okSpec("napper"), 20*time.Second)
 	running := h.get("napper").Status.Chain.Head
 
 	// suspend: true on an actor still assigned here: stop, flush, and

@@ -38,6 +38,7 @@ func TestKubeEnv(t *testing.T) {
 	t.Run("FollowsChanges", func(t *testing.T) { testFollowsChanges(t, setup) })
 	t.Run("Missing", func(t *testing.T) { testMissing(t, setup) })
 	t.Run("WatchesOnlyReferenced", func(t *testing.T) { testWatchesOnlyReferenced(t, setup) })
+	t.Run("WatchObject", func(t *testing.T) { testWatchObject(t, setup) })
 }
 
 type setupFunc func(t *testing.T) (*Watcher, string, kubernetes.Interface)

@@ -1,8 +1,6 @@
 package runtimehandler
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -72,90 +70,5 @@ func TestNewActorValidates(t *testing.T) {
 	}
 	if _, ok := a.env.LookupEnv("PATH"); ok {
 		t.Fatal("an actor without Env sees the host's PATH")
-	}
-}
-
-func TestParseEnvAssignments(t *testing.T) {
-	tests := map[string]struct {
-		in      []string
-		want    MapEnv
-		wantErr string
-	}{
-		"none":         {in: nil, want: MapEnv{}},
-		"simple":       {in: []string{"A=1", "B=two words"}, want: MapEnv{"A": {Value: "1"}, "B": {Value: "two words"}}},
-		"empty value":  {in: []string{"A="}, want: MapEnv{"A": {Value: ""}}},
-		"equals kept":  {in: []string{"URL=a=b=c"}, want: MapEnv{"URL": {Value: "a=b=c"}}},
-		"later wins":   {in: []string{"A=1", "A=2"}, want: MapEnv{"A": {Value: "2"}}},
-		"no equals":    {in: []string{"A"}, wantErr: `env assignment "A": want NAME=VALUE`},
-		"empty name":   {in: []string{"=1"}, wantErr: "env name is empty"},
-		"NUL in name":  {in: []string{"A\x00B=1"}, wantErr: "contains '=' or NUL"},
-		"invalid UTF8": {in: []string{"A\xff=1"}, wantErr: "not valid UTF-8"},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			got, err := ParseEnvAssignments(tc.in, false)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err %v, want %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != len(tc.want) {
-				t.Fatalf("got %v, want %v", got, tc.want)
-			}
-			for k, v := range tc.want {
-				if got[k] != v {
-					t.Fatalf("%s = %+v, want %+v", k, got[k], v)
-				}
-			}
-		})
-	}
-	secret, err := ParseEnvAssignments([]string{"TOKEN=abc"}, true)
-	if err != nil || !secret["TOKEN"].Secret {
-		t.Fatalf("secret flag not kept: %v %v", secret, err)
-	}
-}
-
-func TestReadEnvFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "actor.env")
-	content := "# comment\n\nGREETING=hello world\nexport FLAG=on\nQUOTED=\"with spaces\"\nSINGLE='x'\nHALF=\"open\nURL=a=b\n  SPACED = v\r\n"
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	got, err := ReadEnvFile(path, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{
-		"GREETING": "hello world", "FLAG": "on", "QUOTED": "with spaces", "SINGLE": "x",
-		"HALF": `"open`, "URL": "a=b", "SPACED": " v",
-	}
-	if len(got) != len(want) {
-		t.Fatalf("got %v", got)
-	}
-	for k, v := range want {
-		if got[k].Value != v || !got[k].Secret {
-			t.Fatalf("%s = %+v, want %q (secret)", k, got[k], v)
-		}
-	}
-	bad := filepath.Join(t.TempDir(), "bad.env")
-	if err := os.WriteFile(bad, []byte("OK=1\nnot an assignment\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ReadEnvFile(bad, false); err == nil || !strings.Contains(err.Error(), "bad.env:2: want NAME=VALUE") {
-		t.Fatalf("got %v", err)
-	}
-	if _, err := ReadEnvFile(filepath.Join(t.TempDir(), "missing"), false); err == nil {
-		t.Fatal("missing file read")
-	}
-}
-
-func TestMergeEnv(t *testing.T) {
-	got := MergeEnv(MapEnv{"A": {Value: "1"}, "B": {Value: "b"}}, MapEnv{"A": {Value: "2", Secret: true}})
-	if got["A"] != (EnvValue{Value: "2", Secret: true}) || got["B"].Value != "b" || len(got) != 2 {
-		t.Fatalf("got %v", got)
 	}
 }

@@ -1,10 +1,8 @@
 package runtimehandler
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"unicode/utf8"
 )
@@ -12,8 +10,9 @@ import (
 // EnvValue is the value of a declared variable.
 type EnvValue struct {
 	Value string
-	// Secret marks a value from a secret source (a Kubernetes Secret, a
-	// --env-secret flag): the chain records only that it was redacted.
+	// Secret marks a value from a secret source (a Kubernetes Secret, or
+	// what `troupe run` is given for a variable its Actor YAML reads from
+	// one): the chain records only that it was redacted.
 	Secret bool
 }
 
@@ -47,73 +46,4 @@ func ValidateEnvName(name string) error {
 		return fmt.Errorf("env name %q contains '=' or NUL, which names may not", name)
 	}
 	return nil
-}
-
-// ParseEnvAssignments turns NAME=VALUE strings (the --env flags of
-// `troupe run`) into a MapEnv; secret marks every value as secret. A later
-// assignment to the same name wins, as in a shell.
-func ParseEnvAssignments(assignments []string, secret bool) (MapEnv, error) {
-	m := MapEnv{}
-	for _, kv := range assignments {
-		name, value, ok := strings.Cut(kv, "=")
-		if !ok {
-			return nil, fmt.Errorf("env assignment %q: want NAME=VALUE", kv)
-		}
-		if err := ValidateEnvName(name); err != nil {
-			return nil, fmt.Errorf("env assignment %q: %w", kv, err)
-		}
-		m[name] = EnvValue{Value: value, Secret: secret}
-	}
-	return m, nil
-}
-
-// ReadEnvFile reads a file of NAME=VALUE lines (the --env-file flag): blank
-// lines and lines starting with '#' are skipped, an optional "export "
-// prefix is dropped, and a value wrapped in one pair of matching single or
-// double quotes loses them; nothing else is interpreted (no escapes, no
-// variable expansion).
-func ReadEnvFile(path string, secret bool) (MapEnv, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading env file: %w", err)
-	}
-	defer f.Close()
-	m := MapEnv{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" || strings.HasPrefix(text, "#") {
-			continue
-		}
-		text = strings.TrimPrefix(text, "export ")
-		name, value, ok := strings.Cut(text, "=")
-		if !ok {
-			return nil, fmt.Errorf("env file %s:%d: want NAME=VALUE", path, line)
-		}
-		name = strings.TrimSpace(name)
-		if err := ValidateEnvName(name); err != nil {
-			return nil, fmt.Errorf("env file %s:%d: %w", path, line, err)
-		}
-		if n := len(value); n >= 2 && (value[0] == '"' || value[0] == '\'') && value[n-1] == value[0] {
-			value = value[1 : n-1]
-		}
-		m[name] = EnvValue{Value: value, Secret: secret}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading env file %s: %w", path, err)
-	}
-	return m, nil
-}
-
-// MergeEnv returns one MapEnv holding every variable of the given maps; a
-// later map wins on a name both declare.
-func MergeEnv(maps ...MapEnv) MapEnv {
-	out := MapEnv{}
-	for _, m := range maps {
-		for k, v := range m {
-			out[k] = v
-		}
-	}
-	return out
 }

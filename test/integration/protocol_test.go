@@ -235,7 +235,7 @@ func checkOwnership(t *testing.T, table []ownershipRow, object string, obj any, 
 			// The test's own client writes spec and metadata; nobody but
 			// the two binaries may write status.
 			if e.Subresource == "status" {
-				t.Errorf("%s at resourceVersion %s: %q wrote the status (fields %s)", object, rv, e.Manager, e.FieldsV1.Raw)
+				t.Errorf("%s at resourceVersion %s: %q wrote the status (fields %s)", object, rv, e.Manager, e.FieldsV1.GetRawString())
 			}
 			continue
 		}
@@ -279,7 +279,7 @@ func fieldPaths(writer string, f *metav1.FieldsV1) ([]ownedPath, error) {
 		return nil, nil
 	}
 	var set map[string]any
-	if err := json.Unmarshal(f.Raw, &set); err != nil {
+	if err := json.Unmarshal(f.GetRawBytes(), &set); err != nil {
 		return nil, err
 	}
 	var out []ownedPath
@@ -378,7 +378,7 @@ func valueAt(doc map[string]any, path string) string {
 func TestOwnershipNotation(t *testing.T) {
 	raw := `{"f:metadata":{"f:labels":{".":{},"f:theater.troupe.dev/assigned-host":{}},"f:finalizers":{".":{},"v:\"theater.troupe.dev/chain-flush\"":{}}},` +
 		`"f:status":{".":{},"f:phase":{},"f:conditions":{".":{},"k:{\"type\":\"Ready\"}":{".":{},"f:reason":{}}},"f:chain":{"f:head":{}}}}`
-	got, err := fieldPaths("w", &metav1.FieldsV1{Raw: []byte(raw)})
+	got, err := fieldPaths("w", metav1.NewFieldsV1(raw))
 	if err != nil {
 		t.Fatal(err)
 	}

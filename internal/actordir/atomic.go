@@ -1,0 +1,45 @@
+package actordir
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// writeFileAtomic replaces dir/name with data so that a crash leaves either
+// the old file or the new one: a temporary file in the same directory,
+// fsync, rename over the old, fsync of the directory.
+func writeFileAtomic(dir, name string, data []byte) (err error) {
+	tmp, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("saving %s: %w", name, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("saving %s: %w", name, err)
+	}
+	if err = tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("saving %s: fsync: %w", name, err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("saving %s: %w", name, err)
+	}
+	if err = os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
+		return fmt.Errorf("saving %s: %w", name, err)
+	}
+	if d, derr := os.Open(dir); derr == nil {
+		// The rename is durable only once the directory entry is.
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return fmt.Errorf("saving %s: fsync of %s: %w", name, dir, err)
+		}
+	}
+	return nil
+}

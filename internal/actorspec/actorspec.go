@@ -1,0 +1,135 @@
+package actorspec
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/actorhost"
+	"github.com/troupe-dev/troupe/internal/runtimehandler"
+)
+
+// configPath is the field path of the runtime handler's config in errors.
+var configPath = "spec.handlers[" + string(v1alpha1.HandlerRuntime) + "].config"
+
+// EngineConfig returns the engine settings a's spec asks for: the name and
+// namespace, the runtime handler's limits, the memory cap, the call
+// deadline, the tick interval and the initial state. The caller adds the
+// rest (the actor's id, component, directory, env, logger). The spec's
+// defaults are applied to a copy first, as the API server does, so a spec
+// read from a file means the same here as in a cluster.
+//
+// It checks what decides these settings (handler types, the handler's
+// config and its merge with spec.limits) and nothing else: the rest of the
+// spec is admission's to validate (v1alpha1.Actor.Validate without an API
+// server). Every error names the field it comes from.
+func EngineConfig(a *v1alpha1.Actor) (actorhost.ActorConfig, error) {
+	spec := a.Spec.DeepCopy()
+	spec.Default()
+	for i, h := range spec.Handlers {
+		if h.Type != v1alpha1.HandlerRuntime {
+			return actorhost.ActorConfig{}, fmt.Errorf("spec.handlers[%d].type: unknown handler type %q (known: %s)", i, h.Type, v1alpha1.HandlerRuntime)
+		}
+	}
+	handler, err := HandlerConfig(spec)
+	if err != nil {
+		return actorhost.ActorConfig{}, err
+	}
+	l := spec.Limits
+	if l.MaxMemoryPages <= 0 { // would wrap to a huge uint32
+		return actorhost.ActorConfig{}, fmt.Errorf("spec.limits.maxMemoryPages is %d: must be at least 1", l.MaxMemoryPages)
+	}
+	if l.CallTimeoutDuration() < 0 {
+		return actorhost.ActorConfig{}, fmt.Errorf("spec.limits.callTimeout is %s: must be positive", l.CallTimeoutDuration())
+	}
+	cfg := actorhost.ActorConfig{
+		Name:        a.ManifestName(),
+		Namespace:   a.Namespace,
+		Handler:     handler,
+		MemoryPages: uint32(l.MaxMemoryPages),
+		CallTimeout: l.CallTimeoutDuration(),
+		// Only actors that export tick are ticked, whatever this says.
+		TickInterval: spec.TickIntervalDuration(),
+	}
+	if spec.InitialState != "" {
+		cfg.InitialState = []byte(spec.InitialState)
+	}
+	return cfg, nil
+}
+
+// limitKeys are the runtime handler's config keys that spec.limits sets
+// too, under the same names.
+var limitKeys = []struct {
+	key   string
+	limit func(*v1alpha1.Limits) int32
+	field func(*runtimehandler.Config) *int
+}{
+	{"maxLogBytes", func(l *v1alpha1.Limits) int32 { return l.MaxLogBytes }, func(c *runtimehandler.Config) *int { return &c.MaxLogBytes }},
+	{"maxEventBytes", func(l *v1alpha1.Limits) int32 { return l.MaxEventBytes }, func(c *runtimehandler.Config) *int { return &c.MaxEventBytes }},
+	{"maxMetricNames", func(l *v1alpha1.Limits) int32 { return l.MaxMetricNames }, func(c *runtimehandler.Config) *int { return &c.MaxMetricNames }},
+}
+
+// HandlerConfig returns the runtime handler's limits for a defaulted spec
+// (v1alpha1.ActorSpec.Default). The rule, where spec.limits and the
+// handler's config both set a limit: a key present in
+// spec.handlers[runtime].config wins, so config can raise a limit above
+// spec.limits' default as well as lower it; a key config leaves out takes
+// spec.limits' value. Keys only config has (maxEventTypeBytes) take their
+// default when absent.
+func HandlerConfig(spec *v1alpha1.ActorSpec) (runtimehandler.Config, error) {
+	var raw []byte
+	if h, ok := spec.Handler(v1alpha1.HandlerRuntime); ok && h.Config != nil {
+		raw = h.Config.Raw
+	}
+	cfg, err := runtimehandler.ParseConfig(raw)
+	if err != nil {
+		return runtimehandler.Config{}, configError(raw, err)
+	}
+	var present map[string]json.RawMessage
+	_ = json.Unmarshal(raw, &present) // ParseConfig accepted it: an object, null or nothing
+	for _, k := range limitKeys {
+		if hasKey(present, k.key) {
+			continue
+		}
+		*k.field(&cfg) = int(k.limit(&spec.Limits))
+		// cfg was valid before this key changed: an error is this key's.
+		if err := cfg.Validate(); err != nil {
+			return runtimehandler.Config{}, fmt.Errorf("spec.limits.%s: %w", k.key, err)
+		}
+	}
+	return cfg, nil
+}
+
+// hasKey reports whether obj has key, matched as ParseConfig matches keys
+// (encoding/json: case-insensitively), so that a key ParseConfig took is
+// never overridden by spec.limits.
+func hasKey(obj map[string]json.RawMessage, key string) bool {
+	for k := range obj {
+		if strings.EqualFold(k, key) {
+			return true
+		}
+	}
+	return false
+}
+
+// configError names the config key ParseConfig refused, when one key alone
+// is refused, by parsing the keys one at a time.
+func configError(raw []byte, err error) error {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(raw, &obj) == nil {
+		keys := make([]string, 0, len(obj))
+		for k := range obj {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			one, _ := json.Marshal(map[string]json.RawMessage{k: obj[k]})
+			if _, kerr := runtimehandler.ParseConfig(one); kerr != nil {
+				return fmt.Errorf("%s.%s: %w", configPath, k, kerr)
+			}
+		}
+	}
+	return fmt.Errorf("%s: %w", configPath, err)
+}

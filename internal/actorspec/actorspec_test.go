@@ -1,0 +1,199 @@
+package actorspec
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/runtimehandler"
+)
+
+// withConfig is a spec whose runtime handler has the given config (JSON).
+func withConfig(config string, limits v1alpha1.Limits) v1alpha1.ActorSpec {
+	return v1alpha1.ActorSpec{
+		Handlers: []v1alpha1.Handler{{Type: v1alpha1.HandlerRuntime, Config: &apiextensionsv1.JSON{Raw: []byte(config)}}},
+		Limits:   limits,
+	}
+}
+
+// defaults is the handler's config for a spec that sets nothing: the
+// handler's own defaults, which spec.limits' defaults equal.
+var defaults = runtimehandler.DefaultConfig()
+
+// with returns defaults changed by set.
+func with(set func(c *runtimehandler.Config)) runtimehandler.Config {
+	c := defaults
+	set(&c)
+	return c
+}
+
+func TestHandlerConfigMergeRule(t *testing.T) {
+	tests := map[string]struct {
+		spec v1alpha1.ActorSpec
+		want runtimehandler.Config
+	}{
+		"nothing set: the defaults": {
+			spec: v1alpha1.ActorSpec{},
+			want: defaults,
+		},
+		"empty config, null config": {
+			spec: withConfig(`null`, v1alpha1.Limits{}),
+			want: defaults,
+		},
+		"config raises a limit above spec.limits' default": {
+			spec: withConfig(`{"maxMetricNames": 10000}`, v1alpha1.Limits{}),
+			want: with(func(c *runtimehandler.Config) { c.MaxMetricNames = 10000 }),
+		},
+		"config raises a limit above an explicit spec.limits value": {
+			spec: withConfig(`{"maxLogBytes": 5000}`, v1alpha1.Limits{MaxLogBytes: 100}),
+			want: with(func(c *runtimehandler.Config) { c.MaxLogBytes = 5000 }),
+		},
+		"config lowers a limit below spec.limits": {
+			spec: withConfig(`{"maxLogBytes": 100, "maxEventBytes": 10}`, v1alpha1.Limits{MaxLogBytes: 5000, MaxEventBytes: 777}),
+			want: with(func(c *runtimehandler.Config) { c.MaxLogBytes, c.MaxEventBytes = 100, 10 }),
+		},
+		"keys config leaves out take spec.limits": {
+			spec: withConfig(`{"maxLogBytes": 100}`, v1alpha1.Limits{MaxEventBytes: 777, MaxMetricNames: 20}),
+			want: with(func(c *runtimehandler.Config) { c.MaxLogBytes, c.MaxEventBytes, c.MaxMetricNames = 100, 777, 20 }),
+		},
+		"spec.limits alone, no handlers listed": {
+			spec: v1alpha1.ActorSpec{Limits: v1alpha1.Limits{MaxLogBytes: 4096, MaxEventBytes: 1 << 23, MaxMetricNames: 1}},
+			want: with(func(c *runtimehandler.Config) { c.MaxLogBytes, c.MaxEventBytes, c.MaxMetricNames = 4096, 1<<23, 1 }),
+		},
+		"a key only config has": {
+			spec: withConfig(`{"maxEventTypeBytes": 64}`, v1alpha1.Limits{MaxMetricNames: 7}),
+			want: with(func(c *runtimehandler.Config) { c.MaxEventTypeBytes, c.MaxMetricNames = 64, 7 }),
+		},
+		// ParseConfig matches keys as encoding/json does; a key it took
+		// must not then be overridden by spec.limits.
+		"a key ParseConfig matched case-insensitively is config's": {
+			spec: withConfig(`{"MaxMetricNames": 500}`, v1alpha1.Limits{MaxMetricNames: 20}),
+			want: with(func(c *runtimehandler.Config) { c.MaxMetricNames = 500 }),
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			a := &v1alpha1.Actor{ObjectMeta: metav1.ObjectMeta{Name: "a"}, Spec: tc.spec}
+			cfg, err := EngineConfig(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Handler != tc.want {
+				t.Fatalf("handler config\n got %+v\nwant %+v", cfg.Handler, tc.want)
+			}
+		})
+	}
+}
+
+func TestEngineConfigErrorsNameTheField(t *testing.T) {
+	tests := map[string]struct {
+		spec v1alpha1.ActorSpec
+		want string
+	}{
+		"unknown config key": {
+			spec: withConfig(`{"maxLogBytes": 100, "maxBananas": 1}`, v1alpha1.Limits{}),
+			want: `spec.handlers[runtime].config.maxBananas: runtime handler config: json: unknown field "maxBananas"`,
+		},
+		"config value out of range": {
+			spec: withConfig(`{"maxLogBytes": 0}`, v1alpha1.Limits{}),
+			want: "spec.handlers[runtime].config.maxLogBytes: runtime handler config: maxLogBytes is 0: must be between 1 and 1048576",
+		},
+		"config value above the handler's bound": {
+			spec: withConfig(`{"maxMetricNames": 10001}`, v1alpha1.Limits{}),
+			want: "spec.handlers[runtime].config.maxMetricNames: runtime handler config: maxMetricNames is 10001",
+		},
+		"config value not an integer": {
+			spec: withConfig(`{"maxEventBytes": "1Mi"}`, v1alpha1.Limits{}),
+			want: "spec.handlers[runtime].config.maxEventBytes: ",
+		},
+		"config not an object": {
+			spec: withConfig(`[1]`, v1alpha1.Limits{}),
+			want: "spec.handlers[runtime].config: runtime handler config must be a JSON object",
+		},
+		"spec.limits value out of the handler's range": {
+			spec: withConfig(`{}`, v1alpha1.Limits{MaxLogBytes: 2 << 20}),
+			want: "spec.limits.maxLogBytes: runtime handler config: maxLogBytes is 2097152",
+		},
+		"negative spec.limits value": {
+			spec: v1alpha1.ActorSpec{Limits: v1alpha1.Limits{MaxMetricNames: -1}},
+			want: "spec.limits.maxMetricNames: ",
+		},
+		"a spec.limits value config overrides is not checked": {
+			spec: withConfig(`{"maxLogBytes": 1}`, v1alpha1.Limits{MaxLogBytes: 2 << 20}),
+			want: "",
+		},
+		"unknown handler type": {
+			spec: v1alpha1.ActorSpec{Handlers: []v1alpha1.Handler{{Type: v1alpha1.HandlerRuntime}, {Type: "message-server"}}},
+			want: `spec.handlers[1].type: unknown handler type "message-server" (known: runtime)`,
+		},
+		"negative memory pages": {
+			spec: v1alpha1.ActorSpec{Limits: v1alpha1.Limits{MaxMemoryPages: -1}},
+			want: "spec.limits.maxMemoryPages is -1",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := EngineConfig(&v1alpha1.Actor{Spec: tc.spec})
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.want)):
+				t.Fatalf("err = %v\nwant it to start with %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestEngineConfigSettings(t *testing.T) {
+	tests := map[string]struct {
+		actor v1alpha1.Actor
+		want  engineSettings
+	}{
+		"defaults": {
+			actor: v1alpha1.Actor{ObjectMeta: metav1.ObjectMeta{Name: "obj", Namespace: "ns"}},
+			want: engineSettings{name: "obj", namespace: "ns", pages: uint32(v1alpha1.DefaultMaxMemoryPages),
+				timeout: v1alpha1.DefaultCallTimeout, tick: v1alpha1.DefaultTickInterval},
+		},
+		"everything set": {
+			actor: v1alpha1.Actor{
+				ObjectMeta: metav1.ObjectMeta{Name: "obj", Namespace: "ns"},
+				Spec: v1alpha1.ActorSpec{
+					Name: "manifest-name", InitialState: "seed",
+					TickInterval: &metav1.Duration{Duration: 250 * time.Millisecond},
+					Limits:       v1alpha1.Limits{MaxMemoryPages: 32, CallTimeout: &metav1.Duration{Duration: 2 * time.Second}},
+				},
+			},
+			want: engineSettings{name: "manifest-name", namespace: "ns", pages: 32,
+				timeout: 2 * time.Second, tick: 250 * time.Millisecond, state: "seed", hasState: true},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := EngineConfig(&tc.actor)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := engineSettings{name: cfg.Name, namespace: cfg.Namespace, pages: cfg.MemoryPages,
+				timeout: cfg.CallTimeout, tick: cfg.TickInterval, state: string(cfg.InitialState), hasState: cfg.InitialState != nil}
+			if got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+			if tc.actor.Spec.Handlers != nil || tc.actor.Spec.Limits.MaxLogBytes != 0 {
+				t.Error("EngineConfig defaulted the caller's Actor instead of a copy")
+			}
+		})
+	}
+}
+
+// engineSettings are the comparable fields of an actorhost.ActorConfig.
+type engineSettings struct {
+	name, namespace string
+	pages           uint32
+	timeout, tick   time.Duration
+	state           string
+	hasState        bool
+}
