@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,7 +22,6 @@ import (
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -31,6 +31,7 @@ import (
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/internal/placement"
+	"github.com/troupe-dev/troupe/internal/textutil"
 )
 
 // Defaults of ActorReconciler's knobs.
@@ -64,8 +65,8 @@ const (
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // ActorReconciler places Actors on host pods and follows their life: see
-// docs/operator.md. Create it with its exported fields set, then call
-// SetupWithManager.
+// docs/operator.md. Create it with its exported fields set and give it to
+// NewManager (or, in a manager of one's own, call SetupWithManager).
 type ActorReconciler struct {
 	// Client reads from the manager's cache and writes to the API server.
 	Client client.Client
@@ -87,31 +88,11 @@ type ActorReconciler struct {
 
 	ledger  *ledger
 	monitor *hostMonitor
-	// failedSeen remembers which failed epochs already had their Failed
-	// Event, for actors that won't restart (no status field records it).
-	failedMu   sync.Mutex
-	failedSeen map[types.NamespacedName]failedMark
 	// superseded holds, per Actor, the resourceVersions its last write
 	// moved past: a cached Actor still at one of them is behind the API
 	// server, and acting on it would only end in a conflict.
 	supersededMu sync.Mutex
 	superseded   map[types.NamespacedName][]string
-}
-
-type failedMark struct {
-	uid   types.UID
-	epoch int64
-}
-
-// CacheOptions restricts the manager's cache to what the reconciler reads:
-// host Leases in hostNamespace only (not every Lease in the cluster).
-func CacheOptions(hostNamespace string) cache.Options {
-	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&coordinationv1.Lease{}: {
-			Namespaces: map[string]cache.Config{hostNamespace: {}},
-			Label:      hostLeaseSelector(),
-		},
-	}}
 }
 
 // SetupWithManager registers the reconciler, its index and its watches.
@@ -145,7 +126,6 @@ func (r *ActorReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager
 	}
 	r.ledger = newLedger()
 	r.monitor = newHostMonitor(r.Now)
-	r.failedSeen = map[types.NamespacedName]failedMark{}
 	r.superseded = map[types.NamespacedName][]string{}
 
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.Actor{}, hostPodIndex, indexHostPod); err != nil {
@@ -240,8 +220,14 @@ func (s *scope) requeueAfter(d time.Duration) {
 	}
 }
 
+// event queues an Event, recorded once the changes are written. The note is
+// cut to what the API server accepts as the last step, whatever it wraps;
+// invalid UTF-8 (from a host's report) becomes U+FFFD first, as JSON would
+// make it anyway, so the cut counts the bytes the API server will count.
 func (s *scope) event(eventType, reason, action, format string, args ...any) {
-	s.events = append(s.events, pendingEvent{eventType, reason, action, fmt.Sprintf(format, args...)})
+	note := strings.ToValidUTF8(fmt.Sprintf(format, args...), "\uFFFD")
+	note = textutil.Truncate(note, v1alpha1.MaxEventNoteBytes)
+	s.events = append(s.events, pendingEvent{eventType, reason, action, note})
 }
 
 // host returns the host named name, if it has a Lease.
@@ -278,7 +264,6 @@ func (r *ActorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res 
 	if err := r.Client.Get(ctx, req.NamespacedName, actor); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.ledger.forget(req.NamespacedName)
-			r.forgetFailed(req.NamespacedName)
 			r.setSuperseded(req.NamespacedName, nil)
 			return ctrl.Result{}, nil
 		}
@@ -297,10 +282,6 @@ func (r *ActorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res 
 		if err := r.write(ctx, s); err != nil {
 			if s.reserved {
 				r.ledger.set(s.key, s.unreserve)
-			}
-			if len(s.events) > 0 {
-				// The Events were not recorded; let the retry record them.
-				r.forgetFailed(s.key)
 			}
 			retErr = errors.Join(retErr, err)
 		}
@@ -388,7 +369,6 @@ func (r *ActorReconciler) write(ctx context.Context, s *scope) error {
 	released := !a.DeletionTimestamp.IsZero() && !slices.Contains(a.Finalizers, v1alpha1.ChainFlushFinalizer)
 	if released {
 		r.ledger.forget(s.key)
-		r.forgetFailed(s.key)
 		r.setSuperseded(s.key, nil)
 	} else {
 		if !equality.Semantic.DeepEqual(s.orig.Status, a.Status) {
@@ -426,25 +406,6 @@ func syncAssignedLabel(a *v1alpha1.Actor) {
 		}
 		a.Labels[v1alpha1.AssignedHostLabel] = a.Status.HostPod
 	}
-}
-
-func (r *ActorReconciler) forgetFailed(k types.NamespacedName) {
-	r.failedMu.Lock()
-	defer r.failedMu.Unlock()
-	delete(r.failedSeen, k)
-}
-
-// firstFailure reports whether this is the first time the reconciler sees
-// the failure of a's current epoch, and remembers it.
-func (r *ActorReconciler) firstFailure(k types.NamespacedName, a *v1alpha1.Actor) bool {
-	r.failedMu.Lock()
-	defer r.failedMu.Unlock()
-	m := failedMark{uid: a.UID, epoch: a.Status.Epoch}
-	if r.failedSeen[k] == m {
-		return false
-	}
-	r.failedSeen[k] = m
-	return true
 }
 
 func (r *ActorReconciler) setSuperseded(k types.NamespacedName, rvs []string) {

@@ -43,6 +43,10 @@ func TestActorController(t *testing.T) {
 	t.Run("DeleteWaitsForStoppedReport", func(t *testing.T) { testDelete(t, env) })
 	t.Run("DeleteAndSuspendGiveUpAfterFlushTimeout", func(t *testing.T) { testFlushTimeout(t, env) })
 	t.Run("RunsWithTheGeneratedRBAC", func(t *testing.T) { testRBAC(t, env) })
+	t.Run("OneEventPerFact", func(t *testing.T) { testOneEventPerFact(t, env) })
+	t.Run("EventNotesFitTheAPIServer", func(t *testing.T) { testEventNotesOnTheAPIServer(t, env) })
+	t.Run("InvalidSpecIsNotRestarted", func(t *testing.T) { testInvalidSpecNotRestarted(t, env) })
+	t.Run("MissingComponentSourceWaits", func(t *testing.T) { testComponentSourceMissing(t, env) })
 }
 
 func testPlacesAndWaitsForReady(t *testing.T, env *envtestutil.Env) {
@@ -81,16 +85,14 @@ func testPlacesAndWaitsForReady(t *testing.T, env *envtestutil.Env) {
 	// A spec change is the host's to apply: the assignment stays, the
 	// controller's view of the generation follows.
 	h.update("hello", func(a *v1alpha1.Actor) { a.Spec.Description = "says hello" })
-	h.g.Eventually(func(g Gomega) {
-		b, err := h.get("hello")
-		g.Expect(err).NotTo(HaveOccurred())
+	h.eventually("hello", func(g Gomega, b *v1alpha1.Actor) {
 		g.Expect(b.Generation).To(BeEquivalentTo(2))
 		g.Expect(b.Status.ObservedGeneration).To(BeEquivalentTo(2))
 		g.Expect(condition(b, v1alpha1.ConditionScheduled).ObservedGeneration).To(BeEquivalentTo(2))
 		g.Expect(b.Status.Epoch).To(BeEquivalentTo(1))
 		g.Expect(b.Status.ActorID).To(Equal(a.Status.ActorID))
 		g.Expect(b.Status.Phase).To(Equal(v1alpha1.PhaseRunning))
-	}).Should(Succeed())
+	})
 }
 
 func testBalances(t *testing.T, env *envtestutil.Env) {
@@ -261,16 +263,14 @@ func testNodeSelectorAndTaints(t *testing.T, env *envtestutil.Env) {
 		g.Expect(h.placed(n).Status.HostPod).To(BeElementOf("host-gpu", "host-plain"), "%s is on a tainted host", n)
 	}
 	expectNoHost := func(name, why string) {
-		h.g.Eventually(func(g Gomega) {
-			x, err := h.get(name)
-			g.Expect(err).NotTo(HaveOccurred())
+		h.eventually(name, func(g Gomega, x *v1alpha1.Actor) {
 			g.Expect(x.Status.HostPod).To(BeEmpty())
 			g.Expect(x.Status.Phase).To(Equal(v1alpha1.PhasePending))
 			c := condition(x, v1alpha1.ConditionScheduled)
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
 			g.Expect(c.Reason).To(Equal(v1alpha1.ReasonNoHost))
 			g.Expect(c.Message).To(ContainSubstring(why))
-		}).Should(Succeed())
+		})
 	}
 	expectNoHost("batch-intolerant", "1 untolerated taint, 3 node didn't match nodeSelector")
 	expectNoHost("nowhere", "0/4 hosts available: 4 node didn't match nodeSelector")
@@ -294,12 +294,10 @@ func testNodeSelectorAndTaints(t *testing.T, env *envtestutil.Env) {
 	// A spec change the current host no longer fits moves the actor.
 	before := h.placed("gpu")
 	h.update("gpu", selector("zone", "mars"))
-	h.g.Eventually(func(g Gomega) {
-		x, err := h.get("gpu")
-		g.Expect(err).NotTo(HaveOccurred())
+	h.eventually("gpu", func(g Gomega, x *v1alpha1.Actor) {
 		g.Expect(x.Status.HostPod).To(Equal("host-plain"))
 		g.Expect(x.Status.Epoch).To(Equal(before.Status.Epoch + 1))
-	}).Should(Succeed())
+	})
 	h.expectEvent("gpu", v1alpha1.EventMoved, "from host host-gpu", "didn't match nodeSelector")
 }
 
@@ -347,9 +345,7 @@ func testSuspend(t *testing.T, env *envtestutil.Env) {
 	// The host stops it and reports Stopped with the final head: now it is
 	// suspended, with that head.
 	h.report("sleepy", "host-1", a.Status.Epoch, stoppedForSuspend)
-	h.g.Eventually(func(g Gomega) {
-		x, err := h.get("sleepy")
-		g.Expect(err).NotTo(HaveOccurred())
+	h.eventually("sleepy", func(g Gomega, x *v1alpha1.Actor) {
 		g.Expect(x.Status.Phase).To(Equal(v1alpha1.PhaseSuspended))
 		g.Expect(x.Status.HostPod).To(BeEmpty())
 		g.Expect(x.Status.NodeName).To(BeEmpty())
@@ -364,7 +360,7 @@ func testSuspend(t *testing.T, env *envtestutil.Env) {
 		g.Expect(x.Status.Epoch).To(Equal(a.Status.Epoch))
 		g.Expect(x.Status.ActorID).To(Equal(a.Status.ActorID))
 		g.Expect(x.Finalizers).To(ContainElement(v1alpha1.ChainFlushFinalizer), "suspend is not delete")
-	}).Should(Succeed())
+	})
 	h.expectEvent("sleepy", v1alpha1.EventSuspended, "host host-1 stopped the actor and published its final chain head", "length 9")
 
 	// Resuming is a new assignment; the chain head stays the one the next
@@ -379,22 +375,18 @@ func testSuspend(t *testing.T, env *envtestutil.Env) {
 	// (the host runs the new generation itself).
 	h.report("sleepy", "host-1", b.Status.Epoch, running)
 	h.update("sleepy", func(a *v1alpha1.Actor) { a.Spec.Suspend = true })
-	h.g.Eventually(func(g Gomega) {
-		x, err := h.get("sleepy")
-		g.Expect(err).NotTo(HaveOccurred())
+	h.eventually("sleepy", func(g Gomega, x *v1alpha1.Actor) {
 		g.Expect(condition(x, v1alpha1.ConditionScheduled).Reason).To(Equal(v1alpha1.ReasonSuspending))
-	}).Should(Succeed())
+	})
 	h.update("sleepy", func(a *v1alpha1.Actor) { a.Spec.Suspend = false })
-	h.g.Eventually(func(g Gomega) {
-		x, err := h.get("sleepy")
-		g.Expect(err).NotTo(HaveOccurred())
+	h.eventually("sleepy", func(g Gomega, x *v1alpha1.Actor) {
 		sched := condition(x, v1alpha1.ConditionScheduled)
 		g.Expect(sched.Status).To(Equal(metav1.ConditionTrue))
 		g.Expect(sched.Reason).To(Equal(v1alpha1.ReasonAssigned))
 		g.Expect(sched.ObservedGeneration).To(Equal(x.Generation))
 		g.Expect(x.Status.HostPod).To(Equal("host-1"))
 		g.Expect(x.Status.Epoch).To(Equal(b.Status.Epoch))
-	}).Should(Succeed())
+	})
 
 	// Its host dies while it waits: no final head will come, so it is
 	// suspended when the lease runs out, saying so.
@@ -403,31 +395,25 @@ func testSuspend(t *testing.T, env *envtestutil.Env) {
 	st := h.placed("stranded")
 	h.report("stranded", "host-doomed", st.Status.Epoch, running)
 	h.update("stranded", func(a *v1alpha1.Actor) { a.Spec.Suspend = true })
-	h.g.Eventually(func(g Gomega) {
-		x, err := h.get("stranded")
-		g.Expect(err).NotTo(HaveOccurred())
+	h.eventually("stranded", func(g Gomega, x *v1alpha1.Actor) {
 		g.Expect(condition(x, v1alpha1.ConditionScheduled).Reason).To(Equal(v1alpha1.ReasonSuspending))
-	}).Should(Succeed())
+	})
 	doomed.die()
-	h.g.Eventually(func(g Gomega) {
-		x, err := h.get("stranded")
-		g.Expect(err).NotTo(HaveOccurred())
+	h.eventually("stranded", func(g Gomega, x *v1alpha1.Actor) {
 		g.Expect(x.Status.Phase).To(Equal(v1alpha1.PhaseSuspended))
 		g.Expect(x.Status.HostPod).To(BeEmpty())
 		g.Expect(x.Labels).NotTo(HaveKey(v1alpha1.AssignedHostLabel))
 		g.Expect(x.Status.Chain.Head).To(Equal(testHead), "the last head the host reported")
-	}).Should(Succeed())
+	})
 	h.expectEvent("stranded", v1alpha1.EventSuspended, "host host-doomed is gone", "final chain head could not be published", "chain head 3f8a1c2b4d5e")
 
 	// An actor created suspended is never placed.
 	h.actor("born-asleep", func(a *v1alpha1.Actor) { a.Spec.Suspend = true })
-	h.g.Eventually(func(g Gomega) {
-		x, err := h.get("born-asleep")
-		g.Expect(err).NotTo(HaveOccurred())
+	h.eventually("born-asleep", func(g Gomega, x *v1alpha1.Actor) {
 		g.Expect(x.Status.Phase).To(Equal(v1alpha1.PhaseSuspended))
 		g.Expect(x.Status.ActorID).NotTo(BeEmpty())
 		g.Expect(x.Status.Epoch).To(BeZero())
-	}).Should(Succeed())
+	})
 }
 
 func testRestarts(t *testing.T, env *envtestutil.Env) {
@@ -447,6 +433,15 @@ func testRestarts(t *testing.T, env *envtestutil.Env) {
 		t.Helper()
 		failedAt := time.Now()
 		h.report("crashy", "host-1", epoch, failed(v1alpha1.ReasonTrapped, "wasm trap: unreachable"))
+		// While it waits, status says until when.
+		h.eventually("crashy", func(g Gomega, x *v1alpha1.Actor) {
+			if x.Status.Epoch > epoch {
+				return // already restarted: checked below
+			}
+			g.Expect(x.Status.NextRestartTime).NotTo(BeNil())
+			g.Expect(x.Status.NextRestartTime.Time).To(BeTemporally(">=", failedAt.Add(backoff).Truncate(time.Second)))
+			g.Expect(x.Status.NextRestartTime.Time).To(BeTemporally("<=", time.Now().Add(backoff+time.Second)))
+		})
 		var x *v1alpha1.Actor
 		h.g.Eventually(func(g Gomega) {
 			var err error
@@ -462,46 +457,45 @@ func testRestarts(t *testing.T, env *envtestutil.Env) {
 		g.Expect(x.Labels[v1alpha1.AssignedHostLabel]).To(Equal("host-1"))
 		g.Expect(x.Status.Phase).To(Equal(v1alpha1.PhaseScheduled))
 		g.Expect(x.Status.LastRestartTime).NotTo(BeNil())
-		g.Expect(x.Status.LastError).To(Equal("wasm trap: unreachable"), "the last error stays visible")
+		g.Expect(x.Status.LastError).To(Equal("wasm trap: unreachable"), "the last error stays visible until it runs")
+		g.Expect(x.Status.NextRestartTime).To(BeNil(), "no restart pending")
 		g.Expect(condition(x, v1alpha1.ConditionReady).Reason).To(Equal(v1alpha1.ReasonStarting))
 		t.Logf("restart %d came %s after the failure (backoff %s)", wantRestarts, took.Round(10*time.Millisecond), backoff)
 	}
 	restartAfter(1, 1, time.Second)
-	h.expectEvent("crashy", v1alpha1.EventFailed, "host-1", "Trapped: wasm trap: unreachable")
-	h.expectEvent("crashy", v1alpha1.EventRestarting, "restart 1", "epoch 2")
+	// The host records the failure; the manager records what it does.
+	h.expectEvent("crashy", v1alpha1.EventRestarting, "restart 1", "epoch 2", "after its backoff", "it had stopped: wasm trap: unreachable")
 	h.report("crashy", "host-1", 2, running)
 	restartAfter(2, 2, 2*time.Second)
 
 	// While it waits, Ready says why and for how long.
 	h.report("crashy", "host-1", 3, failed(v1alpha1.ReasonCallTimeout, "call ran past 5s"))
-	h.g.Eventually(func(g Gomega) {
-		x, err := h.get("crashy")
-		g.Expect(err).NotTo(HaveOccurred())
+	h.eventually("crashy", func(g Gomega, x *v1alpha1.Actor) {
 		c := condition(x, v1alpha1.ConditionReady)
 		g.Expect(c.Reason).To(Equal(v1alpha1.ReasonBackOff))
 		g.Expect(c.Message).To(ContainSubstring("CallTimeout: call ran past 5s; restarting in 4s"))
-	}).Should(Succeed())
+	})
 
-	// Never: a failure is final, and says so.
+	// Never: a failure is final; the host's report stands.
 	h.report("once", "host-1", 1, failed(v1alpha1.ReasonInitFailed, "init: bad state"))
-	h.expectEvent("once", v1alpha1.EventFailed, "init: bad state", "restartPolicy Never: not restarting")
+	h.settled("once")
 	x, err := h.get("once")
 	NewWithT(t).Expect(err).NotTo(HaveOccurred())
 	NewWithT(t).Expect(x.Status.Epoch).To(BeEquivalentTo(1))
 	NewWithT(t).Expect(x.Status.Phase).To(Equal(v1alpha1.PhaseFailed))
+	NewWithT(t).Expect(x.Status.NextRestartTime).To(BeNil())
+	NewWithT(t).Expect(condition(x, v1alpha1.ConditionReady).Reason).To(Equal(v1alpha1.ReasonInitFailed))
 	// ...until its spec changes: a new spec is a new start. Its live host
 	// restarts it itself; when the new spec sends it elsewhere, the
 	// controller restarts it there at once.
 	h.host("host-2", h.node("n2", map[string]string{"tier": "2"}), 10)
 	h.update("once", func(a *v1alpha1.Actor) { a.Spec.NodeSelector = map[string]string{"tier": "2"} })
-	h.g.Eventually(func(g Gomega) {
-		x, err := h.get("once")
-		g.Expect(err).NotTo(HaveOccurred())
+	h.eventually("once", func(g Gomega, x *v1alpha1.Actor) {
 		g.Expect(x.Status.HostPod).To(Equal("host-2"))
 		g.Expect(x.Status.Epoch).To(BeEquivalentTo(2))
 		g.Expect(x.Status.Restarts).To(BeEquivalentTo(1))
 		g.Expect(x.Status.Phase).To(Equal(v1alpha1.PhaseScheduled))
-	}).Should(Succeed())
+	})
 	h.expectEvent("once", v1alpha1.EventRestarting, "for spec generation 2", "host host-1 can't take it")
 
 	// Always restarts an actor that called shutdown; OnFailure does not
@@ -509,12 +503,10 @@ func testRestarts(t *testing.T, env *envtestutil.Env) {
 	// both).
 	h.report("done", "host-1", 1, succeeded)
 	h.report("daemon", "host-1", 1, succeeded)
-	h.g.Eventually(func(g Gomega) {
-		x, err := h.get("daemon")
-		g.Expect(err).NotTo(HaveOccurred())
+	h.eventually("daemon", func(g Gomega, x *v1alpha1.Actor) {
 		g.Expect(x.Status.Epoch).To(BeEquivalentTo(2))
 		g.Expect(x.Status.Restarts).To(BeEquivalentTo(1))
-	}).Should(Succeed())
+	})
 	h.expectEvent("daemon", v1alpha1.EventRestarting, "restart 1")
 	d, err := h.get("done")
 	NewWithT(t).Expect(err).NotTo(HaveOccurred())
@@ -558,11 +550,9 @@ func testDelete(t *testing.T, env *envtestutil.Env) {
 	o := h.placed("orphan")
 	h.report("orphan", "host-dead", o.Status.Epoch, running)
 	dead.die()
-	h.g.Eventually(func(g Gomega) {
-		x, err := h.get("orphan")
-		g.Expect(err).NotTo(HaveOccurred())
+	h.eventually("orphan", func(g Gomega, x *v1alpha1.Actor) {
 		g.Expect(x.Status.HostPod).To(BeEmpty())
-	}).Should(Succeed())
+	})
 	// Unassigned now (no other host fits): nothing to flush.
 	g.Expect(h.c.Delete(context.Background(), o)).To(Succeed())
 	h.g.Eventually(func() error { _, err := h.get("orphan"); return err }).Should(Satisfy(isNotFound))
@@ -598,13 +588,11 @@ func testFlushTimeout(t *testing.T, env *envtestutil.Env) {
 	h.report("drowsy", "host-mute", d.Status.Epoch, running)
 	suspended := time.Now()
 	h.update("drowsy", func(a *v1alpha1.Actor) { a.Spec.Suspend = true })
-	h.g.Eventually(func(g Gomega) {
-		x, err := h.get("drowsy")
-		g.Expect(err).NotTo(HaveOccurred())
+	h.eventually("drowsy", func(g Gomega, x *v1alpha1.Actor) {
 		g.Expect(x.Status.Phase).To(Equal(v1alpha1.PhaseSuspended))
 		g.Expect(x.Status.HostPod).To(BeEmpty())
 		g.Expect(x.Status.Chain.Head).To(Equal(testHead))
-	}).Should(Succeed())
+	})
 	NewWithT(t).Expect(time.Since(suspended)).To(BeNumerically(">=", time.Second), "suspended before the flush timeout")
 	h.expectEvent("drowsy", v1alpha1.EventSuspended, "host host-mute did not report the actor Stopped within 2s", "final chain head could not be published")
 }

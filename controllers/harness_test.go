@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -16,15 +15,13 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/retry"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/internal/envtestutil"
@@ -49,6 +46,10 @@ type harness struct {
 	ns  string
 	r   *ActorReconciler
 	ctx context.Context
+	// emitted is every Event the reconciler recorded, as it recorded it:
+	// client-go folds repeats into series the API server shows late, so
+	// counting "one Event per fact" needs the calls themselves.
+	emitted *eventLog
 }
 
 type harnessOptions struct {
@@ -62,6 +63,8 @@ type harnessOptions struct {
 	before func(ns string)
 }
 
+// newHarness starts a manager built by NewManager, as cmd/manager's, in a
+// namespace of its own.
 func newHarness(t testing.TB, env *envtestutil.Env, opts harnessOptions) *harness {
 	t.Helper()
 	ns := env.Namespace(t)
@@ -72,21 +75,12 @@ func newHarness(t testing.TB, env *envtestutil.Env, opts harnessOptions) *harnes
 	if opts.config != nil {
 		cfg = opts.config(ns)
 	}
-	cacheOpts := CacheOptions(ns)
-	cacheOpts.DefaultNamespaces = map[string]cache.Config{ns: {}}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        env.Scheme,
-		Cache:                         cacheOpts,
-		Metrics:                       metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress:        "0",
-		Controller:                    ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
-		LeaderElection:                opts.leaderElection,
-		LeaderElectionID:              "troupe-manager.theater.troupe.dev",
-		LeaderElectionNamespace:       ns,
-		LeaderElectionReleaseOnCancel: true,
-	})
-	if err != nil {
-		t.Fatalf("creating the manager: %v", err)
+	mo := env.ManagerOptions(ns)
+	if opts.leaderElection {
+		mo.LeaderElection = true
+		mo.LeaderElectionID = "troupe-manager.theater.troupe.dev"
+		mo.LeaderElectionNamespace = ns
+		mo.LeaderElectionReleaseOnCancel = true
 	}
 	r := &ActorReconciler{
 		HostNamespace: ns,
@@ -95,57 +89,58 @@ func newHarness(t testing.TB, env *envtestutil.Env, opts harnessOptions) *harnes
 	if opts.tune != nil {
 		opts.tune(r)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := r.SetupWithManager(ctx, mgr); err != nil {
-		cancel()
-		t.Fatalf("setting up the reconciler: %v", err)
+	mgr, err := NewManager(t.Context(), cfg, mo, r)
+	if err != nil {
+		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("manager: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("the manager did not stop within 30s")
-		}
-	})
+	emitted := &eventLog{next: r.Recorder}
+	r.Recorder = emitted
+	envtestutil.Run(t, "the manager", mgr, 30*time.Second)
 	g := gomega.NewWithT(t)
 	g.SetDefaultEventuallyTimeout(prompt)
 	g.SetDefaultEventuallyPollingInterval(poll)
-	return &harness{t: t, g: g, env: env, c: env.Client, ns: ns, r: r, ctx: ctx}
+	return &harness{t: t, g: g, env: env, c: env.Client, ns: ns, r: r, ctx: t.Context(), emitted: emitted}
 }
 
-// node creates a Node (cluster-scoped, so named after the namespace).
-func (h *harness) node(name string, labels map[string]string, taints ...corev1.Taint) string {
-	h.t.Helper()
-	n := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: h.ns + "-" + name, Labels: labels},
-		Spec:       corev1.NodeSpec{Taints: taints},
+// eventLog passes Events on to the manager's recorder and remembers them.
+type eventLog struct {
+	next events.EventRecorder
+	mu   sync.Mutex
+	all  []emittedEvent
+}
+
+type emittedEvent struct {
+	name, eventType, reason, note string
+}
+
+func (l *eventLog) Eventf(regarding, related runtime.Object, eventType, reason, action, note string, args ...any) {
+	e := emittedEvent{eventType: eventType, reason: reason, note: fmt.Sprintf(note, args...)}
+	if o, ok := regarding.(client.Object); ok {
+		e.name = o.GetName()
 	}
-	if err := h.c.Create(context.Background(), n); err != nil {
-		h.t.Fatalf("creating node %s: %v", n.Name, err)
-	}
-	h.t.Cleanup(func() { _ = h.c.Delete(context.Background(), n) })
-	// The API server taints a new Node not-ready (TaintNodesByCondition)
-	// until its kubelet reports; there is no kubelet here, so the node
-	// becomes ready by hand, with just the taints asked for.
-	{
-		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-			if err := h.c.Get(context.Background(), client.ObjectKeyFromObject(n), n); err != nil {
-				return err
-			}
-			n.Spec.Taints = taints
-			return h.c.Update(context.Background(), n)
-		})
-		if err != nil {
-			h.t.Fatalf("making node %s ready: %v", n.Name, err)
+	l.mu.Lock()
+	l.all = append(l.all, e)
+	l.mu.Unlock()
+	l.next.Eventf(regarding, related, eventType, reason, action, note, args...)
+}
+
+// notes are the notes of the Events with reason recorded about actor name.
+func (l *eventLog) notes(name, reason string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, e := range l.all {
+		if e.name == name && e.reason == reason {
+			out = append(out, e.note)
 		}
 	}
-	return n.Name
+	return out
+}
+
+// node creates a ready Node (cluster-scoped, so named after the namespace).
+func (h *harness) node(name string, labels map[string]string, taints ...corev1.Taint) string {
+	h.t.Helper()
+	return h.env.Node(h.t, h.ns+"-"+name, labels, taints...).Name
 }
 
 // fakeHost is a host pod as the controller sees it: a Lease it renews
@@ -159,23 +154,7 @@ type fakeHost struct {
 
 func (h *harness) host(name, node string, capacity int) *fakeHost {
 	h.t.Helper()
-	now := metav1.NewMicroTime(time.Now())
-	l := &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: name, Namespace: h.ns,
-			Labels:      map[string]string{v1alpha1.HostLeaseLabel: v1alpha1.HostLeaseLabelValue},
-			Annotations: map[string]string{v1alpha1.NodeAnnotation: node, v1alpha1.CapacityAnnotation: strconv.Itoa(capacity)},
-		},
-		Spec: coordinationv1.LeaseSpec{
-			HolderIdentity:       ptr.To(name),
-			LeaseDurationSeconds: ptr.To(int32(testLease / time.Second)),
-			AcquireTime:          &now,
-			RenewTime:            &now,
-		},
-	}
-	if err := h.c.Create(context.Background(), l); err != nil {
-		h.t.Fatalf("creating lease %s: %v", name, err)
-	}
+	h.env.HostLease(h.t, h.ns, name, node, capacity, testLease)
 	f := &fakeHost{h: h, name: name, node: node, stop: make(chan struct{}), done: make(chan struct{})}
 	go f.renew()
 	h.t.Cleanup(f.die)
@@ -300,6 +279,7 @@ const testHead = "3f8a1c2b4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7
 // Host reports.
 func running(a *v1alpha1.Actor) {
 	a.Status.Phase = v1alpha1.PhaseRunning
+	a.Status.LastError = "" // once it runs, the last failure is over
 	setHostReady(a, metav1.ConditionTrue, v1alpha1.ReasonRunning, "init returned")
 	now := metav1.Now()
 	a.Status.Chain = &v1alpha1.ChainStatus{Head: testHead, HeadShort: v1alpha1.ShortHead(testHead), Length: 3, UpdatedAt: &now}
@@ -368,3 +348,38 @@ func condition(a *v1alpha1.Actor, typ string) metav1.Condition {
 }
 
 func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
+
+// settled waits until the manager's cache holds the Actor as the API server
+// has it and a reconcile of it changes nothing more (run here, in the
+// test's goroutine, besides the manager's own): whatever the manager
+// decides about the Actor's current state, it has decided, and its Events
+// are recorded, when settled returns the last reconcile's result.
+func (h *harness) settled(name string) ctrl.Result {
+	h.t.Helper()
+	key := types.NamespacedName{Namespace: h.ns, Name: name}
+	var res ctrl.Result
+	h.g.Eventually(func(g gomega.Gomega) {
+		before, err := h.get(name)
+		g.Expect(err).NotTo(gomega.HaveOccurred())
+		cached := &v1alpha1.Actor{}
+		g.Expect(h.r.Client.Get(h.ctx, key, cached)).To(gomega.Succeed())
+		g.Expect(cached.ResourceVersion).To(gomega.Equal(before.ResourceVersion), "the cache is behind")
+		res, err = h.r.Reconcile(h.ctx, ctrl.Request{NamespacedName: key})
+		g.Expect(err).NotTo(gomega.HaveOccurred())
+		after, err := h.get(name)
+		g.Expect(err).NotTo(gomega.HaveOccurred())
+		g.Expect(after.ResourceVersion).To(gomega.Equal(before.ResourceVersion), "the reconcile still changed the Actor")
+	}).Should(gomega.Succeed(), "actor %s never settles", name)
+	return res
+}
+
+// eventually waits until check passes on the Actor name as the API server
+// has it.
+func (h *harness) eventually(name string, check func(g gomega.Gomega, x *v1alpha1.Actor)) {
+	h.t.Helper()
+	h.g.Eventually(func(g gomega.Gomega) {
+		x, err := h.get(name)
+		g.Expect(err).NotTo(gomega.HaveOccurred())
+		check(g, x)
+	}).Should(gomega.Succeed(), "actor %s", name)
+}

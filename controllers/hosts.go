@@ -21,6 +21,7 @@ import (
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/internal/placement"
+	"github.com/troupe-dev/troupe/internal/textutil"
 )
 
 // hostPodIndex indexes Actors by status.hostPod; actors waiting for a host
@@ -187,8 +188,8 @@ func (r *ActorReconciler) reportProtocol(ctx context.Context, l *coordinationv1.
 	}
 	log.FromContext(ctx).Info("a host speaks an unknown protocol version; placing no actor on it",
 		"host", l.Name, "protocolVersion", h.Protocol, "known", placement.KnownProtocols())
-	r.Recorder.Eventf(l, nil, corev1.EventTypeWarning, v1alpha1.EventUnknownProtocol, "Place",
-		"%s: it gets no actors until a manager that knows its version runs", problem)
+	note := textutil.Truncate(problem+": it gets no actors until a manager that knows its version runs", v1alpha1.MaxEventNoteBytes)
+	r.Recorder.Eventf(l, nil, corev1.EventTypeWarning, v1alpha1.EventUnknownProtocol, "Place", "%s", note)
 }
 
 // leaseHandler maps host Lease events to the actors they concern: a new or

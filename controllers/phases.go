@@ -15,11 +15,14 @@ import (
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/internal/placement"
+	"github.com/troupe-dev/troupe/internal/textutil"
 )
 
-// maxMessage bounds condition messages and Event notes built from spec
-// errors or host-reported failures.
-const maxMessage = 1024
+// maxConditionMessage bounds the condition messages the manager builds
+// from spec errors or a host's report (Event notes have their own, smaller
+// bound: v1alpha1.MaxEventNoteBytes). It matches status.lastError's, so a
+// host's whole message fits.
+const maxConditionMessage = 4096
 
 // reconcileValidate keeps an Actor whose spec breaks the API's rules off
 // every host. The API server rejects such specs at admission; this catches
@@ -30,14 +33,11 @@ func (r *ActorReconciler) reconcileValidate(_ context.Context, s *scope) (bool, 
 	if len(errs) == 0 {
 		return false, nil
 	}
-	msg := truncate(errs.ToAggregate().Error())
+	msg := textutil.Truncate(errs.ToAggregate().Error(), maxConditionMessage)
 	if c := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionScheduled); c == nil || c.Reason != v1alpha1.ReasonInvalidSpec || c.Message != msg {
 		s.event(corev1.EventTypeWarning, v1alpha1.EventInvalidSpec, "Validate", "%s", msg)
 	}
-	unassign(a)
-	a.Status.Phase = v1alpha1.PhasePending
-	setCondition(a, v1alpha1.ConditionScheduled, metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, msg)
-	setCondition(a, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, msg)
+	s.unplaced(v1alpha1.PhasePending, v1alpha1.ReasonInvalidSpec, msg)
 	return true, nil
 }
 
@@ -65,6 +65,7 @@ func (r *ActorReconciler) reconcileIdentity(_ context.Context, s *scope) (bool, 
 func (r *ActorReconciler) reconcileSuspend(ctx context.Context, s *scope) (bool, error) {
 	a := s.actor
 	if !a.Spec.Suspend {
+		a.Status.SuspendRequestTime = nil
 		if a.Status.Phase == v1alpha1.PhaseSuspended {
 			a.Status.Phase = v1alpha1.PhasePending
 		}
@@ -72,7 +73,7 @@ func (r *ActorReconciler) reconcileSuspend(ctx context.Context, s *scope) (bool,
 			// Resumed before the host stopped it (or it did, and restarts
 			// it itself for the new generation, on the same epoch): the
 			// assignment stands.
-			setCondition(a, v1alpha1.ConditionScheduled, metav1.ConditionTrue, v1alpha1.ReasonAssigned, assignedMessage(a))
+			s.setCondition(v1alpha1.ConditionScheduled, metav1.ConditionTrue, v1alpha1.ReasonAssigned, assignedMessage(a))
 		}
 		return false, nil
 	}
@@ -90,19 +91,15 @@ func (r *ActorReconciler) reconcileSuspend(ctx context.Context, s *scope) (bool,
 			s.event(corev1.EventTypeNormal, v1alpha1.EventSuspended, "Suspend", "suspended")
 		}
 	}
-	const msg = "spec.suspend is true: the actor is stopped; its state and chain are kept"
-	unassign(a)
-	a.Status.Phase = v1alpha1.PhaseSuspended
-	setCondition(a, v1alpha1.ConditionScheduled, metav1.ConditionFalse, v1alpha1.ReasonSuspended, msg)
-	setCondition(a, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonSuspended, msg)
+	s.unplaced(v1alpha1.PhaseSuspended, v1alpha1.ReasonSuspended, "spec.suspend is true: the actor is stopped; its state and chain are kept")
 	return true, nil
 }
 
 // awaitSuspendStop reports whether a suspended actor may leave its host: the
 // host reported it Stopped (status.chain is final), the host is dead, or it
 // did not answer within FlushTimeout. Until then the actor keeps its
-// assignment, Scheduled=False reason Suspending, whose transition time
-// starts the timeout (it survives a restart of the manager).
+// assignment, Scheduled=False reason Suspending; status.suspendRequestTime
+// says since when, so the timeout survives a restart of the manager.
 func (r *ActorReconciler) awaitSuspendStop(ctx context.Context, s *scope) (bool, error) {
 	a := s.actor
 	name := a.Status.HostPod
@@ -119,14 +116,11 @@ func (r *ActorReconciler) awaitSuspendStop(ctx context.Context, s *scope) (bool,
 		s.event(corev1.EventTypeWarning, v1alpha1.EventSuspended, "Suspend", "suspended: host %s is gone, so the final chain head could not be published; status keeps the last reported %s (the chain files stay on node %s)", name, chainSummary(a), a.Status.NodeName)
 		return true, nil
 	}
-	sched := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionScheduled)
-	msg := fmt.Sprintf("spec.suspend is true: waiting for host %s to stop the actor and publish its final chain head (epoch %d)", name, a.Status.Epoch)
-	if sched == nil || sched.Reason != v1alpha1.ReasonSuspending {
-		meta.RemoveStatusCondition(&a.Status.Conditions, v1alpha1.ConditionScheduled)
-		meta.SetStatusCondition(&a.Status.Conditions, metav1.Condition{
-			Type: v1alpha1.ConditionScheduled, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonSuspending,
-			Message: msg, ObservedGeneration: a.Generation, LastTransitionTime: metav1.NewTime(s.now),
-		})
+	s.setCondition(v1alpha1.ConditionScheduled, metav1.ConditionFalse, v1alpha1.ReasonSuspending,
+		fmt.Sprintf("spec.suspend is true: waiting for host %s to stop the actor and publish its final chain head (epoch %d)", name, a.Status.Epoch))
+	if a.Status.SuspendRequestTime == nil {
+		since := metav1.NewTime(s.now)
+		a.Status.SuspendRequestTime = &since
 		s.event(corev1.EventTypeNormal, v1alpha1.EventSuspended, "Suspend", "suspending: stopping it on host %s (epoch %d); waiting for its final chain head", name, a.Status.Epoch)
 		// The host's Stopped report, or its death (the monitor), wakes us
 		// earlier.
@@ -135,12 +129,11 @@ func (r *ActorReconciler) awaitSuspendStop(ctx context.Context, s *scope) (bool,
 	}
 	// The API server keeps the time to the second; count from the next
 	// one so the wait is never shorter than FlushTimeout.
-	deadline := sched.LastTransitionTime.Time.Truncate(time.Second).Add(time.Second + r.FlushTimeout)
+	deadline := a.Status.SuspendRequestTime.Truncate(time.Second).Add(time.Second + r.FlushTimeout)
 	if !s.now.Before(deadline) {
 		s.event(corev1.EventTypeWarning, v1alpha1.EventSuspended, "Suspend", "suspended: host %s did not report the actor Stopped within %s, so the final chain head could not be published; status keeps the last reported %s", name, r.FlushTimeout, chainSummary(a))
 		return true, nil
 	}
-	setCondition(a, v1alpha1.ConditionScheduled, metav1.ConditionFalse, v1alpha1.ReasonSuspending, msg)
 	s.requeueAfter(deadline.Sub(s.now))
 	return false, nil
 }
@@ -168,32 +161,31 @@ func (r *ActorReconciler) reconcileHostHealth(ctx context.Context, s *scope) (bo
 		s.moveOff(name, fmt.Sprintf("after a spec change: %s", placement.Matches(&h, request(a))))
 	default:
 		// Still fine: the condition now speaks for this generation.
-		setCondition(a, v1alpha1.ConditionScheduled, metav1.ConditionTrue, v1alpha1.ReasonAssigned, assignedMessage(a))
+		s.setCondition(v1alpha1.ConditionScheduled, metav1.ConditionTrue, v1alpha1.ReasonAssigned, assignedMessage(a))
 	}
 	return false, nil
 }
 
 // moveOff unassigns the actor from host, which can't keep it.
 func (s *scope) moveOff(host, why string) {
-	a := s.actor
 	s.movedFrom, s.moveReason = host, why
-	s.log.Info("moving actor off its host", "host", host, "reason", why, "epoch", a.Status.Epoch)
-	unassign(a)
-	a.Status.Phase = v1alpha1.PhasePending
-	msg := fmt.Sprintf("host %s can't keep the actor: %s", host, why)
-	setCondition(a, v1alpha1.ConditionScheduled, metav1.ConditionFalse, v1alpha1.ReasonHostLost, msg)
-	setCondition(a, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonHostLost, msg)
+	s.log.Info("moving actor off its host", "host", host, "reason", why, "epoch", s.actor.Status.Epoch)
+	s.unplaced(v1alpha1.PhasePending, v1alpha1.ReasonHostLost, fmt.Sprintf("host %s can't keep the actor: %s", host, why))
 }
 
-// reconcileRestart restarts a stopped actor when its restartPolicy says so,
-// after min(Base * 2^restarts, Max) of backoff, with a new epoch on the
-// same host (or a new host when that one can't take it). A spec change
-// restarts a stopped actor at once, whatever the policy: its live host does
-// that itself; the controller only when the host is gone or no longer fits
-// the new spec.
+// reconcileRestart restarts an actor whose run ended when its restartPolicy
+// says so, after min(Base * 2^restarts, Max) of backoff (until
+// status.nextRestartTime), with a new epoch on the same host (or a new host
+// when that one can't take it). The host already recorded the failure's
+// Event; the manager records only what it decides (Restarting). A spec
+// change restarts a stopped actor at once, whatever the policy: its live
+// host does that itself; the manager only when the host is gone or no
+// longer fits the new spec. An actor whose host found its spec invalid is
+// not restarted until its spec changes: it would only fail again.
 func (r *ActorReconciler) reconcileRestart(ctx context.Context, s *scope) (bool, error) {
 	a := s.actor
 	if !stopped(a.Status.Phase) {
+		a.Status.NextRestartTime = nil
 		return false, nil
 	}
 	ready := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionReady)
@@ -201,13 +193,11 @@ func (r *ActorReconciler) reconcileRestart(ctx context.Context, s *scope) (bool,
 	if policy == "" {
 		policy = v1alpha1.DefaultRestartPolicy
 	}
-	restartable := policy == v1alpha1.RestartAlways || (policy == v1alpha1.RestartOnFailure && a.Status.Phase == v1alpha1.PhaseFailed)
+	invalid := a.Status.Phase == v1alpha1.PhaseFailed && ready != nil && ready.Reason == v1alpha1.ReasonInvalidSpec
+	restartable := !invalid && (policy == v1alpha1.RestartAlways || (policy == v1alpha1.RestartOnFailure && a.Status.Phase == v1alpha1.PhaseFailed))
 	specChanged := ready != nil && ready.ObservedGeneration != 0 && ready.ObservedGeneration < a.Generation
 	if !restartable && !specChanged {
-		if a.Status.Phase == v1alpha1.PhaseFailed && r.firstFailure(s.key, a) {
-			s.event(corev1.EventTypeWarning, v1alpha1.EventFailed, "Run", "failed on host %s (epoch %d): %s; restartPolicy %s: not restarting",
-				a.Status.HostPod, a.Status.Epoch, stopCause(a, ready), policy)
-		}
+		a.Status.NextRestartTime = nil
 		return true, nil
 	}
 
@@ -224,49 +214,44 @@ func (r *ActorReconciler) reconcileRestart(ctx context.Context, s *scope) (bool,
 		}
 		why = fmt.Sprintf("for spec generation %d", a.Generation)
 	} else {
-		if ready == nil || ready.Reason != v1alpha1.ReasonBackOff {
-			// First look at this stop: start the backoff clock.
+		if a.Status.NextRestartTime == nil || ready == nil || ready.Reason != v1alpha1.ReasonBackOff {
+			// First look at this stop (a new report of the host replaces
+			// BackOff): start the backoff.
 			delay := r.Backoff.Delay(a.Status.Restarts, ranFor(a, s.now))
-			cause := stopCause(a, ready)
-			if a.Status.Phase == v1alpha1.PhaseFailed {
-				s.event(corev1.EventTypeWarning, v1alpha1.EventFailed, "Run", "failed on host %s (epoch %d): %s", a.Status.HostPod, a.Status.Epoch, cause)
-			}
+			// To the second, rounded up, as the API server keeps it: the
+			// wait is never shorter than delay.
+			at := metav1.NewTime(s.now.Add(delay + time.Second - 1).Truncate(time.Second))
+			a.Status.NextRestartTime = &at
 			gen := a.Generation
 			if ready != nil && ready.ObservedGeneration != 0 {
+				// Still the host's run's: a spec change must show.
 				gen = ready.ObservedGeneration
 			}
-			meta.RemoveStatusCondition(&a.Status.Conditions, v1alpha1.ConditionReady)
 			meta.SetStatusCondition(&a.Status.Conditions, metav1.Condition{
 				Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonBackOff,
-				Message:            truncate(fmt.Sprintf("%s; restarting in %s (restartPolicy %s)", cause, delay, policy)),
+				Message:            textutil.Truncate(fmt.Sprintf("%s; restarting in %s (restartPolicy %s)", stopCause(a, ready), delay, policy), maxConditionMessage),
 				ObservedGeneration: gen, LastTransitionTime: metav1.NewTime(s.now),
 			})
-			s.requeueAfter(delay + time.Second)
+			s.requeueAfter(at.Sub(s.now))
 			return true, nil
 		}
-		delay := r.Backoff.Delay(a.Status.Restarts, ranFor(a, ready.LastTransitionTime.Time))
-		// The API server keeps the condition's time to the second; count
-		// from the next second so the wait is never shorter than delay.
-		due := ready.LastTransitionTime.Time.Truncate(time.Second).Add(time.Second + delay)
-		if s.now.Before(due) {
+		if due := a.Status.NextRestartTime.Time; s.now.Before(due) {
 			s.requeueAfter(due.Sub(s.now))
 			return true, nil
 		}
-		why = fmt.Sprintf("after %s of backoff", delay)
+		why = "after its backoff; it had stopped: " + stopCause(a, ready)
 	}
 
 	a.Status.Restarts++
 	now := metav1.NewTime(s.now)
 	a.Status.LastRestartTime = &now
+	a.Status.NextRestartTime = nil
 	if err := r.loadHosts(ctx, s); err != nil {
 		return false, err
 	}
 	if h, ok := s.host(a.Status.HostPod); ok && h.Live(s.now) && placement.Matches(&h, request(a)) == placement.Fits {
-		a.Status.Epoch++
-		a.Status.Phase = v1alpha1.PhaseScheduled
-		setCondition(a, v1alpha1.ConditionScheduled, metav1.ConditionTrue, v1alpha1.ReasonAssigned, assignedMessage(a))
-		setCondition(a, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonStarting, startingMessage(a))
-		s.event(corev1.EventTypeNormal, v1alpha1.EventRestarting, "Restart", "restart %d %s on host %s (epoch %d)", a.Status.Restarts, why, a.Status.HostPod, a.Status.Epoch)
+		s.startEpoch()
+		s.event(corev1.EventTypeNormal, v1alpha1.EventRestarting, "Restart", "restart %d on host %s (epoch %d) %s", a.Status.Restarts, a.Status.HostPod, a.Status.Epoch, why)
 		return true, nil
 	}
 	s.event(corev1.EventTypeNormal, v1alpha1.EventRestarting, "Restart", "restart %d %s; host %s can't take it, placing it anew", a.Status.Restarts, why, a.Status.HostPod)
@@ -302,17 +287,20 @@ func (r *ActorReconciler) reconcilePlacement(ctx context.Context, s *scope) (boo
 		if !errors.As(err, &nh) {
 			return false, fmt.Errorf("placing: %w", err)
 		}
-		// The condition says why no host fits now; the Event also says
-		// which host the actor lost, if any.
-		msg := truncate(err.Error())
-		if s.movedFrom != "" {
-			s.event(corev1.EventTypeWarning, v1alpha1.EventNoHost, "Move", "host %s can't keep the actor (%s); %s", s.movedFrom, s.moveReason, msg)
-		} else if c := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionScheduled); c == nil || c.Reason != v1alpha1.ReasonNoHost || c.Message != msg {
-			s.event(corev1.EventTypeWarning, v1alpha1.EventNoHost, "Place", "%s", msg)
+		// The condition says why no host fits now, and follows every
+		// change; the Event marks the start of the wait only (also the
+		// host the actor lost, if any), not every change of the reasons:
+		// a host's death would otherwise repeat it for each of its actors
+		// as the other hosts come and go.
+		msg := textutil.Truncate(err.Error(), maxConditionMessage)
+		if c := meta.FindStatusCondition(s.orig.Status.Conditions, v1alpha1.ConditionScheduled); c == nil || c.Reason != v1alpha1.ReasonNoHost {
+			if s.movedFrom != "" {
+				s.event(corev1.EventTypeWarning, v1alpha1.EventNoHost, "Move", "host %s can't keep the actor (%s); %s", s.movedFrom, s.moveReason, msg)
+			} else {
+				s.event(corev1.EventTypeWarning, v1alpha1.EventNoHost, "Place", "%s", msg)
+			}
 		}
-		a.Status.Phase = v1alpha1.PhasePending
-		setCondition(a, v1alpha1.ConditionScheduled, metav1.ConditionFalse, v1alpha1.ReasonNoHost, msg)
-		setCondition(a, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonNoHost, msg)
+		s.unplaced(v1alpha1.PhasePending, v1alpha1.ReasonNoHost, msg)
 		if nh.Unfit[placement.UnfitFull] > 0 {
 			s.requeueAfter(r.FullRetry)
 		}
@@ -320,10 +308,7 @@ func (r *ActorReconciler) reconcilePlacement(ctx context.Context, s *scope) (boo
 	}
 	s.reserved, s.unreserve = true, prev
 	a.Status.HostPod, a.Status.NodeName = h.Name, h.Node
-	a.Status.Epoch++
-	a.Status.Phase = v1alpha1.PhaseScheduled
-	setCondition(a, v1alpha1.ConditionScheduled, metav1.ConditionTrue, v1alpha1.ReasonAssigned, assignedMessage(a))
-	setCondition(a, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonStarting, startingMessage(a))
+	s.startEpoch()
 	if s.movedFrom != "" {
 		s.event(corev1.EventTypeNormal, v1alpha1.EventMoved, "Move", "moved from host %s (%s) to host %s on node %s (epoch %d)",
 			s.movedFrom, s.moveReason, h.Name, h.Node, a.Status.Epoch)
@@ -372,6 +357,36 @@ func (r *ActorReconciler) reconcileDelete(ctx context.Context, s *scope) (bool, 
 	return true, nil
 }
 
+// setCondition sets a condition of the actor, for its current generation;
+// a change of status is dated by the reconciler's clock.
+func (s *scope) setCondition(typ string, status metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&s.actor.Status.Conditions, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: msg,
+		ObservedGeneration: s.actor.Generation, LastTransitionTime: metav1.NewTime(s.now),
+	})
+}
+
+// unplaced leaves the actor without a host, in phase, with Scheduled and
+// Ready False for reason, and no timer running.
+func (s *scope) unplaced(phase v1alpha1.Phase, reason, msg string) {
+	unassign(s.actor)
+	s.actor.Status.Phase = phase
+	s.actor.Status.NextRestartTime, s.actor.Status.SuspendRequestTime = nil, nil
+	s.setCondition(v1alpha1.ConditionScheduled, metav1.ConditionFalse, reason, msg)
+	s.setCondition(v1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)
+}
+
+// startEpoch makes a new assignment to the actor's host: a new epoch, which
+// the host has yet to start (a Ready left by an earlier run must not
+// linger).
+func (s *scope) startEpoch() {
+	a := s.actor
+	a.Status.Epoch++
+	a.Status.Phase = v1alpha1.PhaseScheduled
+	s.setCondition(v1alpha1.ConditionScheduled, metav1.ConditionTrue, v1alpha1.ReasonAssigned, assignedMessage(a))
+	s.setCondition(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonStarting, startingMessage(a))
+}
+
 func unassign(a *v1alpha1.Actor) {
 	a.Status.HostPod, a.Status.NodeName = "", ""
 }
@@ -383,12 +398,6 @@ func stopped(p v1alpha1.Phase) bool {
 
 func request(a *v1alpha1.Actor) placement.Request {
 	return placement.Request{NodeSelector: a.Spec.NodeSelector, Tolerations: a.Spec.Tolerations}
-}
-
-func setCondition(a *v1alpha1.Actor, typ string, status metav1.ConditionStatus, reason, msg string) {
-	meta.SetStatusCondition(&a.Status.Conditions, metav1.Condition{
-		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: a.Generation,
-	})
 }
 
 func scheduledGeneration(a *v1alpha1.Actor) int64 {
@@ -406,17 +415,18 @@ func startingMessage(a *v1alpha1.Actor) string {
 	return fmt.Sprintf("waiting for host %s to start epoch %d", a.Status.HostPod, a.Status.Epoch)
 }
 
-// stopCause says how the actor's epoch ended, from the host's report.
+// stopCause says how the actor's epoch ended, from the host's report, in
+// full: whoever puts it in a condition or an Event cuts the whole text.
 func stopCause(a *v1alpha1.Actor, ready *metav1.Condition) string {
 	if a.Status.Phase == v1alpha1.PhaseSucceeded {
 		return "it called shutdown"
 	}
 	switch {
 	case ready != nil && ready.Reason != v1alpha1.ReasonBackOff && ready.Message != "":
-		return truncate(ready.Reason + ": " + ready.Message)
+		return ready.Reason + ": " + ready.Message
 	case a.Status.LastError != "":
-		return truncate(a.Status.LastError)
-	case ready != nil:
+		return a.Status.LastError
+	case ready != nil && ready.Reason != v1alpha1.ReasonBackOff:
 		return ready.Reason
 	}
 	return "no reason reported"
@@ -436,16 +446,4 @@ func chainSummary(a *v1alpha1.Actor) string {
 		return "no chain head"
 	}
 	return fmt.Sprintf("chain head %s, length %d", v1alpha1.ShortHead(a.Status.Chain.Head), a.Status.Chain.Length)
-}
-
-func truncate(s string) string {
-	if len(s) <= maxMessage {
-		return s
-	}
-	// Cut at a rune boundary.
-	cut := maxMessage - 3
-	for cut > 0 && s[cut]&0xC0 == 0x80 {
-		cut--
-	}
-	return s[:cut] + "..."
 }

@@ -37,6 +37,12 @@ func TestReconcileSuspend(t *testing.T) {
 	suspendingSince := func(at time.Time) metav1.Condition {
 		return cond(v1alpha1.ConditionScheduled, metav1.ConditionFalse, v1alpha1.ReasonSuspending, at)
 	}
+	// waitingSince: the manager has waited for the host since at.
+	waitingSince := func(st v1alpha1.ActorStatus, at time.Time) v1alpha1.ActorStatus {
+		t := metav1.NewTime(at)
+		st.SuspendRequestTime = &t
+		return st
+	}
 	stoppedCond := cond(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonStopped, now.Add(-time.Second))
 
 	tests := map[string]struct {
@@ -59,7 +65,7 @@ func TestReconcileSuspend(t *testing.T) {
 			wantStop: true, wantRequeue: timeout, wantEvent: "Normal: stopping it on host h1 (epoch 3)", wantSince: now,
 		},
 		"live host: still waiting, until the timeout": {
-			suspend: true, status: assigned(v1alpha1.PhaseRunning, suspendingSince(now.Add(-10*time.Second)), running), hosts: live,
+			suspend: true, status: waitingSince(assigned(v1alpha1.PhaseRunning, suspendingSince(now.Add(-10*time.Second)), running), now.Add(-10*time.Second)), hosts: live,
 			wantHost: "h1", wantPhase: v1alpha1.PhaseRunning, wantScheduled: v1alpha1.ReasonSuspending, wantReady: v1alpha1.ReasonRunning,
 			// Counted from the second after the transition, as the API
 			// server keeps it.
@@ -86,7 +92,7 @@ func TestReconcileSuspend(t *testing.T) {
 			wantStop: true, wantEvent: "Warning: host h1 is gone",
 		},
 		"no answer within the flush timeout": {
-			suspend: true, status: assigned(v1alpha1.PhaseRunning, suspendingSince(now.Add(-timeout-2*time.Second)), running), hosts: live,
+			suspend: true, status: waitingSince(assigned(v1alpha1.PhaseRunning, suspendingSince(now.Add(-timeout-2*time.Second)), running), now.Add(-timeout-2*time.Second)), hosts: live,
 			wantPhase: v1alpha1.PhaseSuspended, wantScheduled: v1alpha1.ReasonSuspended, wantReady: v1alpha1.ReasonSuspended,
 			wantStop: true, wantEvent: "Warning: host h1 did not report the actor Stopped within 1m0s, so the final chain head could not be published",
 		},
@@ -148,8 +154,19 @@ func TestReconcileSuspend(t *testing.T) {
 			if ready := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionReady); ready == nil || ready.Reason != tc.wantReady {
 				t.Errorf("Ready %+v; want reason %s", ready, tc.wantReady)
 			}
-			if !tc.wantSince.IsZero() && (sched == nil || !sched.LastTransitionTime.Time.Equal(tc.wantSince)) {
-				t.Errorf("Scheduled since %v; want %v (the timeout counts from it)", sched.LastTransitionTime, tc.wantSince)
+			// Conditions are dated by the reconciler's clock, not the
+			// machine's.
+			for _, c := range a.Status.Conditions {
+				before := meta.FindStatusCondition(tc.status.Conditions, c.Type)
+				if (before == nil || before.Status != c.Status) && !c.LastTransitionTime.Time.Equal(now) {
+					t.Errorf("%s turned %s at %v; want the reconciler's now, %v", c.Type, c.Status, c.LastTransitionTime, now)
+				}
+			}
+			switch got := a.Status.SuspendRequestTime; {
+			case tc.wantSince.IsZero() && got != nil:
+				t.Errorf("suspendRequestTime %v; want none (not waiting)", got)
+			case !tc.wantSince.IsZero() && (got == nil || !got.Time.Equal(tc.wantSince)):
+				t.Errorf("suspendRequestTime %v; want %v (the timeout counts from it)", got, tc.wantSince)
 			}
 			if s.after != tc.wantRequeue {
 				t.Errorf("requeue after %s; want %s", s.after, tc.wantRequeue)

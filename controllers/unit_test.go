@@ -343,22 +343,28 @@ func TestIndexHostPod(t *testing.T) {
 	}
 }
 
-func TestTruncate(t *testing.T) {
-	tests := map[string]struct {
-		in   string
-		want int
-	}{
-		"short":             {in: "boom", want: 4},
-		"exactly the limit": {in: strings.Repeat("x", maxMessage), want: maxMessage},
-		"too long":          {in: strings.Repeat("x", 5000), want: maxMessage},
-		"multibyte":         {in: strings.Repeat("é", 2000), want: maxMessage - 1},
+// TestEventNotesFitTheAPI: whatever a phase puts in a note (here a host's
+// 5000-byte message of multibyte text, wrapped in the manager's words), the
+// Event queued carries at most what the API server accepts, cut on a rune
+// boundary. TestEventNotesOnTheAPIServer checks it against a real one.
+func TestEventNotesFitTheAPI(t *testing.T) {
+	s := &scope{}
+	long := strings.Repeat("é", 2500)
+	s.event("Warning", v1alpha1.EventRestarting, "Restart", "restart 1 on host %s (epoch %d) after its backoff; it had stopped: %s", "h", 2, long)
+	s.event("Normal", v1alpha1.EventPlaced, "Place", "%s", "short")
+	// Invalid bytes take three on the wire each, as U+FFFD: counted so.
+	s.event("Warning", v1alpha1.EventRestarting, "Restart", "%s", strings.Repeat("\xff", 1000))
+	if len(s.events) != 3 {
+		t.Fatalf("%d events", len(s.events))
 	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			got := truncate(tc.in)
-			if len(got) != tc.want || !utf8.ValidString(got) {
-				t.Fatalf("len %d (valid UTF-8 %v); want %d", len(got), utf8.ValidString(got), tc.want)
-			}
-		})
+	note := s.events[0].note
+	if len(note) > v1alpha1.MaxEventNoteBytes || !utf8.ValidString(note) || !strings.HasPrefix(note, "restart 1 on host h (epoch 2)") {
+		t.Errorf("note of %d bytes (valid UTF-8 %v): %.80q...", len(note), utf8.ValidString(note), note)
+	}
+	if s.events[1].note != "short" {
+		t.Errorf("a short note changed: %q", s.events[1].note)
+	}
+	if note := s.events[2].note; len(note) > v1alpha1.MaxEventNoteBytes || !utf8.ValidString(note) {
+		t.Errorf("invalid UTF-8 note: %d bytes, valid UTF-8 %v", len(note), utf8.ValidString(note))
 	}
 }

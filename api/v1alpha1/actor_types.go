@@ -13,6 +13,7 @@ import (
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=act,categories=troupe
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`,description="Where the actor is in its life"
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`,description="Whether the actor's host runs its current assignment (the Ready condition)"
 // +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.status.nodeName`,description="The node whose host runs the actor"
 // +kubebuilder:printcolumn:name="Head",type=string,JSONPath=`.status.chain.headShort`,description="Head of the actor's state chain (first 12 hex digits)"
 // +kubebuilder:printcolumn:name="Length",type=integer,JSONPath=`.status.chain.length`,description="Number of events in the state chain"
@@ -103,8 +104,11 @@ type ActorSpec struct {
 	// +kubebuilder:default={}
 	Limits Limits `json:"limits,omitempty"`
 
-	// restartPolicy says whether the host restarts the actor when it stops:
-	// Always, OnFailure (after a trap, a timeout or an init error) or Never.
+	// restartPolicy says whether the manager restarts the actor when its
+	// run ends: Always, OnFailure (after a trap, a timeout or an init
+	// error; with backoff) or Never. An actor whose spec its host found
+	// invalid (Ready reason InvalidSpec) is never restarted until its spec
+	// changes.
 	// +optional
 	// +kubebuilder:default=OnFailure
 	RestartPolicy RestartPolicy `json:"restartPolicy,omitempty"`
@@ -262,17 +266,53 @@ const (
 // KnownHandlerTypes lists every handler type this version serves.
 var KnownHandlerTypes = []HandlerType{HandlerRuntime}
 
+// The rules on Handler below hold the runtime handler's config keys and
+// ranges; RuntimeConfigKeys (handler_config.go) is the same table for Go,
+// and the admission tests check the API server against it. The message
+// names one unknown key, not all: a key's length has no bound the CRD can
+// declare, and joining them would exceed the API server's cost budget for
+// rules.
+
 // Handler is one host interface given to the actor, with its settings.
+//
+// +kubebuilder:validation:XValidation:rule="self.type != 'runtime' || !has(self.config) || self.config.all(k, k in ['maxLogBytes', 'maxEventTypeBytes', 'maxEventBytes', 'maxMetricNames'])",messageExpression="'unknown key ' + self.config.filter(k, !(k in ['maxLogBytes', 'maxEventTypeBytes', 'maxEventBytes', 'maxMetricNames']))[0] + ' in the runtime handler config: the known keys are maxLogBytes, maxEventTypeBytes, maxEventBytes and maxMetricNames'",fieldPath=".config"
+// +kubebuilder:validation:XValidation:rule="self.type != 'runtime' || !has(self.config) || !('maxLogBytes' in self.config) || (self.config.maxLogBytes >= 1 && self.config.maxLogBytes <= 1048576)",message="maxLogBytes must be between 1 and 1048576",fieldPath=".config.maxLogBytes"
+// +kubebuilder:validation:XValidation:rule="self.type != 'runtime' || !has(self.config) || !('maxEventTypeBytes' in self.config) || (self.config.maxEventTypeBytes >= 1 && self.config.maxEventTypeBytes <= 4096)",message="maxEventTypeBytes must be between 1 and 4096",fieldPath=".config.maxEventTypeBytes"
+// +kubebuilder:validation:XValidation:rule="self.type != 'runtime' || !has(self.config) || !('maxEventBytes' in self.config) || (self.config.maxEventBytes >= 1 && self.config.maxEventBytes <= 8388608)",message="maxEventBytes must be between 1 and 8388608",fieldPath=".config.maxEventBytes"
+// +kubebuilder:validation:XValidation:rule="self.type != 'runtime' || !has(self.config) || !('maxMetricNames' in self.config) || (self.config.maxMetricNames >= 1 && self.config.maxMetricNames <= 10000)",message="maxMetricNames must be between 1 and 10000",fieldPath=".config.maxMetricNames"
 type Handler struct {
 	// type of the handler. Known types: runtime.
 	// +required
 	Type HandlerType `json:"type"`
 
-	// config is the handler's settings, a JSON object; {} for the defaults.
+	// config is the handler's settings; {} (or none) for the defaults.
+	// The runtime handler's keys, all integers:
+	// maxLogBytes (1..1048576) bounds one log message in bytes;
+	// maxEventTypeBytes (1..4096, default 256) bounds a record-event type;
+	// maxEventBytes (1..8388608) bounds a record-event's or shutdown's data;
+	// maxMetricNames (1..10000) caps the distinct metric names.
+	// A key given here overrides the matching spec.limits value, larger or
+	// smaller; a key left out takes spec.limits' value. Other keys are
+	// rejected.
 	// +optional
-	// +kubebuilder:validation:Type=object
-	// +kubebuilder:pruning:PreserveUnknownFields
-	Config *apiextensionsv1.JSON `json:"config,omitempty"`
+	// +kubebuilder:validation:MaxProperties=16
+	Config HandlerConfig `json:"config,omitempty"`
+}
+
+// HandlerConfig is a handler's settings by key; see Handler.config for the
+// keys of each handler type.
+type HandlerConfig map[string]HandlerConfigValue
+
+// HandlerConfigValue is one setting as the API server stored it. The
+// schema admits integers only, which is what lets the CRD's rules check
+// the keys and ranges at admission; the Go type keeps any JSON, so that an
+// Actor stored before those rules, with another value, still decodes (the
+// manager and the hosts list every Actor at once: one they cannot decode
+// would stop them all) and is reported InvalidSpec on its own.
+//
+// +kubebuilder:validation:Type=integer
+type HandlerConfigValue struct {
+	apiextensionsv1.JSON `json:",inline"`
 }
 
 // EnvVar declares one environment variable the actor may read.
@@ -359,7 +399,9 @@ type SecretEnvSource struct {
 	Optional *bool `json:"optional,omitempty"`
 }
 
-// Limits bound what one actor may use. A zero field means its default.
+// Limits bound what one actor may use. A zero field means its default. A
+// runtime handler config key of the same name (spec.handlers[].config)
+// overrides the value here.
 type Limits struct {
 	// maxMemoryPages caps the actor's linear memory, in 64 KiB pages
 	// (1024 = 64 MiB; at most 65536 = 4 GiB).
@@ -379,7 +421,8 @@ type Limits struct {
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || (duration(self) >= duration('1ms') && duration(self) <= duration('10m'))",message="callTimeout must be between 1ms and 10m"
 	CallTimeout *metav1.Duration `json:"callTimeout,omitempty"`
 
-	// maxLogBytes caps the size of one log message.
+	// maxLogBytes caps the size of one log message, in bytes; the runtime
+	// handler's config key of the same name overrides it.
 	// +optional
 	// +kubebuilder:default=16384
 	// +kubebuilder:validation:Minimum=1
@@ -387,7 +430,8 @@ type Limits struct {
 	MaxLogBytes int32 `json:"maxLogBytes,omitempty"`
 
 	// maxEventBytes caps the data of one record-event call, at most 8 MiB
-	// (recorded as base64, it must fit one chain event).
+	// (recorded as base64, it must fit one chain event); the runtime
+	// handler's config key of the same name overrides it.
 	// +optional
 	// +kubebuilder:default=1048576
 	// +kubebuilder:validation:Minimum=1
@@ -395,7 +439,8 @@ type Limits struct {
 	MaxEventBytes int32 `json:"maxEventBytes,omitempty"`
 
 	// maxMetricNames caps how many distinct metric names the actor may
-	// record.
+	// record; the runtime handler's config key of the same name overrides
+	// it.
 	// +optional
 	// +kubebuilder:default=100
 	// +kubebuilder:validation:Minimum=1
@@ -460,19 +505,36 @@ type ActorStatus struct {
 	// +optional
 	Chain *ChainStatus `json:"chain,omitempty"`
 
-	// restarts counts how often the host restarted the actor.
+	// restarts counts how often the manager restarted the actor after its
+	// run ended.
 	// +optional
 	// +kubebuilder:validation:Minimum=0
 	Restarts int32 `json:"restarts,omitempty"`
 
-	// lastError is the last failure's message: trap, timeout or init error.
+	// lastError is the message of the actor's last failure (trap, timeout,
+	// init or component error), written by its host; the host clears it
+	// once the actor runs again.
 	// +optional
 	// +kubebuilder:validation:MaxLength=4096
 	LastError string `json:"lastError,omitempty"`
 
-	// lastRestartTime is when the host last restarted the actor.
+	// lastRestartTime is when the manager last restarted the actor.
 	// +optional
 	LastRestartTime *metav1.Time `json:"lastRestartTime,omitempty"`
+
+	// nextRestartTime is when the manager restarts an actor whose run ended
+	// and whose restartPolicy restarts it: the end of its backoff (Ready
+	// is False, reason BackOff, meanwhile). Unset otherwise.
+	// +optional
+	NextRestartTime *metav1.Time `json:"nextRestartTime,omitempty"`
+
+	// suspendRequestTime is when the manager saw spec.suspend on an actor
+	// its host was running and began to wait for the host to stop it and
+	// publish its final chain head (Scheduled is False, reason Suspending,
+	// meanwhile); after the manager's flush timeout it stops waiting.
+	// Unset otherwise.
+	// +optional
+	SuspendRequestTime *metav1.Time `json:"suspendRequestTime,omitempty"`
 }
 
 // ChainStatus is the head of an actor's state chain, published by its host.
@@ -509,8 +571,4 @@ type ActorList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	// items are the Actors.
 	Items []Actor `json:"items"`
-}
-
-func init() {
-	SchemeBuilder.Register(&Actor{}, &ActorList{})
 }

@@ -147,6 +147,8 @@ func TestAdmission(t *testing.T) {
 			Restarts:           1,
 			LastError:          "trap: unreachable",
 			LastRestartTime:    &now,
+			NextRestartTime:    &now,
+			SuspendRequestTime: &now,
 		}
 		meta.SetStatusCondition(&a.Status.Conditions, metav1.Condition{
 			Type: v1alpha1.ConditionScheduled, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonAssigned, ObservedGeneration: a.Generation,
@@ -224,14 +226,14 @@ func TestAdmission(t *testing.T) {
 		for _, c := range table.ColumnDefinitions {
 			cols = append(cols, c.Name)
 		}
-		if want := []string{"Name", "Phase", "Node", "Head", "Length", "Age"}; !slices.Equal(cols, want) {
+		if want := []string{"Name", "Phase", "Ready", "Node", "Head", "Length", "Age"}; !slices.Equal(cols, want) {
 			t.Fatalf("columns %v, want %v", cols, want)
 		}
 		if len(table.Rows) != 1 {
 			t.Fatalf("%d rows", len(table.Rows))
 		}
-		got := fmt.Sprint(table.Rows[0].Cells[:5])
-		if want := "[status Running node-a abababababab 42]"; got != want {
+		got := fmt.Sprint(table.Rows[0].Cells[:6])
+		if want := "[status Running True node-a abababababab 42]"; got != want {
 			t.Errorf("row %s, want %s", got, want)
 		}
 	})
@@ -264,8 +266,8 @@ func TestAdmission(t *testing.T) {
 	t.Run("kubectl get by category", func(t *testing.T) {
 		out := run(t, "get", "troupe", "--field-selector", "metadata.name=status")
 		if fields := strings.Fields(out); !slices.Equal(fields, []string{
-			"NAME", "PHASE", "NODE", "HEAD", "LENGTH", "AGE",
-			"status", "Running", "node-a", "abababababab", "42", fields[len(fields)-1],
+			"NAME", "PHASE", "READY", "NODE", "HEAD", "LENGTH", "AGE",
+			"status", "Running", "True", "node-a", "abababababab", "42", fields[len(fields)-1],
 		}) {
 			t.Errorf("kubectl get troupe:\n%s", out)
 		}
@@ -274,6 +276,17 @@ func TestAdmission(t *testing.T) {
 		out := run(t, "explain", "actor.spec.limits.callTimeout")
 		if !strings.Contains(out, "deadline of every call into the actor") {
 			t.Errorf("kubectl explain:\n%s", out)
+		}
+		// The runtime handler's config keys, their ranges and the rule
+		// that a key given there overrides spec.limits.
+		out = run(t, "explain", "actor.spec.handlers.config")
+		for _, k := range v1alpha1.RuntimeConfigKeys {
+			if want := fmt.Sprintf("%s (%d..%d", k.Name, k.Min, k.Max); !strings.Contains(strings.Join(strings.Fields(out), " "), want) {
+				t.Errorf("kubectl explain actor.spec.handlers.config does not document %q:\n%s", want, out)
+			}
+		}
+		if !strings.Contains(strings.Join(strings.Fields(out), " "), "A key given here overrides the matching spec.limits value") {
+			t.Errorf("kubectl explain actor.spec.handlers.config does not say how config and limits combine:\n%s", out)
 		}
 	})
 }

@@ -3,6 +3,8 @@ package v1alpha1_test
 import (
 	"fmt"
 	"strings"
+
+	v1alpha1 "github.com/troupe-dev/troupe/api/v1alpha1"
 )
 
 // Specs shared by the admission suite (CRD schema and CEL rules in a real
@@ -195,7 +197,16 @@ var invalidSpecs = map[string]invalidCase{
 	},
 	"handler config not an object": {
 		spec:  "component: {image: hello}\nhandlers: [{type: runtime, config: 5}]",
-		field: "spec.handlers[0].config", msg: "must be of type object", goMsg: "config must be a JSON object",
+		field: "spec.handlers[0].config", msg: "must be of type object", goDecodeError: true,
+	},
+	"unknown runtime config key": {
+		spec:  "component: {image: hello}\nhandlers: [{type: runtime, config: {maxLogBytes: 10, maxLogByts: 10}}]",
+		field: "spec.handlers[0].config",
+		msg:   "unknown key maxLogByts in the runtime handler config: the known keys are maxLogBytes, maxEventTypeBytes, maxEventBytes and maxMetricNames",
+	},
+	"too many runtime config keys": {
+		spec:  "component: {image: hello}\nhandlers: [{type: runtime, config: {" + manyKeys(17) + "}}]",
+		field: "spec.handlers[0].config", msg: "must have at most 16 items", goMsg: "must have at most 16 items",
 	},
 	"too many memory pages": {
 		spec:  "component: {image: hello}\nlimits: {maxMemoryPages: 65537}",
@@ -241,6 +252,39 @@ var invalidSpecs = map[string]invalidCase{
 		spec:  "component: {image: hello}\nrestartPolicy: Sometimes",
 		field: "spec.restartPolicy", msg: `Unsupported value: "Sometimes"`,
 	},
+}
+
+// The runtime handler's config keys, from the Go table the CRD's rules
+// must agree with: each key at its bounds is valid, one past them is not.
+func init() {
+	var atMin, atMax []string
+	for _, k := range v1alpha1.RuntimeConfigKeys {
+		atMin = append(atMin, fmt.Sprintf("%s: %d", k.Name, k.Min))
+		atMax = append(atMax, fmt.Sprintf("%s: %d", k.Name, k.Max))
+		for _, v := range []int64{k.Min - 1, k.Max + 1} {
+			invalidSpecs[fmt.Sprintf("runtime config %s %d", k.Name, v)] = invalidCase{
+				spec:  fmt.Sprintf("component: {image: hello}\nhandlers: [{type: runtime, config: {%s: %d}}]", k.Name, v),
+				field: "spec.handlers[0].config[" + k.Name + "]",
+				msg:   fmt.Sprintf("%s must be between %d and %d", k.Name, k.Min, k.Max),
+			}
+		}
+	}
+	for _, v := range []string{"many", "1.5", "{a: 1}"} {
+		invalidSpecs["runtime config value "+v] = invalidCase{
+			spec:  "component: {image: hello}\nhandlers: [{type: runtime, config: {maxMetricNames: " + v + "}}]",
+			field: "spec.handlers[0].config.maxMetricNames", msg: "must be of type integer", goMsg: "maxMetricNames must be an integer",
+		}
+	}
+	validSpecs["runtime config at its lower bounds"] = "component: {image: hello}\nhandlers: [{type: runtime, config: {" + strings.Join(atMin, ", ") + "}}]"
+	validSpecs["runtime config at its upper bounds"] = "component: {image: hello}\nhandlers: [{type: runtime, config: {" + strings.Join(atMax, ", ") + "}}]"
+}
+
+func manyKeys(n int) string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("k%d: 1", i)
+	}
+	return strings.Join(keys, ", ")
 }
 
 // actorYAML wraps a spec fragment into an Actor document.

@@ -83,39 +83,23 @@ const (
 	// to wait.
 	ReasonSuspending = "Suspending"
 	// ReasonEnvSourceMissing (Ready=False), written by the host: a
-	// ConfigMap or Secret the actor's env needs does not exist.
+	// ConfigMap or Secret the actor's env needs does not exist. The host
+	// keeps the run (phase unchanged) and starts the actor once it exists;
+	// the manager does not restart it.
 	ReasonEnvSourceMissing = "EnvSourceMissing"
-	// ReasonInvalidSpec (Scheduled=False): the spec breaks a rule the API
-	// server did not enforce (an Actor admitted by an older CRD); the
-	// message names the field.
+	// ReasonInvalidSpec: the spec breaks a rule. Written by the manager
+	// (Scheduled=False) for a rule the API server did not enforce (an
+	// Actor admitted by an older CRD), and by the host (phase Failed,
+	// Ready=False) when it cannot turn the spec into settings for its
+	// engine; the message names the field. Either way the actor is not
+	// restarted until its spec changes (a new generation).
 	ReasonInvalidSpec = "InvalidSpec"
 )
 
-// Event reasons the manager records: on Actors, and EventUnknownProtocol on
-// host Leases.
-const (
-	// EventPlaced: the actor was assigned to a host.
-	EventPlaced = "Placed"
-	// EventMoved: the actor's host died (or no longer fits its spec) and
-	// it was assigned to another one.
-	EventMoved = "Moved"
-	// EventNoHost: no live host can take the actor.
-	EventNoHost = "NoHost"
-	// EventRestarting: the actor stopped and its restartPolicy restarts it.
-	EventRestarting = "Restarting"
-	// EventFailed: the host reported the actor failed.
-	EventFailed = "Failed"
-	// EventSuspended: spec.suspend stopped the actor.
-	EventSuspended = "Suspended"
-	// EventFinalizerRemoved: the Actor may go; its chain was flushed or
-	// could not be (the message says which).
-	EventFinalizerRemoved = "FinalizerRemoved"
-	// EventInvalidSpec: see ReasonInvalidSpec.
-	EventInvalidSpec = "InvalidSpec"
-	// EventUnknownProtocol, on a host Lease: the host speaks a protocol
-	// version this manager does not know, so it places no actor there.
-	EventUnknownProtocol = "UnknownProtocol"
-)
+// EventUnknownProtocol (manager, Warning), on a host Lease, not an Actor:
+// the host speaks a protocol version this manager does not know, so it
+// places no actor there (the other Event reasons are in event_reasons.go).
+const EventUnknownProtocol = "UnknownProtocol"
 
 // AssignedTo reports whether the actor's current assignment names host pod
 // hostPod with epoch epoch: the only case in which that host may run the

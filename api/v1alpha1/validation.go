@@ -1,7 +1,6 @@
 package v1alpha1
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -58,11 +57,11 @@ func (s *ActorSpec) Validate(p *field.Path, opts ValidationOptions) field.ErrorL
 			errs = append(errs, field.Duplicate(hp, h.Type))
 		}
 		seen[h.Type] = true
-		if h.Config != nil && len(h.Config.Raw) > 0 {
-			var obj map[string]json.RawMessage
-			if err := json.Unmarshal(h.Config.Raw, &obj); err != nil || obj == nil {
-				errs = append(errs, field.Invalid(hp.Child("config"), string(h.Config.Raw), "config must be a JSON object"))
-			}
+		if len(h.Config) > 16 {
+			errs = append(errs, field.TooMany(hp.Child("config"), len(h.Config), 16))
+		}
+		if h.Type == HandlerRuntime {
+			errs = append(errs, h.Config.validateRuntime(hp.Child("config"))...)
 		}
 	}
 

@@ -9,16 +9,12 @@ import (
 	"os"
 	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/controllers"
 	"github.com/troupe-dev/troupe/internal/version"
 )
@@ -117,44 +113,22 @@ Flags:
 	return o, nil
 }
 
-// newManager builds the manager with the Actor reconciler and its probes.
+// newManager builds the manager with the Actor reconciler and its probes,
+// through the same controllers.NewManager the test suites use.
 func newManager(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager, error) {
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return nil, fmt.Errorf("registering client-go kinds: %w", err)
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		return nil, fmt.Errorf("registering %s: %w", v1alpha1.GroupVersion, err)
-	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        scheme,
-		Cache:                         controllers.CacheOptions(o.hostNamespace),
+	return controllers.NewManager(ctx, cfg, ctrl.Options{
 		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:        o.probeAddr,
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              o.leaderElectionID,
 		LeaderElectionNamespace:       o.leaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("creating the manager: %w", err)
-	}
-	r := &controllers.ActorReconciler{
+	}, &controllers.ActorReconciler{
 		HostNamespace: o.hostNamespace,
 		Backoff:       o.backoff,
 		FlushTimeout:  o.flushTimeout,
 		Workers:       o.workers,
-	}
-	if err := r.SetupWithManager(ctx, mgr); err != nil {
-		return nil, fmt.Errorf("setting up the actor controller: %w", err)
-	}
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return nil, fmt.Errorf("adding the health check: %w", err)
-	}
-	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
-		return nil, fmt.Errorf("adding the readiness check: %w", err)
-	}
-	return mgr, nil
+	})
 }
 
 // run parses args and runs the manager until ctx ends. cfg, when not nil,

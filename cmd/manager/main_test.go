@@ -8,16 +8,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/onsi/gomega"
 	coordinationv1 "k8s.io/api/coordination/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/controllers"
@@ -145,11 +142,10 @@ func TestManagerRuns(t *testing.T) {
 	g.SetDefaultEventuallyPollingInterval(50 * time.Millisecond)
 
 	probe, metrics := freePort(t), freePort(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	logs := &syncBuffer{}
-	go func() {
-		done <- run(ctx, []string{
+	ctx := t.Context()
+	logs := &envtestutil.LockedBuffer{}
+	envtestutil.Run(t, "the manager", envtestutil.StarterFunc(func(ctx context.Context) error {
+		return run(ctx, []string{
 			"--health-probe-bind-address=" + probe, "--metrics-bind-address=" + metrics,
 			"--restart-backoff=1s", "--zap-log-level=debug",
 		}, func(k string) string {
@@ -158,40 +154,14 @@ func TestManagerRuns(t *testing.T) {
 			}
 			return ""
 		}, logs, env.Config)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("the manager did not stop")
-		}
-	})
+	}), 30*time.Second)
 
 	for _, path := range []string{"/healthz", "/readyz"} {
 		g.Eventually(func() (int, error) { return get(t, "http://"+probe+path) }).Should(gomega.Equal(http.StatusOK), path)
 	}
 
-	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: ns + "-node"}}
-	g.Expect(env.Client.Create(ctx, node)).To(gomega.Succeed())
-	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), node) })
-	g.Eventually(func() error { // no kubelet: clear the not-ready taint by hand
-		if err := env.Client.Get(ctx, types.NamespacedName{Name: node.Name}, node); err != nil {
-			return err
-		}
-		node.Spec.Taints = nil
-		return env.Client.Update(ctx, node)
-	}).Should(gomega.Succeed())
-	now := metav1.NewMicroTime(time.Now())
-	g.Expect(env.Client.Create(ctx, &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Name: "host-x", Namespace: ns,
-			Labels:      map[string]string{v1alpha1.HostLeaseLabel: v1alpha1.HostLeaseLabelValue},
-			Annotations: map[string]string{v1alpha1.NodeAnnotation: node.Name}},
-		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("host-x"), LeaseDurationSeconds: ptr.To[int32](3600), RenewTime: &now},
-	})).To(gomega.Succeed())
+	node := env.Node(t, ns+"-node", nil)
+	env.HostLease(t, ns, "host-x", node.Name, 0, time.Hour)
 	g.Expect(env.Client.Create(ctx, &v1alpha1.Actor{
 		ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: ns},
 		Spec:       v1alpha1.ActorSpec{Component: v1alpha1.ComponentSource{Image: "registry.example/hello:v1"}},
@@ -237,22 +207,4 @@ func freePort(t *testing.T) string {
 	}
 	defer l.Close()
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
-}
-
-// syncBuffer collects the manager's logs, written from its goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

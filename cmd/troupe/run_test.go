@@ -378,8 +378,9 @@ func TestResolveActorYAML(t *testing.T) {
 			},
 		},
 		"unknown handler config key": {
+			// Validate, as the API server's admission, refuses it first.
 			spec:    component + "  handlers:\n  - type: runtime\n    config: {maxBananas: 1}\n",
-			wantErr: `spec.handlers[runtime].config.maxBananas: runtime handler config: json: unknown field "maxBananas"`,
+			wantErr: `spec.handlers[0].config: Invalid value: "object": unknown key maxBananas in the runtime handler config: the known keys are maxLogBytes, maxEventTypeBytes, maxEventBytes and maxMetricNames`,
 		},
 		"handler config raises a limit over spec.limits' default": {
 			spec: component + "  handlers:\n  - type: runtime\n    config: {maxMetricNames: 10000}\n",

@@ -81,7 +81,7 @@ var limitKeys = []struct {
 func HandlerConfig(spec *v1alpha1.ActorSpec) (runtimehandler.Config, error) {
 	var raw []byte
 	if h, ok := spec.Handler(v1alpha1.HandlerRuntime); ok && h.Config != nil {
-		raw = h.Config.Raw
+		raw = h.Config.JSON()
 	}
 	cfg, err := runtimehandler.ParseConfig(raw)
 	if err != nil {

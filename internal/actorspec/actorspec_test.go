@@ -1,21 +1,27 @@
 package actorspec
 
 import (
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 )
 
-// withConfig is a spec whose runtime handler has the given config (JSON).
+// withConfig is a spec whose runtime handler has the given config (a JSON
+// object, decoded as the API server's or YAML's values are).
 func withConfig(config string, limits v1alpha1.Limits) v1alpha1.ActorSpec {
+	var c v1alpha1.HandlerConfig
+	if err := json.Unmarshal([]byte(config), &c); err != nil {
+		panic(fmt.Sprintf("test config %s: %v", config, err))
+	}
 	return v1alpha1.ActorSpec{
-		Handlers: []v1alpha1.Handler{{Type: v1alpha1.HandlerRuntime, Config: &apiextensionsv1.JSON{Raw: []byte(config)}}},
+		Handlers: []v1alpha1.Handler{{Type: v1alpha1.HandlerRuntime, Config: c}},
 		Limits:   limits,
 	}
 }
@@ -109,10 +115,6 @@ func TestEngineConfigErrorsNameTheField(t *testing.T) {
 		"config value not an integer": {
 			spec: withConfig(`{"maxEventBytes": "1Mi"}`, v1alpha1.Limits{}),
 			want: "spec.handlers[runtime].config.maxEventBytes: ",
-		},
-		"config not an object": {
-			spec: withConfig(`[1]`, v1alpha1.Limits{}),
-			want: "spec.handlers[runtime].config: runtime handler config must be a JSON object",
 		},
 		"spec.limits value out of the handler's range": {
 			spec: withConfig(`{}`, v1alpha1.Limits{MaxLogBytes: 2 << 20}),

@@ -17,13 +17,12 @@ import (
 	"github.com/go-logr/logr/funcr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	theaterv1alpha1 "github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/kubescheme"
 )
 
 // StartTimeout bounds the start of each control-plane process. Envtest's
@@ -41,7 +40,8 @@ type Env struct {
 	Config *rest.Config
 	// Client is a controller-runtime client (no cache) with Scheme.
 	Client client.Client
-	// Scheme knows the built-in kinds and theater.troupe.dev/v1alpha1.
+	// Scheme knows the built-in kinds and theater.troupe.dev/v1alpha1
+	// (kubescheme.New, as the binaries').
 	Scheme *runtime.Scheme
 	// Environment is the underlying envtest environment.
 	Environment *envtest.Environment
@@ -81,7 +81,7 @@ func StartWith(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatalf("envtest: %v", err)
 	}
-	scheme, err := NewScheme()
+	scheme, err := kubescheme.New()
 	if err != nil {
 		t.Fatalf("envtest: %v", err)
 	}
@@ -136,18 +136,6 @@ func (e *Env) Namespace(t testing.TB) string {
 		t.Fatalf("envtest: creating a namespace: %v", err)
 	}
 	return ns.Name
-}
-
-// NewScheme returns a scheme with the built-in kinds and Troupe's.
-func NewScheme() (*runtime.Scheme, error) {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		return nil, fmt.Errorf("adding client-go kinds: %w", err)
-	}
-	if err := theaterv1alpha1.AddToScheme(s); err != nil {
-		return nil, fmt.Errorf("adding %s: %w", theaterv1alpha1.GroupVersion, err)
-	}
-	return s, nil
 }
 
 // ModuleRoot is the directory of the go.mod above the working directory

@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
@@ -155,7 +156,7 @@ func New(cfg Config) (*Host, error) {
 		For(&v1alpha1.Actor{}).
 		Named("troupe-host").
 		WithOptions(controller.Options{MaxConcurrentReconciles: 8}).
-		Complete(reconcilerFunc(h.reconcile)); err != nil {
+		Complete(reconcile.Func(h.reconcile)); err != nil {
 		return nil, fmt.Errorf("creating the actor reconciler: %w", err)
 	}
 	if err := h.listen(); err != nil {

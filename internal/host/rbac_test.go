@@ -1,13 +1,7 @@
 package host
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,13 +9,8 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
-	"github.com/troupe-dev/troupe/internal/envtestutil"
 )
 
 // hostServiceAccount is the host pods' identity in config/rbac/host.
@@ -31,19 +20,8 @@ const hostServiceAccount = "troupe-host"
 // with exactly the roles generated from the markers in rbac.go.
 func (s *suite) asServiceAccount(t *testing.T) hostOption {
 	return func(cfg *Config) {
-		ns := cfg.PodNamespace
-		for _, obj := range loadHostRBAC(t, ns) {
-			if err := s.env.Client.Create(context.Background(), obj); err != nil {
-				t.Fatalf("creating %s %s: %v", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName(), err)
-			}
-			t.Cleanup(func() { _ = s.env.Client.Delete(context.Background(), obj) })
-		}
-		rc := rest.CopyConfig(s.env.Config)
-		rc.Impersonate = rest.ImpersonationConfig{
-			UserName: fmt.Sprintf("system:serviceaccount:%s:%s", ns, hostServiceAccount),
-			Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
-		}
-		cfg.RestConfig = rc
+		s.env.InstallRBAC(t, cfg.PodNamespace, "config/rbac/host", "service_account.yaml", "role.yaml", "role_binding.yaml")
+		cfg.RestConfig = s.env.AsServiceAccount(cfg.PodNamespace, hostServiceAccount)
 	}
 }
 
@@ -96,79 +74,5 @@ func (s *suite) testRBAC(t *testing.T) {
 		"record events on an actor":  {Namespace: "any-namespace", Verb: "create", Group: "events.k8s.io", Resource: "events"},
 		"delete its lease (on exit)": {Namespace: h.ns, Verb: "delete", Group: "coordination.k8s.io", Resource: "leases", Name: h.pod},
 	}
-	check := func(what string, attrs authorizationv1.ResourceAttributes, want bool) {
-		t.Helper()
-		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-			User: user, Groups: []string{"system:serviceaccounts", "system:authenticated"}, ResourceAttributes: &attrs,
-		}}
-		if err := h.c.Create(h.ctx(), sar); err != nil {
-			t.Fatalf("access review: %v", err)
-		}
-		if sar.Status.Allowed != want {
-			t.Errorf("the host may %s: %v, want %v", what, sar.Status.Allowed, want)
-		}
-	}
-	for what, attrs := range denied {
-		check(what, attrs, false)
-	}
-	for what, attrs := range allowed {
-		check(what, attrs, true)
-	}
-}
-
-// loadHostRBAC reads config/rbac/host as kustomize would deploy it into ns:
-// namespace "system" becomes ns, cluster-scoped names get ns as a prefix so
-// that suites do not collide.
-func loadHostRBAC(t *testing.T, ns string) []client.Object {
-	t.Helper()
-	root, err := envtestutil.ModuleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var objs []client.Object
-	for _, f := range []string{"service_account.yaml", "role.yaml", "role_binding.yaml"} {
-		data, err := os.ReadFile(filepath.Join(root, "config", "rbac", "host", f))
-		if err != nil {
-			t.Fatalf("reading %s (run make manifests): %v", f, err)
-		}
-		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-		for {
-			var u unstructured.Unstructured
-			if err := dec.Decode(&u.Object); err != nil {
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				t.Fatalf("decoding %s: %v", f, err)
-			}
-			if len(u.Object) == 0 {
-				continue
-			}
-			relocate(&u, ns)
-			objs = append(objs, &u)
-		}
-	}
-	return objs
-}
-
-func relocate(u *unstructured.Unstructured, ns string) {
-	switch u.GetKind() {
-	case "ClusterRole":
-		u.SetName(ns + "-" + u.GetName())
-	case "ClusterRoleBinding":
-		u.SetName(ns + "-" + u.GetName())
-		name, _, _ := unstructured.NestedString(u.Object, "roleRef", "name")
-		_ = unstructured.SetNestedField(u.Object, ns+"-"+name, "roleRef", "name")
-	}
-	if u.GetNamespace() == "system" {
-		u.SetNamespace(ns)
-	}
-	subjects, _, _ := unstructured.NestedSlice(u.Object, "subjects")
-	for _, s := range subjects {
-		if m, ok := s.(map[string]any); ok && m["namespace"] == "system" {
-			m["namespace"] = ns
-		}
-	}
-	if subjects != nil {
-		_ = unstructured.SetNestedSlice(u.Object, subjects, "subjects")
-	}
+	s.env.CheckAccess(t, user, denied, allowed)
 }

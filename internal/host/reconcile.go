@@ -18,12 +18,6 @@ import (
 	"github.com/troupe-dev/troupe/internal/chain"
 )
 
-type reconcilerFunc func(context.Context, reconcile.Request) (reconcile.Result, error)
-
-func (f reconcilerFunc) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	return f(ctx, req)
-}
-
 // runState is where a run is.
 type runState int
 

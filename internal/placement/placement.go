@@ -12,6 +12,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/textutil"
 )
 
 // Host is a host pod as placement sees it.
@@ -138,6 +139,10 @@ func KnownProtocols() string {
 	return fmt.Sprintf("v%d to v%d", v1alpha1.MinProtocolVersion, v1alpha1.ProtocolVersion)
 }
 
+// maxQuotedProtocol bounds how much of a malformed annotation a message
+// quotes: it is the Lease writer's text, of any length.
+const maxQuotedProtocol = 32
+
 // ProtocolProblem says why this manager can't talk to h ("host h2 speaks
 // protocol v2; this manager knows v1"), or "" when it can.
 func ProtocolProblem(h *Host) string {
@@ -146,7 +151,8 @@ func ProtocolProblem(h *Host) string {
 	case known:
 		return ""
 	case v == 0:
-		return fmt.Sprintf("host %s declares protocol %q, which is no version; this manager knows %s", h.Name, h.Protocol, KnownProtocols())
+		return fmt.Sprintf("host %s declares protocol %q, which is no version; this manager knows %s",
+			h.Name, textutil.Truncate(h.Protocol, maxQuotedProtocol), KnownProtocols())
 	}
 	return fmt.Sprintf("host %s speaks protocol v%d; this manager knows %s", h.Name, v, KnownProtocols())
 }

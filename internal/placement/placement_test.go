@@ -15,6 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/textutil"
 )
 
 var now = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
@@ -186,6 +187,8 @@ func TestPickProtocol(t *testing.T) {
 		"only a newer version: the error names the host": {declared: map[string]string{"h": newer}, wantErr: "0/1 hosts available: 1 unknown protocol version (" + speaks("h") + ")"},
 		"a malformed version is no version": {declared: map[string]string{"h": "v1"},
 			wantErr: `(host h declares protocol "v1", which is no version` + knows + ")"},
+		"a long malformed version is quoted in part": {declared: map[string]string{"h": strings.Repeat("x", 5000)},
+			wantErr: `(host h declares protocol "` + strings.Repeat("x", maxQuotedProtocol-len(textutil.Ellipsis)) + textutil.Ellipsis + `", which is no version`},
 		"hosts of a newer version leave the others be": {declared: map[string]string{"h1": newer, "h2": newer, "h3": newer, "h4": newer, "ok": current},
 			want: "ok"},
 		"three hosts are named, the fourth counted": {declared: map[string]string{"h1": newer, "h2": newer, "h3": newer, "h4": newer},

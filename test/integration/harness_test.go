@@ -36,12 +36,8 @@ import (
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/controllers"
@@ -131,41 +127,14 @@ func (s *suite) newCluster(t testing.TB, opts clusterOptions) *cluster {
 	// As cmd/manager's ctrl.GetConfig: no client-side rate limit.
 	cfg.QPS, cfg.Burst = -1, 0
 	cfg.Wrap(c.mgrRequests.wrap)
-	cacheOpts := controllers.CacheOptions(c.ns)
-	cacheOpts.DefaultNamespaces = map[string]cache.Config{c.ns: {}}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 s.env.Scheme,
-		Cache:                  cacheOpts,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             ctrlconfig.Controller{SkipNameValidation: ptr.To(true)},
-		Logger:                 c.mgrLogs.logger("manager", opts.logVerbosity),
-	})
+	mo := s.env.ManagerOptions(c.ns)
+	mo.Logger = c.mgrLogs.logger("manager", opts.logVerbosity)
+	mgr, err := controllers.NewManager(t.Context(), cfg, mo,
+		&controllers.ActorReconciler{HostNamespace: c.ns, Backoff: opts.backoff, Workers: opts.workers})
 	if err != nil {
-		t.Fatalf("creating the manager: %v", err)
+		t.Fatal(err)
 	}
-	r := &controllers.ActorReconciler{HostNamespace: c.ns, Backoff: opts.backoff, Workers: opts.workers}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := r.SetupWithManager(ctx, mgr); err != nil {
-		cancel()
-		t.Fatalf("setting up the reconciler: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	var once sync.Once
-	c.stopMgr = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("manager: %v", err)
-				}
-			case <-time.After(60 * time.Second):
-				t.Errorf("the manager did not stop within 60s")
-			}
-		})
-	}
+	c.stopMgr = envtestutil.Run(t, "the manager", mgr, 60*time.Second)
 	c.obs = newObserver(t, s.env, c.ns)
 	return c
 }
@@ -228,27 +197,21 @@ func (c *cluster) startHost(prefix string) *testHost {
 	}
 	th.h = h
 	th.base = "http://" + h.Addresses()["http"]
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Start(ctx) }()
+	stop := envtestutil.Run(c.t, "host "+name, h, 90*time.Second)
 	var once sync.Once
 	th.stop = func() {
 		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					c.t.Errorf("host %s stopped with: %v", name, err)
-				}
-			case <-time.After(90 * time.Second):
-				c.t.Errorf("host %s did not stop within 90s", name)
-			}
+			stop()
 			close(th.stopped)
 		})
 	}
 	c.mu.Lock()
 	c.hosts = append(c.hosts, th)
 	c.mu.Unlock()
+	// Cleanups run last-registered first: the cluster's own stop (the
+	// manager first, then every host at once) must come before the one Run
+	// registered for this host alone.
+	c.t.Cleanup(c.stop)
 	c.g().Eventually(func() error {
 		return c.c.Get(context.Background(), types.NamespacedName{Namespace: c.ns, Name: name}, &coordinationv1.Lease{})
 	}).WithTimeout(prompt).Should(Succeed(), "host %s's Lease", name)
@@ -632,22 +595,7 @@ func (o *observer) firstReady(name string) (time.Time, bool) {
 }
 
 // logBuffer collects log lines (funcr JSON, one a line).
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer struct{ envtestutil.LockedBuffer }
 
 // logger writes into l, and to stderr too with TROUPE_TEST_LOG set.
 func (l *logBuffer) logger(name string, verbosity int) logr.Logger {
