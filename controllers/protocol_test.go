@@ -18,6 +18,45 @@ import (
 	"github.com/troupe-dev/troupe/internal/placement"
 )
 
+// declareProtocol sets (or, with "", removes) the protocol version a fake
+// host's Lease declares, as a host of that version would.
+func (h *harness) declareProtocol(host, version string) {
+	h.t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var l coordinationv1.Lease
+		if err := h.c.Get(context.Background(), types.NamespacedName{Namespace: h.ns, Name: host}, &l); err != nil {
+			return err
+		}
+		if version == "" {
+			delete(l.Annotations, v1alpha1.ProtocolVersionAnnotation)
+		} else {
+			l.Annotations[v1alpha1.ProtocolVersionAnnotation] = version
+		}
+		return h.c.Update(context.Background(), &l)
+	})
+	if err != nil {
+		h.t.Fatalf("declaring protocol %q on lease %s: %v", version, host, err)
+	}
+}
+
+// expectLeaseEvent waits for a Warning Event of the manager about host
+// Lease name with reason and a note containing note.
+func (h *harness) expectLeaseEvent(name, reason, note string) {
+	h.t.Helper()
+	h.g.Eventually(func(g Gomega) {
+		var list eventsv1.EventList
+		g.Expect(h.c.List(context.Background(), &list, client.InNamespace(h.ns))).To(Succeed())
+		var seen []string
+		for _, e := range list.Items {
+			if e.Regarding.Kind != "Lease" || e.Regarding.Name != name {
+				continue
+			}
+			seen = append(seen, e.Type+" "+e.Reason+": "+e.Note)
+		}
+		g.Expect(seen).To(ContainElement(And(HavePrefix(corev1.EventTypeWarning+" "+reason+": "), ContainSubstring(note))))
+	}).Should(Succeed(), "no %s Event on lease %s", reason, name)
+}
+
 // testProtocolVersions: the manager places actors only on hosts whose Lease
 // declares a protocol version it knows (PROTOCOL.md#versions). A host of
 // another version gets none; an actor that finds no other host says which
@@ -65,43 +104,4 @@ func testProtocolVersions(t *testing.T, env *envtestutil.Env) {
 	// goes there.
 	h.declareProtocol("host-future", "")
 	g.Expect(h.placed("third").Status.HostPod).To(Equal("host-future"))
-}
-
-// declareProtocol sets (or, with "", removes) the protocol version a fake
-// host's Lease declares, as a host of that version would.
-func (h *harness) declareProtocol(host, version string) {
-	h.t.Helper()
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var l coordinationv1.Lease
-		if err := h.c.Get(context.Background(), types.NamespacedName{Namespace: h.ns, Name: host}, &l); err != nil {
-			return err
-		}
-		if version == "" {
-			delete(l.Annotations, v1alpha1.ProtocolVersionAnnotation)
-		} else {
-			l.Annotations[v1alpha1.ProtocolVersionAnnotation] = version
-		}
-		return h.c.Update(context.Background(), &l)
-	})
-	if err != nil {
-		h.t.Fatalf("declaring protocol %q on lease %s: %v", version, host, err)
-	}
-}
-
-// expectLeaseEvent waits for a Warning Event of the manager about host
-// Lease name with reason and a note containing note.
-func (h *harness) expectLeaseEvent(name, reason, note string) {
-	h.t.Helper()
-	h.g.Eventually(func(g Gomega) {
-		var list eventsv1.EventList
-		g.Expect(h.c.List(context.Background(), &list, client.InNamespace(h.ns))).To(Succeed())
-		var seen []string
-		for _, e := range list.Items {
-			if e.Regarding.Kind != "Lease" || e.Regarding.Name != name {
-				continue
-			}
-			seen = append(seen, e.Type+" "+e.Reason+": "+e.Note)
-		}
-		g.Expect(seen).To(ContainElement(And(HavePrefix(corev1.EventTypeWarning+" "+reason+": "), ContainSubstring(note))))
-	}).Should(Succeed(), "no %s Event on lease %s", reason, name)
 }
