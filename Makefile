@@ -130,12 +130,12 @@ cluster-down: ## Stop the local cluster and undo every host change it made (the 
 	hack/local-cluster.sh down
 
 .PHONY: test-e2e-local
-test-e2e-local: ## Local cluster up, image built and imported, e2e suite run, cluster down (always); exits with the suite's status.
+test-e2e-local: ## Local cluster up, image (and v0.1.0's, for the upgrade test) built and imported, e2e suite run, cluster down (always); exits with the suite's status.
 	VERSION='$(VERSION)' IMAGE='$(IMAGE)' IMAGE_TAR='$(IMAGE_TAR)' hack/e2e-local.sh
 
 .PHONY: test-e2e
 test-e2e: ## Run the e2e suite (docs/e2e.md) against the cluster KUBECONFIG names, with TROUPE_E2E_IMAGE already on its nodes.
-	go test -tags e2e -count=1 -timeout 20m $(E2E_FLAGS) ./test/e2e/...
+	go test -tags e2e -count=1 -timeout 30m $(E2E_FLAGS) ./test/e2e/...
 
 # --- packaging (Dockerfile, config/, charts/troupe; docs/install.md) ---
 SAMPLES_OUT ?= config/samples/components

@@ -103,6 +103,9 @@ func (r *ActorReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager
 	if r.Client == nil {
 		r.Client = mgr.GetClient()
 	}
+	// Every write names the manager as its field manager, so managedFields
+	// show which fields it owns (PROTOCOL.md#ownership).
+	r.Client = client.WithFieldOwner(r.Client, v1alpha1.ManagerFieldOwner)
 	if r.Recorder == nil {
 		r.Recorder = mgr.GetEventRecorder(ControllerName)
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/internal/placement"
+	"github.com/troupe-dev/troupe/internal/textutil"
 )
 
 // hostPodIndex indexes Actors by status.hostPod; actors waiting for a host
@@ -175,10 +176,28 @@ func (m *hostMonitor) run(ctx context.Context, expired func(host string)) {
 	}
 }
 
+// reportProtocol records, on a host Lease that declares a protocol version
+// this manager does not speak, a Warning Event saying so: placement skips
+// such a host (and says why in the NoHostAvailable message of actors that
+// find no other), and this is where an operator looking at the host sees it.
+func (r *ActorReconciler) reportProtocol(ctx context.Context, l *coordinationv1.Lease) {
+	h := placement.Host{Name: l.Name, Protocol: l.Annotations[v1alpha1.ProtocolVersionAnnotation]}
+	problem := placement.ProtocolProblem(&h)
+	if problem == "" {
+		return
+	}
+	log.FromContext(ctx).Info("a host speaks an unknown protocol version; placing no actor on it",
+		"host", l.Name, "protocolVersion", h.Protocol, "known", placement.KnownProtocols())
+	note := textutil.Truncate(problem+": it gets no actors until a manager that knows its version runs", v1alpha1.MaxEventNoteBytes)
+	r.Recorder.Eventf(l, nil, corev1.EventTypeWarning, v1alpha1.EventUnknownProtocol, "Place", "%s", note)
+}
+
 // leaseHandler maps host Lease events to the actors they concern: a new or
-// revived host, or a change of its node or capacity, may take actors
-// waiting for one; a deleted host's actors move at once. Renewals only
-// move the host's expiry in the monitor.
+// revived host, or a change of its node, capacity or protocol version, may
+// take actors waiting for one; a deleted host's actors move at once.
+// Renewals only move the host's expiry in the monitor. A host whose
+// protocol version this manager does not know is reported once per Lease
+// and version (reportProtocol).
 func (r *ActorReconciler) leaseHandler() handler.TypedEventHandler[client.Object, reconcile.Request] {
 	return handler.TypedFuncs[client.Object, reconcile.Request]{
 		CreateFunc: func(ctx context.Context, e event.TypedCreateEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
@@ -186,6 +205,7 @@ func (r *ActorReconciler) leaseHandler() handler.TypedEventHandler[client.Object
 			if !ok {
 				return
 			}
+			r.reportProtocol(ctx, l)
 			expiry := placement.LeaseExpiry(l)
 			r.monitor.observe(l.Name, expiry)
 			if r.now().Before(expiry) {
@@ -197,6 +217,9 @@ func (r *ActorReconciler) leaseHandler() handler.TypedEventHandler[client.Object
 			l, ok2 := e.ObjectNew.(*coordinationv1.Lease)
 			if !ok1 || !ok2 {
 				return
+			}
+			if old.Annotations[v1alpha1.ProtocolVersionAnnotation] != l.Annotations[v1alpha1.ProtocolVersionAnnotation] {
+				r.reportProtocol(ctx, l)
 			}
 			expiry := placement.LeaseExpiry(l)
 			r.monitor.observe(l.Name, expiry)

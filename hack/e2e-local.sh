@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
 # `make test-e2e-local`: brings the local cluster up (hack/local-cluster.sh),
-# builds the image without Docker and imports it, runs the e2e suite against
+# builds the image without Docker and imports it, and the previous
+# release's image for the upgrade test (below), runs the e2e suite against
 # the cluster, and always takes the cluster down again, even when a step
 # fails or the run is interrupted. Exits with the suite's status (or the
 # first failing step's), and non-zero when down could not undo everything.
+#
+# The previous release is tag v0.1.0. A clone without tags (CI may clone
+# main's history only) still has its commit, so when the tag is missing the
+# commit is used: PREVIOUS_COMMIT below, which must stay the tag's commit.
+# Its tree is exported with `git archive` into a temporary directory, and its
+# image built from it with its own hack/image-local.sh, as
+# troupe-previous:<version>; the suite's TestUpgrade installs its chart and
+# samples from that tree and upgrades to this one.
 #
 # Environment (the Makefile passes them):
 #   VERSION    the build's version, default `git describe --tags --always --dirty`
 #   IMAGE      the image's reference, default troupe:<version>
 #   IMAGE_TAR  where the image is written, default bin/troupe-image.tar
+#   PREVIOUS   the release to upgrade from, default v0.1.0 (a tag, commit or
+#              branch); PREVIOUS=none skips the upgrade test
 #   E2E_FLAGS  extra `go test` flags, e.g. "-run TestClusterReachable -v"
 #   KEEP_CLUSTER=1  leave the cluster up afterwards to look around (take it
 #                   down with `make cluster-down`)
@@ -21,10 +32,15 @@ log() { echo "e2e-local: $*" >&2; }
 export VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 IMAGE=${IMAGE:-$(hack/image-local.sh --print-ref)}
 IMAGE_TAR=${IMAGE_TAR:-bin/troupe-image.tar}
+PREVIOUS=${PREVIOUS:-v0.1.0}
+# v0.1.0's commit, for clones without the tag.
+PREVIOUS_COMMIT=6048b32013491681bb783ec8262048e1a27ee72a
+previous_tree=
 
 finish() {
   local rc=$?
   trap - EXIT INT TERM
+  [[ -z $previous_tree ]] || rm -rf "$previous_tree"
   if [[ ${KEEP_CLUSTER:-0} == 1 ]]; then
     log "KEEP_CLUSTER=1: the cluster stays up ($(hack/local-cluster.sh env))"
   elif ! hack/local-cluster.sh down; then
@@ -39,13 +55,43 @@ trap finish EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# previous_release exports the release to upgrade from and builds its image:
+# sets previous_tree, previous_version and previous_image.
+previous_release() {
+  local commit
+  if commit=$(git rev-parse -q --verify "$PREVIOUS^{commit}"); then
+    previous_version=$PREVIOUS
+  elif [[ $PREVIOUS == v0.1.0 ]] && commit=$(git rev-parse -q --verify "$PREVIOUS_COMMIT^{commit}"); then
+    log "no tag $PREVIOUS in this clone (git fetch --tags fetches it); using its commit $PREVIOUS_COMMIT"
+    previous_version=$PREVIOUS
+  else
+    log "the previous release $PREVIOUS is neither a tag, a commit nor a branch of this repository (a shallow clone?);" \
+      "fetch it (git fetch --tags), set PREVIOUS to another one, or PREVIOUS=none to skip the upgrade test"
+    return 1
+  fi
+  previous_tree=$(mktemp -d "${TMPDIR:-/tmp}/troupe-previous.XXXXXX")
+  git archive "$commit" | tar -x -C "$previous_tree"
+  previous_image=troupe-previous:$(tr -c 'A-Za-z0-9_.\n-' '-' <<<"$previous_version")
+  log "building the previous release $previous_version ($commit) as $previous_image"
+  VERSION=$previous_version IMAGE=$previous_image "$previous_tree/hack/image-local.sh" -o "$previous_tree/image.tar" >/dev/null
+}
+
 start=$SECONDS
 hack/local-cluster.sh up >/dev/null
 up_s=$((SECONDS - start))
 IMAGE=$IMAGE hack/image-local.sh -o "$IMAGE_TAR" >/dev/null
 hack/local-cluster.sh import "$IMAGE_TAR"
+upgrade_env=()
+if [[ $PREVIOUS != none ]]; then
+  previous_start=$SECONDS
+  previous_release
+  hack/local-cluster.sh import "$previous_tree/image.tar"
+  log "previous release built and imported in $((SECONDS - previous_start))s"
+  upgrade_env=(TROUPE_E2E_PREVIOUS_TREE="$previous_tree" TROUPE_E2E_PREVIOUS_IMAGE="$previous_image"
+    TROUPE_E2E_PREVIOUS_VERSION="$previous_version")
+fi
 eval "$(hack/local-cluster.sh env)"
 log "running the e2e suite against $KUBECONFIG with $IMAGE (cluster up in ${up_s}s)"
 # shellcheck disable=SC2086 # E2E_FLAGS is a list of flags
-TROUPE_E2E_IMAGE=$IMAGE TROUPE_E2E_VERSION=$VERSION \
-  go test -tags e2e -count=1 -timeout 20m ${E2E_FLAGS:-} ./test/e2e/...
+env "${upgrade_env[@]}" TROUPE_E2E_IMAGE="$IMAGE" TROUPE_E2E_VERSION="$VERSION" \
+  go test -tags e2e -count=1 -timeout 30m ${E2E_FLAGS:-} ./test/e2e/...

@@ -1,8 +1,37 @@
 package v1alpha1
 
-// Names of the controller <-> host protocol (PROTOCOL.md): the manager and
-// the host pods never talk directly, only through these labels, annotations
-// and status fields on the API server.
+// Names of the manager <-> host protocol, PROTOCOL.md at the repository's
+// root: the manager and the host pods never talk directly, only through
+// these labels, annotations and status fields on the API server. Who writes
+// which is PROTOCOL.md#ownership; a change to any of them is a new protocol
+// version (PROTOCOL.md#versions).
+
+// Protocol versions (PROTOCOL.md#versions). A host publishes the version it
+// speaks in its Lease (ProtocolVersionAnnotation); the manager places
+// actors only on hosts whose version lies in [MinProtocolVersion,
+// ProtocolVersion].
+const (
+	// ProtocolVersion is the version this build speaks: what its host
+	// publishes, and the newest its manager places actors on.
+	ProtocolVersion = 1
+	// MinProtocolVersion is the oldest version this build's manager places
+	// actors on.
+	MinProtocolVersion = 1
+	// LegacyProtocolVersion is the version of a host whose Lease carries no
+	// ProtocolVersionAnnotation: hosts of Troupe v0.1.0 published none and
+	// speak version 1.
+	LegacyProtocolVersion = 1
+)
+
+// Field managers: each binary writes through a client that names itself in
+// every write, so the API server's managedFields say which binary owns each
+// field (PROTOCOL.md#ownership, checked by the integration suite).
+const (
+	// ManagerFieldOwner is the field manager of the manager's writes.
+	ManagerFieldOwner = "troupe-manager"
+	// HostFieldOwner is the field manager of the hosts' writes.
+	HostFieldOwner = "troupe-host"
+)
 
 // Host leases: every host pod renews a coordination.k8s.io/v1 Lease named
 // after itself in its own namespace.
@@ -17,6 +46,9 @@ const (
 	// CapacityAnnotation on a host Lease is the most actors the host runs,
 	// a decimal integer; missing or malformed means DefaultHostCapacity.
 	CapacityAnnotation = "theater.troupe.dev/capacity"
+	// ProtocolVersionAnnotation on a host Lease is the protocol version the
+	// host speaks, a decimal integer; missing means LegacyProtocolVersion.
+	ProtocolVersionAnnotation = "theater.troupe.dev/protocol-version"
 	// DefaultHostCapacity is a host's capacity when its Lease declares none.
 	DefaultHostCapacity = 1000
 	// DefaultLeaseDurationSeconds is a host lease's duration when the host
@@ -63,6 +95,11 @@ const (
 	// restarted until its spec changes (a new generation).
 	ReasonInvalidSpec = "InvalidSpec"
 )
+
+// EventUnknownProtocol (manager, Warning), on a host Lease, not an Actor:
+// the host speaks a protocol version this manager does not know, so it
+// places no actor there (the other Event reasons are in event_reasons.go).
+const EventUnknownProtocol = "UnknownProtocol"
 
 // AssignedTo reports whether the actor's current assignment names host pod
 // hostPod with epoch epoch: the only case in which that host may run the

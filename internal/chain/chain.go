@@ -145,8 +145,10 @@ type Recovery struct {
 // directory) when missing. It verifies every event; a torn or corrupt tail
 // (an incomplete record, or one whose checksum fails, with no valid record
 // after it) is cut and reported in Recovery. Any other damage is an error
-// wrapping ErrCorrupt: the chain is never silently extended. Only one Chain
-// may have a file open at a time, across processes (ErrLocked).
+// wrapping ErrCorrupt: the chain is never silently extended. A file of a
+// format version this build does not read is refused with a *VersionError
+// and left as it is. Only one Chain may have a file open at a time, across
+// processes (ErrLocked).
 func Open(path string, opts Options) (*Chain, Recovery, error) {
 	var rec Recovery
 	if opts.Durability != GroupCommit && opts.Durability != Sync {
@@ -187,6 +189,11 @@ func Open(path string, opts Options) (*Chain, Recovery, error) {
 	}
 	switch res.status {
 	case scanOK:
+	case scanVersion:
+		// Written by a newer build: neither cut nor extended here. The
+		// error names the file already.
+		f.Close()
+		return nil, rec, &VersionError{Path: path, Version: res.version}
 	case scanIncomplete, scanFraming:
 		if res.status == scanFraming && res.offset == 0 {
 			return fail(res.corrupt()) // a bad header: not a chain file at all

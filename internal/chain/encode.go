@@ -13,11 +13,12 @@ import (
 
 // The canonical encoding and the file framing are specified byte for byte in
 // docs/chain-format.md; testdata/golden.json pins them. Any change here is a
-// new format version, never an edit.
+// new format version (FormatVersion, version.go), never an edit.
 
-// Magic opens every chain file and is also the domain prefix of every event
-// hash, so a hash of a troupe event can never be confused with a hash of
-// anything else that happens to share its bytes.
+// Magic is the header of every format version 1 chain file (HeaderPrefix,
+// "1", a newline) and the domain prefix of every event hash, so a hash of a
+// troupe event can never be confused with a hash of anything else that
+// happens to share its bytes.
 const Magic = "troupe-chain-v1\n"
 
 var magicBytes = []byte(Magic)

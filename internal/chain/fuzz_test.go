@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"strconv"
 	"testing"
 )
 
@@ -41,6 +42,7 @@ func FuzzScan(f *testing.F) {
 	f.Add(raw[:len(raw)-7])
 	f.Add([]byte(Magic))
 	f.Add([]byte("troupe-chain"))
+	f.Add(append([]byte("troupe-chain-v2\n"), raw[len(Magic):]...))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		out := []byte(Magic)
 		var prev *Event
@@ -61,6 +63,41 @@ func FuzzScan(f *testing.F) {
 		}
 		if res.status == scanOK && res.offset != int64(len(in)) {
 			t.Fatalf("intact scan ends at %d of %d", res.offset, len(in))
+		}
+		if res.status == scanVersion && (res.events > 0 || res.version == FormatVersion) {
+			t.Fatalf("a file of unknown version %d gave %d events", res.version, res.events)
+		}
+	})
+}
+
+// FuzzParseHeader: whatever a file starts with, the header is version 1
+// exactly when it starts with Magic, and an unknown version is read from
+// its one canonical spelling.
+func FuzzParseHeader(f *testing.F) {
+	for _, s := range []string{Magic, "troupe-chain-v2\n", "troupe-chain-v01\n", "troupe-chain-v999999999\n", "troupe-chain-v1", "troupe-"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		b = b[:min(len(b), maxHeaderSize)]
+		kind, size, version := parseHeader(b)
+		switch kind {
+		case headerV1:
+			if !bytes.HasPrefix(b, []byte(Magic)) || size != len(Magic) || version != 1 {
+				t.Fatalf("%q read as version 1 (size %d)", b, size)
+			}
+		case headerTorn:
+			if len(b) >= len(Magic) || !bytes.HasPrefix([]byte(Magic), b) {
+				t.Fatalf("%q read as a torn header", b)
+			}
+		case headerUnknown:
+			want := HeaderPrefix + strconv.Itoa(version) + "\n"
+			if version == FormatVersion || size != len(want) || string(b[:size]) != want {
+				t.Fatalf("%q read as version %d (size %d)", b, version, size)
+			}
+		case headerForeign:
+			if bytes.HasPrefix(b, []byte(Magic)) {
+				t.Fatalf("%q starts with Magic but read as foreign", b)
+			}
 		}
 	})
 }

@@ -98,7 +98,7 @@ func TestReadJSONRejectsDamage(t *testing.T) {
 func TestReadJSONPassesCallbackErrors(t *testing.T) {
 	stop := errors.New("stop")
 	err := ReadJSON(bytes.NewReader(exportLines(t, testChain(t))), func(*Event) error { return stop })
-	if err != stop {
+	if !errors.Is(err, stop) {
 		t.Fatalf("err = %v, want the callback's own error", err)
 	}
 }

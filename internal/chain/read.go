@@ -2,7 +2,6 @@ package chain
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -73,8 +72,9 @@ func ResolvePath(path string) (string, error) {
 // ReadFile calls fn for each event of the chain file at path, in order,
 // after checking its framing, hash and parent link. It stops at the first
 // bad event with a *CorruptError, and at fn's first error, which it returns
-// as is. An incomplete last record that a live writer is still writing ends
-// the read without error. Event.Data is valid only during fn.
+// as is. A file of a format version this build does not read is refused
+// with a *VersionError. An incomplete last record that a live writer is
+// still writing ends the read without error. Event.Data is valid only during fn.
 func ReadFile(path string, fn func(Event) error) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -82,8 +82,11 @@ func ReadFile(path string, fn func(Event) error) error {
 	}
 	defer f.Close()
 	res, writing := scanLive(f, fn)
-	if res.status == scanCallback {
+	switch res.status {
+	case scanCallback:
 		return res.err
+	case scanVersion:
+		return &VersionError{Path: path, Version: res.version}
 	}
 	if res.err != nil {
 		return fmt.Errorf("reading chain %s: %w", path, res.err)
@@ -141,7 +144,9 @@ func scanLive(f *os.File, fn func(Event) error) (res scanResult, writing bool) {
 }
 
 // VerifyFile recomputes every hash and parent link of the chain file at
-// path. The error is for I/O failures only; damage is in the Report.
+// path. The error is for a file that can't be read: an I/O failure, or a
+// format version this build does not know (*VersionError); damage is in
+// the Report.
 func VerifyFile(path string) (Report, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -149,13 +154,20 @@ func VerifyFile(path string) (Report, error) {
 	}
 	defer f.Close()
 	res, writing := scanLive(f, nil)
+	if res.status == scanVersion {
+		return report(res, writing), &VersionError{Path: path, Version: res.version}
+	}
 	return report(res, writing), nil
 }
 
 // Verify checks a chain file's bytes read from r. An incomplete last record
 // is damage: no writer can be known to be appending.
 func Verify(r io.Reader) (Report, error) {
-	rep := report(scan(r, nil), false)
+	res := scan(r, nil)
+	rep := report(res, false)
+	if res.status == scanVersion {
+		return rep, &VersionError{Version: res.version}
+	}
 	if rep.Reason == "" && !rep.OK() {
 		return rep, errors.New("verifying chain: unknown failure")
 	}
@@ -163,10 +175,13 @@ func Verify(r io.Reader) (Report, error) {
 }
 
 // report turns a scan into a Report; writing says an incomplete last
-// record is being written.
+// record is being written. A file of an unknown format version verified
+// nothing: its Report is not OK.
 func report(res scanResult, writing bool) Report {
 	rep := Report{Events: res.events, Head: res.head, Length: res.length, FirstBad: -1}
 	switch {
+	case res.status == scanVersion:
+		rep.FirstBad, rep.Reason = 0, fmt.Sprintf("format version %d is not one this build reads", res.version)
 	case res.err != nil:
 		rep.FirstBad, rep.Offset, rep.Reason = int64(res.events), res.offset, "read error: "+res.err.Error()
 	case res.status == scanOK:
@@ -186,17 +201,19 @@ const (
 	scanFraming               // a record's length or checksum is wrong: torn or damaged bytes
 	scanLogical               // a record is intact but its content, hash or link is wrong
 	scanCallback              // the callback returned an error
+	scanVersion               // the header names a format version this build does not read
 )
 
 type scanResult struct {
-	status scanStatus
-	events uint64 // valid events
-	first  Event  // the first valid event, without Data
-	head   Hash
-	length uint64
-	offset int64 // size of the valid prefix: where the first bad record starts
-	reason string
-	err    error // I/O or callback error
+	status  scanStatus
+	events  uint64 // valid events
+	first   Event  // the first valid event, without Data
+	head    Hash
+	length  uint64
+	offset  int64 // size of the valid prefix: where the first bad record starts
+	reason  string
+	err     error // I/O or callback error
+	version int   // the unknown format version, with scanVersion
 }
 
 func (r scanResult) corrupt() error {
@@ -210,18 +227,25 @@ func newSectionReader(f *os.File, size int64) io.Reader { return io.NewSectionRe
 func scan(r io.Reader, fn func(Event) error) scanResult {
 	var res scanResult
 	br := bufio.NewReaderSize(r, 64<<10)
-	var hdr [len(Magic)]byte
-	n, err := io.ReadFull(br, hdr[:])
-	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
-		res.err = err
+	hdr, perr := br.Peek(maxHeaderSize)
+	if perr != nil && !errors.Is(perr, io.EOF) {
+		res.err = perr
 		return res
 	}
-	if !bytes.Equal(hdr[:n], magicBytes[:n]) {
-		res.status, res.reason = scanFraming, fmt.Sprintf("bad file header %q: not a troupe chain (want %q)", hdr[:n], Magic)
+	switch kind, size, version := parseHeader(hdr); kind {
+	case headerV1:
+		if _, err := br.Discard(size); err != nil {
+			res.err = err
+			return res
+		}
+	case headerTorn:
+		res.status, res.reason = scanIncomplete, fmt.Sprintf("torn file header: %d of %d bytes", len(hdr), len(Magic))
 		return res
-	}
-	if n < len(Magic) {
-		res.status, res.reason = scanIncomplete, fmt.Sprintf("torn file header: %d of %d bytes", n, len(Magic))
+	case headerUnknown:
+		res.status, res.version = scanVersion, version
+		return res
+	default:
+		res.status, res.reason = scanFraming, fmt.Sprintf("bad file header %q: not a troupe chain file (want %q)", hdr[:min(len(hdr), len(Magic))], Magic)
 		return res
 	}
 	res.offset = int64(len(Magic))
@@ -232,10 +256,10 @@ func scan(r io.Reader, fn func(Event) error) scanResult {
 	intern := make(map[string]string)
 	for {
 		n, err := io.ReadFull(br, frame[:])
-		if n == 0 && err == io.EOF {
+		if n == 0 && errors.Is(err, io.EOF) {
 			return res
 		}
-		if err == io.ErrUnexpectedEOF {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
 			res.status, res.reason = scanIncomplete, fmt.Sprintf("torn record: %d of %d frame bytes at the end", n, frameHeaderSize)
 			return res
 		}
@@ -250,7 +274,7 @@ func scan(r io.Reader, fn func(Event) error) scanResult {
 		}
 		var got int
 		body, got, err = readN(br, body, int(blen))
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			res.status, res.reason = scanIncomplete, fmt.Sprintf("torn record: %d of %d bytes at the end", got, blen)
 			return res
 		}

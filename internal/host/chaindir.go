@@ -29,14 +29,15 @@ func parseHead(s string) (chain.Hash, error) {
 }
 
 // continuation says how the chain in dir continues the head status
-// records (PROTOCOL.md, chain continuity):
+// records (PROTOCOL.md#chain-continuity):
 //   - no head in status: the local chain, if any, goes on;
 //   - the local chain contains the status head (at its position): it goes
 //     on; the status may lag behind it (heads are published at a bounded
 //     rate, and a host can die between two writes);
 //   - else the actor ran elsewhere since this chain was written (or there
 //     is none): the old chain is moved aside (actordir.MoveChainAside) and
-//     a new segment starts, linked to the status head.
+//     a new segment starts, linked to the status head;
+//   - a chain of a format version this build does not read is an error.
 //
 // It returns the link to start the new segment with, or nil, and the name
 // the old chain was moved to, if any.
@@ -70,6 +71,11 @@ func continuation(dir string, st *v1alpha1.ChainStatus, now time.Time) (*actorho
 	})
 	if found {
 		return nil, "", nil
+	}
+	if errors.Is(err, chain.ErrUnknownVersion) {
+		// Written by a newer host: neither moved aside nor continued; the
+		// error names the file and the versions this host reads.
+		return nil, "", err
 	}
 	if events == 0 && err == nil {
 		// An empty chain file: the segment starts in it.

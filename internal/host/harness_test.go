@@ -186,7 +186,8 @@ func (h *harness) create(name string, spec v1alpha1.ActorSpec) *v1alpha1.Actor {
 }
 
 // assign plays the controller: it gives the actor an id (once) and assigns
-// it to pod with epoch, in status and in the label, as PROTOCOL.md says.
+// it to pod with epoch, in status and in the label, as
+// PROTOCOL.md#the-epoch-fence says.
 func (h *harness) assign(name, pod string, epoch int64) {
 	h.t.Helper()
 	g := NewWithT(h.t)

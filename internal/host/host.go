@@ -132,7 +132,9 @@ func New(cfg Config) (*Host, error) {
 		return nil, fmt.Errorf("creating a clientset: %w", err)
 	}
 	h := &Host{
-		cfg: cfg, log: log, mgr: mgr, client: mgr.GetClient(), api: mgr.GetAPIReader(),
+		// Every write names the host as its field manager, so managedFields
+		// show which fields it owns (PROTOCOL.md#ownership).
+		cfg: cfg, log: log, mgr: mgr, client: client.WithFieldOwner(mgr.GetClient(), v1alpha1.HostFieldOwner), api: mgr.GetAPIReader(),
 		events:    mgr.GetEventRecorder("troupe-host"),
 		envs:      kubeenv.NewWatcher(cs, log.WithName("env")),
 		actorMet:  runtimehandler.NewMetricsRegistry(),

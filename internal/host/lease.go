@@ -14,6 +14,9 @@ import (
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 )
 
+// The host's Lease is its heartbeat and its declaration to the manager:
+// node, capacity and protocol version (PROTOCOL.md#host-leases).
+
 // runLease keeps the host's Lease renewed every third of its duration
 // until ctx ends. A failed renewal is retried sooner, every tenth.
 func (h *Host) runLease(ctx context.Context) {
@@ -80,6 +83,9 @@ func (h *Host) setLease(l *coordinationv1.Lease, now metav1.MicroTime) {
 	}
 	l.Annotations[v1alpha1.NodeAnnotation] = h.cfg.NodeName
 	l.Annotations[v1alpha1.CapacityAnnotation] = strconv.Itoa(h.cfg.Capacity)
+	// The manager places actors only on hosts whose version it knows
+	// (PROTOCOL.md#versions).
+	l.Annotations[v1alpha1.ProtocolVersionAnnotation] = strconv.Itoa(v1alpha1.ProtocolVersion)
 	if h.cfg.PodUID != "" {
 		l.OwnerReferences = []metav1.OwnerReference{{
 			APIVersion: "v1", Kind: "Pod", Name: h.cfg.PodName, UID: types.UID(h.cfg.PodUID),

@@ -12,6 +12,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/textutil"
 )
 
 // Host is a host pod as placement sees it.
@@ -31,6 +32,10 @@ type Host struct {
 	NodeLabels map[string]string
 	// Taints are the taints of the host's Node.
 	Taints []corev1.Taint
+	// Protocol is the host Lease's ProtocolVersionAnnotation as written;
+	// "" when it has none: a host older than the annotation, which speaks
+	// v1alpha1.LegacyProtocolVersion.
+	Protocol string
 }
 
 // Live reports whether the host's lease is still valid at now.
@@ -65,11 +70,6 @@ func LeaseExpiry(l *coordinationv1.Lease) time.Time {
 	return last.Add(time.Duration(d) * time.Second)
 }
 
-// IsHostLease reports whether l is a host's heartbeat.
-func IsHostLease(l *coordinationv1.Lease) bool {
-	return l.Labels[v1alpha1.HostLeaseLabel] == v1alpha1.HostLeaseLabelValue
-}
-
 // Capacity is the capacity a host lease declares: CapacityAnnotation, or
 // DefaultHostCapacity when it is missing, malformed or negative.
 func Capacity(l *coordinationv1.Lease) int {
@@ -94,6 +94,7 @@ func HostFromLease(l *coordinationv1.Lease, nodes map[string]*corev1.Node, loads
 		Expiry:   LeaseExpiry(l),
 		Capacity: Capacity(l),
 		Load:     loads[l.Name],
+		Protocol: l.Annotations[v1alpha1.ProtocolVersionAnnotation],
 	}
 	if n := nodes[h.Node]; n != nil {
 		h.NodeLabels = n.Labels
@@ -112,12 +113,58 @@ const (
 	UnfitNodeSelector Unfit = "node didn't match nodeSelector"
 	UnfitTaint        Unfit = "untolerated taint"
 	UnfitFull         Unfit = "full"
+	UnfitProtocol     Unfit = "unknown protocol version"
 )
 
-// Matches reports whether h's node satisfies r's nodeSelector and its
-// NoSchedule and NoExecute taints are tolerated; capacity and liveness
-// aside. A host an actor already runs on is kept while it Matches.
+// ProtocolVersion reads a host's Protocol: the version it declares (0 when
+// that is no version) and whether this manager speaks it, that is whether
+// it lies in [v1alpha1.MinProtocolVersion, v1alpha1.ProtocolVersion].
+func ProtocolVersion(declared string) (version int, known bool) {
+	if declared == "" {
+		version = v1alpha1.LegacyProtocolVersion
+	} else if n, err := strconv.Atoi(declared); err == nil && n > 0 {
+		version = n
+	} else {
+		return 0, false
+	}
+	return version, version >= v1alpha1.MinProtocolVersion && version <= v1alpha1.ProtocolVersion
+}
+
+// KnownProtocols says which protocol versions this manager speaks: "v1",
+// or "v1 to v3".
+func KnownProtocols() string {
+	if v1alpha1.MinProtocolVersion == v1alpha1.ProtocolVersion {
+		return fmt.Sprintf("v%d", v1alpha1.ProtocolVersion)
+	}
+	return fmt.Sprintf("v%d to v%d", v1alpha1.MinProtocolVersion, v1alpha1.ProtocolVersion)
+}
+
+// maxQuotedProtocol bounds how much of a malformed annotation a message
+// quotes: it is the Lease writer's text, of any length.
+const maxQuotedProtocol = 32
+
+// ProtocolProblem says why this manager can't talk to h ("host h2 speaks
+// protocol v2; this manager knows v1"), or "" when it can.
+func ProtocolProblem(h *Host) string {
+	v, known := ProtocolVersion(h.Protocol)
+	switch {
+	case known:
+		return ""
+	case v == 0:
+		return fmt.Sprintf("host %s declares protocol %q, which is no version; this manager knows %s",
+			h.Name, textutil.Truncate(h.Protocol, maxQuotedProtocol), KnownProtocols())
+	}
+	return fmt.Sprintf("host %s speaks protocol v%d; this manager knows %s", h.Name, v, KnownProtocols())
+}
+
+// Matches reports whether h speaks a protocol version this manager knows,
+// its node satisfies r's nodeSelector and its NoSchedule and NoExecute
+// taints are tolerated; capacity and liveness aside. A host an actor
+// already runs on is kept while it Matches.
 func Matches(h *Host, r Request) Unfit {
+	if _, known := ProtocolVersion(h.Protocol); !known {
+		return UnfitProtocol
+	}
 	for k, v := range r.NodeSelector {
 		if got, ok := h.NodeLabels[k]; !ok || got != v {
 			return UnfitNodeSelector
@@ -167,7 +214,14 @@ type NoHostError struct {
 	Hosts int
 	// Unfit counts the hosts by why they can't take the actor.
 	Unfit map[Unfit]int
+	// Protocols says, for the first few live hosts unfit for their
+	// protocol version, which version they speak (ProtocolProblem).
+	Protocols []string
 }
+
+// maxProtocolProblems bounds the hosts a NoHostError names: the message
+// ends in a condition, which must stay short.
+const maxProtocolProblems = 3
 
 func (e *NoHostError) Error() string {
 	if e.Hosts == 0 {
@@ -178,7 +232,15 @@ func (e *NoHostError) Error() string {
 		reasons = append(reasons, fmt.Sprintf("%d %s", n, u))
 	}
 	sort.Strings(reasons)
-	return fmt.Sprintf("0/%d hosts available: %s", e.Hosts, strings.Join(reasons, ", "))
+	msg := fmt.Sprintf("0/%d hosts available: %s", e.Hosts, strings.Join(reasons, ", "))
+	if len(e.Protocols) > 0 {
+		msg += " (" + strings.Join(e.Protocols, "; ")
+		if more := e.Unfit[UnfitProtocol] - len(e.Protocols); more > 0 {
+			msg += fmt.Sprintf("; and %d more", more)
+		}
+		msg += ")"
+	}
+	return msg
 }
 
 // Pick chooses the host for an actor asking r: among the hosts that pass
@@ -187,10 +249,14 @@ func (e *NoHostError) Error() string {
 func Pick(hosts []Host, r Request, now time.Time) (Host, error) {
 	var best *Host
 	unfit := map[Unfit]int{}
+	var protocols []string
 	for i := range hosts {
 		h := &hosts[i]
 		if u := Check(h, r, now); u != Fits {
 			unfit[u]++
+			if u == UnfitProtocol && len(protocols) < maxProtocolProblems {
+				protocols = append(protocols, ProtocolProblem(h))
+			}
 			continue
 		}
 		if best == nil || h.Load < best.Load || (h.Load == best.Load && h.Name < best.Name) {
@@ -198,7 +264,7 @@ func Pick(hosts []Host, r Request, now time.Time) (Host, error) {
 		}
 	}
 	if best == nil {
-		return Host{}, &NoHostError{Hosts: len(hosts), Unfit: unfit}
+		return Host{}, &NoHostError{Hosts: len(hosts), Unfit: unfit, Protocols: protocols}
 	}
 	return *best, nil
 }

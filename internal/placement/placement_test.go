@@ -3,6 +3,8 @@ package placement
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/textutil"
 )
 
 var now = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
@@ -165,6 +168,60 @@ func TestPick(t *testing.T) {
 	}
 }
 
+// TestPickProtocol: only hosts whose Lease declares a protocol version this
+// manager knows take actors, and a NoHostError names the others.
+func TestPickProtocol(t *testing.T) {
+	current, newer := strconv.Itoa(v1alpha1.ProtocolVersion), strconv.Itoa(v1alpha1.ProtocolVersion+1)
+	knows := "; this manager knows " + KnownProtocols()
+	speaks := func(host string) string { return "host " + host + " speaks protocol v" + newer + knows }
+	tests := map[string]struct {
+		// declared is each live, empty host's protocol annotation.
+		declared map[string]string
+		dead     bool
+		want     string
+		wantErr  string
+	}{
+		"the current version":                            {declared: map[string]string{"b": current}, want: "b"},
+		"no annotation: a v0.1.0 host, version 1":        {declared: map[string]string{"b": ""}, want: "b"},
+		"a newer version is skipped":                     {declared: map[string]string{"a": newer, "b": current}, want: "b"},
+		"only a newer version: the error names the host": {declared: map[string]string{"h": newer}, wantErr: "0/1 hosts available: 1 unknown protocol version (" + speaks("h") + ")"},
+		"a malformed version is no version": {declared: map[string]string{"h": "v1"},
+			wantErr: `(host h declares protocol "v1", which is no version` + knows + ")"},
+		"a long malformed version is quoted in part": {declared: map[string]string{"h": strings.Repeat("x", 5000)},
+			wantErr: `(host h declares protocol "` + strings.Repeat("x", maxQuotedProtocol-len(textutil.Ellipsis)) + textutil.Ellipsis + `", which is no version`},
+		"hosts of a newer version leave the others be": {declared: map[string]string{"h1": newer, "h2": newer, "h3": newer, "h4": newer, "ok": current},
+			want: "ok"},
+		"three hosts are named, the fourth counted": {declared: map[string]string{"h1": newer, "h2": newer, "h3": newer, "h4": newer},
+			wantErr: "4 unknown protocol version (" + speaks("h1") + "; " + speaks("h2") + "; " + speaks("h3") + "; and 1 more)"},
+		"a dead host is dead, whatever its version": {declared: map[string]string{"h": newer}, dead: true,
+			wantErr: "0/1 hosts available: 1 lease expired"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var hosts []Host
+			for h, v := range tc.declared {
+				host := live(h, 0)
+				host.Protocol = v
+				if tc.dead {
+					host.Expiry = now
+				}
+				hosts = append(hosts, host)
+			}
+			slices.SortFunc(hosts, func(a, b Host) int { return strings.Compare(a.Name, b.Name) })
+			got, err := Pick(hosts, Request{}, now)
+			if tc.wantErr == "" {
+				if err != nil || got.Name != tc.want {
+					t.Fatalf("Pick = %q, %v; want %q", got.Name, err, tc.want)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Pick = %q, %v; want an error containing %q", got.Name, err, tc.wantErr)
+			}
+		})
+	}
+}
+
 // TestPickBalances assigns actors one at a time, as the controller does, and
 // checks that hosts of equal capacity end within one of each other.
 func TestPickBalances(t *testing.T) {
@@ -240,9 +297,10 @@ func TestHostFromLease(t *testing.T) {
 		Spec:       corev1.NodeSpec{Taints: []corev1.Taint{{Key: "k", Effect: corev1.TaintEffectNoSchedule}}},
 	}
 	tests := map[string]struct {
-		annotations map[string]string
-		wantCap     int
-		wantLabels  bool
+		annotations  map[string]string
+		wantCap      int
+		wantLabels   bool
+		wantProtocol string
 	}{
 		"declared capacity and known node": {
 			annotations: map[string]string{v1alpha1.NodeAnnotation: "n1", v1alpha1.CapacityAnnotation: "7"},
@@ -270,6 +328,11 @@ func TestHostFromLease(t *testing.T) {
 			annotations: map[string]string{v1alpha1.NodeAnnotation: "elsewhere"},
 			wantCap:     v1alpha1.DefaultHostCapacity,
 		},
+		"protocol version as declared": {
+			annotations:  map[string]string{v1alpha1.ProtocolVersionAnnotation: "7"},
+			wantCap:      v1alpha1.DefaultHostCapacity,
+			wantProtocol: "7",
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -281,6 +344,9 @@ func TestHostFromLease(t *testing.T) {
 			if h.Name != "host-1" || h.Load != 4 || h.Capacity != tc.wantCap {
 				t.Fatalf("host %+v; want name host-1, load 4, capacity %d", h, tc.wantCap)
 			}
+			if h.Protocol != tc.wantProtocol {
+				t.Fatalf("protocol %q; want %q", h.Protocol, tc.wantProtocol)
+			}
 			if got := h.NodeLabels["zone"] == "a" && len(h.Taints) == 1; got != tc.wantLabels {
 				t.Fatalf("node labels/taints %v %v; want known node %v", h.NodeLabels, h.Taints, tc.wantLabels)
 			}
@@ -291,21 +357,61 @@ func TestHostFromLease(t *testing.T) {
 	}
 }
 
-func TestIsHostLease(t *testing.T) {
+func TestProtocolVersion(t *testing.T) {
+	current := strconv.Itoa(v1alpha1.ProtocolVersion)
 	tests := map[string]struct {
-		labels map[string]string
-		want   bool
+		declared  string
+		want      int
+		wantKnown bool
 	}{
-		"labelled":      {labels: map[string]string{v1alpha1.HostLeaseLabel: "true"}, want: true},
-		"other value":   {labels: map[string]string{v1alpha1.HostLeaseLabel: "false"}},
-		"leader lease":  {labels: nil},
-		"another label": {labels: map[string]string{"app": "host"}},
+		"no annotation: a host older than it, v1": {declared: "", want: v1alpha1.LegacyProtocolVersion, wantKnown: true},
+		"the current version":                     {declared: current, want: v1alpha1.ProtocolVersion, wantKnown: true},
+		"a newer version":                         {declared: strconv.Itoa(v1alpha1.ProtocolVersion + 1), want: v1alpha1.ProtocolVersion + 1},
+		"older than the oldest known":             {declared: strconv.Itoa(v1alpha1.MinProtocolVersion - 1), want: max(v1alpha1.MinProtocolVersion-1, 0)},
+		"a v prefix is no version":                {declared: "v" + current},
+		"a space is no version":                   {declared: " " + current},
+		"a negative number is no version":         {declared: "-1"},
+		"a fraction is no version":                {declared: current + ".0"},
+		"too large to parse":                      {declared: "99999999999999999999"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Labels: tc.labels}}
-			if got := IsHostLease(l); got != tc.want {
-				t.Fatalf("IsHostLease = %v; want %v", got, tc.want)
+			got, known := ProtocolVersion(tc.declared)
+			if got != tc.want || known != tc.wantKnown {
+				t.Fatalf("ProtocolVersion(%q) = %d, %v; want %d, %v", tc.declared, got, known, tc.want, tc.wantKnown)
+			}
+		})
+	}
+}
+
+func TestKnownProtocols(t *testing.T) {
+	want := fmt.Sprintf("v%d to v%d", v1alpha1.MinProtocolVersion, v1alpha1.ProtocolVersion)
+	if v1alpha1.MinProtocolVersion == v1alpha1.ProtocolVersion {
+		want = fmt.Sprintf("v%d", v1alpha1.ProtocolVersion)
+	}
+	if got := KnownProtocols(); got != want {
+		t.Fatalf("KnownProtocols() = %q; want %q", got, want)
+	}
+}
+
+// TestMatchesProtocol: a host of an unknown version does not match, so an
+// actor is neither restarted on it nor kept there after a spec change.
+func TestMatchesProtocol(t *testing.T) {
+	tests := map[string]struct {
+		declared string
+		want     Unfit
+	}{
+		"legacy":  {declared: "", want: Fits},
+		"current": {declared: strconv.Itoa(v1alpha1.ProtocolVersion), want: Fits},
+		"newer":   {declared: strconv.Itoa(v1alpha1.ProtocolVersion + 1), want: UnfitProtocol},
+		"garbage": {declared: "two", want: UnfitProtocol},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			h := live("h", 0)
+			h.Protocol = tc.declared
+			if got := Matches(&h, Request{}); got != tc.want {
+				t.Fatalf("Matches = %q; want %q", got, tc.want)
 			}
 		})
 	}

@@ -71,9 +71,18 @@ type suite struct {
 var fastValues = []string{"--set", "host.leaseDuration=3s"}
 
 func (s *suite) installArgs(extra ...string) []string {
-	args := []string{"install", release, filepath.Join(s.root, "charts", "troupe"),
-		"-n", systemNS, "--create-namespace", "--wait", "--timeout", "3m"}
-	args = append(args, s.imageArgs...)
+	return s.chartArgs("install", s.root, s.imageArgs, extra...)
+}
+
+// chartArgs are the helm arguments that install (or upgrade to) the chart of
+// the source tree root with the image imageArgs names and fastValues.
+func (s *suite) chartArgs(verb, root string, imageArgs []string, extra ...string) []string {
+	args := []string{verb, release, filepath.Join(root, "charts", "troupe"),
+		"-n", systemNS, "--wait", "--timeout", "3m"}
+	if verb == "install" {
+		args = append(args, "--create-namespace")
+	}
+	args = append(args, imageArgs...)
 	args = append(args, fastValues...)
 	return append(args, extra...)
 }
@@ -217,15 +226,18 @@ func deref[T any](p *T) T {
 
 // samples: the example Actors of config/samples, built and applied the way
 // it documents (make samples, kubectl apply --server-side -k), become Ready.
-func (s *suite) samples(t *testing.T) {
+func (s *suite) samples(t *testing.T) { s.samplesOf(t, s.root) }
+
+// samplesOf builds and applies the samples of the source tree root.
+func (s *suite) samplesOf(t *testing.T, root string) {
 	dir := filepath.Join(s.tmp, "samples")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	s.runOK(t, "make", "--no-print-directory", "samples", "SAMPLES_OUT="+filepath.Join(dir, "components"))
+	s.runOK(t, "make", "--no-print-directory", "-C", root, "samples", "SAMPLES_OUT="+filepath.Join(dir, "components"))
 	t.Logf("make samples: %v", time.Since(start).Round(100*time.Millisecond))
-	yamls, err := filepath.Glob(filepath.Join(s.root, "config", "samples", "*.yaml"))
+	yamls, err := filepath.Glob(filepath.Join(root, "config", "samples", "*.yaml"))
 	if err != nil || len(yamls) == 0 {
 		t.Fatalf("no config/samples/*.yaml (%v)", err)
 	}
@@ -775,7 +787,18 @@ func (s *suite) upgrade(t *testing.T) {
 	}
 	hosts := s.readyHostPods(t, olds)
 	s.checkLeases(t, hosts, "7", 3)
-	poll(t, 2*time.Minute, 250*time.Millisecond, "the manager rollout", func(ctx context.Context) (bool, string, error) {
+	s.managerRolledOut(t, "--zap-log-level=debug", func(c *corev1.Container) bool {
+		return slices.Contains(c.Args, "--zap-log-level=debug")
+	})
+	s.continued(t, before, sampleActors)
+	t.Logf("all actors Ready again %v after helm upgrade began", time.Since(start).Round(10*time.Millisecond))
+}
+
+// managerRolledOut waits until one manager pod runs, Ready, not
+// terminating, with a container that is what wanted says (what names it).
+func (s *suite) managerRolledOut(t *testing.T, what string, wanted func(*corev1.Container) bool) {
+	t.Helper()
+	poll(t, 2*time.Minute, 250*time.Millisecond, "the manager's rollout to "+what, func(ctx context.Context) (bool, string, error) {
 		var pods corev1.PodList
 		if err := s.kube.List(ctx, &pods, client.InNamespace(systemNS), client.MatchingLabels{
 			"app.kubernetes.io/instance": release, "app.kubernetes.io/component": "manager"}); err != nil {
@@ -783,14 +806,13 @@ func (s *suite) upgrade(t *testing.T) {
 		}
 		var got []string
 		for _, p := range pods.Items {
-			got = append(got, fmt.Sprintf("%s %v ready=%v", p.Name, p.Spec.Containers[0].Args, podReady(&p)))
+			c := &p.Spec.Containers[0]
+			got = append(got, fmt.Sprintf("%s %s %v ready=%v", p.Name, c.Image, c.Args, podReady(&p)))
 		}
 		ok := len(pods.Items) == 1 && podReady(&pods.Items[0]) && pods.Items[0].DeletionTimestamp == nil &&
-			slices.Contains(pods.Items[0].Spec.Containers[0].Args, "--zap-log-level=debug")
+			wanted(&pods.Items[0].Spec.Containers[0])
 		return ok, strings.Join(got, "; "), nil
 	})
-	s.continued(t, before, sampleActors)
-	t.Logf("all actors Ready again %v after helm upgrade began", time.Since(start).Round(10*time.Millisecond))
 }
 
 // uninstall: as docs/install.md says, delete the Actors first (their hosts
@@ -845,7 +867,6 @@ func (s *suite) uninstall(t *testing.T) {
 // --set crds.keep=false before uninstalling, makes helm uninstall delete
 // the CRD too.
 func (s *suite) uninstallCRD(t *testing.T) {
-	ctx := t.Context()
 	start := time.Now()
 	s.helmOK(t, s.installArgs()...)
 	s.helmOK(t, "upgrade", release, filepath.Join(s.root, "charts", "troupe"), "-n", systemNS,
@@ -854,10 +875,14 @@ func (s *suite) uninstallCRD(t *testing.T) {
 	t.Logf("install, upgrade, uninstall: %v", time.Since(start).Round(10*time.Millisecond))
 	s.nothingLeft(t)
 	s.crdGone(t)
+	s.deleteNamespaces(t)
+}
 
-	// Leave the cluster as the suite found it.
+// deleteNamespaces leaves the cluster as the suite found it: without the
+// namespaces it made (their deletion goes on in the background).
+func (s *suite) deleteNamespaces(t *testing.T) {
 	for _, ns := range []string{sampleNS, systemNS} {
-		if err := s.kube.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); ignoreNotFound(err) != nil {
+		if err := s.kube.Delete(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); ignoreNotFound(err) != nil {
 			t.Errorf("deleting namespace %s: %v", ns, err)
 		}
 	}
