@@ -264,7 +264,7 @@ func digestHex(b []byte) string {
 // stateRecord is how InitCall, InitResult, ActorRestart and ActorTick
 // events describe the actor's state: whether it has one, and its SHA-256
 // (hex) and size. The digest is always written as stateSha256; ActorTick
-// events of chains written before v0.2 name it stateDigest, and readers
+// events of chains written by v0.1.0 name it stateDigest, and readers
 // accept both (docs/chain-format.md).
 type stateRecord struct {
 	HasState bool   `json:"hasState"`

@@ -28,7 +28,7 @@ func recordedState(t testing.TB, ev chain.Event) (digest string, hasState bool) 
 	var d struct {
 		HasState    bool   `json:"hasState"`
 		StateSha256 string `json:"stateSha256"`
-		StateDigest string `json:"stateDigest"` // ActorTick before v0.2
+		StateDigest string `json:"stateDigest"` // ActorTick, written by v0.1.0
 	}
 	if err := json.Unmarshal(ev.Data, &d); err != nil {
 		t.Fatalf("%s event data %s: %v", ev.Kind, ev.Data, err)
