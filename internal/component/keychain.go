@@ -3,6 +3,7 @@ package component
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -78,10 +79,12 @@ func parsePullSecret(s *corev1.Secret) ([]registryAuth, error) {
 // jsonErrorKind names a JSON error without quoting the input (a syntax
 // error message can hold a piece of it).
 func jsonErrorKind(err error) string {
-	switch err.(type) {
-	case *json.SyntaxError:
+	var syntax *json.SyntaxError
+	var shape *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
 		return "invalid JSON"
-	case *json.UnmarshalTypeError:
+	case errors.As(err, &shape):
 		return "unexpected JSON shape"
 	}
 	return "unreadable"

@@ -373,5 +373,3 @@ func counterValue(m *hostMetrics, result string) float64 {
 }
 
 func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -3,6 +3,7 @@ package host
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -196,7 +197,7 @@ func firstEvent(t *testing.T, path string) chain.Event {
 		first.Data = nil
 		return errFound
 	})
-	if err != errFound {
+	if !errors.Is(err, errFound) {
 		t.Fatalf("reading %s: %v", path, err)
 	}
 	return first
