@@ -157,6 +157,11 @@ func (r *ActorReconciler) reconcileHostHealth(ctx context.Context, s *scope) (bo
 		s.moveOff(name, "its Lease is gone")
 	case !h.Live(s.now):
 		s.moveOff(name, fmt.Sprintf("its lease expired at %s", h.Expiry.UTC().Format(time.RFC3339)))
+	case !h.Serves(a.Namespace):
+		// Put there by a manager that predates the host's namespaces
+		// annotation: the host refuses it (NamespaceNotServed) and never
+		// will run it.
+		s.moveOff(name, fmt.Sprintf("it does not run Actors of namespace %s", a.Namespace))
 	case scheduledGeneration(a) < a.Generation && placement.Matches(&h, request(a)) != placement.Fits:
 		s.moveOff(name, fmt.Sprintf("after a spec change: %s", placement.Matches(&h, request(a))))
 	default:
@@ -292,15 +297,21 @@ func (r *ActorReconciler) reconcilePlacement(ctx context.Context, s *scope) (boo
 		// host the actor lost, if any), not every change of the reasons:
 		// a host's death would otherwise repeat it for each of its actors
 		// as the other hosts come and go.
+		// No host serves the actor's namespace: a configuration to fix,
+		// not a wait for room, and said so in the reason.
 		msg := textutil.Truncate(err.Error(), maxConditionMessage)
-		if c := meta.FindStatusCondition(s.orig.Status.Conditions, v1alpha1.ConditionScheduled); c == nil || c.Reason != v1alpha1.ReasonNoHost {
+		reason, eventReason := v1alpha1.ReasonNoHost, v1alpha1.EventNoHost
+		if nh.NotServed {
+			reason, eventReason = v1alpha1.ReasonNamespaceNotServed, v1alpha1.ReasonNamespaceNotServed
+		}
+		if c := meta.FindStatusCondition(s.orig.Status.Conditions, v1alpha1.ConditionScheduled); c == nil || !waitingForHost(c.Reason) {
 			if s.movedFrom != "" {
-				s.event(corev1.EventTypeWarning, v1alpha1.EventNoHost, "Move", "host %s can't keep the actor (%s); %s", s.movedFrom, s.moveReason, msg)
+				s.event(corev1.EventTypeWarning, eventReason, "Move", "host %s can't keep the actor (%s); %s", s.movedFrom, s.moveReason, msg)
 			} else {
-				s.event(corev1.EventTypeWarning, v1alpha1.EventNoHost, "Place", "%s", msg)
+				s.event(corev1.EventTypeWarning, eventReason, "Place", "%s", msg)
 			}
 		}
-		s.unplaced(v1alpha1.PhasePending, v1alpha1.ReasonNoHost, msg)
+		s.unplaced(v1alpha1.PhasePending, reason, msg)
 		if nh.Unfit[placement.UnfitFull] > 0 {
 			s.requeueAfter(r.FullRetry)
 		}
@@ -387,6 +398,12 @@ func (s *scope) startEpoch() {
 	s.setCondition(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonStarting, startingMessage(a))
 }
 
+// waitingForHost: a Scheduled reason of an actor that waits for a host to
+// take it. The wait is one episode (one Event) whatever its reason becomes.
+func waitingForHost(reason string) bool {
+	return reason == v1alpha1.ReasonNoHost || reason == v1alpha1.ReasonNamespaceNotServed
+}
+
 func unassign(a *v1alpha1.Actor) {
 	a.Status.HostPod, a.Status.NodeName = "", ""
 }
@@ -397,7 +414,7 @@ func stopped(p v1alpha1.Phase) bool {
 }
 
 func request(a *v1alpha1.Actor) placement.Request {
-	return placement.Request{NodeSelector: a.Spec.NodeSelector, Tolerations: a.Spec.Tolerations}
+	return placement.Request{Namespace: a.Namespace, NodeSelector: a.Spec.NodeSelector, Tolerations: a.Spec.Tolerations}
 }
 
 func scheduledGeneration(a *v1alpha1.Actor) int64 {
