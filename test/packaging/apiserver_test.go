@@ -33,6 +33,7 @@ func TestManifestsAcceptedByAPIServer(t *testing.T) {
 		"chart defaults":           func(t *testing.T) manifest { return renderChart(t, "") },
 		"chart non-default values": func(t *testing.T) manifest { return renderChart(t, nonDefaultValues) },
 		"config/default":           func(t *testing.T) manifest { return kustomize(t, "config/default") },
+		"config/confined":          func(t *testing.T) manifest { return kustomize(t, "config/confined") },
 		"config/samples":           builtSamples,
 	}
 	rendered := map[string]manifest{}
@@ -43,7 +44,7 @@ func TestManifestsAcceptedByAPIServer(t *testing.T) {
 	env := envtestutil.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	createNamespaces(ctx, t, env, append([]string{namespace}, actorNamespaces...)...)
+	createNamespaces(ctx, t, env, append([]string{namespace, "actors"}, actorNamespaces...)...)
 	t.Run("helm install --dry-run=server", func(t *testing.T) {
 		notes := helmInstallDryRun(t, env)
 		for _, want := range []string{

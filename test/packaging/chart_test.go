@@ -351,17 +351,17 @@ func TestChartRejectsBadValues(t *testing.T) {
 		sets []string
 		want string
 	}{
-		"misspelt key":              {[]string{"host.nodeselector.a=b"}, "nodeselector"},
-		"pull policy":               {[]string{"image.pullPolicy=Sometimes"}, "pullPolicy"},
-		"host log level":            {[]string{"host.logLevel=loud"}, "logLevel"},
-		"lease duration units":      {[]string{"host.leaseDuration=15"}, "leaseDuration"},
-		"port range":                {[]string{"host.chainPort=70000"}, "chainPort"},
-		"relative data path":        {[]string{"host.dataHostPath=var/lib/troupe"}, "dataHostPath"},
-		"digest format":             {[]string{"image.digest=latest"}, "digest"},
-		"monitor without services":  {[]string{"metrics.serviceMonitor.enabled=true", "metrics.service.enabled=false"}, "metrics.service.enabled"},
-		"no service account name":   {[]string{"host.serviceAccount.create=false"}, "host.serviceAccount.name is required"},
-		"zero workers":              {[]string{"manager.workers=0"}, "workers"},
-		"unknown manager log level": {[]string{"manager.logLevel=verbose"}, "logLevel"},
+		"misspelt key":               {[]string{"host.nodeselector.a=b"}, "nodeselector"},
+		"pull policy":                {[]string{"image.pullPolicy=Sometimes"}, "pullPolicy"},
+		"host log level":             {[]string{"host.logLevel=loud"}, "logLevel"},
+		"lease duration units":       {[]string{"host.leaseDuration=15"}, "leaseDuration"},
+		"port range":                 {[]string{"host.chainPort=70000"}, "chainPort"},
+		"relative data path":         {[]string{"host.dataHostPath=var/lib/troupe"}, "dataHostPath"},
+		"digest format":              {[]string{"image.digest=latest"}, "digest"},
+		"monitor without services":   {[]string{"metrics.serviceMonitor.enabled=true", "metrics.service.enabled=false"}, "metrics.service.enabled"},
+		"no service account name":    {[]string{"host.serviceAccount.create=false"}, "host.serviceAccount.name is required"},
+		"zero workers":               {[]string{"manager.workers=0"}, "workers"},
+		"unknown manager log level":  {[]string{"manager.logLevel=verbose"}, "logLevel"},
 		"actor namespace not a name": {[]string{"host.actorNamespaces={team-a,Team_B}"}, "actorNamespaces"},
 		"actor namespace twice":      {[]string{"host.actorNamespaces={team-a,team-a}"}, "actorNamespaces"},
 	}

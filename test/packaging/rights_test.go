@@ -19,14 +19,16 @@ import (
 // manager never reads a Secret.
 func TestChartHostRights(t *testing.T) {
 	rbacKinds := map[string]bool{"ServiceAccount": true, "Role": true, "RoleBinding": true, "ClusterRole": true, "ClusterRoleBinding": true}
-	installs := map[string]struct {
-		sets            []string
+	type install struct {
+		render          func(t *testing.T) manifest
 		allowed, denied map[string]authorizationv1.ResourceAttributes
-		fullname        string
-	}{
+		// host and manager are the workloads' service accounts.
+		host, manager string
+	}
+	installs := map[string]install{
 		"every namespace": {
-			sets:     []string{"fullnameOverride=open"},
-			fullname: "open",
+			render: func(t *testing.T) manifest { return renderChart(t, "", "fullnameOverride=open") },
+			host:   "open-host", manager: "open-manager",
 			allowed: map[string]authorizationv1.ResourceAttributes{
 				"read kube-system's Secrets": {Namespace: "kube-system", Verb: "get", Resource: "secrets", Name: "bootstrap-token-abcdef"},
 				"list the cluster's Secrets": {Verb: "list", Resource: "secrets"},
@@ -35,8 +37,10 @@ func TestChartHostRights(t *testing.T) {
 			},
 		},
 		"host.actorNamespaces": {
-			sets:     []string{"fullnameOverride=confined", "host.actorNamespaces={team-a,team-b}"},
-			fullname: "confined",
+			render: func(t *testing.T) manifest {
+				return renderChart(t, "", "fullnameOverride=confined", "host.actorNamespaces={team-a,team-b}")
+			},
+			host: "confined-host", manager: "confined-manager",
 			allowed: map[string]authorizationv1.ResourceAttributes{
 				"watch a Secret of team-a by name": {Namespace: "team-a", Verb: "watch", Resource: "secrets", Name: "db"},
 				"list team-b's Secrets":            {Namespace: "team-b", Verb: "list", Resource: "secrets"},
@@ -51,6 +55,30 @@ func TestChartHostRights(t *testing.T) {
 				"list the cluster's ConfigMaps": {Verb: "list", Resource: "configmaps"},
 				"read kube-system's ConfigMaps": {Namespace: "kube-system", Verb: "get", Resource: "configmaps", Name: "kubeadm-config"},
 			},
+		},
+	}
+	// kustomize's example of confined hosts, in namespace team-a instead of
+	// its "actors".
+	installs["config/confined"] = install{
+		render: func(t *testing.T) manifest {
+			m := kustomize(t, "config/confined")
+			for _, o := range m {
+				if o.GetNamespace() == "actors" {
+					o.SetNamespace("team-a")
+				}
+			}
+			return m
+		},
+		host: "troupe-host", manager: "troupe-controller-manager",
+		allowed: map[string]authorizationv1.ResourceAttributes{
+			"watch a Secret of team-a by name": {Namespace: "team-a", Verb: "watch", Resource: "secrets", Name: "db"},
+			"read a ConfigMap of team-a":       {Namespace: "team-a", Verb: "get", Resource: "configmaps", Name: "hello-wasm"},
+		},
+		denied: map[string]authorizationv1.ResourceAttributes{
+			"read kube-system's Secrets":    {Namespace: "kube-system", Verb: "get", Resource: "secrets", Name: "bootstrap-token-abcdef"},
+			"list the cluster's Secrets":    {Verb: "list", Resource: "secrets"},
+			"read a Secret of team-b":       {Namespace: "team-b", Verb: "get", Resource: "secrets", Name: "db"},
+			"read the release's ConfigMaps": {Namespace: namespace, Verb: "list", Resource: "configmaps"},
 		},
 	}
 	// What the host may and may not do whatever the install.
@@ -77,7 +105,7 @@ func TestChartHostRights(t *testing.T) {
 
 	rendered := map[string]manifest{}
 	for name, in := range installs {
-		rendered[name] = renderChart(t, "", in.sets...)
+		rendered[name] = in.render(t)
 	}
 	env := envtestutil.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -93,10 +121,10 @@ func TestChartHostRights(t *testing.T) {
 					t.Fatalf("%s %s/%s: %v", o.GetKind(), o.GetNamespace(), o.GetName(), err)
 				}
 			}
-			host := envtestutil.ServiceAccountUser(namespace, in.fullname+"-host")
+			host := envtestutil.ServiceAccountUser(namespace, in.host)
 			env.CheckAccess(t, host, in.denied, in.allowed)
 			env.CheckAccess(t, host, never, always)
-			env.CheckAccess(t, envtestutil.ServiceAccountUser(namespace, in.fullname+"-manager"), manager, map[string]authorizationv1.ResourceAttributes{
+			env.CheckAccess(t, envtestutil.ServiceAccountUser(namespace, in.manager), manager, map[string]authorizationv1.ResourceAttributes{
 				"label an Actor": {Namespace: "team-a", Verb: "patch", Group: "theater.troupe.dev", Resource: "actors"},
 			})
 		})
