@@ -2,8 +2,8 @@ package kubeenv
 
 // What a host needs to read in a namespace whose Actors it runs: the
 // ConfigMaps and Secrets their env references, and the ConfigMaps their
-// components come from (internal/component reads those through the host's
-// client). Read and watch one object at a time (the field selector
+// components come from and the image pull Secrets they name
+// (internal/component reads those through the host's client). Read and watch one object at a time (the field selector
 // metadata.name; RBAC can't narrow a grant to the names an Actor happens
 // to reference).
 //
