@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -43,9 +44,12 @@ func (h *harness) declareNamespaces(host, namespaces string) {
 // reason NamespaceNotServed, a message naming the namespace and the chart
 // value, and one Warning Event; a host that serves it takes it. An actor on
 // a host that does not serve its namespace (put there by a manager that
-// predates the annotation, and refused by the host) is moved off it.
+// predates the annotation, and refused by the host) is moved off it. No
+// grace delays the Events: no host is coming back that would serve it.
 func testNamespaces(t *testing.T, env *envtestutil.Env) {
-	h := newHarness(t, env, harnessOptions{})
+	// A wait for a host is reported after a grace; a namespace no host
+	// serves is no wait, and is reported at once.
+	h := newHarness(t, env, harnessOptions{tune: func(r *ActorReconciler) { r.NoHostGrace = time.Hour }})
 	node := h.node("n1", nil)
 	h.host("host-elsewhere", node, 10)
 	h.declareNamespaces("host-elsewhere", "team-x,team-y")
