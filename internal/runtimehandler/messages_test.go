@@ -17,7 +17,6 @@ import (
 type fakeMessenger struct {
 	mu       sync.Mutex
 	got      []Outbound
-	ctxTrace []string
 	response []byte
 	err      error
 }
