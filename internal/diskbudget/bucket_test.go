@@ -27,23 +27,23 @@ func TestBucket(t *testing.T) {
 		}},
 		"a request larger than the burst leaves it in debt": {100, 50, []step{
 			{"take", 0, 250, 0},
-			{"debt", 0, 0, 2},        // 200 tokens of debt at 100/s
-			{"wait", 0, 1, 2.01},     // the next token comes once the debt is paid
-			{"wait", 0, 500, 2.5},    // a big one waits for a full bucket
-			{"debt", 1.5, 0, 0.5},    // half a second of debt left
-			{"wait", 3, 1, 0},        // paid off
-			{"take", 3, 1, 0},        // taken at 3: the debt does not carry over
-			{"debt", 3, 0, 0},        // 49 tokens left
-			{"wait", 3, 49, 0},       //
-			{"wait", 3, 50, 0.01},    //
-			{"take", 3.01, 50, 0},    // taken at the end of its wait
-			{"wait", 3.01, 1, 0.01},  //
-			{"debt", 3.01, 0, 0},     //
-			{"wait", 100, 50, 0},     //
-			{"wait", 100, 1e9, 0},    //
-			{"debt", 100, 0, 0},      //
-			{"take", 100, 1e9, 0},    //
-			{"debt", 100, 0, 1e7},    // (1e9-50)/100
+			{"debt", 0, 0, 2},       // 200 tokens of debt at 100/s
+			{"wait", 0, 1, 2.01},    // the next token comes once the debt is paid
+			{"wait", 0, 500, 2.5},   // a big one waits for a full bucket
+			{"debt", 1.5, 0, 0.5},   // half a second of debt left
+			{"wait", 3, 1, 0},       // paid off
+			{"take", 3, 1, 0},       // taken at 3: the debt does not carry over
+			{"debt", 3, 0, 0},       // 49 tokens left
+			{"wait", 3, 49, 0},      //
+			{"wait", 3, 50, 0.01},   //
+			{"take", 3.01, 50, 0},   // taken at the end of its wait
+			{"wait", 3.01, 1, 0.01}, //
+			{"debt", 3.01, 0, 0},    //
+			{"wait", 100, 50, 0},    //
+			{"wait", 100, 1e9, 0},   //
+			{"debt", 100, 0, 0},     //
+			{"take", 100, 1e9, 0},   //
+			{"debt", 100, 0, 1e7},   // (1e9-50)/100
 			{"wait", 100, 1, 1e7 + 0.01},
 		}},
 		"rate 0 is no limit": {0, 0, []step{

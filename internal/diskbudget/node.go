@@ -46,8 +46,8 @@ type Node struct {
 	// estFree is the free space last read, less what was written since;
 	// minFree the watermark in bytes; total the filesystem's size.
 	estFree, minFree, total int64
-	measured               bool
-	changed                chan struct{} // closed when pressure changes
+	measured                bool
+	changed                 chan struct{} // closed when pressure changes
 
 	// pressure is set while the free space is below the watermark.
 	pressure atomic.Bool
