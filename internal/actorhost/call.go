@@ -168,6 +168,16 @@ func memorySize(mem api.Memory) uint64 {
 	return uint64(pages) * wasmPageSize
 }
 
+// callDeadline is the deadline of the call in progress, zero between
+// calls: what bounds a wait for disk budget outside a runtime call (the
+// guest's WASI output).
+func (a *Actor) callDeadline() time.Time {
+	if dl := a.deadline.Load(); dl != 0 {
+		return time.Unix(0, dl)
+	}
+	return time.Time{}
+}
+
 // sleep is WASI's nanosleep for this actor: a real sleep, cut short at the
 // current call's deadline so that a sleeping guest cannot outlive it (a host
 // function is not interrupted by the context; the guest is, once it wakes).

@@ -1,0 +1,143 @@
+package actorhost
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/troupe-dev/troupe/internal/actordir"
+	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/limits"
+)
+
+// floodState is flood.wat's state: the flood's mode and how many calls a
+// tick makes.
+func floodState(mode byte, calls uint32) []byte {
+	s := make([]byte, 16)
+	s[0] = mode
+	binary.LittleEndian.PutUint32(s[4:], calls)
+	return s
+}
+
+// floodFor is how long each flood runs: 3s, or TROUPE_FLOOD_SECONDS (15
+// gives the figures of docs/performance.md).
+func floodFor(t *testing.T) time.Duration {
+	if v := os.Getenv("TROUPE_FLOOD_SECONDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatalf("TROUPE_FLOOD_SECONDS=%q: %v", v, err)
+		}
+		return time.Duration(n) * time.Second
+	}
+	return 3 * time.Second
+}
+
+// TestDiskFloodsAreBounded reproduces the floods of issue 10 at the
+// shortest tick interval, with the default limits, on a durable chain:
+// each must write no more than the actor's budget allows (its burst, its
+// rate for the time it ran and one write larger than the burst), either
+// throttled or failed with the reason that says so. Before the budget the
+// log flood wrote ~200 MB/s, the 1 MiB record-events 150 MB/s and the
+// 16 MiB state 230 MB/s, with no end.
+func TestDiskFloodsAreBounded(t *testing.T) {
+	e, _ := newTestEngine(t)
+	comp := compile(t, e, "flood")
+	big := make([]byte, limits.DefaultMaxStateBytes)
+	big[0] = 'S'
+	const record = 400 // an event's framing, op and JSON keys, generously
+	tests := map[string]struct {
+		state []byte
+		// largest is the largest single write of the flood.
+		largest int64
+		// fails is the reason the flood ends with; "" when it is only
+		// throttled and runs until stopped.
+		fails Reason
+		// oks: the guest counts its ok results, which the chain must all hold.
+		oks chain.Kind
+	}{
+		"log 2000 x 16 KiB a tick":        {floodState('L', 2000), 16<<10 + record, ReasonChainRateLimit, chain.KindLog},
+		"log 150 x 16 KiB a tick":         {floodState('L', 150), 16<<10 + record, "", chain.KindLog},
+		"record-event 1 MiB, 10 a tick":   {floodState('E', 10), 1400 << 10, ReasonChainRateLimit, chain.KindCustom},
+		"get-current-time 50,000 a tick":  {floodState('T', 50000), record, ReasonChainRateLimit, ""},
+		"16 MiB state changed every tick": {big, int64(len(big)), "", ""},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			d := floodFor(t)
+			dir := t.TempDir()
+			begin := time.Now()
+			a, err := e.Start(context.Background(), ActorConfig{Name: "flood", Component: comp, Dir: dir,
+				TickInterval: limits.MinTickInterval, InitialState: tc.state})
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-a.Done():
+			case <-time.After(d):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := a.Stop(ctx, "flood over"); err != nil {
+				t.Fatal(err)
+			}
+			ran := time.Since(begin)
+			written, oks := floodWritten(t, dir, tc.oks)
+			allowed := int64(limits.DefaultChainBurstBytes) + int64(ran.Seconds()*limits.DefaultChainBytesPerSecond) + tc.largest + 1<<20
+			t.Logf("%s: %.1f MiB written in %s (the budget allows %.1f MiB), ended %s %v",
+				name, float64(written)/(1<<20), ran.Round(time.Millisecond), float64(allowed)/(1<<20), a.Phase(), a.Err())
+			if written > allowed {
+				t.Fatalf("the flood wrote %d bytes in %s: the actor's budget allows %d", written, ran, allowed)
+			}
+			if got := ReasonOf(a.Err()); got != tc.fails {
+				t.Fatalf("the flood ended with %q (%v), want %q", got, a.Err(), tc.fails)
+			}
+			if tc.fails == "" && (a.Ticks() < 1 || a.Phase() != PhaseStopped) {
+				t.Fatalf("a throttled flood made %d ticks and ended %s, want it to go on, slower, until stopped", a.Ticks(), a.Phase())
+			}
+			if tc.oks != "" && tc.fails == "" {
+				st := a.State()
+				if want := binary.LittleEndian.Uint32(st[12:]); oks != int(want) {
+					t.Fatalf("the guest was told %d calls succeeded; the chain holds %d", want, oks)
+				}
+			}
+		})
+	}
+}
+
+// floodWritten returns what the actor in dir wrote: its chain and every
+// state it saved (the chain's InitResult and ActorTick events give their
+// sizes); and how many ok events of kind oks the chain holds.
+func floodWritten(t *testing.T, dir string, oks chain.Kind) (written int64, n int) {
+	t.Helper()
+	st, err := os.Stat(actordir.ChainPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	written = st.Size()
+	err = chain.ReadFile(actordir.ChainPath(dir), func(ev chain.Event) error {
+		var d struct {
+			Changed *bool  `json:"stateChanged"`
+			Bytes   *int64 `json:"stateBytes"`
+			OK      *bool  `json:"ok"`
+			Error   string `json:"error"`
+		}
+		_ = json.Unmarshal(ev.Data, &d)
+		switch {
+		case ev.Kind == chain.KindInitResult && d.Bytes != nil,
+			ev.Kind == chain.KindTick && d.Changed != nil && *d.Changed && d.Bytes != nil:
+			written += *d.Bytes
+		case ev.Kind == oks && d.Error == "":
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return written, n
+}
