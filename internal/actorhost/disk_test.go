@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"os"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/troupe-dev/troupe/internal/actordir"
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/limits"
 )
 
@@ -140,4 +143,123 @@ func floodWritten(t *testing.T, dir string, oks chain.Kind) (written int64, n in
 		t.Fatal(err)
 	}
 	return written, n
+}
+
+// TestChainSizeBudget: an actor whose chain reaches its size budget fails
+// with ChainSizeLimit, saying so in its chain; its next run ends at once,
+// with nothing but the records of why.
+func TestChainSizeBudget(t *testing.T) {
+	e, _ := newTestEngine(t)
+	comp := compile(t, e, "flood")
+	dir := t.TempDir()
+	budget := diskbudget.DefaultLimits()
+	budget.MaxChainBytes = 1 << 20
+	cfg := ActorConfig{Name: "flood", Component: comp, Dir: dir, TickInterval: limits.MinTickInterval,
+		InitialState: floodState('L', 20), DiskBudget: &budget}
+	a, err := e.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the actor to fail", func() bool { return a.Phase() == PhaseFailed })
+	if ReasonOf(a.Err()) != ReasonChainSizeLimit || !strings.Contains(a.Err().Error(), "log: the actor's chain on this node is") ||
+		!strings.Contains(a.Err().Error(), "spec.limits.maxChainBytes 1048576") {
+		t.Fatalf("got %v, want ChainSizeLimit", a.Err())
+	}
+	if err := a.Stop(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(actordir.ChainPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() > budget.MaxChainBytes+4<<10 {
+		t.Fatalf("the chain is %d bytes, past its budget of %d by more than its stop record", st.Size(), budget.MaxChainBytes)
+	}
+	// The next run fails the same way at its first append.
+	a = start(t, e, cfg)
+	waitFor(t, "the next run to fail", func() bool { return a.Phase() == PhaseFailed })
+	if ReasonOf(a.Err()) != ReasonChainSizeLimit {
+		t.Fatalf("the next run: %v, want ChainSizeLimit", a.Err())
+	}
+	if err := a.Stop(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	// A chain already at its budget (lowered since): the run is refused
+	// at once, and the chain says why.
+	budget.MaxChainBytes = 512 << 10
+	a, err = e.Start(context.Background(), cfg)
+	if ReasonOf(err) != ReasonChainSizeLimit || !strings.Contains(err.Error(), "it has reached its size budget") {
+		t.Fatalf("a start past the size budget: %v", err)
+	}
+	if err := a.Stop(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	evs := readChain(t, dir)
+	last := evs[len(evs)-1]
+	// ActorStart, ActorRestart (it resumes from its saved state), ActorStop.
+	if last.Kind != chain.KindActorStop || !strings.Contains(string(last.Data), `"reason":"ChainSizeLimit"`) || evs[len(evs)-3].Kind != chain.KindActorStart {
+		t.Fatalf("the refused run's chain ends %s %s, want ActorStart, ActorRestart then ActorStop with reason ChainSizeLimit", evs[len(evs)-3].Kind, last.Data)
+	}
+}
+
+func readChain(t *testing.T, dir string) []chain.Event {
+	t.Helper()
+	var evs []chain.Event
+	if err := chain.ReadFile(actordir.ChainPath(dir), func(ev chain.Event) error {
+		ev.Data = append([]byte(nil), ev.Data...)
+		evs = append(evs, ev)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+// TestDiskPressure: below the node's free-space watermark a running
+// actor's next append fails it with DiskPressure (recorded), and no actor
+// starts; once space returns they start again.
+func TestDiskPressure(t *testing.T) {
+	var free atomic.Uint64
+	free.Store(50 << 30)
+	node := diskbudget.NewNode(diskbudget.NodeLimits{MinFreeBytes: 1 << 30}, diskbudget.NodeOptions{Dir: "/data",
+		FreeSpace: func(string) (diskbudget.Space, error) { return diskbudget.Space{Free: free.Load(), Total: 100 << 30}, nil }})
+	if err := node.Poll(); err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEngine(context.Background(), EngineOptions{NoDiskCache: true, SystemInfo: fixedSystemInfo{}, Version: "test", DiskBudget: node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close(context.Background()) })
+	comp := compile(t, e, "flood")
+	dir := t.TempDir()
+	cfg := ActorConfig{Name: "flood", Component: comp, Dir: dir, TickInterval: limits.MinTickInterval, InitialState: floodState('T', 1)}
+	a := start(t, e, cfg)
+	waitFor(t, "a tick", func() bool { return a.Ticks() > 0 })
+	free.Store(512 << 20)
+	if err := node.Poll(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the actor to fail", func() bool { return a.Phase() == PhaseFailed })
+	if ReasonOf(a.Err()) != ReasonDiskPressure || !strings.Contains(a.Err().Error(), "/data has 512.0 MiB free") {
+		t.Fatalf("got %v, want DiskPressure", a.Err())
+	}
+	if err := a.Stop(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	evs := readChain(t, dir)
+	if last := evs[len(evs)-1]; last.Kind != chain.KindActorStop || !strings.Contains(string(last.Data), `"reason":"DiskPressure"`) {
+		t.Fatalf("the chain ends %s %s, want ActorStop with reason DiskPressure", last.Kind, last.Data)
+	}
+	b, err := e.Start(context.Background(), cfg)
+	if ReasonOf(err) != ReasonDiskPressure {
+		t.Fatalf("a start under disk pressure: %v", err)
+	}
+	_ = b.Stop(context.Background(), "test")
+	free.Store(50 << 30)
+	if err := node.Poll(); err != nil {
+		t.Fatal(err)
+	}
+	c := start(t, e, cfg)
+	waitFor(t, "a tick once space returned", func() bool { return c.Ticks() > 0 })
 }
