@@ -222,7 +222,9 @@ func TestDiskPressure(t *testing.T) {
 	var free atomic.Uint64
 	free.Store(50 << 30)
 	node := diskbudget.NewNode(diskbudget.NodeLimits{MinFreeBytes: 1 << 30}, diskbudget.NodeOptions{Dir: "/data",
-		FreeSpace: func(string) (diskbudget.Space, error) { return diskbudget.Space{Free: free.Load(), Total: 100 << 30}, nil }})
+		FreeSpace: func(string) (diskbudget.Space, error) {
+			return diskbudget.Space{Free: free.Load(), Total: 100 << 30}, nil
+		}})
 	if err := node.Poll(); err != nil {
 		t.Fatal(err)
 	}

@@ -216,8 +216,12 @@ func (a *Actor) Backlog() time.Duration {
 }
 
 // CheckStart refuses to start a run whose chain has reached its size
-// budget: none of its calls could be recorded.
+// budget, or while the node is under disk pressure: none of its calls
+// could be recorded.
 func (a *Actor) CheckStart() error {
+	if err := a.node.Pressure(); err != nil {
+		return err
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.lim.MaxChainBytes > 0 && a.size >= a.lim.MaxChainBytes {

@@ -333,3 +333,17 @@ func TestNodeFairness(t *testing.T) {
 		t.Fatalf("the flooder got only %d bytes: the node's rate was not used", flooded.Load())
 	}
 }
+
+// TestStatFS reads a real filesystem: the host's default source.
+func TestStatFS(t *testing.T) {
+	s, err := StatFS(t.TempDir())
+	if err != nil {
+		t.Skipf("statfs: %v", err)
+	}
+	if s.Total == 0 || s.Free > s.Total {
+		t.Fatalf("statfs of a temporary directory: %+v", s)
+	}
+	if _, err := StatFS("/no/such/directory"); err == nil {
+		t.Fatal("statfs of a missing directory succeeded")
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 )
 
 // BenchmarkRoundTrip measures one guest->host->guest import call made from
@@ -23,6 +24,9 @@ import (
 //	                  that the message does not hold (the scrubbing scan)
 //	log-100B-3secrets-hit  the same with one of them in the message (scan,
 //	                  replacement and its copy)
+//	*+budget          the same with a disk budget, the actor's and a node's,
+//	                  checked on every append (never waiting): against the
+//	                  row without it in the same run, its cost
 //
 // Besides the mean (ns/op), each reports the median of per-batch means
 // (median-ns/op), the figure of the design's <= 1 µs target.
@@ -47,16 +51,25 @@ func BenchmarkRoundTrip(b *testing.B) {
 	for _, bc := range []struct {
 		name, export string
 		secrets      []string
+		budget       bool
 	}{
-		{"noop", "loop-noop", nil},
-		{"get-current-time", "loop-time", nil},
-		{"log-100B", "loop-log", nil},
-		{"log-100B-3secrets", "loop-log", three},
-		{"log-100B-3secrets-hit", "loop-log", append(three[:2:2], "34567890")}, // the message is digits
+		{"noop", "loop-noop", nil, false},
+		{"get-current-time", "loop-time", nil, false},
+		{"get-current-time+budget", "loop-time", nil, true},
+		{"log-100B", "loop-log", nil, false},
+		{"log-100B+budget", "loop-log", nil, true},
+		{"log-100B-3secrets", "loop-log", three, false},
+		{"log-100B-3secrets-hit", "loop-log", append(three[:2:2], "34567890"), false}, // the message is digits
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			c := chain.NewMemory(chain.Options{Retain: 4096}) // a real chain, bounded so b.N events fit
-			a, err := NewActor(ActorOptions{ID: "bench", Name: "bench", Chain: c, Logger: logr.Discard()})
+			var budget *diskbudget.Actor
+			if bc.budget {
+				huge := int64(1) << 50
+				node := diskbudget.NewNode(diskbudget.NodeLimits{BytesPerSecond: huge, BurstBytes: huge, EventsPerSecond: huge, BurstEvents: huge}, diskbudget.NodeOptions{})
+				budget = diskbudget.NewActor(diskbudget.Limits{BytesPerSecond: huge, BurstBytes: huge, EventsPerSecond: huge, BurstEvents: huge, MaxChainBytes: 1 << 62}, node, 0)
+			}
+			a, err := NewActor(ActorOptions{ID: "bench", Name: "bench", Chain: c, Logger: logr.Discard(), Budget: budget})
 			if err != nil {
 				b.Fatal(err)
 			}
