@@ -265,3 +265,32 @@ func TestDiskPressure(t *testing.T) {
 	c := start(t, e, cfg)
 	waitFor(t, "a tick once space returned", func() bool { return c.Ticks() > 0 })
 }
+
+// TestBudgetTimeout: a timeout is the disk budget's when the call spent
+// most of its deadline waiting for it, and stays a timeout otherwise.
+func TestBudgetTimeout(t *testing.T) {
+	timeout := &ActorError{Reason: ReasonTimeout, Op: "tick", Message: "call exceeded its 5s deadline"}
+	l := diskbudget.DefaultLimits()
+	for name, tc := range map[string]struct {
+		err    error
+		waited time.Duration
+		want   Reason
+	}{
+		"mostly waiting":         {timeout, 4 * time.Second, ReasonChainRateLimit},
+		"half waiting":           {timeout, 2500 * time.Millisecond, ReasonChainRateLimit},
+		"a slow guest":           {timeout, time.Second, ReasonTimeout},
+		"not a timeout":          {&ActorError{Reason: ReasonTrap, Op: "tick"}, 5 * time.Second, ReasonTrap},
+		"a budget refusal stays": {&ActorError{Reason: ReasonChainRateLimit, Op: "tick"}, 0, ReasonChainRateLimit},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := budgetTimeout(tc.err, tc.waited, 5*time.Second, l)
+			if got := ReasonOf(err); got != tc.want {
+				t.Fatalf("reason %s, want %s", got, tc.want)
+			}
+			if tc.want == ReasonChainRateLimit && tc.err == error(timeout) &&
+				!strings.Contains(err.Error(), "tick: call exceeded its 5s deadline after waiting") {
+				t.Fatalf("message %q", err)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,6 +34,9 @@ type Actor struct {
 	// size is the actor's chain on the node, in bytes: what it held when
 	// the run began plus every append since.
 	size int64
+
+	// waited is the time appends have waited for budget, in nanoseconds.
+	waited atomic.Int64
 }
 
 // credit is bytes and events taken from buckets and not yet spent.
@@ -128,14 +132,14 @@ func (a *Actor) admitSlow(ctx context.Context, deadline time.Time, fb float64, b
 				a.mu.Unlock()
 				return &Error{Kind: KindRate, Message: fmt.Sprintf(
 					"appending %s would wait %s for the actor's budget, past the call's deadline: it appends faster than spec.limits allows (chainBytesPerSecond %d, chainBurstBytes %d, chainEventsPerSecond %d, chainBurstEvents %d)",
-					Bytes(b), seconds(w).Round(time.Millisecond), a.lim.BytesPerSecond, a.lim.BurstBytes, a.lim.EventsPerSecond, a.lim.BurstEvents)}
+					Bytes(b), roundWait(seconds(w)), a.lim.BytesPerSecond, a.lim.BurstBytes, a.lim.EventsPerSecond, a.lim.BurstEvents)}
 			}
 		}
 		a.own.bytes += a.bytes.grant(t, w, needB, creditBytes)
 		a.own.events += a.events.grant(t, w, needE, creditEvents)
 		if w > 0 {
 			a.mu.Unlock()
-			if err := sleep(ctx, seconds(w)); err != nil {
+			if err := a.sleep(ctx, seconds(w)); err != nil {
 				return err
 			}
 			now = time.Now()
@@ -145,7 +149,11 @@ func (a *Actor) admitSlow(ctx context.Context, deadline time.Time, fb float64, b
 	if !a.fromNode.covers(fb) {
 		needB, needE := max(0, fb-a.fromNode.bytes), max(0, 1-a.fromNode.events)
 		a.mu.Unlock()
-		gotB, gotE, err := a.node.reserve(ctx, deadline, needB, needE, now)
+		begin := time.Now()
+		gotB, gotE, w, err := a.node.reserve(ctx, deadline, needB, needE, now)
+		if w > 0 {
+			a.waited.Add(int64(time.Since(begin)))
+		}
 		if err != nil {
 			return err
 		}
@@ -200,9 +208,27 @@ func (a *Actor) WriteState(ctx context.Context, n int) error {
 	if a.node == nil {
 		return nil
 	}
-	_, _, err := a.node.reserve(ctx, time.Time{}, float64(n), 0, now)
+	_, _, w, err := a.node.reserve(ctx, time.Time{}, float64(n), 0, now)
+	if w > 0 {
+		a.waited.Add(int64(time.Since(now)))
+	}
 	return err
 }
+
+// sleep waits d for the actor's own budget, counting the time it took (a
+// loaded machine oversleeps) in Waited.
+func (a *Actor) sleep(ctx context.Context, d time.Duration) error {
+	begin := time.Now()
+	err := sleep(ctx, d)
+	a.waited.Add(int64(time.Since(begin)))
+	return err
+}
+
+// Waited returns how long the actor's appends have waited for budget, its
+// own and the node's, in all: the engine compares it before and after a
+// call, to tell a call that ran out of time waiting for the budget from
+// one whose guest was slow.
+func (a *Actor) Waited() time.Duration { return time.Duration(a.waited.Load()) }
 
 // Backlog returns how long until the actor's rates are out of debt: the
 // tick loop waits that long before it calls tick again, so an actor whose

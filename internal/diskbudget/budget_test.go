@@ -347,3 +347,18 @@ func TestStatFS(t *testing.T) {
 		t.Fatal("statfs of a missing directory succeeded")
 	}
 }
+
+// TestWaited counts the time appends waited, the actor's and the node's.
+func TestWaited(t *testing.T) {
+	n := NewNode(NodeLimits{BytesPerSecond: 500, BurstBytes: 100}, NodeOptions{})
+	a := NewActor(Limits{BytesPerSecond: 1000, BurstBytes: 100}, n, 0)
+	if err := a.Admit(context.Background(), 100); err != nil { // both empty now
+		t.Fatal(err)
+	}
+	if err := a.Admit(context.Background(), 20); err != nil { // 20 ms own, then 20 ms more the node's
+		t.Fatal(err)
+	}
+	if w := a.Waited(); w < 30*time.Millisecond || w > 45*time.Millisecond {
+		t.Fatalf("Waited %s, want about 40ms", w)
+	}
+}

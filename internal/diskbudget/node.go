@@ -157,14 +157,14 @@ func (n *Node) Changed() <-chan struct{} {
 // arrival order and waits for its slot, unless the slot lies past the
 // deadline (deadline, else ctx's; none for neither), when it takes nothing
 // and returns a KindNodeRate *Error. When nothing had to wait it takes a
-// credit more, if the node has it to spare. It returns what it took; ctx
-// (may be nil) ends the wait early.
-func (n *Node) reserve(ctx context.Context, deadline time.Time, needB, needE float64, now time.Time) (gotB, gotE float64, err error) {
+// credit more, if the node has it to spare. It returns what it took and
+// how long it waited; ctx (may be nil) ends the wait early.
+func (n *Node) reserve(ctx context.Context, deadline time.Time, needB, needE float64, now time.Time) (gotB, gotE float64, waited time.Duration, err error) {
 	n.mu.Lock()
 	if n.pressure.Load() {
 		err := n.pressureErrorLocked()
 		n.mu.Unlock()
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	t := now.Sub(n.base).Seconds()
 	var w float64
@@ -179,9 +179,9 @@ func (n *Node) reserve(ctx context.Context, deadline time.Time, needB, needE flo
 	}
 	if w > 0 && !deadline.IsZero() && now.Add(seconds(w)).After(deadline) {
 		n.mu.Unlock()
-		return 0, 0, &Error{Kind: KindNodeRate, Message: fmt.Sprintf(
+		return 0, 0, 0, &Error{Kind: KindNodeRate, Message: fmt.Sprintf(
 			"appending %s would wait %s for the node's append budget (--node-chain-bytes-per-second %d, --node-chain-events-per-second %d, shared by the host's actors), past the call's deadline",
-			Bytes(int64(needB)), seconds(w).Round(time.Millisecond), n.lim.BytesPerSecond, n.lim.EventsPerSecond)}
+			Bytes(int64(needB)), roundWait(seconds(w)), n.lim.BytesPerSecond, n.lim.EventsPerSecond)}
 	}
 	extraB, extraE := float64(creditBytes), float64(creditEvents)
 	if needE == 0 { // a state write: no credit
@@ -191,7 +191,7 @@ func (n *Node) reserve(ctx context.Context, deadline time.Time, needB, needE flo
 	gotE = n.events.grant(t, w, needE, extraE)
 	n.wroteLocked(gotB)
 	n.mu.Unlock()
-	return gotB, gotE, sleep(ctx, seconds(w))
+	return gotB, gotE, seconds(w), sleep(ctx, seconds(w))
 }
 
 // charge takes bytes and events at now without waiting: the budget may go
@@ -218,6 +218,15 @@ func (n *Node) wroteLocked(bytes float64) {
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// roundWait rounds a wait for a message: to the millisecond, or to 10 µs
+// below 10 ms (a 1 ms wait is not "0s").
+func roundWait(d time.Duration) time.Duration {
+	if d >= 10*time.Millisecond {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(10 * time.Microsecond)
+}
 
 // sleep waits d, or until ctx ends (a nil ctx is never done).
 func sleep(ctx context.Context, d time.Duration) error {
