@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -287,7 +288,7 @@ func TestBudgetTimeout(t *testing.T) {
 			if got := ReasonOf(err); got != tc.want {
 				t.Fatalf("reason %s, want %s", got, tc.want)
 			}
-			if tc.want == ReasonChainRateLimit && tc.err == error(timeout) &&
+			if tc.want == ReasonChainRateLimit && errors.Is(tc.err, timeout) &&
 				!strings.Contains(err.Error(), "tick: call exceeded its 5s deadline after waiting") {
 				t.Fatalf("message %q", err)
 			}

@@ -75,7 +75,7 @@ func (a *Actor) Admit(ctx context.Context, n int) error {
 // AdmitBy is Admit for a writer without a context (the guest's WASI
 // output): deadline bounds the wait (zero: no deadline).
 func (a *Actor) AdmitBy(deadline time.Time, n int) error {
-	return a.admit(nil, deadline, n)
+	return a.admit(context.Background(), deadline, n)
 }
 
 func (a *Actor) admit(ctx context.Context, deadline time.Time, n int) error {
@@ -125,8 +125,8 @@ func (a *Actor) admitSlow(ctx context.Context, deadline time.Time, fb float64, b
 			w = max(w, a.events.wait(t, needE))
 		}
 		if w > 0 {
-			if ctx != nil {
-				deadline, _ = ctx.Deadline()
+			if d, ok := ctx.Deadline(); ok {
+				deadline = d
 			}
 			if !deadline.IsZero() && now.Add(seconds(w)).After(deadline) {
 				a.mu.Unlock()
