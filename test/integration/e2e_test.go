@@ -21,6 +21,7 @@ import (
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/controllers"
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/host"
 	"github.com/troupe-dev/troupe/internal/testutil"
 )
 
@@ -35,6 +36,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("DeleteRemovesFinalizerAfterFlush", s.testDelete)
 	t.Run("HostCrashMovesActorsWithLinkedSegment", s.testHostCrash)
 	t.Run("FiftyActorsBalanceOverTwoHosts", s.testBalance)
+	t.Run("ActorsGoToHostsOfTheirNamespace", s.testActorNamespaces)
 	// Every manager, host and watch the subtests started has stopped.
 	NewWithT(t).Eventually(ourGoroutines).WithTimeout(prompt).WithPolling(100*time.Millisecond).Should(BeEmpty(),
 		"goroutines of the manager or the hosts outlived their tests")
@@ -520,4 +522,25 @@ func (s *suite) testBalance(t *testing.T) {
 		}
 		g.Expect(running).To(Equal(per[h.name]), h.name)
 	}
+}
+
+// testActorNamespaces: a host started with --actor-namespaces declares them
+// in its Lease, and the manager reads them: an Actor of a namespace no host
+// serves waits Pending, reason NamespaceNotServed, though a host is live
+// and empty; a host that serves the namespace takes it and runs it.
+func (s *suite) testActorNamespaces(t *testing.T) {
+	c := s.newCluster(t, clusterOptions{})
+	g := c.g()
+	elsewhere := c.startHost("elsewhere", func(cfg *host.Config) { cfg.ActorNamespaces = []string{"team-elsewhere"} })
+	c.create("idle", v1alpha1.ActorSpec{Component: *c.componentConfigMap("idle", testdata(t, "idle.wasm"), false)})
+	a := c.waitReason("idle", v1alpha1.ReasonNamespaceNotServed, prompt)
+	g.Expect(a.Status.Phase).To(Equal(v1alpha1.PhasePending))
+	g.Expect(a.Status.HostPod).To(BeEmpty())
+	ready := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionReady)
+	g.Expect(ready.Message).To(ContainSubstring("no host runs Actors of namespace " + c.ns + ": add it to the chart value host.actorNamespaces"))
+
+	serving := c.startHost("serving", func(cfg *host.Config) { cfg.ActorNamespaces = []string{"team-elsewhere", c.ns} })
+	a = c.waitReady("idle", prompt)
+	g.Expect(a.Status.HostPod).To(Equal(serving.name), "not on %s, which does not serve %s", elsewhere.name, c.ns)
+	g.Expect(c.eventNotes("idle")).To(ContainElement(HavePrefix(v1alpha1.ReasonNamespaceNotServed + ": ")))
 }
