@@ -5,6 +5,8 @@
 ;;   E  record-event 1 MiB of data, count per tick
 ;;   T  get-current-time, count per tick (tiny events)
 ;;   S  the state itself (give it 16 MiB): a counter at +8 changes every tick
+;;   G  as S, but init grows the state to the u32 at +4 bytes (an Actor
+;;      YAML's initialState is at most 1 MiB): `troupe run`'s state flood
 ;; A u32 at +12 counts the calls whose result was ok, kept in the state
 ;; after every tick, so a test can check that every call the guest was
 ;; told succeeded is in the chain.
@@ -39,10 +41,19 @@
     (if (i32.eqz (i32.load8_u (i32.const 2048)))
       (then (global.set $oks (i32.add (global.get $oks) (i32.const 1))))))
   (func (export "theater:simple/actor#init") (param $has i32) (param $sp i32) (param $sl i32) (param $idp i32) (param $idl i32) (result i32)
+    (local $n i32) (local $p i32)
     (global.set $oks (i32.load (i32.add (local.get $sp) (i32.const 12))))
     ;; the log message at 64 KiB (16 KiB of 'a'), the event data at 128 KiB (1 MiB of 'e')
     (memory.fill (i32.const 0x10000) (i32.const 97) (i32.const 0x4000))
     (memory.fill (i32.const 0x20000) (i32.const 101) (i32.const 0x100000))
+    (if (i32.eq (i32.load8_u (local.get $sp)) (i32.const 71)) ;; G
+      (then
+        (local.set $n (i32.load (i32.add (local.get $sp) (i32.const 4))))
+        (local.set $p (call $realloc (i32.const 0) (i32.const 0) (i32.const 1) (local.get $n)))
+        (memory.fill (local.get $p) (i32.const 0) (local.get $n))
+        (memory.copy (local.get $p) (local.get $sp) (i32.const 16))
+        (i32.store8 (local.get $p) (i32.const 83)) ;; S from now on
+        (return (call $okSome (local.get $p) (local.get $n)))))
     (call $okSome (local.get $sp) (local.get $sl)))
   (func (export "troupe:actor/ticker#tick") (param $has i32) (param $sp i32) (param $sl i32) (param $t i64) (result i32)
     (local $m i32) (local $n i32) (local $i i32)
