@@ -52,7 +52,6 @@ func TestDiskFloodsAreBounded(t *testing.T) {
 	comp := compile(t, e, "flood")
 	big := make([]byte, limits.DefaultMaxStateBytes)
 	big[0] = 'S'
-	const record = 400 // an event's framing, op and JSON keys, generously
 	tests := map[string]struct {
 		state []byte
 		// largest is the largest single write of the flood.
@@ -121,6 +120,9 @@ func TestDiskFloodsAreBounded(t *testing.T) {
 		})
 	}
 }
+
+// record bounds an event's framing, op and JSON keys, generously.
+const record = 400
 
 // floodAllowed is what the default disk budget lets an actor write in d
 // when its largest single write is largest: the burst, the rate for d, one
@@ -310,5 +312,69 @@ func TestBudgetTimeout(t *testing.T) {
 				t.Fatalf("message %q", err)
 			}
 		})
+	}
+}
+
+// TestNodeBudgetSharedByActors: every actor's appends also take from the
+// node's budget. Two flooders, each far inside its own budget, together
+// write no more than the node's rate allows, about evenly, throttled (not
+// failed); a modest actor beside them keeps ticking and never fails.
+func TestNodeBudgetSharedByActors(t *testing.T) {
+	const nodeRate, nodeBurst = 4 << 20, 1 << 20
+	node := diskbudget.NewNode(diskbudget.NodeLimits{BytesPerSecond: nodeRate, BurstBytes: nodeBurst}, diskbudget.NodeOptions{})
+	e, err := NewEngine(context.Background(), EngineOptions{NoDiskCache: true, SystemInfo: fixedSystemInfo{}, Version: "test", DiskBudget: node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close(context.Background()) })
+	comp := compile(t, e, "flood")
+	own := diskbudget.Limits{BytesPerSecond: 1 << 30, BurstBytes: 1 << 30, EventsPerSecond: 1 << 20, BurstEvents: 1 << 20, MaxChainBytes: 1 << 40}
+	begin := time.Now()
+	var dirs []string
+	var floods []*Actor
+	for i := range 2 {
+		dirs = append(dirs, t.TempDir())
+		// 127 lines of 16 KiB a tick: 20 MiB/s each, five times the node's rate.
+		floods = append(floods, start(t, e, ActorConfig{Name: "flood-" + strconv.Itoa(i), Component: comp, Dir: dirs[i],
+			TickInterval: limits.MinTickInterval, InitialState: floodState('L', 127), DiskBudget: &own}))
+	}
+	dirs = append(dirs, t.TempDir())
+	modest := start(t, e, ActorConfig{Name: "modest", Component: comp, Dir: dirs[2],
+		TickInterval: limits.MinTickInterval, InitialState: floodState('T', 5), DiskBudget: &own})
+	waitFor(t, "the modest actor's 15 ticks", func() bool { return modest.Ticks() >= 15 || modest.Phase() != PhaseRunning })
+	for _, a := range append(floods, modest) {
+		if a.Phase() != PhaseRunning {
+			t.Fatalf("%s ended %s: %v; want every actor running, the flooders throttled", a.cfg.Name, a.Phase(), a.Err())
+		}
+	}
+	for _, a := range append(floods, modest) {
+		if err := a.Stop(context.Background(), "test over"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ran := time.Since(begin)
+	var sizes []int64
+	var total int64
+	for _, dir := range dirs {
+		st, err := os.Stat(actordir.ChainPath(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, st.Size())
+		total += st.Size()
+	}
+	// The node's burst and rate, one line past it for each flooder, and
+	// the engine's own records (charged without waiting).
+	allowed := int64(nodeBurst) + int64(ran.Seconds()*nodeRate) + 2*(16<<10+record) + 1<<20
+	t.Logf("in %s: flooders %d and %d KiB, modest %d KiB (%d ticks); the node allows %d KiB",
+		ran.Round(time.Millisecond), sizes[0]>>10, sizes[1]>>10, sizes[2]>>10, modest.Ticks(), allowed>>10)
+	if total > allowed {
+		t.Fatalf("the actors wrote %d bytes in %s; the node's budget allows %d", total, ran, allowed)
+	}
+	if total < nodeRate/2 {
+		t.Fatalf("the actors wrote only %d bytes: the floods did not run", total)
+	}
+	if lo, hi := min(sizes[0], sizes[1]), max(sizes[0], sizes[1]); lo < hi/2 {
+		t.Fatalf("the flooders wrote %d and %d bytes: the node's budget is not shared evenly", sizes[0], sizes[1])
 	}
 }
