@@ -2,7 +2,7 @@
 // `troupe run` binary and reports what each wrote: an actor logging
 // 16 KiB lines, one recording 1 MiB events and one rewriting a 16 MiB
 // state, each ticking at the shortest interval `troupe run` allows, for
-// the issue's durations. docs/performance.md#disk-budget holds its figures.
+// the issue's durations. docs/performance.md#the-disk-budget holds its figures.
 //
 //	go run ./hack/diskfloods --troupe bin/troupe
 //
