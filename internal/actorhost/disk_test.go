@@ -214,25 +214,12 @@ func TestChainSizeBudget(t *testing.T) {
 	if err := a.Stop(context.Background(), "test"); err != nil {
 		t.Fatal(err)
 	}
-	evs := readChain(t, dir)
+	evs := fileEvents(t, dir)
 	last := evs[len(evs)-1]
 	// ActorStart, ActorRestart (it resumes from its saved state), ActorStop.
 	if last.Kind != chain.KindActorStop || !strings.Contains(string(last.Data), `"reason":"ChainSizeLimit"`) || evs[len(evs)-3].Kind != chain.KindActorStart {
 		t.Fatalf("the refused run's chain ends %s %s, want ActorStart, ActorRestart then ActorStop with reason ChainSizeLimit", evs[len(evs)-3].Kind, last.Data)
 	}
-}
-
-func readChain(t *testing.T, dir string) []chain.Event {
-	t.Helper()
-	var evs []chain.Event
-	if err := chain.ReadFile(actordir.ChainPath(dir), func(ev chain.Event) error {
-		ev.Data = append([]byte(nil), ev.Data...)
-		evs = append(evs, ev)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return evs
 }
 
 // TestDiskPressure: below the node's free-space watermark a running
@@ -269,7 +256,7 @@ func TestDiskPressure(t *testing.T) {
 	if err := a.Stop(context.Background(), "test"); err != nil {
 		t.Fatal(err)
 	}
-	evs := readChain(t, dir)
+	evs := fileEvents(t, dir)
 	if last := evs[len(evs)-1]; last.Kind != chain.KindActorStop || !strings.Contains(string(last.Data), `"reason":"DiskPressure"`) {
 		t.Fatalf("the chain ends %s %s, want ActorStop with reason DiskPressure", last.Kind, last.Data)
 	}
