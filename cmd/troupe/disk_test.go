@@ -35,8 +35,11 @@ func TestRunFloodIsBounded(t *testing.T) {
 	// within its deadline: a 2 s deadline keeps the test to about 2 s.
 	r := <-startCLI(ctx, "run", "--tick", "100ms", "--timeout", "2s", "--chain-dir", chainDir, yaml)
 	ran := time.Since(begin)
-	if r.code != 0 && !strings.Contains(r.stdout, "failed: ChainRateLimit: tick: log: appending 16.1 KiB would wait") {
-		t.Fatalf("exit %d, want a stop (0) or a ChainRateLimit failure\nstdout %s", r.code, r.stdout)
+	// It is stopped, or its tick ran out of time: waiting for the budget
+	// (ChainRateLimit), or, on a loaded machine, writing what the budget
+	// let through took most of the 2 s (Timeout).
+	if r.code != 0 && !strings.Contains(r.stdout, "failed: ChainRateLimit: tick: ") && !strings.Contains(r.stdout, "failed: Timeout: tick: call exceeded its 2s deadline") {
+		t.Fatalf("exit %d, want a stop (0), or a ChainRateLimit or Timeout failure\nstdout %s", r.code, r.stdout)
 	}
 	st, err := os.Stat(filepath.Join(chainDir, chain.FileName))
 	if err != nil {
