@@ -45,12 +45,16 @@ func (a *Actor) enqueueTick() {
 	a.mbox.push(&work{kind: workTick}, a.drain)
 }
 
-// armTick arms the timer for the next tick, unless the run is over.
+// armTick arms the timer for the next tick, unless the run is over. A
+// tick that wrote more than the actor's disk budget allows (a big state,
+// many events) left it in debt: the next one comes later by the time the
+// debt takes to be paid, so the actor ticks less often instead of failing
+// its next call.
 func (a *Actor) armTick() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.tickTimer != nil && !a.tickStopped {
-		a.tickTimer.Reset(a.tickInterval)
+		a.tickTimer.Reset(a.tickInterval + a.budget.Backlog())
 	}
 }
 

@@ -61,6 +61,12 @@ func TestDefaultsLieWithinTheirBounds(t *testing.T) {
 		"mailboxMessages":   {DefaultMailboxMessages, 1, MaxMailboxMessages},
 		"mailboxBytes":      {DefaultMailboxBytes, DefaultMaxMessageBytes, MaxMailboxBytes},
 		"requestTimeout":    {int64(DefaultRequestTimeout), int64(MinRequestTimeout), int64(DefaultCallTimeout)},
+
+		"maxChainBytes":        {DefaultMaxChainBytes, MinMaxChainBytes, MaxMaxChainBytes},
+		"chainBytesPerSecond":  {DefaultChainBytesPerSecond, 1, MaxChainBytesPerSecond},
+		"chainBurstBytes":      {DefaultChainBurstBytes, 1, MaxChainBurstBytes},
+		"chainEventsPerSecond": {DefaultChainEventsPerSecond, 1, MaxChainEventsPerSecond},
+		"chainBurstEvents":     {DefaultChainBurstEvents, 1, MaxChainBurstEvents},
 	} {
 		if c.def < c.lo || c.def > c.hi {
 			t.Errorf("%s: default %d outside %d..%d", name, c.def, c.lo, c.hi)

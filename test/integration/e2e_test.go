@@ -464,9 +464,12 @@ func (s *suite) testHostCrash(t *testing.T) {
 }
 
 // testBalance: 50 actors created at once over two hosts end 25/25 (within
-// one), all Ready, each running on the host its status names.
+// one), all Ready, each running on the host its status names. Its hosts
+// hold a long lease: with the suite's 2 s one, a renewal late on a loaded
+// machine moved actors off a host and skewed the count (24/26), which is
+// failover, tested elsewhere, not balance.
 func (s *suite) testBalance(t *testing.T) {
-	c := s.newCluster(t, clusterOptions{})
+	c := s.newCluster(t, clusterOptions{leaseDuration: 30 * time.Second})
 	g := c.g()
 	h1, h2 := c.startHost("host-1"), c.startHost("host-2")
 	src := c.componentConfigMap("idle", testdata(t, "idle.wasm"), false)
@@ -503,6 +506,9 @@ func (s *suite) testBalance(t *testing.T) {
 	per := map[string]int{}
 	for _, a := range list.Items {
 		per[a.Status.HostPod]++
+		// Placed once: a second epoch would be a move, and balance is
+		// about where a burst lands, not where it is moved to.
+		g.Expect(a.Status.Epoch).To(BeEquivalentTo(1), "epoch of %s", a.Name)
 	}
 	t.Logf("50 actors over two hosts: %v", per)
 	g.Expect(per).To(HaveLen(2))
