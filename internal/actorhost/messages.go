@@ -230,8 +230,19 @@ func (t *Actor) newWork(kind workKind, d Delivery) (*work, error) {
 	return w, nil
 }
 
-// enqueue admits w into t's mailbox.
+// deliveryRecordBytes is about what a delivery appends to its receiver's
+// chain (MessageReceived or RequestReceived, then HandlerResult: ids,
+// digests, the trace; never the message itself), which its chain budget
+// must admit before the message is queued.
+const deliveryRecordBytes = 1024
+
+// enqueue admits w into t's mailbox: first against t's chain budget, so
+// that traffic the receiver could not record is refused at once (traffic
+// can slow a receiver, never fail it), then against the mailbox's bound.
 func (t *Actor) enqueue(w *work) error {
+	if err := t.budget.TryAdmit(deliveryRecordBytes); err != nil {
+		return deliveryErr(ErrRateLimited, "rate limited: %s: %s", t.label(), err.Error())
+	}
 	full, closed := t.mbox.push(w, t.drain)
 	switch {
 	case closed:

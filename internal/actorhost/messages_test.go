@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/limits"
 )
 
@@ -385,5 +386,26 @@ func TestMailboxIsFIFOAndBounded(t *testing.T) {
 	}
 	if a.Phase() != PhaseRunning {
 		t.Fatalf("the flooded actor is %s", a.Phase())
+	}
+}
+
+// TestRateLimitedByTheReceiversBudget: a receiver whose chain budget is
+// spent refuses deliveries at once, and lives.
+func TestRateLimitedByTheReceiversBudget(t *testing.T) {
+	e, _ := newTestEngine(t)
+	ctx := context.Background()
+	a := startMessenger(t, e, "thrifty", ActorConfig{DiskBudget: &diskbudget.Limits{BytesPerSecond: 100, BurstBytes: 100, EventsPerSecond: 10, BurstEvents: 10}})
+	var limited error
+	for range 50 {
+		if err := e.Send(ctx, Delivery{From: cli, Target: "thrifty", Msg: []byte("i")}); err != nil {
+			limited = err
+			break
+		}
+	}
+	if !errors.Is(limited, ErrRateLimited) || !strings.HasPrefix(limited.Error(), "rate limited: thrifty: ") {
+		t.Fatalf("50 sends over a 100 B/s budget: %v", limited)
+	}
+	if a.Phase() != PhaseRunning {
+		t.Fatalf("the receiver is %s", a.Phase())
 	}
 }
