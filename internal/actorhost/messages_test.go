@@ -15,6 +15,8 @@ import (
 	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/limits"
+	"github.com/troupe-dev/troupe/internal/runtimehandler"
+	"github.com/troupe-dev/troupe/internal/testutil"
 )
 
 // cli is the external sender of these tests.
@@ -407,5 +409,48 @@ func TestRateLimitedByTheReceiversBudget(t *testing.T) {
 	}
 	if a.Phase() != PhaseRunning {
 		t.Fatalf("the receiver is %s", a.Phase())
+	}
+}
+
+// TestSDKActorHandlesMessages: the Go SDK's OnSend and OnRequest (the
+// abiactor of sdk/theater's tests) under the real engine.
+func TestSDKActorHandlesMessages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Go actor")
+	}
+	e, _ := newTestEngine(t)
+	ctx := context.Background()
+	c, err := e.Compile(ctx, testutil.BuildActor(t, "sdk/theater/testdata/abiactor"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if send, request := c.HandlesMessages(); !send || !request {
+		t.Fatalf("the SDK actor exports handle-send %v, handle-request %v", send, request)
+	}
+	a := start(t, e, ActorConfig{Name: "sdk", Component: c, TickInterval: -1, InitialState: []byte("s:"),
+		Env: runtimehandler.MapEnv{"MODE": {Value: "echo"}}})
+	for _, m := range []string{"a", "b"} {
+		if err := e.Send(ctx, Delivery{From: cli, Target: "sdk", Msg: []byte(m)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := e.Request(ctx, Delivery{From: cli, Target: "sdk", Msg: []byte("ping"), ID: "rid-1"})
+	if err != nil || string(resp) != "rid-1:ping" {
+		t.Fatalf("request: %q, %v", resp, err)
+	}
+	if got := string(a.State()); got != "s:ab" {
+		t.Fatalf("state %q after two sends, want s:ab", got)
+	}
+	if _, err := e.Request(ctx, Delivery{From: cli, Target: "sdk", Msg: []byte("none")}); !errors.Is(err, ErrNoResponse) {
+		t.Fatalf("a nil response: %v", err)
+	}
+	_, err = e.Request(ctx, Delivery{From: cli, Target: "sdk", Msg: []byte("fail"), ID: "rid-2"})
+	var he *HandlerError
+	if !errors.As(err, &he) || he.Reason != ReasonHandlerFailed || !strings.Contains(he.Message, "request handler refused rid-2") {
+		t.Fatalf("a failing handler: %v", err)
+	}
+	<-a.Done()
+	if ReasonOf(a.Err()) != ReasonHandlerFailed {
+		t.Fatalf("the actor ended with %v", a.Err())
 	}
 }
