@@ -301,6 +301,19 @@ func (c *Chain) releaseBuf() {
 	c.pendBuf, c.pend = nil, nil
 }
 
+// BufferedBytes is the memory the chain holds for its events: a durable
+// chain's write buffer while it has one (idle chains give theirs back), a
+// memory chain's stored events. The host counts it in the actor's memory.
+func (c *Chain) BufferedBytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := int64(cap(c.pend) + cap(c.scr))
+	if c.mem != nil {
+		n += c.mem.bytes
+	}
+	return n
+}
+
 // Path returns the chain's file, or "" for a memory chain.
 func (c *Chain) Path() string { return c.path }
 
