@@ -131,7 +131,7 @@ func (a *Actor) invoke(ctx context.Context, op string, fn api.Function, params .
 		}
 	}
 	if err != nil {
-		return nil, classifyCallError(op, err, callCtx, a.timeout, a.limiter.refused.Load(), a.limiter.limit)
+		return nil, classifyCallError(op, err, callCtx, a.timeout, a.limiter)
 	}
 	return res, nil
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -44,6 +45,10 @@ type EngineOptions struct {
 	Version string
 	// Now is the clock of the runtime handler and the chains; nil is time.Now.
 	Now func() time.Time
+	// MemoryBudget is the memory the actors may take together (linear
+	// memory, their instances, their buffers and the compiled code); nil
+	// is unlimited, each actor bounded by its own limit only.
+	MemoryBudget *MemoryBudget
 }
 
 // Engine runs actors: one wazero runtime for the process (the compiler
@@ -57,6 +62,11 @@ type Engine struct {
 	cache wazero.CompilationCache
 	// hostFuncs are the functions a component may import, by module and name.
 	hostFuncs map[string]map[string]api.FunctionDefinition
+
+	// budget is opts.MemoryBudget; codeHeld what the compiled code holds
+	// in it.
+	budget   *MemoryBudget
+	codeHeld atomic.Uint64
 
 	mu         sync.Mutex
 	components map[[sha256.Size]byte]*compileEntry
@@ -81,6 +91,7 @@ func NewEngine(ctx context.Context, opts EngineOptions) (*Engine, error) {
 	e := &Engine{
 		opts:       opts,
 		log:        opts.Logger,
+		budget:     opts.MemoryBudget,
 		components: map[[sha256.Size]byte]*compileEntry{},
 		actors:     map[*Actor]struct{}{},
 	}
@@ -174,6 +185,18 @@ type Component struct {
 	// exports holds the names of the contract's exports (abi.Exports) the
 	// module has, each with the table's signature.
 	exports map[string]bool
+	// shape and importedFuncs size an instance's heap (instanceBytes).
+	shape         moduleShape
+	importedFuncs int
+	// peak is the most memory one of its actors held, as observed: what
+	// the next start of it is expected to take.
+	peak atomic.Uint64
+
+	// Guarded by Engine.mu: the actors running it, since when none does,
+	// and whether it was released (ReleaseIdleComponents).
+	users    int
+	idleFrom time.Time
+	released bool
 }
 
 // Digest returns the component's content digest, "sha256:<hex>".
@@ -202,6 +225,10 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (*Component, error) {
 		return nil, errors.New("engine is closed")
 	}
 	if ce, ok := e.components[digest]; ok {
+		if ce.c != nil && ce.c.users == 0 {
+			// Compiled for a start: not idle any more.
+			ce.c.idleFrom = time.Now()
+		}
 		e.mu.Unlock()
 		select {
 		case <-ce.done:
@@ -218,6 +245,12 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (*Component, error) {
 	e.mu.Unlock()
 
 	ce.c, ce.err = e.compile(ctx, wasm, digest)
+	if ce.err == nil {
+		e.mu.Lock()
+		ce.c.idleFrom = time.Now()
+		e.mu.Unlock()
+		e.refreshCode()
+	}
 	if ce.err != nil {
 		// Failures are not cached: the next attempt may have a live ctx.
 		e.mu.Lock()
@@ -246,6 +279,7 @@ func (e *Engine) compile(ctx context.Context, wasm []byte, digest [sha256.Size]b
 		return nil, err
 	}
 	c.digest, c.size = digest, len(wasm)
+	c.shape, c.importedFuncs = readShape(bounded), len(compiled.ImportedFunctions())
 	return c, nil
 }
 
