@@ -8,6 +8,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/troupe-dev/troupe/internal/limits"
+	"github.com/troupe-dev/troupe/internal/textutil"
 )
 
 // wasmPageSize is the size of one page of WebAssembly linear memory.
@@ -168,7 +169,7 @@ func (l *memoryLimiter) refusal() string {
 	}
 	if l.byBudget.Load() {
 		return fmt.Sprintf("memory.grow to %d pages refused: the host's memory budget for its actors is spent (%s of %s in use)",
-			size/wasmPageSize, FormatBytes(l.budgetUsed.Load()), FormatBytes(l.budgetLimit.Load()))
+			size/wasmPageSize, textutil.FormatBytes(l.budgetUsed.Load()), textutil.FormatBytes(l.budgetLimit.Load()))
 	}
 	return fmt.Sprintf("memory.grow to %d pages refused: the actor's limit is %d pages", size/wasmPageSize, l.limit/wasmPageSize)
 }
@@ -186,20 +187,6 @@ func (l *memoryLimiter) reservedBytes() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.reserved
-}
-
-// FormatBytes writes n in binary units, "3.2 MiB".
-func FormatBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // heapMemory is a Go-heap backed linear memory with a hard limit; it is the

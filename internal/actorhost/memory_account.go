@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/troupe-dev/troupe/internal/textutil"
 )
 
 // ErrComponentReleased: the component was closed by ReleaseIdleComponents
@@ -82,7 +84,7 @@ func (a *Actor) reserveInstance() error {
 	b := a.e.budget
 	return newActorError(ReasonMemoryLimit, "instantiate",
 		"the host's memory budget for its actors is spent: the instance needs %s (%d pages of declared minimum memory and %s of its own), %s of %s is free",
-		FormatBytes(minBytes+inst), c.memMin, FormatBytes(inst), FormatBytes(b.Available()), FormatBytes(b.Limit()))
+		textutil.FormatBytes(minBytes+inst), c.memMin, textutil.FormatBytes(inst), textutil.FormatBytes(b.Available()), textutil.FormatBytes(b.Limit()))
 }
 
 // releaseMemory gives back everything the run held in the budget: the

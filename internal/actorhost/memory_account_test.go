@@ -10,6 +10,7 @@ import (
 
 	"github.com/troupe-dev/troupe/internal/memlimit"
 	"github.com/troupe-dev/troupe/internal/testutil"
+	"github.com/troupe-dev/troupe/internal/textutil"
 )
 
 // settled returns the process's resident set and live heap once garbage is
@@ -89,8 +90,8 @@ func TestMemoryAccountingMatchesReality(t *testing.T) {
 			rss, heap := (rss1-rss0)/n, (heap1-heap0)/n
 			resident := (linRes + own) / n
 			t.Logf("per actor: RSS grew %s, heap %s; accounted: instance+buffers %s, resident %s, reserved in the budget %s (linear committed %s, resident %s); %d actors accounted",
-				FormatBytes(rss), FormatBytes(heap), FormatBytes(own/n), FormatBytes(resident), FormatBytes(reserved),
-				FormatBytes(st.Linear/uint64(st.Actors)), FormatBytes(linRes/n), st.Actors)
+				textutil.FormatBytes(rss), textutil.FormatBytes(heap), textutil.FormatBytes(own/n), textutil.FormatBytes(resident), textutil.FormatBytes(reserved),
+				textutil.FormatBytes(st.Linear/uint64(st.Actors)), textutil.FormatBytes(linRes/n), st.Actors)
 			// Within a quarter, or a few KiB for small actors: the heap
 			// counts objects, and RSS whole pages, some of them kept
 			// (half used) from earlier tests.
@@ -98,13 +99,13 @@ func TestMemoryAccountingMatchesReality(t *testing.T) {
 				t.Helper()
 				slack := max(want/4, floor)
 				if got+slack < want || got > want+slack {
-					t.Errorf("%s: accounted %s per actor, really %s", what, FormatBytes(got), FormatBytes(want))
+					t.Errorf("%s: accounted %s per actor, really %s", what, textutil.FormatBytes(got), textutil.FormatBytes(want))
 				}
 			}
 			within("instance and buffers vs the heap", own/n, heap, 4<<10)
 			within("resident vs RSS", resident, rss, 24<<10)
 			if reserved < rss {
-				t.Errorf("the budget holds %s per actor, less than the %s of RSS each really takes", FormatBytes(reserved), FormatBytes(rss))
+				t.Errorf("the budget holds %s per actor, less than the %s of RSS each really takes", textutil.FormatBytes(reserved), textutil.FormatBytes(rss))
 			}
 		})
 	}
@@ -183,13 +184,13 @@ func TestStoppedActorsGiveMemoryBack(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if left := e.codeHeld.Load(); left > code0+code/10 {
-		t.Fatalf("compiled code still mapped: %s, %s before the component (it compiled to %s)", FormatBytes(left), FormatBytes(code0), FormatBytes(code))
+		t.Fatalf("compiled code still mapped: %s, %s before the component (it compiled to %s)", textutil.FormatBytes(left), textutil.FormatBytes(code0), textutil.FormatBytes(code))
 	}
 	rss2, heap2 := settled(t)
 	t.Logf("RSS %s before, %s with %d actors, %s after (heap %s before, %s after); compiled code %s",
-		FormatBytes(rss0), FormatBytes(rss1), actors, FormatBytes(rss2), FormatBytes(heap0), FormatBytes(heap2), FormatBytes(code))
+		textutil.FormatBytes(rss0), textutil.FormatBytes(rss1), actors, textutil.FormatBytes(rss2), textutil.FormatBytes(heap0), textutil.FormatBytes(heap2), textutil.FormatBytes(code))
 	if !raceEnabled && rss2 > rss0+(rss1-rss0)/10 {
 		t.Fatalf("RSS is %s after the actors stopped: more than a tenth of the %s they took is still held (%s before)",
-			FormatBytes(rss2), FormatBytes(rss1-rss0), FormatBytes(rss0))
+			textutil.FormatBytes(rss2), textutil.FormatBytes(rss1-rss0), textutil.FormatBytes(rss0))
 	}
 }
