@@ -197,8 +197,11 @@ type scope struct {
 	after  time.Duration    // requeue after, 0 for none
 	events []pendingEvent
 
-	// Set by reconcileHostHealth when it took the actor off its host.
+	// Set by reconcileHostHealth when it took the actor off its host;
+	// refused names the host that refused to start it, and what it
+	// lacked, for the placement that follows.
 	movedFrom, moveReason string
+	refused               map[string]placement.Unfit
 	// Set by reconcileRestart when the restart needs a new host.
 	restarting bool
 	// Set by reconcilePlacement: the ledger holds the new assignment

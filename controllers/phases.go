@@ -155,6 +155,12 @@ func (r *ActorReconciler) reconcileHostHealth(ctx context.Context, s *scope) (bo
 	switch {
 	case !ok:
 		s.moveOff(name, "its Lease is gone")
+	case refusedForMemory(a):
+		// The host had not the memory to start it, whatever its Lease
+		// said when it was placed: place it again, not there.
+		ready := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionReady)
+		s.refused = map[string]placement.Unfit{name: placement.UnfitMemory}
+		s.moveOff(name, "it refused to start it: "+ready.Message)
 	case !h.Live(s.now):
 		s.moveOff(name, fmt.Sprintf("its lease expired at %s", h.Expiry.UTC().Format(time.RFC3339)))
 	case scheduledGeneration(a) < a.Generation && placement.Matches(&h, request(a)) != placement.Fits:
@@ -164,6 +170,16 @@ func (r *ActorReconciler) reconcileHostHealth(ctx context.Context, s *scope) (bo
 		s.setCondition(v1alpha1.ConditionScheduled, metav1.ConditionTrue, v1alpha1.ReasonAssigned, assignedMessage(a))
 	}
 	return false, nil
+}
+
+// refusedForMemory reports whether the host of the actor's current epoch
+// refused to start it for lack of memory (PROTOCOL.md#admission-at-the-host):
+// the manager resets Ready with every new epoch, so a host's
+// InsufficientMemory on a Scheduled actor is about this one.
+func refusedForMemory(a *v1alpha1.Actor) bool {
+	c := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionReady)
+	return a.Status.Phase == v1alpha1.PhaseScheduled && c != nil &&
+		c.Status == metav1.ConditionFalse && c.Reason == v1alpha1.ReasonInsufficientMemory
 }
 
 // moveOff unassigns the actor from host, which can't keep it.
@@ -279,7 +295,9 @@ func (r *ActorReconciler) reconcilePlacement(ctx context.Context, s *scope) (boo
 			s.hosts[i].Load = loads[s.hosts[i].Name]
 		}
 		var err error
-		h, err = placement.Pick(s.hosts, request(a), s.now)
+		req := request(a)
+		req.Refused = s.refused
+		h, err = placement.Pick(s.hosts, req, s.now)
 		return h.Name, err
 	})
 	if err != nil {
@@ -293,15 +311,17 @@ func (r *ActorReconciler) reconcilePlacement(ctx context.Context, s *scope) (boo
 		// a host's death would otherwise repeat it for each of its actors
 		// as the other hosts come and go.
 		msg := textutil.Truncate(err.Error(), maxConditionMessage)
-		if c := meta.FindStatusCondition(s.orig.Status.Conditions, v1alpha1.ConditionScheduled); c == nil || c.Reason != v1alpha1.ReasonNoHost {
+		if c := meta.FindStatusCondition(s.orig.Status.Conditions, v1alpha1.ConditionScheduled); c == nil || !waitingForHost(c.Reason) {
 			if s.movedFrom != "" {
 				s.event(corev1.EventTypeWarning, v1alpha1.EventNoHost, "Move", "host %s can't keep the actor (%s); %s", s.movedFrom, s.moveReason, msg)
 			} else {
 				s.event(corev1.EventTypeWarning, v1alpha1.EventNoHost, "Place", "%s", msg)
 			}
 		}
-		s.unplaced(v1alpha1.PhasePending, v1alpha1.ReasonNoHost, msg)
-		if nh.Unfit[placement.UnfitFull] > 0 {
+		s.unplaced(v1alpha1.PhasePending, nh.Reason(), msg)
+		if nh.Waiting() {
+			// A host short of a resource may free it without an event
+			// this watch sees (a renewal that shows room wakes it sooner).
 			s.requeueAfter(r.FullRetry)
 		}
 		return true, nil
@@ -316,6 +336,12 @@ func (r *ActorReconciler) reconcilePlacement(ctx context.Context, s *scope) (boo
 		s.event(corev1.EventTypeNormal, v1alpha1.EventPlaced, "Place", "%s", assignedMessage(a))
 	}
 	return false, nil
+}
+
+// waitingForHost reports whether reason is one an actor no host took waits
+// with (placement.NoHostError.Reason).
+func waitingForHost(reason string) bool {
+	return reason == v1alpha1.ReasonNoHost || reason == v1alpha1.ReasonInsufficientMemory
 }
 
 // reconcileDelete releases a deleted Actor once its host reported the actor

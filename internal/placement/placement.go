@@ -79,6 +79,10 @@ func (h *Host) Live(now time.Time) bool { return now.Before(h.Expiry) }
 type Request struct {
 	NodeSelector map[string]string
 	Tolerations  []corev1.Toleration
+	// Refused names the hosts that just refused to start the actor, and
+	// the resource each lacked: unfit for it in this placement whatever
+	// their Lease says, which may predate the refusal.
+	Refused map[string]Unfit
 }
 
 // LeaseExpiry is when a host lease runs out: renewTime (acquireTime when
@@ -269,6 +273,9 @@ func Check(h *Host, r Request, now time.Time) Unfit {
 	if h.Load >= h.Capacity {
 		return UnfitFull
 	}
+	if u, ok := r.Refused[h.Name]; ok {
+		return u
+	}
 	if !h.Memory.Fits(h.Load) {
 		return UnfitMemory
 	}
@@ -375,7 +382,11 @@ func Pick(hosts []Host, r Request, now time.Time) (Host, error) {
 				protocols = append(protocols, ProtocolProblem(h))
 			}
 			if u == UnfitMemory && len(memory) < maxProtocolProblems {
-				memory = append(memory, MemoryProblem(h))
+				if _, refused := r.Refused[h.Name]; refused {
+					memory = append(memory, fmt.Sprintf("host %s refused to start it", h.Name))
+				} else {
+					memory = append(memory, MemoryProblem(h))
+				}
 			}
 			continue
 		}

@@ -436,10 +436,22 @@ func withMemory(name string, load int, capacity, used uint64, covered int, perAc
 func TestPickMemory(t *testing.T) {
 	tests := map[string]struct {
 		hosts      []Host
+		refused    map[string]Unfit
 		want       string
 		wantErr    string
 		wantReason string
 	}{
+		"a host that just refused the actor is unfit whatever its Lease says": {
+			hosts:      []Host{withMemory("a", 10, 100, 40, 10, 4)},
+			refused:    map[string]Unfit{"a": UnfitMemory},
+			wantErr:    "0/1 hosts available: 1 insufficient memory (host a refused to start it)",
+			wantReason: v1alpha1.ReasonInsufficientMemory,
+		},
+		"another host takes what one refused": {
+			hosts:   []Host{withMemory("a", 10, 100, 40, 10, 4), withMemory("b", 30, 100, 40, 30, 1)},
+			refused: map[string]Unfit{"a": UnfitMemory},
+			want:    "b",
+		},
 		"room for one more": {
 			hosts: []Host{withMemory("a", 10, 100, 40, 10, 4)},
 			want:  "a",
@@ -509,7 +521,7 @@ func TestPickMemory(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			got, err := Pick(tc.hosts, Request{}, now)
+			got, err := Pick(tc.hosts, Request{Refused: tc.refused}, now)
 			if tc.wantErr == "" {
 				if err != nil || got.Name != tc.want {
 					t.Fatalf("Pick = %q, %v; want %q", got.Name, err, tc.want)
