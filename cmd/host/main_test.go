@@ -36,10 +36,24 @@ func TestParse(t *testing.T) {
 					t.Fatalf("flags: %+v", o.cfg)
 				}
 			}},
-		"no downward API": {getenv: env(), wantErr: "NODE_NAME, POD_NAME, POD_NAMESPACE must be set"},
-		"no pod name":     {getenv: env("NODE_NAME", "n", "POD_NAMESPACE", "ns"), wantErr: "POD_NAME must be set"},
-		"stray argument":  {args: []string{"extra"}, getenv: full, wantErr: "unexpected arguments"},
-		"unknown flag":    {args: []string{"--nope"}, getenv: full, wantErr: "flag provided but not defined"},
+		"memory flags": {args: []string{"--memory-limit", "1Gi", "--memory-reserve", "100Mi"}, getenv: full,
+			check: func(t *testing.T, o *options) {
+				if o.cfg.MemoryLimit != 1<<30 || o.cfg.MemoryReserve != 100<<20 {
+					t.Fatalf("memory: limit %d, reserve %d", o.cfg.MemoryLimit, o.cfg.MemoryReserve)
+				}
+			}},
+		"memory budget off": {args: []string{"--memory-limit", "0"}, getenv: full,
+			check: func(t *testing.T, o *options) {
+				if o.cfg.MemoryLimit != 0 || o.memoryLimit != "0" {
+					t.Fatalf("--memory-limit 0: %d %q", o.cfg.MemoryLimit, o.memoryLimit)
+				}
+			}},
+		"bad memory limit": {args: []string{"--memory-limit", "lots"}, getenv: full, wantErr: `--memory-limit "lots": want a quantity`},
+		"negative reserve": {args: []string{"--memory-reserve", "-1Mi"}, getenv: full, wantErr: `--memory-reserve "-1Mi"`},
+		"no downward API":  {getenv: env(), wantErr: "NODE_NAME, POD_NAME, POD_NAMESPACE must be set"},
+		"no pod name":      {getenv: env("NODE_NAME", "n", "POD_NAMESPACE", "ns"), wantErr: "POD_NAME must be set"},
+		"stray argument":   {args: []string{"extra"}, getenv: full, wantErr: "unexpected arguments"},
+		"unknown flag":     {args: []string{"--nope"}, getenv: full, wantErr: "flag provided but not defined"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -80,6 +80,16 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 		h.failStart(r, a, env, v1alpha1.ReasonComponentError, fmt.Sprintf("%s: %s", mod.Source, actorMessage(err)))
 		return
 	}
+	r.mu.Lock()
+	r.comp = comp
+	r.mu.Unlock()
+	// The host's budget has the last word on memory: a start that would
+	// pass it waits (and the manager moves it where there is room).
+	adm, ok := h.admitMemory(ctx, r, a, comp)
+	if !ok {
+		return
+	}
+	defer adm.done()
 	link, moved, err := continuation(r.dir, a.Status.Chain, time.Now())
 	if err != nil {
 		h.failStart(r, a, env, v1alpha1.ReasonHostError, err.Error())
@@ -104,6 +114,8 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 
 	log.V(1).Info("compiled; starting", "dir", r.dir, "newSegment", link != nil)
 	actor, err := h.engine.Start(ctx, cfg)
+	// The engine holds the actor's memory now, or gave it back.
+	adm.done()
 	if actor == nil {
 		if ctx.Err() == nil {
 			h.failStart(r, a, env, v1alpha1.ReasonHostError, err.Error())
