@@ -91,9 +91,11 @@ type hostMemory struct {
 
 	mu sync.Mutex
 	// starting is what the starts admitted and still under way expect to
-	// take: counted against the budget until the engine reserves their
-	// memory itself.
+	// take: counted against the budget until they end (the engine reserves
+	// their memory meanwhile, so they may count twice until then).
 	starting uint64
+	// started is closed, and replaced, when a start under way ends.
+	started chan struct{}
 	// stats are the last measured figures; perActor what the host expects
 	// a new actor to take (with headroom).
 	stats    actorhost.MemoryStats
@@ -109,7 +111,7 @@ type hostMemory struct {
 }
 
 func newHostMemory(limit, reserve uint64) *hostMemory {
-	m := &hostMemory{limit: limit, renew: make(chan struct{}, 1), perActor: memoryHeadroom(DefaultActorMemoryEstimate)}
+	m := &hostMemory{limit: limit, renew: make(chan struct{}, 1), started: make(chan struct{}), perActor: memoryHeadroom(DefaultActorMemoryEstimate)}
 	if limit == 0 {
 		return m
 	}
@@ -144,21 +146,28 @@ func (a *admission) done() {
 	a.once.Do(func() {
 		a.m.mu.Lock()
 		a.m.starting -= a.need
+		close(a.m.started)
+		a.m.started = make(chan struct{})
 		a.m.mu.Unlock()
 	})
 }
 
 // tryAdmit admits a start that expects to take need bytes when the budget
-// has that much free beside the starts under way.
-func (m *hostMemory) tryAdmit(need uint64) (*admission, bool) {
+// has that much free beside the starts under way. Otherwise it returns a
+// channel closed when one of those ends, nil when none is under way: then
+// only freed memory can let the start in.
+func (m *hostMemory) tryAdmit(need uint64) (*admission, <-chan struct{}) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	avail := m.budget.Available()
 	if avail < m.starting || avail-m.starting < need {
-		return nil, false
+		if m.starting > 0 {
+			return nil, m.started
+		}
+		return nil, nil
 	}
 	m.starting += need
-	return &admission{m: m, need: need}, true
+	return &admission{m: m, need: need}, nil
 }
 
 // admitMemory waits until the host's budget has room for the actor's start:
@@ -166,19 +175,36 @@ func (m *hostMemory) tryAdmit(need uint64) (*admission, bool) {
 // declared minimum memory and instance), plus headroom. While it has not,
 // the actor is Ready=False reason InsufficientMemory, phase unchanged, and
 // the Lease is renewed at once with the host's figures, so the manager
-// moves it where there is room (PROTOCOL.md#admission-at-the-host). It
-// returns nil, false when the run was stopped meanwhile.
-func (h *Host) admitMemory(ctx context.Context, r *run, a *v1alpha1.Actor, comp *actorhost.Component) (*admission, bool) {
+// moves it where there is room (PROTOCOL.md#admission-at-the-host).
+// waited says it was refused first; ok is false when the run was stopped
+// meanwhile.
+func (h *Host) admitMemory(ctx context.Context, r *run, a *v1alpha1.Actor, comp *actorhost.Component) (adm *admission, waited, ok bool) {
 	m := h.mem
 	if m.budget == nil {
-		return nil, true
+		return nil, false, true
 	}
-	need := memoryHeadroom(h.engine.StartEstimate(comp))
 	reported := false
 	for {
+		// Looked at again each time: the actors that started meanwhile
+		// may have shown what the component really takes.
+		need := memoryHeadroom(h.engine.StartEstimate(comp))
 		freed := m.budget.Freed()
-		if adm, ok := m.tryAdmit(need); ok {
-			return adm, true
+		adm, started := m.tryAdmit(need)
+		if adm != nil {
+			return adm, reported, true
+		}
+		if started != nil && !reported {
+			// Starts under way count twice until they end (their
+			// estimate and what the engine reserved): wait for them
+			// before calling this a refusal, or a burst of starts on an
+			// empty host would refuse all but the first.
+			select {
+			case <-started:
+			case <-freed:
+			case <-ctx.Done():
+				return nil, false, false
+			}
+			continue
 		}
 		if !reported {
 			reported = true
@@ -197,9 +223,10 @@ func (h *Host) admitMemory(ctx context.Context, r *run, a *v1alpha1.Actor, comp 
 		}
 		select {
 		case <-freed:
+		case <-started:
 		case <-time.After(memoryRecheck):
 		case <-ctx.Done():
-			return nil, false
+			return nil, reported, false
 		}
 	}
 }

@@ -85,11 +85,23 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 	r.mu.Unlock()
 	// The host's budget has the last word on memory: a start that would
 	// pass it waits (and the manager moves it where there is room).
-	adm, ok := h.admitMemory(ctx, r, a, comp)
+	adm, waited, ok := h.admitMemory(ctx, r, a, comp)
 	if !ok {
 		return
 	}
 	defer adm.done()
+	if waited {
+		// Its code may have been released as idle while it waited.
+		if comp, err = h.engine.Compile(ctx, mod.Bytes); err != nil {
+			if ctx.Err() == nil {
+				h.failStart(r, a, env, v1alpha1.ReasonComponentError, fmt.Sprintf("%s: %s", mod.Source, actorMessage(err)))
+			}
+			return
+		}
+		r.mu.Lock()
+		r.comp = comp
+		r.mu.Unlock()
+	}
 	link, moved, err := continuation(r.dir, a.Status.Chain, time.Now())
 	if err != nil {
 		h.failStart(r, a, env, v1alpha1.ReasonHostError, err.Error())
