@@ -164,6 +164,11 @@ func (r *ActorReconciler) reconcileHostHealth(ctx context.Context, s *scope) (bo
 		s.moveOff(name, "it refused to start it: "+ready.Message)
 	case !h.Live(s.now):
 		s.moveOff(name, fmt.Sprintf("its lease expired at %s", h.Expiry.UTC().Format(time.RFC3339)))
+	case !h.Serves(a.Namespace):
+		// Put there by a manager that predates the host's namespaces
+		// annotation: the host refuses it (NamespaceNotServed) and never
+		// will run it.
+		s.moveOff(name, fmt.Sprintf("it does not run Actors of namespace %s", a.Namespace))
 	case scheduledGeneration(a) < a.Generation && placement.Matches(&h, request(a)) != placement.Fits:
 		s.moveOff(name, fmt.Sprintf("after a spec change: %s", placement.Matches(&h, request(a))))
 	default:
@@ -310,15 +315,22 @@ func (r *ActorReconciler) reconcilePlacement(ctx context.Context, s *scope) (boo
 		// change. The Warning is one per wait, and only once the wait
 		// outlasts NoHostGrace: a replaced host pod comes back within
 		// seconds, and hundreds of its actors would otherwise each raise
-		// an alarm (and then each a Moved) for one short fact.
+		// an alarm (and then each a Moved) for one short fact. When no
+		// host serves the actor's namespace, that is a configuration to
+		// fix, not a host to wait for: the reason says so, and the
+		// Warning comes at once.
 		msg := textutil.Truncate(err.Error(), maxConditionMessage)
-		s.unplaced(v1alpha1.PhasePending, nh.Reason(), msg)
-		if w, warn := r.waitForHost(s); warn {
+		reason, eventReason := nh.Reason(), v1alpha1.EventNoHost
+		if nh.NotServed {
+			reason, eventReason = v1alpha1.ReasonNamespaceNotServed, v1alpha1.ReasonNamespaceNotServed
+		}
+		s.unplaced(v1alpha1.PhasePending, reason, msg)
+		if w, warn := r.waitForHost(s, nh.NotServed); warn {
 			cause := ""
 			if w.movedFrom != "" {
 				cause = fmt.Sprintf("host %s can't keep the actor (%s); ", w.movedFrom, w.moveReason)
 			}
-			s.event(corev1.EventTypeWarning, v1alpha1.EventNoHost, "Place", "no host for %s: %s%s",
+			s.event(corev1.EventTypeWarning, eventReason, "Place", "no host for %s: %s%s",
 				s.now.Sub(w.since).Round(time.Second), cause, msg)
 		}
 		if nh.Waiting() {
@@ -344,18 +356,13 @@ func (r *ActorReconciler) reconcilePlacement(ctx context.Context, s *scope) (boo
 	return false, nil
 }
 
-// waitingForHost reports whether reason is one an actor no host took waits
-// with (placement.NoHostError.Reason).
-func waitingForHost(reason string) bool {
-	return reason == v1alpha1.ReasonNoHost || reason == v1alpha1.ReasonInsufficientMemory
-}
-
 // waitForHost notes that the actor waits for a host, and reports whether
 // the wait is now to be reported: once per wait, once
-// it outlasted NoHostGrace (until then it looks again when the grace ends).
+// it outlasted NoHostGrace (until then it looks again when the grace ends),
+// or at once when now.
 // A manager that restarts mid-wait counts from the Scheduled condition's
 // transition, which an earlier stop may have set sooner.
-func (r *ActorReconciler) waitForHost(s *scope) (wait noHostWait, warn bool) {
+func (r *ActorReconciler) waitForHost(s *scope, now bool) (wait noHostWait, warn bool) {
 	r.noHostMu.Lock()
 	defer r.noHostMu.Unlock()
 	w := r.noHost[s.key]
@@ -369,7 +376,7 @@ func (r *ActorReconciler) waitForHost(s *scope) (wait noHostWait, warn bool) {
 		}
 		r.noHost[s.key] = w
 	}
-	if left := w.since.Add(r.NoHostGrace).Sub(s.now); left > 0 {
+	if left := w.since.Add(r.NoHostGrace).Sub(s.now); left > 0 && !now {
 		s.requeueAfter(left)
 		return *w, false
 	}
@@ -457,6 +464,13 @@ func (s *scope) startEpoch() {
 	s.setCondition(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonStarting, startingMessage(a))
 }
 
+// waitingForHost: a Scheduled reason of an actor that waits for a host to
+// take it. The wait is one episode (one Event) whatever its reason becomes.
+func waitingForHost(reason string) bool {
+	return reason == v1alpha1.ReasonNoHost || reason == v1alpha1.ReasonNamespaceNotServed ||
+		reason == v1alpha1.ReasonInsufficientMemory
+}
+
 func unassign(a *v1alpha1.Actor) {
 	a.Status.HostPod, a.Status.NodeName = "", ""
 }
@@ -467,7 +481,7 @@ func stopped(p v1alpha1.Phase) bool {
 }
 
 func request(a *v1alpha1.Actor) placement.Request {
-	return placement.Request{NodeSelector: a.Spec.NodeSelector, Tolerations: a.Spec.Tolerations}
+	return placement.Request{Namespace: a.Namespace, NodeSelector: a.Spec.NodeSelector, Tolerations: a.Spec.Tolerations}
 }
 
 func scheduledGeneration(a *v1alpha1.Actor) int64 {

@@ -35,6 +35,7 @@ func main() {
 type options struct {
 	cfg        host.Config
 	kubeconfig string
+	namespaces string
 	qps        float64
 	logLevel   string
 	logFormat  string
@@ -73,6 +74,7 @@ Flags:
 	fs.IntVar(&o.cfg.KubeAPIBurst, "kube-api-burst", host.DefaultKubeAPIBurst, "burst of requests to the API server")
 	fs.StringVar(&o.memoryLimit, "memory-limit", "", `the host's memory limit, a quantity (512Mi, 2Gi); default: its cgroup's limit. The actors share it less --memory-reserve; "0" turns the memory budget off`)
 	fs.StringVar(&o.memoryReserve, "memory-reserve", "", "what the host keeps for itself out of its memory limit, a quantity; default: the larger of 64Mi and an eighth of the limit")
+	fs.StringVar(&o.namespaces, "actor-namespaces", "", "comma-separated namespaces whose Actors this host runs, the only ones whose ConfigMaps and Secrets it reads; an Actor of another namespace is refused (Ready=False, reason NamespaceNotServed). Empty: every namespace")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, or $KUBECONFIG)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info or error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or text")
@@ -95,6 +97,15 @@ Flags:
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.namespaces != "" {
+		for ns := range strings.SplitSeq(o.namespaces, ",") {
+			ns = strings.TrimSpace(ns)
+			if ns == "" {
+				return nil, fmt.Errorf("--actor-namespaces=%q has an empty entry", o.namespaces)
+			}
+			o.cfg.ActorNamespaces = append(o.cfg.ActorNamespaces, ns)
+		}
 	}
 	o.cfg.NodeName = getenv("NODE_NAME")
 	o.cfg.PodName = getenv("POD_NAME")

@@ -3,6 +3,7 @@ package placement
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,6 +41,11 @@ type Host struct {
 	// Memory is what the host declares of its memory; a zero Capacity
 	// when it declares none (its count alone limits it).
 	Memory Memory
+	// Namespaces are the namespaces whose Actors the host runs, from its
+	// Lease's NamespacesAnnotation; nil when it runs every namespace's (no
+	// annotation). An annotation that lists no namespace, or can't be
+	// read, gives an empty list that isn't nil: the host runs none.
+	Namespaces []string
 }
 
 // Memory is a host's memory as its Lease declares it, in bytes.
@@ -72,11 +78,18 @@ func (m Memory) Fits(load int) bool {
 	return m.Capacity == 0 || m.Free(load) >= m.PerActor
 }
 
+// Serves reports whether the host runs Actors of namespace ns.
+func (h *Host) Serves(ns string) bool {
+	return h.Namespaces == nil || slices.Contains(h.Namespaces, ns)
+}
+
 // Live reports whether the host's lease is still valid at now.
 func (h *Host) Live(now time.Time) bool { return now.Before(h.Expiry) }
 
 // Request is what an actor asks of its host.
 type Request struct {
+	// Namespace is the actor's: its host must serve it.
+	Namespace    string
 	NodeSelector map[string]string
 	Tolerations  []corev1.Toleration
 	// Refused names the hosts that just refused to start the actor, and
@@ -156,6 +169,12 @@ func HostFromLease(l *coordinationv1.Lease, nodes map[string]*corev1.Node, loads
 		Protocol: l.Annotations[v1alpha1.ProtocolVersionAnnotation],
 		Memory:   MemoryFromLease(l),
 	}
+	if v, ok := l.Annotations[v1alpha1.NamespacesAnnotation]; ok {
+		h.Namespaces, ok = v1alpha1.SplitNamespaces(v)
+		if !ok {
+			h.Namespaces = []string{}
+		}
+	}
 	if n := nodes[h.Node]; n != nil {
 		h.NodeLabels = n.Labels
 		h.Taints = n.Spec.Taints
@@ -175,6 +194,7 @@ const (
 	UnfitFull         Unfit = "full"
 	UnfitProtocol     Unfit = "unknown protocol version"
 	UnfitMemory       Unfit = "insufficient memory"
+	UnfitNamespace    Unfit = "namespace not served"
 )
 
 // resourceReasons name, for the resources a host can run out of, the
@@ -227,12 +247,16 @@ func ProtocolProblem(h *Host) string {
 }
 
 // Matches reports whether h speaks a protocol version this manager knows,
-// its node satisfies r's nodeSelector and its NoSchedule and NoExecute
-// taints are tolerated; capacity and liveness aside. A host an actor
+// serves r's namespace, its node satisfies r's nodeSelector and its
+// NoSchedule and NoExecute taints are tolerated; capacity and liveness
+// aside. A host an actor
 // already runs on is kept while it Matches.
 func Matches(h *Host, r Request) Unfit {
 	if _, known := ProtocolVersion(h.Protocol); !known {
 		return UnfitProtocol
+	}
+	if !h.Serves(r.Namespace) {
+		return UnfitNamespace
 	}
 	for k, v := range r.NodeSelector {
 		if got, ok := h.NodeLabels[k]; !ok || got != v {
@@ -295,6 +319,11 @@ type NoHostError struct {
 	// Memory says, for the first few hosts unfit for their memory, how
 	// much is free and how much an actor takes there.
 	Memory []string
+	// Namespace is the actor's; NotServed says that no host whose protocol
+	// version this manager knows, live or not, serves it: no host will
+	// until one is configured to (the chart's host.actorNamespaces).
+	Namespace string
+	NotServed bool
 }
 
 // Reason is the condition reason of an actor no host took: the reason of
@@ -364,6 +393,9 @@ func (e *NoHostError) Error() string {
 		}
 		msg += ")"
 	}
+	if e.NotServed {
+		msg += fmt.Sprintf("; no host runs Actors of namespace %s: add it to the chart value host.actorNamespaces (the hosts' --actor-namespaces)", e.Namespace)
+	}
 	return msg
 }
 
@@ -374,8 +406,13 @@ func Pick(hosts []Host, r Request, now time.Time) (Host, error) {
 	var best *Host
 	unfit := map[Unfit]int{}
 	var protocols, memory []string
+	known, served := 0, false
 	for i := range hosts {
 		h := &hosts[i]
+		if _, ok := ProtocolVersion(h.Protocol); ok {
+			known++
+			served = served || h.Serves(r.Namespace)
+		}
 		if u := Check(h, r, now); u != Fits {
 			unfit[u]++
 			if u == UnfitProtocol && len(protocols) < maxProtocolProblems {
@@ -395,7 +432,8 @@ func Pick(hosts []Host, r Request, now time.Time) (Host, error) {
 		}
 	}
 	if best == nil {
-		return Host{}, &NoHostError{Hosts: len(hosts), Unfit: unfit, Protocols: protocols, Memory: memory}
+		return Host{}, &NoHostError{Hosts: len(hosts), Unfit: unfit, Protocols: protocols, Memory: memory,
+			Namespace: r.Namespace, NotServed: known > 0 && !served}
 	}
 	return *best, nil
 }

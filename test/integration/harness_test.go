@@ -174,8 +174,9 @@ type testHost struct {
 }
 
 // startHost starts a host named prefix-<random> (host pods of earlier tests
-// may still be in the process) and waits for its Lease.
-func (c *cluster) startHost(prefix string, opts ...func(*host.Config)) *testHost {
+// may still be in the process) and waits for its Lease; tune changes its
+// configuration first.
+func (c *cluster) startHost(prefix string, tune ...func(*host.Config)) *testHost {
 	c.t.Helper()
 	name := prefix + "-" + rand.String(5)
 	th := &testHost{c: c, name: name, node: "node-" + name, dataDir: filepath.Join(c.dir, name),
@@ -192,8 +193,8 @@ func (c *cluster) startHost(prefix string, opts ...func(*host.Config)) *testHost
 		StopGrace: 2 * time.Second, MetricsAddress: "0", HealthProbeAddress: "0", HTTPAddress: "127.0.0.1:0",
 		Logger: th.logs.logger(name, c.opts.logVerbosity),
 	}
-	for _, o := range opts {
-		o(&hc)
+	for _, f := range tune {
+		f(&hc)
 	}
 	h, err := host.New(hc)
 	if err != nil {
