@@ -43,6 +43,7 @@ manager:
     name: acme-controller
 host:
   actorNamespaces: [team-a, team-b]
+  memoryReserve: 100Mi
   nodeSelector:
     troupe.dev/actors: "true"
   tolerations:
@@ -234,7 +235,7 @@ func TestChartNonDefaultValues(t *testing.T) {
 	for flag, want := range map[string]string{
 		"capacity": "250", "lease-duration": "5s", "http-bind-address": "127.0.0.1:9092", "log-level": "debug",
 		"log-format": "text", "status-interval": "2s", "metrics-bind-address": ":9090", "health-probe-bind-address": ":9081",
-		"actor-namespaces": "team-a,team-b",
+		"actor-namespaces": "team-a,team-b", "memory-reserve": "100Mi",
 	} {
 		if v, _ := flagValue(hc.Args, flag); v != want {
 			t.Errorf("host --%s=%q, want %q", flag, v, want)
