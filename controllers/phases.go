@@ -326,6 +326,7 @@ func (r *ActorReconciler) reconcilePlacement(ctx context.Context, s *scope) (boo
 		}
 		s.unplaced(v1alpha1.PhasePending, reason, msg)
 		if w, warn := r.waitForHost(s, nh.NotServed); warn {
+			s.reportsWait = true
 			cause := ""
 			if w.movedFrom != "" {
 				cause = fmt.Sprintf("host %s can't keep the actor (%s); ", w.movedFrom, w.moveReason)
@@ -383,6 +384,18 @@ func (r *ActorReconciler) waitForHost(s *scope, now bool) (wait noHostWait, warn
 	warn = !w.warned
 	w.warned = true
 	return *w, warn
+}
+
+// unreportWait marks the actor's wait for a host as not reported: the
+// reconcile that was to report it failed to write, and its Events were
+// dropped. A concurrent reconcile that saw the wait reported may have
+// written the same move without a word (testNamespaces).
+func (r *ActorReconciler) unreportWait(k types.NamespacedName) {
+	r.noHostMu.Lock()
+	defer r.noHostMu.Unlock()
+	if w := r.noHost[k]; w != nil {
+		w.warned = false
+	}
 }
 
 // endWaitForHost forgets the actor's wait for a host and returns it, if
