@@ -19,6 +19,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/troupe-dev/troupe/internal/abi"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 	"github.com/troupe-dev/troupe/internal/version"
 )
@@ -49,6 +50,9 @@ type EngineOptions struct {
 	// memory, their instances, their buffers and the compiled code); nil
 	// is unlimited, each actor bounded by its own limit only.
 	MemoryBudget *MemoryBudget
+	// DiskBudget is the node-wide budget every actor's writes also take
+	// from, and its free-space watermark; nil: none (`troupe run`).
+	DiskBudget *diskbudget.Node
 }
 
 // Engine runs actors: one wazero runtime for the process (the compiler
