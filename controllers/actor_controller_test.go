@@ -44,6 +44,7 @@ func TestActorController(t *testing.T) {
 	t.Run("DeleteAndSuspendGiveUpAfterFlushTimeout", func(t *testing.T) { testFlushTimeout(t, env) })
 	t.Run("RunsWithTheGeneratedRBAC", func(t *testing.T) { testRBAC(t, env) })
 	t.Run("OneEventPerFact", func(t *testing.T) { testOneEventPerFact(t, env) })
+	t.Run("NoHostGrace", func(t *testing.T) { testNoHostGrace(t, env) })
 	t.Run("EventNotesFitTheAPIServer", func(t *testing.T) { testEventNotesOnTheAPIServer(t, env) })
 	t.Run("InvalidSpecIsNotRestarted", func(t *testing.T) { testInvalidSpecNotRestarted(t, env) })
 	t.Run("MissingComponentSourceWaits", func(t *testing.T) { testComponentSourceMissing(t, env) })
