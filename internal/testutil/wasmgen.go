@@ -8,17 +8,27 @@ import "encoding/binary"
 
 // FuncModule returns a module of one function, () -> (), whose body declares
 // locals i64 locals and runs code (without the body's final end).
-func FuncModule(code []byte, locals uint32) []byte {
+func FuncModule(code []byte, locals uint32) []byte { return FuncsModule(code, locals, 1) }
+
+// FuncsModule is FuncModule with n copies of the function: a module whose
+// compile takes n times one function's, and which wazero can cancel
+// between them.
+func FuncsModule(code []byte, locals uint32, n int) []byte {
 	body := []byte{0}
 	if locals > 0 {
 		body = append(binary.AppendUvarint([]byte{1}, uint64(locals)), 0x7e)
 	}
 	body = append(append(body, code...), 0x0b)
 	fn := append(binary.AppendUvarint(nil, uint64(len(body))), body...)
+	decls, bodies := binary.AppendUvarint(nil, uint64(n)), binary.AppendUvarint(nil, uint64(n))
+	for range n {
+		decls = append(decls, 0) // of type 0
+		bodies = append(bodies, fn...)
+	}
 	m := []byte("\x00asm\x01\x00\x00\x00")
 	m = appendSection(m, 1, []byte{1, 0x60, 0, 0}) // one type: () -> ()
-	m = appendSection(m, 3, []byte{1, 0})          // one function of it
-	return appendSection(m, 10, append([]byte{1}, fn...))
+	m = appendSection(m, 3, decls)
+	return appendSection(m, 10, bodies)
 }
 
 func appendSection(m []byte, id byte, content []byte) []byte {
