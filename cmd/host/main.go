@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/troupe-dev/troupe/internal/actorhost"
 	"github.com/troupe-dev/troupe/internal/host"
 	"github.com/troupe-dev/troupe/internal/version"
 )
@@ -63,6 +64,8 @@ Flags:
 	fs.StringVar(&o.cfg.HTTPAddress, "http-bind-address", host.DefaultHTTPAddress, `address of the read-only chain endpoint (GET /actors, `+host.ChainPath+`); loopback by default, for kubectl port-forward ("0" disables it)`)
 	fs.DurationVar(&o.cfg.StatusInterval, "status-interval", host.DefaultStatusInterval, "least time between two status writes of one actor whose chain head moved (lifecycle transitions are written at once)")
 	fs.DurationVar(&o.cfg.StopGrace, "stop-grace", host.DefaultStopGrace, "how long stopping an actor waits for its call in progress before canceling it")
+	fs.IntVar(&o.cfg.MaxConcurrentCompiles, "max-concurrent-compiles", 0, "how many modules the host compiles at once (0: one per two CPUs); a module compiled before does not wait")
+	fs.DurationVar(&o.cfg.CompileTimeout, "compile-timeout", actorhost.DefaultCompileTimeout, "how long one module may take to compile (a last line: modules past the structural bounds are refused before compiling)")
 	fs.Float64Var(&o.qps, "kube-api-qps", host.DefaultKubeAPIQPS, "requests per second to the API server, all actors together")
 	fs.IntVar(&o.cfg.KubeAPIBurst, "kube-api-burst", host.DefaultKubeAPIBurst, "burst of requests to the API server")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, or $KUBECONFIG)")

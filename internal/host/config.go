@@ -86,6 +86,12 @@ type Config struct {
 	StopGrace time.Duration
 	// EnvSyncTimeout bounds the first read of an actor's env sources.
 	EnvSyncTimeout time.Duration
+	// MaxConcurrentCompiles is how many modules the host compiles at once
+	// (a module it compiled before takes no turn); 0 is one per two CPUs.
+	MaxConcurrentCompiles int
+	// CompileTimeout bounds one module's compile, the last line behind the
+	// structural bounds checked first; 0 is actorhost.DefaultCompileTimeout.
+	CompileTimeout time.Duration
 
 	// MetricsAddress, HealthProbeAddress and HTTPAddress are where /metrics,
 	// /healthz and /readyz, and the chain endpoint listen; "0" disables one.

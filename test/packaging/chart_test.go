@@ -48,6 +48,8 @@ host:
   dataHostPath: /srv/troupe
   capacity: 250
   leaseDuration: 5s
+  maxConcurrentCompiles: 3
+  compileTimeout: 90s
   chainPort: 9092
   logLevel: debug
   logFormat: text
@@ -228,7 +230,7 @@ func TestChartNonDefaultValues(t *testing.T) {
 	}
 	for flag, want := range map[string]string{
 		"capacity": "250", "lease-duration": "5s", "http-bind-address": "127.0.0.1:9092", "log-level": "debug",
-		"log-format": "text", "status-interval": "2s", "metrics-bind-address": ":9090", "health-probe-bind-address": ":9081",
+		"log-format": "text", "status-interval": "2s", "max-concurrent-compiles": "3", "compile-timeout": "90s", "metrics-bind-address": ":9090", "health-probe-bind-address": ":9081",
 	} {
 		if v, _ := flagValue(hc.Args, flag); v != want {
 			t.Errorf("host --%s=%q, want %q", flag, v, want)
