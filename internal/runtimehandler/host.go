@@ -254,8 +254,9 @@ func hostLog(ctx context.Context, mod api.Module, stack []uint64) {
 		return
 	}
 	msg = a.RedactBytes(msg)
-	a.emitLog(level, msg, false)
+	// The chain first: whatever the log output does, the record is kept.
 	c.record(chain.KindLog, f.Str("level", level).Str("message", transient(msg)))
+	a.emitLog(level, msg, false)
 	c.storeResultOK(retptr)
 }
 

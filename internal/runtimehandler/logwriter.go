@@ -147,13 +147,15 @@ func (w *logWriter) emit(n int) error {
 
 func (w *logWriter) record(line []byte) error {
 	line = w.a.RedactBytes(line)
-	w.a.emitLog(w.level, line, true)
 	w.fields.Reset()
 	w.fields.Str("level", w.level).Str("message", transient(line)).Str("source", "wasi")
 	data := w.fields.Data()
-	if _, err := w.a.rec.Append(chain.KindLog, OpWASIOutput, data); err != nil {
+	// The chain first: whatever the log output does, the record is kept.
+	_, err := w.a.rec.Append(chain.KindLog, OpWASIOutput, data)
+	releaseLarge(&w.fields, data)
+	w.a.emitLog(w.level, line, true)
+	if err != nil {
 		return fmt.Errorf("recording the actor's output in its chain: %w", err)
 	}
-	releaseLarge(&w.fields, data)
 	return nil
 }
