@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -18,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/troupe-dev/troupe/internal/actorhost"
+	"github.com/troupe-dev/troupe/internal/asyncwriter"
 	"github.com/troupe-dev/troupe/internal/host"
 	"github.com/troupe-dev/troupe/internal/version"
 )
@@ -95,6 +97,33 @@ Flags:
 	return o, nil
 }
 
+// maxLogQueue bounds the host's log lines waiting for stderr.
+const maxLogQueue = 4 << 20
+
+// logFlushGrace is how long an exiting host waits for stderr to take its
+// last log lines.
+const logFlushGrace = 5 * time.Second
+
+// newLogOutput is the host's logger: its records (the actors' log lines
+// among them) go to w through an asyncwriter, so a container runtime that
+// stalls the host's stderr never holds up a guest's call; lines past the
+// queue are dropped, and a record counting them stands in their place.
+func newLogOutput(level, format string, w io.Writer) (logr.Logger, *asyncwriter.Writer, error) {
+	// The notice is formatted by a logger of its own, straight to a buffer.
+	notice := func(n uint64) []byte {
+		var b bytes.Buffer
+		l, _ := newLogger("info", format, &b)
+		l.WithName("host").Info("log lines dropped: stderr did not keep up", "dropped", n)
+		return b.Bytes()
+	}
+	if _, err := newLogger(level, format, io.Discard); err != nil {
+		return logr.Logger{}, nil, err
+	}
+	out := asyncwriter.New(w, maxLogQueue, notice, nil)
+	log, _ := newLogger(level, format, out)
+	return log, out, nil
+}
+
 func newLogger(level, format string, w io.Writer) (logr.Logger, error) {
 	var l slog.Level
 	switch level {
@@ -132,10 +161,15 @@ func run(args []string, getenv func(string) string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(o.logLevel, o.logFormat, stderr)
+	log, out, err := newLogOutput(o.logLevel, o.logFormat, stderr)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), logFlushGrace)
+		defer cancel()
+		_ = out.Close(ctx)
+	}()
 	ctrl.SetLogger(log)
 	o.cfg.Logger = log
 	o.cfg.Version = version.String()
