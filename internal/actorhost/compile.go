@@ -103,6 +103,10 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (*Component, error) {
 	return ce.c, ce.err
 }
 
+// Compiling is how many modules are compiling now, each holding a compile
+// slot (a module compiled before takes none).
+func (e *Engine) Compiling() int { return len(e.compileSlots) }
+
 // runCompile is the goroutine of one compileEntry.
 func (e *Engine) runCompile(ctx context.Context, ce *compileEntry, wasm []byte, digest [sha256.Size]byte) {
 	defer e.compiles.Done()
