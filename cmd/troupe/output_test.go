@@ -123,29 +123,16 @@ func TestRunWithStderrNeverRead(t *testing.T) {
 			cmd := exec.Command(bin, append(append([]string{"run", "--timeout", "2s", "--chain-dir", dir}, tc.args...), wasm)...)
 			var stdout bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &stdout, w
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
+			exited := start(t, cmd)
 			_ = w.Close()
-			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 			if tc.sigterm {
 				waitForChain(t, dir, "a tick", func(evs []chain.Event) bool { return countKind(evs, "ActorTick") > 0 })
 				if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 					t.Fatal(err)
 				}
 			}
-			// Before the fix the run never ended while r stayed open: the
-			// deadline only keeps that from hanging the suite.
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
-			select {
-			case err := <-exited:
-				if err != nil {
-					t.Fatalf("troupe run: %v\nstdout: %s", err, stdout.String())
-				}
-			case <-time.After(90 * time.Second):
-				t.Fatal("troupe run did not end while its stderr was not read")
-			}
+			// Before the fix the run never ended while r stayed open.
+			exited.wait(t, "troupe run did not end while its stderr was not read", &stdout)
 			checkFloodChain(t, dir)
 			if !strings.Contains(stdout.String(), "lines dropped: stderr did not take them") {
 				t.Errorf("the summary does not count the dropped lines:\n%s", stdout.String())
@@ -170,11 +157,8 @@ func TestRunStopsWhenStderrCloses(t *testing.T) {
 	cmd := exec.Command(bin, "run", "--tick", "100ms", "--chain-dir", dir, wasm)
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, w
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	exited := start(t, cmd)
 	_ = w.Close()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	br := bufio.NewReader(r)
 	for range 2 {
 		if _, err := br.ReadString('\n'); err != nil {
@@ -182,18 +166,42 @@ func TestRunStopsWhenStderrCloses(t *testing.T) {
 		}
 	}
 	_ = r.Close()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited.wait(t, "troupe run went on after its stderr was closed", &stdout)
+	checkFloodChain(t, dir)
+	if evs := chainEvents(t, dir); !strings.Contains(string(evs[len(evs)-1].Data), "log output was closed") {
+		t.Errorf("ActorStop %s does not say why", evs[len(evs)-1].Data)
+	}
+}
+
+// process is a started troupe binary; its exit is read once, by wait or
+// by the test's cleanup, which kills it if it still runs.
+type process chan error
+
+func start(t *testing.T, cmd *exec.Cmd) process {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := make(process, 1)
+	go func() { p <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p
+	})
+	return p
+}
+
+// wait fails the test unless the process exits 0 within a deadline that
+// only keeps a regression from hanging the suite.
+func (p process) wait(t *testing.T, what string, stdout *bytes.Buffer) {
+	t.Helper()
 	select {
-	case err := <-exited:
+	case err := <-p:
+		p <- err // for the cleanup
 		if err != nil {
 			t.Fatalf("troupe run: %v\nstdout: %s", err, stdout.String())
 		}
 	case <-time.After(90 * time.Second):
-		t.Fatal("troupe run went on after its stderr was closed")
-	}
-	checkFloodChain(t, dir)
-	if evs := chainEvents(t, dir); !strings.Contains(string(evs[len(evs)-1].Data), "log output was closed") {
-		t.Errorf("ActorStop %s does not say why", evs[len(evs)-1].Data)
+		t.Fatal(what)
 	}
 }
