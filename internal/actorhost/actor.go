@@ -14,6 +14,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 )
 
@@ -75,6 +76,10 @@ type ActorConfig struct {
 	// MaxStateBytes bounds the state init or tick may return; 0 is
 	// limits.DefaultMaxStateBytes.
 	MaxStateBytes int
+	// DiskBudget bounds what the actor writes: its chain appends and state
+	// writes (rates, with a burst) and its chain's size. nil is
+	// diskbudget.DefaultLimits(); a zero field is no limit on that.
+	DiskBudget *diskbudget.Limits
 	// Durability of a durable chain.
 	Durability chain.Durability
 	// MemoryChainRetain bounds the events an in-memory chain keeps (0: all).
@@ -111,6 +116,7 @@ type Actor struct {
 	log       logr.Logger
 	chain     *chain.Chain
 	handler   *runtimehandler.Actor
+	budget    *diskbudget.Actor
 	pages     uint32
 	timeout   time.Duration
 	maxState  int
@@ -245,11 +251,16 @@ type lifecycleData struct {
 	Resumed     bool   `json:"resumed"`
 }
 
+// record appends an event the engine writes on the actor's account: its
+// lifecycle and its ticks. It is charged to the actor's disk budget, never
+// refused by it (the debt it may leave is waited off before the next
+// tick), so that why a run ended is always recorded.
 func (a *Actor) record(kind chain.Kind, op string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encoding %s event: %w", kind, err)
 	}
+	a.budget.Charge(chain.RecordSize(kind, op, len(data)))
 	if _, err := a.chain.Append(kind, op, data); err != nil {
 		return fmt.Errorf("recording %s: %w", kind, err)
 	}
@@ -283,10 +294,14 @@ func (a *Actor) stateRecord() stateRecord {
 	return r
 }
 
-// setState makes s the actor's state, saving it in Dir first; op names
-// the call that returned it, for the error.
+// setState makes s the actor's state, saving it in Dir first (once the
+// disk budget admits the write); op names the call that returned it, for
+// the error.
 func (a *Actor) setState(op string, s savedState) error {
 	if a.cfg.Dir != "" {
+		if err := a.budget.WriteState(a.runCtx, len(s.state)); err != nil {
+			return wrapOp(err, op)
+		}
 		if err := writeState(a.cfg.Dir, s); err != nil {
 			return &ActorError{Reason: ReasonHostError, Op: op, Message: err.Error(), Err: err}
 		}
