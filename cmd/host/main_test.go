@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"io"
 	"math"
 	"runtime/debug"
@@ -67,6 +69,12 @@ func TestParse(t *testing.T) {
 			}},
 		"bad memory limit": {args: []string{"--memory-limit", "lots"}, getenv: full, wantErr: `--memory-limit "lots": want a quantity`},
 		"negative reserve": {args: []string{"--memory-reserve", "-1Mi"}, getenv: full, wantErr: `--memory-reserve "-1Mi"`},
+		"compile flags": {args: []string{"--max-concurrent-compiles", "3", "--compile-timeout", "90s"}, getenv: full,
+			check: func(t *testing.T, o *options) {
+				if o.cfg.MaxConcurrentCompiles != 3 || o.cfg.CompileTimeout != 90*time.Second {
+					t.Fatalf("compile flags: %+v", o.cfg)
+				}
+			}},
 		"actor namespaces": {args: []string{"--actor-namespaces=team-b, team-a"}, getenv: full, check: func(t *testing.T, o *options) {
 			if !slices.Equal(o.cfg.ActorNamespaces, []string{"team-b", "team-a"}) {
 				t.Fatalf("actor namespaces %q", o.cfg.ActorNamespaces)
@@ -161,6 +169,56 @@ func TestMemoryLimits(t *testing.T) {
 			}
 			if got := debug.SetMemoryLimit(-1); got != want {
 				t.Fatalf("Go memory limit %d, want %d", got, want)
+			}
+		})
+	}
+}
+
+// TestLogOutputNeverBlocks: with stderr taking nothing (a stalled container
+// runtime), logging returns at once however much is logged, so a guest's
+// log call never waits on it; once stderr reads again it gets whole
+// records, and one that counts the records dropped.
+func TestLogOutputNeverBlocks(t *testing.T) {
+	for _, format := range []string{"json", "text"} {
+		t.Run(format, func(t *testing.T) {
+			r, w := io.Pipe()
+			log, out, err := newLogOutput("info", format, w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for i := range 20_000 {
+					log.WithName("actor").Info(strings.Repeat("m", 300), "i", i)
+				}
+			}()
+			select {
+			case <-done:
+			case <-time.After(time.Minute):
+				t.Fatal("logging blocked on a stderr that takes nothing")
+			}
+			if out.Dropped() == 0 {
+				t.Fatal("nothing dropped")
+			}
+			read := make(chan string, 1)
+			go func() { b, _ := io.ReadAll(r); read <- string(b) }()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := out.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			_ = w.Close()
+			got := <-read
+			if !strings.Contains(got, "log lines dropped") {
+				t.Fatal("no record counts the dropped lines")
+			}
+			if format == "json" {
+				for _, line := range strings.Split(strings.TrimSpace(got), "\n") {
+					if !json.Valid([]byte(line)) {
+						t.Fatalf("not a JSON record: %.80q", line)
+					}
+				}
 			}
 		})
 	}

@@ -112,3 +112,24 @@ func (s moduleShape) instanceBytes(importedFuncs, stacks int) uint64 {
 		s.dataSegments*perDataSegment + s.tableElements*perTableElement +
 		s.globals*perGlobal + uint64(importedFuncs)*perImportedFunc
 }
+
+// readU32 decodes an unsigned LEB128 of at most 5 bytes that fits 32 bits.
+// (wasmcheck has the same for its reader; the shape reads sections that
+// wasmcheck.Check already bounded.)
+func readU32(b []byte) (v uint32, n int, ok bool) {
+	var x uint64
+	for i := 0; i < 5; i++ {
+		if i >= len(b) {
+			return 0, 0, false
+		}
+		c := b[i]
+		x |= uint64(c&0x7f) << (7 * i)
+		if c&0x80 == 0 {
+			if x > 0xffffffff {
+				return 0, 0, false
+			}
+			return uint32(x), i + 1, true
+		}
+	}
+	return 0, 0, false
+}

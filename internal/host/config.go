@@ -106,6 +106,12 @@ type Config struct {
 	StopGrace time.Duration
 	// EnvSyncTimeout bounds the first read of an actor's env sources.
 	EnvSyncTimeout time.Duration
+	// MaxConcurrentCompiles is how many modules the host compiles at once
+	// (a module it compiled before takes no turn); 0 is one per two CPUs.
+	MaxConcurrentCompiles int
+	// CompileTimeout bounds one module's compile, the last line behind the
+	// structural bounds checked first; 0 is actorhost.DefaultCompileTimeout.
+	CompileTimeout time.Duration
 
 	// MemoryLimit is the memory the host may use, bytes: its cgroup's
 	// limit (cmd/host reads it, or --memory-limit). 0 is none: the host
