@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/troupe-dev/troupe/internal/diskbudget"
 )
 
@@ -52,6 +55,20 @@ func TestParse(t *testing.T) {
 					t.Fatalf("flags: %+v", o.cfg)
 				}
 			}},
+		"memory flags": {args: []string{"--memory-limit", "1Gi", "--memory-reserve", "100Mi"}, getenv: full,
+			check: func(t *testing.T, o *options) {
+				if o.cfg.MemoryLimit != 1<<30 || o.cfg.MemoryReserve != 100<<20 {
+					t.Fatalf("memory: limit %d, reserve %d", o.cfg.MemoryLimit, o.cfg.MemoryReserve)
+				}
+			}},
+		"memory budget off": {args: []string{"--memory-limit", "0"}, getenv: full,
+			check: func(t *testing.T, o *options) {
+				if o.cfg.MemoryLimit != 0 || o.memoryLimit != "0" {
+					t.Fatalf("--memory-limit 0: %d %q", o.cfg.MemoryLimit, o.memoryLimit)
+				}
+			}},
+		"bad memory limit": {args: []string{"--memory-limit", "lots"}, getenv: full, wantErr: `--memory-limit "lots": want a quantity`},
+		"negative reserve": {args: []string{"--memory-reserve", "-1Mi"}, getenv: full, wantErr: `--memory-reserve "-1Mi"`},
 		"compile flags": {args: []string{"--max-concurrent-compiles", "3", "--compile-timeout", "90s"}, getenv: full,
 			check: func(t *testing.T, o *options) {
 				if o.cfg.MaxConcurrentCompiles != 3 || o.cfg.CompileTimeout != 90*time.Second {
@@ -107,6 +124,53 @@ func TestLogger(t *testing.T) {
 	l.Info("shown", "k", "v")
 	if strings.Contains(b.String(), "hidden") || !strings.Contains(b.String(), `"k":"v"`) {
 		t.Fatalf("log output %q", b.String())
+	}
+}
+
+// TestMemoryLimits: the host's memory limit sets the Go runtime's soft
+// limit (GOMEMLIMIT) unless the environment gave one, and --memory-limit
+// wins over the cgroup's.
+func TestMemoryLimits(t *testing.T) {
+	prev := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	full := func(extra ...string) func(string) string {
+		m := map[string]string{"NODE_NAME": "n", "POD_NAME": "p", "POD_NAMESPACE": "ns"}
+		for i := 0; i+1 < len(extra); i += 2 {
+			m[extra[i]] = extra[i+1]
+		}
+		return func(k string) string { return m[k] }
+	}
+	tests := map[string]struct {
+		args        []string
+		getenv      func(string) string
+		wantTrack   bool
+		wantGoLimit int64 // 0: unchanged
+	}{
+		"a limit sets GOMEMLIMIT to all but a sixteenth": {args: []string{"--memory-limit", "1Gi"}, getenv: full(), wantTrack: true, wantGoLimit: 1<<30 - 1<<26},
+		"GOMEMLIMIT in the environment wins":             {args: []string{"--memory-limit", "1Gi"}, getenv: full("GOMEMLIMIT", "900MiB")},
+		"no limit, no budget":                            {args: []string{"--memory-limit", "0"}, getenv: full()},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			debug.SetMemoryLimit(math.MaxInt64)
+			o, err := parse(tc.args, tc.getenv, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := memoryLimits(o, tc.getenv, logr.Discard()); err != nil {
+				t.Fatal(err)
+			}
+			if o.cfg.TrackProcessMemory != tc.wantTrack {
+				t.Fatalf("TrackProcessMemory = %v, want %v", o.cfg.TrackProcessMemory, tc.wantTrack)
+			}
+			want := tc.wantGoLimit
+			if want == 0 {
+				want = math.MaxInt64
+			}
+			if got := debug.SetMemoryLimit(-1); got != want {
+				t.Fatalf("Go memory limit %d, want %d", got, want)
+			}
+		})
 	}
 }
 

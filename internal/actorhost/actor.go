@@ -138,6 +138,11 @@ type Actor struct {
 	mod     api.Module
 	mem     api.Memory
 	limiter *memoryLimiter
+	// lim is limiter for readers outside the call lock (accounting).
+	lim atomic.Pointer[memoryLimiter]
+	// instanceHeld and buffersHeld are what the instance's heap and the
+	// chain buffers and state hold in the host's budget.
+	instanceHeld, buffersHeld atomic.Uint64
 	// realloc is the guest's cabi_realloc, which lowers init's arguments
 	// and every tick's state; initialize its optional _initialize.
 	realloc, initialize api.Function
@@ -225,19 +230,6 @@ func (a *Actor) Ticks() uint64 { return a.ticks.Load() }
 // ShutdownData returns the data the actor passed to shutdown, if it did.
 func (a *Actor) ShutdownData() (data []byte, hasData, requested bool) {
 	return a.handler.Shutdown()
-}
-
-// MemoryResidentBytes reports the RAM held by the actor's linear memory
-// (pages the guest touched), for accounting.
-func (a *Actor) MemoryResidentBytes() uint64 {
-	if err := a.acquire(context.Background()); err != nil {
-		return 0
-	}
-	defer a.unlock()
-	if a.limiter == nil {
-		return 0
-	}
-	return a.limiter.residentBytes()
 }
 
 // lifecycleData is the data of ActorStart events.

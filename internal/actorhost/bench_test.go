@@ -172,6 +172,46 @@ func BenchmarkTick(b *testing.B) {
 	}
 }
 
+// BenchmarkMemoryGrow measures memory.grow's accounting on its hot path:
+// a linear memory grown a page at a time to 64 pages (as the Go runtime
+// grows its heap), then freed, without a host budget and with one shared
+// by the actors, alternately in the same loop so both see the same
+// machine. It reports ns per grow of each and their ratio (budget/none).
+func BenchmarkMemoryGrow(b *testing.B) {
+	const pages = 64
+	grow := func(budget *MemoryBudget) time.Duration {
+		begin := time.Now()
+		l := newMemoryLimiter(256, budget)
+		lm := allocateLinearMemory(l.limit, 0, l)
+		for p := uint64(1); p <= pages; p++ {
+			if lm.backing.Reallocate(p*wasmPageSize) == nil {
+				b.Fatal("a grow within the limit was refused")
+			}
+		}
+		lm.backing.Free()
+		return time.Since(begin)
+	}
+	budget := NewMemoryBudget(1 << 40)
+	var none, with time.Duration
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if i%2 == 0 {
+			none += grow(nil)
+			with += grow(budget)
+		} else {
+			with += grow(budget)
+			none += grow(nil)
+		}
+	}
+	n := float64(b.N * pages)
+	b.ReportMetric(float64(none.Nanoseconds())/n, "ns/grow-none")
+	b.ReportMetric(float64(with.Nanoseconds())/n, "ns/grow-budget")
+	b.ReportMetric(float64(with)/float64(none), "budget/none")
+	if budget.Used() != 0 {
+		b.Fatalf("the budget holds %d bytes after every memory was freed", budget.Used())
+	}
+}
+
 // BenchmarkCheckVersusCompile measures what the structural pre-check
 // (wasmcheck.Check) costs beside the cold compile it guards, on the Go
 // hello example: each iteration checks the module and compiles it in a

@@ -67,6 +67,11 @@ func (e *Engine) Compile(ctx context.Context, wasm []byte) (*Component, error) {
 		return nil, errors.New("engine is closed")
 	}
 	ce, ok := e.components[digest]
+	if ok && ce.c != nil && ce.c.users == 0 {
+		// Compiled for a start: not idle any more
+		// (ReleaseIdleComponents).
+		ce.c.idleFrom = time.Now()
+	}
 	if !ok {
 		cctx, cancel := context.WithCancel(context.Background())
 		ce = &compileEntry{done: make(chan struct{}), cancel: cancel}
@@ -114,11 +119,18 @@ func (e *Engine) runCompile(ctx context.Context, ce *compileEntry, wasm []byte, 
 	c, err := e.compile(ctx, wasm, digest)
 	e.mu.Lock()
 	ce.c, ce.err = c, err
+	if err == nil {
+		c.idleFrom = time.Now()
+	}
 	if err != nil && e.components != nil && e.components[digest] == ce {
 		// Failures are not kept: the next attempt may have more time.
 		delete(e.components, digest)
 	}
 	e.mu.Unlock()
+	if err == nil {
+		// The new code is the actors' memory too.
+		e.refreshCode()
+	}
 	close(ce.done)
 }
 
@@ -162,6 +174,7 @@ func (e *Engine) compile(ctx context.Context, wasm []byte, digest [sha256.Size]b
 		return nil, err
 	}
 	c.digest, c.size = digest, len(wasm)
+	c.shape, c.importedFuncs = readShape(bounded), len(compiled.ImportedFunctions())
 	e.compiled.add(digest)
 	e.log.V(1).Info("compiled a module", "module", c.Digest(), "bytes", len(wasm), "waited", waited, "took", took)
 	return c, nil

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -43,6 +44,10 @@ type EngineOptions struct {
 	Version string
 	// Now is the clock of the runtime handler and the chains; nil is time.Now.
 	Now func() time.Time
+	// MemoryBudget is the memory the actors may take together (linear
+	// memory, their instances, their buffers and the compiled code); nil
+	// is unlimited, each actor bounded by its own limit only.
+	MemoryBudget *MemoryBudget
 	// DiskBudget is the node-wide budget every actor's writes also take
 	// from, and its free-space watermark; nil: none (`troupe run`).
 	DiskBudget *diskbudget.Node
@@ -71,6 +76,10 @@ type Engine struct {
 	// hostFuncs are the functions a component may import, by module and name.
 	hostFuncs map[string]map[string]api.FunctionDefinition
 
+	// budget is opts.MemoryBudget; codeHeld what the compiled code holds
+	// in it.
+	budget   *MemoryBudget
+	codeHeld atomic.Uint64
 	// compileSlots holds a token per compile in progress.
 	compileSlots chan struct{}
 	// compiled remembers the modules compiled before.
@@ -111,6 +120,7 @@ func NewEngine(ctx context.Context, opts EngineOptions) (*Engine, error) {
 		actors:       map[*Actor]struct{}{},
 		compileSlots: make(chan struct{}, opts.MaxConcurrentCompiles),
 		compiled:     &compiledSet{mem: map[[sha256.Size]byte]bool{}},
+		budget:       opts.MemoryBudget,
 	}
 	// WithCloseOnContextDone: without it a looping guest ignores its
 	// deadline and holds its goroutine (and the host) forever.
@@ -218,6 +228,18 @@ type Component struct {
 	// exports holds the names of the contract's exports (abi.Exports) the
 	// module has, each with the table's signature.
 	exports map[string]bool
+	// shape and importedFuncs size an instance's heap (instanceBytes).
+	shape         moduleShape
+	importedFuncs int
+	// peak is the most memory one of its actors held, as observed: what
+	// the next start of it is expected to take.
+	peak atomic.Uint64
+
+	// Guarded by Engine.mu: the actors running it, since when none does,
+	// and whether it was released (ReleaseIdleComponents).
+	users    int
+	idleFrom time.Time
+	released bool
 }
 
 // Digest returns the component's content digest, "sha256:<hex>".

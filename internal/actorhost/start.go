@@ -75,6 +75,9 @@ func (e *Engine) Start(ctx context.Context, cfg ActorConfig) (*Actor, error) {
 	if err := a.boot(ctx); err != nil {
 		return a, err
 	}
+	// What it took to start is what the next start of the component is
+	// expected to take (StartEstimate).
+	a.observe()
 	return a, nil
 }
 
@@ -103,9 +106,11 @@ func (e *Engine) newActor(cfg ActorConfig) (a *Actor, err error) {
 	if err := a.openChain(); err != nil {
 		return nil, err
 	}
+	// The returns below set a to nil: the deferred close keeps the chain.
+	ch := a.chain
 	defer func() {
 		if err != nil {
-			_ = a.chain.Close()
+			_ = ch.Close()
 		}
 	}()
 	lim := diskbudget.DefaultLimits()
@@ -128,6 +133,11 @@ func (e *Engine) newActor(cfg ActorConfig) (a *Actor, err error) {
 		a.handler.Close()
 		return nil, errors.New("starting actor: engine is closed")
 	}
+	if cfg.Component.released {
+		a.handler.Close()
+		return nil, fmt.Errorf("starting actor %s: %w", a.id, ErrComponentReleased)
+	}
+	cfg.Component.users++
 	e.actors[a] = struct{}{}
 	return a, nil
 }
@@ -252,7 +262,11 @@ func (a *Actor) instantiate(ctx context.Context) (err error) {
 		return newActorError(ReasonMemoryLimit, "instantiate",
 			"module declares a minimum memory of %d pages, more than the actor's limit of %d pages", c.memMin, a.pages)
 	}
-	a.limiter = newMemoryLimiter(a.pages)
+	a.limiter = newMemoryLimiter(a.pages, a.e.budget)
+	a.lim.Store(a.limiter)
+	if err := a.reserveInstance(); err != nil {
+		return err
+	}
 	mc := wazero.NewModuleConfig().
 		WithName("").         // anonymous: many instances of one module coexist
 		WithStartFunctions(). // _initialize is called below, under a deadline
@@ -277,7 +291,7 @@ func (a *Actor) instantiate(ctx context.Context) (err error) {
 		return a.e.rt.InstantiateModule(callCtx, c.compiled, mc)
 	}()
 	if err != nil {
-		return classifyCallError("instantiate", err, callCtx, a.timeout, a.limiter.refused.Load(), a.limiter.limit)
+		return classifyCallError("instantiate", err, callCtx, a.timeout, a.limiter)
 	}
 	a.mod = mod
 	a.mem = mod.ExportedMemory(abi.Memory)

@@ -307,6 +307,19 @@ func (c *Chain) releaseBuf() {
 	c.pendBuf, c.pend = nil, nil
 }
 
+// BufferedBytes is the memory the chain holds for its events: a durable
+// chain's write buffer while it has one (idle chains give theirs back), a
+// memory chain's stored events. The host counts it in the actor's memory.
+func (c *Chain) BufferedBytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := int64(cap(c.pend) + cap(c.scr))
+	if c.mem != nil {
+		n += c.mem.bytes
+	}
+	return n
+}
+
 // Size returns the bytes the chain takes: its file's size with what is
 // still buffered, or for a memory chain what its events would take in a
 // file (without the header).

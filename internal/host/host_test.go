@@ -54,6 +54,7 @@ func TestHost(t *testing.T) {
 	t.Run("ShutdownPublishesHeadsAndDeletesLease", s.testShutdown)
 	t.Run("ChainEndpoint", s.testChainEndpoint)
 	t.Run("RBACLeastPrivilege", s.testRBAC)
+	t.Run("MemoryBudget", s.testMemoryBudget)
 	t.Run("ConfinedToNamespaces", s.testConfinedToNamespaces)
 }
 

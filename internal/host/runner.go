@@ -88,6 +88,28 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 		h.failStart(r, a, env, v1alpha1.ReasonComponentError, fmt.Sprintf("%s: %s", mod.Source, actorMessage(err)))
 		return
 	}
+	r.mu.Lock()
+	r.comp = comp
+	r.mu.Unlock()
+	// The host's budget has the last word on memory: a start that would
+	// pass it waits (and the manager moves it where there is room).
+	adm, waited, ok := h.admitMemory(ctx, r, a, comp)
+	if !ok {
+		return
+	}
+	defer adm.done()
+	if waited {
+		// Its code may have been released as idle while it waited.
+		if comp, err = h.engine.Compile(ctx, mod.Bytes); err != nil {
+			if ctx.Err() == nil {
+				h.failStart(r, a, env, v1alpha1.ReasonComponentError, fmt.Sprintf("%s: %s", mod.Source, actorMessage(err)))
+			}
+			return
+		}
+		r.mu.Lock()
+		r.comp = comp
+		r.mu.Unlock()
+	}
 	link, moved, err := continuation(r.dir, a.Status.Chain, time.Now())
 	if err != nil {
 		h.failStart(r, a, env, v1alpha1.ReasonHostError, err.Error())
@@ -116,6 +138,8 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 		return
 	}
 	actor, err := h.engine.Start(ctx, cfg)
+	// The engine holds the actor's memory now, or gave it back.
+	adm.done()
 	if actor == nil {
 		if ctx.Err() == nil {
 			h.failStart(r, a, env, v1alpha1.ReasonHostError, err.Error())

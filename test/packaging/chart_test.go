@@ -43,6 +43,7 @@ manager:
     name: acme-controller
 host:
   actorNamespaces: [team-a, team-b]
+  memoryReserve: 100Mi
   nodeSelector:
     troupe.dev/actors: "true"
   tolerations:
@@ -244,7 +245,7 @@ func TestChartNonDefaultValues(t *testing.T) {
 		// host.disk: the values set, and the defaults of the others, as integers (not 2.68435456e+08).
 		"node-chain-bytes-per-second": "1048576", "node-chain-burst-bytes": "268435456", "node-chain-events-per-second": "100000",
 		"node-chain-burst-events": "5000", "disk-min-free-bytes": "-1", "disk-min-free-percent": "7.5",
-		"actor-namespaces": "team-a,team-b",
+		"actor-namespaces": "team-a,team-b", "memory-reserve": "100Mi",
 	} {
 		if v, _ := flagValue(hc.Args, flag); v != want {
 			t.Errorf("host --%s=%q, want %q", flag, v, want)
