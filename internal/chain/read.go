@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"io"
 	"math"
@@ -284,6 +285,12 @@ func scan(r io.Reader, fn func(Event) error) scanResult {
 		}
 		if crc := crc32.Checksum(body, castagnoli); crc != binary.BigEndian.Uint32(frame[4:]) {
 			res.status, res.reason = scanFraming, fmt.Sprintf("checksum mismatch: record says %08x, bytes give %08x", binary.BigEndian.Uint32(frame[4:]), crc)
+			if intactBody(&res, h, body) {
+				// Every byte of the event is there and verifies: a crash
+				// tears the end of a write, it does not spoil a checksum
+				// in front of intact content. Damage, not a torn tail.
+				res.status, res.reason = scanLogical, res.reason+", over a record whose content, hash and link verify: the checksum itself is damaged"
+			}
 			return res
 		}
 		e, err := decodeBody(body, intern)
@@ -314,6 +321,20 @@ func scan(r io.Reader, fn func(Event) error) scanResult {
 		res.head, res.length = e.Hash, e.Seq+1
 		res.offset += int64(frameHeaderSize) + int64(blen)
 	}
+}
+
+// intactBody reports whether body, whose checksum failed, is nonetheless a
+// whole event that verifies: it decodes, its hash is right and it follows
+// the events scanned before it.
+func intactBody(res *scanResult, h hash.Hash, body []byte) bool {
+	e, err := decodeBody(body, nil)
+	if err != nil {
+		return false
+	}
+	if _, ok := checkHash(h, nil, body); !ok {
+		return false
+	}
+	return linkProblem(res, &e) == ""
 }
 
 // linkProblem checks e's place in the chain: a chain starts at seq 0 with a

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -271,5 +272,97 @@ func TestReaderToleratesRecordInFlightOnlyWithAWriter(t *testing.T) {
 	}
 	if err := ReadFile(path, func(Event) error { return nil }); err != nil {
 		t.Fatalf("ReadFile with a writer: %v", err)
+	}
+}
+
+// A checksum that fails over a record whose content, hash and link all
+// verify was not torn by a crash: Open refuses it rather than cut a real
+// event.
+func TestOpenRefusesADamagedChecksumOverIntactContent(t *testing.T) {
+	raw, ends, _ := smallChain(t, 3)
+	b := append([]byte(nil), raw...)
+	b[ends[1]+5] ^= 1 // the last record's CRC field
+	path := writeFile(t, b)
+	_, _, err := Open(path, Options{})
+	var ce *CorruptError
+	if !errors.As(err, &ce) || ce.Index != 2 || !strings.Contains(err.Error(), "the checksum itself is damaged") {
+		t.Fatalf("Open = %v, want a CorruptError at event 2 about the checksum", err)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(after, b) {
+		t.Fatal("Open changed a file it refused")
+	}
+}
+
+// A chain that ends before the floor its caller knows it reached was cut
+// back: Open refuses it, names both lengths, and leaves the file alone,
+// even when what ends it looks like a torn tail. At or past the floor a
+// torn tail is still cut.
+func TestOpenRefusesAChainCutBelowItsFloor(t *testing.T) {
+	raw, ends, _ := smallChain(t, 5) // lengths 1..5 end at ends[0..4]
+	floor := Floor{Length: 4, Source: "the saved state state.a"}
+	tests := map[string]struct {
+		content []byte
+		refused bool
+		message string // with refused
+		events  uint64 // without
+	}{
+		"emptied":                       {content: nil, refused: true, message: "holds no events, but the saved state state.a says it reached length 4 durably"},
+		"cut to its header":             {content: raw[:len(Magic)], refused: true, message: "holds no events, but the saved state state.a says it reached length 4"},
+		"cut at a record boundary":      {content: raw[:ends[2]], refused: true, message: "ends at length 3 (3 valid events), but the saved state state.a says it reached length 4"},
+		"torn below the floor":          {content: raw[:ends[2]+10], refused: true, message: "ends at length 3 (3 valid events)"},
+		"cut at the floor":              {content: raw[:ends[3]], events: 4},
+		"torn past the floor":           {content: raw[:ends[4]-1], events: 4},
+		"whole":                         {content: raw, events: 5},
+		"header torn, no floor reached": {content: raw[:5], refused: true, message: "holds no events"},
+	}
+	t.Run("missing", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), FileName)
+		_, _, err := Open(path, Options{Floor: floor})
+		var cb *CutBackError
+		if !errors.As(err, &cb) || !cb.Missing || !strings.Contains(err.Error(), path+" does not exist, but the saved state state.a says it reached length 4") {
+			t.Fatalf("Open = %v", err)
+		}
+		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("Open left a file it made: %v", err)
+		}
+	})
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			path := writeFile(t, tc.content)
+			c, rec, err := Open(path, Options{Floor: floor})
+			if !tc.refused {
+				if err != nil || rec.Events != tc.events {
+					t.Fatalf("Open = %+v, %v; want %d events", rec, err, tc.events)
+				}
+				c.Close()
+				return
+			}
+			var cb *CutBackError
+			if !errors.As(err, &cb) || !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.message) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("Open = %v, want a CutBackError saying %q", err, tc.message)
+			}
+			if after, _ := os.ReadFile(path); !bytes.Equal(after, tc.content) {
+				t.Fatal("Open changed a file it refused")
+			}
+		})
+	}
+}
+
+func TestObserveSeesEachEventOnce(t *testing.T) {
+	raw, _, heads := smallChain(t, 4)
+	path := writeFile(t, append(append([]byte(nil), raw...), raw[len(Magic):len(Magic)+20]...))
+	var seen []Hash
+	c, rec, err := Open(path, Options{Observe: func(e Event) { seen = append(seen, e.Hash) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if rec.DroppedBytes != 20 || len(seen) != 4 {
+		t.Fatalf("recovery %+v, observed %d events", rec, len(seen))
+	}
+	for i := range heads {
+		if seen[i] != heads[i] {
+			t.Fatalf("event %d observed as %s, want %s", i, seen[i].Short(), heads[i].Short())
+		}
 	}
 }
