@@ -152,6 +152,11 @@ type Actor struct {
 	tickers   sync.WaitGroup
 	tickLoops atomic.Int32
 
+	// resume is what the run resumes from, decided when the directory was
+	// opened; store saves its states (statefile.go). Guarded by callLock.
+	resume resumption
+	store  stateStore
+
 	mu       sync.Mutex // guards the fields below
 	phase    Phase
 	err      error
@@ -283,16 +288,30 @@ func (a *Actor) stateRecord() stateRecord {
 	return r
 }
 
-// setState makes s the actor's state, saving it in Dir first; op names
-// the call that returned it, for the error.
-func (a *Actor) setState(op string, s savedState) error {
+// setState makes s the actor's state, saving it in Dir first (statefile.go),
+// and returns the slot it was saved in (-1 for none): the caller appends
+// the event that records it, then calls stateRecorded. op names the call
+// that returned it, for the error.
+func (a *Actor) setState(op string, s savedState) (int, error) {
+	slot := -1
 	if a.cfg.Dir != "" {
-		if err := writeState(a.cfg.Dir, s); err != nil {
-			return &ActorError{Reason: ReasonHostError, Op: op, Message: err.Error(), Err: err}
+		var err error
+		if slot, err = a.store.save(a.chain, s); err != nil {
+			return -1, &ActorError{Reason: ReasonHostError, Op: op, Message: err.Error(), Err: err}
 		}
 	}
 	a.mu.Lock()
 	a.state = s
 	a.mu.Unlock()
-	return nil
+	return slot, nil
+}
+
+// stateRecorded notes that the event just appended records the state
+// setState saved in slot.
+func (a *Actor) stateRecorded(slot int) {
+	if slot < 0 {
+		return
+	}
+	_, length := a.chain.Head()
+	a.store.recorded(slot, length-1)
 }

@@ -247,7 +247,7 @@ func TestRerunWithSameDirResumesStateAndID(t *testing.T) {
 	for _, en := range entries {
 		names = append(names, en.Name())
 	}
-	if fmt.Sprint(names) != fmt.Sprint([]string{actordir.IdentityFile, actordir.ChainFile, actordir.StateFile}) {
+	if fmt.Sprint(names) != fmt.Sprint([]string{actordir.IdentityFile, actordir.ChainFile, actordir.StateSlotFiles[0], actordir.StateSlotFiles[1]}) {
 		t.Errorf("directory holds %v", names)
 	}
 }
@@ -276,7 +276,7 @@ func TestCorruptSavedStateIsAnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.Stop(context.Background(), "done")
-	path := filepath.Join(dir, actordir.StateFile)
+	path := filepath.Join(dir, actordir.StateSlotFiles[0])
 	raw, _ := os.ReadFile(path)
 	raw[len(raw)-1] ^= 0xff
 	os.WriteFile(path, raw, 0o600)
