@@ -79,7 +79,7 @@ func TestStartRefusesAChainCutBackUnderItsState(t *testing.T) {
 			b := append([]byte(nil), raw...)
 			b[ends[18]+5] ^= 1
 			return b
-		}, wantErr: "the checksum itself is damaged"},
+		}, wantErr: "but the record there holds a whole event"},
 		"cut back to before the last state's event": {damage: func(raw []byte, ends []int) []byte { return raw[:ends[17]] },
 			state: "xxx"},
 		"torn last record": {damage: func(raw []byte, ends []int) []byte { return raw[:ends[19]-3] },

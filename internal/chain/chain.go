@@ -349,7 +349,20 @@ func (l *Locked) Open(opts Options) (*Chain, Recovery, error) {
 		if res.status == scanFraming && res.offset == 0 {
 			return fail(res.corrupt()) // a bad header: not a chain file at all
 		}
-		if off, ok, err := findValidRecord(f, res.offset, size, res); err != nil {
+		tail, err := readTail(f, res.offset, size)
+		if err != nil {
+			return fail(err)
+		}
+		if n, ok := wholeEventAt(tail, &res); ok {
+			return fail(&CorruptError{Index: res.events, Offset: res.offset, Reason: fmt.Sprintf(
+				"%s, but the record there holds a whole event (a %d-byte body whose hash and link verify): its frame was damaged after it was written, which no crash does; refusing to cut it as a torn tail",
+				res.reason, n)})
+		}
+		if flippedBit(tail) {
+			return fail(&CorruptError{Index: res.events, Offset: res.offset, Reason: res.reason +
+				": the record is whole and one bit from its checksum, a bit flipped after it was written, which no crash does; refusing to cut it as a torn tail"})
+		}
+		if off, ok, err := findValidRecord(tail, res.offset, res); err != nil {
 			return fail(err)
 		} else if ok {
 			return fail(&CorruptError{Index: res.events, Offset: res.offset, Reason: fmt.Sprintf(

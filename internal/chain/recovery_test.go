@@ -275,21 +275,66 @@ func TestReaderToleratesRecordInFlightOnlyWithAWriter(t *testing.T) {
 	}
 }
 
-// A checksum that fails over a record whose content, hash and link all
-// verify was not torn by a crash: Open refuses it rather than cut a real
-// event.
-func TestOpenRefusesADamagedChecksumOverIntactContent(t *testing.T) {
+// What a crash leaves at the end of a chain is a prefix of the last write,
+// or zeros where a block was never written: only that is cut. The last
+// record damaged any other way, so that its event is still there whole
+// (its length field grown or shrunk, its checksum changed) or one bit off
+// its checksum, was written whole and damaged later: Open refuses it,
+// names the damage, and leaves the file alone. Before, every one of the
+// refused cases but the recomputed checksums was cut as a torn tail.
+func TestOpenCutsOnlyWhatACrashCanTear(t *testing.T) {
 	raw, ends, _ := smallChain(t, 3)
-	b := append([]byte(nil), raw...)
-	b[ends[1]+5] ^= 1 // the last record's CRC field
-	path := writeFile(t, b)
-	_, _, err := Open(path, Options{})
-	var ce *CorruptError
-	if !errors.As(err, &ce) || ce.Index != 2 || !strings.Contains(err.Error(), "the checksum itself is damaged") {
-		t.Fatalf("Open = %v, want a CorruptError at event 2 about the checksum", err)
+	last, end := int(ends[1]), int(ends[2])
+	recomputeCRC := func(b []byte) {
+		binary.BigEndian.PutUint32(b[last+4:], crc32.Checksum(b[last+frameHeaderSize:end], castagnoli))
 	}
-	if after, _ := os.ReadFile(path); !bytes.Equal(after, b) {
-		t.Fatal("Open changed a file it refused")
+	setLength := func(b []byte, delta int) {
+		binary.BigEndian.PutUint32(b[last:], uint32(int(binary.BigEndian.Uint32(b[last:]))+delta))
+	}
+	tests := map[string]struct {
+		damage  func(b []byte) []byte
+		refused string // the error says this; "" when the tail is cut
+		dropped int    // bytes cut, when it is
+	}{
+		"cut inside the record":         {damage: func(b []byte) []byte { return b[:end-10] }, dropped: end - 10 - last},
+		"cut inside the frame":          {damage: func(b []byte) []byte { return b[:last+5] }, dropped: 5},
+		"never written: zeros":          {damage: func(b []byte) []byte { clear(b[last:end]); return b }, dropped: end - last},
+		"never written: its last bytes": {damage: func(b []byte) []byte { clear(b[end-100 : end]); return b }, dropped: end - last},
+		"length field grown": {damage: func(b []byte) []byte { setLength(b, 40); return b },
+			refused: "torn record: 118 of 158 bytes at the end, but the record there holds a whole event (a 118-byte body whose hash and link verify): its frame was damaged after it was written"},
+		"length field shrunk": {damage: func(b []byte) []byte { setLength(b, -4); return b },
+			refused: "but the record there holds a whole event (a 118-byte body whose hash and link verify)"},
+		"length field out of range": {damage: func(b []byte) []byte { b[last] ^= 0x40; return b },
+			refused: "record length 1073741942 outside [93, 16778587], but the record there holds a whole event"},
+		"checksum field changed": {damage: func(b []byte) []byte { b[last+5] ^= 0x21; return b },
+			refused: "but the record there holds a whole event"},
+		"one data bit flipped": {damage: func(b []byte) []byte { b[end-HashSize-2] ^= 0x08; return b },
+			refused: "the record is whole and one bit from its checksum, a bit flipped after it was written"},
+		"one hash bit flipped": {damage: func(b []byte) []byte { b[end-1] ^= 0x80; return b },
+			refused: "one bit from its checksum"},
+		"data changed, checksum recomputed": {damage: func(b []byte) []byte { b[end-HashSize-2] ^= 1; recomputeCRC(b); return b },
+			refused: "event 2 (offset 245): hash mismatch"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			b := tc.damage(append([]byte(nil), raw...))
+			path := writeFile(t, b)
+			c, rec, err := Open(path, Options{})
+			if tc.refused == "" {
+				if err != nil || rec.Events != 2 || rec.DroppedBytes != int64(tc.dropped) {
+					t.Fatalf("Open = %+v, %v; want the %d-byte tail cut", rec, err, tc.dropped)
+				}
+				c.Close()
+				return
+			}
+			var ce *CorruptError
+			if !errors.As(err, &ce) || ce.Index != 2 || !strings.Contains(err.Error(), tc.refused) {
+				t.Fatalf("Open = %v; want a CorruptError at event 2 saying %q", err, tc.refused)
+			}
+			if after, _ := os.ReadFile(path); !bytes.Equal(after, b) {
+				t.Fatal("Open changed a file it refused")
+			}
+		})
 	}
 }
 
