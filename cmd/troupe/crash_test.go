@@ -327,11 +327,14 @@ func TestTwoRunsOnAFreshDirectory(t *testing.T) {
 // naming both positions, and changes nothing.
 func TestRunRefusesAChainCutBackUnderItsState(t *testing.T) {
 	tests := map[string]struct {
-		keep int // bytes of the chain kept
-		says string
+		keep   int // bytes of the chain kept
+		events int // or, when keep < 0, the events kept
+		says   string
 	}{
 		"emptied":           {keep: 0, says: "holds no events, but the saved state"},
 		"cut to its header": {keep: len(chain.Magic), says: "holds no events, but the saved state"},
+		"cut at a record boundary": {keep: -1, events: 3,
+			says: "ends at length 3 (3 valid events), but the saved state"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -345,6 +348,12 @@ func TestRunRefusesAChainCutBackUnderItsState(t *testing.T) {
 			raw, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tc.keep < 0 {
+				tc.keep = len(chain.Magic)
+				for _, ev := range readChain(dir)[:tc.events] {
+					tc.keep += len(chain.EncodeRecord(&ev))
+				}
 			}
 			if err := os.WriteFile(path, raw[:tc.keep], 0o600); err != nil {
 				t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"hash/crc32"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -55,6 +56,7 @@ func TestStartRefusesAChainCutBackUnderItsState(t *testing.T) {
 	}
 	tests := map[string]struct {
 		damage  func(raw []byte, ends []int) []byte // the new chain file; nil removes it
+		legacy  bool                                // the directory's state is v0.1.0's state file, not slots
 		wantErr string                              // "" starts
 		state   string                              // the state after init, when it starts
 		log     string
@@ -80,6 +82,12 @@ func TestStartRefusesAChainCutBackUnderItsState(t *testing.T) {
 			b[ends[18]+5] ^= 1
 			return b
 		}, wantErr: "but the record there holds a whole event"},
+		"v0.1.0's state file, chain emptied": {damage: func([]byte, []int) []byte { return []byte{} }, legacy: true,
+			wantErr: "chain.log holds no events, but the state file {dir}/state of Troupe v0.1.0 (saved after the run's ActorStart and InitCall were durable) says it reached length 2 durably"},
+		"v0.1.0's state file, chain cut to one event": {damage: func(raw []byte, ends []int) []byte { return raw[:ends[0]] }, legacy: true,
+			wantErr: "chain.log ends at length 1 (1 valid events), but the state file {dir}/state of Troupe v0.1.0"},
+		"v0.1.0's state file, chain cut at two events": {damage: func(raw []byte, ends []int) []byte { return raw[:ends[1]] }, legacy: true,
+			state: "xxx"},
 		"cut back to before the last state's event": {damage: func(raw []byte, ends []int) []byte { return raw[:ends[17]] },
 			state: "xxx"},
 		"torn last record": {damage: func(raw []byte, ends []int) []byte { return raw[:ends[19]-3] },
@@ -89,6 +97,17 @@ func TestStartRefusesAChainCutBackUnderItsState(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir, raw, ends := threeRuns(t, e, c)
 			path := actordir.ChainPath(dir)
+			if tc.legacy {
+				// As Troupe v0.1.0 left it: one state file, no slots.
+				for _, name := range actordir.StateSlotFiles {
+					if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+						t.Fatal(err)
+					}
+				}
+				if err := actordir.WriteLegacyState(dir, actordir.State{HasState: true, Data: []byte("xx")}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			damaged := tc.damage(raw, ends)
 			if damaged == nil {
 				if err := os.Remove(path); err != nil {

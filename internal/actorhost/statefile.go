@@ -118,7 +118,13 @@ func loadStates(dir string, maxState int) (*savedStates, error) {
 	return s, nil
 }
 
-// floor is the length the chain reached durably, by what the slots say.
+// legacyFloor is how long a chain was, durably, whenever Troupe v0.1.0 had
+// written its state file: v0.1.0 saved a state only after the run's
+// ActorStart and InitCall, lifecycle events it synced as it appended them.
+const legacyFloor = 2
+
+// floor is the length the chain reached durably, by what the slots say,
+// or the v0.1.0 state file when no slot says more.
 func (s *savedStates) floor() chain.Floor {
 	var f chain.Floor
 	for _, sl := range s.slots {
@@ -126,6 +132,10 @@ func (s *savedStates) floor() chain.Floor {
 			f = chain.Floor{Length: sl.Saved.Durable, Source: fmt.Sprintf("the saved state %s (saved before event %d)",
 				filepath.Join(s.dir, sl.Name), sl.Saved.Seq)}
 		}
+	}
+	if s.legacy != nil && f.Length < legacyFloor {
+		f = chain.Floor{Length: legacyFloor, Source: fmt.Sprintf("the state file %s of Troupe v0.1.0 (saved after the run's ActorStart and InitCall were durable)",
+			filepath.Join(s.dir, actordir.StateFile))}
 	}
 	return f
 }
