@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -291,7 +292,8 @@ func TestTwoRunsOnAFreshDirectory(t *testing.T) {
 			wg.Go(func() {
 				out, err := cmd.CombinedOutput()
 				results[j] = string(out)
-				if ee, ok := err.(*exec.ExitError); ok {
+				var ee *exec.ExitError
+				if errors.As(err, &ee) {
 					codes[j] = ee.ExitCode()
 				} else if err != nil {
 					codes[j] = -1
