@@ -26,6 +26,9 @@ const maxInitErrorBytes = 4 << 10
 type ChainLink struct {
 	Head   chain.Hash
 	Length uint64
+	// Node is where the chain up to Head was written, when known: the node
+	// that keeps the actor's earlier events and the state saved with them.
+	Node string
 }
 
 // ActorConfig describes one actor to start.

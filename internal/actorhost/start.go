@@ -175,7 +175,14 @@ func (a *Actor) openChain() error {
 	head, length := a.chain.Head()
 	switch {
 	case length == 0:
-		data, _ := json.Marshal(map[string]any{"previousHead": c.Head.String(), "previousLength": c.Length, "actorID": a.id})
+		// A segment never starts with a state: the state the actor had at
+		// the head it continues stayed where that head was written (this
+		// directory had none: its chain would hold the head, or was moved
+		// aside with its states). The event says so, for as long as states
+		// do not follow actors.
+		seg := segmentData{PreviousHead: c.Head.String(), PreviousLength: c.Length, PreviousNode: c.Node,
+			ActorID: a.id, StateRestored: false, StateLost: c.Length > 0}
+		data, _ := json.Marshal(seg)
 		if _, err := a.chain.StartSegment(c.Head, c.Length, data); err != nil {
 			_ = a.chain.Close()
 			return fmt.Errorf("starting actor %s: %w", a.id, err)
@@ -186,6 +193,21 @@ func (a *Actor) openChain() error {
 			a.id, head.Short(), length, c.Head.Short(), c.Length)
 	}
 	return nil
+}
+
+// segmentData is the data of a SegmentStart event.
+type segmentData struct {
+	PreviousHead   string `json:"previousHead"`
+	PreviousLength uint64 `json:"previousLength"`
+	// PreviousNode is where the previous segment was written, when known.
+	PreviousNode string `json:"previousNode,omitempty"`
+	ActorID      string `json:"actorID"`
+	// StateRestored: the run resumes the state the actor had at the
+	// previous head. Always false until states follow actors.
+	StateRestored bool `json:"stateRestored"`
+	// StateLost: the actor had a history before this segment, so any state
+	// it had is not here: init gets the initial state.
+	StateLost bool `json:"stateLost"`
 }
 
 // openDir opens the actor's directory: its chain's lock first, so that
