@@ -42,6 +42,11 @@ const (
 	// DefaultFullRetry is how often an actor that found every fitting
 	// host full looks again (freed capacity sends no event).
 	DefaultFullRetry = 30 * time.Second
+	// DefaultNoHostGrace is how long an actor waits for a host before the
+	// wait is reported with a Warning Event: a host pod that is replaced
+	// (a rolling update, a deleted pod) comes back within seconds, and its
+	// actors should not each raise an alarm meanwhile.
+	DefaultNoHostGrace = 30 * time.Second
 	// DefaultWorkers is how many Actors are reconciled at once.
 	DefaultWorkers = 4
 	// ControllerName names the controller and the events' reporter.
@@ -80,6 +85,8 @@ type ActorReconciler struct {
 	FlushTimeout time.Duration
 	// FullRetry: zero means DefaultFullRetry.
 	FullRetry time.Duration
+	// NoHostGrace: zero means DefaultNoHostGrace; negative warns at once.
+	NoHostGrace time.Duration
 	// Workers is how many Actors are reconciled at once; zero means
 	// DefaultWorkers.
 	Workers int
@@ -93,6 +100,17 @@ type ActorReconciler struct {
 	// server, and acting on it would only end in a conflict.
 	supersededMu sync.Mutex
 	superseded   map[types.NamespacedName][]string
+	// noHost holds the Actors waiting for a host: since when, and whether
+	// the wait was reported (once per wait).
+	noHostMu sync.Mutex
+	noHost   map[types.NamespacedName]*noHostWait
+}
+
+type noHostWait struct {
+	since time.Time
+	// movedFrom and moveReason: the host the wait began by losing, if any.
+	movedFrom, moveReason string
+	warned                bool
 }
 
 // SetupWithManager registers the reconciler, its index and its watches.
@@ -117,6 +135,9 @@ func (r *ActorReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager
 	}
 	if r.FullRetry == 0 {
 		r.FullRetry = DefaultFullRetry
+	}
+	if r.NoHostGrace == 0 {
+		r.NoHostGrace = DefaultNoHostGrace
 	}
 	if r.Now == nil {
 		r.Now = time.Now
@@ -265,6 +286,7 @@ func (r *ActorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res 
 		if apierrors.IsNotFound(err) {
 			r.ledger.forget(req.NamespacedName)
 			r.setSuperseded(req.NamespacedName, nil)
+			r.endWaitForHost(req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("getting actor %s: %w", req.NamespacedName, err)
@@ -370,6 +392,7 @@ func (r *ActorReconciler) write(ctx context.Context, s *scope) error {
 	if released {
 		r.ledger.forget(s.key)
 		r.setSuperseded(s.key, nil)
+		r.endWaitForHost(s.key)
 	} else {
 		if !equality.Semantic.DeepEqual(s.orig.Status, a.Status) {
 			before := a.ResourceVersion

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	. "github.com/onsi/gomega"
@@ -97,6 +98,66 @@ func testOneEventPerFact(t *testing.T, env *envtestutil.Env) {
 	c.die()
 	waitNoHost("lease expired")
 	expectNoHostEvents(2, "host host-c can't keep the actor (its lease expired")
+}
+
+// testNoHostGrace: a host pod that is replaced (a rolling update, a deleted
+// pod) comes back within seconds; its actors wait for it without a Warning
+// each (a node's hundreds of actors made a burst of them), and are moved to
+// the new pod with one Moved each. A wait that outlasts the grace is
+// reported once, saying how long it has lasted and which host was lost.
+func testNoHostGrace(t *testing.T, env *envtestutil.Env) {
+	g := NewWithT(t)
+	names := []string{"r0", "r1", "r2"}
+	run := func(h *harness, host string) {
+		for _, n := range names {
+			x := h.placed(n)
+			h.report(n, host, x.Status.Epoch, running)
+		}
+	}
+	waitNoHost := func(h *harness) {
+		for _, n := range names {
+			h.eventually(n, func(g Gomega, x *v1alpha1.Actor) {
+				g.Expect(condition(x, v1alpha1.ConditionScheduled).Reason).To(Equal(v1alpha1.ReasonNoHost))
+			})
+		}
+	}
+
+	// The replacement comes within the grace: no Warning at all.
+	h := newHarness(t, env, harnessOptions{tune: func(r *ActorReconciler) { r.NoHostGrace = time.Minute }})
+	node := h.node("n1", nil)
+	old := h.host("host-old", node, 10)
+	for _, n := range names {
+		h.actor(n)
+	}
+	run(h, "host-old")
+	old.shutdown()
+	waitNoHost(h)
+	h.host("host-new", node, 10)
+	run(h, "host-new")
+	for _, n := range names {
+		h.settled(n)
+		g.Expect(h.emitted.notes(n, v1alpha1.EventNoHost)).To(BeEmpty(), "%s: a replaced host is no alarm", n)
+		g.Expect(h.emitted.notes(n, v1alpha1.EventMoved)).To(HaveLen(1), n)
+	}
+
+	// No replacement: one Warning per actor once the grace is over.
+	const grace = time.Second
+	h = newHarness(t, env, harnessOptions{tune: func(r *ActorReconciler) { r.NoHostGrace = grace }})
+	node = h.node("n1", nil)
+	gone := h.host("host-gone", node, 10)
+	for _, n := range names {
+		h.actor(n)
+	}
+	run(h, "host-gone")
+	gone.shutdown()
+	waitNoHost(h)
+	for _, n := range names {
+		h.g.Eventually(func() []string { return h.emitted.notes(n, v1alpha1.EventNoHost) }).Should(HaveLen(1), n)
+		h.settled(n)
+		notes := h.emitted.notes(n, v1alpha1.EventNoHost)
+		g.Expect(notes).To(HaveLen(1), "%s: one Warning per wait", n)
+		g.Expect(notes[0]).To(MatchRegexp(`^no host for [0-9]+s: host host-gone can't keep the actor \(its Lease is gone\); `), n)
+	}
 }
 
 // testEventNotesOnTheAPIServer: an actor whose failure message is 5000

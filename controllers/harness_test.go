@@ -85,6 +85,8 @@ func newHarness(t testing.TB, env *envtestutil.Env, opts harnessOptions) *harnes
 	r := &ActorReconciler{
 		HostNamespace: ns,
 		Backoff:       Backoff{Base: time.Second, Max: 8 * time.Second, Reset: time.Minute},
+		// Report a wait for a host at once; testNoHostGrace tests the grace.
+		NoHostGrace: -1,
 	}
 	if opts.tune != nil {
 		opts.tune(r)

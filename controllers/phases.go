@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -157,6 +158,11 @@ func (r *ActorReconciler) reconcileHostHealth(ctx context.Context, s *scope) (bo
 		s.moveOff(name, "its Lease is gone")
 	case !h.Live(s.now):
 		s.moveOff(name, fmt.Sprintf("its lease expired at %s", h.Expiry.UTC().Format(time.RFC3339)))
+	case !h.Serves(a.Namespace):
+		// Put there by a manager that predates the host's namespaces
+		// annotation: the host refuses it (NamespaceNotServed) and never
+		// will run it.
+		s.moveOff(name, fmt.Sprintf("it does not run Actors of namespace %s", a.Namespace))
 	case scheduledGeneration(a) < a.Generation && placement.Matches(&h, request(a)) != placement.Fits:
 		s.moveOff(name, fmt.Sprintf("after a spec change: %s", placement.Matches(&h, request(a))))
 	default:
@@ -288,23 +294,35 @@ func (r *ActorReconciler) reconcilePlacement(ctx context.Context, s *scope) (boo
 			return false, fmt.Errorf("placing: %w", err)
 		}
 		// The condition says why no host fits now, and follows every
-		// change; the Event marks the start of the wait only (also the
-		// host the actor lost, if any), not every change of the reasons:
-		// a host's death would otherwise repeat it for each of its actors
-		// as the other hosts come and go.
+		// change. The Warning is one per wait, and only once the wait
+		// outlasts NoHostGrace: a replaced host pod comes back within
+		// seconds, and hundreds of its actors would otherwise each raise
+		// an alarm (and then each a Moved) for one short fact. When no
+		// host serves the actor's namespace, that is a configuration to
+		// fix, not a host to wait for: the reason says so, and the
+		// Warning comes at once.
 		msg := textutil.Truncate(err.Error(), maxConditionMessage)
-		if c := meta.FindStatusCondition(s.orig.Status.Conditions, v1alpha1.ConditionScheduled); c == nil || c.Reason != v1alpha1.ReasonNoHost {
-			if s.movedFrom != "" {
-				s.event(corev1.EventTypeWarning, v1alpha1.EventNoHost, "Move", "host %s can't keep the actor (%s); %s", s.movedFrom, s.moveReason, msg)
-			} else {
-				s.event(corev1.EventTypeWarning, v1alpha1.EventNoHost, "Place", "%s", msg)
-			}
+		reason, eventReason := v1alpha1.ReasonNoHost, v1alpha1.EventNoHost
+		if nh.NotServed {
+			reason, eventReason = v1alpha1.ReasonNamespaceNotServed, v1alpha1.ReasonNamespaceNotServed
 		}
-		s.unplaced(v1alpha1.PhasePending, v1alpha1.ReasonNoHost, msg)
+		s.unplaced(v1alpha1.PhasePending, reason, msg)
+		if w, warn := r.waitForHost(s, nh.NotServed); warn {
+			cause := ""
+			if w.movedFrom != "" {
+				cause = fmt.Sprintf("host %s can't keep the actor (%s); ", w.movedFrom, w.moveReason)
+			}
+			s.event(corev1.EventTypeWarning, eventReason, "Place", "no host for %s: %s%s",
+				s.now.Sub(w.since).Round(time.Second), cause, msg)
+		}
 		if nh.Unfit[placement.UnfitFull] > 0 {
 			s.requeueAfter(r.FullRetry)
 		}
 		return true, nil
+	}
+	if w := r.endWaitForHost(s.key); w != nil && s.movedFrom == "" {
+		// The move that began the wait ends here.
+		s.movedFrom, s.moveReason = w.movedFrom, w.moveReason
 	}
 	s.reserved, s.unreserve = true, prev
 	a.Status.HostPod, a.Status.NodeName = h.Name, h.Node
@@ -316,6 +334,45 @@ func (r *ActorReconciler) reconcilePlacement(ctx context.Context, s *scope) (boo
 		s.event(corev1.EventTypeNormal, v1alpha1.EventPlaced, "Place", "%s", assignedMessage(a))
 	}
 	return false, nil
+}
+
+// waitForHost notes that the actor waits for a host, and reports whether
+// the wait is now to be reported: once per wait, once
+// it outlasted NoHostGrace (until then it looks again when the grace ends),
+// or at once when now.
+// A manager that restarts mid-wait counts from the Scheduled condition's
+// transition, which an earlier stop may have set sooner.
+func (r *ActorReconciler) waitForHost(s *scope, now bool) (wait noHostWait, warn bool) {
+	r.noHostMu.Lock()
+	defer r.noHostMu.Unlock()
+	w := r.noHost[s.key]
+	if w == nil {
+		w = &noHostWait{since: s.now, movedFrom: s.movedFrom, moveReason: s.moveReason}
+		if c := meta.FindStatusCondition(s.orig.Status.Conditions, v1alpha1.ConditionScheduled); c != nil && waitingForHost(c.Reason) {
+			w.since = c.LastTransitionTime.Time
+		}
+		if r.noHost == nil {
+			r.noHost = map[types.NamespacedName]*noHostWait{}
+		}
+		r.noHost[s.key] = w
+	}
+	if left := w.since.Add(r.NoHostGrace).Sub(s.now); left > 0 && !now {
+		s.requeueAfter(left)
+		return *w, false
+	}
+	warn = !w.warned
+	w.warned = true
+	return *w, warn
+}
+
+// endWaitForHost forgets the actor's wait for a host and returns it, if
+// there was one.
+func (r *ActorReconciler) endWaitForHost(k types.NamespacedName) *noHostWait {
+	r.noHostMu.Lock()
+	defer r.noHostMu.Unlock()
+	w := r.noHost[k]
+	delete(r.noHost, k)
+	return w
 }
 
 // reconcileDelete releases a deleted Actor once its host reported the actor
@@ -387,6 +444,12 @@ func (s *scope) startEpoch() {
 	s.setCondition(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonStarting, startingMessage(a))
 }
 
+// waitingForHost: a Scheduled reason of an actor that waits for a host to
+// take it. The wait is one episode (one Event) whatever its reason becomes.
+func waitingForHost(reason string) bool {
+	return reason == v1alpha1.ReasonNoHost || reason == v1alpha1.ReasonNamespaceNotServed
+}
+
 func unassign(a *v1alpha1.Actor) {
 	a.Status.HostPod, a.Status.NodeName = "", ""
 }
@@ -397,7 +460,7 @@ func stopped(p v1alpha1.Phase) bool {
 }
 
 func request(a *v1alpha1.Actor) placement.Request {
-	return placement.Request{NodeSelector: a.Spec.NodeSelector, Tolerations: a.Spec.Tolerations}
+	return placement.Request{Namespace: a.Namespace, NodeSelector: a.Spec.NodeSelector, Tolerations: a.Spec.Tolerations}
 }
 
 func scheduledGeneration(a *v1alpha1.Actor) int64 {

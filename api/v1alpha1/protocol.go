@@ -1,5 +1,12 @@
 package v1alpha1
 
+import (
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
 // Names of the manager <-> host protocol, PROTOCOL.md at the repository's
 // root: the manager and the host pods never talk directly, only through
 // these labels, annotations and status fields on the API server. Who writes
@@ -49,6 +56,15 @@ const (
 	// ProtocolVersionAnnotation on a host Lease is the protocol version the
 	// host speaks, a decimal integer; missing means LegacyProtocolVersion.
 	ProtocolVersionAnnotation = "theater.troupe.dev/protocol-version"
+	// NamespacesAnnotation on a host Lease lists the namespaces whose
+	// Actors the host runs (its --actor-namespaces, the chart's
+	// host.actorNamespaces): sorted, comma-separated, no spaces. Absent
+	// when the host runs every namespace's: a host of this build started
+	// without the flag, or of a build older than the annotation. The host
+	// may read ConfigMaps and Secrets in these namespaces only; the manager
+	// places no Actor of another namespace on it, and the host refuses one
+	// (ReasonNamespaceNotServed).
+	NamespacesAnnotation = "theater.troupe.dev/namespaces"
 	// DefaultHostCapacity is a host's capacity when its Lease declares none.
 	DefaultHostCapacity = 1000
 	// DefaultLeaseDurationSeconds is a host lease's duration when the host
@@ -96,6 +112,18 @@ const (
 	ReasonInvalidSpec = "InvalidSpec"
 )
 
+// ReasonNamespaceNotServed: no host runs Actors of the actor's namespace.
+// Written by the manager (Scheduled=False and Ready=False, phase Pending)
+// when no host whose protocol it knows lists the namespace in its Lease's
+// NamespacesAnnotation, and by a host (Ready=False, phase unchanged) that
+// is assigned such an actor anyway (by a manager older than the
+// annotation): the host may not read the namespace's ConfigMaps and Secrets
+// and never tries. Either way it is no failure: the actor is not
+// restarted, and it starts once a host serves its namespace (add it to the
+// chart's host.actorNamespaces). Also the reason of the Warning Event each
+// side records when it says so.
+const ReasonNamespaceNotServed = "NamespaceNotServed"
+
 // EventUnknownProtocol (manager, Warning), on a host Lease, not an Actor:
 // the host speaks a protocol version this manager does not know, so it
 // places no actor there (the other Event reasons are in event_reasons.go).
@@ -106,4 +134,27 @@ const EventUnknownProtocol = "UnknownProtocol"
 // actor and write its status.
 func (a *Actor) AssignedTo(hostPod string, epoch int64) bool {
 	return hostPod != "" && a.Status.HostPod == hostPod && a.Status.Epoch == epoch
+}
+
+// JoinNamespaces is the NamespacesAnnotation value that lists namespaces:
+// sorted, each once, comma-separated.
+func JoinNamespaces(namespaces []string) string {
+	return strings.Join(slices.Compact(slices.Sorted(slices.Values(namespaces))), ",")
+}
+
+// SplitNamespaces reads a NamespacesAnnotation value. ok is false when an
+// entry is not a namespace name (a DNS-1123 label) or the value is empty:
+// a reader that can't tell which namespaces a host serves must assume it
+// serves none of them.
+func SplitNamespaces(v string) (namespaces []string, ok bool) {
+	if v == "" {
+		return nil, false
+	}
+	for ns := range strings.SplitSeq(v, ",") {
+		if len(validation.IsDNS1123Label(ns)) > 0 {
+			return nil, false
+		}
+		namespaces = append(namespaces, ns)
+	}
+	return namespaces, true
 }

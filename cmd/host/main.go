@@ -32,6 +32,7 @@ func main() {
 type options struct {
 	cfg        host.Config
 	kubeconfig string
+	namespaces string
 	qps        float64
 	logLevel   string
 	logFormat  string
@@ -65,6 +66,7 @@ Flags:
 	fs.DurationVar(&o.cfg.StopGrace, "stop-grace", host.DefaultStopGrace, "how long stopping an actor waits for its call in progress before canceling it")
 	fs.Float64Var(&o.qps, "kube-api-qps", host.DefaultKubeAPIQPS, "requests per second to the API server, all actors together")
 	fs.IntVar(&o.cfg.KubeAPIBurst, "kube-api-burst", host.DefaultKubeAPIBurst, "burst of requests to the API server")
+	fs.StringVar(&o.namespaces, "actor-namespaces", "", "comma-separated namespaces whose Actors this host runs, the only ones whose ConfigMaps and Secrets it reads; an Actor of another namespace is refused (Ready=False, reason NamespaceNotServed). Empty: every namespace")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, or $KUBECONFIG)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info or error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or text")
@@ -74,6 +76,15 @@ Flags:
 	o.cfg.KubeAPIQPS = float32(o.qps)
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.namespaces != "" {
+		for ns := range strings.SplitSeq(o.namespaces, ",") {
+			ns = strings.TrimSpace(ns)
+			if ns == "" {
+				return nil, fmt.Errorf("--actor-namespaces=%q has an empty entry", o.namespaces)
+			}
+			o.cfg.ActorNamespaces = append(o.cfg.ActorNamespaces, ns)
+		}
 	}
 	o.cfg.NodeName = getenv("NODE_NAME")
 	o.cfg.PodName = getenv("POD_NAME")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,10 +37,21 @@ func TestParse(t *testing.T) {
 					t.Fatalf("flags: %+v", o.cfg)
 				}
 			}},
-		"no downward API": {getenv: env(), wantErr: "NODE_NAME, POD_NAME, POD_NAMESPACE must be set"},
-		"no pod name":     {getenv: env("NODE_NAME", "n", "POD_NAMESPACE", "ns"), wantErr: "POD_NAME must be set"},
-		"stray argument":  {args: []string{"extra"}, getenv: full, wantErr: "unexpected arguments"},
-		"unknown flag":    {args: []string{"--nope"}, getenv: full, wantErr: "flag provided but not defined"},
+		"actor namespaces": {args: []string{"--actor-namespaces=team-b, team-a"}, getenv: full, check: func(t *testing.T, o *options) {
+			if !slices.Equal(o.cfg.ActorNamespaces, []string{"team-b", "team-a"}) {
+				t.Fatalf("actor namespaces %q", o.cfg.ActorNamespaces)
+			}
+		}},
+		"every namespace by default": {getenv: full, check: func(t *testing.T, o *options) {
+			if o.cfg.ActorNamespaces != nil {
+				t.Fatalf("actor namespaces %q without the flag, want none (every namespace)", o.cfg.ActorNamespaces)
+			}
+		}},
+		"empty actor namespace": {args: []string{"--actor-namespaces=team-a,,team-b"}, getenv: full, wantErr: "empty entry"},
+		"no downward API":       {getenv: env(), wantErr: "NODE_NAME, POD_NAME, POD_NAMESPACE must be set"},
+		"no pod name":           {getenv: env("NODE_NAME", "n", "POD_NAMESPACE", "ns"), wantErr: "POD_NAME must be set"},
+		"stray argument":        {args: []string{"extra"}, getenv: full, wantErr: "unexpected arguments"},
+		"unknown flag":          {args: []string{"--nope"}, getenv: full, wantErr: "flag provided but not defined"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -46,6 +46,7 @@ type options struct {
 	leaderElectionNamespace string
 	hostNamespace           string
 	backoff                 controllers.Backoff
+	noHostGrace             time.Duration
 	flushTimeout            time.Duration
 	workers                 int
 	zap                     zap.Options
@@ -83,6 +84,7 @@ Flags:
 	fs.DurationVar(&o.backoff.Max, "restart-backoff-max", controllers.DefaultBackoff.Max, "longest wait before a restart")
 	fs.DurationVar(&o.backoff.Reset, "restart-backoff-reset", controllers.DefaultBackoff.Reset, "an actor that ran this long before it stopped waits only --restart-backoff again")
 	fs.DurationVar(&o.flushTimeout, "flush-timeout", controllers.DefaultFlushTimeout, "how long a deleted Actor waits for its live host to report its chain flushed")
+	fs.DurationVar(&o.noHostGrace, "no-host-grace", controllers.DefaultNoHostGrace, "how long an actor waits for a host before a NoHost Warning Event says so (a replaced host pod comes back within seconds)")
 	fs.IntVar(&o.workers, "workers", controllers.DefaultWorkers, "how many Actors are reconciled at once")
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -127,6 +129,7 @@ func newManager(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager
 		HostNamespace: o.hostNamespace,
 		Backoff:       o.backoff,
 		FlushTimeout:  o.flushTimeout,
+		NoHostGrace:   o.noHostGrace,
 		Workers:       o.workers,
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,6 +42,11 @@ const (
 	DefaultEnvSyncTimeout = 30 * time.Second
 )
 
+// maxNamespacesAnnotation bounds the Lease annotation that lists the
+// actor namespaces (about 1,000 of the longest names): a quarter of what
+// the API server allows all annotations of an object together.
+const maxNamespacesAnnotation = 64 << 10
+
 // Config is everything a host needs. NodeName, PodName, PodNamespace,
 // DataDir and RestConfig are required.
 type Config struct {
@@ -58,6 +64,14 @@ type Config struct {
 	// host's RBAC while the host is still shutting down, and a host that
 	// crashes for good never deletes it.
 	PodUID string
+	// ActorNamespaces are the namespaces whose Actors the host runs, the
+	// only ones whose ConfigMaps and Secrets it reads (the chart grants it
+	// those rights there and nowhere else); empty means every namespace.
+	// An Actor of another namespace assigned to it is refused: Ready=False,
+	// reason NamespaceNotServed. The Lease declares them
+	// (v1alpha1.NamespacesAnnotation), so the manager places no such Actor
+	// here.
+	ActorNamespaces []string
 	// DataDir holds the actors' chains and state
 	// (<data-dir>/<namespace>/<name>/<actorID>/), the component cache
 	// (<data-dir>/_components) and the compilation cache (<data-dir>/_wazero).
@@ -127,6 +141,19 @@ func (c Config) withDefaults() (Config, error) {
 			errs = append(errs, fmt.Errorf("pod namespace %q: %s", c.PodNamespace, strings.Join(msgs, "; ")))
 		}
 	}
+	for _, ns := range c.ActorNamespaces {
+		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("actor namespace %q: %s", ns, strings.Join(msgs, "; ")))
+		}
+	}
+	if len(c.ActorNamespaces) > 0 {
+		c.ActorNamespaces = slices.Compact(slices.Sorted(slices.Values(c.ActorNamespaces)))
+		// A Lease whose annotations pass 256 KiB is refused: the host
+		// would never renew it.
+		if n := len(v1alpha1.JoinNamespaces(c.ActorNamespaces)); n > maxNamespacesAnnotation {
+			errs = append(errs, fmt.Errorf("%d actor namespaces take %d bytes in the Lease annotation %s, more than %d", len(c.ActorNamespaces), n, v1alpha1.NamespacesAnnotation, maxNamespacesAnnotation))
+		}
+	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("a data directory is required (--data-dir)"))
 	} else if abs, err := filepath.Abs(c.DataDir); err == nil {
@@ -181,4 +208,9 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = logr.Discard()
 	}
 	return c, errors.Join(errs...)
+}
+
+// serves reports whether the host runs Actors of namespace ns.
+func (c *Config) serves(ns string) bool {
+	return len(c.ActorNamespaces) == 0 || slices.Contains(c.ActorNamespaces, ns)
 }

@@ -52,6 +52,7 @@ func TestHost(t *testing.T) {
 	t.Run("ShutdownPublishesHeadsAndDeletesLease", s.testShutdown)
 	t.Run("ChainEndpoint", s.testChainEndpoint)
 	t.Run("RBACLeastPrivilege", s.testRBAC)
+	t.Run("ConfinedToNamespaces", s.testConfinedToNamespaces)
 }
 
 func (s *suite) testApplyBecomesReady(t *testing.T) {

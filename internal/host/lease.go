@@ -86,6 +86,13 @@ func (h *Host) setLease(l *coordinationv1.Lease, now metav1.MicroTime) {
 	// The manager places actors only on hosts whose version it knows
 	// (PROTOCOL.md#versions).
 	l.Annotations[v1alpha1.ProtocolVersionAnnotation] = strconv.Itoa(v1alpha1.ProtocolVersion)
+	// The manager places on this host only Actors of these namespaces;
+	// without the annotation, of every namespace.
+	if len(h.cfg.ActorNamespaces) > 0 {
+		l.Annotations[v1alpha1.NamespacesAnnotation] = v1alpha1.JoinNamespaces(h.cfg.ActorNamespaces)
+	} else {
+		delete(l.Annotations, v1alpha1.NamespacesAnnotation)
+	}
 	if h.cfg.PodUID != "" {
 		l.OwnerReferences = []metav1.OwnerReference{{
 			APIVersion: "v1", Kind: "Pod", Name: h.cfg.PodName, UID: types.UID(h.cfg.PodUID),

@@ -48,6 +48,11 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 	begin := time.Now()
 	log := h.log.WithValues("actor", r.key, "epoch", r.epoch, "generation", r.generation)
 	h.pub.begin(r.key, r.epoch, r.generation)
+	if !h.cfg.serves(a.Namespace) {
+		// Before anything reads the namespace: the host has no right there.
+		h.refuseNamespace(r, a)
+		return
+	}
 	h.report(r, false, func(v *view) {
 		v.ready = &readyCond{status: metav1.ConditionFalse, reason: v1alpha1.ReasonStarting, message: "fetching the component"}
 	})
@@ -310,6 +315,33 @@ func (h *Host) waitEnv(ctx context.Context, r *run, a *v1alpha1.Actor, env *kube
 			return false
 		}
 	}
+}
+
+// maxListedNamespaces bounds how many served namespaces a refusal names.
+const maxListedNamespaces = 5
+
+// refuseNamespace reports an actor of a namespace this host does not serve
+// (assigned by a manager that predates v1alpha1.NamespacesAnnotation, or by
+// hand): Ready=False, reason NamespaceNotServed, and a Warning Event. The
+// phase stays: like a missing env source it is no failure of the actor, so
+// the manager neither restarts it nor counts it against its backoff. The
+// run ends at once, having read nothing of the namespace and written
+// nothing on the node.
+func (h *Host) refuseNamespace(r *run, a *v1alpha1.Actor) {
+	served := h.cfg.ActorNamespaces
+	list := strings.Join(served[:min(len(served), maxListedNamespaces)], ", ")
+	if more := len(served) - maxListedNamespaces; more > 0 {
+		list += fmt.Sprintf(" and %d more", more)
+	}
+	msg := textutil.Truncate(fmt.Sprintf("host %s runs Actors of namespaces %s only (--actor-namespaces) and may not read ConfigMaps or Secrets in namespace %s: "+
+		"add %s to the chart value host.actorNamespaces, or move the Actor to a served namespace", h.cfg.PodName, list, a.Namespace, a.Namespace), maxMessage)
+	r.setState(stateEnded)
+	h.metrics.starts.WithLabelValues(v1alpha1.ReasonNamespaceNotServed).Inc()
+	h.report(r, true, func(v *view) {
+		v.ready = &readyCond{status: metav1.ConditionFalse, reason: v1alpha1.ReasonNamespaceNotServed, message: msg}
+	})
+	h.event(a, corev1.EventTypeWarning, v1alpha1.ReasonNamespaceNotServed, "Start", msg)
+	h.log.Info("refused an actor of a namespace this host does not serve", "actor", r.key, "epoch", r.epoch, "servedNamespaces", served)
 }
 
 // stopActor stops a run's actor because the host was told to: its call in

@@ -2,6 +2,7 @@ package placement
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,6 +37,16 @@ type Host struct {
 	// "" when it has none: a host older than the annotation, which speaks
 	// v1alpha1.LegacyProtocolVersion.
 	Protocol string
+	// Namespaces are the namespaces whose Actors the host runs, from its
+	// Lease's NamespacesAnnotation; nil when it runs every namespace's (no
+	// annotation). An annotation that lists no namespace, or can't be
+	// read, gives an empty list that isn't nil: the host runs none.
+	Namespaces []string
+}
+
+// Serves reports whether the host runs Actors of namespace ns.
+func (h *Host) Serves(ns string) bool {
+	return h.Namespaces == nil || slices.Contains(h.Namespaces, ns)
 }
 
 // Live reports whether the host's lease is still valid at now.
@@ -43,6 +54,8 @@ func (h *Host) Live(now time.Time) bool { return now.Before(h.Expiry) }
 
 // Request is what an actor asks of its host.
 type Request struct {
+	// Namespace is the actor's: its host must serve it.
+	Namespace    string
 	NodeSelector map[string]string
 	Tolerations  []corev1.Toleration
 }
@@ -96,6 +109,12 @@ func HostFromLease(l *coordinationv1.Lease, nodes map[string]*corev1.Node, loads
 		Load:     loads[l.Name],
 		Protocol: l.Annotations[v1alpha1.ProtocolVersionAnnotation],
 	}
+	if v, ok := l.Annotations[v1alpha1.NamespacesAnnotation]; ok {
+		h.Namespaces, ok = v1alpha1.SplitNamespaces(v)
+		if !ok {
+			h.Namespaces = []string{}
+		}
+	}
 	if n := nodes[h.Node]; n != nil {
 		h.NodeLabels = n.Labels
 		h.Taints = n.Spec.Taints
@@ -114,6 +133,7 @@ const (
 	UnfitTaint        Unfit = "untolerated taint"
 	UnfitFull         Unfit = "full"
 	UnfitProtocol     Unfit = "unknown protocol version"
+	UnfitNamespace    Unfit = "namespace not served"
 )
 
 // ProtocolVersion reads a host's Protocol: the version it declares (0 when
@@ -158,12 +178,16 @@ func ProtocolProblem(h *Host) string {
 }
 
 // Matches reports whether h speaks a protocol version this manager knows,
-// its node satisfies r's nodeSelector and its NoSchedule and NoExecute
-// taints are tolerated; capacity and liveness aside. A host an actor
+// serves r's namespace, its node satisfies r's nodeSelector and its
+// NoSchedule and NoExecute taints are tolerated; capacity and liveness
+// aside. A host an actor
 // already runs on is kept while it Matches.
 func Matches(h *Host, r Request) Unfit {
 	if _, known := ProtocolVersion(h.Protocol); !known {
 		return UnfitProtocol
+	}
+	if !h.Serves(r.Namespace) {
+		return UnfitNamespace
 	}
 	for k, v := range r.NodeSelector {
 		if got, ok := h.NodeLabels[k]; !ok || got != v {
@@ -217,6 +241,11 @@ type NoHostError struct {
 	// Protocols says, for the first few live hosts unfit for their
 	// protocol version, which version they speak (ProtocolProblem).
 	Protocols []string
+	// Namespace is the actor's; NotServed says that no host whose protocol
+	// version this manager knows, live or not, serves it: no host will
+	// until one is configured to (the chart's host.actorNamespaces).
+	Namespace string
+	NotServed bool
 }
 
 // maxProtocolProblems bounds the hosts a NoHostError names: the message
@@ -240,6 +269,9 @@ func (e *NoHostError) Error() string {
 		}
 		msg += ")"
 	}
+	if e.NotServed {
+		msg += fmt.Sprintf("; no host runs Actors of namespace %s: add it to the chart value host.actorNamespaces (the hosts' --actor-namespaces)", e.Namespace)
+	}
 	return msg
 }
 
@@ -250,8 +282,13 @@ func Pick(hosts []Host, r Request, now time.Time) (Host, error) {
 	var best *Host
 	unfit := map[Unfit]int{}
 	var protocols []string
+	known, served := 0, false
 	for i := range hosts {
 		h := &hosts[i]
+		if _, ok := ProtocolVersion(h.Protocol); ok {
+			known++
+			served = served || h.Serves(r.Namespace)
+		}
 		if u := Check(h, r, now); u != Fits {
 			unfit[u]++
 			if u == UnfitProtocol && len(protocols) < maxProtocolProblems {
@@ -264,7 +301,8 @@ func Pick(hosts []Host, r Request, now time.Time) (Host, error) {
 		}
 	}
 	if best == nil {
-		return Host{}, &NoHostError{Hosts: len(hosts), Unfit: unfit, Protocols: protocols}
+		return Host{}, &NoHostError{Hosts: len(hosts), Unfit: unfit, Protocols: protocols,
+			Namespace: r.Namespace, NotServed: known > 0 && !served}
 	}
 	return *best, nil
 }

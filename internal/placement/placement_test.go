@@ -222,6 +222,112 @@ func TestPickProtocol(t *testing.T) {
 	}
 }
 
+// TestPickNamespace: a host whose Lease lists namespaces takes only the
+// Actors of those; one without the annotation takes every namespace's; and
+// when no host whose version is known serves the namespace, the error says
+// so, names it and the chart value that fixes it.
+func TestPickNamespace(t *testing.T) {
+	serving := func(name string, load int, namespaces ...string) Host {
+		h := live(name, load)
+		h.Namespaces = namespaces
+		if namespaces == nil {
+			h.Namespaces = []string{}
+		}
+		return h
+	}
+	every := live("every", 5)
+	newer := serving("newer", 0, "team-c")
+	newer.Protocol = strconv.Itoa(v1alpha1.ProtocolVersion + 1)
+	deadC := serving("dead-c", 0, "team-c")
+	deadC.Expiry = now
+	hint := "no host runs Actors of namespace team-c: add it to the chart value host.actorNamespaces"
+	tests := map[string]struct {
+		hosts         []Host
+		want          string
+		wantErr       string
+		wantNotServed bool
+	}{
+		"a host that serves it, though busier": {
+			hosts: []Host{serving("ab", 0, "team-a", "team-b"), serving("c", 3, "team-c")},
+			want:  "c",
+		},
+		"a host of every namespace": {
+			hosts: []Host{serving("ab", 0, "team-a", "team-b"), every},
+			want:  "every",
+		},
+		"the least loaded of those that serve it": {
+			hosts: []Host{serving("c1", 4, "team-c"), serving("c2", 2, "team-a", "team-c"), serving("ab", 0, "team-a")},
+			want:  "c2",
+		},
+		"no host serves it": {
+			hosts:         []Host{serving("ab", 0, "team-a", "team-b"), serving("a", 0, "team-a")},
+			wantErr:       "0/2 hosts available: 2 namespace not served; " + hint,
+			wantNotServed: true,
+		},
+		"an unreadable annotation serves nothing": {
+			hosts:         []Host{serving("bad", 0)},
+			wantErr:       "1 namespace not served; " + hint,
+			wantNotServed: true,
+		},
+		"served by a dead host only: it may come back": {
+			hosts:   []Host{deadC, serving("ab", 0, "team-a")},
+			wantErr: "0/2 hosts available: 1 lease expired, 1 namespace not served",
+		},
+		"served by a full host only: wait for room": {
+			hosts:   []Host{serving("full", 10, "team-c"), serving("ab", 0, "team-a")},
+			wantErr: "0/2 hosts available: 1 full, 1 namespace not served",
+		},
+		"served by a host of an unknown version only": {
+			hosts:         []Host{newer, serving("ab", 0, "team-a")},
+			wantErr:       "1 namespace not served, 1 unknown protocol version",
+			wantNotServed: true,
+		},
+		"only hosts of unknown versions: nothing is known of namespaces": {
+			hosts:   []Host{newer},
+			wantErr: "0/1 hosts available: 1 unknown protocol version",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := Pick(tc.hosts, Request{Namespace: "team-c"}, now)
+			if tc.wantErr == "" {
+				if err != nil || got.Name != tc.want {
+					t.Fatalf("Pick = %q, %v; want %q", got.Name, err, tc.want)
+				}
+				return
+			}
+			var nh *NoHostError
+			if !errors.As(err, &nh) {
+				t.Fatalf("Pick = %q, %v; want a *NoHostError", got.Name, err)
+			}
+			if !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %q; want it to contain %q", err, tc.wantErr)
+			}
+			if nh.NotServed != tc.wantNotServed || (!tc.wantNotServed && strings.Contains(err.Error(), "host.actorNamespaces")) {
+				t.Fatalf("NotServed %v (%q); want %v", nh.NotServed, err, tc.wantNotServed)
+			}
+		})
+	}
+}
+
+// TestMatchesNamespace: a host that does not serve the actor's namespace
+// does not match, so the manager neither restarts the actor there nor
+// leaves it where a manager that predates the annotation put it.
+func TestMatchesNamespace(t *testing.T) {
+	h := live("h", 0)
+	h.Namespaces = []string{"team-a"}
+	if u := Matches(&h, Request{Namespace: "team-b"}); u != UnfitNamespace {
+		t.Fatalf("Matches = %q for another namespace; want %q", u, UnfitNamespace)
+	}
+	if u := Matches(&h, Request{Namespace: "team-a"}); u != Fits {
+		t.Fatalf("Matches = %q for its namespace; want it to fit", u)
+	}
+	h.Namespaces = nil
+	if u := Matches(&h, Request{Namespace: "team-b"}); u != Fits {
+		t.Fatalf("Matches = %q for a host of every namespace; want it to fit", u)
+	}
+}
+
 // TestPickBalances assigns actors one at a time, as the controller does, and
 // checks that hosts of equal capacity end within one of each other.
 func TestPickBalances(t *testing.T) {
@@ -297,11 +403,27 @@ func TestHostFromLease(t *testing.T) {
 		Spec:       corev1.NodeSpec{Taints: []corev1.Taint{{Key: "k", Effect: corev1.TaintEffectNoSchedule}}},
 	}
 	tests := map[string]struct {
-		annotations  map[string]string
-		wantCap      int
-		wantLabels   bool
-		wantProtocol string
+		annotations    map[string]string
+		wantCap        int
+		wantLabels     bool
+		wantProtocol   string
+		wantNamespaces []string // nil: every namespace
 	}{
+		"namespaces as declared": {
+			annotations:    map[string]string{v1alpha1.NamespacesAnnotation: "team-a,team-b"},
+			wantCap:        v1alpha1.DefaultHostCapacity,
+			wantNamespaces: []string{"team-a", "team-b"},
+		},
+		"malformed namespaces: none": {
+			annotations:    map[string]string{v1alpha1.NamespacesAnnotation: "team-a, team-b"},
+			wantCap:        v1alpha1.DefaultHostCapacity,
+			wantNamespaces: []string{},
+		},
+		"empty namespaces: none": {
+			annotations:    map[string]string{v1alpha1.NamespacesAnnotation: ""},
+			wantCap:        v1alpha1.DefaultHostCapacity,
+			wantNamespaces: []string{},
+		},
 		"declared capacity and known node": {
 			annotations: map[string]string{v1alpha1.NodeAnnotation: "n1", v1alpha1.CapacityAnnotation: "7"},
 			wantCap:     7,
@@ -346,6 +468,9 @@ func TestHostFromLease(t *testing.T) {
 			}
 			if h.Protocol != tc.wantProtocol {
 				t.Fatalf("protocol %q; want %q", h.Protocol, tc.wantProtocol)
+			}
+			if (h.Namespaces == nil) != (tc.wantNamespaces == nil) || !slices.Equal(h.Namespaces, tc.wantNamespaces) {
+				t.Fatalf("namespaces %#v; want %#v", h.Namespaces, tc.wantNamespaces)
 			}
 			if got := h.NodeLabels["zone"] == "a" && len(h.Taints) == 1; got != tc.wantLabels {
 				t.Fatalf("node labels/taints %v %v; want known node %v", h.NodeLabels, h.Taints, tc.wantLabels)
