@@ -694,25 +694,21 @@ func (c *Chain) Durable() uint64 {
 func (c *Chain) SyncThrough(length uint64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.f == nil || c.durable >= length {
+	if c.durable >= length {
 		return nil
 	}
-	if c.closed {
-		return fmt.Errorf("syncing chain: %w", ErrClosed)
-	}
-	if c.err != nil {
-		return c.err
-	}
-	if err := c.writeLocked(); err != nil {
-		return err
-	}
-	return c.syncLocked()
+	return c.syncAllLocked()
 }
 
 // Sync makes every event appended so far durable.
 func (c *Chain) Sync() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.syncAllLocked()
+}
+
+// syncAllLocked writes what is buffered and fsyncs a file chain.
+func (c *Chain) syncAllLocked() error {
 	if c.f == nil {
 		return nil
 	}
