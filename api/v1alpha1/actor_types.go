@@ -446,6 +446,53 @@ type Limits struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=10000
 	MaxMetricNames int32 `json:"maxMetricNames,omitempty"`
+
+	// maxChainBytes bounds the actor's state chain on its node, in bytes
+	// (default 1 GiB, 1 MiB to 1 TiB). An append that would pass it fails
+	// the actor (Ready reason ChainSizeLimit), and a chain that reached it
+	// can't start again until it is raised.
+	// +optional
+	// +kubebuilder:default=1073741824
+	// +kubebuilder:validation:Minimum=1048576
+	// +kubebuilder:validation:Maximum=1099511627776
+	MaxChainBytes int64 `json:"maxChainBytes,omitempty"`
+
+	// chainBytesPerSecond is the rate at which the actor may append to its
+	// chain and write its saved state, in bytes a second (default 1 MiB).
+	// Past its burst a runtime call waits for it within the call's deadline;
+	// one that would wait longer fails the actor (Ready reason
+	// ChainRateLimit). A tick that wrote more than the rate allows delays
+	// the next tick instead.
+	// +optional
+	// +kubebuilder:default=1048576
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1073741824
+	ChainBytesPerSecond int32 `json:"chainBytesPerSecond,omitempty"`
+
+	// chainBurstBytes is how many bytes an actor that was quiet may write at
+	// once before chainBytesPerSecond applies (default 16 MiB). A single
+	// larger write waits for a full burst and then delays what follows.
+	// +optional
+	// +kubebuilder:default=16777216
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1073741824
+	ChainBurstBytes int32 `json:"chainBurstBytes,omitempty"`
+
+	// chainEventsPerSecond is the rate of the actor's chain events (default
+	// 1000), throttled as chainBytesPerSecond is.
+	// +optional
+	// +kubebuilder:default=1000
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	ChainEventsPerSecond int32 `json:"chainEventsPerSecond,omitempty"`
+
+	// chainBurstEvents is how many events an actor that was quiet may
+	// append at once (default 10000).
+	// +optional
+	// +kubebuilder:default=10000
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000000
+	ChainBurstEvents int32 `json:"chainBurstEvents,omitempty"`
 }
 
 // RestartPolicy says when a stopped actor is started again.

@@ -63,4 +63,8 @@ const (
 	// EventComponentSourceMissing (host, Warning): see
 	// ReasonComponentSourceMissing.
 	EventComponentSourceMissing = "ComponentSourceMissing"
+	// EventDiskPressure (host, Warning): the actor waits to start because
+	// its host's data directory is short of free space (ReasonDiskPressure).
+	// Once per wait.
+	EventDiskPressure = "DiskPressure"
 )

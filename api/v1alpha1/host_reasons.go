@@ -39,4 +39,18 @@ const (
 	// ReasonHostError (Ready=False): the host failed (a chain or state
 	// write, a file in the actor's directory it cannot read), not the actor.
 	ReasonHostError = "HostError"
+	// ReasonChainRateLimit (Ready=False): the actor appended to its chain
+	// faster than spec.limits' chainBytesPerSecond or chainEventsPerSecond
+	// (or the host's node-wide budget) allows, until a call would have
+	// waited past its deadline.
+	ReasonChainRateLimit = "ChainRateLimit"
+	// ReasonChainSizeLimit (Ready=False): the actor's chain on its node
+	// reached spec.limits.maxChainBytes.
+	ReasonChainSizeLimit = "ChainSizeLimit"
+	// ReasonDiskPressure (Ready=False): the free space of the host's data
+	// directory is below its watermark. A running actor whose append it
+	// refused fails with it; an actor about to start waits, phase
+	// unchanged, and starts once space returns: as with
+	// ReasonEnvSourceMissing, the wait is no failure.
+	ReasonDiskPressure = "DiskPressure"
 )

@@ -39,6 +39,12 @@ func TestCRDMarkersMatchTheLimits(t *testing.T) {
 		"maxEventBytes":     {limits.DefaultMaxEventBytes, 1, limits.MaxEventBytesLimit},
 		"maxEventTypeBytes": {limits.DefaultMaxEventTypeBytes, 1, limits.MaxEventTypeBytesLimit},
 		"maxMetricNames":    {limits.DefaultMaxMetricNames, 1, limits.MaxMetricNamesLimit},
+
+		"maxChainBytes":        {limits.DefaultMaxChainBytes, limits.MinMaxChainBytes, limits.MaxMaxChainBytes},
+		"chainBytesPerSecond":  {limits.DefaultChainBytesPerSecond, 1, limits.MaxChainBytesPerSecond},
+		"chainBurstBytes":      {limits.DefaultChainBurstBytes, 1, limits.MaxChainBurstBytes},
+		"chainEventsPerSecond": {limits.DefaultChainEventsPerSecond, 1, limits.MaxChainEventsPerSecond},
+		"chainBurstEvents":     {limits.DefaultChainBurstEvents, 1, limits.MaxChainBurstEvents},
 	}
 	type durations struct {
 		def, lo, hi time.Duration
@@ -117,7 +123,8 @@ func TestCRDMarkersMatchTheLimits(t *testing.T) {
 			walk(v.Name, v.Schema.OpenAPIV3Schema)
 		}
 	}
-	for _, name := range []string{"maxMemoryPages", "maxLogBytes", "maxEventBytes", "maxMetricNames", "callTimeout", "tickInterval"} {
+	for _, name := range []string{"maxMemoryPages", "maxLogBytes", "maxEventBytes", "maxMetricNames", "callTimeout", "tickInterval",
+		"maxChainBytes", "chainBytesPerSecond", "chainBurstBytes", "chainEventsPerSecond", "chainBurstEvents"} {
 		if seen[name] == 0 {
 			t.Errorf("the CRD has no property %s", name)
 		}

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/host"
 	"github.com/troupe-dev/troupe/internal/version"
 )
@@ -64,6 +65,14 @@ Flags:
 	fs.StringVar(&o.cfg.HTTPAddress, "http-bind-address", host.DefaultHTTPAddress, `address of the read-only chain endpoint (GET /actors, `+host.ChainPath+`); loopback by default, for kubectl port-forward ("0" disables it)`)
 	fs.DurationVar(&o.cfg.StatusInterval, "status-interval", host.DefaultStatusInterval, "least time between two status writes of one actor whose chain head moved (lifecycle transitions are written at once)")
 	fs.DurationVar(&o.cfg.StopGrace, "stop-grace", host.DefaultStopGrace, "how long stopping an actor waits for its call in progress before canceling it")
+	d := diskbudget.DefaultNodeLimits()
+	fs.Int64Var(&o.cfg.Disk.BytesPerSecond, "node-chain-bytes-per-second", d.BytesPerSecond, "bytes a second all actors together may append to their chains and write as state, shared fairly (-1: no limit)")
+	fs.Int64Var(&o.cfg.Disk.BurstBytes, "node-chain-burst-bytes", d.BurstBytes, "bytes all actors together may write at once, past the rate")
+	fs.Int64Var(&o.cfg.Disk.EventsPerSecond, "node-chain-events-per-second", d.EventsPerSecond, "chain events a second all actors together may append (-1: no limit)")
+	fs.Int64Var(&o.cfg.Disk.BurstEvents, "node-chain-burst-events", d.BurstEvents, "chain events all actors together may append at once")
+	fs.Int64Var(&o.cfg.Disk.MinFreeBytes, "disk-min-free-bytes", d.MinFreeBytes, "free-space watermark of the data directory's filesystem, in bytes: below it (or below --disk-min-free-percent, whichever is larger) no actor starts and no append is admitted (-1: off)")
+	fs.Float64Var(&o.cfg.Disk.MinFreePercent, "disk-min-free-percent", d.MinFreePercent, "free-space watermark as a percentage of the filesystem's size (-1: off)")
+	fs.DurationVar(&o.cfg.DiskPollInterval, "disk-poll-interval", host.DefaultDiskPollInterval, "how often the data directory's free space is read (what actors write in between counts at once)")
 	fs.Float64Var(&o.qps, "kube-api-qps", host.DefaultKubeAPIQPS, "requests per second to the API server, all actors together")
 	fs.IntVar(&o.cfg.KubeAPIBurst, "kube-api-burst", host.DefaultKubeAPIBurst, "burst of requests to the API server")
 	fs.StringVar(&o.namespaces, "actor-namespaces", "", "comma-separated namespaces whose Actors this host runs, the only ones whose ConfigMaps and Secrets it reads; an Actor of another namespace is refused (Ready=False, reason NamespaceNotServed). Empty: every namespace")

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 )
 
 func TestParse(t *testing.T) {
@@ -30,7 +32,18 @@ func TestParse(t *testing.T) {
 			if o.cfg.LeaseDuration != 15*time.Second || o.cfg.Capacity != 1000 || o.cfg.HTTPAddress != "127.0.0.1:8082" {
 				t.Fatalf("defaults: %+v", o.cfg)
 			}
+			if o.cfg.Disk != diskbudget.DefaultNodeLimits() || o.cfg.DiskPollInterval != time.Second {
+				t.Fatalf("disk defaults: %+v, %s", o.cfg.Disk, o.cfg.DiskPollInterval)
+			}
 		}},
+		"disk flags": {args: []string{"--node-chain-bytes-per-second", "1000", "--node-chain-burst-bytes", "2000", "--node-chain-events-per-second", "-1",
+			"--node-chain-burst-events", "5", "--disk-min-free-bytes", "123", "--disk-min-free-percent", "2.5", "--disk-poll-interval", "3s"}, getenv: full,
+			check: func(t *testing.T, o *options) {
+				want := diskbudget.NodeLimits{BytesPerSecond: 1000, BurstBytes: 2000, EventsPerSecond: -1, BurstEvents: 5, MinFreeBytes: 123, MinFreePercent: 2.5}
+				if o.cfg.Disk != want || o.cfg.DiskPollInterval != 3*time.Second {
+					t.Fatalf("disk flags: %+v, %s", o.cfg.Disk, o.cfg.DiskPollInterval)
+				}
+			}},
 		"flags": {args: []string{"--data-dir", "/d", "--lease-duration", "3s", "--capacity", "5", "--http-bind-address", "0"}, getenv: full,
 			check: func(t *testing.T, o *options) {
 				if o.cfg.DataDir != "/d" || o.cfg.LeaseDuration != 3*time.Second || o.cfg.Capacity != 5 || o.cfg.HTTPAddress != "0" {

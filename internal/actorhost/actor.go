@@ -14,6 +14,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 )
 
@@ -78,6 +79,10 @@ type ActorConfig struct {
 	// MaxStateBytes bounds the state init or tick may return; 0 is
 	// limits.DefaultMaxStateBytes.
 	MaxStateBytes int
+	// DiskBudget bounds what the actor writes: its chain appends and state
+	// writes (rates, with a burst) and its chain's size. nil is
+	// diskbudget.DefaultLimits(); a zero field is no limit on that.
+	DiskBudget *diskbudget.Limits
 	// Durability of a durable chain.
 	Durability chain.Durability
 	// MemoryChainRetain bounds the events an in-memory chain keeps (0: all).
@@ -114,6 +119,7 @@ type Actor struct {
 	log       logr.Logger
 	chain     *chain.Chain
 	handler   *runtimehandler.Actor
+	budget    *diskbudget.Actor
 	pages     uint32
 	timeout   time.Duration
 	maxState  int
@@ -253,11 +259,16 @@ type lifecycleData struct {
 	Resumed     bool   `json:"resumed"`
 }
 
+// record appends an event the engine writes on the actor's account: its
+// lifecycle and its ticks. It is charged to the actor's disk budget, never
+// refused by it (the debt it may leave is waited off before the next
+// tick), so that why a run ended is always recorded.
 func (a *Actor) record(kind chain.Kind, op string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encoding %s event: %w", kind, err)
 	}
+	a.budget.Charge(chain.RecordSize(kind, op, len(data)))
 	if _, err := a.chain.Append(kind, op, data); err != nil {
 		return fmt.Errorf("recording %s: %w", kind, err)
 	}
@@ -291,13 +302,17 @@ func (a *Actor) stateRecord() stateRecord {
 	return r
 }
 
-// setState makes s the actor's state, saving it in Dir first (statefile.go),
-// and returns the slot it was saved in (-1 for none): the caller appends
-// the event that records it, then calls stateRecorded. op names the call
-// that returned it, for the error.
+// setState makes s the actor's state, saving it in Dir first (once the
+// disk budget admits the write; statefile.go), and returns the slot it was
+// saved in (-1 for none): the caller appends the event that records it,
+// then calls stateRecorded. op names the call that returned it, for the
+// error.
 func (a *Actor) setState(op string, s savedState) (int, error) {
 	slot := -1
 	if a.cfg.Dir != "" {
+		if err := a.budget.WriteState(a.runCtx, len(s.state)); err != nil {
+			return -1, wrapOp(err, op)
+		}
 		var err error
 		if slot, err = a.store.save(a.chain, s); err != nil {
 			return -1, &ActorError{Reason: ReasonHostError, Op: op, Message: err.Error(), Err: err}

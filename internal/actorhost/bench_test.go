@@ -6,22 +6,33 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/limits"
 	"github.com/troupe-dev/troupe/internal/testutil"
 )
 
+// unthrottled is a disk budget far above anything a benchmark reaches: its
+// checks run on every append, and never wait.
+var unthrottled = diskbudget.Limits{BytesPerSecond: 1 << 50, BurstBytes: 1 << 50, EventsPerSecond: 1 << 50, BurstEvents: 1 << 50, MaxChainBytes: 1 << 62}
+
 // BenchmarkRoundTrip measures a guest -> host -> guest call through the
-// engine, chain append included: one Call of an exported loop that makes
-// b.N runtime calls, so ns/op is the cost of one runtime call. Target:
-// <= 1 us.
+// engine, chain append and disk budget (the actor's and a node's, never
+// waiting) included: one Call of an exported loop that makes b.N runtime
+// calls, so ns/op is the cost of one runtime call. Target: <= 1 us.
 func BenchmarkRoundTrip(b *testing.B) {
 	for _, chainKind := range []string{"memory", "durable"} {
 		for _, fn := range []string{"loop-time", "loop-log"} {
 			name := map[string]string{"loop-time": "get-current-time", "loop-log": "log-100B"}[fn]
 			b.Run(name+"/"+chainKind+"-chain", func(b *testing.B) {
-				e, _ := newTestEngine(b)
+				node := diskbudget.NewNode(diskbudget.NodeLimits{BytesPerSecond: 1 << 50, BurstBytes: 1 << 50, EventsPerSecond: 1 << 50, BurstEvents: 1 << 50}, diskbudget.NodeOptions{})
+				e, err := NewEngine(context.Background(), EngineOptions{NoDiskCache: true, SystemInfo: fixedSystemInfo{}, Version: "test", DiskBudget: node})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { _ = e.Close(context.Background()) })
+				budget := unthrottled
 				cfg := ActorConfig{Name: "bench", Component: compile(b, e, "counter"), CallTimeout: limits.MaxCallTimeout,
-					MemoryChainRetain: 4096}
+					MemoryChainRetain: 4096, DiskBudget: &budget}
 				if chainKind == "durable" {
 					cfg.Dir = b.TempDir()
 				}

@@ -18,6 +18,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/troupe-dev/troupe/internal/abi"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 	"github.com/troupe-dev/troupe/internal/version"
 )
@@ -44,6 +45,9 @@ type EngineOptions struct {
 	Version string
 	// Now is the clock of the runtime handler and the chains; nil is time.Now.
 	Now func() time.Time
+	// DiskBudget is the node-wide budget every actor's writes also take
+	// from, and its free-space watermark; nil: none (`troupe run`).
+	DiskBudget *diskbudget.Node
 }
 
 // Engine runs actors: one wazero runtime for the process (the compiler

@@ -9,6 +9,8 @@ import (
 
 	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/troupe-dev/troupe/internal/diskbudget"
+	"github.com/troupe-dev/troupe/internal/runtimehandler"
 	"github.com/troupe-dev/troupe/internal/textutil"
 )
 
@@ -43,6 +45,16 @@ const (
 	ReasonHostError Reason = "HostError"
 	// ReasonCanceled: the host canceled a call (a stop that could not wait).
 	ReasonCanceled Reason = "Canceled"
+	// ReasonChainRateLimit: the actor appended to its chain faster than its
+	// budget (or its node's) allows, until a call would have waited past
+	// its deadline.
+	ReasonChainRateLimit Reason = "ChainRateLimit"
+	// ReasonChainSizeLimit: the actor's chain on the node reached its size
+	// budget (spec.limits.maxChainBytes).
+	ReasonChainSizeLimit Reason = "ChainSizeLimit"
+	// ReasonDiskPressure: the node's data directory is below the host's
+	// free-space watermark; nothing more is written.
+	ReasonDiskPressure Reason = "DiskPressure"
 )
 
 // ActorError is why an actor failed: a reason code, the operation that
@@ -85,7 +97,24 @@ func knownError(op string, err error) *ActorError {
 	if errors.As(err, &abi) {
 		return &ActorError{Reason: ReasonABI, Op: op, Message: abi.msg, Err: err}
 	}
+	var be *diskbudget.Error
+	if errors.As(err, &be) {
+		msg := be.Message
+		var te *runtimehandler.TrapError
+		if errors.As(err, &te) {
+			msg = te.Func + ": " + msg // the runtime call that was refused
+		}
+		return &ActorError{Reason: budgetReasons[be.Kind], Op: op, Message: msg, Err: err}
+	}
 	return nil
+}
+
+// budgetReasons names each refusal of the disk budget.
+var budgetReasons = map[diskbudget.Kind]Reason{
+	diskbudget.KindRate:     ReasonChainRateLimit,
+	diskbudget.KindNodeRate: ReasonChainRateLimit,
+	diskbudget.KindSize:     ReasonChainSizeLimit,
+	diskbudget.KindPressure: ReasonDiskPressure,
 }
 
 // wrapOp turns err into the ActorError of op: an ABI violation, or a

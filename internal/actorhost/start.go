@@ -16,6 +16,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/abi"
 	"github.com/troupe-dev/troupe/internal/actordir"
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/limits"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 )
@@ -63,6 +64,11 @@ func (e *Engine) Start(ctx context.Context, cfg ActorConfig) (*Actor, error) {
 			return nil, fmt.Errorf("starting actor %s: %w", a.id, err)
 		}
 	}
+	// A chain at its size budget, or a node short of disk, can record
+	// nothing the actor would do: the run ends here, saying so.
+	if err := a.budget.CheckStart(); err != nil {
+		return a, a.fail(wrapOp(err, "start"))
+	}
 	if err := a.boot(ctx); err != nil {
 		return a, err
 	}
@@ -104,10 +110,15 @@ func (e *Engine) newActor(cfg ActorConfig) (a *Actor, err error) {
 			_ = a.chain.Close()
 		}
 	}()
+	lim := diskbudget.DefaultLimits()
+	if cfg.DiskBudget != nil {
+		lim = *cfg.DiskBudget
+	}
+	a.budget = diskbudget.NewActor(lim, e.opts.DiskBudget, a.chain.Size())
 	a.handler, err = runtimehandler.NewActor(runtimehandler.ActorOptions{
 		ID: a.id, Name: cfg.Name, Namespace: cfg.Namespace, Config: cfg.Handler, Env: cfg.Env,
-		SystemInfo: e.opts.SystemInfo, Chain: a.chain, Metrics: e.opts.Metrics, Logger: a.log,
-		Version: e.opts.Version, Now: e.opts.Now,
+		SystemInfo: e.opts.SystemInfo, Chain: a.chain, Budget: a.budget, Deadline: a.callDeadline,
+		Metrics: e.opts.Metrics, Logger: a.log, Version: e.opts.Version, Now: e.opts.Now,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting actor %s: %w", a.id, err)

@@ -45,6 +45,19 @@ func (a *Actor) tickLoop(done <-chan struct{}) {
 			return
 		case <-t.C:
 		}
+		// A tick that wrote more than the actor's disk budget allows (a
+		// big state, many events) left it in debt: the next one waits
+		// until it is paid, so the actor ticks less often instead of
+		// failing its next call.
+		if d := a.budget.Backlog(); d > 0 {
+			wait := time.NewTimer(d)
+			select {
+			case <-done:
+				wait.Stop()
+				return
+			case <-wait.C:
+			}
+		}
 		// Failures end the run (recorded, Err set); nothing to do here.
 		if more, _ := a.tick(context.Background(), done); !more {
 			return

@@ -140,6 +140,7 @@ type Chain struct {
 	head   Hash
 	length uint64 // the next event's seq
 	count  uint64 // events in this chain object (file or memory), for StartSegment
+	size   int64  // bytes of the file (header and records, written or not), or of a memory chain's records
 	now    func() time.Time
 	hasher hash.Hash
 	scr    []byte // reused encoding buffer of memory chains
@@ -325,6 +326,7 @@ func (l *Locked) Open(opts Options) (*Chain, Recovery, error) {
 		if err := writeHeader(f, dir); err != nil {
 			return fail(err)
 		}
+		c.size = int64(len(magicBytes))
 		c.startTimer()
 		return c, rec, nil
 	}
@@ -395,6 +397,10 @@ func (l *Locked) Open(opts Options) (*Chain, Recovery, error) {
 	}
 	rec.Events = res.events
 	c.head, c.length, c.count = res.head, res.length, res.events
+	c.size = size - rec.DroppedBytes
+	if rec.DroppedBytes > 0 && res.offset < int64(len(Magic)) {
+		c.size = int64(len(magicBytes)) // the header was written anew
+	}
 	c.startTimer()
 	return c, rec, nil
 }
@@ -466,6 +472,21 @@ func (c *Chain) releaseBuf() {
 		pendPool.Put(c.pendBuf)
 	}
 	c.pendBuf, c.pend = nil, nil
+}
+
+// Size returns the bytes the chain takes: its file's size with what is
+// still buffered, or for a memory chain what its events would take in a
+// file (without the header).
+func (c *Chain) Size() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.size
+}
+
+// RecordSize is the number of bytes an event of kind and op with dataLen
+// bytes of data takes in a chain file: what appending it costs the disk.
+func RecordSize(kind Kind, op string, dataLen int) int {
+	return frameHeaderSize + fixedBodySize + len(kind) + len(op) + dataLen
 }
 
 // Path returns the chain's file, or "" for a memory chain.
@@ -540,6 +561,7 @@ func (c *Chain) appendLocked(kind Kind, op string, data []byte) (Hash, error) {
 	c.head = sum
 	c.length++
 	c.count++
+	c.size += int64(RecordSize(kind, op, len(data)))
 	if c.f == nil {
 		return sum, nil
 	}

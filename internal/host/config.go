@@ -15,6 +15,7 @@ import (
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/internal/actordir"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 )
 
 // Defaults of a host's settings.
@@ -40,6 +41,10 @@ const (
 	// DefaultEnvSyncTimeout bounds the first read of an actor's
 	// ConfigMaps and Secrets before the host reports why it is stuck.
 	DefaultEnvSyncTimeout = 30 * time.Second
+	// DefaultDiskPollInterval is how often the free space of the data
+	// directory is read; what the actors write in between counts against
+	// it at once.
+	DefaultDiskPollInterval = time.Second
 )
 
 // maxNamespacesAnnotation bounds the Lease annotation that lists the
@@ -100,6 +105,18 @@ type Config struct {
 	StopGrace time.Duration
 	// EnvSyncTimeout bounds the first read of an actor's env sources.
 	EnvSyncTimeout time.Duration
+
+	// Disk is the node-wide disk budget all the host's actors share: their
+	// append rates and the free-space watermark of DataDir's filesystem. A
+	// zero field is its default (diskbudget.DefaultNodeLimits), a negative
+	// one turns that limit off.
+	Disk diskbudget.NodeLimits
+	// FreeSpace reads the free space of DataDir's filesystem; nil is
+	// statfs. Tests inject their own.
+	FreeSpace diskbudget.FreeSpaceFunc
+	// DiskPollInterval is how often it is read; 0 is
+	// DefaultDiskPollInterval.
+	DiskPollInterval time.Duration
 
 	// MetricsAddress, HealthProbeAddress and HTTPAddress are where /metrics,
 	// /healthz and /readyz, and the chain endpoint listen; "0" disables one.
@@ -200,6 +217,28 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.EnvSyncTimeout == 0 {
 		c.EnvSyncTimeout = DefaultEnvSyncTimeout
+	}
+	def := diskbudget.DefaultNodeLimits()
+	for _, f := range []struct{ v, def *int64 }{
+		{&c.Disk.BytesPerSecond, &def.BytesPerSecond}, {&c.Disk.BurstBytes, &def.BurstBytes},
+		{&c.Disk.EventsPerSecond, &def.EventsPerSecond}, {&c.Disk.BurstEvents, &def.BurstEvents},
+		{&c.Disk.MinFreeBytes, &def.MinFreeBytes},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.def
+		}
+	}
+	if c.Disk.MinFreePercent == 0 {
+		c.Disk.MinFreePercent = def.MinFreePercent
+	}
+	if c.Disk.MinFreePercent >= 100 {
+		errs = append(errs, fmt.Errorf("disk min free percent %g must be below 100", c.Disk.MinFreePercent))
+	}
+	if c.DiskPollInterval == 0 {
+		c.DiskPollInterval = DefaultDiskPollInterval
+	}
+	if c.DiskPollInterval < 0 {
+		errs = append(errs, fmt.Errorf("disk poll interval %s must be positive", c.DiskPollInterval))
 	}
 	if c.CompilationCacheDir == "" && c.DataDir != "" {
 		c.CompilationCacheDir = filepath.Join(c.DataDir, actordir.CompilationCacheDir)

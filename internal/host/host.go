@@ -37,6 +37,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/actordir"
 	"github.com/troupe-dev/troupe/internal/actorhost"
 	"github.com/troupe-dev/troupe/internal/component"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/kubeenv"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 	"github.com/troupe-dev/troupe/internal/version"
@@ -56,6 +57,7 @@ type Host struct {
 	actorMet *runtimehandler.MetricsRegistry
 	metrics  *hostMetrics
 	pub      *publisher
+	disk     *diskbudget.Node
 
 	listeners map[string]net.Listener // by address, shared by the servers on it
 
@@ -141,6 +143,7 @@ func New(cfg Config) (*Host, error) {
 		runs:      map[types.NamespacedName]*run{},
 		resolved:  map[types.NamespacedName]resolution{},
 		listeners: map[string]net.Listener{},
+		disk:      diskbudget.NewNode(cfg.Disk, diskbudget.NodeOptions{Dir: cfg.DataDir, FreeSpace: cfg.FreeSpace}),
 	}
 	h.metrics = newHostMetrics(h.actorMet, func() float64 { return float64(h.runningCount()) }, h.envs)
 	h.pub = newPublisher(h.client, h.api, cfg.PodName, cfg.StatusInterval, log.WithName("status"), h.metrics)
@@ -174,9 +177,14 @@ func (h *Host) Start(ctx context.Context) error {
 	if !h.started.CompareAndSwap(false, true) {
 		return errors.New("host already started")
 	}
+	// The disk budget's watermark is read before any actor starts.
+	if err := h.disk.Poll(); err != nil {
+		h.log.Error(err, "the free-space watermark is off until the free space can be read")
+	}
 	engine, err := actorhost.NewEngine(ctx, actorhost.EngineOptions{
 		CacheDir: h.cfg.CompilationCacheDir, Logger: h.log.WithName("actor"), Metrics: h.actorMet,
 		SystemInfo: runtimehandler.NewNodeSystemInfo(h.cfg.NodeName, 2*time.Second), Version: h.cfg.Version,
+		DiskBudget: h.disk,
 	})
 	if err != nil {
 		h.closeListeners()
@@ -195,6 +203,8 @@ func (h *Host) Start(ctx context.Context) error {
 	defer stopLease()
 	wg.Go(func() { h.runLease(leaseCtx) })
 	wg.Go(func() { h.pollHeads(mgrCtx) })
+	wg.Go(func() { h.watchDisk(mgrCtx) })
+	wg.Go(func() { h.logDisk(mgrCtx) })
 	wg.Go(func() {
 		if h.mgr.GetCache().WaitForCacheSync(mgrCtx) {
 			h.cacheSynced.Store(true)

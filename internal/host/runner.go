@@ -66,6 +66,9 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 		h.failStart(r, a, nil, v1alpha1.ReasonInvalidSpec, err.Error())
 		return
 	}
+	if !h.waitDisk(ctx, r, a) {
+		return
+	}
 	mod := h.waitComponent(ctx, r, a)
 	if mod == nil {
 		return
@@ -108,6 +111,10 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 	cfg.Logger = logr.New(&redactingSink{LogSink: h.log.WithName("actor").GetSink(), env: env})
 
 	log.V(1).Info("compiled; starting", "dir", r.dir, "newSegment", link != nil)
+	// Again: fetching and compiling take time, and write to the disk too.
+	if !h.waitDisk(ctx, r, a) {
+		return
+	}
 	actor, err := h.engine.Start(ctx, cfg)
 	if actor == nil {
 		if ctx.Err() == nil {
@@ -529,6 +536,10 @@ var readyReasons = map[actorhost.Reason]string{
 	actorhost.ReasonTickFailed:    v1alpha1.ReasonTickFailed,
 	actorhost.ReasonHostError:     v1alpha1.ReasonHostError,
 	actorhost.ReasonCanceled:      v1alpha1.ReasonCanceled,
+
+	actorhost.ReasonChainRateLimit: v1alpha1.ReasonChainRateLimit,
+	actorhost.ReasonChainSizeLimit: v1alpha1.ReasonChainSizeLimit,
+	actorhost.ReasonDiskPressure:   v1alpha1.ReasonDiskPressure,
 }
 
 // readyReason is the Ready condition's reason for an actor's failure; an

@@ -116,6 +116,9 @@ func TestReadyReasons(t *testing.T) {
 		"tick failed":    {err: &actorhost.ActorError{Reason: actorhost.ReasonTickFailed}, want: v1alpha1.ReasonTickFailed},
 		"host error":     {err: &actorhost.ActorError{Reason: actorhost.ReasonHostError}, want: v1alpha1.ReasonHostError},
 		"canceled":       {err: &actorhost.ActorError{Reason: actorhost.ReasonCanceled}, want: v1alpha1.ReasonCanceled},
+		"chain rate":     {err: &actorhost.ActorError{Reason: actorhost.ReasonChainRateLimit}, want: v1alpha1.ReasonChainRateLimit},
+		"chain size":     {err: &actorhost.ActorError{Reason: actorhost.ReasonChainSizeLimit}, want: v1alpha1.ReasonChainSizeLimit},
+		"disk pressure":  {err: &actorhost.ActorError{Reason: actorhost.ReasonDiskPressure}, want: v1alpha1.ReasonDiskPressure},
 		"unclassified":   {err: errors.New("disk full"), want: v1alpha1.ReasonHostError},
 		"a newer reason": {err: &actorhost.ActorError{Reason: "SomethingNew"}, want: "SomethingNew"},
 	}

@@ -62,6 +62,50 @@ const (
 // DefaultMaxStateBytes bounds the state init or tick may return.
 const DefaultMaxStateBytes = 16 << 20
 
+// An actor's disk budget (spec.limits): how fast it may append to its chain
+// and write its saved state, and how large its chain may grow on a node
+// (internal/diskbudget enforces them). The defaults keep a flooding actor
+// to about 16 MiB of burst plus 1 MiB a second, while the examples and the
+// seed's use cases (a few events a second, a few KiB each) never wait.
+const (
+	// DefaultChainBytesPerSecond is the byte rate of chain appends and
+	// state writes together.
+	DefaultChainBytesPerSecond = 1 << 20
+	MaxChainBytesPerSecond     = 1 << 30
+	// DefaultChainBurstBytes is how many bytes an idle actor may write at
+	// once; one larger write waits for a full bucket and leaves it in debt.
+	DefaultChainBurstBytes = 16 << 20
+	MaxChainBurstBytes     = 1 << 30
+	// DefaultChainEventsPerSecond is the rate of chain events.
+	DefaultChainEventsPerSecond = 1000
+	MaxChainEventsPerSecond     = 1_000_000
+	// DefaultChainBurstEvents is how many events an idle actor may append
+	// at once.
+	DefaultChainBurstEvents = 10_000
+	MaxChainBurstEvents     = 10_000_000
+	// DefaultMaxChainBytes bounds an actor's chain on one node, until
+	// chains can be archived: at the ~600 bytes a second of an idle
+	// ticking actor that reads an env variable, about 20 days.
+	DefaultMaxChainBytes = 1 << 30
+	MinMaxChainBytes     = 1 << 20
+	MaxMaxChainBytes     = 1 << 40
+)
+
+// A host's node-wide disk budget (cmd/host flags, the chart's host.disk
+// values): what all its actors together may append and write, and the
+// free space below which it starts nothing and refuses appends.
+const (
+	DefaultNodeChainBytesPerSecond  = 64 << 20
+	DefaultNodeChainBurstBytes      = 256 << 20
+	DefaultNodeChainEventsPerSecond = 100_000
+	DefaultNodeChainBurstEvents     = 1_000_000
+	// DefaultDiskMinFreeBytes and DefaultDiskMinFreePercent: the watermark
+	// is the larger of the two. 15% stops the actors before the kubelet's
+	// default hard eviction threshold (nodefs.available < 10%) is reached.
+	DefaultDiskMinFreeBytes   = 1 << 30
+	DefaultDiskMinFreePercent = 15
+)
+
 // CheckMemoryPages reports a memory limit outside 1..MaxMemoryPages.
 func CheckMemoryPages(pages int64) error {
 	return within("memory limit", pages, 1, MaxMemoryPages, " pages")

@@ -51,6 +51,12 @@ func TestDefaultsLieWithinTheirBounds(t *testing.T) {
 		"maxEventTypeBytes": {DefaultMaxEventTypeBytes, 1, MaxEventTypeBytesLimit},
 		"maxMetricNames":    {DefaultMaxMetricNames, 1, MaxMetricNamesLimit},
 		"maxMemoryPages":    {DefaultMemoryPages, 1, MaxMemoryPages},
+
+		"maxChainBytes":        {DefaultMaxChainBytes, MinMaxChainBytes, MaxMaxChainBytes},
+		"chainBytesPerSecond":  {DefaultChainBytesPerSecond, 1, MaxChainBytesPerSecond},
+		"chainBurstBytes":      {DefaultChainBurstBytes, 1, MaxChainBurstBytes},
+		"chainEventsPerSecond": {DefaultChainEventsPerSecond, 1, MaxChainEventsPerSecond},
+		"chainBurstEvents":     {DefaultChainBurstEvents, 1, MaxChainBurstEvents},
 	} {
 		if c.def < c.lo || c.def > c.hi {
 			t.Errorf("%s: default %d outside %d..%d", name, c.def, c.lo, c.hi)

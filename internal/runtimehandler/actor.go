@@ -11,6 +11,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/version"
 )
 
@@ -36,6 +37,15 @@ type ActorOptions struct {
 	SystemInfo SystemInfoSource
 	// Chain records every call. Required.
 	Chain Recorder
+	// Budget, when set, admits every event before it is appended: a call
+	// waits for it within its deadline, and one it refuses traps with the
+	// *diskbudget.Error, so that nothing the guest is told succeeded goes
+	// unrecorded. nil: no budget.
+	Budget *diskbudget.Actor
+	// Deadline returns the deadline of the call in progress (zero: none),
+	// for what the guest writes outside a runtime call, to WASI stdout and
+	// stderr, which has no context; nil: none.
+	Deadline func() time.Time
 	// Metrics exports record-metric values; nil: metrics are validated and
 	// chained but not exported.
 	Metrics *MetricsRegistry
@@ -58,6 +68,8 @@ type Actor struct {
 	env                          EnvSource
 	sys                          SystemInfoSource
 	rec                          Recorder
+	budget                       *diskbudget.Actor
+	deadline                     func() time.Time
 	metrics                      *MetricsRegistry
 	log                          logr.Logger
 	now                          func() time.Time
@@ -105,7 +117,7 @@ func NewActor(o ActorOptions) (*Actor, error) {
 	}
 	a := &Actor{
 		id: o.ID, name: o.Name, namespace: o.Namespace, version: o.Version,
-		cfg: cfg, env: o.Env, sys: o.SystemInfo, rec: o.Chain, metrics: o.Metrics,
+		cfg: cfg, env: o.Env, sys: o.SystemInfo, rec: o.Chain, budget: o.Budget, deadline: o.Deadline, metrics: o.Metrics,
 		log:         o.Logger.WithValues("namespace", o.Namespace, "name", o.Name, "actorID", o.ID),
 		now:         o.Now,
 		metricNames: map[string]string{},

@@ -79,10 +79,16 @@ func transient(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// record appends the event built in the actor's fields to its chain. A
-// call that can't be recorded traps: an actor must not act unaudited.
+// record appends the event built in the actor's fields to its chain, once
+// the actor's disk budget admits it (waiting within the call's deadline).
+// A call that can't be recorded traps: an actor must not act unaudited.
 func (c *call) record(kind chain.Kind, f *eventFields) {
 	data := f.Data()
+	if b := c.a.budget; b != nil {
+		if err := b.Admit(c.ctx, chain.RecordSize(kind, c.fn, len(data))); err != nil {
+			trap(c.fn, "the actor's disk budget refused the call's event", err)
+		}
+	}
 	if _, err := c.a.rec.Append(kind, c.fn, data); err != nil {
 		trap(c.fn, "recording the call in the actor's chain", err)
 	}
@@ -254,8 +260,9 @@ func hostLog(ctx context.Context, mod api.Module, stack []uint64) {
 		return
 	}
 	msg = a.RedactBytes(msg)
-	a.emitLog(level, msg, false)
+	// Recorded first: a line the budget refuses reaches no log either.
 	c.record(chain.KindLog, f.Str("level", level).Str("message", transient(msg)))
+	a.emitLog(level, msg, false)
 	c.storeResultOK(retptr)
 }
 
