@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -17,6 +18,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/troupe-dev/troupe/internal/actorhost"
+	"github.com/troupe-dev/troupe/internal/asyncwriter"
 	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/host"
 	"github.com/troupe-dev/troupe/internal/version"
@@ -65,6 +68,8 @@ Flags:
 	fs.StringVar(&o.cfg.HTTPAddress, "http-bind-address", host.DefaultHTTPAddress, `address of the read-only chain endpoint (GET /actors, `+host.ChainPath+`); loopback by default, for kubectl port-forward ("0" disables it)`)
 	fs.DurationVar(&o.cfg.StatusInterval, "status-interval", host.DefaultStatusInterval, "least time between two status writes of one actor whose chain head moved (lifecycle transitions are written at once)")
 	fs.DurationVar(&o.cfg.StopGrace, "stop-grace", host.DefaultStopGrace, "how long stopping an actor waits for its call in progress before canceling it")
+	fs.IntVar(&o.cfg.MaxConcurrentCompiles, "max-concurrent-compiles", 0, "how many modules the host compiles at once (0: one per two CPUs); a module compiled before does not wait")
+	fs.DurationVar(&o.cfg.CompileTimeout, "compile-timeout", actorhost.DefaultCompileTimeout, "how long one module may take to compile (a last line: modules past the structural bounds are refused before compiling)")
 	d := diskbudget.DefaultNodeLimits()
 	fs.Int64Var(&o.cfg.Disk.BytesPerSecond, "node-chain-bytes-per-second", d.BytesPerSecond, "bytes a second all actors together may append to their chains and write as state, shared fairly (-1: no limit)")
 	fs.Int64Var(&o.cfg.Disk.BurstBytes, "node-chain-burst-bytes", d.BurstBytes, "bytes all actors together may write at once, past the rate")
@@ -112,6 +117,33 @@ Flags:
 	return o, nil
 }
 
+// maxLogQueue bounds the host's log lines waiting for stderr.
+const maxLogQueue = 4 << 20
+
+// logFlushGrace is how long an exiting host waits for stderr to take its
+// last log lines.
+const logFlushGrace = 5 * time.Second
+
+// newLogOutput is the host's logger: its records (the actors' log lines
+// among them) go to w through an asyncwriter, so a container runtime that
+// stalls the host's stderr never holds up a guest's call; lines past the
+// queue are dropped, and a record counting them stands in their place.
+func newLogOutput(level, format string, w io.Writer) (logr.Logger, *asyncwriter.Writer, error) {
+	// The notice is formatted by a logger of its own, straight to a buffer.
+	notice := func(n uint64) []byte {
+		var b bytes.Buffer
+		l, _ := newLogger("info", format, &b)
+		l.WithName("host").Info("log lines dropped: stderr did not keep up", "dropped", n)
+		return b.Bytes()
+	}
+	if _, err := newLogger(level, format, io.Discard); err != nil {
+		return logr.Logger{}, nil, err
+	}
+	out := asyncwriter.New(w, maxLogQueue, notice, nil)
+	log, _ := newLogger(level, format, out)
+	return log, out, nil
+}
+
 func newLogger(level, format string, w io.Writer) (logr.Logger, error) {
 	var l slog.Level
 	switch level {
@@ -149,10 +181,15 @@ func run(args []string, getenv func(string) string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(o.logLevel, o.logFormat, stderr)
+	log, out, err := newLogOutput(o.logLevel, o.logFormat, stderr)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), logFlushGrace)
+		defer cancel()
+		_ = out.Close(ctx)
+	}()
 	ctrl.SetLogger(log)
 	o.cfg.Logger = log
 	o.cfg.Version = version.String()

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"io"
 	"slices"
 	"strings"
@@ -48,6 +50,12 @@ func TestParse(t *testing.T) {
 			check: func(t *testing.T, o *options) {
 				if o.cfg.DataDir != "/d" || o.cfg.LeaseDuration != 3*time.Second || o.cfg.Capacity != 5 || o.cfg.HTTPAddress != "0" {
 					t.Fatalf("flags: %+v", o.cfg)
+				}
+			}},
+		"compile flags": {args: []string{"--max-concurrent-compiles", "3", "--compile-timeout", "90s"}, getenv: full,
+			check: func(t *testing.T, o *options) {
+				if o.cfg.MaxConcurrentCompiles != 3 || o.cfg.CompileTimeout != 90*time.Second {
+					t.Fatalf("compile flags: %+v", o.cfg)
 				}
 			}},
 		"actor namespaces": {args: []string{"--actor-namespaces=team-b, team-a"}, getenv: full, check: func(t *testing.T, o *options) {
@@ -99,5 +107,55 @@ func TestLogger(t *testing.T) {
 	l.Info("shown", "k", "v")
 	if strings.Contains(b.String(), "hidden") || !strings.Contains(b.String(), `"k":"v"`) {
 		t.Fatalf("log output %q", b.String())
+	}
+}
+
+// TestLogOutputNeverBlocks: with stderr taking nothing (a stalled container
+// runtime), logging returns at once however much is logged, so a guest's
+// log call never waits on it; once stderr reads again it gets whole
+// records, and one that counts the records dropped.
+func TestLogOutputNeverBlocks(t *testing.T) {
+	for _, format := range []string{"json", "text"} {
+		t.Run(format, func(t *testing.T) {
+			r, w := io.Pipe()
+			log, out, err := newLogOutput("info", format, w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for i := range 20_000 {
+					log.WithName("actor").Info(strings.Repeat("m", 300), "i", i)
+				}
+			}()
+			select {
+			case <-done:
+			case <-time.After(time.Minute):
+				t.Fatal("logging blocked on a stderr that takes nothing")
+			}
+			if out.Dropped() == 0 {
+				t.Fatal("nothing dropped")
+			}
+			read := make(chan string, 1)
+			go func() { b, _ := io.ReadAll(r); read <- string(b) }()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := out.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			_ = w.Close()
+			got := <-read
+			if !strings.Contains(got, "log lines dropped") {
+				t.Fatal("no record counts the dropped lines")
+			}
+			if format == "json" {
+				for _, line := range strings.Split(strings.TrimSpace(got), "\n") {
+					if !json.Valid([]byte(line)) {
+						t.Fatalf("not a JSON record: %.80q", line)
+					}
+				}
+			}
+		})
 	}
 }

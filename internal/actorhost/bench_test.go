@@ -6,9 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
+
 	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/limits"
 	"github.com/troupe-dev/troupe/internal/testutil"
+	"github.com/troupe-dev/troupe/internal/wasmcheck"
 )
 
 // unthrottled is a disk budget far above anything a benchmark reaches: its
@@ -167,4 +171,35 @@ func BenchmarkTick(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkCheckVersusCompile measures what the structural pre-check
+// (wasmcheck.Check) costs beside the cold compile it guards, on the Go
+// hello example: each iteration checks the module and compiles it in a
+// fresh runtime (no cache, the engine's two compile workers). check-% is
+// the check's share of the pair, the figure docs/performance.md quotes.
+func BenchmarkCheckVersusCompile(b *testing.B) {
+	if testing.Short() {
+		b.Skip("builds examples/hello with the Go toolchain")
+	}
+	wasm := testutil.BuildExample(b, "hello")
+	ctx := experimental.WithCompilationWorkers(context.Background(), compileWorkers)
+	var checking, compiling time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := wasmcheck.Check(wasm, wasmcheck.Default); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		rt := wazero.NewRuntime(ctx)
+		if _, err := rt.CompileModule(ctx, wasm); err != nil {
+			b.Fatal(err)
+		}
+		compiling += time.Since(t1)
+		checking += t1.Sub(t0)
+		_ = rt.Close(ctx)
+	}
+	b.ReportMetric(float64(checking.Microseconds())/float64(b.N), "check-us/op")
+	b.ReportMetric(float64(compiling.Microseconds())/float64(b.N), "compile-us/op")
+	b.ReportMetric(100*float64(checking)/float64(checking+compiling), "check-%")
 }

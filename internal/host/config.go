@@ -105,6 +105,12 @@ type Config struct {
 	StopGrace time.Duration
 	// EnvSyncTimeout bounds the first read of an actor's env sources.
 	EnvSyncTimeout time.Duration
+	// MaxConcurrentCompiles is how many modules the host compiles at once
+	// (a module it compiled before takes no turn); 0 is one per two CPUs.
+	MaxConcurrentCompiles int
+	// CompileTimeout bounds one module's compile, the last line behind the
+	// structural bounds checked first; 0 is actorhost.DefaultCompileTimeout.
+	CompileTimeout time.Duration
 
 	// Disk is the node-wide disk budget all the host's actors share: their
 	// append rates and the free-space watermark of DataDir's filesystem. A

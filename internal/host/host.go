@@ -184,6 +184,7 @@ func (h *Host) Start(ctx context.Context) error {
 	engine, err := actorhost.NewEngine(ctx, actorhost.EngineOptions{
 		CacheDir: h.cfg.CompilationCacheDir, Logger: h.log.WithName("actor"), Metrics: h.actorMet,
 		SystemInfo: runtimehandler.NewNodeSystemInfo(h.cfg.NodeName, 2*time.Second), Version: h.cfg.Version,
+		MaxConcurrentCompiles: h.cfg.MaxConcurrentCompiles, CompileTimeout: h.cfg.CompileTimeout,
 		DiskBudget: h.disk,
 	})
 	if err != nil {
