@@ -27,36 +27,6 @@ import (
 // longTests reports whether the long versions of the loops run.
 func longTests() bool { return os.Getenv("TROUPE_TEST_LONG") != "" }
 
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
-	binDir    string
-)
-
-// troupeBinary builds cmd/troupe once per test binary (TestMain removes it)
-// and returns its path.
-func troupeBinary(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the troupe binary")
-	}
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "troupe-test-bin-")
-		if buildErr != nil {
-			return
-		}
-		builtBin = filepath.Join(binDir, "troupe")
-		if out, err := exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("building troupe: %w\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return builtBin
-}
-
 // stateOf is the state an event records: InitResult and ActorTick carry
 // the state after the call (v0.1.0's ticks name the digest stateDigest),
 // ActorRestart the state a run resumed from.
