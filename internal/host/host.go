@@ -150,6 +150,7 @@ func New(cfg Config) (*Host, error) {
 	h.metrics = newHostMetrics(h.actorMet, func() float64 { return float64(h.runningCount()) }, h.envs)
 	h.metrics.registry.MustRegister(&memoryCollector{h: h})
 	h.pub = newPublisher(h.client, h.api, cfg.PodName, cfg.StatusInterval, log.WithName("status"), h.metrics)
+	h.pub.node = cfg.NodeName
 	cache, err := component.NewCache(filepath.Join(cfg.DataDir, actordir.ComponentCacheDir))
 	if err != nil {
 		return nil, err

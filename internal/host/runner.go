@@ -146,6 +146,10 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 		}
 		return
 	}
+	if link != nil {
+		// The segment started: whatever state the actor had is elsewhere.
+		h.stateLost(r, a, link, moved)
+	}
 	r.mu.Lock()
 	r.actor = actor
 	if baselineKnown {
@@ -201,6 +205,25 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 			return
 		}
 	}
+}
+
+// stateLost says, in a Warning Event and the StateLost condition, that the
+// run started a new chain segment without the actor's state: init got
+// spec.initialState. State stays on the node that saved it until chains
+// are archived (docs/install.md#what-is-kept-where).
+func (h *Host) stateLost(r *run, a *v1alpha1.Actor, link *actorhost.ChainLink, moved string) {
+	msg := fmt.Sprintf("the actor continues its chain on node %s from event %d without the state it had there: init got spec.initialState",
+		h.cfg.NodeName, link.Length)
+	if link.Node != "" && link.Node != h.cfg.NodeName {
+		msg += fmt.Sprintf("; its earlier chain and saved state stay on node %s", link.Node)
+	}
+	if moved != "" {
+		msg += fmt.Sprintf("; the chain and state this node held from an earlier run were moved aside (%s)", moved)
+	}
+	msg += ". State does not follow an actor to another node until chains are archived"
+	h.log.Info("actor started without its state", "actor", r.key, "epoch", r.epoch, "previousNode", link.Node, "previousLength", link.Length)
+	h.report(r, true, func(v *view) { v.stateLost = textutil.Truncate(msg, maxMessage) })
+	h.event(a, corev1.EventTypeWarning, v1alpha1.EventStateLost, "Start", msg)
 }
 
 // fetch gets the module; for an image, a later run of the same generation
