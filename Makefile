@@ -99,6 +99,16 @@ check-generated: ## Fail when a committed generated file is stale.
 test: lint check-generated envtest test-tools ## Run every test (what CI runs).
 	assets=$${KUBEBUILDER_ASSETS:-$$(hack/setup-envtest.sh)}; KUBEBUILDER_ASSETS=$$assets go test $(GOTEST_FLAGS) ./...
 
+# Long loops (hundreds of kill -9s, races, ...) that CI does not run: every
+# test reads TROUPE_TEST_LONG and, when it is set, runs its long version.
+# LONG_RUN narrows the tests (go test -run), LONG_PKGS the packages.
+LONG_RUN ?= .
+LONG_PKGS ?= ./...
+.PHONY: test-long
+test-long: envtest ## Run the long versions of the crash, race and scale loops (TROUPE_TEST_LONG=1; not in CI). LONG_RUN and LONG_PKGS narrow it.
+	assets=$${KUBEBUILDER_ASSETS:-$$(hack/setup-envtest.sh)}; TROUPE_TEST_LONG=1 KUBEBUILDER_ASSETS=$$assets \
+	  go test -count=1 -timeout 3h -run '$(LONG_RUN)' $(LONG_PKGS)
+
 # The tools the test suites run (helm and kubectl for test/packaging) are
 # built here, before any test's timeout starts: a cold build of helm takes
 # minutes, over ten on a loaded two-core machine.

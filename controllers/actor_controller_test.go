@@ -49,6 +49,7 @@ func TestActorController(t *testing.T) {
 	t.Run("EventNotesFitTheAPIServer", func(t *testing.T) { testEventNotesOnTheAPIServer(t, env) })
 	t.Run("InvalidSpecIsNotRestarted", func(t *testing.T) { testInvalidSpecNotRestarted(t, env) })
 	t.Run("MissingComponentSourceWaits", func(t *testing.T) { testComponentSourceMissing(t, env) })
+	t.Run("PlacesByMemory", func(t *testing.T) { testMemory(t, env) })
 }
 
 func testPlacesAndWaitsForReady(t *testing.T, env *envtestutil.Env) {

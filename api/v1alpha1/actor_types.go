@@ -556,7 +556,8 @@ type ActorStatus struct {
 	// +optional
 	Phase Phase `json:"phase,omitempty"`
 
-	// conditions are the latest observations: Scheduled and Ready.
+	// conditions are the latest observations: Scheduled and Ready, and
+	// StateLost once the actor moved to a node without its saved state.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -640,6 +641,13 @@ type ChainStatus struct {
 	// updatedAt is when the host published this head.
 	// +optional
 	UpdatedAt *metav1.Time `json:"updatedAt,omitempty"`
+
+	// node is the node whose chain file holds this head (and the state
+	// saved with it): where the actor's history and state stay when it
+	// moves to another node.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Node string `json:"node,omitempty"`
 }
 
 // Phase summarises where an actor is in its life.

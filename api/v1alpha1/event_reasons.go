@@ -43,6 +43,10 @@ const (
 	// contain the head in status; it was moved aside and a new segment
 	// links to that head.
 	EventNewChainSegment = "NewChainSegment"
+	// EventStateLost (host, Warning): a new chain segment started on a
+	// node without the actor's saved state; init got spec.initialState
+	// (see ConditionStateLost).
+	EventStateLost = "StateLost"
 	// EventStarted (host, Normal): the actor's init returned and it runs.
 	EventStarted = "Started"
 	// EventFailed (host, Warning): the run failed or could not start; the

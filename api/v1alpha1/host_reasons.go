@@ -1,5 +1,17 @@
 package v1alpha1
 
+// ConditionStateLost, written by the host, is True once a run started a
+// new chain segment on a node that does not hold the actor's saved state
+// (the actor moved): init got spec.initialState, not the state the actor
+// had at the head it continues. Its message names the node that keeps the
+// old state. State follows an actor across nodes only once chains are
+// archived; until then nothing sets it back.
+const ConditionStateLost = "StateLost"
+
+// ReasonNoStateOnNode (StateLost=True): the node a new chain segment
+// started on holds no saved state of the actor.
+const ReasonNoStateOnNode = "NoStateOnNode"
+
 // Condition reasons the host writes that actor_helpers.go and protocol.go
 // do not list (its Event reasons are in event_reasons.go). The host's Ready reasons for a failure are the
 // engine's (internal/actorhost's Reason), mapped one to one to these names

@@ -56,6 +56,24 @@ const (
 	// ProtocolVersionAnnotation on a host Lease is the protocol version the
 	// host speaks, a decimal integer; missing means LegacyProtocolVersion.
 	ProtocolVersionAnnotation = "theater.troupe.dev/protocol-version"
+	// MemoryCapacityAnnotation on a host Lease is the memory its actors may
+	// take together, bytes as a decimal integer: its memory limit (cgroup)
+	// less what the host keeps for itself. Missing means the host declares
+	// no memory, and only its count of actors limits what it takes.
+	MemoryCapacityAnnotation = "theater.troupe.dev/memory-capacity"
+	// MemoryUsedAnnotation on a host Lease is what its actors hold (linear
+	// memory, instances, buffers, compiled code), bytes, when it renewed.
+	MemoryUsedAnnotation = "theater.troupe.dev/memory-used"
+	// MemoryActorsAnnotation on a host Lease is how many actors
+	// MemoryUsedAnnotation covers: the actors assigned to the host beyond
+	// these have yet to take their memory.
+	MemoryActorsAnnotation = "theater.troupe.dev/memory-actors"
+	// MemoryPerActorAnnotation on a host Lease is the memory the host
+	// expects a new actor to take, bytes: the most one of the components
+	// it runs took, as observed, plus headroom. The manager counts each
+	// actor assigned beyond MemoryActorsAnnotation at this much, and places
+	// one more only where this much is free.
+	MemoryPerActorAnnotation = "theater.troupe.dev/memory-per-actor"
 	// NamespacesAnnotation on a host Lease lists the namespaces whose
 	// Actors the host runs (its --actor-namespaces, the chart's
 	// host.actorNamespaces): sorted, comma-separated, no spaces. Absent
@@ -110,6 +128,15 @@ const (
 	// engine; the message names the field. Either way the actor is not
 	// restarted until its spec changes (a new generation).
 	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonInsufficientMemory: the memory ran out. Written by the manager
+	// (Scheduled and Ready False, phase Pending) when every host that would
+	// take the actor lacks the memory for it (its Lease's figures), and by
+	// the host (Ready=False, phase unchanged) when it refuses to start the
+	// actor because the start would pass its memory budget: the host waits
+	// for memory to free, and the manager, reading this reason for the
+	// current epoch, takes the actor off the host and places it again. It
+	// is no failure: no restart, no backoff.
+	ReasonInsufficientMemory = "InsufficientMemory"
 )
 
 // ReasonNamespaceNotServed: no host runs Actors of the actor's namespace.

@@ -80,23 +80,23 @@ func newChainVerifyCommand() *cobra.Command {
 			if src.format == formatTheater {
 				rep, err := theater.Verify(bufio.NewReader(src.f))
 				if err != nil {
-					return &exitError{exitUnreadable, fmt.Errorf("verifying %s: %w", src.path, err)}
+					return &exitError{code: exitUnreadable, err: fmt.Errorf("verifying %s: %w", src.path, err)}
 				}
 				if !rep.OK() {
 					fmt.Fprintf(out, "%s: damaged: %d valid events before event %d\n", src.path, rep.Events, rep.FirstBad)
-					return &exitError{exitBroken, fmt.Errorf("%s: event %d: %s", src.path, rep.FirstBad, rep.Reason)}
+					return &exitError{code: exitBroken, err: fmt.Errorf("%s: event %d: %s", src.path, rep.FirstBad, rep.Reason)}
 				}
 				fmt.Fprintf(out, "%s: intact (theater-json): %d events, head %s\n", src.path, rep.Events, hex.EncodeToString(rep.Head))
 				return nil
 			}
 			rep, err := chain.VerifyFile(src.path)
 			if err != nil {
-				return &exitError{exitUnreadable, err}
+				return &exitError{code: exitUnreadable, err: err}
 			}
 			if !rep.OK() {
 				fmt.Fprintf(out, "%s: damaged: %d valid events before event %d (offset %d), head %s, length %d\n",
 					src.path, rep.Events, rep.FirstBad, rep.Offset, rep.Head, rep.Length)
-				return &exitError{exitBroken, fmt.Errorf("%s: event %d (offset %d): %s", src.path, rep.FirstBad, rep.Offset, rep.Reason)}
+				return &exitError{code: exitBroken, err: fmt.Errorf("%s: event %d (offset %d): %s", src.path, rep.FirstBad, rep.Offset, rep.Reason)}
 			}
 			note := ""
 			if rep.Writing {
@@ -146,10 +146,10 @@ and every event is re-hashed and its link checked as it arrives.`,
 				err = ferr
 			}
 			if errors.Is(err, chain.ErrCorrupt) {
-				return &exitError{exitBroken, err}
+				return &exitError{code: exitBroken, err: err}
 			}
 			if err != nil {
-				return &exitError{exitUnreadable, err}
+				return &exitError{code: exitUnreadable, err: err}
 			}
 			return nil
 		},
@@ -166,10 +166,10 @@ func showTheater(src *chainSource, p *printer) error {
 		err = ferr
 	}
 	if err != nil {
-		return &exitError{exitUnreadable, fmt.Errorf("reading %s: %w", src.path, err)}
+		return &exitError{code: exitUnreadable, err: fmt.Errorf("reading %s: %w", src.path, err)}
 	}
 	if !rep.OK() {
-		return &exitError{exitBroken, fmt.Errorf("%s: event %d: %s", src.path, rep.FirstBad, rep.Reason)}
+		return &exitError{code: exitBroken, err: fmt.Errorf("%s: event %d: %s", src.path, rep.FirstBad, rep.Reason)}
 	}
 	return nil
 }
@@ -190,18 +190,18 @@ func openChain(path, format string) (*chainSource, error) {
 	switch format {
 	case formatAuto, formatTroupe, formatTheater:
 	default:
-		return nil, &exitError{exitUnreadable, fmt.Errorf("unknown --format %q: want auto, troupe or theater-json", format)}
+		return nil, &exitError{code: exitUnreadable, err: fmt.Errorf("unknown --format %q: want auto, troupe or theater-json", format)}
 	}
 	p, err := chain.ResolvePath(path)
 	if err != nil {
-		return nil, &exitError{exitUnreadable, fmt.Errorf("reading chain: %w", err)}
+		return nil, &exitError{code: exitUnreadable, err: fmt.Errorf("reading chain: %w", err)}
 	}
 	f, err := os.Open(p)
 	if errors.Is(err, fs.ErrNotExist) && p != path {
-		return nil, &exitError{exitUnreadable, fmt.Errorf("%s is not an actor directory: it holds no %s", path, chain.FileName)}
+		return nil, &exitError{code: exitUnreadable, err: fmt.Errorf("%s is not an actor directory: it holds no %s", path, chain.FileName)}
 	}
 	if err != nil {
-		return nil, &exitError{exitUnreadable, fmt.Errorf("reading chain: %w", err)}
+		return nil, &exitError{code: exitUnreadable, err: fmt.Errorf("reading chain: %w", err)}
 	}
 	head := make([]byte, 512)
 	n, err := io.ReadFull(f, head)
@@ -210,7 +210,7 @@ func openChain(path, format string) (*chainSource, error) {
 	}
 	if err != nil {
 		f.Close()
-		return nil, &exitError{exitUnreadable, fmt.Errorf("reading chain %s: %w", p, err)}
+		return nil, &exitError{code: exitUnreadable, err: fmt.Errorf("reading chain %s: %w", p, err)}
 	}
 	head = head[:n]
 	theaterJSON := strings.HasPrefix(strings.TrimLeft(string(head), " \t\r\n"), "[")
@@ -232,7 +232,7 @@ func openChain(path, format string) (*chainSource, error) {
 	}
 	if notChain != "" {
 		f.Close()
-		return nil, &exitError{exitUnreadable, fmt.Errorf("%s is not a state chain: %s", p, notChain)}
+		return nil, &exitError{code: exitUnreadable, err: fmt.Errorf("%s is not a state chain: %s", p, notChain)}
 	}
 	return &chainSource{path: p, format: format, f: f}, nil
 }

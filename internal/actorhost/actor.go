@@ -27,6 +27,9 @@ const maxInitErrorBytes = 4 << 10
 type ChainLink struct {
 	Head   chain.Hash
 	Length uint64
+	// Node is where the chain up to Head was written, when known: the node
+	// that keeps the actor's earlier events and the state saved with them.
+	Node string
 }
 
 // ActorConfig describes one actor to start.
@@ -158,6 +161,11 @@ type Actor struct {
 	mod     api.Module
 	mem     api.Memory
 	limiter *memoryLimiter
+	// lim is limiter for readers outside the call lock (accounting).
+	lim atomic.Pointer[memoryLimiter]
+	// instanceHeld and buffersHeld are what the instance's heap and the
+	// chain buffers and state hold in the host's budget.
+	instanceHeld, buffersHeld atomic.Uint64
 	// realloc is the guest's cabi_realloc, which lowers init's arguments
 	// and every tick's state; initialize its optional _initialize.
 	realloc, initialize api.Function
@@ -178,6 +186,11 @@ type Actor struct {
 	// the run has a tick timer (for tests: an ended run has none).
 	ticks     atomic.Uint64
 	tickArmed atomic.Int32
+
+	// resume is what the run resumes from, decided when the directory was
+	// opened; store saves its states (statefile.go). Guarded by callLock.
+	resume resumption
+	store  stateStore
 
 	mu sync.Mutex // guards the fields below
 	// tickTimer enqueues the next tick (time.AfterFunc: no goroutine
@@ -252,19 +265,6 @@ func (a *Actor) ShutdownData() (data []byte, hasData, requested bool) {
 	return a.handler.Shutdown()
 }
 
-// MemoryResidentBytes reports the RAM held by the actor's linear memory
-// (pages the guest touched), for accounting.
-func (a *Actor) MemoryResidentBytes() uint64 {
-	if err := a.acquire(context.Background()); err != nil {
-		return 0
-	}
-	defer a.unlock()
-	if a.limiter == nil {
-		return 0
-	}
-	return a.limiter.residentBytes()
-}
-
 // lifecycleData is the data of ActorStart events.
 type lifecycleData struct {
 	ID          string `json:"actorID"`
@@ -320,19 +320,33 @@ func (a *Actor) stateRecord() stateRecord {
 }
 
 // setState makes s the actor's state, saving it in Dir first (once the
-// disk budget admits the write); op names the call that returned it, for
-// the error.
-func (a *Actor) setState(op string, s savedState) error {
+// disk budget admits the write; statefile.go), and returns the slot it was
+// saved in (-1 for none): the caller appends the event that records it,
+// then calls stateRecorded. op names the call that returned it, for the
+// error.
+func (a *Actor) setState(op string, s savedState) (int, error) {
+	slot := -1
 	if a.cfg.Dir != "" {
 		if err := a.budget.WriteState(a.runCtx, len(s.state)); err != nil {
-			return wrapOp(err, op)
+			return -1, wrapOp(err, op)
 		}
-		if err := writeState(a.cfg.Dir, s); err != nil {
-			return &ActorError{Reason: ReasonHostError, Op: op, Message: err.Error(), Err: err}
+		var err error
+		if slot, err = a.store.save(a.chain, s); err != nil {
+			return -1, &ActorError{Reason: ReasonHostError, Op: op, Message: err.Error(), Err: err}
 		}
 	}
 	a.mu.Lock()
 	a.state = s
 	a.mu.Unlock()
-	return nil
+	return slot, nil
+}
+
+// stateRecorded notes that the event just appended records the state
+// setState saved in slot.
+func (a *Actor) stateRecorded(slot int) {
+	if slot < 0 {
+		return
+	}
+	_, length := a.chain.Head()
+	a.store.recorded(slot, length-1)
 }

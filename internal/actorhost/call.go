@@ -155,7 +155,7 @@ func (a *Actor) invokeCall(ctx context.Context, op string, fn api.Function, para
 		}
 	}
 	if err != nil {
-		return nil, classifyCallError(op, err, callCtx, a.timeout, a.limiter.refused.Load(), a.limiter.limit)
+		return nil, classifyCallError(op, err, callCtx, a.timeout, a.limiter)
 	}
 	return res, nil
 }

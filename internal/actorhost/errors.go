@@ -25,7 +25,8 @@ const (
 	// ReasonMissingExport: a required export (init, memory, cabi_realloc)
 	// is absent.
 	ReasonMissingExport Reason = "MissingExport"
-	// ReasonMemoryLimit: the actor needs more linear memory than its limit.
+	// ReasonMemoryLimit: the actor needs more linear memory than its limit,
+	// or than the host's memory budget has left (the message says which).
 	ReasonMemoryLimit Reason = "MemoryLimit"
 	// ReasonTimeout: a call into the actor exceeded its deadline.
 	ReasonTimeout Reason = "Timeout"
@@ -155,12 +156,13 @@ func firstLine(s string) string {
 }
 
 // classifyCallError turns the error of a call into the guest into an
-// ActorError. timeout is the call's deadline; refused is the largest memory
-// size (bytes) a grow was denied, 0 if none; limit the memory limit (bytes).
-func classifyCallError(op string, err error, ctx context.Context, timeout time.Duration, refused, limit uint64) *ActorError {
+// ActorError. timeout is the call's deadline; lim the actor's memory
+// limiter, which knows whether a grow was denied (nil for none).
+func classifyCallError(op string, err error, ctx context.Context, timeout time.Duration, lim *memoryLimiter) *ActorError {
 	if ae := knownError(op, err); ae != nil {
 		return ae
 	}
+	refusal := lim.refusal()
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
 		switch exit.ExitCode() {
@@ -171,8 +173,8 @@ func classifyCallError(op string, err error, ctx context.Context, timeout time.D
 			return &ActorError{Reason: ReasonCanceled, Op: op,
 				Message: "call canceled by the host", Err: err}
 		}
-		if refused > 0 {
-			return memoryLimitError(op, refused, limit, err)
+		if refusal != "" {
+			return memoryLimitError(op, refusal, err)
 		}
 		return &ActorError{Reason: ReasonExit, Op: op,
 			Message: fmt.Sprintf("guest exited with code %d", exit.ExitCode()), Err: err}
@@ -184,14 +186,15 @@ func classifyCallError(op string, err error, ctx context.Context, timeout time.D
 		}
 		return &ActorError{Reason: ReasonCanceled, Op: op, Message: "call canceled by the host", Err: err}
 	}
-	if refused > 0 {
-		return memoryLimitError(op, refused, limit, err)
+	if refusal != "" {
+		return memoryLimitError(op, refusal, err)
 	}
 	return &ActorError{Reason: ReasonTrap, Op: op, Message: firstLine(err.Error()), Err: err}
 }
 
-func memoryLimitError(op string, refused, limit uint64, err error) *ActorError {
+// memoryLimitError is the failure of a guest that could not cope with a
+// refused grow; refusal says which limit refused it.
+func memoryLimitError(op, refusal string, err error) *ActorError {
 	return &ActorError{Reason: ReasonMemoryLimit, Op: op,
-		Message: fmt.Sprintf("memory.grow to %d pages refused: the actor's limit is %d pages (%s)",
-			refused/wasmPageSize, limit/wasmPageSize, firstLine(err.Error())), Err: err}
+		Message: fmt.Sprintf("%s (%s)", refusal, firstLine(err.Error())), Err: err}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/troupe-dev/troupe/internal/chain"
 )
@@ -37,6 +38,10 @@ func (a *Actor) closeInstance() {
 	if a.mod != nil {
 		_ = a.mod.Close(context.Background())
 		a.mod, a.mem = nil, nil
+	}
+	if a.limiter != nil {
+		a.observe()
+		a.releaseMemory()
 	}
 	a.realloc, a.initialize = nil, nil
 	a.initCall, a.tickCall, a.sendCall, a.requestCall = stateCall{}, stateCall{}, stateCall{}, stateCall{}
@@ -172,6 +177,11 @@ func (a *Actor) release() error {
 	a.cancel()
 	a.e.mu.Lock()
 	delete(a.e.actors, a)
+	if c := a.component; c != nil {
+		if c.users--; c.users == 0 {
+			c.idleFrom = time.Now()
+		}
+	}
 	a.e.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("closing the chain of actor %s: %w", a.id, err)

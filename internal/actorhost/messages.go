@@ -428,8 +428,9 @@ func (a *Actor) callHandler(w *work) (resp []byte, err error) {
 		return nil, sc.refused(out.errMsg)
 	}
 	changed := out.hasState != a.state.hasState || !bytes.Equal(out.state, a.state.state)
+	slot := -1
 	if changed {
-		if err := a.setState(x.op, out.saved()); err != nil {
+		if slot, err = a.setState(x.op, out.saved()); err != nil {
 			return nil, err
 		}
 	}
@@ -449,6 +450,8 @@ func (a *Actor) callHandler(w *work) (resp []byte, err error) {
 	if err := a.record(chain.KindHandlerResult, x.op, d); err != nil {
 		return nil, hostError(x.op, err)
 	}
+	// The HandlerResult just appended records the state saved in slot.
+	a.stateRecorded(slot)
 	return resp, nil
 }
 

@@ -119,8 +119,9 @@ func (a *Actor) callTick(ctx context.Context) error {
 		return a.tickCall.refused(out.errMsg)
 	}
 	changed := out.hasState != a.state.hasState || !bytes.Equal(out.state, a.state.state)
+	slot := -1
 	if changed {
-		if err := a.setState("tick", out.saved()); err != nil {
+		if slot, err = a.setState("tick", out.saved()); err != nil {
 			return err
 		}
 	}
@@ -131,6 +132,7 @@ func (a *Actor) callTick(ctx context.Context) error {
 	if err := a.record(chain.KindTick, "tick", d); err != nil {
 		return hostError("tick", err)
 	}
+	a.stateRecorded(slot)
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/internal/actordir"
 	"github.com/troupe-dev/troupe/internal/diskbudget"
+	"github.com/troupe-dev/troupe/internal/textutil"
 )
 
 // Defaults of a host's settings.
@@ -105,7 +106,28 @@ type Config struct {
 	StopGrace time.Duration
 	// EnvSyncTimeout bounds the first read of an actor's env sources.
 	EnvSyncTimeout time.Duration
+	// MaxConcurrentCompiles is how many modules the host compiles at once
+	// (a module it compiled before takes no turn); 0 is one per two CPUs.
+	MaxConcurrentCompiles int
+	// CompileTimeout bounds one module's compile, the last line behind the
+	// structural bounds checked first; 0 is actorhost.DefaultCompileTimeout.
+	CompileTimeout time.Duration
 
+	// MemoryLimit is the memory the host may use, bytes: its cgroup's
+	// limit (cmd/host reads it, or --memory-limit). 0 is none: the host
+	// keeps no memory budget and declares no memory in its Lease.
+	MemoryLimit uint64
+	// MemoryReserve is what the host keeps for itself out of MemoryLimit;
+	// the actors share the rest. 0 is the larger of DefaultMemoryReserve
+	// and an eighth of the limit.
+	MemoryReserve uint64
+	// TrackProcessMemory, for a host alone in its process, measures the
+	// process's resident memory: the budget shrinks when the host's own
+	// memory outgrows MemoryReserve, the Go runtime's memory limit
+	// (GOMEMLIMIT) follows the actors' memory outside the Go heap, and
+	// freed code goes back to the OS at once. Tests that run several
+	// hosts in one process leave it off.
+	TrackProcessMemory bool
 	// Disk is the node-wide disk budget all the host's actors share: their
 	// append rates and the free-space watermark of DataDir's filesystem. A
 	// zero field is its default (diskbudget.DefaultNodeLimits), a negative
@@ -205,6 +227,10 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Capacity < 0 {
 		errs = append(errs, fmt.Errorf("capacity %d must be positive", c.Capacity))
+	}
+	if c.MemoryLimit > 0 && c.MemoryReserve >= c.MemoryLimit {
+		errs = append(errs, fmt.Errorf("memory reserve %s leaves nothing of the memory limit %s for actors",
+			textutil.FormatBytes(c.MemoryReserve), textutil.FormatBytes(c.MemoryLimit)))
 	}
 	if c.StatusInterval == 0 {
 		c.StatusInterval = DefaultStatusInterval

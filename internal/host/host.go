@@ -57,6 +57,7 @@ type Host struct {
 	actorMet *runtimehandler.MetricsRegistry
 	metrics  *hostMetrics
 	pub      *publisher
+	mem      *hostMemory
 	disk     *diskbudget.Node
 
 	listeners map[string]net.Listener // by address, shared by the servers on it
@@ -143,10 +144,13 @@ func New(cfg Config) (*Host, error) {
 		runs:      map[types.NamespacedName]*run{},
 		resolved:  map[types.NamespacedName]resolution{},
 		listeners: map[string]net.Listener{},
+		mem:       newHostMemory(cfg.MemoryLimit, cfg.MemoryReserve),
 		disk:      diskbudget.NewNode(cfg.Disk, diskbudget.NodeOptions{Dir: cfg.DataDir, FreeSpace: cfg.FreeSpace}),
 	}
 	h.metrics = newHostMetrics(h.actorMet, func() float64 { return float64(h.runningCount()) }, h.envs)
+	h.metrics.registry.MustRegister(&memoryCollector{h: h})
 	h.pub = newPublisher(h.client, h.api, cfg.PodName, cfg.StatusInterval, log.WithName("status"), h.metrics)
+	h.pub.node = cfg.NodeName
 	cache, err := component.NewCache(filepath.Join(cfg.DataDir, actordir.ComponentCacheDir))
 	if err != nil {
 		return nil, err
@@ -183,6 +187,8 @@ func (h *Host) Start(ctx context.Context) error {
 	engine, err := actorhost.NewEngine(ctx, actorhost.EngineOptions{
 		CacheDir: h.cfg.CompilationCacheDir, Logger: h.log.WithName("actor"), Metrics: h.actorMet,
 		SystemInfo: runtimehandler.NewNodeSystemInfo(h.cfg.NodeName, 2*time.Second), Version: h.cfg.Version,
+		MemoryBudget:          h.mem.budget,
+		MaxConcurrentCompiles: h.cfg.MaxConcurrentCompiles, CompileTimeout: h.cfg.CompileTimeout,
 		DiskBudget: h.disk,
 	})
 	if err != nil {
@@ -202,6 +208,7 @@ func (h *Host) Start(ctx context.Context) error {
 	defer stopLease()
 	wg.Go(func() { h.runLease(leaseCtx) })
 	wg.Go(func() { h.pollHeads(mgrCtx) })
+	wg.Go(func() { h.runMemory(mgrCtx) })
 	wg.Go(func() { h.watchDisk(mgrCtx) })
 	wg.Go(func() { h.logDisk(mgrCtx) })
 	wg.Go(func() {
@@ -210,7 +217,8 @@ func (h *Host) Start(ctx context.Context) error {
 		}
 	})
 	servers := h.serve(&wg)
-	h.log.Info("host started", "node", h.cfg.NodeName, "dataDir", h.cfg.DataDir, "addresses", h.Addresses())
+	h.log.Info("host started", "node", h.cfg.NodeName, "dataDir", h.cfg.DataDir, "addresses", h.Addresses(),
+		"memoryLimit", h.cfg.MemoryLimit, "actorMemoryBudget", h.mem.budget.Limit())
 
 	var runErr error
 	select {

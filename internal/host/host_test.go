@@ -33,6 +33,7 @@ func TestHost(t *testing.T) {
 	t.Run("OCIImageTagResolvedToDigest", s.testOCIImage)
 	t.Run("URLComponent", s.testURLComponent)
 	t.Run("BadComponentsFail", s.testBadComponents)
+	t.Run("SlowCompileDelaysNoOne", s.testSlowCompile)
 	t.Run("ComponentSourceAppears", s.testComponentSourceAppears)
 	t.Run("EventNotesFitTheAPI", s.testEventNotesFitTheAPI)
 	t.Run("TickCallsCounted", s.testTickCalls)
@@ -53,6 +54,7 @@ func TestHost(t *testing.T) {
 	t.Run("ShutdownPublishesHeadsAndDeletesLease", s.testShutdown)
 	t.Run("ChainEndpoint", s.testChainEndpoint)
 	t.Run("RBACLeastPrivilege", s.testRBAC)
+	t.Run("MemoryBudget", s.testMemoryBudget)
 	t.Run("ConfinedToNamespaces", s.testConfinedToNamespaces)
 }
 

@@ -88,6 +88,28 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 		h.failStart(r, a, env, v1alpha1.ReasonComponentError, fmt.Sprintf("%s: %s", mod.Source, actorMessage(err)))
 		return
 	}
+	r.mu.Lock()
+	r.comp = comp
+	r.mu.Unlock()
+	// The host's budget has the last word on memory: a start that would
+	// pass it waits (and the manager moves it where there is room).
+	adm, waited, ok := h.admitMemory(ctx, r, a, comp)
+	if !ok {
+		return
+	}
+	defer adm.done()
+	if waited {
+		// Its code may have been released as idle while it waited.
+		if comp, err = h.engine.Compile(ctx, mod.Bytes); err != nil {
+			if ctx.Err() == nil {
+				h.failStart(r, a, env, v1alpha1.ReasonComponentError, fmt.Sprintf("%s: %s", mod.Source, actorMessage(err)))
+			}
+			return
+		}
+		r.mu.Lock()
+		r.comp = comp
+		r.mu.Unlock()
+	}
 	link, moved, err := continuation(r.dir, a.Status.Chain, time.Now())
 	if err != nil {
 		h.failStart(r, a, env, v1alpha1.ReasonHostError, err.Error())
@@ -116,11 +138,17 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 		return
 	}
 	actor, err := h.engine.Start(ctx, cfg)
+	// The engine holds the actor's memory now, or gave it back.
+	adm.done()
 	if actor == nil {
 		if ctx.Err() == nil {
 			h.failStart(r, a, env, v1alpha1.ReasonHostError, err.Error())
 		}
 		return
+	}
+	if link != nil {
+		// The segment started: whatever state the actor had is elsewhere.
+		h.stateLost(r, a, link, moved)
 	}
 	r.mu.Lock()
 	r.actor = actor
@@ -177,6 +205,25 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 			return
 		}
 	}
+}
+
+// stateLost says, in a Warning Event and the StateLost condition, that the
+// run started a new chain segment without the actor's state: init got
+// spec.initialState. State stays on the node that saved it until chains
+// are archived (docs/install.md#what-is-kept-where).
+func (h *Host) stateLost(r *run, a *v1alpha1.Actor, link *actorhost.ChainLink, moved string) {
+	msg := fmt.Sprintf("the actor continues its chain on node %s from event %d without the state it had there: init got spec.initialState",
+		h.cfg.NodeName, link.Length)
+	if link.Node != "" && link.Node != h.cfg.NodeName {
+		msg += fmt.Sprintf("; its earlier chain and saved state stay on node %s", link.Node)
+	}
+	if moved != "" {
+		msg += fmt.Sprintf("; the chain and state this node held from an earlier run were moved aside (%s)", moved)
+	}
+	msg += ". State does not follow an actor to another node until chains are archived"
+	h.log.Info("actor started without its state", "actor", r.key, "epoch", r.epoch, "previousNode", link.Node, "previousLength", link.Length)
+	h.report(r, true, func(v *view) { v.stateLost = textutil.Truncate(msg, maxMessage) })
+	h.event(a, corev1.EventTypeWarning, v1alpha1.EventStateLost, "Start", msg)
 }
 
 // fetch gets the module; for an image, a later run of the same generation

@@ -3,6 +3,7 @@ package placement
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -537,6 +538,189 @@ func TestMatchesProtocol(t *testing.T) {
 			h.Protocol = tc.declared
 			if got := Matches(&h, Request{}); got != tc.want {
 				t.Fatalf("Matches = %q; want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+const mib = 1 << 20
+
+// withMemory is a live host of 100 actors' capacity whose Lease declares
+// memory: capacity, used by actors covered, per actor, in MiB.
+func withMemory(name string, load int, capacity, used uint64, covered int, perActor uint64) Host {
+	h := live(name, load)
+	h.Capacity = 100
+	h.Memory = Memory{Capacity: capacity * mib, Used: used * mib, Actors: covered, PerActor: perActor * mib}
+	return h
+}
+
+// TestPickMemory: a host whose Lease declares memory takes an actor only
+// when the actor's expected memory is free, counting the actors assigned
+// since the host last counted at its expected memory each; a host that
+// declares none is limited by its count only.
+func TestPickMemory(t *testing.T) {
+	tests := map[string]struct {
+		hosts      []Host
+		refused    map[string]Unfit
+		want       string
+		wantErr    string
+		wantReason string
+	}{
+		"a host that just refused the actor is unfit whatever its Lease says": {
+			hosts:      []Host{withMemory("a", 10, 100, 40, 10, 4)},
+			refused:    map[string]Unfit{"a": UnfitMemory},
+			wantErr:    "0/1 hosts available: 1 insufficient memory (host a refused to start it)",
+			wantReason: v1alpha1.ReasonInsufficientMemory,
+		},
+		"another host takes what one refused": {
+			hosts:   []Host{withMemory("a", 10, 100, 40, 10, 4), withMemory("b", 30, 100, 40, 30, 1)},
+			refused: map[string]Unfit{"a": UnfitMemory},
+			want:    "b",
+		},
+		"room for one more": {
+			hosts: []Host{withMemory("a", 10, 100, 40, 10, 4)},
+			want:  "a",
+		},
+		"exactly room for one more": {
+			hosts: []Host{withMemory("a", 10, 100, 96, 10, 4)},
+			want:  "a",
+		},
+		"no room": {
+			hosts:      []Host{withMemory("a", 10, 100, 97, 10, 4)},
+			wantErr:    "0/1 hosts available: 1 insufficient memory (host a has 3.0 MiB of memory free for actors, an actor takes 4.0 MiB there)",
+			wantReason: v1alpha1.ReasonInsufficientMemory,
+		},
+		"assignments the host has not counted yet take their share": {
+			// 40 used by 10 actors, 15 more assigned since: 40+60 = 100.
+			hosts:      []Host{withMemory("a", 25, 100, 40, 10, 4)},
+			wantErr:    "1 insufficient memory (host a has 0 B of memory free",
+			wantReason: v1alpha1.ReasonInsufficientMemory,
+		},
+		"actors counted by the host but unassigned since do not make room": {
+			// The host still holds their memory until it says otherwise.
+			hosts:      []Host{withMemory("a", 5, 100, 98, 20, 4)},
+			wantErr:    "insufficient memory",
+			wantReason: v1alpha1.ReasonInsufficientMemory,
+		},
+		"used past the capacity (the host lowered its budget)": {
+			hosts:      []Host{withMemory("a", 1, 100, 150, 1, 4)},
+			wantErr:    "insufficient memory",
+			wantReason: v1alpha1.ReasonInsufficientMemory,
+		},
+		"a host that declares no memory is limited by count only": {
+			hosts: []Host{withMemory("short", 0, 100, 100, 0, 4), live("plain", 9)},
+			want:  "plain",
+		},
+		"the one with memory is picked over the fuller ones": {
+			hosts: []Host{withMemory("a", 1, 100, 99, 1, 4), withMemory("b", 50, 1000, 200, 50, 4)},
+			want:  "b",
+		},
+		"all short of memory: the reason names memory": {
+			hosts:      []Host{withMemory("a", 1, 10, 9, 1, 4), withMemory("b", 1, 10, 9, 1, 4)},
+			wantErr:    "0/2 hosts available: 2 insufficient memory",
+			wantReason: v1alpha1.ReasonInsufficientMemory,
+		},
+		"dead and mismatched hosts do not hide that memory is what lacks": {
+			hosts: func() []Host {
+				dead := withMemory("dead", 0, 100, 0, 0, 4)
+				dead.Expiry = now.Add(-time.Second)
+				return []Host{dead, withMemory("a", 1, 10, 9, 1, 4)}
+			}(),
+			wantErr:    "0/2 hosts available: 1 insufficient memory, 1 lease expired",
+			wantReason: v1alpha1.ReasonInsufficientMemory,
+		},
+		"one full, one short of memory: no single resource": {
+			hosts:      []Host{withMemory("a", 100, 1000, 0, 100, 4), withMemory("b", 1, 10, 9, 1, 4)},
+			wantErr:    "1 full, 1 insufficient memory",
+			wantReason: v1alpha1.ReasonNoHost,
+		},
+		"only dead hosts: no host, whatever their memory": {
+			hosts: func() []Host {
+				dead := withMemory("dead", 0, 10, 9, 0, 4)
+				dead.Expiry = now.Add(-time.Second)
+				return []Host{dead}
+			}(),
+			wantErr:    "1 lease expired",
+			wantReason: v1alpha1.ReasonNoHost,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := Pick(tc.hosts, Request{Refused: tc.refused}, now)
+			if tc.wantErr == "" {
+				if err != nil || got.Name != tc.want {
+					t.Fatalf("Pick = %q, %v; want %q", got.Name, err, tc.want)
+				}
+				return
+			}
+			var nh *NoHostError
+			if !errors.As(err, &nh) {
+				t.Fatalf("Pick = %q, %v; want a *NoHostError", got.Name, err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, tc.wantErr) {
+				t.Fatalf("error %q; want it to contain %q", msg, tc.wantErr)
+			}
+			if r := nh.Reason(); r != tc.wantReason {
+				t.Fatalf("reason %q, want %q", r, tc.wantReason)
+			}
+			if want := strings.Contains(tc.wantErr, "insufficient") || strings.Contains(tc.wantErr, "full"); nh.Waiting() != want {
+				t.Fatalf("Waiting = %v: a host short of a resource may take the actor later, a dead one never", nh.Waiting())
+			}
+		})
+	}
+}
+
+// TestNoHostWaiting: an actor no host would ever take (dead hosts,
+// mismatched nodes) has nothing to wait for; the reason is NoHostAvailable.
+func TestNoHostWaiting(t *testing.T) {
+	dead := live("dead", 0)
+	dead.Expiry = now.Add(-time.Second)
+	_, err := Pick([]Host{dead}, Request{}, now)
+	var nh *NoHostError
+	if !errors.As(err, &nh) || nh.Waiting() || nh.Reason() != v1alpha1.ReasonNoHost {
+		t.Fatalf("Pick on a dead host: %v", err)
+	}
+}
+
+func TestMemoryFromLease(t *testing.T) {
+	tests := map[string]struct {
+		annotations map[string]string
+		want        Memory
+	}{
+		"every figure": {
+			annotations: map[string]string{
+				v1alpha1.MemoryCapacityAnnotation: "1073741824", v1alpha1.MemoryUsedAnnotation: "104857600",
+				v1alpha1.MemoryActorsAnnotation: "25", v1alpha1.MemoryPerActorAnnotation: "4194304",
+			},
+			want: Memory{Capacity: 1 << 30, Used: 100 * mib, Actors: 25, PerActor: 4 * mib},
+		},
+		"no capacity: no memory declared": {
+			annotations: map[string]string{v1alpha1.MemoryUsedAnnotation: "5"},
+		},
+		"capacity that is no number: none declared": {
+			annotations: map[string]string{v1alpha1.MemoryCapacityAnnotation: "1Gi", v1alpha1.MemoryUsedAnnotation: "5"},
+		},
+		"negative capacity: none declared": {
+			annotations: map[string]string{v1alpha1.MemoryCapacityAnnotation: "-1"},
+		},
+		"capacity only: the rest is zero": {
+			annotations: map[string]string{v1alpha1.MemoryCapacityAnnotation: "1000"},
+			want:        Memory{Capacity: 1000},
+		},
+		"malformed figures beside a capacity count as zero": {
+			annotations: map[string]string{v1alpha1.MemoryCapacityAnnotation: "1000", v1alpha1.MemoryUsedAnnotation: "lots", v1alpha1.MemoryActorsAnnotation: "99999999999999999999"},
+			want:        Memory{Capacity: 1000},
+		},
+		"a huge actor count is bounded": {
+			annotations: map[string]string{v1alpha1.MemoryCapacityAnnotation: "1000", v1alpha1.MemoryActorsAnnotation: "18446744073709551615"},
+			want:        Memory{Capacity: 1000, Actors: math.MaxInt32},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := MemoryFromLease(&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Annotations: tc.annotations}})
+			if got != tc.want {
+				t.Fatalf("MemoryFromLease = %+v, want %+v", got, tc.want)
 			}
 		})
 	}

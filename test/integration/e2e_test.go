@@ -36,6 +36,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("DeleteRemovesFinalizerAfterFlush", s.testDelete)
 	t.Run("HostCrashMovesActorsWithLinkedSegment", s.testHostCrash)
 	t.Run("FiftyActorsBalanceOverTwoHosts", s.testBalance)
+	t.Run("MemoryBudgetHoldsOnTheHostAndInPlacement", s.testMemory)
 	t.Run("ActorsGoToHostsOfTheirNamespace", s.testActorNamespaces)
 	// Every manager, host and watch the subtests started has stopped.
 	NewWithT(t).Eventually(ourGoroutines).WithTimeout(prompt).WithPolling(100*time.Millisecond).Should(BeEmpty(),

@@ -43,6 +43,7 @@ manager:
     name: acme-controller
 host:
   actorNamespaces: [team-a, team-b]
+  memoryReserve: 100Mi
   nodeSelector:
     troupe.dev/actors: "true"
   tolerations:
@@ -58,6 +59,8 @@ host:
     minFreeBytes: -1
     minFreePercent: 7.5
   leaseDuration: 5s
+  maxConcurrentCompiles: 3
+  compileTimeout: 90s
   chainPort: 9092
   logLevel: debug
   logFormat: text
@@ -238,11 +241,11 @@ func TestChartNonDefaultValues(t *testing.T) {
 	}
 	for flag, want := range map[string]string{
 		"capacity": "250", "lease-duration": "5s", "http-bind-address": "127.0.0.1:9092", "log-level": "debug",
-		"log-format": "text", "status-interval": "2s", "metrics-bind-address": ":9090", "health-probe-bind-address": ":9081",
+		"log-format": "text", "status-interval": "2s", "max-concurrent-compiles": "3", "compile-timeout": "90s", "metrics-bind-address": ":9090", "health-probe-bind-address": ":9081",
 		// host.disk: the values set, and the defaults of the others, as integers (not 2.68435456e+08).
 		"node-chain-bytes-per-second": "1048576", "node-chain-burst-bytes": "268435456", "node-chain-events-per-second": "100000",
 		"node-chain-burst-events": "5000", "disk-min-free-bytes": "-1", "disk-min-free-percent": "7.5",
-		"actor-namespaces": "team-a,team-b",
+		"actor-namespaces": "team-a,team-b", "memory-reserve": "100Mi",
 	} {
 		if v, _ := flagValue(hc.Args, flag); v != want {
 			t.Errorf("host --%s=%q, want %q", flag, v, want)
