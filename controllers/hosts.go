@@ -195,7 +195,8 @@ func (r *ActorReconciler) reportProtocol(ctx context.Context, l *coordinationv1.
 
 // leaseHandler maps host Lease events to the actors they concern: a new or
 // revived host, or a change of its node, capacity or protocol version, may
-// take actors waiting for one; a deleted host's actors move at once.
+// take actors waiting for one; a deleted host's actors move at once, and
+// so do those of a namespace the host stops serving.
 // Renewals only move the host's expiry in the monitor. A host whose
 // protocol version this manager does not know is reported once per Lease
 // and version (reportProtocol).
@@ -228,6 +229,11 @@ func (r *ActorReconciler) leaseHandler() handler.TypedEventHandler[client.Object
 			revived := !now.Before(placement.LeaseExpiry(old)) && now.Before(expiry)
 			if revived || (now.Before(expiry) && r.mayTakeMore(old, l)) {
 				enqueueActors(ctx, r.Client, unscheduledKey, q)
+			}
+			if old.Annotations[v1alpha1.NamespacesAnnotation] != l.Annotations[v1alpha1.NamespacesAnnotation] {
+				// The host may have stopped serving the namespace of an
+				// actor it runs: reconcileHostHealth moves that actor off.
+				enqueueActors(ctx, r.Client, l.Name, q)
 			}
 		},
 		DeleteFunc: func(ctx context.Context, e event.TypedDeleteEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
