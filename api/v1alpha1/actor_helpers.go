@@ -81,6 +81,16 @@ const (
 	DefaultChainEventsPerSecond int32 = limits.DefaultChainEventsPerSecond
 	DefaultChainBurstEvents     int32 = limits.DefaultChainBurstEvents
 
+	DefaultMailboxMessages int32 = limits.DefaultMailboxMessages
+	DefaultMailboxBytes    int32 = limits.DefaultMailboxBytes
+	DefaultMaxMessageBytes int32 = limits.DefaultMaxMessageBytes
+	DefaultRequestTimeout        = limits.DefaultRequestTimeout
+	MaxMailboxMessages     int32 = limits.MaxMailboxMessages
+	MaxMailboxBytes        int32 = limits.MaxMailboxBytes
+	MaxMessageBytesLimit   int32 = limits.MaxMessageBytesLimit
+	MinRequestTimeout            = limits.MinRequestTimeout
+	MaxRequestTimeout            = limits.MaxRequestTimeout
+
 	MaxMemoryPages      int32 = limits.MaxMemoryPages
 	MinCallTimeout            = limits.MinCallTimeout
 	MaxCallTimeout            = limits.MaxCallTimeout
@@ -134,6 +144,27 @@ func (l *Limits) Default() {
 	if l.ChainBurstEvents == 0 {
 		l.ChainBurstEvents = DefaultChainBurstEvents
 	}
+	if l.MailboxMessages == 0 {
+		l.MailboxMessages = DefaultMailboxMessages
+	}
+	if l.MailboxBytes == 0 {
+		l.MailboxBytes = DefaultMailboxBytes
+	}
+	if l.MaxMessageBytes == 0 {
+		l.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if l.RequestTimeout == nil {
+		l.RequestTimeout = &metav1.Duration{Duration: DefaultRequestTimeout}
+	}
+}
+
+// RequestTimeoutDuration is the cap of a request's wait, its default when
+// unset.
+func (l *Limits) RequestTimeoutDuration() time.Duration {
+	if l.RequestTimeout == nil || l.RequestTimeout.Duration == 0 {
+		return DefaultRequestTimeout
+	}
+	return l.RequestTimeout.Duration
 }
 
 // CallTimeoutDuration is the per-call deadline, its default when unset.

@@ -493,6 +493,42 @@ type Limits struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=10000000
 	ChainBurstEvents int32 `json:"chainBurstEvents,omitempty"`
+
+	// mailboxMessages bounds the messages and requests waiting for the
+	// actor (default 1024); a send to a full mailbox is refused at once
+	// with "mailbox full".
+	// +optional
+	// +kubebuilder:default=1024
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1048576
+	MailboxMessages int32 `json:"mailboxMessages,omitempty"`
+
+	// mailboxBytes bounds the bytes of the messages waiting for the actor
+	// (default 16 MiB).
+	// +optional
+	// +kubebuilder:default=16777216
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1073741824
+	MailboxBytes int32 `json:"mailboxBytes,omitempty"`
+
+	// maxMessageBytes bounds a message the actor sends or is sent, and a
+	// response (default 1 MiB, at most 8 MiB).
+	// +optional
+	// +kubebuilder:default=1048576
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=8388608
+	MaxMessageBytes int32 `json:"maxMessageBytes,omitempty"`
+
+	// requestTimeout caps how long a request the actor makes waits for
+	// its response (its call's own deadline may be shorter), and how long
+	// an outside caller's request to it waits; from 1ms to 10m.
+	// +optional
+	// +kubebuilder:default="2s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || (duration(self) >= duration('1ms') && duration(self) <= duration('10m'))",message="requestTimeout must be between 1ms and 10m"
+	RequestTimeout *metav1.Duration `json:"requestTimeout,omitempty"`
 }
 
 // RestartPolicy says when a stopped actor is started again.

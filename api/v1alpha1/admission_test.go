@@ -91,6 +91,11 @@ func TestAdmission(t *testing.T) {
 				ChainBurstBytes:      16 << 20,
 				ChainEventsPerSecond: 1000,
 				ChainBurstEvents:     10000,
+
+				MailboxMessages: 1024,
+				MailboxBytes:    16 << 20,
+				MaxMessageBytes: 1 << 20,
+				RequestTimeout:  &metav1.Duration{Duration: 2 * time.Second},
 			},
 		}
 		if !equality.Semantic.DeepEqual(a.Spec, want) {

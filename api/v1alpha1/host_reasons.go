@@ -26,6 +26,9 @@ const (
 	// ReasonTickFailed (Ready=False): the actor's tick export returned an
 	// error.
 	ReasonTickFailed = "TickFailed"
+	// ReasonHandlerFailed (Ready=False): the actor's handle-send or
+	// handle-request export returned an error.
+	ReasonHandlerFailed = "HandlerFailed"
 	// ReasonMemoryLimit (Ready=False): the actor needed more linear memory
 	// than spec.limits allows.
 	ReasonMemoryLimit = "MemoryLimit"

@@ -45,13 +45,18 @@ func TestCRDMarkersMatchTheLimits(t *testing.T) {
 		"chainBurstBytes":      {limits.DefaultChainBurstBytes, 1, limits.MaxChainBurstBytes},
 		"chainEventsPerSecond": {limits.DefaultChainEventsPerSecond, 1, limits.MaxChainEventsPerSecond},
 		"chainBurstEvents":     {limits.DefaultChainBurstEvents, 1, limits.MaxChainBurstEvents},
+
+		"mailboxMessages": {limits.DefaultMailboxMessages, 1, limits.MaxMailboxMessages},
+		"mailboxBytes":    {limits.DefaultMailboxBytes, 1, limits.MaxMailboxBytes},
+		"maxMessageBytes": {limits.DefaultMaxMessageBytes, 1, limits.MaxMessageBytesLimit},
 	}
 	type durations struct {
 		def, lo, hi time.Duration
 	}
 	durs := map[string]durations{
-		"callTimeout":  {limits.DefaultCallTimeout, limits.MinCallTimeout, limits.MaxCallTimeout},
-		"tickInterval": {limits.DefaultTickInterval, limits.MinTickInterval, limits.MaxTickInterval},
+		"callTimeout":    {limits.DefaultCallTimeout, limits.MinCallTimeout, limits.MaxCallTimeout},
+		"requestTimeout": {limits.DefaultRequestTimeout, limits.MinRequestTimeout, limits.MaxRequestTimeout},
+		"tickInterval":   {limits.DefaultTickInterval, limits.MinTickInterval, limits.MaxTickInterval},
 	}
 	// Every limit the API has must be found at least once.
 	seen := map[string]int{}

@@ -207,6 +207,12 @@ func (l *Limits) validate(p *field.Path) field.ErrorList {
 	if v := l.MaxChainBytes; v != 0 && (v < MinMaxChainBytes || v > MaxMaxChainBytes) {
 		errs = append(errs, field.Invalid(p.Child("maxChainBytes"), v, fmt.Sprintf("must be between %d and %d", MinMaxChainBytes, MaxMaxChainBytes)))
 	}
+	errs = append(errs, intRange(p.Child("mailboxMessages"), l.MailboxMessages, MaxMailboxMessages)...)
+	errs = append(errs, intRange(p.Child("mailboxBytes"), l.MailboxBytes, MaxMailboxBytes)...)
+	errs = append(errs, intRange(p.Child("maxMessageBytes"), l.MaxMessageBytes, MaxMessageBytesLimit)...)
+	if t := l.RequestTimeout; t != nil && (t.Duration < MinRequestTimeout || t.Duration > MaxRequestTimeout) {
+		errs = append(errs, field.Invalid(p.Child("requestTimeout"), t.Duration.String(), "requestTimeout must be between 1ms and 10m"))
+	}
 	if t := l.CallTimeout; t != nil && (t.Duration < MinCallTimeout || t.Duration > MaxCallTimeout) {
 		errs = append(errs, field.Invalid(p.Child("callTimeout"), t.Duration.String(), "callTimeout must be between 1ms and 10m"))
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -291,8 +292,107 @@ func (p *printer) troupe(e *chain.Event) error {
 		fmt.Fprintln(p.tw, "SEQ\tTIME\tKIND\tOP\tHASH\tDATA")
 	}
 	t := time.Unix(0, e.Time).UTC().Format("2006-01-02T15:04:05.000Z")
-	_, err := fmt.Fprintf(p.tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, t, clean(string(e.Kind), 24), clean(e.Op, 24), e.Hash.Short(), summary(e.Data))
+	data, ok := messageSummary(e.Kind, e.Data)
+	if !ok {
+		data = summary(e.Data)
+	}
+	_, err := fmt.Fprintf(p.tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, t, clean(string(e.Kind), 24), clean(e.Op, 24), e.Hash.Short(), data)
 	return err
+}
+
+// messageEvent is the data of the message kinds, both sides
+// (docs/chain-format.md).
+type messageEvent struct {
+	ID, To, ToID, Error, TraceParent string
+	Sha256, StateSha256              string
+	From                             struct{ ActorID, Name, Namespace, External string }
+	Bytes, ToBytes, StateBytes       *int
+	ResponseBytes                    *int
+	OK, HasResponse, StateChanged    *bool
+}
+
+// messageSummary renders a message event as one line that reads as a
+// conversation: the direction and the peer, the message's short id (the
+// same on both chains), its size and the outcome. ok is false for other
+// kinds, or data that is not what the kind says.
+func messageSummary(kind chain.Kind, data []byte) (line string, ok bool) {
+	switch kind {
+	case chain.KindMessageSent, chain.KindRequestSent, chain.KindResponseReceived,
+		chain.KindMessageReceived, chain.KindRequestReceived, chain.KindHandlerResult:
+	default:
+		return "", false
+	}
+	var m messageEvent
+	if json.Unmarshal(data, &m) != nil {
+		return "", false
+	}
+	var b strings.Builder
+	id := m.ID
+	if len(id) > 8 {
+		id = id[:8]
+	}
+	peer := clean(m.To, 40)
+	if m.ToBytes != nil {
+		peer = fmt.Sprintf("<a %d-byte target>", *m.ToBytes)
+	}
+	from := clean(m.From.Name, 40)
+	switch {
+	case m.From.External != "":
+		from = "external " + clean(m.From.External, 40)
+	case m.From.Namespace != "":
+		from = clean(m.From.Namespace, 40) + "/" + from
+	case from == "":
+		from = clean(m.From.ActorID, 40)
+	}
+	size := func(n *int) string {
+		if n == nil {
+			return "?"
+		}
+		return fmt.Sprintf("%dB", *n)
+	}
+	outcome := func() {
+		switch {
+		case m.OK == nil:
+		case *m.OK:
+			b.WriteString(" ok")
+		default:
+			b.WriteString(" error: " + clean(m.Error, 80))
+		}
+	}
+	switch kind {
+	case chain.KindMessageSent:
+		fmt.Fprintf(&b, "send → %s %s [%s]", peer, size(m.Bytes), id)
+		outcome()
+	case chain.KindRequestSent:
+		fmt.Fprintf(&b, "request → %s %s [%s]", peer, size(m.Bytes), id)
+	case chain.KindResponseReceived:
+		fmt.Fprintf(&b, "response ← %s", peer)
+		if m.OK != nil && *m.OK {
+			b.WriteString(" " + size(m.Bytes))
+		}
+		fmt.Fprintf(&b, " [%s]", id)
+		outcome()
+	case chain.KindMessageReceived:
+		fmt.Fprintf(&b, "send ← %s %s [%s]", from, size(m.Bytes), id)
+	case chain.KindRequestReceived:
+		fmt.Fprintf(&b, "request ← %s %s [%s]", from, size(m.Bytes), id)
+	case chain.KindHandlerResult:
+		fmt.Fprintf(&b, "[%s]", id)
+		outcome()
+		if m.OK != nil && *m.OK {
+			if m.StateChanged != nil && *m.StateChanged {
+				fmt.Fprintf(&b, ", new state %s", size(m.StateBytes))
+			}
+			switch {
+			case m.HasResponse == nil:
+			case *m.HasResponse:
+				b.WriteString(", response " + size(m.ResponseBytes))
+			default:
+				b.WriteString(", no response")
+			}
+		}
+	}
+	return b.String(), true
 }
 
 func (p *printer) theater(i int, e *theater.Event) error {

@@ -93,6 +93,17 @@ type ActorConfig struct {
 	// Logger receives the actor's log lines; the zero Logger uses the
 	// engine's.
 	Logger logr.Logger
+	// MailboxMessages and MailboxBytes bound the actor's mailbox (work
+	// waiting for it); 0 is limits.DefaultMailboxMessages and
+	// limits.DefaultMailboxBytes.
+	MailboxMessages, MailboxBytes int
+	// RequestTimeout caps how long a request the actor makes waits (its
+	// call's own deadline may be shorter), and how long an external
+	// caller's request to it waits; 0 is limits.DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// MaxMessageBytes bounds a message the actor sends or is sent, and a
+	// response; 0 is limits.DefaultMaxMessageBytes.
+	MaxMessageBytes int
 }
 
 // Phase is where an actor is in its life.
@@ -124,8 +135,17 @@ type Actor struct {
 	timeout   time.Duration
 	maxState  int
 	component *Component
-	// tickInterval is the period of the tick loop; <= 0 never ticks.
+	// tickInterval is the period of the ticks; <= 0 never ticks.
 	tickInterval time.Duration
+	// maxMessage bounds messages and responses; requestTimeout caps the
+	// wait of a request.
+	maxMessage     int
+	requestTimeout time.Duration
+	// mbox is the actor's one queue of work: ticks, messages, requests.
+	mbox mailbox
+	// waitingFor is the actor this one's current call waits for in a
+	// request, nil when none; guarded by the engine's waitMu.
+	waitingFor *Actor
 	// runCtx is canceled when the run is over, or by a Stop that cannot
 	// wait for the call in progress.
 	runCtx context.Context
@@ -150,8 +170,10 @@ type Actor struct {
 	// and every tick's state; initialize its optional _initialize.
 	realloc, initialize api.Function
 	// initCall and tickCall are the state calls of the contract;
-	// tickCall.fn is nil when the actor does not tick.
-	initCall, tickCall stateCall
+	// tickCall.fn is nil when the actor does not tick. sendCall and
+	// requestCall are bound on the first message, so an actor that is
+	// never sent to does not keep their call stacks.
+	initCall, tickCall, sendCall, requestCall stateCall
 	// exports caches the functions Call has called.
 	exports map[string]api.Function
 	// deadline of the call in progress (UnixNano), read by the WASI sleep
@@ -160,24 +182,27 @@ type Actor struct {
 	// stopping is set by a Stop that had to cancel the call in progress, so
 	// the canceled call ends the run as stopped, not failed.
 	stopping atomic.Bool
-	// ticks counts the tick calls that returned ok; tickers the running
-	// tick loop (Stop waits for it), which tickLoops counts for tests.
+	// ticks counts the tick calls that returned ok; tickArmed is 1 while
+	// the run has a tick timer (for tests: an ended run has none).
 	ticks     atomic.Uint64
-	tickers   sync.WaitGroup
-	tickLoops atomic.Int32
+	tickArmed atomic.Int32
 
 	// resume is what the run resumes from, decided when the directory was
 	// opened; store saves its states (statefile.go). Guarded by callLock.
 	resume resumption
 	store  stateStore
 
-	mu       sync.Mutex // guards the fields below
-	phase    Phase
-	err      error
-	state    savedState
-	released bool
-	head     chain.Hash
-	length   uint64
+	mu sync.Mutex // guards the fields below
+	// tickTimer enqueues the next tick (time.AfterFunc: no goroutine
+	// while it waits); tickStopped once the run ended.
+	tickTimer   *time.Timer
+	tickStopped bool
+	phase       Phase
+	err         error
+	state       savedState
+	released    bool
+	head        chain.Hash
+	length      uint64
 }
 
 // ID returns the actor's id.

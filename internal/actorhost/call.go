@@ -27,6 +27,9 @@ type stateExport struct {
 	op string
 	// failed is the reason an err result fails the actor with.
 	failed Reason
+	// request: the result is handle-request's (abi.RequestResult), with
+	// a response.
+	request bool
 }
 
 func newStateExport(export, post abi.Export, failed Reason) *stateExport {
@@ -35,8 +38,14 @@ func newStateExport(export, post abi.Export, failed Reason) *stateExport {
 
 // The state calls of the contract.
 var (
-	initExport = newStateExport(abi.Init, abi.InitPost, ReasonInitFailed)
-	tickExport = newStateExport(abi.Tick, abi.TickPost, ReasonTickFailed)
+	initExport    = newStateExport(abi.Init, abi.InitPost, ReasonInitFailed)
+	tickExport    = newStateExport(abi.Tick, abi.TickPost, ReasonTickFailed)
+	sendExport    = newStateExport(abi.HandleSend, abi.HandleSendPost, ReasonHandlerFailed)
+	requestExport = func() *stateExport {
+		x := newStateExport(abi.HandleRequest, abi.HandleRequestPost, ReasonHandlerFailed)
+		x.request = true
+		return x
+	}()
 )
 
 // stateCall is a stateExport bound to an actor's instance: fn is nil when
@@ -84,7 +93,12 @@ func (a *Actor) callState(ctx context.Context, s *stateCall, args ...uint64) (ou
 		return out, err
 	}
 	view, _ := a.mem.Read(0, uint32(min(memorySize(a.mem), 1<<32-1)))
-	if out, err = decodeResult(view, uint32(res[0]), a.maxState, maxInitErrorBytes, s.op); err != nil {
+	if s.request {
+		out, err = decodeRequestResult(view, uint32(res[0]), a.maxState, a.maxMessage, maxInitErrorBytes, s.op)
+	} else {
+		out, err = decodeResult(view, uint32(res[0]), a.maxState, maxInitErrorBytes, s.op)
+	}
+	if err != nil {
 		return out, wrapOp(err, s.op)
 	}
 	if s.postFn != nil {

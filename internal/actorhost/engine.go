@@ -91,6 +91,14 @@ type Engine struct {
 	components map[[sha256.Size]byte]*compileEntry
 	actors     map[*Actor]struct{}
 	closed     bool
+
+	// The router: running actors by id and by "namespace/name".
+	routeMu sync.RWMutex
+	byID    map[string]*Actor
+	byName  map[string]*Actor
+	// waitMu guards every Actor's waitingFor: the wait-for graph of
+	// requests in flight, checked for cycles before a request waits.
+	waitMu sync.Mutex
 }
 
 // NewEngine creates the process's engine. Close it to release the runtime.
@@ -121,6 +129,8 @@ func NewEngine(ctx context.Context, opts EngineOptions) (*Engine, error) {
 		compileSlots: make(chan struct{}, opts.MaxConcurrentCompiles),
 		compiled:     &compiledSet{mem: map[[sha256.Size]byte]bool{}},
 		budget:       opts.MemoryBudget,
+		byID:         map[string]*Actor{},
+		byName:       map[string]*Actor{},
 	}
 	// WithCloseOnContextDone: without it a looping guest ignores its
 	// deadline and holds its goroutine (and the host) forever.
@@ -247,6 +257,12 @@ func (c *Component) Digest() string { return "sha256:" + hex.EncodeToString(c.di
 
 // Size is the length of the module in bytes.
 func (c *Component) Size() int { return c.size }
+
+// HandlesMessages reports which message handlers the module exports
+// (theater:simple/message-server-client).
+func (c *Component) HandlesMessages() (send, request bool) {
+	return c.exports[abi.HandleSend.Name], c.exports[abi.HandleRequest.Name]
+}
 
 // Ticks reports whether the module exports the optional periodic entry
 // point troupe:actor/ticker#tick, which the engine calls every tick

@@ -42,6 +42,8 @@ const (
 	ReasonInitFailed Reason = "InitFailed"
 	// ReasonTickFailed: the optional tick export returned err.
 	ReasonTickFailed Reason = "TickFailed"
+	// ReasonHandlerFailed: handle-send or handle-request returned err.
+	ReasonHandlerFailed Reason = "HandlerFailed"
 	// ReasonHostError: the host failed (chain or state write), not the guest.
 	ReasonHostError Reason = "HostError"
 	// ReasonCanceled: the host canceled a call (a stop that could not wait).

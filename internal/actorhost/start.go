@@ -2,6 +2,7 @@ package actorhost
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -124,6 +125,7 @@ func (e *Engine) newActor(cfg ActorConfig) (a *Actor, err error) {
 		ID: a.id, Name: cfg.Name, Namespace: cfg.Namespace, Config: cfg.Handler, Env: cfg.Env,
 		SystemInfo: e.opts.SystemInfo, Chain: a.chain, Budget: a.budget, Deadline: a.callDeadline,
 		Metrics: e.opts.Metrics, Logger: a.log, Version: e.opts.Version, Now: e.opts.Now,
+		Messenger: actorMessenger{a}, MaxMessageBytes: a.maxMessage,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting actor %s: %w", a.id, err)
@@ -141,6 +143,9 @@ func (e *Engine) newActor(cfg ActorConfig) (a *Actor, err error) {
 	}
 	cfg.Component.users++
 	e.actors[a] = struct{}{}
+	// Reachable from now on: what is sent during init waits in the
+	// mailbox until init has returned.
+	e.register(a)
 	return a, nil
 }
 
@@ -171,7 +176,16 @@ func (a *Actor) applyLimits(cfg ActorConfig) error {
 	case a.tickInterval > 0:
 		a.tickInterval = max(a.tickInterval, limits.MinTickInterval)
 	}
-	return nil
+	a.mbox.maxItems, a.mbox.maxBytes = cmp.Or(cfg.MailboxMessages, limits.DefaultMailboxMessages), cmp.Or(cfg.MailboxBytes, limits.DefaultMailboxBytes)
+	if err := limits.CheckMailbox(int64(a.mbox.maxItems), int64(a.mbox.maxBytes)); err != nil {
+		return err
+	}
+	a.requestTimeout = cmp.Or(cfg.RequestTimeout, limits.DefaultRequestTimeout)
+	if err := limits.CheckRequestTimeout(a.requestTimeout); err != nil {
+		return err
+	}
+	a.maxMessage = cmp.Or(cfg.MaxMessageBytes, limits.DefaultMaxMessageBytes)
+	return limits.CheckMaxMessageBytes(int64(a.maxMessage))
 }
 
 // openChain settles the actor's id and opens its chain: in Dir, checking
@@ -294,7 +308,8 @@ func (a *Actor) boot(ctx context.Context) error {
 	}
 	// Each api.Function carries its own call stack (10 KiB in wazevo);
 	// an idle actor should not keep the ones only boot needs. A ticking
-	// actor still needs cabi_realloc to hand tick its state.
+	// actor still needs cabi_realloc to hand tick its state; a message
+	// handler binds it again on its first message (bindHandler).
 	a.initCall, a.initialize = stateCall{}, nil
 	if a.tickCall.fn == nil {
 		a.realloc = nil

@@ -148,8 +148,8 @@ type chainState struct {
 }
 
 // stateTracker watches the events chain.Open reads for the last one that
-// records a state: an ActorTick (ok or not, each carries the actor's state
-// after it) or an ok InitResult.
+// records a state: an ActorTick or a HandlerResult (ok or not, each
+// carries the actor's state after it) or an ok InitResult.
 type stateTracker struct {
 	found bool
 	seq   uint64
@@ -158,7 +158,7 @@ type stateTracker struct {
 
 func (t *stateTracker) observe(e chain.Event) {
 	switch e.Kind {
-	case chain.KindTick:
+	case chain.KindTick, chain.KindHandlerResult:
 	case chain.KindInitResult:
 		// Rare (one a run): decoded at once, as a failed one carries no
 		// state and must not hide the one before it.

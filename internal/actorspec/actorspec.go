@@ -42,6 +42,9 @@ func EngineConfig(a *v1alpha1.Actor) (actorhost.ActorConfig, error) {
 	if l.MaxMemoryPages <= 0 { // would wrap to a huge uint32
 		return actorhost.ActorConfig{}, fmt.Errorf("spec.limits.maxMemoryPages is %d: must be at least 1", l.MaxMemoryPages)
 	}
+	if l.RequestTimeoutDuration() < 0 {
+		return actorhost.ActorConfig{}, fmt.Errorf("spec.limits.requestTimeout is %s: must be positive", l.RequestTimeoutDuration())
+	}
 	if l.CallTimeoutDuration() < 0 {
 		return actorhost.ActorConfig{}, fmt.Errorf("spec.limits.callTimeout is %s: must be positive", l.CallTimeoutDuration())
 	}
@@ -53,7 +56,8 @@ func EngineConfig(a *v1alpha1.Actor) (actorhost.ActorConfig, error) {
 	}{
 		{"maxChainBytes", l.MaxChainBytes}, {"chainBytesPerSecond", int64(l.ChainBytesPerSecond)},
 		{"chainBurstBytes", int64(l.ChainBurstBytes)}, {"chainEventsPerSecond", int64(l.ChainEventsPerSecond)},
-		{"chainBurstEvents", int64(l.ChainBurstEvents)},
+		{"chainBurstEvents", int64(l.ChainBurstEvents)}, {"mailboxMessages", int64(l.MailboxMessages)},
+		{"mailboxBytes", int64(l.MailboxBytes)}, {"maxMessageBytes", int64(l.MaxMessageBytes)},
 	} {
 		if f.v <= 0 {
 			return actorhost.ActorConfig{}, fmt.Errorf("spec.limits.%s is %d: must be at least 1", f.name, f.v)
@@ -72,6 +76,10 @@ func EngineConfig(a *v1alpha1.Actor) (actorhost.ActorConfig, error) {
 			EventsPerSecond: int64(l.ChainEventsPerSecond), BurstEvents: int64(l.ChainBurstEvents),
 			MaxChainBytes: l.MaxChainBytes,
 		},
+		MailboxMessages: int(l.MailboxMessages),
+		MailboxBytes:    int(l.MailboxBytes),
+		MaxMessageBytes: int(l.MaxMessageBytes),
+		RequestTimeout:  l.RequestTimeoutDuration(),
 	}
 	if spec.InitialState != "" {
 		cfg.InitialState = []byte(spec.InitialState)

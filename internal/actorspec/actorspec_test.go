@@ -169,7 +169,8 @@ func TestEngineConfigSettings(t *testing.T) {
 		"defaults": {
 			actor: v1alpha1.Actor{ObjectMeta: metav1.ObjectMeta{Name: "obj", Namespace: "ns"}},
 			want: engineSettings{name: "obj", namespace: "ns", pages: uint32(v1alpha1.DefaultMaxMemoryPages),
-				timeout: v1alpha1.DefaultCallTimeout, tick: v1alpha1.DefaultTickInterval, disk: diskbudget.DefaultLimits()},
+				timeout: v1alpha1.DefaultCallTimeout, tick: v1alpha1.DefaultTickInterval, disk: diskbudget.DefaultLimits(),
+				mailbox: [2]int{1024, 16 << 20}, maxMessage: 1 << 20, requestTimeout: 2 * time.Second},
 		},
 		"everything set": {
 			actor: v1alpha1.Actor{
@@ -178,12 +179,14 @@ func TestEngineConfigSettings(t *testing.T) {
 					Name: "manifest-name", InitialState: "seed",
 					TickInterval: &metav1.Duration{Duration: 250 * time.Millisecond},
 					Limits: v1alpha1.Limits{MaxMemoryPages: 32, CallTimeout: &metav1.Duration{Duration: 2 * time.Second},
-						MaxChainBytes: 5 << 20, ChainBytesPerSecond: 1000, ChainBurstBytes: 2000, ChainEventsPerSecond: 10, ChainBurstEvents: 20},
+						MaxChainBytes: 5 << 20, ChainBytesPerSecond: 1000, ChainBurstBytes: 2000, ChainEventsPerSecond: 10, ChainBurstEvents: 20,
+						MailboxMessages: 7, MailboxBytes: 4096, MaxMessageBytes: 512, RequestTimeout: &metav1.Duration{Duration: 300 * time.Millisecond}},
 				},
 			},
 			want: engineSettings{name: "manifest-name", namespace: "ns", pages: 32,
 				timeout: 2 * time.Second, tick: 250 * time.Millisecond, state: "seed", hasState: true,
-				disk: diskbudget.Limits{BytesPerSecond: 1000, BurstBytes: 2000, EventsPerSecond: 10, BurstEvents: 20, MaxChainBytes: 5 << 20}},
+				disk:    diskbudget.Limits{BytesPerSecond: 1000, BurstBytes: 2000, EventsPerSecond: 10, BurstEvents: 20, MaxChainBytes: 5 << 20},
+				mailbox: [2]int{7, 4096}, maxMessage: 512, requestTimeout: 300 * time.Millisecond},
 		},
 	}
 	for name, tc := range tests {
@@ -194,7 +197,8 @@ func TestEngineConfigSettings(t *testing.T) {
 			}
 			got := engineSettings{name: cfg.Name, namespace: cfg.Namespace, pages: cfg.MemoryPages,
 				timeout: cfg.CallTimeout, tick: cfg.TickInterval, state: string(cfg.InitialState), hasState: cfg.InitialState != nil,
-				disk: *cfg.DiskBudget}
+				disk: *cfg.DiskBudget, mailbox: [2]int{cfg.MailboxMessages, cfg.MailboxBytes}, maxMessage: cfg.MaxMessageBytes,
+				requestTimeout: cfg.RequestTimeout}
 			if got != tc.want {
 				t.Errorf("got %+v, want %+v", got, tc.want)
 			}
@@ -213,4 +217,7 @@ type engineSettings struct {
 	state           string
 	hasState        bool
 	disk            diskbudget.Limits
+	mailbox         [2]int
+	maxMessage      int
+	requestTimeout  time.Duration
 }

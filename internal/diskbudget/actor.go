@@ -101,6 +101,40 @@ func (a *Actor) admit(ctx context.Context, deadline time.Time, n int) error {
 	return a.admitSlow(ctx, deadline, fb, b)
 }
 
+// TryAdmit reports at once, without waiting or spending, whether the
+// actor's budget would admit events of n bytes now: nil, or the *Error
+// Admit would refuse with (disk pressure, the size budget) or, where Admit
+// would wait, a KindRate error. It is for work that can be refused instead
+// of waited for: a message a sender would queue for the actor, whose
+// appends come later and are charged then. The node's shared rate is not
+// consulted (reserving from it may wait); the actor's share of it is
+// charged when the appends are made.
+func (a *Actor) TryAdmit(n int) error {
+	if node := a.node; node != nil && node.pressure.Load() {
+		if err := node.Pressure(); err != nil {
+			return err
+		}
+	}
+	b := int64(n)
+	fb := float64(b)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.lim.MaxChainBytes > 0 && a.size+b > a.lim.MaxChainBytes {
+		return a.sizeErrorLocked(b)
+	}
+	if a.own.covers(fb) {
+		return nil
+	}
+	t := time.Since(a.base).Seconds()
+	w := max(a.bytes.wait(t, max(0, fb-a.own.bytes)), a.events.wait(t, max(0, 1-a.own.events)))
+	if w > 0 {
+		return &Error{Kind: KindRate, Message: fmt.Sprintf(
+			"the actor's chain budget admits %s more in %s (spec.limits chainBytesPerSecond %d, chainEventsPerSecond %d)",
+			Bytes(b), roundWait(seconds(w)), a.lim.BytesPerSecond, a.lim.EventsPerSecond)}
+	}
+	return nil
+}
+
 // spendLocked spends one event of b bytes from both credits.
 func (a *Actor) spendLocked(fb float64, b int64) {
 	a.own.bytes -= fb

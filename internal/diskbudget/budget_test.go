@@ -370,3 +370,33 @@ func TestWaited(t *testing.T) {
 		t.Fatalf("Waited %s, want the %s of both waits, at most the %s the call took", w, least, took)
 	}
 }
+
+// TestTryAdmit: the non-blocking check refuses at once where Admit would
+// wait or refuse, and spends nothing.
+func TestTryAdmit(t *testing.T) {
+	a := NewActor(Limits{BytesPerSecond: 1000, BurstBytes: 100, EventsPerSecond: 1000, BurstEvents: 1000, MaxChainBytes: 10000}, nil, 0)
+	for range 3 {
+		if err := a.TryAdmit(50); err != nil {
+			t.Fatalf("within the burst: %v", err)
+		}
+	}
+	if b := a.ChainBytes(); b != 0 {
+		t.Fatalf("TryAdmit spent: the chain counts %d bytes", b)
+	}
+	a.Charge(1100) // about 1s of debt
+	begin := time.Now()
+	if err := a.TryAdmit(1); kindOf(err) != KindRate || !strings.Contains(err.Error(), "chain budget admits") {
+		t.Fatalf("in debt: %v", err)
+	}
+	if d := time.Since(begin); d > 100*time.Millisecond {
+		t.Fatalf("TryAdmit waited %s", d)
+	}
+	if err := a.TryAdmit(9000); kindOf(err) != KindSize {
+		t.Fatalf("past the size budget: %v", err)
+	}
+	unlimited := NewActor(Limits{}, nil, 0)
+	unlimited.Charge(1 << 30)
+	if err := unlimited.TryAdmit(1 << 20); err != nil {
+		t.Fatalf("no limits: %v", err)
+	}
+}

@@ -558,6 +558,7 @@ var readyReasons = map[actorhost.Reason]string{
 	actorhost.ReasonABI:           v1alpha1.ReasonABIViolation,
 	actorhost.ReasonInitFailed:    v1alpha1.ReasonInitFailed,
 	actorhost.ReasonTickFailed:    v1alpha1.ReasonTickFailed,
+	actorhost.ReasonHandlerFailed: v1alpha1.ReasonHandlerFailed,
 	actorhost.ReasonHostError:     v1alpha1.ReasonHostError,
 	actorhost.ReasonCanceled:      v1alpha1.ReasonCanceled,
 

@@ -114,6 +114,7 @@ func TestReadyReasons(t *testing.T) {
 		"abi":            {err: &actorhost.ActorError{Reason: actorhost.ReasonABI}, want: v1alpha1.ReasonABIViolation},
 		"init failed":    {err: &actorhost.ActorError{Reason: actorhost.ReasonInitFailed}, want: v1alpha1.ReasonInitFailed},
 		"tick failed":    {err: &actorhost.ActorError{Reason: actorhost.ReasonTickFailed}, want: v1alpha1.ReasonTickFailed},
+		"handler failed": {err: &actorhost.ActorError{Reason: actorhost.ReasonHandlerFailed}, want: v1alpha1.ReasonHandlerFailed},
 		"host error":     {err: &actorhost.ActorError{Reason: actorhost.ReasonHostError}, want: v1alpha1.ReasonHostError},
 		"canceled":       {err: &actorhost.ActorError{Reason: actorhost.ReasonCanceled}, want: v1alpha1.ReasonCanceled},
 		"chain rate":     {err: &actorhost.ActorError{Reason: actorhost.ReasonChainRateLimit}, want: v1alpha1.ReasonChainRateLimit},

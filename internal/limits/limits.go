@@ -123,3 +123,54 @@ func within[T cmp.Ordered](what string, v, lo, hi T, unit string) error {
 	}
 	return nil
 }
+
+// Messages between actors (wit/theater-message.wit).
+const (
+	// DefaultMaxMessageBytes bounds a message an actor sends and a
+	// response it gets or gives.
+	DefaultMaxMessageBytes = 1 << 20
+	// MaxMessageBytesLimit: a message waits in its receiver's mailbox,
+	// so it stays well under the mailbox's own bound.
+	MaxMessageBytesLimit = 8 << 20
+	// MaxTargetBytes bounds the target a guest names: an actor id, a
+	// name, or namespace/name (63 + 1 + 253 bytes at most in Kubernetes).
+	MaxTargetBytes = 512
+
+	// DefaultMailboxMessages bounds how many work items (messages,
+	// requests, a tick) wait for one actor; a send to a full mailbox is
+	// refused at once.
+	DefaultMailboxMessages = 1024
+	MaxMailboxMessages     = 1 << 20
+	// DefaultMailboxBytes bounds the bytes of the messages waiting for
+	// one actor.
+	DefaultMailboxBytes = 16 << 20
+	MaxMailboxBytes     = 1 << 30
+
+	// DefaultRequestTimeout caps how long an actor's request waits for
+	// its answer (the call's own deadline may be shorter): under the
+	// default call timeout, so that a slow target fails the request, not
+	// the asking call.
+	DefaultRequestTimeout = 2 * time.Second
+	MinRequestTimeout     = time.Millisecond
+	MaxRequestTimeout     = MaxCallTimeout
+)
+
+// CheckRequestTimeout reports a request timeout outside
+// MinRequestTimeout..MaxRequestTimeout.
+func CheckRequestTimeout(d time.Duration) error {
+	return within("request timeout", d, MinRequestTimeout, MaxRequestTimeout, "")
+}
+
+// CheckMailbox reports a mailbox bound outside its allowed range.
+func CheckMailbox(messages, bytes int64) error {
+	if err := within("mailbox message limit", messages, 1, MaxMailboxMessages, ""); err != nil {
+		return err
+	}
+	return within("mailbox byte limit", bytes, 1, MaxMailboxBytes, " bytes")
+}
+
+// CheckMaxMessageBytes reports a message bound outside
+// 1..MaxMessageBytesLimit.
+func CheckMaxMessageBytes(n int64) error {
+	return within("message size limit", n, 1, MaxMessageBytesLimit, " bytes")
+}

@@ -3,6 +3,7 @@ package runtimehandler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/diskbudget"
+	"github.com/troupe-dev/troupe/internal/limits"
 	"github.com/troupe-dev/troupe/internal/version"
 )
 
@@ -56,6 +58,12 @@ type ActorOptions struct {
 	Version string
 	// Now is the clock; nil uses time.Now.
 	Now func() time.Time
+	// Messenger delivers what the actor sends (message-server-host); nil
+	// answers every send and request with an error.
+	Messenger Messenger
+	// MaxMessageBytes bounds a message the actor sends and a response it
+	// gets; 0 is limits.DefaultMaxMessageBytes.
+	MaxMessageBytes int
 }
 
 // Actor is the runtime handler's per-actor state. Calls into one actor
@@ -73,6 +81,8 @@ type Actor struct {
 	metrics                      *MetricsRegistry
 	log                          logr.Logger
 	now                          func() time.Time
+	messenger                    Messenger
+	maxMessage                   int
 
 	// Call-path state, touched only by the goroutine running the actor.
 	fields       eventFields       // event data builder, reused by every call
@@ -121,6 +131,13 @@ func NewActor(o ActorOptions) (*Actor, error) {
 		log:         o.Logger.WithValues("namespace", o.Namespace, "name", o.Name, "actorID", o.ID),
 		now:         o.Now,
 		metricNames: map[string]string{},
+		messenger:   o.Messenger,
+		maxMessage:  o.MaxMessageBytes,
+	}
+	if a.maxMessage == 0 {
+		a.maxMessage = limits.DefaultMaxMessageBytes
+	} else if err := limits.CheckMaxMessageBytes(int64(a.maxMessage)); err != nil {
+		return nil, fmt.Errorf("runtime handler: %w", err)
 	}
 	if a.env == nil {
 		a.env = MapEnv(nil)
