@@ -1,6 +1,10 @@
 package actorhost
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/troupe-dev/troupe/internal/wasmcheck"
+)
 
 // An instance's own Go heap, beyond its linear memory, depends on its
 // module's shape. wazero (v1.12) allocates per instance: a []byte header
@@ -37,8 +41,9 @@ type moduleShape struct {
 }
 
 // readShape reads the counts of the data and global sections and the
-// tables' minimum sizes. It never fails: bytes it can't read count as
-// nothing (the compiler rejects such modules anyway).
+// tables' minimum sizes of a module wasmcheck.Check already bounded. It
+// never fails: bytes it can't read count as nothing (the compiler rejects
+// such modules anyway).
 func readShape(wasm []byte) moduleShape {
 	var s moduleShape
 	const header = 8
@@ -48,7 +53,7 @@ func readShape(wasm []byte) moduleShape {
 	pos := header
 	for pos < len(wasm) {
 		id := wasm[pos]
-		size, n, ok := readU32(wasm[pos+1:])
+		size, n, ok := wasmcheck.ReadU32(wasm[pos+1:])
 		if !ok {
 			return s
 		}
@@ -62,11 +67,11 @@ func readShape(wasm []byte) moduleShape {
 		case 4: // tables
 			s.tableElements = tableMinimums(sec)
 		case 6: // globals
-			if count, _, ok := readU32(sec); ok {
+			if count, _, ok := wasmcheck.ReadU32(sec); ok {
 				s.globals = uint64(count)
 			}
 		case 11: // data
-			if count, _, ok := readU32(sec); ok {
+			if count, _, ok := wasmcheck.ReadU32(sec); ok {
 				s.dataSegments = uint64(count)
 			}
 		}
@@ -78,7 +83,7 @@ func readShape(wasm []byte) moduleShape {
 // tableMinimums sums the declared minimum sizes of the table section's
 // tables (reftype, then limits: 0x00 min | 0x01 min max).
 func tableMinimums(sec []byte) uint64 {
-	count, p, ok := readU32(sec)
+	count, p, ok := wasmcheck.ReadU32(sec)
 	if !ok {
 		return 0
 	}
@@ -89,14 +94,14 @@ func tableMinimums(sec []byte) uint64 {
 		}
 		flag := sec[p+1]
 		p += 2
-		minElems, n, ok := readU32(sec[p:])
+		minElems, n, ok := wasmcheck.ReadU32(sec[p:])
 		if !ok {
 			return total
 		}
 		p += n
 		total += uint64(minElems)
 		if flag == 1 {
-			if _, n, ok = readU32(sec[p:]); !ok {
+			if _, n, ok = wasmcheck.ReadU32(sec[p:]); !ok {
 				return total
 			}
 			p += n
@@ -111,25 +116,4 @@ func (s moduleShape) instanceBytes(importedFuncs, stacks int) uint64 {
 	return instanceBase + uint64(stacks)*perCallStack +
 		s.dataSegments*perDataSegment + s.tableElements*perTableElement +
 		s.globals*perGlobal + uint64(importedFuncs)*perImportedFunc
-}
-
-// readU32 decodes an unsigned LEB128 of at most 5 bytes that fits 32 bits.
-// (wasmcheck has the same for its reader; the shape reads sections that
-// wasmcheck.Check already bounded.)
-func readU32(b []byte) (v uint32, n int, ok bool) {
-	var x uint64
-	for i := 0; i < 5; i++ {
-		if i >= len(b) {
-			return 0, 0, false
-		}
-		c := b[i]
-		x |= uint64(c&0x7f) << (7 * i)
-		if c&0x80 == 0 {
-			if x > 0xffffffff {
-				return 0, 0, false
-			}
-			return uint32(x), i + 1, true
-		}
-	}
-	return 0, 0, false
 }

@@ -43,7 +43,7 @@ func (r *reader) skip(n int) error {
 
 // u32 reads an unsigned LEB128 of at most 5 bytes that fits 32 bits.
 func (r *reader) u32() (uint32, error) {
-	v, n, ok := readU32(r.b[r.pos:])
+	v, n, ok := ReadU32(r.b[r.pos:])
 	if !ok {
 		return 0, malformed(r.off(), "bad unsigned LEB128 integer")
 	}
@@ -106,8 +106,10 @@ func (r *reader) name(what string) error {
 	return err
 }
 
-// readU32 decodes an unsigned LEB128 of at most 5 bytes that fits 32 bits.
-func readU32(b []byte) (v uint32, n int, ok bool) {
+// ReadU32 decodes an unsigned LEB128 of at most 5 bytes that fits 32 bits:
+// its value, the bytes it took, and false when b holds no such number. It
+// never panics, whatever b holds.
+func ReadU32(b []byte) (v uint32, n int, ok bool) {
 	var x uint64
 	for i := 0; i < 5; i++ {
 		if i >= len(b) {

@@ -42,7 +42,7 @@ func rewriteTables(wasm []byte, maxElems uint32) ([]byte, error) {
 	pos := len(header)
 	for pos < len(wasm) {
 		id := wasm[pos]
-		size, n, ok := readU32(wasm[pos+1:])
+		size, n, ok := ReadU32(wasm[pos+1:])
 		if !ok {
 			return nil, errNotRewritable
 		}
@@ -70,7 +70,7 @@ func rewriteTables(wasm []byte, maxElems uint32) ([]byte, error) {
 
 // boundTableSection rewrites the table section's content.
 func boundTableSection(sec []byte, maxElems uint32) ([]byte, bool, error) {
-	count, n, ok := readU32(sec)
+	count, n, ok := ReadU32(sec)
 	if !ok || count > uint32(len(sec)) {
 		return nil, false, errNotRewritable
 	}
@@ -89,14 +89,14 @@ func boundTableSection(sec []byte, maxElems uint32) ([]byte, bool, error) {
 			return nil, false, errNotRewritable
 		}
 		p += 2
-		minElems, n, ok := readU32(sec[p:])
+		minElems, n, ok := ReadU32(sec[p:])
 		if !ok || minElems > maxElems {
 			return nil, false, errNotRewritable
 		}
 		p += n
 		maxDecl, hasMax := uint32(0), flag == 1
 		if hasMax {
-			if maxDecl, n, ok = readU32(sec[p:]); !ok {
+			if maxDecl, n, ok = ReadU32(sec[p:]); !ok {
 				return nil, false, errNotRewritable
 			}
 			p += n
