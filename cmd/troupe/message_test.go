@@ -411,3 +411,40 @@ func TestDeliveryStatus(t *testing.T) {
 		})
 	}
 }
+
+// TestLocalRunTimeoutAndFullMailbox: a request to an actor that never
+// answers times out at its requestTimeout (exit 1, "timed out"), and while
+// the actor is stuck its bounded mailbox refuses what is over the bound at
+// once. The actor comes from a YAML in a namespace: a caller outside still
+// names it without one.
+func TestLocalRunTimeoutAndFullMailbox(t *testing.T) {
+	dir := t.TempDir()
+	mustWrite(t, filepath.Join(dir, "slow.wasm"), mustRead(t, testModule("messenger")))
+	yaml := filepath.Join(dir, "slow.yaml")
+	mustWrite(t, yaml, []byte(`apiVersion: theater.troupe.dev/v1alpha1
+kind: Actor
+metadata: {name: slow, namespace: dev}
+spec:
+  component: {path: slow.wasm}
+  limits: {callTimeout: 20s, requestTimeout: 300ms, mailboxMessages: 2}
+`))
+	r := startLocalRun(t, yaml)
+	start := time.Now()
+	_, errOut, code := r.cli(nil, "request", "slow", "L") // loops until its 20s call deadline
+	if code != 1 || !strings.Contains(errOut, "request to slow timed out") {
+		t.Fatalf("request slow L: exit %d, stderr %q; want exit 1, timed out", code, errOut)
+	}
+	if took := time.Since(start); took > 15*time.Second {
+		t.Errorf("the request took %s: it waited for the call's deadline, not the request timeout", took)
+	}
+	for i := range 2 {
+		if _, errOut, code := r.cli(nil, "send", "slow", "i"); code != 0 {
+			t.Fatalf("send %d: exit %d, %q", i, code, errOut)
+		}
+	}
+	if _, errOut, code := r.cli(nil, "send", "slow", "i"); code != 1 || !strings.Contains(errOut, "mailbox full: slow holds 2 messages") {
+		t.Errorf("send over the bound: exit %d, stderr %q; want exit 1, mailbox full", code, errOut)
+	}
+	// The stuck call would hold a graceful stop for its grace period:
+	// the cleanup kills the run instead.
+}

@@ -227,7 +227,12 @@ func runActors(ctx context.Context, o *runOptions, actorPaths []string, stdout, 
 	// through the engine meanwhile, a caller outside waits for them all.
 	var srv *http.Server
 	if ln != nil {
-		ms := &messageServer{engine: engine, actors: func() []actorInfo { return describeRuns(runs) }}
+		ms := &messageServer{engine: engine, actors: func() []actorInfo { return describeRuns(runs) }, names: map[string]string{}}
+		for _, r := range runs {
+			if c := r.spec.cfg; c.Namespace != "" {
+				ms.names[c.Name] = c.Namespace + "/" + c.Name
+			}
+		}
 		srv = ms.newHTTPServer()
 		go srv.Serve(ln) //nolint:errcheck // ErrServerClosed once the run ends
 		cliLog.V(1).Info("listening for messages", "socket", ln.path)

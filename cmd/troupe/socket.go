@@ -168,6 +168,11 @@ type messageServer struct {
 	engine *actorhost.Engine
 	// actors lists the run's actors, for /v1/info.
 	actors func() []actorInfo
+	// names maps the bare name of an actor whose YAML gives it a
+	// namespace to namespace/name: names are unique in a run, so a caller
+	// outside needs no namespace, while actors of one namespace reach one
+	// another by bare name as in a cluster.
+	names map[string]string
 }
 
 // actorInfo describes one actor of the run in /v1/info.
@@ -214,9 +219,13 @@ func (s *messageServer) delivery(w http.ResponseWriter, r *http.Request) (actorh
 		}
 		return actorhost.Delivery{}, false
 	}
+	target := r.PathValue("target")
+	if qualified, ok := s.names[target]; ok {
+		target = qualified
+	}
 	return actorhost.Delivery{
 		From:        actorhost.Sender{External: externalSender},
-		Target:      r.PathValue("target"),
+		Target:      target,
 		Msg:         body,
 		TraceParent: r.Header.Get("traceparent"),
 	}, true
