@@ -19,6 +19,7 @@ import (
 
 	"github.com/troupe-dev/troupe/internal/actorhost"
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/testutil"
 )
 
 // localRun is a `troupe run` binary serving ACTORs on its own socket.
@@ -50,7 +51,14 @@ func messengers(t *testing.T, names ...string) []string {
 // socket and waits until the socket answers; the test's cleanup stops it.
 func startLocalRun(t *testing.T, args ...string) *localRun {
 	t.Helper()
-	r := &localRun{t: t, state: t.TempDir(), waited: make(chan error, 1)}
+	return startLocalRunIn(t, t.TempDir(), args...)
+}
+
+// startLocalRunIn is startLocalRun with the state root given: a second run
+// on it resumes the first one's actors.
+func startLocalRunIn(t *testing.T, state string, args ...string) *localRun {
+	t.Helper()
+	r := &localRun{t: t, state: state, waited: make(chan error, 1)}
 	r.socket = filepath.Join(r.state, "troupe", "run.sock")
 	r.cmd = exec.Command(troupeBinary(t), append([]string{"run"}, args...)...)
 	r.cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+r.state)
@@ -447,4 +455,46 @@ spec:
 	}
 	// The stuck call would hold a graceful stop for its grace period:
 	// the cleanup kills the run instead.
+}
+
+// TestCounterPairExample runs the counter pair of examples in one run: a
+// request from outside reaches the client, which asks the counter by
+// name; both counts survive a restart of the run.
+func TestCounterPairExample(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the examples with the Go toolchain")
+	}
+	root := t.TempDir()
+	var yamls []string
+	for _, name := range []string{"counter", "counter-client"} {
+		yaml := filepath.Join(root, "examples", name, "actor.yaml")
+		mustWrite(t, yaml, mustRead(t, filepath.Join("..", "..", "examples", name, "actor.yaml")))
+		mustWrite(t, filepath.Join(root, "bin", "examples", name+".wasm"), testutil.BuildExample(t, name))
+		yamls = append(yamls, yaml)
+	}
+	r := startLocalRun(t, yamls...)
+	for _, want := range []string{`{"asked":1,"counter":{"count":2}}`, `{"asked":2,"counter":{"count":5}}`} {
+		n := "2"
+		if strings.Contains(want, `"asked":2`) {
+			n = "3"
+		}
+		if out, errOut, code := r.cli(nil, "request", "counter-client", "add "+n); code != 0 || out != want {
+			t.Fatalf("request counter-client 'add %s': exit %d, %q, stderr %q; want %s", n, code, out, errOut, want)
+		}
+	}
+	if out, _, code := r.cli(nil, "request", "counter", "bogus"); code != 0 || !strings.Contains(out, `unknown command \"bogus\"`) {
+		t.Errorf("a bad request: exit %d, %q; want the counter's error in its answer", code, out)
+	}
+	if code := r.stop(); code != 0 {
+		t.Fatalf("exit %d:\n%s", code, r.stderr.String())
+	}
+
+	// The next run resumes both states.
+	r2 := startLocalRunIn(t, r.state, yamls...)
+	if out, errOut, code := r2.cli(nil, "request", "counter-client", "get"); code != 0 || out != `{"asked":3,"counter":{"count":5}}` {
+		t.Errorf("after the restart: exit %d, %q, stderr %q", code, out, errOut)
+	}
+	if code := r2.stop(); code != 0 {
+		t.Errorf("exit %d:\n%s", code, r2.stderr.String())
+	}
 }

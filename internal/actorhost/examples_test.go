@@ -31,6 +31,8 @@ func TestGoExamples(t *testing.T) {
 		"feature-flags":      {env: runtimehandler.MapEnv{"FEATURE_NEW_UI": {Value: "true"}}},
 		"monitoring":         {},
 		"structured-logging": {},
+		"counter":            {initState: []byte(`{"count":4}`), logLine: "counter ready at 4", state: `"count":4`},
+		"counter-client":     {env: runtimehandler.MapEnv{"COUNTER": {Value: "counter"}}, logLine: "asks counter", state: `"asked":0`},
 	}
 	e, sink := newTestEngine(t)
 	for name, tc := range tests {
