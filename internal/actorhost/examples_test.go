@@ -3,6 +3,7 @@ package actorhost
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -222,4 +223,120 @@ func TestFeatureFlagsFollowsAnEnvChangeWithoutRestart(t *testing.T) {
 	if got := featurePaths(t, a); got[2] != "tick:old-ui" {
 		t.Fatalf("feature_path events = %v", got)
 	}
+}
+
+// liveEnv is an EnvSource whose values change while the actor runs, as a
+// host's does when a ConfigMap is edited.
+type liveEnv struct {
+	mu sync.Mutex
+	m  runtimehandler.MapEnv
+}
+
+func (l *liveEnv) LookupEnv(name string) (runtimehandler.EnvValue, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.m.LookupEnv(name)
+}
+
+func (l *liveEnv) SecretValues() []string { return nil }
+
+func (l *liveEnv) set(name, value string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.m[name] = runtimehandler.EnvValue{Value: value}
+}
+
+// TestGoExamplesAnswerRequests: structured-logging and feature-flags
+// handle real requests through the engine: one logged, timed request each
+// with an answer, and feature-flags answering differently once its flag
+// changes, without a restart.
+func TestGoExamplesAnswerRequests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the examples with the Go toolchain")
+	}
+	e, _ := newTestEngine(t)
+	ask := func(t *testing.T, target, msg string) map[string]any {
+		t.Helper()
+		resp, err := e.Request(context.Background(), Delivery{From: Sender{External: "test"}, Target: target, Msg: []byte(msg)})
+		if err != nil {
+			t.Fatalf("request %q to %s: %v", msg, target, err)
+		}
+		var out map[string]any
+		if err := json.Unmarshal(resp, &out); err != nil {
+			t.Fatalf("response %q: %v", resp, err)
+		}
+		return out
+	}
+
+	t.Run("structured-logging", func(t *testing.T) {
+		c, err := e.Compile(context.Background(), testutil.BuildExample(t, "structured-logging"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := start(t, e, ActorConfig{Name: "structured-logging", Component: c, Dir: t.TempDir()})
+		metricsBefore := countKind(events(t, a), chain.KindMetric)
+		if got := ask(t, "structured-logging", `{"id":"r-9","method":"POST","path":"/orders"}`); got["status"] != float64(201) || got["etag"] == "" {
+			t.Errorf("POST /orders answered %v", got)
+		}
+		if !loggedRequest(t, events(t, a), "r-9", a.ID()) {
+			t.Errorf("no structured log line of request r-9 with the actor's id and name")
+		}
+		if got := ask(t, "structured-logging", "GET /missing"); got["status"] != float64(404) || !strings.Contains(fmt.Sprint(got["error"]), "no route") {
+			t.Errorf("GET /missing answered %v", got)
+		}
+		if n := countKind(events(t, a), chain.KindMetric) - metricsBefore; n != 2 {
+			t.Errorf("%d metrics recorded for 2 requests, want request_duration_ms each", n)
+		}
+	})
+
+	t.Run("feature-flags", func(t *testing.T) {
+		c, err := e.Compile(context.Background(), testutil.BuildExample(t, "feature-flags"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := &liveEnv{m: runtimehandler.MapEnv{"FEATURE_NEW_UI": {Value: "no"}}}
+		start(t, e, ActorConfig{Name: "feature-flags", Component: c, Env: env, TickInterval: -1, Dir: t.TempDir()})
+		if got := ask(t, "feature-flags", "GET /"); got["path"] != "old-ui" || got["enabled"] != false {
+			t.Errorf("with the flag off: %v", got)
+		}
+		env.set("FEATURE_NEW_UI", "true")
+		if got := ask(t, "feature-flags", "GET /"); got["path"] != "new-ui" || got["enabled"] != true {
+			t.Errorf("after the flag changed (no restart, no tick): %v", got)
+		}
+	})
+}
+
+func countKind(evs []chain.Event, kind chain.Kind) int {
+	n := 0
+	for _, ev := range evs {
+		if ev.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
+
+// loggedRequest reports whether the chain has a structured log line of the
+// request id from the actor id, named structured-logging, with a time.
+func loggedRequest(t *testing.T, evs []chain.Event, requestID, actorID string) bool {
+	t.Helper()
+	for _, ev := range evs {
+		if ev.Kind != chain.KindLog {
+			continue
+		}
+		var log struct{ Message string }
+		if json.Unmarshal(ev.Data, &log) != nil {
+			continue
+		}
+		var line struct {
+			Timestamp uint64
+			Actor     struct{ ID, Name string }
+			Context   map[string]any
+		}
+		if json.Unmarshal([]byte(log.Message), &line) == nil && line.Context["request_id"] == requestID &&
+			line.Actor.ID == actorID && line.Actor.Name == "structured-logging" && line.Timestamp > 0 {
+			return true
+		}
+	}
+	return false
 }
