@@ -89,12 +89,16 @@ func startLocalRunIn(t *testing.T, state string, args ...string) *localRun {
 	}
 }
 
-// info is the server's GET /v1/info.
-func (r *localRun) info() (map[string]any, error) {
-	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+// client is an HTTP client of the run's socket.
+func (r *localRun) client() *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", r.socket)
 	}}, Timeout: 5 * time.Second}
-	resp, err := c.Get("http://troupe/v1/info")
+}
+
+// info is the server's GET /v1/info.
+func (r *localRun) info() (map[string]any, error) {
+	resp, err := r.client().Get("http://troupe/v1/info")
 	if err != nil {
 		return nil, err
 	}
@@ -219,6 +223,16 @@ func TestLocalRunMessages(t *testing.T) {
 			}
 		})
 	}
+	// A caller's traceparent travels with its message into b's chain.
+	const trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	req, _ := http.NewRequest(http.MethodPost, "http://troupe/v1/actors/b/send", strings.NewReader("x"))
+	req.Header.Set("traceparent", trace)
+	resp, err := r.client().Do(req)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("send with a traceparent: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
 	// A handler's error fails its actor (as a failed tick would), and the
 	// requester hears why; b then takes no more messages, a still does.
 	if _, errOut, code := r.cli(nil, "request", "b", "E"); code != 1 || !strings.Contains(errOut, "failed handling the request (HandlerFailed): handler failed on purpose") {
@@ -254,6 +268,9 @@ func TestLocalRunMessages(t *testing.T) {
 	}
 	if !chainHas(bEvents, chain.KindMessageReceived, `"external":"troupe-cli"`) {
 		t.Errorf("b's MessageReceived does not record the external sender")
+	}
+	if !chainHas(bEvents, chain.KindMessageReceived, `"traceparent":"`+trace+`"`) {
+		t.Errorf("b's chain does not record the caller's traceparent")
 	}
 	if !chainHas(bEvents, chain.KindRequestReceived, `"name":"a"`) {
 		t.Errorf("b's RequestReceived does not record a as its sender")

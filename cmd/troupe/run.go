@@ -272,7 +272,12 @@ func runActors(ctx context.Context, o *runOptions, actorPaths []string, stdout, 
 		if i > 0 && o.logFormat != "json" {
 			fmt.Fprintln(stdout)
 		}
-		printRunSummary(stdout, o.logFormat == "json", r.a, r.ticks, r.dir, logOut.Dropped(), r.err)
+		// stderr is shared: its dropped lines are counted once, last.
+		var dropped uint64
+		if i == len(runs)-1 {
+			dropped = logOut.Dropped()
+		}
+		printRunSummary(stdout, o.logFormat == "json", r.a, r.ticks, r.dir, dropped, r.err)
 	}
 	silent := outErr != nil // stderr is gone or blocked: the summary has the error
 	var failed, stopFailed []error
