@@ -225,27 +225,6 @@ func TestFeatureFlagsFollowsAnEnvChangeWithoutRestart(t *testing.T) {
 	}
 }
 
-// liveEnv is an EnvSource whose values change while the actor runs, as a
-// host's does when a ConfigMap is edited.
-type liveEnv struct {
-	mu sync.Mutex
-	m  runtimehandler.MapEnv
-}
-
-func (l *liveEnv) LookupEnv(name string) (runtimehandler.EnvValue, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.m.LookupEnv(name)
-}
-
-func (l *liveEnv) SecretValues() []string { return nil }
-
-func (l *liveEnv) set(name, value string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.m[name] = runtimehandler.EnvValue{Value: value}
-}
-
 // TestGoExamplesAnswerRequests: structured-logging and feature-flags
 // handle real requests through the engine: one logged, timed request each
 // with an answer, and feature-flags answering differently once its flag
@@ -274,7 +253,7 @@ func TestGoExamplesAnswerRequests(t *testing.T) {
 			t.Fatal(err)
 		}
 		a := start(t, e, ActorConfig{Name: "structured-logging", Component: c, Dir: t.TempDir()})
-		metricsBefore := countKind(events(t, a), chain.KindMetric)
+		metricsBefore := countMetrics(events(t, a))
 		if got := ask(t, "structured-logging", `{"id":"r-9","method":"POST","path":"/orders"}`); got["status"] != float64(201) || got["etag"] == "" {
 			t.Errorf("POST /orders answered %v", got)
 		}
@@ -284,7 +263,7 @@ func TestGoExamplesAnswerRequests(t *testing.T) {
 		if got := ask(t, "structured-logging", "GET /missing"); got["status"] != float64(404) || !strings.Contains(fmt.Sprint(got["error"]), "no route") {
 			t.Errorf("GET /missing answered %v", got)
 		}
-		if n := countKind(events(t, a), chain.KindMetric) - metricsBefore; n != 2 {
+		if n := countMetrics(events(t, a)) - metricsBefore; n != 2 {
 			t.Errorf("%d metrics recorded for 2 requests, want request_duration_ms each", n)
 		}
 	})
@@ -294,7 +273,7 @@ func TestGoExamplesAnswerRequests(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		env := &liveEnv{m: runtimehandler.MapEnv{"FEATURE_NEW_UI": {Value: "no"}}}
+		env := &mutableEnv{m: runtimehandler.MapEnv{"FEATURE_NEW_UI": {Value: "no"}}}
 		start(t, e, ActorConfig{Name: "feature-flags", Component: c, Env: env, TickInterval: -1, Dir: t.TempDir()})
 		if got := ask(t, "feature-flags", "GET /"); got["path"] != "old-ui" || got["enabled"] != false {
 			t.Errorf("with the flag off: %v", got)
@@ -304,16 +283,6 @@ func TestGoExamplesAnswerRequests(t *testing.T) {
 			t.Errorf("after the flag changed (no restart, no tick): %v", got)
 		}
 	})
-}
-
-func countKind(evs []chain.Event, kind chain.Kind) int {
-	n := 0
-	for _, ev := range evs {
-		if ev.Kind == kind {
-			n++
-		}
-	}
-	return n
 }
 
 // loggedRequest reports whether the chain has a structured log line of the
@@ -339,4 +308,8 @@ func loggedRequest(t *testing.T, evs []chain.Event, requestID, actorID string) b
 		}
 	}
 	return false
+}
+
+func countMetrics(evs []chain.Event) int {
+	return len(slices.DeleteFunc(evs, func(ev chain.Event) bool { return ev.Kind != chain.KindMetric }))
 }
