@@ -219,9 +219,11 @@ func printResponse(w io.Writer, resp []byte, asJSON bool) error {
 }
 
 // responseJSON is resp as JSON: itself (compacted) when it is JSON, else a
-// JSON string when it is UTF-8, else {"base64": ...}.
+// JSON string when it is UTF-8, else {"base64": ...}. JSON with invalid
+// UTF-8 in a string (which encoding/json tolerates) is not passed through:
+// the output is always valid UTF-8.
 func responseJSON(resp []byte) ([]byte, error) {
-	if json.Valid(resp) {
+	if utf8.Valid(resp) && json.Valid(resp) {
 		var b bytes.Buffer
 		if err := json.Compact(&b, resp); err == nil {
 			return b.Bytes(), nil
