@@ -445,6 +445,10 @@ spec:
   limits: {callTimeout: 20s, requestTimeout: 300ms, mailboxMessages: 2}
 `))
 	r := startLocalRun(t, yaml)
+	// namespace/name reaches it too (escaped in the URL's path).
+	if out, errOut, code := r.cli(nil, "request", "dev/slow", "ens"); code != 0 || out != "ens" {
+		t.Errorf("request dev/slow: exit %d, %q, stderr %q", code, out, errOut)
+	}
 	start := time.Now()
 	_, errOut, code := r.cli(nil, "request", "slow", "L") // loops until its 20s call deadline
 	if code != 1 || !strings.Contains(errOut, "request to slow timed out") {
