@@ -96,8 +96,16 @@ check-generated: ## Fail when a committed generated file is stale.
 	if [[ $$stale == 1 ]]; then echo "generated files are stale: run 'make manifests generate' and commit them" >&2; exit 1; fi
 
 .PHONY: test
-test: lint check-generated envtest test-tools ## Run every test (what CI runs).
-	assets=$${KUBEBUILDER_ASSETS:-$$(hack/setup-envtest.sh)}; KUBEBUILDER_ASSETS=$$assets go test $(GOTEST_FLAGS) ./...
+test: lint check-generated envtest test-tools s3-server ## Run every test (what CI runs).
+	assets=$${KUBEBUILDER_ASSETS:-$$(hack/setup-envtest.sh)}; vgw=$${TROUPE_VERSITYGW:-$$(hack/s3-server.sh)}; \
+	  KUBEBUILDER_ASSETS=$$assets TROUPE_VERSITYGW=$$vgw go test $(GOTEST_FLAGS) ./...
+
+# The archive's tests (internal/archive, internal/s3test) run against a real
+# S3 server, versitygw, built here (once; cached) before any test's timeout
+# starts: a cold build takes minutes.
+.PHONY: s3-server
+s3-server: ## Build (once; cached) versitygw, the S3 server the archive tests run; prints the TROUPE_VERSITYGW export.
+	@echo "export TROUPE_VERSITYGW=$$(hack/s3-server.sh)"
 
 # Long loops (hundreds of kill -9s, races, ...) that CI does not run: every
 # test reads TROUPE_TEST_LONG and, when it is set, runs its long version.
@@ -105,8 +113,9 @@ test: lint check-generated envtest test-tools ## Run every test (what CI runs).
 LONG_RUN ?= .
 LONG_PKGS ?= ./...
 .PHONY: test-long
-test-long: envtest ## Run the long versions of the crash, race and scale loops (TROUPE_TEST_LONG=1; not in CI). LONG_RUN and LONG_PKGS narrow it.
-	assets=$${KUBEBUILDER_ASSETS:-$$(hack/setup-envtest.sh)}; TROUPE_TEST_LONG=1 KUBEBUILDER_ASSETS=$$assets \
+test-long: envtest s3-server ## Run the long versions of the crash, race and scale loops (TROUPE_TEST_LONG=1; not in CI). LONG_RUN and LONG_PKGS narrow it.
+	assets=$${KUBEBUILDER_ASSETS:-$$(hack/setup-envtest.sh)}; vgw=$${TROUPE_VERSITYGW:-$$(hack/s3-server.sh)}; \
+	  TROUPE_TEST_LONG=1 KUBEBUILDER_ASSETS=$$assets TROUPE_VERSITYGW=$$vgw \
 	  go test -count=1 -timeout 3h -run '$(LONG_RUN)' $(LONG_PKGS)
 
 # The tools the test suites run (helm and kubectl for test/packaging) are

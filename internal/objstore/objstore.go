@@ -66,9 +66,9 @@ type Config struct {
 	// instance metadata service, in that order.
 	AccessKey    string
 	SecretKey    string
-	SessionToken string `json:"-"`
+	SessionToken string
 	// Transport, when set, carries the requests (tests, proxies).
-	Transport http.RoundTripper `json:"-"`
+	Transport http.RoundTripper
 }
 
 // String names the store without its credentials, for logs and errors.

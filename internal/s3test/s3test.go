@@ -21,9 +21,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"golang.org/x/sys/unix"
 
-	"github.com/troupe-dev/troupe/internal/envtestutil"
 	"github.com/troupe-dev/troupe/internal/objstore"
-	"github.com/troupe-dev/troupe/internal/testutil"
 )
 
 // BinaryEnv names the variable that gives the versitygw binary (make test
@@ -51,7 +49,11 @@ func Binary(t testing.TB) string {
 			binPath = p
 			return
 		}
-		script := filepath.Join(testutil.RepoRoot(t), "hack", "s3-server.sh")
+		script, err := findScript()
+		if err != nil {
+			binErr = err
+			return
+		}
 		var stderr bytes.Buffer
 		cmd := exec.Command(script)
 		cmd.Stderr = &stderr
@@ -84,7 +86,7 @@ type Server struct {
 	t    testing.TB
 	bin  string
 	args []string
-	log  *envtestutil.LockedBuffer
+	logPath string
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -98,9 +100,9 @@ func Start(t testing.TB) *Server {
 		AccessKey: "troupe-" + randHex(t, 6),
 		SecretKey: randHex(t, 20),
 		Dir:       t.TempDir(),
+		logPath:   filepath.Join(t.TempDir(), "versitygw.log"),
 		t:         t,
 		bin:       Binary(t),
-		log:       &envtestutil.LockedBuffer{},
 	}
 	t.Cleanup(s.Stop)
 	// The port is picked by the kernel and released before versitygw binds
@@ -115,7 +117,7 @@ func Start(t testing.TB) *Server {
 			break
 		}
 	}
-	t.Fatalf("starting versitygw: %v\n%s", err, s.log.String())
+	t.Fatalf("starting versitygw: %v\n%s", err, s.Log())
 	return nil
 }
 
@@ -143,8 +145,13 @@ func (s *Server) start(addr string) error {
 		args = append(args, "--sidecar", side)
 	}
 	args = append(args, s.Dir)
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close() // the child has its own descriptor
 	cmd := exec.Command(s.bin, args...)
-	cmd.Stdout, cmd.Stderr = s.log, s.log
+	cmd.Stdout, cmd.Stderr = logf, logf
 	// Dies with the test binary, even when that is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -198,12 +205,18 @@ func (s *Server) Restart() {
 	s.Stop()
 	addr := strings.TrimPrefix(s.Endpoint, "http://")
 	if err := s.start(addr); err != nil {
-		s.t.Fatalf("restarting versitygw on %s: %v\n%s", addr, err, s.log.String())
+		s.t.Fatalf("restarting versitygw on %s: %v\n%s", addr, err, s.Log())
 	}
 }
 
 // Log returns what the server printed.
-func (s *Server) Log() string { return s.log.String() }
+func (s *Server) Log() string {
+	b, err := os.ReadFile(s.logPath)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	return string(b)
+}
 
 // Config returns a store configuration for bucket and prefix on s.
 func (s *Server) Config(bucket, prefix string) objstore.Config {
@@ -230,9 +243,29 @@ func (s *Server) Bucket(t testing.TB, prefix string) *objstore.S3 {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	if err := st.Client().MakeBucket(ctx, bucket, minio.MakeBucketOptions{Region: "us-east-1"}); err != nil {
-		t.Fatalf("making bucket %s: %v\n%s", bucket, err, s.log.String())
+		t.Fatalf("making bucket %s: %v\n%s", bucket, err, s.Log())
 	}
 	return st
+}
+
+// findScript finds hack/s3-server.sh above the working directory (a test's
+// package directory).
+func findScript() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("finding hack/s3-server.sh: %w", err)
+	}
+	for {
+		p := filepath.Join(dir, "hack", "s3-server.sh")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no hack/s3-server.sh above the working directory; set %s to a versitygw binary", BinaryEnv)
+		}
+		dir = parent
+	}
 }
 
 func xattrsWork(dir string) bool {
