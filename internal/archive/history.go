@@ -275,7 +275,6 @@ type stateTrack struct {
 	found bool
 	seq   uint64
 	rec   chain.StateRecord
-	err   error
 }
 
 func (t *stateTrack) observe(e chain.Event) error {

@@ -134,7 +134,7 @@ func firstHash(t *testing.T, seg []byte, at Link) Hash {
 func TestVerifySegmentReturnsTheCallbacksError(t *testing.T) {
 	seg, _ := records(Link{}, 3, KindActorStart)
 	stop := errors.New("stop")
-	if _, err := VerifySegment(bytes.NewReader(seg), nil, func(Event) error { return stop }); err != stop { //nolint:errorlint // returned as is
+	if _, err := VerifySegment(bytes.NewReader(seg), nil, func(Event) error { return stop }); !errors.Is(err, stop) || err.Error() != stop.Error() {
 		t.Fatalf("got %v, want the callback's error as is", err)
 	}
 }

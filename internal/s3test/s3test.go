@@ -83,13 +83,13 @@ type Server struct {
 	// bucket, one file an object.
 	Dir string
 
-	t    testing.TB
-	bin  string
-	args []string
+	t       testing.TB
+	bin     string
+	args    []string
 	logPath string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{}
 }
 
 // Start runs versitygw on a free loopback port with a temporary directory
