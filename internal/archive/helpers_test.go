@@ -15,7 +15,7 @@ import (
 )
 
 // testCtx bounds a test's store calls (the machine is loaded: generous).
-func testCtx(t *testing.T) context.Context {
+func testCtx(t testing.TB) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
@@ -23,7 +23,7 @@ func testCtx(t *testing.T) context.Context {
 }
 
 // newStore starts a versitygw and returns a Store in a fresh bucket.
-func newStore(t *testing.T) (*s3test.Server, *objstore.S3) {
+func newStore(t testing.TB) (*s3test.Server, *objstore.S3) {
 	t.Helper()
 	srv := s3test.Start(t)
 	return srv, srv.Bucket(t, "troupe/archive")
