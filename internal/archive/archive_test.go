@@ -508,3 +508,39 @@ func editManifest(t *testing.T, st objstore.Store, epoch int64, f func(*Manifest
 	}
 	put(t, st, ManifestKey(actorID, epoch), b)
 }
+
+// Deleting an actor's archive removes all of it and nothing of another
+// actor's; an actor created again under the same name has another id and
+// finds no history.
+func TestDeleteActor(t *testing.T) {
+	_, st := newStore(t)
+	ctx := testCtx(t)
+	buildTwoEpochs(t, st)
+	other := "another-actor"
+	w := mustClaim(t, st, other, 1)
+	c := &actorChain{}
+	cut := 0
+	c.start("0")
+	mustAppend(t, w, c.cut(&cut), c.state)
+	before, err := st.List(ctx, actorPrefix(actorID))
+	if err != nil || len(before) == 0 {
+		t.Fatalf("listing: %v %v", before, err)
+	}
+
+	n, err := DeleteActor(ctx, st, actorID)
+	if err != nil || n != len(before) {
+		t.Fatalf("deleted %d of %d objects: %v", n, len(before), err)
+	}
+	if left, err := st.List(ctx, actorPrefix(actorID)); err != nil || len(left) != 0 {
+		t.Fatalf("left behind: %v %v", left, err)
+	}
+	if _, err := Resolve(ctx, st, actorID); !errors.Is(err, ErrNoHistory) {
+		t.Fatalf("after the deletion: %v, want ErrNoHistory", err)
+	}
+	if _, err := Verify(ctx, st, other); err != nil {
+		t.Fatalf("the other actor's archive: %v", err)
+	}
+	if _, err := DeleteActor(ctx, st, "../"+other); err == nil {
+		t.Fatal("an id that escapes its directory was accepted")
+	}
+}
