@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -66,7 +67,7 @@ func TestRoundTripAcrossAMove(t *testing.T) {
 		t.Fatal(err)
 	}
 	if rep.Events != c2.link.Length || rep.Head != c2.link.Head || rep.Length != c2.link.Length ||
-		len(rep.History.Segments) != 4 || !equalInts(rep.History.Epochs, []int64{1, 2}) || len(rep.History.Ignored) != 0 ||
+		len(rep.History.Segments) != 4 || !slices.Equal(rep.History.Epochs, []int64{1, 2}) || len(rep.History.Ignored) != 0 ||
 		rep.Origin != (chain.Link{}) || rep.OriginKind != chain.KindActorStart || rep.States != 3 {
 		t.Fatalf("verified %+v, history %+v", rep, rep.History)
 	}
@@ -153,7 +154,7 @@ func TestStaleEpochsLateWritesAreIgnored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !equalInts(h.Epochs, []int64{1, 2, 4}) || h.Tip().Head != c2.link.Head.String() && len(h.Segments) != 2 {
+	if !slices.Equal(h.Epochs, []int64{1, 2, 4}) || h.Tip().Head != c2.link.Head.String() && len(h.Segments) != 2 {
 		t.Fatalf("after epoch 4's claim: epochs %v, %d segments", h.Epochs, len(h.Segments))
 	}
 	if got := h.Tip(); got.Length != tip.Length+2 {
@@ -451,18 +452,6 @@ func TestNameIndex(t *testing.T) {
 	if got, err := LookupName(ctx, st, "team-a", "counter"); err != nil || len(got) != 1 || got[0].ActorID != "id-new" {
 		t.Fatalf("after deleting: %+v %v", got, err)
 	}
-}
-
-func equalInts(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func get(t *testing.T, st objstore.Store, key string) []byte {
