@@ -202,7 +202,7 @@ func (u unguarded) List(ctx context.Context, prefix string) ([]string, error) {
 func TestFailedUploadsNeverReachTheManifest(t *testing.T) {
 	_, st := newStore(t)
 	ctx := testCtx(t)
-	for name, failKey := range map[string]string{"manifest": "/manifest.json", "state": ".state", "segment": ".seg"} {
+	for name, failKey := range map[string]string{"manifest": "/manifests/", "state": ".state", "segment": ".seg"} {
 		t.Run(name, func(t *testing.T) {
 			id := "actor-" + name
 			fs := &failingStore{Store: st}
@@ -236,16 +236,16 @@ func TestFailedUploadsNeverReachTheManifest(t *testing.T) {
 	}
 }
 
-// failingStore fails every Put of a key ending in *failSuffix, after
-// writing half of it (what a crash mid-upload leaves, on a store that
-// would keep it: S3 does not).
+// failingStore fails every Put of a key that contains *failSuffix, as an
+// unreachable store or a crash before the upload finished would (a single
+// PUT is atomic in S3: a failed one leaves nothing).
 type failingStore struct {
 	objstore.Store
 	failSuffix atomic.Pointer[string]
 }
 
 func (f *failingStore) Put(ctx context.Context, key string, r io.Reader, size int64, ifAbsent bool) error {
-	if s := f.failSuffix.Load(); s != nil && strings.HasSuffix(key, *s) {
+	if s := f.failSuffix.Load(); s != nil && strings.Contains(key, *s) {
 		return errors.New("injected failure")
 	}
 	return f.Store.Put(ctx, key, r, size, ifAbsent)

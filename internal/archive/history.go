@@ -64,7 +64,7 @@ func (h *History) Tip() *Placed {
 
 // manifestEpochs lists the epochs that have a manifest, ascending.
 func manifestEpochs(ctx context.Context, st objstore.Store, id string) ([]int64, error) {
-	keys, err := st.List(ctx, epochsPrefix(id))
+	keys, err := st.List(ctx, manifestsPrefix(id))
 	if err != nil {
 		return nil, fmt.Errorf("listing the archive of %s: %w", id, err)
 	}

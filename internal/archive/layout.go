@@ -10,7 +10,7 @@ import (
 
 // The object layout (docs/archive.md), relative to the store's prefix:
 //
-//	actors/<actorID>/epochs/<epoch>/manifest.json
+//	actors/<actorID>/manifests/<epoch>.json
 //	actors/<actorID>/epochs/<epoch>/segments/<first>-<length>-<sha256[:16]>.seg
 //	actors/<actorID>/epochs/<epoch>/states/<event>-<sha256[:16]>.state
 //	names/<namespace>/<name>/<actorID>.json
@@ -19,11 +19,15 @@ import (
 // lexical order is numeric order. A segment's and a state's key are
 // derived from what the manifest says of them, so a manifest cannot point
 // anywhere else, and an object a manifest names is never overwritten with
-// other bytes (another upload of other bytes gets another key).
+// other bytes (another upload of other bytes gets another key). Manifests
+// have a directory of their own so that listing them (before every manifest
+// write, and to find the highest epoch) costs one entry an epoch, not one
+// an object.
 const (
 	actorsDir     = "actors/"
 	epochsDir     = "/epochs/"
-	manifestName  = "manifest.json"
+	manifestsDir  = "/manifests/"
+	manifestExt   = ".json"
 	namesDir      = "names/"
 	numberDigits  = 20
 	keyHashDigits = 16
@@ -67,8 +71,12 @@ func epochPrefix(id string, epoch int64) string {
 	return epochsPrefix(id) + pad(uint64(epoch)) + "/"
 }
 
+func manifestsPrefix(id string) string { return actorsDir + id + manifestsDir }
+
 // ManifestKey is where epoch's manifest lives.
-func ManifestKey(id string, epoch int64) string { return epochPrefix(id, epoch) + manifestName }
+func ManifestKey(id string, epoch int64) string {
+	return manifestsPrefix(id) + pad(uint64(epoch)) + manifestExt
+}
 
 // SegmentKey is where a segment lives.
 func SegmentKey(id string, epoch int64, s *Segment) string {
@@ -95,13 +103,13 @@ func shortHex(h string) string {
 }
 
 // parseManifestKey returns the epoch of a key
-// actors/<id>/epochs/<epoch>/manifest.json; ok false for any other key.
+// actors/<id>/manifests/<epoch>.json; ok false for any other key.
 func parseManifestKey(id, key string) (int64, bool) {
-	rest, ok := strings.CutPrefix(key, epochsPrefix(id))
+	rest, ok := strings.CutPrefix(key, manifestsPrefix(id))
 	if !ok {
 		return 0, false
 	}
-	num, ok := strings.CutSuffix(rest, "/"+manifestName)
+	num, ok := strings.CutSuffix(rest, manifestExt)
 	if !ok || len(num) != numberDigits {
 		return 0, false
 	}
