@@ -444,3 +444,60 @@ func TestUnknownVersionRefusesToStart(t *testing.T) {
 		})
 	}
 }
+
+// TestTheLastStateIsSavedWhenTheRunEnds: the run ends right after its
+// state changed, usually before the next group commit (20 ms) would have
+// saved it; however it ends, the end writes the chain and so saves the
+// state first: the chain's last state is in a slot and the next start
+// resumes it, with no cut. (TestBeforeWriteRunsOnEveryPath in package
+// chain shows each write path runs the save, timing aside.)
+func TestTheLastStateIsSavedWhenTheRunEnds(t *testing.T) {
+	tests := map[string]struct {
+		last  string // the last message sent: how the run ends
+		phase Phase
+	}{
+		"stopped":             {phase: PhaseStopped},
+		"its handler failed":  {last: "E", phase: PhaseFailed},
+		"its handler trapped": {last: "T", phase: PhaseFailed},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			e, _ := newTestEngine(t)
+			ctx := context.Background()
+			dir := t.TempDir()
+			a := startMessenger(t, e, "counter", ActorConfig{Dir: dir})
+			for range 5 {
+				if err := e.Send(ctx, Delivery{From: cli, Target: a.ID(), Msg: []byte("i")}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if resp, err := e.Request(ctx, Delivery{From: cli, Target: a.ID(), Msg: []byte("g")}); err != nil || counterOf(t, resp) != 5 {
+				t.Fatalf("count: %v, %v", resp, err)
+			}
+			if tc.last != "" {
+				if err := e.Send(ctx, Delivery{From: cli, Target: a.ID(), Msg: []byte(tc.last)}); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case <-a.Done():
+				case <-time.After(30 * time.Second):
+					t.Fatal("the actor did not fail within 30s")
+				}
+			}
+			if err := a.Stop(ctx, "test over"); err != nil {
+				t.Fatal(err)
+			}
+			if a.Phase() != tc.phase {
+				t.Fatalf("the run ended %s, want %s", a.Phase(), tc.phase)
+			}
+			s, ok, err := readState(dir, 1024)
+			if err != nil || !ok || counterValue(s.state) != 5 {
+				t.Fatalf("the saved state the chain records last: %v %v, %v; want the counter at 5", s, ok, err)
+			}
+			b := startMessenger(t, e, "counter", ActorConfig{Dir: dir})
+			if got := counterValue(b.State()); got != 5 {
+				t.Fatalf("the next run resumed %d, want 5", got)
+			}
+		})
+	}
+}
