@@ -175,7 +175,9 @@ func killLane(dir string, kills int, rng *rand.Rand) (cuts int, err error) {
 func killOnce(dir string, rng *rand.Rand) (cuts int, err error) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir, crashChunkEnv+"="+strconv.Itoa(16+rng.IntN(4096)))
-	var stderr lockedBuffer
+	// Read only once the child is gone: Wait returns after exec's copy
+	// into it has ended.
+	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -198,55 +200,31 @@ func killOnce(dir string, rng *rand.Rand) (cuts int, err error) {
 		}
 	}()
 	exited := make(chan error, 1)
-	waited := false
-	defer func() {
-		if !waited {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}()
 	go func() { exited <- cmd.Wait() }()
+	var problem string
 	if rng.IntN(5) == 0 {
 		// Anywhere in the start: the chain's recovery, a cut, init.
 		time.Sleep(time.Duration(rng.IntN(200)) * time.Millisecond)
 	} else {
 		select {
 		case <-counted:
-		case err := <-exited:
-			waited = true
-			return 0, fmt.Errorf("the child exited before it counted (%v):\n%s", err, stderr.String())
+			time.Sleep(time.Duration(rng.IntN(60)) * time.Millisecond)
 		case <-time.After(60 * time.Second):
-			return 0, fmt.Errorf("no count within 60s:\n%s", stderr.String())
+			problem = "no count within 60s"
+		case err := <-exited:
+			exited <- err
 		}
-		time.Sleep(time.Duration(rng.IntN(60)) * time.Millisecond)
 	}
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	err = <-exited
-	waited = true
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		return 0, fmt.Errorf("the child ended by itself (%v):\n%s", err, stderr.String())
+	switch {
+	case problem != "":
+		return 0, fmt.Errorf("%s:\n%s", problem, stderr.String())
+	case !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL:
+		return 0, fmt.Errorf("the child ended by itself (%w):\n%s", err, stderr.String())
 	}
 	return strings.Count(stderr.String(), "cut off the actor's chain the events of a write"), nil
-}
-
-// lockedBuffer is a bytes.Buffer that exec's copier and the test may
-// share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // TestKillWhileTheStateChangesAtFullRate kills, with SIGKILL, a process
