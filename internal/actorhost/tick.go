@@ -102,8 +102,9 @@ func (a *Actor) tick(ctx context.Context, done <-chan struct{}) (more bool, err 
 }
 
 // callTick calls tick with the state and the host's time and keeps the new
-// state when it changed (saved before its event is written: statefile.go). It records an ActorTick event only when the tick
-// had an effect (a new state, or runtime calls, which the chain recorded).
+// state when it changed (saved before its event is written: statefile.go).
+// It records an ActorTick event only when the tick had an effect (a new
+// state, or runtime calls, which the chain recorded).
 // Called with the call lock held; an error is the reason the actor fails.
 func (a *Actor) callTick(ctx context.Context) error {
 	_, before := a.chain.Head()
