@@ -15,13 +15,17 @@ CONTROLLER_GEN ?= go tool controller-gen
 # the manager's RBAC role (from +kubebuilder:rbac markers on reconcilers).
 API_PATHS := ./api/...
 RBAC_PATHS := ./controllers/...
-# The host pods' RBAC roles (config/rbac/host) come from markers in internal/host.
+# The host pods' RBAC roles (config/rbac/host) come from markers in internal/host;
+# what they read in the actors' namespaces (config/rbac/host-env: ConfigMaps and
+# Secrets, granted per namespace or cluster-wide) from those in internal/kubeenv.
 HOST_RBAC_PATHS := ./internal/host/...
+HOST_ENV_RBAC_PATHS := ./internal/kubeenv/...
 # $(call gen_crd,DIR) and $(call gen_rbac,DIR) write under DIR, so that
 # check-generated can regenerate into a temporary directory and compare.
 gen_crd = $(CONTROLLER_GEN) crd paths="$(API_PATHS)" output:crd:artifacts:config=$(1)/crd/bases
 gen_rbac = $(CONTROLLER_GEN) rbac:roleName=manager-role paths="$(RBAC_PATHS)" output:rbac:artifacts:config=$(1)/rbac
 gen_host_rbac = $(CONTROLLER_GEN) rbac:roleName=troupe-host paths="$(HOST_RBAC_PATHS)" output:rbac:artifacts:config=$(1)/rbac/host
+gen_host_env_rbac = $(CONTROLLER_GEN) rbac:roleName=troupe-host-env paths="$(HOST_ENV_RBAC_PATHS)" output:rbac:artifacts:config=$(1)/rbac/host-env
 
 .PHONY: help
 help: ## Show this help.
@@ -61,10 +65,11 @@ wat: ## Compile the hand-written *.wat test actors to the .wasm files beside the
 	hack/wat.sh
 
 .PHONY: manifests
-manifests: ## Generate the CRDs (config/crd/bases, copied into charts/troupe) and the RBAC roles of the manager (config/rbac) and the host (config/rbac/host) from markers.
+manifests: ## Generate the CRDs (config/crd/bases, copied into charts/troupe) and the RBAC roles of the manager (config/rbac) and the host (config/rbac/host, config/rbac/host-env) from markers.
 	$(call gen_crd,config)
 	$(call gen_rbac,config)
 	$(call gen_host_rbac,config)
+	$(call gen_host_env_rbac,config)
 	@# The chart installs the same CRDs (test/packaging checks the copy).
 	rm -f charts/troupe/files/crds/*.yaml && cp config/crd/bases/*.yaml charts/troupe/files/crds/
 
@@ -80,18 +85,29 @@ envtest: ## Build (once; cached) kube-apiserver and etcd for envtest suites; pri
 check-generated: ## Fail when a committed generated file is stale.
 	@if command -v wat2wasm >/dev/null; then hack/wat.sh --check; else echo "skipping the .wat drift check: no wat2wasm (apt-get install wabt)"; fi
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	$(call gen_crd,$$tmp); $(call gen_rbac,$$tmp); $(call gen_host_rbac,$$tmp); \
+	$(call gen_crd,$$tmp); $(call gen_rbac,$$tmp); $(call gen_host_rbac,$$tmp); $(call gen_host_env_rbac,$$tmp); \
 	$(CONTROLLER_GEN) object paths="$(API_PATHS)" output:object:dir="$$tmp/object"; \
 	mkdir -p "$$tmp/crd/bases"; stale=0; \
 	diff -ru config/crd/bases "$$tmp/crd/bases" || stale=1; \
 	if [[ -e config/rbac/role.yaml || -e "$$tmp/rbac/role.yaml" ]]; then diff -u config/rbac/role.yaml "$$tmp/rbac/role.yaml" || stale=1; fi; \
 	diff -u config/rbac/host/role.yaml "$$tmp/rbac/host/role.yaml" || stale=1; \
+	diff -u config/rbac/host-env/role.yaml "$$tmp/rbac/host-env/role.yaml" || stale=1; \
 	diff -u api/v1alpha1/zz_generated.deepcopy.go "$$tmp/object/zz_generated.deepcopy.go" || stale=1; \
 	if [[ $$stale == 1 ]]; then echo "generated files are stale: run 'make manifests generate' and commit them" >&2; exit 1; fi
 
 .PHONY: test
 test: lint check-generated envtest test-tools ## Run every test (what CI runs).
 	assets=$${KUBEBUILDER_ASSETS:-$$(hack/setup-envtest.sh)}; KUBEBUILDER_ASSETS=$$assets go test $(GOTEST_FLAGS) ./...
+
+# Long loops (hundreds of kill -9s, races, ...) that CI does not run: every
+# test reads TROUPE_TEST_LONG and, when it is set, runs its long version.
+# LONG_RUN narrows the tests (go test -run), LONG_PKGS the packages.
+LONG_RUN ?= .
+LONG_PKGS ?= ./...
+.PHONY: test-long
+test-long: envtest ## Run the long versions of the crash, race and scale loops (TROUPE_TEST_LONG=1; not in CI). LONG_RUN and LONG_PKGS narrow it.
+	assets=$${KUBEBUILDER_ASSETS:-$$(hack/setup-envtest.sh)}; TROUPE_TEST_LONG=1 KUBEBUILDER_ASSETS=$$assets \
+	  go test -count=1 -timeout 3h -run '$(LONG_RUN)' $(LONG_PKGS)
 
 # The tools the test suites run (helm and kubectl for test/packaging) are
 # built here, before any test's timeout starts: a cold build of helm takes

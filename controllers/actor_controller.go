@@ -218,8 +218,14 @@ type scope struct {
 	after  time.Duration    // requeue after, 0 for none
 	events []pendingEvent
 
-	// Set by reconcileHostHealth when it took the actor off its host.
+	// Set by reconcileHostHealth when it took the actor off its host;
+	// refused names the host that refused to start it, and what it
+	// lacked, for the placement that follows.
 	movedFrom, moveReason string
+	refused               map[string]placement.Unfit
+	// Set by reconcilePlacement when this reconcile reports the wait for a
+	// host: the report is the wait's only one once the write succeeds.
+	reportsWait bool
 	// Set by reconcileRestart when the restart needs a new host.
 	restarting bool
 	// Set by reconcilePlacement: the ledger holds the new assignment
@@ -304,6 +310,11 @@ func (r *ActorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res 
 		if err := r.write(ctx, s); err != nil {
 			if s.reserved {
 				r.ledger.set(s.key, s.unreserve)
+			}
+			if s.reportsWait {
+				// Its Event went with the failed write: the next
+				// reconcile reports the wait.
+				r.unreportWait(s.key)
 			}
 			retErr = errors.Join(retErr, err)
 		}

@@ -38,6 +38,7 @@ func TestActorController(t *testing.T) {
 	t.Run("MovesActorsOffDeadHosts", func(t *testing.T) { testMoves(t, env) })
 	t.Run("RespectsNodeSelectorAndTaints", func(t *testing.T) { testNodeSelectorAndTaints(t, env) })
 	t.Run("PlacesOnlyOnKnownProtocolVersions", func(t *testing.T) { testProtocolVersions(t, env) })
+	t.Run("PlacesOnlyOnHostsOfTheActorsNamespace", func(t *testing.T) { testNamespaces(t, env) })
 	t.Run("SuspendAndResume", func(t *testing.T) { testSuspend(t, env) })
 	t.Run("RestartsWithBackoff", func(t *testing.T) { testRestarts(t, env) })
 	t.Run("DeleteWaitsForStoppedReport", func(t *testing.T) { testDelete(t, env) })
@@ -48,6 +49,7 @@ func TestActorController(t *testing.T) {
 	t.Run("EventNotesFitTheAPIServer", func(t *testing.T) { testEventNotesOnTheAPIServer(t, env) })
 	t.Run("InvalidSpecIsNotRestarted", func(t *testing.T) { testInvalidSpecNotRestarted(t, env) })
 	t.Run("MissingComponentSourceWaits", func(t *testing.T) { testComponentSourceMissing(t, env) })
+	t.Run("PlacesByMemory", func(t *testing.T) { testMemory(t, env) })
 }
 
 func testPlacesAndWaitsForReady(t *testing.T, env *envtestutil.Env) {

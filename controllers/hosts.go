@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -194,7 +195,8 @@ func (r *ActorReconciler) reportProtocol(ctx context.Context, l *coordinationv1.
 
 // leaseHandler maps host Lease events to the actors they concern: a new or
 // revived host, or a change of its node, capacity or protocol version, may
-// take actors waiting for one; a deleted host's actors move at once.
+// take actors waiting for one; a deleted host's actors move at once, and
+// so do those of a namespace the host stops serving.
 // Renewals only move the host's expiry in the monitor. A host whose
 // protocol version this manager does not know is reported once per Lease
 // and version (reportProtocol).
@@ -225,9 +227,13 @@ func (r *ActorReconciler) leaseHandler() handler.TypedEventHandler[client.Object
 			r.monitor.observe(l.Name, expiry)
 			now := r.now()
 			revived := !now.Before(placement.LeaseExpiry(old)) && now.Before(expiry)
-			changed := !maps.Equal(old.Annotations, l.Annotations)
-			if revived || (changed && now.Before(expiry)) {
+			if revived || (now.Before(expiry) && r.mayTakeMore(old, l)) {
 				enqueueActors(ctx, r.Client, unscheduledKey, q)
+			}
+			if old.Annotations[v1alpha1.NamespacesAnnotation] != l.Annotations[v1alpha1.NamespacesAnnotation] {
+				// The host may have stopped serving the namespace of an
+				// actor it runs: reconcileHostHealth moves that actor off.
+				enqueueActors(ctx, r.Client, l.Name, q)
 			}
 		},
 		DeleteFunc: func(ctx context.Context, e event.TypedDeleteEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
@@ -236,6 +242,41 @@ func (r *ActorReconciler) leaseHandler() handler.TypedEventHandler[client.Object
 			enqueueActors(ctx, r.Client, name, q)
 		},
 	}
+}
+
+// memoryFigures are the annotations a host rewrites at every renewal as its
+// actors' memory moves; a change of them alone wakes the waiting actors
+// only when it makes room for more (mayTakeMore).
+var memoryFigures = []string{v1alpha1.MemoryUsedAnnotation, v1alpha1.MemoryActorsAnnotation, v1alpha1.MemoryPerActorAnnotation}
+
+// mayTakeMore reports whether a host's Lease changed from old to l in a
+// way that may let it take an actor waiting for one: any change of what
+// it declares but its memory figures, or figures that now fit more actors
+// than before at the load the ledger gives it. The figures change with
+// nearly every renewal; waking every waiting actor each time would cost a
+// reconcile (and a status write, the message quoting them) per actor every
+// few seconds.
+func (r *ActorReconciler) mayTakeMore(old, l *coordinationv1.Lease) bool {
+	strip := func(a map[string]string) map[string]string {
+		a = maps.Clone(a)
+		for _, k := range memoryFigures {
+			delete(a, k)
+		}
+		return a
+	}
+	if !maps.Equal(strip(old.Annotations), strip(l.Annotations)) {
+		return true
+	}
+	load := r.ledger.loads()[l.Name]
+	return fitting(placement.MemoryFromLease(l), load) > fitting(placement.MemoryFromLease(old), load)
+}
+
+// fitting is how many more actors m has memory for at load.
+func fitting(m placement.Memory, load int) uint64 {
+	if m.Capacity == 0 || m.PerActor == 0 {
+		return math.MaxUint64
+	}
+	return m.Free(load) / m.PerActor
 }
 
 // nodeHandler wakes the actors waiting for a host when a node's labels or

@@ -156,8 +156,19 @@ func (r *ActorReconciler) reconcileHostHealth(ctx context.Context, s *scope) (bo
 	switch {
 	case !ok:
 		s.moveOff(name, "its Lease is gone")
+	case refusedForMemory(a):
+		// The host had not the memory to start it, whatever its Lease
+		// said when it was placed: place it again, not there.
+		ready := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionReady)
+		s.refused = map[string]placement.Unfit{name: placement.UnfitMemory}
+		s.moveOff(name, "it refused to start it: "+ready.Message)
 	case !h.Live(s.now):
 		s.moveOff(name, fmt.Sprintf("its lease expired at %s", h.Expiry.UTC().Format(time.RFC3339)))
+	case !h.Serves(a.Namespace):
+		// Put there by a manager that predates the host's namespaces
+		// annotation: the host refuses it (NamespaceNotServed) and never
+		// will run it.
+		s.moveOff(name, fmt.Sprintf("it does not run Actors of namespace %s", a.Namespace))
 	case scheduledGeneration(a) < a.Generation && placement.Matches(&h, request(a)) != placement.Fits:
 		s.moveOff(name, fmt.Sprintf("after a spec change: %s", placement.Matches(&h, request(a))))
 	default:
@@ -165,6 +176,16 @@ func (r *ActorReconciler) reconcileHostHealth(ctx context.Context, s *scope) (bo
 		s.setCondition(v1alpha1.ConditionScheduled, metav1.ConditionTrue, v1alpha1.ReasonAssigned, assignedMessage(a))
 	}
 	return false, nil
+}
+
+// refusedForMemory reports whether the host of the actor's current epoch
+// refused to start it for lack of memory (PROTOCOL.md#admission-at-the-host):
+// the manager resets Ready with every new epoch, so a host's
+// InsufficientMemory on a Scheduled actor is about this one.
+func refusedForMemory(a *v1alpha1.Actor) bool {
+	c := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionReady)
+	return a.Status.Phase == v1alpha1.PhaseScheduled && c != nil &&
+		c.Status == metav1.ConditionFalse && c.Reason == v1alpha1.ReasonInsufficientMemory
 }
 
 // moveOff unassigns the actor from host, which can't keep it.
@@ -280,7 +301,9 @@ func (r *ActorReconciler) reconcilePlacement(ctx context.Context, s *scope) (boo
 			s.hosts[i].Load = loads[s.hosts[i].Name]
 		}
 		var err error
-		h, err = placement.Pick(s.hosts, request(a), s.now)
+		req := request(a)
+		req.Refused = s.refused
+		h, err = placement.Pick(s.hosts, req, s.now)
 		return h.Name, err
 	})
 	if err != nil {
@@ -292,18 +315,28 @@ func (r *ActorReconciler) reconcilePlacement(ctx context.Context, s *scope) (boo
 		// change. The Warning is one per wait, and only once the wait
 		// outlasts NoHostGrace: a replaced host pod comes back within
 		// seconds, and hundreds of its actors would otherwise each raise
-		// an alarm (and then each a Moved) for one short fact.
+		// an alarm (and then each a Moved) for one short fact. When no
+		// host serves the actor's namespace, that is a configuration to
+		// fix, not a host to wait for: the reason says so, and the
+		// Warning comes at once.
 		msg := textutil.Truncate(err.Error(), maxConditionMessage)
-		s.unplaced(v1alpha1.PhasePending, v1alpha1.ReasonNoHost, msg)
-		if w, warn := r.waitForHost(s); warn {
+		reason, eventReason := nh.Reason(), v1alpha1.EventNoHost
+		if nh.NotServed {
+			reason, eventReason = v1alpha1.ReasonNamespaceNotServed, v1alpha1.ReasonNamespaceNotServed
+		}
+		s.unplaced(v1alpha1.PhasePending, reason, msg)
+		if w, warn := r.waitForHost(s, nh.NotServed); warn {
+			s.reportsWait = true
 			cause := ""
 			if w.movedFrom != "" {
 				cause = fmt.Sprintf("host %s can't keep the actor (%s); ", w.movedFrom, w.moveReason)
 			}
-			s.event(corev1.EventTypeWarning, v1alpha1.EventNoHost, "Place", "no host for %s: %s%s",
+			s.event(corev1.EventTypeWarning, eventReason, "Place", "no host for %s: %s%s",
 				s.now.Sub(w.since).Round(time.Second), cause, msg)
 		}
-		if nh.Unfit[placement.UnfitFull] > 0 {
+		if nh.Waiting() {
+			// A host short of a resource may free it without an event
+			// this watch sees (a renewal that shows room wakes it sooner).
 			s.requeueAfter(r.FullRetry)
 		}
 		return true, nil
@@ -326,16 +359,17 @@ func (r *ActorReconciler) reconcilePlacement(ctx context.Context, s *scope) (boo
 
 // waitForHost notes that the actor waits for a host, and reports whether
 // the wait is now to be reported: once per wait, once
-// it outlasted NoHostGrace (until then it looks again when the grace ends).
+// it outlasted NoHostGrace (until then it looks again when the grace ends),
+// or at once when now.
 // A manager that restarts mid-wait counts from the Scheduled condition's
 // transition, which an earlier stop may have set sooner.
-func (r *ActorReconciler) waitForHost(s *scope) (wait noHostWait, warn bool) {
+func (r *ActorReconciler) waitForHost(s *scope, now bool) (wait noHostWait, warn bool) {
 	r.noHostMu.Lock()
 	defer r.noHostMu.Unlock()
 	w := r.noHost[s.key]
 	if w == nil {
 		w = &noHostWait{since: s.now, movedFrom: s.movedFrom, moveReason: s.moveReason}
-		if c := meta.FindStatusCondition(s.orig.Status.Conditions, v1alpha1.ConditionScheduled); c != nil && c.Reason == v1alpha1.ReasonNoHost {
+		if c := meta.FindStatusCondition(s.orig.Status.Conditions, v1alpha1.ConditionScheduled); c != nil && waitingForHost(c.Reason) {
 			w.since = c.LastTransitionTime.Time
 		}
 		if r.noHost == nil {
@@ -343,13 +377,25 @@ func (r *ActorReconciler) waitForHost(s *scope) (wait noHostWait, warn bool) {
 		}
 		r.noHost[s.key] = w
 	}
-	if left := w.since.Add(r.NoHostGrace).Sub(s.now); left > 0 {
+	if left := w.since.Add(r.NoHostGrace).Sub(s.now); left > 0 && !now {
 		s.requeueAfter(left)
 		return *w, false
 	}
 	warn = !w.warned
 	w.warned = true
 	return *w, warn
+}
+
+// unreportWait marks the actor's wait for a host as not reported: the
+// reconcile that was to report it failed to write, and its Events were
+// dropped. A concurrent reconcile that saw the wait reported may have
+// written the same move without a word (testNamespaces).
+func (r *ActorReconciler) unreportWait(k types.NamespacedName) {
+	r.noHostMu.Lock()
+	defer r.noHostMu.Unlock()
+	if w := r.noHost[k]; w != nil {
+		w.warned = false
+	}
 }
 
 // endWaitForHost forgets the actor's wait for a host and returns it, if
@@ -431,6 +477,13 @@ func (s *scope) startEpoch() {
 	s.setCondition(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonStarting, startingMessage(a))
 }
 
+// waitingForHost: a Scheduled reason of an actor that waits for a host to
+// take it. The wait is one episode (one Event) whatever its reason becomes.
+func waitingForHost(reason string) bool {
+	return reason == v1alpha1.ReasonNoHost || reason == v1alpha1.ReasonNamespaceNotServed ||
+		reason == v1alpha1.ReasonInsufficientMemory
+}
+
 func unassign(a *v1alpha1.Actor) {
 	a.Status.HostPod, a.Status.NodeName = "", ""
 }
@@ -441,7 +494,7 @@ func stopped(p v1alpha1.Phase) bool {
 }
 
 func request(a *v1alpha1.Actor) placement.Request {
-	return placement.Request{NodeSelector: a.Spec.NodeSelector, Tolerations: a.Spec.Tolerations}
+	return placement.Request{Namespace: a.Namespace, NodeSelector: a.Spec.NodeSelector, Tolerations: a.Spec.Tolerations}
 }
 
 func scheduledGeneration(a *v1alpha1.Actor) int64 {

@@ -75,17 +75,40 @@ const (
 	DefaultMaxEventBytes  int32 = limits.DefaultMaxEventBytes
 	DefaultMaxMetricNames int32 = limits.DefaultMaxMetricNames
 
-	MaxMemoryPages       int32 = limits.MaxMemoryPages
-	MinCallTimeout             = limits.MinCallTimeout
-	MaxCallTimeout             = limits.MaxCallTimeout
-	MaxLogBytesLimit     int32 = limits.MaxLogBytesLimit
-	MaxEventBytesLimit   int32 = limits.MaxEventBytesLimit
-	MaxMetricNamesLimit  int32 = limits.MaxMetricNamesLimit
-	DefaultRestartPolicy       = RestartOnFailure
-	DefaultTickInterval        = limits.DefaultTickInterval
-	MinTickInterval            = limits.MinTickInterval
-	MaxTickInterval            = limits.MaxTickInterval
-	ShortHeadLength            = 12
+	DefaultMaxChainBytes        int64 = limits.DefaultMaxChainBytes
+	DefaultChainBytesPerSecond  int32 = limits.DefaultChainBytesPerSecond
+	DefaultChainBurstBytes      int32 = limits.DefaultChainBurstBytes
+	DefaultChainEventsPerSecond int32 = limits.DefaultChainEventsPerSecond
+	DefaultChainBurstEvents     int32 = limits.DefaultChainBurstEvents
+
+	DefaultMailboxMessages int32 = limits.DefaultMailboxMessages
+	DefaultMailboxBytes    int32 = limits.DefaultMailboxBytes
+	DefaultMaxMessageBytes int32 = limits.DefaultMaxMessageBytes
+	DefaultRequestTimeout        = limits.DefaultRequestTimeout
+	MaxMailboxMessages     int32 = limits.MaxMailboxMessages
+	MaxMailboxBytes        int32 = limits.MaxMailboxBytes
+	MaxMessageBytesLimit   int32 = limits.MaxMessageBytesLimit
+	MinRequestTimeout            = limits.MinRequestTimeout
+	MaxRequestTimeout            = limits.MaxRequestTimeout
+
+	MaxMemoryPages      int32 = limits.MaxMemoryPages
+	MinCallTimeout            = limits.MinCallTimeout
+	MaxCallTimeout            = limits.MaxCallTimeout
+	MaxLogBytesLimit    int32 = limits.MaxLogBytesLimit
+	MaxEventBytesLimit  int32 = limits.MaxEventBytesLimit
+	MaxMetricNamesLimit int32 = limits.MaxMetricNamesLimit
+
+	MinMaxChainBytes        int64 = limits.MinMaxChainBytes
+	MaxMaxChainBytes        int64 = limits.MaxMaxChainBytes
+	MaxChainBytesPerSecond  int32 = limits.MaxChainBytesPerSecond
+	MaxChainBurstBytes      int32 = limits.MaxChainBurstBytes
+	MaxChainEventsPerSecond int32 = limits.MaxChainEventsPerSecond
+	MaxChainBurstEvents     int32 = limits.MaxChainBurstEvents
+	DefaultRestartPolicy          = RestartOnFailure
+	DefaultTickInterval           = limits.DefaultTickInterval
+	MinTickInterval               = limits.MinTickInterval
+	MaxTickInterval               = limits.MaxTickInterval
+	ShortHeadLength               = 12
 )
 
 // Default fills the zero fields of l with their defaults, as the API server
@@ -106,6 +129,42 @@ func (l *Limits) Default() {
 	if l.MaxMetricNames == 0 {
 		l.MaxMetricNames = DefaultMaxMetricNames
 	}
+	if l.MaxChainBytes == 0 {
+		l.MaxChainBytes = DefaultMaxChainBytes
+	}
+	if l.ChainBytesPerSecond == 0 {
+		l.ChainBytesPerSecond = DefaultChainBytesPerSecond
+	}
+	if l.ChainBurstBytes == 0 {
+		l.ChainBurstBytes = DefaultChainBurstBytes
+	}
+	if l.ChainEventsPerSecond == 0 {
+		l.ChainEventsPerSecond = DefaultChainEventsPerSecond
+	}
+	if l.ChainBurstEvents == 0 {
+		l.ChainBurstEvents = DefaultChainBurstEvents
+	}
+	if l.MailboxMessages == 0 {
+		l.MailboxMessages = DefaultMailboxMessages
+	}
+	if l.MailboxBytes == 0 {
+		l.MailboxBytes = DefaultMailboxBytes
+	}
+	if l.MaxMessageBytes == 0 {
+		l.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if l.RequestTimeout == nil {
+		l.RequestTimeout = &metav1.Duration{Duration: DefaultRequestTimeout}
+	}
+}
+
+// RequestTimeoutDuration is the cap of a request's wait, its default when
+// unset.
+func (l *Limits) RequestTimeoutDuration() time.Duration {
+	if l.RequestTimeout == nil || l.RequestTimeout.Duration == 0 {
+		return DefaultRequestTimeout
+	}
+	return l.RequestTimeout.Duration
 }
 
 // CallTimeoutDuration is the per-call deadline, its default when unset.

@@ -446,6 +446,89 @@ type Limits struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=10000
 	MaxMetricNames int32 `json:"maxMetricNames,omitempty"`
+
+	// maxChainBytes bounds the actor's state chain on its node, in bytes
+	// (default 1 GiB, 1 MiB to 1 TiB). An append that would pass it fails
+	// the actor (Ready reason ChainSizeLimit), and a chain that reached it
+	// can't start again until it is raised.
+	// +optional
+	// +kubebuilder:default=1073741824
+	// +kubebuilder:validation:Minimum=1048576
+	// +kubebuilder:validation:Maximum=1099511627776
+	MaxChainBytes int64 `json:"maxChainBytes,omitempty"`
+
+	// chainBytesPerSecond is the rate at which the actor may append to its
+	// chain and write its saved state, in bytes a second (default 1 MiB).
+	// Past its burst a runtime call waits for it within the call's deadline;
+	// one that would wait longer fails the actor (Ready reason
+	// ChainRateLimit). A tick that wrote more than the rate allows delays
+	// the next tick instead.
+	// +optional
+	// +kubebuilder:default=1048576
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1073741824
+	ChainBytesPerSecond int32 `json:"chainBytesPerSecond,omitempty"`
+
+	// chainBurstBytes is how many bytes an actor that was quiet may write at
+	// once before chainBytesPerSecond applies (default 16 MiB). A single
+	// larger write waits for a full burst and then delays what follows.
+	// +optional
+	// +kubebuilder:default=16777216
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1073741824
+	ChainBurstBytes int32 `json:"chainBurstBytes,omitempty"`
+
+	// chainEventsPerSecond is the rate of the actor's chain events (default
+	// 1000), throttled as chainBytesPerSecond is.
+	// +optional
+	// +kubebuilder:default=1000
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	ChainEventsPerSecond int32 `json:"chainEventsPerSecond,omitempty"`
+
+	// chainBurstEvents is how many events an actor that was quiet may
+	// append at once (default 10000).
+	// +optional
+	// +kubebuilder:default=10000
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000000
+	ChainBurstEvents int32 `json:"chainBurstEvents,omitempty"`
+
+	// mailboxMessages bounds the messages and requests waiting for the
+	// actor (default 1024); a send to a full mailbox is refused at once
+	// with "mailbox full".
+	// +optional
+	// +kubebuilder:default=1024
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1048576
+	MailboxMessages int32 `json:"mailboxMessages,omitempty"`
+
+	// mailboxBytes bounds the bytes of the messages waiting for the actor
+	// (default 16 MiB).
+	// +optional
+	// +kubebuilder:default=16777216
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1073741824
+	MailboxBytes int32 `json:"mailboxBytes,omitempty"`
+
+	// maxMessageBytes bounds a message the actor sends or is sent, and a
+	// response (default 1 MiB, at most 8 MiB).
+	// +optional
+	// +kubebuilder:default=1048576
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=8388608
+	MaxMessageBytes int32 `json:"maxMessageBytes,omitempty"`
+
+	// requestTimeout caps how long a request the actor makes waits for
+	// its response (its call's own deadline may be shorter), and how long
+	// an outside caller's request to it waits; from 1ms to 10m.
+	// +optional
+	// +kubebuilder:default="2s"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || (duration(self) >= duration('1ms') && duration(self) <= duration('10m'))",message="requestTimeout must be between 1ms and 10m"
+	RequestTimeout *metav1.Duration `json:"requestTimeout,omitempty"`
 }
 
 // RestartPolicy says when a stopped actor is started again.
@@ -473,7 +556,8 @@ type ActorStatus struct {
 	// +optional
 	Phase Phase `json:"phase,omitempty"`
 
-	// conditions are the latest observations: Scheduled and Ready.
+	// conditions are the latest observations: Scheduled and Ready, and
+	// StateLost once the actor moved to a node without its saved state.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -557,6 +641,13 @@ type ChainStatus struct {
 	// updatedAt is when the host published this head.
 	// +optional
 	UpdatedAt *metav1.Time `json:"updatedAt,omitempty"`
+
+	// node is the node whose chain file holds this head (and the state
+	// saved with it): where the actor's history and state stay when it
+	// moves to another node.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	Node string `json:"node,omitempty"`
 }
 
 // Phase summarises where an actor is in its life.

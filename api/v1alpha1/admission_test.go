@@ -85,6 +85,17 @@ func TestAdmission(t *testing.T) {
 				MaxLogBytes:    16384,
 				MaxEventBytes:  1 << 20,
 				MaxMetricNames: 100,
+
+				MaxChainBytes:        1 << 30,
+				ChainBytesPerSecond:  1 << 20,
+				ChainBurstBytes:      16 << 20,
+				ChainEventsPerSecond: 1000,
+				ChainBurstEvents:     10000,
+
+				MailboxMessages: 1024,
+				MailboxBytes:    16 << 20,
+				MaxMessageBytes: 1 << 20,
+				RequestTimeout:  &metav1.Duration{Duration: 2 * time.Second},
 			},
 		}
 		if !equality.Semantic.DeepEqual(a.Spec, want) {

@@ -45,12 +45,14 @@ envFrom:
 - {secretRef: {name: creds}}
 nodeSelector: {kubernetes.io/os: linux}
 tolerations: [{key: dedicated, operator: Equal, value: actors, effect: NoSchedule}]
-limits: {maxMemoryPages: 65536, callTimeout: 10m, maxLogBytes: 1, maxEventBytes: 8388608, maxMetricNames: 10000}
+limits: {maxMemoryPages: 65536, callTimeout: 10m, maxLogBytes: 1, maxEventBytes: 8388608, maxMetricNames: 10000,
+  maxChainBytes: 1099511627776, chainBytesPerSecond: 1073741824, chainBurstBytes: 1073741824, chainEventsPerSecond: 1000000, chainBurstEvents: 10000000}
 restartPolicy: Never
 suspend: true`,
 	"smallest limits": `
 component: {image: hello}
-limits: {maxMemoryPages: 1, callTimeout: 1ms, maxLogBytes: 1, maxEventBytes: 1, maxMetricNames: 1}`,
+limits: {maxMemoryPages: 1, callTimeout: 1ms, maxLogBytes: 1, maxEventBytes: 1, maxMetricNames: 1,
+  maxChainBytes: 1048576, chainBytesPerSecond: 1, chainBurstBytes: 1, chainEventsPerSecond: 1, chainBurstEvents: 1}`,
 	"fractional timeout": `
 component: {image: hello}
 limits: {callTimeout: 1.5s}`,
@@ -247,6 +249,26 @@ var invalidSpecs = map[string]invalidCase{
 	"metric names over 10000": {
 		spec:  "component: {image: hello}\nlimits: {maxMetricNames: 10001}",
 		field: "spec.limits.maxMetricNames", msg: "less than or equal to 10000", goMsg: "between 1 and 10000",
+	},
+	"chain budget below 1MiB": {
+		spec:  "component: {image: hello}\nlimits: {maxChainBytes: 1048575}",
+		field: "spec.limits.maxChainBytes", msg: "greater than or equal to 1048576", goMsg: "between 1048576 and 1099511627776",
+	},
+	"chain budget over 1TiB": {
+		spec:  "component: {image: hello}\nlimits: {maxChainBytes: 1099511627777}",
+		field: "spec.limits.maxChainBytes", msg: "less than or equal to 1099511627776", goMsg: "between 1048576 and 1099511627776",
+	},
+	"chain byte rate over 1GiB/s": {
+		spec:  "component: {image: hello}\nlimits: {chainBytesPerSecond: 1073741825}",
+		field: "spec.limits.chainBytesPerSecond", msg: "less than or equal to 1073741824", goMsg: "between 1 and 1073741824",
+	},
+	"chain event rate below 1": {
+		spec:  "component: {image: hello}\nlimits: {chainEventsPerSecond: -1}",
+		field: "spec.limits.chainEventsPerSecond", msg: "greater than or equal to 1", goMsg: "between 1 and 1000000",
+	},
+	"chain event burst over 10M": {
+		spec:  "component: {image: hello}\nlimits: {chainBurstEvents: 10000001}",
+		field: "spec.limits.chainBurstEvents", msg: "less than or equal to 10000000", goMsg: "between 1 and 10000000",
 	},
 	"unknown restart policy": {
 		spec:  "component: {image: hello}\nrestartPolicy: Sometimes",

@@ -43,6 +43,10 @@ const (
 	// contain the head in status; it was moved aside and a new segment
 	// links to that head.
 	EventNewChainSegment = "NewChainSegment"
+	// EventStateLost (host, Warning): a new chain segment started on a
+	// node without the actor's saved state; init got spec.initialState
+	// (see ConditionStateLost).
+	EventStateLost = "StateLost"
 	// EventStarted (host, Normal): the actor's init returned and it runs.
 	EventStarted = "Started"
 	// EventFailed (host, Warning): the run failed or could not start; the
@@ -59,4 +63,8 @@ const (
 	// EventComponentSourceMissing (host, Warning): see
 	// ReasonComponentSourceMissing.
 	EventComponentSourceMissing = "ComponentSourceMissing"
+	// EventDiskPressure (host, Warning): the actor waits to start because
+	// its host's data directory is short of free space (ReasonDiskPressure).
+	// Once per wait.
+	EventDiskPressure = "DiskPressure"
 )

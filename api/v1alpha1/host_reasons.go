@@ -1,5 +1,17 @@
 package v1alpha1
 
+// ConditionStateLost, written by the host, is True once a run started a
+// new chain segment on a node that does not hold the actor's saved state
+// (the actor moved): init got spec.initialState, not the state the actor
+// had at the head it continues. Its message names the node that keeps the
+// old state. State follows an actor across nodes only once chains are
+// archived; until then nothing sets it back.
+const ConditionStateLost = "StateLost"
+
+// ReasonNoStateOnNode (StateLost=True): the node a new chain segment
+// started on holds no saved state of the actor.
+const ReasonNoStateOnNode = "NoStateOnNode"
+
 // Condition reasons the host writes that actor_helpers.go and protocol.go
 // do not list (its Event reasons are in event_reasons.go). The host's Ready reasons for a failure are the
 // engine's (internal/actorhost's Reason), mapped one to one to these names
@@ -14,6 +26,9 @@ const (
 	// ReasonTickFailed (Ready=False): the actor's tick export returned an
 	// error.
 	ReasonTickFailed = "TickFailed"
+	// ReasonHandlerFailed (Ready=False): the actor's handle-send or
+	// handle-request export returned an error.
+	ReasonHandlerFailed = "HandlerFailed"
 	// ReasonMemoryLimit (Ready=False): the actor needed more linear memory
 	// than spec.limits allows.
 	ReasonMemoryLimit = "MemoryLimit"
@@ -27,4 +42,18 @@ const (
 	// ReasonHostError (Ready=False): the host failed (a chain or state
 	// write, a file in the actor's directory it cannot read), not the actor.
 	ReasonHostError = "HostError"
+	// ReasonChainRateLimit (Ready=False): the actor appended to its chain
+	// faster than spec.limits' chainBytesPerSecond or chainEventsPerSecond
+	// (or the host's node-wide budget) allows, until a call would have
+	// waited past its deadline.
+	ReasonChainRateLimit = "ChainRateLimit"
+	// ReasonChainSizeLimit (Ready=False): the actor's chain on its node
+	// reached spec.limits.maxChainBytes.
+	ReasonChainSizeLimit = "ChainSizeLimit"
+	// ReasonDiskPressure (Ready=False): the free space of the host's data
+	// directory is below its watermark. A running actor whose append it
+	// refused fails with it; an actor about to start waits, phase
+	// unchanged, and starts once space returns: as with
+	// ReasonEnvSourceMissing, the wait is no failure.
+	ReasonDiskPressure = "DiskPressure"
 )

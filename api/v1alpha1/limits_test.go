@@ -39,13 +39,24 @@ func TestCRDMarkersMatchTheLimits(t *testing.T) {
 		"maxEventBytes":     {limits.DefaultMaxEventBytes, 1, limits.MaxEventBytesLimit},
 		"maxEventTypeBytes": {limits.DefaultMaxEventTypeBytes, 1, limits.MaxEventTypeBytesLimit},
 		"maxMetricNames":    {limits.DefaultMaxMetricNames, 1, limits.MaxMetricNamesLimit},
+
+		"maxChainBytes":        {limits.DefaultMaxChainBytes, limits.MinMaxChainBytes, limits.MaxMaxChainBytes},
+		"chainBytesPerSecond":  {limits.DefaultChainBytesPerSecond, 1, limits.MaxChainBytesPerSecond},
+		"chainBurstBytes":      {limits.DefaultChainBurstBytes, 1, limits.MaxChainBurstBytes},
+		"chainEventsPerSecond": {limits.DefaultChainEventsPerSecond, 1, limits.MaxChainEventsPerSecond},
+		"chainBurstEvents":     {limits.DefaultChainBurstEvents, 1, limits.MaxChainBurstEvents},
+
+		"mailboxMessages": {limits.DefaultMailboxMessages, 1, limits.MaxMailboxMessages},
+		"mailboxBytes":    {limits.DefaultMailboxBytes, 1, limits.MaxMailboxBytes},
+		"maxMessageBytes": {limits.DefaultMaxMessageBytes, 1, limits.MaxMessageBytesLimit},
 	}
 	type durations struct {
 		def, lo, hi time.Duration
 	}
 	durs := map[string]durations{
-		"callTimeout":  {limits.DefaultCallTimeout, limits.MinCallTimeout, limits.MaxCallTimeout},
-		"tickInterval": {limits.DefaultTickInterval, limits.MinTickInterval, limits.MaxTickInterval},
+		"callTimeout":    {limits.DefaultCallTimeout, limits.MinCallTimeout, limits.MaxCallTimeout},
+		"requestTimeout": {limits.DefaultRequestTimeout, limits.MinRequestTimeout, limits.MaxRequestTimeout},
+		"tickInterval":   {limits.DefaultTickInterval, limits.MinTickInterval, limits.MaxTickInterval},
 	}
 	// Every limit the API has must be found at least once.
 	seen := map[string]int{}
@@ -117,7 +128,8 @@ func TestCRDMarkersMatchTheLimits(t *testing.T) {
 			walk(v.Name, v.Schema.OpenAPIV3Schema)
 		}
 	}
-	for _, name := range []string{"maxMemoryPages", "maxLogBytes", "maxEventBytes", "maxMetricNames", "callTimeout", "tickInterval"} {
+	for _, name := range []string{"maxMemoryPages", "maxLogBytes", "maxEventBytes", "maxMetricNames", "callTimeout", "tickInterval",
+		"maxChainBytes", "chainBytesPerSecond", "chainBurstBytes", "chainEventsPerSecond", "chainBurstEvents"} {
 		if seen[name] == 0 {
 			t.Errorf("the CRD has no property %s", name)
 		}

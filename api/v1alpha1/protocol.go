@@ -1,5 +1,12 @@
 package v1alpha1
 
+import (
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
 // Names of the manager <-> host protocol, PROTOCOL.md at the repository's
 // root: the manager and the host pods never talk directly, only through
 // these labels, annotations and status fields on the API server. Who writes
@@ -49,6 +56,33 @@ const (
 	// ProtocolVersionAnnotation on a host Lease is the protocol version the
 	// host speaks, a decimal integer; missing means LegacyProtocolVersion.
 	ProtocolVersionAnnotation = "theater.troupe.dev/protocol-version"
+	// MemoryCapacityAnnotation on a host Lease is the memory its actors may
+	// take together, bytes as a decimal integer: its memory limit (cgroup)
+	// less what the host keeps for itself. Missing means the host declares
+	// no memory, and only its count of actors limits what it takes.
+	MemoryCapacityAnnotation = "theater.troupe.dev/memory-capacity"
+	// MemoryUsedAnnotation on a host Lease is what its actors hold (linear
+	// memory, instances, buffers, compiled code), bytes, when it renewed.
+	MemoryUsedAnnotation = "theater.troupe.dev/memory-used"
+	// MemoryActorsAnnotation on a host Lease is how many actors
+	// MemoryUsedAnnotation covers: the actors assigned to the host beyond
+	// these have yet to take their memory.
+	MemoryActorsAnnotation = "theater.troupe.dev/memory-actors"
+	// MemoryPerActorAnnotation on a host Lease is the memory the host
+	// expects a new actor to take, bytes: the most one of the components
+	// it runs took, as observed, plus headroom. The manager counts each
+	// actor assigned beyond MemoryActorsAnnotation at this much, and places
+	// one more only where this much is free.
+	MemoryPerActorAnnotation = "theater.troupe.dev/memory-per-actor"
+	// NamespacesAnnotation on a host Lease lists the namespaces whose
+	// Actors the host runs (its --actor-namespaces, the chart's
+	// host.actorNamespaces): sorted, comma-separated, no spaces. Absent
+	// when the host runs every namespace's: a host of this build started
+	// without the flag, or of a build older than the annotation. The host
+	// may read ConfigMaps and Secrets in these namespaces only; the manager
+	// places no Actor of another namespace on it, and the host refuses one
+	// (ReasonNamespaceNotServed).
+	NamespacesAnnotation = "theater.troupe.dev/namespaces"
 	// DefaultHostCapacity is a host's capacity when its Lease declares none.
 	DefaultHostCapacity = 1000
 	// DefaultLeaseDurationSeconds is a host lease's duration when the host
@@ -94,7 +128,28 @@ const (
 	// engine; the message names the field. Either way the actor is not
 	// restarted until its spec changes (a new generation).
 	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonInsufficientMemory: the memory ran out. Written by the manager
+	// (Scheduled and Ready False, phase Pending) when every host that would
+	// take the actor lacks the memory for it (its Lease's figures), and by
+	// the host (Ready=False, phase unchanged) when it refuses to start the
+	// actor because the start would pass its memory budget: the host waits
+	// for memory to free, and the manager, reading this reason for the
+	// current epoch, takes the actor off the host and places it again. It
+	// is no failure: no restart, no backoff.
+	ReasonInsufficientMemory = "InsufficientMemory"
 )
+
+// ReasonNamespaceNotServed: no host runs Actors of the actor's namespace.
+// Written by the manager (Scheduled=False and Ready=False, phase Pending)
+// when no host whose protocol it knows lists the namespace in its Lease's
+// NamespacesAnnotation, and by a host (Ready=False, phase unchanged) that
+// is assigned such an actor anyway (by a manager older than the
+// annotation): the host may not read the namespace's ConfigMaps and Secrets
+// and never tries. Either way it is no failure: the actor is not
+// restarted, and it starts once a host serves its namespace (add it to the
+// chart's host.actorNamespaces). Also the reason of the Warning Event each
+// side records when it says so.
+const ReasonNamespaceNotServed = "NamespaceNotServed"
 
 // EventUnknownProtocol (manager, Warning), on a host Lease, not an Actor:
 // the host speaks a protocol version this manager does not know, so it
@@ -106,4 +161,27 @@ const EventUnknownProtocol = "UnknownProtocol"
 // actor and write its status.
 func (a *Actor) AssignedTo(hostPod string, epoch int64) bool {
 	return hostPod != "" && a.Status.HostPod == hostPod && a.Status.Epoch == epoch
+}
+
+// JoinNamespaces is the NamespacesAnnotation value that lists namespaces:
+// sorted, each once, comma-separated.
+func JoinNamespaces(namespaces []string) string {
+	return strings.Join(slices.Compact(slices.Sorted(slices.Values(namespaces))), ",")
+}
+
+// SplitNamespaces reads a NamespacesAnnotation value. ok is false when an
+// entry is not a namespace name (a DNS-1123 label) or the value is empty:
+// a reader that can't tell which namespaces a host serves must assume it
+// serves none of them.
+func SplitNamespaces(v string) (namespaces []string, ok bool) {
+	if v == "" {
+		return nil, false
+	}
+	for ns := range strings.SplitSeq(v, ",") {
+		if len(validation.IsDNS1123Label(ns)) > 0 {
+			return nil, false
+		}
+		namespaces = append(namespaces, ns)
+	}
+	return namespaces, true
 }

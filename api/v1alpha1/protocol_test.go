@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"unicode"
@@ -168,4 +169,38 @@ func markdownAnchors(doc string) map[string]bool {
 		out[b.String()] = true
 	}
 	return out
+}
+
+func TestNamespacesAnnotation(t *testing.T) {
+	tests := map[string]struct {
+		value  string
+		want   []string
+		wantOK bool
+	}{
+		"one":                     {value: "team-a", want: []string{"team-a"}, wantOK: true},
+		"several":                 {value: "team-a,team-b", want: []string{"team-a", "team-b"}, wantOK: true},
+		"empty serves nothing":    {value: ""},
+		"empty entry":             {value: "team-a,,team-b"},
+		"trailing comma":          {value: "team-a,"},
+		"space":                   {value: "team-a, team-b"},
+		"upper case":              {value: "Team-A"},
+		"not a label (dot)":       {value: "team.a"},
+		"longer than a namespace": {value: strings.Repeat("a", 64)},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, ok := SplitNamespaces(tc.value)
+			if ok != tc.wantOK || !slices.Equal(got, tc.want) {
+				t.Fatalf("SplitNamespaces(%q) = %q, %v; want %q, %v", tc.value, got, ok, tc.want, tc.wantOK)
+			}
+		})
+	}
+	// What a host writes, its manager reads back: sorted, each once.
+	joined := JoinNamespaces([]string{"team-b", "team-a", "team-b"})
+	if joined != "team-a,team-b" {
+		t.Fatalf("JoinNamespaces = %q, want team-a,team-b", joined)
+	}
+	if got, ok := SplitNamespaces(joined); !ok || !slices.Equal(got, []string{"team-a", "team-b"}) {
+		t.Fatalf("SplitNamespaces(JoinNamespaces(...)) = %q, %v", got, ok)
+	}
 }

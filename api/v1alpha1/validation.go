@@ -200,6 +200,19 @@ func (l *Limits) validate(p *field.Path) field.ErrorList {
 	errs = append(errs, intRange(p.Child("maxLogBytes"), l.MaxLogBytes, MaxLogBytesLimit)...)
 	errs = append(errs, intRange(p.Child("maxEventBytes"), l.MaxEventBytes, MaxEventBytesLimit)...)
 	errs = append(errs, intRange(p.Child("maxMetricNames"), l.MaxMetricNames, MaxMetricNamesLimit)...)
+	errs = append(errs, intRange(p.Child("chainBytesPerSecond"), l.ChainBytesPerSecond, MaxChainBytesPerSecond)...)
+	errs = append(errs, intRange(p.Child("chainBurstBytes"), l.ChainBurstBytes, MaxChainBurstBytes)...)
+	errs = append(errs, intRange(p.Child("chainEventsPerSecond"), l.ChainEventsPerSecond, MaxChainEventsPerSecond)...)
+	errs = append(errs, intRange(p.Child("chainBurstEvents"), l.ChainBurstEvents, MaxChainBurstEvents)...)
+	if v := l.MaxChainBytes; v != 0 && (v < MinMaxChainBytes || v > MaxMaxChainBytes) {
+		errs = append(errs, field.Invalid(p.Child("maxChainBytes"), v, fmt.Sprintf("must be between %d and %d", MinMaxChainBytes, MaxMaxChainBytes)))
+	}
+	errs = append(errs, intRange(p.Child("mailboxMessages"), l.MailboxMessages, MaxMailboxMessages)...)
+	errs = append(errs, intRange(p.Child("mailboxBytes"), l.MailboxBytes, MaxMailboxBytes)...)
+	errs = append(errs, intRange(p.Child("maxMessageBytes"), l.MaxMessageBytes, MaxMessageBytesLimit)...)
+	if t := l.RequestTimeout; t != nil && (t.Duration < MinRequestTimeout || t.Duration > MaxRequestTimeout) {
+		errs = append(errs, field.Invalid(p.Child("requestTimeout"), t.Duration.String(), "requestTimeout must be between 1ms and 10m"))
+	}
 	if t := l.CallTimeout; t != nil && (t.Duration < MinCallTimeout || t.Duration > MaxCallTimeout) {
 		errs = append(errs, field.Invalid(p.Child("callTimeout"), t.Duration.String(), "callTimeout must be between 1ms and 10m"))
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -8,16 +9,22 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/troupe-dev/troupe/internal/actorhost"
+	"github.com/troupe-dev/troupe/internal/asyncwriter"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/host"
+	"github.com/troupe-dev/troupe/internal/memlimit"
 	"github.com/troupe-dev/troupe/internal/version"
 )
 
@@ -32,9 +39,13 @@ func main() {
 type options struct {
 	cfg        host.Config
 	kubeconfig string
+	namespaces string
 	qps        float64
 	logLevel   string
 	logFormat  string
+	// memoryLimit and memoryReserve are the flags as given ("" for the
+	// cgroup's limit and the default reserve).
+	memoryLimit, memoryReserve string
 }
 
 // parse reads flags and the downward-API environment into options.
@@ -63,8 +74,21 @@ Flags:
 	fs.StringVar(&o.cfg.HTTPAddress, "http-bind-address", host.DefaultHTTPAddress, `address of the read-only chain endpoint (GET /actors, `+host.ChainPath+`); loopback by default, for kubectl port-forward ("0" disables it)`)
 	fs.DurationVar(&o.cfg.StatusInterval, "status-interval", host.DefaultStatusInterval, "least time between two status writes of one actor whose chain head moved (lifecycle transitions are written at once)")
 	fs.DurationVar(&o.cfg.StopGrace, "stop-grace", host.DefaultStopGrace, "how long stopping an actor waits for its call in progress before canceling it")
+	fs.IntVar(&o.cfg.MaxConcurrentCompiles, "max-concurrent-compiles", 0, "how many modules the host compiles at once (0: one per two CPUs); a module compiled before does not wait")
+	fs.DurationVar(&o.cfg.CompileTimeout, "compile-timeout", actorhost.DefaultCompileTimeout, "how long one module may take to compile (a last line: modules past the structural bounds are refused before compiling)")
+	d := diskbudget.DefaultNodeLimits()
+	fs.Int64Var(&o.cfg.Disk.BytesPerSecond, "node-chain-bytes-per-second", d.BytesPerSecond, "bytes a second all actors together may append to their chains and write as state, shared fairly (-1: no limit)")
+	fs.Int64Var(&o.cfg.Disk.BurstBytes, "node-chain-burst-bytes", d.BurstBytes, "bytes all actors together may write at once, past the rate")
+	fs.Int64Var(&o.cfg.Disk.EventsPerSecond, "node-chain-events-per-second", d.EventsPerSecond, "chain events a second all actors together may append (-1: no limit)")
+	fs.Int64Var(&o.cfg.Disk.BurstEvents, "node-chain-burst-events", d.BurstEvents, "chain events all actors together may append at once")
+	fs.Int64Var(&o.cfg.Disk.MinFreeBytes, "disk-min-free-bytes", d.MinFreeBytes, "free-space watermark of the data directory's filesystem, in bytes: below it (or below --disk-min-free-percent, whichever is larger) no actor starts and no append is admitted (-1: off)")
+	fs.Float64Var(&o.cfg.Disk.MinFreePercent, "disk-min-free-percent", d.MinFreePercent, "free-space watermark as a percentage of the filesystem's size (-1: off)")
+	fs.DurationVar(&o.cfg.DiskPollInterval, "disk-poll-interval", host.DefaultDiskPollInterval, "how often the data directory's free space is read (what actors write in between counts at once)")
 	fs.Float64Var(&o.qps, "kube-api-qps", host.DefaultKubeAPIQPS, "requests per second to the API server, all actors together")
 	fs.IntVar(&o.cfg.KubeAPIBurst, "kube-api-burst", host.DefaultKubeAPIBurst, "burst of requests to the API server")
+	fs.StringVar(&o.memoryLimit, "memory-limit", "", `the host's memory limit, a quantity (512Mi, 2Gi); default: its cgroup's limit. The actors share it less --memory-reserve; "0" turns the memory budget off`)
+	fs.StringVar(&o.memoryReserve, "memory-reserve", "", "what the host keeps for itself out of its memory limit, a quantity; default: the larger of 64Mi and an eighth of the limit")
+	fs.StringVar(&o.namespaces, "actor-namespaces", "", "comma-separated namespaces whose Actors this host runs, the only ones whose ConfigMaps and Secrets it reads; an Actor of another namespace is refused (Ready=False, reason NamespaceNotServed). Empty: every namespace")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, or $KUBECONFIG)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info or error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or text")
@@ -72,8 +96,30 @@ Flags:
 		return nil, err
 	}
 	o.cfg.KubeAPIQPS = float32(o.qps)
+	for _, q := range []struct {
+		flag, v string
+		to      *uint64
+	}{{"--memory-limit", o.memoryLimit, &o.cfg.MemoryLimit}, {"--memory-reserve", o.memoryReserve, &o.cfg.MemoryReserve}} {
+		if q.v == "" {
+			continue
+		}
+		n, err := resource.ParseQuantity(q.v)
+		if err != nil || n.Sign() < 0 {
+			return nil, fmt.Errorf("%s %q: want a quantity of bytes such as 512Mi", q.flag, q.v)
+		}
+		*q.to = uint64(n.Value())
+	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.namespaces != "" {
+		for ns := range strings.SplitSeq(o.namespaces, ",") {
+			ns = strings.TrimSpace(ns)
+			if ns == "" {
+				return nil, fmt.Errorf("--actor-namespaces=%q has an empty entry", o.namespaces)
+			}
+			o.cfg.ActorNamespaces = append(o.cfg.ActorNamespaces, ns)
+		}
 	}
 	o.cfg.NodeName = getenv("NODE_NAME")
 	o.cfg.PodName = getenv("POD_NAME")
@@ -90,6 +136,33 @@ Flags:
 		return nil, fmt.Errorf("%s must be set (from the downward API: spec.nodeName, metadata.name, metadata.namespace)", strings.Join(slices.Sorted(slices.Values(missing)), ", "))
 	}
 	return o, nil
+}
+
+// maxLogQueue bounds the host's log lines waiting for stderr.
+const maxLogQueue = 4 << 20
+
+// logFlushGrace is how long an exiting host waits for stderr to take its
+// last log lines.
+const logFlushGrace = 5 * time.Second
+
+// newLogOutput is the host's logger: its records (the actors' log lines
+// among them) go to w through an asyncwriter, so a container runtime that
+// stalls the host's stderr never holds up a guest's call; lines past the
+// queue are dropped, and a record counting them stands in their place.
+func newLogOutput(level, format string, w io.Writer) (logr.Logger, *asyncwriter.Writer, error) {
+	// The notice is formatted by a logger of its own, straight to a buffer.
+	notice := func(n uint64) []byte {
+		var b bytes.Buffer
+		l, _ := newLogger("info", format, &b)
+		l.WithName("host").Info("log lines dropped: stderr did not keep up", "dropped", n)
+		return b.Bytes()
+	}
+	if _, err := newLogger(level, format, io.Discard); err != nil {
+		return logr.Logger{}, nil, err
+	}
+	out := asyncwriter.New(w, maxLogQueue, notice, nil)
+	log, _ := newLogger(level, format, out)
+	return log, out, nil
 }
 
 func newLogger(level, format string, w io.Writer) (logr.Logger, error) {
@@ -114,6 +187,39 @@ func newLogger(level, format string, w io.Writer) (logr.Logger, error) {
 	return logr.Logger{}, fmt.Errorf("--log-format %q: want json or text", format)
 }
 
+// memoryLimits sets the host's memory limit from its cgroup unless
+// --memory-limit gave one, and the Go runtime's soft limit from it unless
+// GOMEMLIMIT did: a host that lets its heap grow to its cgroup's limit is
+// OOM-killed with every actor on the node. The host then keeps the Go
+// limit below its limit less the actors' memory outside the Go heap.
+func memoryLimits(o *options, getenv func(string) string, log logr.Logger) error {
+	if o.memoryLimit == "" {
+		n, src, err := memlimit.CgroupLimit("/")
+		if err != nil {
+			return fmt.Errorf("reading the memory limit (set --memory-limit to skip it): %w", err)
+		}
+		o.cfg.MemoryLimit = n
+		log.Info("memory limit", "bytes", n, "from", src.File, "cgroupVersion", src.Version)
+	}
+	if o.cfg.MemoryLimit == 0 {
+		log.Info("no memory limit: the actors' memory is bounded by --capacity and each actor's own limit only")
+		return nil
+	}
+	o.cfg.TrackProcessMemory = getenv("GOMEMLIMIT") == ""
+	if o.cfg.TrackProcessMemory {
+		reserve := o.cfg.MemoryReserve
+		if reserve == 0 {
+			reserve = max(host.DefaultMemoryReserve, o.cfg.MemoryLimit/8)
+		}
+		if reserve < o.cfg.MemoryLimit {
+			// Before any actor runs, all but a sixteenth; the host lowers
+			// it as the actors' linear memory grows.
+			debug.SetMemoryLimit(int64(o.cfg.MemoryLimit - o.cfg.MemoryLimit/16))
+		}
+	}
+	return nil
+}
+
 func restConfig(kubeconfig string) (*rest.Config, error) {
 	if kubeconfig != "" {
 		return clientcmd.BuildConfigFromFlags("", kubeconfig)
@@ -129,15 +235,23 @@ func run(args []string, getenv func(string) string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(o.logLevel, o.logFormat, stderr)
+	log, out, err := newLogOutput(o.logLevel, o.logFormat, stderr)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), logFlushGrace)
+		defer cancel()
+		_ = out.Close(ctx)
+	}()
 	ctrl.SetLogger(log)
 	o.cfg.Logger = log
 	o.cfg.Version = version.String()
 	if o.cfg.RestConfig, err = restConfig(o.kubeconfig); err != nil {
 		return fmt.Errorf("connecting to the API server: %w", err)
+	}
+	if err := memoryLimits(o, getenv, log); err != nil {
+		return err
 	}
 	// The flags win over what the kubeconfig loader chose.
 	o.cfg.RestConfig.QPS, o.cfg.RestConfig.Burst = o.cfg.KubeAPIQPS, o.cfg.KubeAPIBurst

@@ -1,10 +1,18 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"io"
+	"math"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 )
 
 func TestParse(t *testing.T) {
@@ -29,17 +37,59 @@ func TestParse(t *testing.T) {
 			if o.cfg.LeaseDuration != 15*time.Second || o.cfg.Capacity != 1000 || o.cfg.HTTPAddress != "127.0.0.1:8082" {
 				t.Fatalf("defaults: %+v", o.cfg)
 			}
+			if o.cfg.Disk != diskbudget.DefaultNodeLimits() || o.cfg.DiskPollInterval != time.Second {
+				t.Fatalf("disk defaults: %+v, %s", o.cfg.Disk, o.cfg.DiskPollInterval)
+			}
 		}},
+		"disk flags": {args: []string{"--node-chain-bytes-per-second", "1000", "--node-chain-burst-bytes", "2000", "--node-chain-events-per-second", "-1",
+			"--node-chain-burst-events", "5", "--disk-min-free-bytes", "123", "--disk-min-free-percent", "2.5", "--disk-poll-interval", "3s"}, getenv: full,
+			check: func(t *testing.T, o *options) {
+				want := diskbudget.NodeLimits{BytesPerSecond: 1000, BurstBytes: 2000, EventsPerSecond: -1, BurstEvents: 5, MinFreeBytes: 123, MinFreePercent: 2.5}
+				if o.cfg.Disk != want || o.cfg.DiskPollInterval != 3*time.Second {
+					t.Fatalf("disk flags: %+v, %s", o.cfg.Disk, o.cfg.DiskPollInterval)
+				}
+			}},
 		"flags": {args: []string{"--data-dir", "/d", "--lease-duration", "3s", "--capacity", "5", "--http-bind-address", "0"}, getenv: full,
 			check: func(t *testing.T, o *options) {
 				if o.cfg.DataDir != "/d" || o.cfg.LeaseDuration != 3*time.Second || o.cfg.Capacity != 5 || o.cfg.HTTPAddress != "0" {
 					t.Fatalf("flags: %+v", o.cfg)
 				}
 			}},
-		"no downward API": {getenv: env(), wantErr: "NODE_NAME, POD_NAME, POD_NAMESPACE must be set"},
-		"no pod name":     {getenv: env("NODE_NAME", "n", "POD_NAMESPACE", "ns"), wantErr: "POD_NAME must be set"},
-		"stray argument":  {args: []string{"extra"}, getenv: full, wantErr: "unexpected arguments"},
-		"unknown flag":    {args: []string{"--nope"}, getenv: full, wantErr: "flag provided but not defined"},
+		"memory flags": {args: []string{"--memory-limit", "1Gi", "--memory-reserve", "100Mi"}, getenv: full,
+			check: func(t *testing.T, o *options) {
+				if o.cfg.MemoryLimit != 1<<30 || o.cfg.MemoryReserve != 100<<20 {
+					t.Fatalf("memory: limit %d, reserve %d", o.cfg.MemoryLimit, o.cfg.MemoryReserve)
+				}
+			}},
+		"memory budget off": {args: []string{"--memory-limit", "0"}, getenv: full,
+			check: func(t *testing.T, o *options) {
+				if o.cfg.MemoryLimit != 0 || o.memoryLimit != "0" {
+					t.Fatalf("--memory-limit 0: %d %q", o.cfg.MemoryLimit, o.memoryLimit)
+				}
+			}},
+		"bad memory limit": {args: []string{"--memory-limit", "lots"}, getenv: full, wantErr: `--memory-limit "lots": want a quantity`},
+		"negative reserve": {args: []string{"--memory-reserve", "-1Mi"}, getenv: full, wantErr: `--memory-reserve "-1Mi"`},
+		"compile flags": {args: []string{"--max-concurrent-compiles", "3", "--compile-timeout", "90s"}, getenv: full,
+			check: func(t *testing.T, o *options) {
+				if o.cfg.MaxConcurrentCompiles != 3 || o.cfg.CompileTimeout != 90*time.Second {
+					t.Fatalf("compile flags: %+v", o.cfg)
+				}
+			}},
+		"actor namespaces": {args: []string{"--actor-namespaces=team-b, team-a"}, getenv: full, check: func(t *testing.T, o *options) {
+			if !slices.Equal(o.cfg.ActorNamespaces, []string{"team-b", "team-a"}) {
+				t.Fatalf("actor namespaces %q", o.cfg.ActorNamespaces)
+			}
+		}},
+		"every namespace by default": {getenv: full, check: func(t *testing.T, o *options) {
+			if o.cfg.ActorNamespaces != nil {
+				t.Fatalf("actor namespaces %q without the flag, want none (every namespace)", o.cfg.ActorNamespaces)
+			}
+		}},
+		"empty actor namespace": {args: []string{"--actor-namespaces=team-a,,team-b"}, getenv: full, wantErr: "empty entry"},
+		"no downward API":       {getenv: env(), wantErr: "NODE_NAME, POD_NAME, POD_NAMESPACE must be set"},
+		"no pod name":           {getenv: env("NODE_NAME", "n", "POD_NAMESPACE", "ns"), wantErr: "POD_NAME must be set"},
+		"stray argument":        {args: []string{"extra"}, getenv: full, wantErr: "unexpected arguments"},
+		"unknown flag":          {args: []string{"--nope"}, getenv: full, wantErr: "flag provided but not defined"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -74,5 +124,102 @@ func TestLogger(t *testing.T) {
 	l.Info("shown", "k", "v")
 	if strings.Contains(b.String(), "hidden") || !strings.Contains(b.String(), `"k":"v"`) {
 		t.Fatalf("log output %q", b.String())
+	}
+}
+
+// TestMemoryLimits: the host's memory limit sets the Go runtime's soft
+// limit (GOMEMLIMIT) unless the environment gave one, and --memory-limit
+// wins over the cgroup's.
+func TestMemoryLimits(t *testing.T) {
+	prev := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	full := func(extra ...string) func(string) string {
+		m := map[string]string{"NODE_NAME": "n", "POD_NAME": "p", "POD_NAMESPACE": "ns"}
+		for i := 0; i+1 < len(extra); i += 2 {
+			m[extra[i]] = extra[i+1]
+		}
+		return func(k string) string { return m[k] }
+	}
+	tests := map[string]struct {
+		args        []string
+		getenv      func(string) string
+		wantTrack   bool
+		wantGoLimit int64 // 0: unchanged
+	}{
+		"a limit sets GOMEMLIMIT to all but a sixteenth": {args: []string{"--memory-limit", "1Gi"}, getenv: full(), wantTrack: true, wantGoLimit: 1<<30 - 1<<26},
+		"GOMEMLIMIT in the environment wins":             {args: []string{"--memory-limit", "1Gi"}, getenv: full("GOMEMLIMIT", "900MiB")},
+		"no limit, no budget":                            {args: []string{"--memory-limit", "0"}, getenv: full()},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			debug.SetMemoryLimit(math.MaxInt64)
+			o, err := parse(tc.args, tc.getenv, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := memoryLimits(o, tc.getenv, logr.Discard()); err != nil {
+				t.Fatal(err)
+			}
+			if o.cfg.TrackProcessMemory != tc.wantTrack {
+				t.Fatalf("TrackProcessMemory = %v, want %v", o.cfg.TrackProcessMemory, tc.wantTrack)
+			}
+			want := tc.wantGoLimit
+			if want == 0 {
+				want = math.MaxInt64
+			}
+			if got := debug.SetMemoryLimit(-1); got != want {
+				t.Fatalf("Go memory limit %d, want %d", got, want)
+			}
+		})
+	}
+}
+
+// TestLogOutputNeverBlocks: with stderr taking nothing (a stalled container
+// runtime), logging returns at once however much is logged, so a guest's
+// log call never waits on it; once stderr reads again it gets whole
+// records, and one that counts the records dropped.
+func TestLogOutputNeverBlocks(t *testing.T) {
+	for _, format := range []string{"json", "text"} {
+		t.Run(format, func(t *testing.T) {
+			r, w := io.Pipe()
+			log, out, err := newLogOutput("info", format, w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for i := range 20_000 {
+					log.WithName("actor").Info(strings.Repeat("m", 300), "i", i)
+				}
+			}()
+			select {
+			case <-done:
+			case <-time.After(time.Minute):
+				t.Fatal("logging blocked on a stderr that takes nothing")
+			}
+			if out.Dropped() == 0 {
+				t.Fatal("nothing dropped")
+			}
+			read := make(chan string, 1)
+			go func() { b, _ := io.ReadAll(r); read <- string(b) }()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := out.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			_ = w.Close()
+			got := <-read
+			if !strings.Contains(got, "log lines dropped") {
+				t.Fatal("no record counts the dropped lines")
+			}
+			if format == "json" {
+				for _, line := range strings.Split(strings.TrimSpace(got), "\n") {
+					if !json.Valid([]byte(line)) {
+						t.Fatalf("not a JSON record: %.80q", line)
+					}
+				}
+			}
+		})
 	}
 }

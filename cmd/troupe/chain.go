@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -79,23 +80,23 @@ func newChainVerifyCommand() *cobra.Command {
 			if src.format == formatTheater {
 				rep, err := theater.Verify(bufio.NewReader(src.f))
 				if err != nil {
-					return &exitError{exitUnreadable, fmt.Errorf("verifying %s: %w", src.path, err)}
+					return &exitError{code: exitUnreadable, err: fmt.Errorf("verifying %s: %w", src.path, err)}
 				}
 				if !rep.OK() {
 					fmt.Fprintf(out, "%s: damaged: %d valid events before event %d\n", src.path, rep.Events, rep.FirstBad)
-					return &exitError{exitBroken, fmt.Errorf("%s: event %d: %s", src.path, rep.FirstBad, rep.Reason)}
+					return &exitError{code: exitBroken, err: fmt.Errorf("%s: event %d: %s", src.path, rep.FirstBad, rep.Reason)}
 				}
 				fmt.Fprintf(out, "%s: intact (theater-json): %d events, head %s\n", src.path, rep.Events, hex.EncodeToString(rep.Head))
 				return nil
 			}
 			rep, err := chain.VerifyFile(src.path)
 			if err != nil {
-				return &exitError{exitUnreadable, err}
+				return &exitError{code: exitUnreadable, err: err}
 			}
 			if !rep.OK() {
 				fmt.Fprintf(out, "%s: damaged: %d valid events before event %d (offset %d), head %s, length %d\n",
 					src.path, rep.Events, rep.FirstBad, rep.Offset, rep.Head, rep.Length)
-				return &exitError{exitBroken, fmt.Errorf("%s: event %d (offset %d): %s", src.path, rep.FirstBad, rep.Offset, rep.Reason)}
+				return &exitError{code: exitBroken, err: fmt.Errorf("%s: event %d (offset %d): %s", src.path, rep.FirstBad, rep.Offset, rep.Reason)}
 			}
 			note := ""
 			if rep.Writing {
@@ -145,10 +146,10 @@ and every event is re-hashed and its link checked as it arrives.`,
 				err = ferr
 			}
 			if errors.Is(err, chain.ErrCorrupt) {
-				return &exitError{exitBroken, err}
+				return &exitError{code: exitBroken, err: err}
 			}
 			if err != nil {
-				return &exitError{exitUnreadable, err}
+				return &exitError{code: exitUnreadable, err: err}
 			}
 			return nil
 		},
@@ -165,10 +166,10 @@ func showTheater(src *chainSource, p *printer) error {
 		err = ferr
 	}
 	if err != nil {
-		return &exitError{exitUnreadable, fmt.Errorf("reading %s: %w", src.path, err)}
+		return &exitError{code: exitUnreadable, err: fmt.Errorf("reading %s: %w", src.path, err)}
 	}
 	if !rep.OK() {
-		return &exitError{exitBroken, fmt.Errorf("%s: event %d: %s", src.path, rep.FirstBad, rep.Reason)}
+		return &exitError{code: exitBroken, err: fmt.Errorf("%s: event %d: %s", src.path, rep.FirstBad, rep.Reason)}
 	}
 	return nil
 }
@@ -189,18 +190,18 @@ func openChain(path, format string) (*chainSource, error) {
 	switch format {
 	case formatAuto, formatTroupe, formatTheater:
 	default:
-		return nil, &exitError{exitUnreadable, fmt.Errorf("unknown --format %q: want auto, troupe or theater-json", format)}
+		return nil, &exitError{code: exitUnreadable, err: fmt.Errorf("unknown --format %q: want auto, troupe or theater-json", format)}
 	}
 	p, err := chain.ResolvePath(path)
 	if err != nil {
-		return nil, &exitError{exitUnreadable, fmt.Errorf("reading chain: %w", err)}
+		return nil, &exitError{code: exitUnreadable, err: fmt.Errorf("reading chain: %w", err)}
 	}
 	f, err := os.Open(p)
 	if errors.Is(err, fs.ErrNotExist) && p != path {
-		return nil, &exitError{exitUnreadable, fmt.Errorf("%s is not an actor directory: it holds no %s", path, chain.FileName)}
+		return nil, &exitError{code: exitUnreadable, err: fmt.Errorf("%s is not an actor directory: it holds no %s", path, chain.FileName)}
 	}
 	if err != nil {
-		return nil, &exitError{exitUnreadable, fmt.Errorf("reading chain: %w", err)}
+		return nil, &exitError{code: exitUnreadable, err: fmt.Errorf("reading chain: %w", err)}
 	}
 	head := make([]byte, 512)
 	n, err := io.ReadFull(f, head)
@@ -209,7 +210,7 @@ func openChain(path, format string) (*chainSource, error) {
 	}
 	if err != nil {
 		f.Close()
-		return nil, &exitError{exitUnreadable, fmt.Errorf("reading chain %s: %w", p, err)}
+		return nil, &exitError{code: exitUnreadable, err: fmt.Errorf("reading chain %s: %w", p, err)}
 	}
 	head = head[:n]
 	theaterJSON := strings.HasPrefix(strings.TrimLeft(string(head), " \t\r\n"), "[")
@@ -231,7 +232,7 @@ func openChain(path, format string) (*chainSource, error) {
 	}
 	if notChain != "" {
 		f.Close()
-		return nil, &exitError{exitUnreadable, fmt.Errorf("%s is not a state chain: %s", p, notChain)}
+		return nil, &exitError{code: exitUnreadable, err: fmt.Errorf("%s is not a state chain: %s", p, notChain)}
 	}
 	return &chainSource{path: p, format: format, f: f}, nil
 }
@@ -291,8 +292,107 @@ func (p *printer) troupe(e *chain.Event) error {
 		fmt.Fprintln(p.tw, "SEQ\tTIME\tKIND\tOP\tHASH\tDATA")
 	}
 	t := time.Unix(0, e.Time).UTC().Format("2006-01-02T15:04:05.000Z")
-	_, err := fmt.Fprintf(p.tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, t, clean(string(e.Kind), 24), clean(e.Op, 24), e.Hash.Short(), summary(e.Data))
+	data, ok := messageSummary(e.Kind, e.Data)
+	if !ok {
+		data = summary(e.Data)
+	}
+	_, err := fmt.Fprintf(p.tw, "%d\t%s\t%s\t%s\t%s\t%s\n", e.Seq, t, clean(string(e.Kind), 24), clean(e.Op, 24), e.Hash.Short(), data)
 	return err
+}
+
+// messageEvent is the data of the message kinds, both sides
+// (docs/chain-format.md).
+type messageEvent struct {
+	ID, To, ToID, Error, TraceParent string
+	Sha256, StateSha256              string
+	From                             struct{ ActorID, Name, Namespace, External string }
+	Bytes, ToBytes, StateBytes       *int
+	ResponseBytes                    *int
+	OK, HasResponse, StateChanged    *bool
+}
+
+// messageSummary renders a message event as one line that reads as a
+// conversation: the direction and the peer, the message's short id (the
+// same on both chains), its size and the outcome. ok is false for other
+// kinds, or data that is not what the kind says.
+func messageSummary(kind chain.Kind, data []byte) (line string, ok bool) {
+	switch kind {
+	case chain.KindMessageSent, chain.KindRequestSent, chain.KindResponseReceived,
+		chain.KindMessageReceived, chain.KindRequestReceived, chain.KindHandlerResult:
+	default:
+		return "", false
+	}
+	var m messageEvent
+	if json.Unmarshal(data, &m) != nil {
+		return "", false
+	}
+	var b strings.Builder
+	id := m.ID
+	if len(id) > 8 {
+		id = id[:8]
+	}
+	peer := clean(m.To, 40)
+	if m.ToBytes != nil {
+		peer = fmt.Sprintf("<a %d-byte target>", *m.ToBytes)
+	}
+	from := clean(m.From.Name, 40)
+	switch {
+	case m.From.External != "":
+		from = "external " + clean(m.From.External, 40)
+	case m.From.Namespace != "":
+		from = clean(m.From.Namespace, 40) + "/" + from
+	case from == "":
+		from = clean(m.From.ActorID, 40)
+	}
+	size := func(n *int) string {
+		if n == nil {
+			return "?"
+		}
+		return fmt.Sprintf("%dB", *n)
+	}
+	outcome := func() {
+		switch {
+		case m.OK == nil:
+		case *m.OK:
+			b.WriteString(" ok")
+		default:
+			b.WriteString(" error: " + clean(m.Error, 80))
+		}
+	}
+	switch kind {
+	case chain.KindMessageSent:
+		fmt.Fprintf(&b, "send → %s %s [%s]", peer, size(m.Bytes), id)
+		outcome()
+	case chain.KindRequestSent:
+		fmt.Fprintf(&b, "request → %s %s [%s]", peer, size(m.Bytes), id)
+	case chain.KindResponseReceived:
+		fmt.Fprintf(&b, "response ← %s", peer)
+		if m.OK != nil && *m.OK {
+			b.WriteString(" " + size(m.Bytes))
+		}
+		fmt.Fprintf(&b, " [%s]", id)
+		outcome()
+	case chain.KindMessageReceived:
+		fmt.Fprintf(&b, "send ← %s %s [%s]", from, size(m.Bytes), id)
+	case chain.KindRequestReceived:
+		fmt.Fprintf(&b, "request ← %s %s [%s]", from, size(m.Bytes), id)
+	case chain.KindHandlerResult:
+		fmt.Fprintf(&b, "[%s]", id)
+		outcome()
+		if m.OK != nil && *m.OK {
+			if m.StateChanged != nil && *m.StateChanged {
+				fmt.Fprintf(&b, ", new state %s", size(m.StateBytes))
+			}
+			switch {
+			case m.HasResponse == nil:
+			case *m.HasResponse:
+				b.WriteString(", response " + size(m.ResponseBytes))
+			default:
+				b.WriteString(", no response")
+			}
+		}
+	}
+	return b.String(), true
 }
 
 func (p *printer) theater(i int, e *theater.Event) error {

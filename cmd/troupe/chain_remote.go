@@ -39,22 +39,22 @@ func showFromHost(ctx context.Context, base, ref string, p *printer) error {
 	}
 	target, err := chainURL(base, ref)
 	if err != nil {
-		return &exitError{exitUnreadable, err}
+		return &exitError{code: exitUnreadable, err: err}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
-		return &exitError{exitUnreadable, err}
+		return &exitError{code: exitUnreadable, err: err}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return &exitError{exitUnreadable, fmt.Errorf("reading the chain of %s: %w", ref, err)}
+		return &exitError{code: exitUnreadable, err: fmt.Errorf("reading the chain of %s: %w", ref, err)}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return &exitError{exitUnreadable, fmt.Errorf("reading the chain of %s from %s: %s: %s",
+		return &exitError{code: exitUnreadable, err: fmt.Errorf("reading the chain of %s from %s: %s: %s",
 			ref, base, resp.Status, strings.TrimSpace(string(msg)))}
 	}
 	err = readRemoteChain(resp.Body, func(e *chain.Event) error { return p.troupe(e) })
@@ -76,8 +76,8 @@ func readRemoteChain(r io.Reader, fn func(*chain.Event) error) error {
 	case err == nil || (fnErr != nil && errors.Is(err, fnErr)):
 		return err
 	case errors.Is(err, chain.ErrCorrupt):
-		return &exitError{exitBroken, err}
+		return &exitError{code: exitBroken, err: err}
 	default:
-		return &exitError{exitUnreadable, fmt.Errorf("reading the chain: %w", err)}
+		return &exitError{code: exitUnreadable, err: fmt.Errorf("reading the chain: %w", err)}
 	}
 }

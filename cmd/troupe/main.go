@@ -27,6 +27,9 @@ const (
 type exitError struct {
 	code int
 	err  error
+	// silent: stderr is gone or blocked (troupe run found it so), so the
+	// error is not written there; the run's summary on stdout has it.
+	silent bool
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
@@ -56,8 +59,11 @@ func execute(ctx context.Context, root *cobra.Command, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintln(stderr, "troupe:", err)
 	var e *exitError
+	if errors.As(err, &e) && e.silent {
+		return e.code
+	}
+	fmt.Fprintln(stderr, "troupe:", err)
 	if !errors.As(err, &e) && cmd != nil {
 		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/internal/actorhost"
+	"github.com/troupe-dev/troupe/internal/asyncwriter"
 	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/version"
 )
@@ -99,7 +102,31 @@ func runActor(ctx context.Context, o *runOptions, actorPath string, stdout, stde
 	if o.tickSet && o.tick != 0 && o.tick < v1alpha1.MinTickInterval {
 		return usageError("--tick %s: want at least %s (the engine's minimum tick interval), or 0 for no ticks", o.tick, v1alpha1.MinTickInterval)
 	}
-	logger := logr.New(newTermSink(stderr, o.logFormat == "json", o.verbose))
+	// The run ends gracefully when the log output is closed (the reader of
+	// a pipe went away): stopRun's cause says so.
+	runCtx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	// A write to a closed stdout or stderr then returns EPIPE instead of
+	// killing the process with SIGPIPE before the chain is flushed.
+	sigpipe := make(chan os.Signal, 1)
+	signal.Notify(sigpipe, syscall.SIGPIPE)
+	defer signal.Stop(sigpipe)
+	sink := newTermSink(nil, o.logFormat == "json", o.verbose)
+	// The actor's log calls never wait for the terminal: the chain has
+	// every line, stderr what it takes.
+	logOut := asyncwriter.New(stderr, maxTerminalQueue, sink.droppedNotice, func(err error) {
+		stopRun(fmt.Errorf("%w: %w", errOutputClosed, err))
+	})
+	// flushLogs gives stderr logFlushGrace to take what is queued, once:
+	// its error says stderr is gone or blocked.
+	flushLogs := sync.OnceValue(func() error {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), logFlushGrace)
+		defer cancel()
+		return logOut.Close(fctx)
+	})
+	defer flushLogs() //nolint:errcheck // on the paths that return early
+	sink.w = logOut
+	logger := logr.New(sink)
 	spec, err := resolveRun(o, actorPath)
 	if err != nil {
 		return err
@@ -143,14 +170,20 @@ func runActor(ctx context.Context, o *runOptions, actorPath string, stdout, stde
 		case <-a.Done(): // the actor shut itself down
 		case <-sigCtx.Done():
 			cliLog.Info("stopping the actor", "signal", "received")
+		case <-runCtx.Done():
+			// The output is gone: the call in progress (init) was let
+			// finish; nothing more is called.
 		}
 	}
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.stopGrace)
 	defer cancel()
 	reason := "troupe run exited"
+	outputClosed := errors.Is(context.Cause(runCtx), errOutputClosed)
 	switch {
 	case o.once:
 		reason = "troupe run --once: init returned"
+	case outputClosed:
+		reason = "troupe run: its log output was closed"
 	case sigCtx.Err() != nil:
 		reason = "troupe run got a signal"
 	}
@@ -158,15 +191,30 @@ func runActor(ctx context.Context, o *runOptions, actorPath string, stdout, stde
 	if err == nil {
 		err = a.Err()
 	}
-	printRunSummary(stdout, o.logFormat == "json", a, component.Ticks(), dir, err)
+	// The chain is flushed and closed; the terminal gets what it takes
+	// within logFlushGrace.
+	outErr := flushLogs()
+	printRunSummary(stdout, o.logFormat == "json", a, component.Ticks(), dir, logOut.Dropped(), err)
+	silent := outErr != nil // stderr is gone or blocked: the summary has the error
 	if err != nil {
-		return &exitError{code: exitFailed, err: fmt.Errorf("actor %s failed: %w", spec.cfg.Name, err)}
+		return &exitError{code: exitFailed, silent: silent, err: fmt.Errorf("actor %s failed: %w", spec.cfg.Name, err)}
 	}
 	if stopErr != nil {
-		return &exitError{code: exitFailed, err: stopErr}
+		return &exitError{code: exitFailed, silent: silent, err: stopErr}
 	}
 	return nil
 }
+
+// maxTerminalQueue bounds the log lines waiting for stderr: a megabyte,
+// a few thousand lines, is a terminal's scrollback, not a store.
+const maxTerminalQueue = 1 << 20
+
+// logFlushGrace is how long troupe run waits, once the actor stopped, for
+// stderr to take the log lines still queued.
+const logFlushGrace = 2 * time.Second
+
+// errOutputClosed is why a run stops when its log output fails.
+var errOutputClosed = errors.New("the log output was closed")
 
 // tickInterval is the engine's TickInterval: an explicit --tick wins over
 // the spec's tickInterval (its default for a bare module); --once and
@@ -183,13 +231,16 @@ func tickInterval(o *runOptions, spec *runSpec) time.Duration {
 
 // printRunSummary prints the chain's head and length (and the outcome);
 // ticking says whether the actor exports tick.
-func printRunSummary(w io.Writer, asJSON bool, a *actorhost.Actor, ticking bool, dir string, err error) {
+func printRunSummary(w io.Writer, asJSON bool, a *actorhost.Actor, ticking bool, dir string, dropped uint64, err error) {
 	head, length := a.Head()
 	if asJSON {
 		out := map[string]any{"actorID": a.ID(), "name": a.Name(), "phase": string(a.Phase()),
 			"chainDir": dir, "chainHead": head.String(), "chainLength": length}
 		if ticking {
 			out["ticks"] = a.Ticks()
+		}
+		if dropped > 0 {
+			out["logLinesDropped"] = dropped
 		}
 		if err != nil {
 			out["error"] = err.Error()
@@ -215,6 +266,9 @@ func printRunSummary(w io.Writer, asJSON bool, a *actorhost.Actor, ticking bool,
 	fmt.Fprintf(w, "chain   %s\n", filepath.Join(dir, chain.FileName))
 	fmt.Fprintf(w, "head    %s\n", head)
 	fmt.Fprintf(w, "length  %d\n", length)
+	if dropped > 0 {
+		fmt.Fprintf(w, "logs    %s dropped: stderr did not take them (the chain has them all)\n", plural(dropped, "line"))
+	}
 }
 
 // defaultChainDir is ${XDG_STATE_HOME:-~/.local/state}/troupe/actors/NAME.

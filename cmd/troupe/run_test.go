@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe/internal/actordir"
 	"github.com/troupe-dev/troupe/internal/actorhost"
 	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
@@ -42,6 +43,26 @@ func chainEvents(t *testing.T, dir string) []chain.Event {
 		t.Fatal(err)
 	}
 	return evs
+}
+
+// lastSavedState is the state last saved in the actor directory dir: the
+// slot saved for the latest event.
+func lastSavedState(t *testing.T, dir string) []byte {
+	t.Helper()
+	slots, err := actordir.ReadStateSlots(dir, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last *actordir.SavedState
+	for _, s := range slots {
+		if s.Present && s.Err == nil && (last == nil || s.Saved.Seq > last.Seq) {
+			last = &s.Saved
+		}
+	}
+	if last == nil {
+		t.Fatalf("no state saved in %s: %+v", dir, slots)
+	}
+	return last.Data
 }
 
 func TestRunOncePrintsLogsAndChainHead(t *testing.T) {
@@ -78,7 +99,7 @@ func TestRunOncePrintsLogsAndChainHead(t *testing.T) {
 	if id2 := actorRE.FindStringSubmatch(stdout2); id2 == nil || id2[1] != id[1] {
 		t.Errorf("second run's id %v, want %s", id2, id[1])
 	}
-	state, _ := os.ReadFile(filepath.Join(dir, "state"))
+	state := lastSavedState(t, dir)
 	if !bytes.HasSuffix(state, []byte("xx")) {
 		t.Errorf("saved state %q does not end in the resumed \"xx\"", state)
 	}
@@ -210,13 +231,7 @@ func waitForChain(t *testing.T, dir, what string, cond func([]chain.Event) bool)
 // TestRunSIGTERM runs the real binary and stops it with SIGTERM: it exits 0
 // with the chain flushed and closed by an ActorStop.
 func TestRunSIGTERM(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the troupe binary")
-	}
-	bin := filepath.Join(t.TempDir(), "troupe")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("building troupe: %v\n%s", err, out)
-	}
+	bin := troupeBinary(t)
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "run", "--chain-dir", dir, testModule("counter"))
 	// Read only after Wait: exec copies the output in its own goroutines.
@@ -444,7 +459,7 @@ func TestRunActorYAMLEndToEnd(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "actor   yamlactor") {
 		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
-	state, _ := os.ReadFile(filepath.Join(dir, "state"))
+	state := lastSavedState(t, dir)
 	if !bytes.HasSuffix(state, []byte("seedx")) {
 		t.Errorf("state %q: the YAML's initialState was not passed", state)
 	}

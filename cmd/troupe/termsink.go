@@ -73,6 +73,22 @@ func (s *termSink) WithName(name string) logr.LogSink {
 var hiddenKeys = map[string]bool{"name": true, "namespace": true, "actorID": true, "level": true}
 
 func (s *termSink) write(lvl, msg string, err error, kv []any) {
+	line := s.format(lvl, msg, err, kv)
+	s.mu.Lock()
+	_, _ = s.w.Write(line)
+	s.mu.Unlock()
+}
+
+// droppedNotice is the line that stands where n log lines were dropped
+// because the output did not take them (see asyncwriter).
+func (s *termSink) droppedNotice(n uint64) []byte {
+	c := *s
+	c.name, c.values = "troupe", nil
+	return c.format("warn", "log lines dropped: the output did not keep up (the chain has them all)", nil, []any{"dropped", n})
+}
+
+// format is one record's line, its newline included.
+func (s *termSink) format(lvl, msg string, err error, kv []any) []byte {
 	all := append(append([]any{}, s.values...), kv...)
 	for i := 0; i+1 < len(all); i += 2 {
 		if k, _ := all[i].(string); k == "level" {
@@ -123,10 +139,7 @@ func (s *termSink) write(lvl, msg string, err error, kv []any) {
 		}
 		line = []byte(b.String())
 	}
-	line = append(line, '\n')
-	s.mu.Lock()
-	_, _ = s.w.Write(line)
-	s.mu.Unlock()
+	return append(line, '\n')
 }
 
 func jsonValue(v any) any {

@@ -95,6 +95,9 @@ const (
 	// RuntimeModule is theater:simple/runtime, which the runtime handler
 	// serves.
 	RuntimeModule = "theater:simple/runtime"
+	// MessageHostModule is theater:simple/message-server-host, which an
+	// actor that sends messages imports (wit/theater-message.wit).
+	MessageHostModule = "theater:simple/message-server-host"
 	// WASIModule is WASI preview 1, which the engine instantiates for
 	// every actor (its stdout and stderr become log lines).
 	WASIModule = "wasi_snapshot_preview1"
@@ -118,6 +121,16 @@ var (
 	// option discriminant u8 @4, state ptr @8, len @12; err: string ptr
 	// @4, len @8.
 	StateResult = Layout{Size: 16, Align: 4}
+	// ResultBytes is result<list<u8>, string>, what request writes:
+	// discriminant u8 @0 (0 ok, 1 err); the response's or the error's
+	// (ptr, len) at ResultPayload.
+	ResultBytes = Layout{Size: 12, Align: 4}
+	// RequestResult is result<tuple<option<list<u8>>,
+	// tuple<option<list<u8>>>>, string>, what handle-request returns a
+	// pointer to: discriminant u8 @0; ok: the new state's option at
+	// StateOption/StatePtr/StateLen as in StateResult, the response's at
+	// ResponseOption/ResponsePtr/ResponseLen; err: string ptr @4, len @8.
+	RequestResult = Layout{Size: 28, Align: 4}
 )
 
 // Offsets inside the layouts above.
@@ -131,6 +144,10 @@ const (
 	StateOption = 4
 	StatePtr    = 8
 	StateLen    = 12
+	// RequestResult: ok's response option discriminant and (ptr, len).
+	ResponseOption = 16
+	ResponsePtr    = 20
+	ResponseLen    = 24
 	// System-info fields: three strings (ptr, len), a u32 and three u64.
 	SysInfoHostname        = 0
 	SysInfoOSType          = 8
@@ -175,10 +192,24 @@ var (
 		ParamNames: []string{"data_is_some", "data_ptr", "data_len", "retptr"}, Result: ResultString}
 )
 
+// theater:simple/message-server-host (wit/theater-message.wit): both take
+// the target (string) and the message (list<u8>) and write a 12-byte result
+// area; request's ok carries the response, allocated with the caller's
+// cabi_realloc.
+var (
+	Send = Import{Module: MessageHostModule, Name: "send",
+		Signature:  Signature{Params: []api.ValueType{I32, I32, I32, I32, I32}},
+		ParamNames: []string{"id_ptr", "id_len", "msg_ptr", "msg_len", "retptr"}, Result: ResultString}
+	Request = Import{Module: MessageHostModule, Name: "request",
+		Signature:  Signature{Params: []api.ValueType{I32, I32, I32, I32, I32}},
+		ParamNames: []string{"id_ptr", "id_len", "msg_ptr", "msg_len", "retptr"}, Result: ResultBytes}
+)
+
 // Imports is every function the host provides, in the WIT's order.
 var Imports = []Import{
 	GetActorID, GetActorName, GetCurrentTime, GetEnv, Log,
 	RecordMetric, RecordEvent, GetTheaterVersion, GetSystemInfo, Shutdown,
+	Send, Request,
 }
 
 // The actor's exports.
@@ -198,6 +229,22 @@ var (
 		ParamNames: []string{"state-is-some", "state-ptr", "state-len", "now-ms"},
 		Result:     StateResult, WIT: "wit/troupe-ticker.wit"}
 	TickPost = PostReturn(Tick)
+	// HandleSend is the optional
+	// theater:simple/message-server-client#handle-send: (state, msg
+	// list<u8>: ptr, len) -> a pointer to a StateResult.
+	HandleSend = Export{Name: "theater:simple/message-server-client#handle-send",
+		Signature:  Signature{Params: []api.ValueType{I32, I32, I32, I32, I32}, Results: []api.ValueType{I32}},
+		ParamNames: []string{"state-is-some", "state-ptr", "state-len", "msg-ptr", "msg-len"},
+		Result:     StateResult, WIT: "wit/theater-message.wit"}
+	HandleSendPost = PostReturn(HandleSend)
+	// HandleRequest is the optional
+	// theater:simple/message-server-client#handle-request: (state,
+	// request id string, data list<u8>) -> a pointer to a RequestResult.
+	HandleRequest = Export{Name: "theater:simple/message-server-client#handle-request",
+		Signature:  Signature{Params: []api.ValueType{I32, I32, I32, I32, I32, I32, I32}, Results: []api.ValueType{I32}},
+		ParamNames: []string{"state-is-some", "state-ptr", "state-len", "rid-ptr", "rid-len", "data-ptr", "data-len"},
+		Result:     RequestResult, WIT: "wit/theater-message.wit"}
+	HandleRequestPost = PostReturn(HandleRequest)
 	// Realloc is the canonical ABI's allocator, (old ptr, old size, align,
 	// new size) -> ptr: required, since init always receives the actor id,
 	// a string the host lowers into the guest's memory.
@@ -210,7 +257,7 @@ var (
 )
 
 // Exports is every function an actor may export.
-var Exports = []Export{Init, InitPost, Tick, TickPost, Realloc, Initialize}
+var Exports = []Export{Init, InitPost, Tick, TickPost, HandleSend, HandleSendPost, HandleRequest, HandleRequestPost, Realloc, Initialize}
 
 // Memory is the name of the linear memory every actor must export.
 const Memory = "memory"

@@ -2,7 +2,8 @@
 // names, core signatures, result-area layouts — one table that the runtime
 // handler, the engine, the test fakes and the drift tests read.
 //
-// The contract itself is wit/theater-simple.wit and wit/troupe-ticker.wit;
+// The contract itself is wit/theater-simple.wit, wit/theater-message.wit
+// and wit/troupe-ticker.wit;
 // this table is their canonical-ABI lowering, the way wit-bindgen lowers
 // them, written out once. A test parses the WIT files, lowers every function
 // and compares the result with the table, so the two cannot drift; the

@@ -36,6 +36,7 @@ type witFunc struct {
 
 type witInterface struct {
 	pkg, name string
+	file      string // "wit/<file>" that declares it
 	funcs     []witFunc
 	records   map[string][]witType // fields in order
 }
@@ -385,18 +386,20 @@ func (l lowering) params(fn witFunc) []api.ValueType {
 
 // contract is what the WIT files declare, lowered.
 type contract struct {
-	imports  []Import
-	exports  map[string]Export // by name, with Required set from the worlds
-	records  map[string]lowering
-	files    map[string]*witFile
-	pkgFiles map[string]string // package -> file
+	imports []Import
+	exports map[string]Export // by name, with Required set from the worlds
+	files   map[string]*witFile
 }
+
+// witFiles are the contract's files under wit/, in the order their worlds
+// are read (so that imports come out in the WIT's order).
+var witFiles = []string{"theater-simple.wit", "theater-message.wit", "troupe-ticker.wit"}
 
 func loadContract(t *testing.T) contract {
 	t.Helper()
-	c := contract{exports: map[string]Export{}, records: map[string]lowering{}, files: map[string]*witFile{}, pkgFiles: map[string]string{}}
+	c := contract{exports: map[string]Export{}, files: map[string]*witFile{}}
 	ifaces := map[string]*witInterface{} // "pkg/iface"
-	for _, name := range []string{"theater-simple.wit", "troupe-ticker.wit"} {
+	for _, name := range witFiles {
 		src, err := os.ReadFile(filepath.Join(witDir, name))
 		if err != nil {
 			t.Fatal(err)
@@ -405,14 +408,19 @@ func loadContract(t *testing.T) contract {
 		if err != nil {
 			t.Fatalf("parsing %s: %v", name, err)
 		}
-		c.files[name], c.pkgFiles[f.pkg] = f, "wit/"+name
+		c.files[name] = f
 		for _, iface := range f.interfaces {
-			ifaces[iface.pkg+"/"+iface.name] = iface
+			path := iface.pkg + "/" + iface.name
+			if ifaces[path] != nil {
+				t.Fatalf("interface %s is declared twice", path)
+			}
+			iface.file = "wit/" + name
+			ifaces[path] = iface
 		}
 	}
 	var worlds []witWorld
-	for _, f := range c.files {
-		worlds = append(worlds, f.worlds...)
+	for _, name := range witFiles {
+		worlds = append(worlds, c.files[name].worlds...)
 	}
 	if len(worlds) == 0 {
 		t.Fatal("the WIT declares no world")
@@ -441,7 +449,7 @@ func loadContract(t *testing.T) contract {
 			exportedBy[path]++
 			for _, fn := range iface.funcs {
 				e := lowering{iface, t}.lowerExport(path+"#"+fn.name, fn)
-				e.WIT = c.pkgFiles[iface.pkg]
+				e.WIT = iface.file
 				c.exports[e.Name] = e
 			}
 		}
@@ -560,6 +568,41 @@ func TestLayoutOffsetsFollowTheWIT(t *testing.T) {
 	if got := roffs[0] + ooffs[0]; got != StatePtr || got+4 != StateLen {
 		t.Errorf("the state's list lies at %d, the table says ptr %d len %d", got, StatePtr, StateLen)
 	}
+	// handle-request's result: the ok tuple (state option, tuple(response
+	// option)) at the result's payload.
+	msgs := c.files["theater-message.wit"].interfaces["message-server-client"]
+	if msgs == nil {
+		t.Fatal("theater-message.wit has no message-server-client interface")
+	}
+	var handleRequest *witType
+	for _, fn := range msgs.funcs {
+		if fn.name == "handle-request" {
+			handleRequest = fn.result
+		}
+	}
+	if handleRequest == nil {
+		t.Fatal("message-server-client has no handle-request with a result")
+	}
+	lm := lowering{msgs, t}
+	lay, offs := lm.layout(*handleRequest)
+	if lay != RequestResult {
+		t.Errorf("handle-request's result is %+v, the table says %+v", lay, RequestResult)
+	}
+	okTuple := handleRequest.args[0]
+	_, toffs := lm.layout(okTuple)
+	if got := offs[0] + toffs[0]; got != StateOption {
+		t.Errorf("handle-request's state option lies at %d, the table says %d", got, StateOption)
+	}
+	if got := offs[0] + toffs[0] + ooffs[0]; got != StatePtr {
+		t.Errorf("handle-request's state list lies at %d, the table says %d", got, StatePtr)
+	}
+	_, inner := lm.layout(okTuple.args[1])
+	if got := offs[0] + toffs[1] + inner[0]; got != ResponseOption {
+		t.Errorf("handle-request's response option lies at %d, the table says %d", got, ResponseOption)
+	}
+	if got := offs[0] + toffs[1] + inner[0] + ooffs[0]; got != ResponsePtr || got+4 != ResponseLen {
+		t.Errorf("handle-request's response list lies at %d, the table says ptr %d len %d", got, ResponsePtr, ResponseLen)
+	}
 }
 
 // TestWITFiles keeps wit/ in its shape: the ticking/ package links the
@@ -575,9 +618,16 @@ func TestWITFiles(t *testing.T) {
 	}
 	simple := read(filepath.Join(witDir, "theater-simple.wit"))
 	ticker := read(filepath.Join(witDir, "troupe-ticker.wit"))
+	message := read(filepath.Join(witDir, "theater-message.wit"))
 	if !bytes.Equal(read(filepath.Join(witDir, "ticking", "troupe-ticker.wit")), ticker) ||
 		!bytes.Equal(read(filepath.Join(witDir, "ticking", "deps", "theater-simple.wit")), simple) {
 		t.Error("wit/ticking does not link the top-level WIT files")
+	}
+	// wit/messaging is package theater:simple in one directory: the
+	// shared contract and its message interfaces.
+	if !bytes.Equal(read(filepath.Join(witDir, "messaging", "theater-simple.wit")), simple) ||
+		!bytes.Equal(read(filepath.Join(witDir, "messaging", "theater-message.wit")), message) {
+		t.Error("wit/messaging does not link the top-level WIT files")
 	}
 	// CI checks out the requirements beside the repository.
 	if shared, err := os.ReadFile(filepath.Join(witDir, "..", "..", "shared", "wit", "theater-simple.wit")); err == nil && !bytes.Equal(shared, simple) {

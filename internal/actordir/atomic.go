@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/troupe-dev/troupe/internal/fsync"
 )
 
 // writeFileAtomic replaces dir/name with data so that a crash leaves either
@@ -33,13 +35,9 @@ func writeFileAtomic(dir, name string, data []byte) (err error) {
 	if err = os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
 		return fmt.Errorf("saving %s: %w", name, err)
 	}
-	if d, derr := os.Open(dir); derr == nil {
-		// The rename is durable only once the directory entry is.
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return fmt.Errorf("saving %s: fsync of %s: %w", name, dir, err)
-		}
+	// The rename is durable only once the directory entry is.
+	if err = fsync.Dir(dir); err != nil {
+		return fmt.Errorf("saving %s: %w", name, err)
 	}
 	return nil
 }

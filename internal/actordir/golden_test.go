@@ -50,7 +50,7 @@ func TestWrittenFilesCarryTheirVersion(t *testing.T) {
 	if err := WriteRunRecord(filepath.Join(dir, "made"), RunRecord{Epoch: 1, Phase: "Failed"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteState(dir, State{HasState: true, Data: []byte("s")}); err != nil {
+	if err := WriteStateSlot(dir, 1, SavedState{State: State{HasState: true, Data: []byte("s")}, Seq: 3, Durable: 2}); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{IdentityFile, filepath.Join("made", RunRecordFile)} {
@@ -59,8 +59,8 @@ func TestWrittenFilesCarryTheirVersion(t *testing.T) {
 			t.Errorf("%s = %s, without its version", f, raw)
 		}
 	}
-	raw, _ := os.ReadFile(filepath.Join(dir, StateFile))
-	if !strings.HasPrefix(string(raw), "TRSTATE1") {
+	raw, _ := os.ReadFile(filepath.Join(dir, StateSlotFiles[1]))
+	if !strings.HasPrefix(string(raw), "TRSTATE2") {
 		t.Errorf("state starts with %q", raw[:8])
 	}
 }
@@ -86,12 +86,34 @@ func TestRoundTrips(t *testing.T) {
 		"empty": {HasState: true, Data: []byte{}},
 		"none":  {},
 	} {
-		if err := WriteState(dir, s); err != nil {
+		if err := WriteLegacyState(dir, s); err != nil {
 			t.Fatal(err)
 		}
 		got, ok, err := ReadState(dir, 1024)
 		if err != nil || !ok || got.HasState != s.HasState || string(got.Data) != string(s.Data) {
-			t.Fatalf("%s: state %+v, %v, %v", name, got, ok, err)
+			t.Fatalf("%s: legacy state %+v, %v, %v", name, got, ok, err)
+		}
+	}
+	// Each slot is overwritten in place, with a longer state, a shorter
+	// one and none: what is read is exactly the last write.
+	for i, s := range []SavedState{
+		{State: State{HasState: true, Data: []byte("a longer state than the next")}, Seq: 5, Durable: 4},
+		{State: State{HasState: true, Data: []byte("short")}, Seq: 9, Durable: 6},
+		{State: State{HasState: true, Data: []byte{}}, Seq: 12, Durable: 10},
+		{Seq: 1 << 40, Durable: 1<<40 - 1},
+	} {
+		slot := i % 2
+		if err := WriteStateSlot(dir, slot, s); err != nil {
+			t.Fatal(err)
+		}
+		slots, err := ReadStateSlots(dir, 1024)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := slots[slot]
+		if !got.Present || got.Err != nil || got.Saved.HasState != s.HasState || string(got.Saved.Data) != string(s.Data) ||
+			got.Saved.Seq != s.Seq || got.Saved.Durable != s.Durable || got.Name != StateSlotFiles[slot] {
+			t.Fatalf("write %d: slot %+v, want %+v", i, got, s)
 		}
 	}
 	empty := t.TempDir()
@@ -103,5 +125,8 @@ func TestRoundTrips(t *testing.T) {
 	}
 	if _, ok, err := ReadState(empty, 10); ok || err != nil {
 		t.Fatalf("no state: %v, %v", ok, err)
+	}
+	if slots, err := ReadStateSlots(empty, 10); err != nil || slots[0].Present || slots[1].Present {
+		t.Fatalf("no slots: %+v, %v", slots, err)
 	}
 }

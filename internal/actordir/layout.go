@@ -1,6 +1,7 @@
 package actordir
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,15 +31,18 @@ const (
 	// ChainFile is the actor's chain, in the chain's own format (package
 	// chain, which also opens an actor directory given as a chain path).
 	ChainFile = chain.FileName
-	// StateFile holds the state init or tick last returned.
+	// StateFile is where Troupe v0.1.0 (and later builds, until states
+	// were tied to the chain) saved the state init or tick last returned;
+	// it is read when no slot (StateSlotFiles) holds a state, and removed
+	// once one does.
 	StateFile = "state"
 	// IdentityFile holds the actor's id, name and namespace, written once:
 	// a later run with the same directory resumes as the same actor.
 	IdentityFile = "actor.json"
 	// RunRecordFile is how the host's last run of the actor here ended.
 	RunRecordFile = "host-run.json"
-	// oldChainSuffix ends the name of a chain moved aside: chain.log.<unix
-	// seconds>.old.
+	// oldChainSuffix ends the name of a chain (or state) moved aside:
+	// chain.log.<unix seconds>.old.
 	oldChainSuffix = ".old"
 )
 
@@ -78,11 +82,43 @@ func Newest(root, namespace, name string) string {
 
 // MoveChainAside renames the chain in dir to chain.log.<unix seconds of
 // now>.old, kept for inspection while a new segment starts in its place,
-// and returns the new name (a base name).
+// and returns the new name (a base name). The states saved with that
+// chain go with it (state.a becomes state.a.<unix seconds>.old, ...): they
+// belong to its events, and a new segment starts without them.
 func MoveChainAside(dir string, now time.Time) (string, error) {
-	old := fmt.Sprintf("%s.%d%s", ChainFile, now.Unix(), oldChainSuffix)
+	old := asideName(ChainFile, now)
 	if err := os.Rename(ChainPath(dir), filepath.Join(dir, old)); err != nil {
 		return "", fmt.Errorf("moving the actor's old chain aside: %w", err)
 	}
+	if err := MoveStatesAside(dir, now); err != nil {
+		return old, err
+	}
 	return old, nil
+}
+
+// MoveStatesAside renames the saved states in dir (the slots and a legacy
+// state file) to <name>.<unix seconds of now>.old.
+func MoveStatesAside(dir string, now time.Time) error {
+	for _, name := range append(StateSlotFiles[:], StateFile) {
+		err := os.Rename(filepath.Join(dir, name), filepath.Join(dir, asideName(name, now)))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("moving the actor's saved state aside: %w", err)
+		}
+	}
+	return nil
+}
+
+// HasSavedState reports whether dir holds a saved state file (a slot or a
+// legacy state), intact or not.
+func HasSavedState(dir string) bool {
+	for _, name := range append(StateSlotFiles[:], StateFile) {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func asideName(name string, now time.Time) string {
+	return fmt.Sprintf("%s.%d%s", name, now.Unix(), oldChainSuffix)
 }

@@ -40,13 +40,29 @@ func TestLayout(t *testing.T) {
 	}
 
 	dir := Path(root, "ns", "name", "new")
+	// The states saved with the chain go aside with it; a slot that was
+	// never written is no error.
+	if err := WriteStateSlot(dir, 0, SavedState{Seq: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteLegacyState(dir, State{}); err != nil {
+		t.Fatal(err)
+	}
+	if !HasSavedState(dir) {
+		t.Fatal("HasSavedState is false with two state files")
+	}
 	now := time.Unix(1700000000, 0)
 	name, err := MoveChainAside(dir, now)
 	if err != nil || name != "chain.log.1700000000.old" {
 		t.Fatalf("MoveChainAside = %q, %v", name, err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{name, "state.a.1700000000.old", "state.1700000000.old"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if HasSavedState(dir) {
+		t.Fatal("a saved state stayed beside the new segment")
 	}
 	if _, err := os.Stat(ChainPath(dir)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the chain is still in place: %v", err)

@@ -158,3 +158,57 @@ func TestFirstLineKeepsOneLineOfWholeCharacters(t *testing.T) {
 		})
 	}
 }
+
+// FuzzDecodeRequestResult holds handle-request's decoder to the same
+// guarantees as init's: any memory and pointer yields a result within its
+// bounds that matches the area, or an *abiError; memory is never written.
+func FuzzDecodeRequestResult(f *testing.F) {
+	seed := func(size int, ret uint32, words ...uint32) {
+		f.Add(resultMem(size, ret, words...), ret)
+	}
+	seed(96, 0, 0, 0, 0, 0, 0, 0, 0)
+	seed(96, 16, 0, 1, 60, 8, 1, 70, 4)
+	seed(96, 16, 0, 0, 0, 0, 1, 70, 0)
+	seed(96, 16, 0, 1, 60, 8, 0, 0, 0)
+	seed(96, 16, 1, 60, 8)
+	seed(96, 16, 0, 1, 60, 8, 1, 0x80000000, 0x80000000)
+	seed(96, 16, 0, 1, 60, 8, 7, 0, 0)
+	seed(96, 68, 0, 0)
+	seed(96, 16, 2)
+	f.Add([]byte{}, uint32(0))
+	const maxState, maxResp, maxErr = 32, 24, 16
+	f.Fuzz(func(t *testing.T, mem []byte, ret uint32) {
+		snapshot := bytes.Clone(mem)
+		got, err := decodeRequestResult(mem, ret, maxState, maxResp, maxErr, "handle-request")
+		if !bytes.Equal(mem, snapshot) {
+			t.Fatal("the decoder wrote to guest memory")
+		}
+		if err != nil {
+			var abi *abiError
+			if !errors.As(err, &abi) {
+				t.Fatalf("error %v is not an abiError", err)
+			}
+			return
+		}
+		if ret%4 != 0 || uint64(ret)+28 > uint64(len(mem)) {
+			t.Fatalf("accepted result pointer %#x in a %d-byte memory", ret, len(mem))
+		}
+		area := mem[ret:]
+		check := func(has bool, b []byte, off uint32, bound int) {
+			ptr := binary.LittleEndian.Uint32(area[off+4:])
+			n := binary.LittleEndian.Uint32(area[off+8:])
+			switch {
+			case !has && (area[off] != 0 || b != nil):
+				t.Fatalf("none from discriminant %d", area[off])
+			case has && (area[off] != 1 || int(n) != len(b) || len(b) > bound || !bytes.Equal(b, mem[ptr:uint64(ptr)+uint64(n)])):
+				t.Fatalf("%q does not match the area at +%d", b, off)
+			}
+		}
+		if got.ok {
+			check(got.hasState, got.state, 4, maxState)
+			check(got.hasResponse, got.response, 16, maxResp)
+		} else if area[0] != 1 || len(got.errMsg) > 4*maxErr+64 {
+			t.Fatalf("err %q from discriminant %d", got.errMsg, area[0])
+		}
+	})
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 )
 
@@ -26,6 +27,9 @@ const maxInitErrorBytes = 4 << 10
 type ChainLink struct {
 	Head   chain.Hash
 	Length uint64
+	// Node is where the chain up to Head was written, when known: the node
+	// that keeps the actor's earlier events and the state saved with them.
+	Node string
 }
 
 // ActorConfig describes one actor to start.
@@ -75,6 +79,10 @@ type ActorConfig struct {
 	// MaxStateBytes bounds the state init or tick may return; 0 is
 	// limits.DefaultMaxStateBytes.
 	MaxStateBytes int
+	// DiskBudget bounds what the actor writes: its chain appends and state
+	// writes (rates, with a burst) and its chain's size. nil is
+	// diskbudget.DefaultLimits(); a zero field is no limit on that.
+	DiskBudget *diskbudget.Limits
 	// Durability of a durable chain.
 	Durability chain.Durability
 	// MemoryChainRetain bounds the events an in-memory chain keeps (0: all).
@@ -85,6 +93,17 @@ type ActorConfig struct {
 	// Logger receives the actor's log lines; the zero Logger uses the
 	// engine's.
 	Logger logr.Logger
+	// MailboxMessages and MailboxBytes bound the actor's mailbox (work
+	// waiting for it); 0 is limits.DefaultMailboxMessages and
+	// limits.DefaultMailboxBytes.
+	MailboxMessages, MailboxBytes int
+	// RequestTimeout caps how long a request the actor makes waits (its
+	// call's own deadline may be shorter), and how long an external
+	// caller's request to it waits; 0 is limits.DefaultRequestTimeout.
+	RequestTimeout time.Duration
+	// MaxMessageBytes bounds a message the actor sends or is sent, and a
+	// response; 0 is limits.DefaultMaxMessageBytes.
+	MaxMessageBytes int
 }
 
 // Phase is where an actor is in its life.
@@ -111,12 +130,22 @@ type Actor struct {
 	log       logr.Logger
 	chain     *chain.Chain
 	handler   *runtimehandler.Actor
+	budget    *diskbudget.Actor
 	pages     uint32
 	timeout   time.Duration
 	maxState  int
 	component *Component
-	// tickInterval is the period of the tick loop; <= 0 never ticks.
+	// tickInterval is the period of the ticks; <= 0 never ticks.
 	tickInterval time.Duration
+	// maxMessage bounds messages and responses; requestTimeout caps the
+	// wait of a request.
+	maxMessage     int
+	requestTimeout time.Duration
+	// mbox is the actor's one queue of work: ticks, messages, requests.
+	mbox mailbox
+	// waitingFor is the actor this one's current call waits for in a
+	// request, nil when none; guarded by the engine's waitMu.
+	waitingFor *Actor
 	// runCtx is canceled when the run is over, or by a Stop that cannot
 	// wait for the call in progress.
 	runCtx context.Context
@@ -132,12 +161,19 @@ type Actor struct {
 	mod     api.Module
 	mem     api.Memory
 	limiter *memoryLimiter
+	// lim is limiter for readers outside the call lock (accounting).
+	lim atomic.Pointer[memoryLimiter]
+	// instanceHeld and buffersHeld are what the instance's heap and the
+	// chain buffers and state hold in the host's budget.
+	instanceHeld, buffersHeld atomic.Uint64
 	// realloc is the guest's cabi_realloc, which lowers init's arguments
 	// and every tick's state; initialize its optional _initialize.
 	realloc, initialize api.Function
 	// initCall and tickCall are the state calls of the contract;
-	// tickCall.fn is nil when the actor does not tick.
-	initCall, tickCall stateCall
+	// tickCall.fn is nil when the actor does not tick. sendCall and
+	// requestCall are bound on the first message, so an actor that is
+	// never sent to does not keep their call stacks.
+	initCall, tickCall, sendCall, requestCall stateCall
 	// exports caches the functions Call has called.
 	exports map[string]api.Function
 	// deadline of the call in progress (UnixNano), read by the WASI sleep
@@ -146,19 +182,27 @@ type Actor struct {
 	// stopping is set by a Stop that had to cancel the call in progress, so
 	// the canceled call ends the run as stopped, not failed.
 	stopping atomic.Bool
-	// ticks counts the tick calls that returned ok; tickers the running
-	// tick loop (Stop waits for it), which tickLoops counts for tests.
+	// ticks counts the tick calls that returned ok; tickArmed is 1 while
+	// the run has a tick timer (for tests: an ended run has none).
 	ticks     atomic.Uint64
-	tickers   sync.WaitGroup
-	tickLoops atomic.Int32
+	tickArmed atomic.Int32
 
-	mu       sync.Mutex // guards the fields below
-	phase    Phase
-	err      error
-	state    savedState
-	released bool
-	head     chain.Hash
-	length   uint64
+	// resume is what the run resumes from, decided when the directory was
+	// opened; store saves its states (statefile.go). Guarded by callLock.
+	resume resumption
+	store  stateStore
+
+	mu sync.Mutex // guards the fields below
+	// tickTimer enqueues the next tick (time.AfterFunc: no goroutine
+	// while it waits); tickStopped once the run ended.
+	tickTimer   *time.Timer
+	tickStopped bool
+	phase       Phase
+	err         error
+	state       savedState
+	released    bool
+	head        chain.Hash
+	length      uint64
 }
 
 // ID returns the actor's id.
@@ -221,19 +265,6 @@ func (a *Actor) ShutdownData() (data []byte, hasData, requested bool) {
 	return a.handler.Shutdown()
 }
 
-// MemoryResidentBytes reports the RAM held by the actor's linear memory
-// (pages the guest touched), for accounting.
-func (a *Actor) MemoryResidentBytes() uint64 {
-	if err := a.acquire(context.Background()); err != nil {
-		return 0
-	}
-	defer a.unlock()
-	if a.limiter == nil {
-		return 0
-	}
-	return a.limiter.residentBytes()
-}
-
 // lifecycleData is the data of ActorStart events.
 type lifecycleData struct {
 	ID          string `json:"actorID"`
@@ -245,11 +276,16 @@ type lifecycleData struct {
 	Resumed     bool   `json:"resumed"`
 }
 
+// record appends an event the engine writes on the actor's account: its
+// lifecycle and its ticks. It is charged to the actor's disk budget, never
+// refused by it (the debt it may leave is waited off before the next
+// tick), so that why a run ended is always recorded.
 func (a *Actor) record(kind chain.Kind, op string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encoding %s event: %w", kind, err)
 	}
+	a.budget.Charge(chain.RecordSize(kind, op, len(data)))
 	if _, err := a.chain.Append(kind, op, data); err != nil {
 		return fmt.Errorf("recording %s: %w", kind, err)
 	}
@@ -283,16 +319,34 @@ func (a *Actor) stateRecord() stateRecord {
 	return r
 }
 
-// setState makes s the actor's state, saving it in Dir first; op names
-// the call that returned it, for the error.
-func (a *Actor) setState(op string, s savedState) error {
+// setState makes s the actor's state, saving it in Dir first (once the
+// disk budget admits the write; statefile.go), and returns the slot it was
+// saved in (-1 for none): the caller appends the event that records it,
+// then calls stateRecorded. op names the call that returned it, for the
+// error.
+func (a *Actor) setState(op string, s savedState) (int, error) {
+	slot := -1
 	if a.cfg.Dir != "" {
-		if err := writeState(a.cfg.Dir, s); err != nil {
-			return &ActorError{Reason: ReasonHostError, Op: op, Message: err.Error(), Err: err}
+		if err := a.budget.WriteState(a.runCtx, len(s.state)); err != nil {
+			return -1, wrapOp(err, op)
+		}
+		var err error
+		if slot, err = a.store.save(a.chain, s); err != nil {
+			return -1, &ActorError{Reason: ReasonHostError, Op: op, Message: err.Error(), Err: err}
 		}
 	}
 	a.mu.Lock()
 	a.state = s
 	a.mu.Unlock()
-	return nil
+	return slot, nil
+}
+
+// stateRecorded notes that the event just appended records the state
+// setState saved in slot.
+func (a *Actor) stateRecorded(slot int) {
+	if slot < 0 {
+		return
+	}
+	_, length := a.chain.Head()
+	a.store.recorded(slot, length-1)
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -247,7 +248,7 @@ func TestRerunWithSameDirResumesStateAndID(t *testing.T) {
 	for _, en := range entries {
 		names = append(names, en.Name())
 	}
-	if fmt.Sprint(names) != fmt.Sprint([]string{actordir.IdentityFile, actordir.ChainFile, actordir.StateFile}) {
+	if fmt.Sprint(names) != fmt.Sprint([]string{actordir.IdentityFile, actordir.ChainFile, actordir.StateSlotFiles[0], actordir.StateSlotFiles[1]}) {
 		t.Errorf("directory holds %v", names)
 	}
 }
@@ -276,7 +277,7 @@ func TestCorruptSavedStateIsAnError(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.Stop(context.Background(), "done")
-	path := filepath.Join(dir, actordir.StateFile)
+	path := filepath.Join(dir, actordir.StateSlotFiles[0])
 	raw, _ := os.ReadFile(path)
 	raw[len(raw)-1] ^= 0xff
 	os.WriteFile(path, raw, 0o600)
@@ -664,10 +665,25 @@ func TestContinueStartsASegment(t *testing.T) {
 	c := compile(t, e, "counter")
 	first := start(t, e, ActorConfig{ID: "mover", Name: "counter", Component: c})
 	head, length := first.Head()
-	second := start(t, e, ActorConfig{ID: "mover", Name: "counter", Component: c, Continue: &ChainLink{Head: head, Length: length}})
+	second := start(t, e, ActorConfig{ID: "mover", Name: "counter", Component: c, InitialState: []byte("init"),
+		Continue: &ChainLink{Head: head, Length: length, Node: "node-a"}})
 	evs := events(t, second)
 	if evs[0].Kind != chain.KindSegmentStart || evs[0].Parent != head || evs[0].Seq != length {
 		t.Fatalf("first event = %s seq %d parent %s; want a segment start after %s/%d", evs[0].Kind, evs[0].Seq, evs[0].Parent.Short(), head.Short(), length)
+	}
+	// The state the actor had stayed where the previous segment was
+	// written, and the segment says so: init got the initial state.
+	var seg map[string]any
+	if err := json.Unmarshal(evs[0].Data, &seg); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"previousHead": head.String(), "previousLength": float64(length), "previousNode": "node-a",
+		"actorID": "mover", "stateRestored": false, "stateLost": true}
+	if !reflect.DeepEqual(seg, want) {
+		t.Errorf("SegmentStart data %v, want %v", seg, want)
+	}
+	if got := string(second.State()); got != "initx" {
+		t.Errorf("state %q, want the initial state with an x", got)
 	}
 }
 

@@ -6,22 +6,37 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/experimental"
+
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/limits"
 	"github.com/troupe-dev/troupe/internal/testutil"
+	"github.com/troupe-dev/troupe/internal/wasmcheck"
 )
 
+// unthrottled is a disk budget far above anything a benchmark reaches: its
+// checks run on every append, and never wait.
+var unthrottled = diskbudget.Limits{BytesPerSecond: 1 << 50, BurstBytes: 1 << 50, EventsPerSecond: 1 << 50, BurstEvents: 1 << 50, MaxChainBytes: 1 << 62}
+
 // BenchmarkRoundTrip measures a guest -> host -> guest call through the
-// engine, chain append included: one Call of an exported loop that makes
-// b.N runtime calls, so ns/op is the cost of one runtime call. Target:
-// <= 1 us.
+// engine, chain append and disk budget (the actor's and a node's, never
+// waiting) included: one Call of an exported loop that makes b.N runtime
+// calls, so ns/op is the cost of one runtime call. Target: <= 1 us.
 func BenchmarkRoundTrip(b *testing.B) {
 	for _, chainKind := range []string{"memory", "durable"} {
 		for _, fn := range []string{"loop-time", "loop-log"} {
 			name := map[string]string{"loop-time": "get-current-time", "loop-log": "log-100B"}[fn]
 			b.Run(name+"/"+chainKind+"-chain", func(b *testing.B) {
-				e, _ := newTestEngine(b)
+				node := diskbudget.NewNode(diskbudget.NodeLimits{BytesPerSecond: 1 << 50, BurstBytes: 1 << 50, EventsPerSecond: 1 << 50, BurstEvents: 1 << 50}, diskbudget.NodeOptions{})
+				e, err := NewEngine(context.Background(), EngineOptions{NoDiskCache: true, SystemInfo: fixedSystemInfo{}, Version: "test", DiskBudget: node})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { _ = e.Close(context.Background()) })
+				budget := unthrottled
 				cfg := ActorConfig{Name: "bench", Component: compile(b, e, "counter"), CallTimeout: limits.MaxCallTimeout,
-					MemoryChainRetain: 4096}
+					MemoryChainRetain: 4096, DiskBudget: &budget}
 				if chainKind == "durable" {
 					cfg.Dir = b.TempDir()
 				}
@@ -127,8 +142,9 @@ func BenchmarkIdleActorMemory(b *testing.B) {
 // lowering the 16-byte state with cabi_realloc, tick, lifting its result,
 // cabi_post and, when the state changed, saving it and an ActorTick event.
 // "idle" changes nothing (nothing recorded); "count" changes the state
-// every tick (memory chain: no file; durable: the state file is rewritten
-// atomically, with its fsyncs, every tick).
+// every tick (memory chain: no file; durable: every tick syncs the chain
+// through the previous state's event, unless group commit did, and
+// overwrites and syncs the state slot that does not hold it).
 func BenchmarkTick(b *testing.B) {
 	for _, tc := range []struct {
 		name    string
@@ -155,4 +171,75 @@ func BenchmarkTick(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkMemoryGrow measures memory.grow's accounting on its hot path:
+// a linear memory grown a page at a time to 64 pages (as the Go runtime
+// grows its heap), then freed, without a host budget and with one shared
+// by the actors, alternately in the same loop so both see the same
+// machine. It reports ns per grow of each and their ratio (budget/none).
+func BenchmarkMemoryGrow(b *testing.B) {
+	const pages = 64
+	grow := func(budget *MemoryBudget) time.Duration {
+		begin := time.Now()
+		l := newMemoryLimiter(256, budget)
+		lm := allocateLinearMemory(l.limit, 0, l)
+		for p := uint64(1); p <= pages; p++ {
+			if lm.backing.Reallocate(p*wasmPageSize) == nil {
+				b.Fatal("a grow within the limit was refused")
+			}
+		}
+		lm.backing.Free()
+		return time.Since(begin)
+	}
+	budget := NewMemoryBudget(1 << 40)
+	var none, with time.Duration
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if i%2 == 0 {
+			none += grow(nil)
+			with += grow(budget)
+		} else {
+			with += grow(budget)
+			none += grow(nil)
+		}
+	}
+	n := float64(b.N * pages)
+	b.ReportMetric(float64(none.Nanoseconds())/n, "ns/grow-none")
+	b.ReportMetric(float64(with.Nanoseconds())/n, "ns/grow-budget")
+	b.ReportMetric(float64(with)/float64(none), "budget/none")
+	if budget.Used() != 0 {
+		b.Fatalf("the budget holds %d bytes after every memory was freed", budget.Used())
+	}
+}
+
+// BenchmarkCheckVersusCompile measures what the structural pre-check
+// (wasmcheck.Check) costs beside the cold compile it guards, on the Go
+// hello example: each iteration checks the module and compiles it in a
+// fresh runtime (no cache, the engine's two compile workers). check-% is
+// the check's share of the pair, the figure docs/performance.md quotes.
+func BenchmarkCheckVersusCompile(b *testing.B) {
+	if testing.Short() {
+		b.Skip("builds examples/hello with the Go toolchain")
+	}
+	wasm := testutil.BuildExample(b, "hello")
+	ctx := experimental.WithCompilationWorkers(context.Background(), compileWorkers)
+	var checking, compiling time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := wasmcheck.Check(wasm, wasmcheck.Default); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		rt := wazero.NewRuntime(ctx)
+		if _, err := rt.CompileModule(ctx, wasm); err != nil {
+			b.Fatal(err)
+		}
+		compiling += time.Since(t1)
+		checking += t1.Sub(t0)
+		_ = rt.Close(ctx)
+	}
+	b.ReportMetric(float64(checking.Microseconds())/float64(b.N), "check-us/op")
+	b.ReportMetric(float64(compiling.Microseconds())/float64(b.N), "compile-us/op")
+	b.ReportMetric(100*float64(checking)/float64(checking+compiling), "check-%")
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/troupe-dev/troupe/internal/abi"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 )
 
@@ -26,6 +27,9 @@ type stateExport struct {
 	op string
 	// failed is the reason an err result fails the actor with.
 	failed Reason
+	// request: the result is handle-request's (abi.RequestResult), with
+	// a response.
+	request bool
 }
 
 func newStateExport(export, post abi.Export, failed Reason) *stateExport {
@@ -34,8 +38,14 @@ func newStateExport(export, post abi.Export, failed Reason) *stateExport {
 
 // The state calls of the contract.
 var (
-	initExport = newStateExport(abi.Init, abi.InitPost, ReasonInitFailed)
-	tickExport = newStateExport(abi.Tick, abi.TickPost, ReasonTickFailed)
+	initExport    = newStateExport(abi.Init, abi.InitPost, ReasonInitFailed)
+	tickExport    = newStateExport(abi.Tick, abi.TickPost, ReasonTickFailed)
+	sendExport    = newStateExport(abi.HandleSend, abi.HandleSendPost, ReasonHandlerFailed)
+	requestExport = func() *stateExport {
+		x := newStateExport(abi.HandleRequest, abi.HandleRequestPost, ReasonHandlerFailed)
+		x.request = true
+		return x
+	}()
 )
 
 // stateCall is a stateExport bound to an actor's instance: fn is nil when
@@ -83,7 +93,12 @@ func (a *Actor) callState(ctx context.Context, s *stateCall, args ...uint64) (ou
 		return out, err
 	}
 	view, _ := a.mem.Read(0, uint32(min(memorySize(a.mem), 1<<32-1)))
-	if out, err = decodeResult(view, uint32(res[0]), a.maxState, maxInitErrorBytes, s.op); err != nil {
+	if s.request {
+		out, err = decodeRequestResult(view, uint32(res[0]), a.maxState, a.maxMessage, maxInitErrorBytes, s.op)
+	} else {
+		out, err = decodeResult(view, uint32(res[0]), a.maxState, maxInitErrorBytes, s.op)
+	}
+	if err != nil {
 		return out, wrapOp(err, s.op)
 	}
 	if s.postFn != nil {
@@ -115,6 +130,15 @@ func (a *Actor) callContext(ctx context.Context) (context.Context, context.Cance
 
 // invoke calls fn under the actor's deadline and classifies a failure.
 func (a *Actor) invoke(ctx context.Context, op string, fn api.Function, params ...uint64) ([]uint64, error) {
+	waited := a.budget.Waited()
+	res, err := a.invokeCall(ctx, op, fn, params...)
+	if err != nil {
+		err = budgetTimeout(err, a.budget.Waited()-waited, a.timeout, a.budget.Limits())
+	}
+	return res, err
+}
+
+func (a *Actor) invokeCall(ctx context.Context, op string, fn api.Function, params ...uint64) ([]uint64, error) {
 	callCtx, cancel := a.callContext(ctx)
 	defer cancel()
 	res, err := fn.Call(callCtx, params...)
@@ -131,9 +155,23 @@ func (a *Actor) invoke(ctx context.Context, op string, fn api.Function, params .
 		}
 	}
 	if err != nil {
-		return nil, classifyCallError(op, err, callCtx, a.timeout, a.limiter.refused.Load(), a.limiter.limit)
+		return nil, classifyCallError(op, err, callCtx, a.timeout, a.limiter)
 	}
 	return res, nil
+}
+
+// budgetTimeout names the disk budget as the reason of a call that timed
+// out after spending most of its time waiting for it: each wait fitted in
+// the deadline, but together with the guest's own work they did not, and
+// which of the two ran into the deadline first is chance.
+func budgetTimeout(err error, waited, timeout time.Duration, l diskbudget.Limits) error {
+	var ae *ActorError
+	if !errors.As(err, &ae) || ae.Reason != ReasonTimeout || waited < timeout/2 {
+		return err
+	}
+	return &ActorError{Reason: ReasonChainRateLimit, Op: ae.Op, Err: err, Message: fmt.Sprintf(
+		"call exceeded its %s deadline after waiting %s of it for the actor's disk budget: it appends faster than spec.limits allows (chainBytesPerSecond %d, chainBurstBytes %d, chainEventsPerSecond %d, chainBurstEvents %d)",
+		timeout, waited.Round(time.Millisecond), l.BytesPerSecond, l.BurstBytes, l.EventsPerSecond, l.BurstEvents)}
 }
 
 // lower copies b into guest memory allocated with cabi_realloc(0, 0, 1,
@@ -166,6 +204,16 @@ func memorySize(mem api.Memory) uint64 {
 	}
 	pages, _ := mem.Grow(0)
 	return uint64(pages) * wasmPageSize
+}
+
+// callDeadline is the deadline of the call in progress, zero between
+// calls: what bounds a wait for disk budget outside a runtime call (the
+// guest's WASI output).
+func (a *Actor) callDeadline() time.Time {
+	if dl := a.deadline.Load(); dl != 0 {
+		return time.Unix(0, dl)
+	}
+	return time.Time{}
 }
 
 // sleep is WASI's nanosleep for this actor: a real sleep, cut short at the

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -18,12 +19,11 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/troupe-dev/troupe/internal/abi"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 	"github.com/troupe-dev/troupe/internal/version"
+	"github.com/troupe-dev/troupe/internal/wasmcheck"
 )
-
-// MaxModuleBytes bounds the size of a component the engine compiles.
-const MaxModuleBytes = 256 << 20
 
 // EngineOptions configure an Engine.
 type EngineOptions struct {
@@ -44,6 +44,24 @@ type EngineOptions struct {
 	Version string
 	// Now is the clock of the runtime handler and the chains; nil is time.Now.
 	Now func() time.Time
+	// MemoryBudget is the memory the actors may take together (linear
+	// memory, their instances, their buffers and the compiled code); nil
+	// is unlimited, each actor bounded by its own limit only.
+	MemoryBudget *MemoryBudget
+	// DiskBudget is the node-wide budget every actor's writes also take
+	// from, and its free-space watermark; nil: none (`troupe run`).
+	DiskBudget *diskbudget.Node
+
+	// Limits bound a module's structure before it is compiled; nil is
+	// wasmcheck.Default.
+	Limits *wasmcheck.Limits
+	// CompileTimeout bounds one compile (waiting for a compile slot not
+	// included); 0 is DefaultCompileTimeout.
+	CompileTimeout time.Duration
+	// MaxConcurrentCompiles is how many modules the engine compiles at
+	// once; 0 is DefaultMaxConcurrentCompiles. A module compiled before
+	// (in memory or in the on-disk cache) does not wait for a slot.
+	MaxConcurrentCompiles int
 }
 
 // Engine runs actors: one wazero runtime for the process (the compiler
@@ -58,16 +76,29 @@ type Engine struct {
 	// hostFuncs are the functions a component may import, by module and name.
 	hostFuncs map[string]map[string]api.FunctionDefinition
 
+	// budget is opts.MemoryBudget; codeHeld what the compiled code holds
+	// in it.
+	budget   *MemoryBudget
+	codeHeld atomic.Uint64
+	// compileSlots holds a token per compile in progress.
+	compileSlots chan struct{}
+	// compiled remembers the modules compiled before.
+	compiled *compiledSet
+	// compiles counts the compile goroutines, which Close waits for.
+	compiles sync.WaitGroup
+
 	mu         sync.Mutex
 	components map[[sha256.Size]byte]*compileEntry
 	actors     map[*Actor]struct{}
 	closed     bool
-}
 
-type compileEntry struct {
-	done chan struct{}
-	c    *Component
-	err  error
+	// The router: running actors by id and by "namespace/name".
+	routeMu sync.RWMutex
+	byID    map[string]*Actor
+	byName  map[string]*Actor
+	// waitMu guards every Actor's waitingFor: the wait-for graph of
+	// requests in flight, checked for cycles before a request waits.
+	waitMu sync.Mutex
 }
 
 // NewEngine creates the process's engine. Close it to release the runtime.
@@ -78,11 +109,28 @@ func NewEngine(ctx context.Context, opts EngineOptions) (*Engine, error) {
 	if opts.SystemInfo == nil {
 		opts.SystemInfo = runtimehandler.NewNodeSystemInfo("", 2*time.Second)
 	}
+	if opts.Limits == nil {
+		opts.Limits = &wasmcheck.Default
+	}
+	if opts.CompileTimeout == 0 {
+		opts.CompileTimeout = DefaultCompileTimeout
+	}
+	if opts.MaxConcurrentCompiles == 0 {
+		opts.MaxConcurrentCompiles = DefaultMaxConcurrentCompiles()
+	}
+	if opts.MaxConcurrentCompiles < 0 || opts.CompileTimeout < 0 {
+		return nil, fmt.Errorf("compile concurrency %d and timeout %s must be positive", opts.MaxConcurrentCompiles, opts.CompileTimeout)
+	}
 	e := &Engine{
-		opts:       opts,
-		log:        opts.Logger,
-		components: map[[sha256.Size]byte]*compileEntry{},
-		actors:     map[*Actor]struct{}{},
+		opts:         opts,
+		log:          opts.Logger,
+		components:   map[[sha256.Size]byte]*compileEntry{},
+		actors:       map[*Actor]struct{}{},
+		compileSlots: make(chan struct{}, opts.MaxConcurrentCompiles),
+		compiled:     &compiledSet{mem: map[[sha256.Size]byte]bool{}},
+		budget:       opts.MemoryBudget,
+		byID:         map[string]*Actor{},
+		byName:       map[string]*Actor{},
 	}
 	// WithCloseOnContextDone: without it a looping guest ignores its
 	// deadline and holds its goroutine (and the host) forever.
@@ -101,6 +149,7 @@ func NewEngine(ctx context.Context, opts EngineOptions) (*Engine, error) {
 			}
 			e.cache = cache
 			cfg = cfg.WithCompilationCache(cache)
+			e.compiled.dir = filepath.Join(dir, compiledMarkersDir())
 		}
 	}
 	e.rt = wazero.NewRuntimeWithConfig(ctx, cfg)
@@ -151,6 +200,21 @@ func (e *Engine) Close(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	// Compiles in progress are canceled and waited for: wazero must not
+	// finish one into a closed runtime. The wait is one function's compile
+	// at most (wasmcheck bounds it).
+	e.mu.Lock()
+	for _, ce := range e.components {
+		ce.cancel()
+	}
+	e.mu.Unlock()
+	compiles := make(chan struct{})
+	go func() { e.compiles.Wait(); close(compiles) }()
+	select {
+	case <-compiles:
+	case <-ctx.Done():
+		return errors.Join(append(errs, fmt.Errorf("a compile did not stop in time; the runtime is left open: %w", ctx.Err()))...)
+	}
 	e.mu.Lock()
 	for _, ce := range e.components {
 		if ce.c != nil {
@@ -174,6 +238,18 @@ type Component struct {
 	// exports holds the names of the contract's exports (abi.Exports) the
 	// module has, each with the table's signature.
 	exports map[string]bool
+	// shape and importedFuncs size an instance's heap (instanceBytes).
+	shape         moduleShape
+	importedFuncs int
+	// peak is the most memory one of its actors held, as observed: what
+	// the next start of it is expected to take.
+	peak atomic.Uint64
+
+	// Guarded by Engine.mu: the actors running it, since when none does,
+	// and whether it was released (ReleaseIdleComponents).
+	users    int
+	idleFrom time.Time
+	released bool
 }
 
 // Digest returns the component's content digest, "sha256:<hex>".
@@ -182,72 +258,16 @@ func (c *Component) Digest() string { return "sha256:" + hex.EncodeToString(c.di
 // Size is the length of the module in bytes.
 func (c *Component) Size() int { return c.size }
 
+// HandlesMessages reports which message handlers the module exports
+// (theater:simple/message-server-client).
+func (c *Component) HandlesMessages() (send, request bool) {
+	return c.exports[abi.HandleSend.Name], c.exports[abi.HandleRequest.Name]
+}
+
 // Ticks reports whether the module exports the optional periodic entry
 // point troupe:actor/ticker#tick, which the engine calls every tick
 // interval once init has returned.
 func (c *Component) Ticks() bool { return c.exports[abi.Tick.Name] }
-
-// Compile validates and compiles wasm, or returns the component already
-// compiled from the same bytes (by SHA-256), so a warm start neither
-// re-reads nor re-validates. A failure is an *ActorError with reason
-// InvalidModule or MissingExport.
-func (e *Engine) Compile(ctx context.Context, wasm []byte) (*Component, error) {
-	if len(wasm) > MaxModuleBytes {
-		return nil, newActorError(ReasonInvalidModule, "compile", "module is %d bytes, more than the %d allowed", len(wasm), MaxModuleBytes)
-	}
-	digest := sha256.Sum256(wasm)
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return nil, errors.New("engine is closed")
-	}
-	if ce, ok := e.components[digest]; ok {
-		e.mu.Unlock()
-		select {
-		case <-ce.done:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		if ce.err != nil {
-			return nil, ce.err
-		}
-		return ce.c, nil
-	}
-	ce := &compileEntry{done: make(chan struct{})}
-	e.components[digest] = ce
-	e.mu.Unlock()
-
-	ce.c, ce.err = e.compile(ctx, wasm, digest)
-	if ce.err != nil {
-		// Failures are not cached: the next attempt may have a live ctx.
-		e.mu.Lock()
-		if e.components != nil {
-			delete(e.components, digest)
-		}
-		e.mu.Unlock()
-	}
-	close(ce.done)
-	return ce.c, ce.err
-}
-
-func (e *Engine) compile(ctx context.Context, wasm []byte, digest [sha256.Size]byte) (*Component, error) {
-	bounded, err := boundTables(wasm, MaxTableElements)
-	if err != nil {
-		return nil, err
-	}
-	compiled, err := e.rt.CompileModule(ctx, bounded)
-	if err != nil {
-		return nil, &ActorError{Reason: ReasonInvalidModule, Op: "compile",
-			Message: "not a valid WebAssembly module: " + firstLine(err.Error()), Err: err}
-	}
-	c, err := e.validate(compiled)
-	if err != nil {
-		_ = compiled.Close(ctx)
-		return nil, err
-	}
-	c.digest, c.size = digest, len(wasm)
-	return c, nil
-}
 
 // validate checks what instantiation would otherwise find late or not at
 // all: every import is a host function with the right signature, the

@@ -9,6 +9,8 @@ import (
 
 	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/troupe-dev/troupe/internal/diskbudget"
+	"github.com/troupe-dev/troupe/internal/runtimehandler"
 	"github.com/troupe-dev/troupe/internal/textutil"
 )
 
@@ -23,7 +25,8 @@ const (
 	// ReasonMissingExport: a required export (init, memory, cabi_realloc)
 	// is absent.
 	ReasonMissingExport Reason = "MissingExport"
-	// ReasonMemoryLimit: the actor needs more linear memory than its limit.
+	// ReasonMemoryLimit: the actor needs more linear memory than its limit,
+	// or than the host's memory budget has left (the message says which).
 	ReasonMemoryLimit Reason = "MemoryLimit"
 	// ReasonTimeout: a call into the actor exceeded its deadline.
 	ReasonTimeout Reason = "Timeout"
@@ -39,10 +42,22 @@ const (
 	ReasonInitFailed Reason = "InitFailed"
 	// ReasonTickFailed: the optional tick export returned err.
 	ReasonTickFailed Reason = "TickFailed"
+	// ReasonHandlerFailed: handle-send or handle-request returned err.
+	ReasonHandlerFailed Reason = "HandlerFailed"
 	// ReasonHostError: the host failed (chain or state write), not the guest.
 	ReasonHostError Reason = "HostError"
 	// ReasonCanceled: the host canceled a call (a stop that could not wait).
 	ReasonCanceled Reason = "Canceled"
+	// ReasonChainRateLimit: the actor appended to its chain faster than its
+	// budget (or its node's) allows, until a call would have waited past
+	// its deadline.
+	ReasonChainRateLimit Reason = "ChainRateLimit"
+	// ReasonChainSizeLimit: the actor's chain on the node reached its size
+	// budget (spec.limits.maxChainBytes).
+	ReasonChainSizeLimit Reason = "ChainSizeLimit"
+	// ReasonDiskPressure: the node's data directory is below the host's
+	// free-space watermark; nothing more is written.
+	ReasonDiskPressure Reason = "DiskPressure"
 )
 
 // ActorError is why an actor failed: a reason code, the operation that
@@ -85,7 +100,24 @@ func knownError(op string, err error) *ActorError {
 	if errors.As(err, &abi) {
 		return &ActorError{Reason: ReasonABI, Op: op, Message: abi.msg, Err: err}
 	}
+	var be *diskbudget.Error
+	if errors.As(err, &be) {
+		msg := be.Message
+		var te *runtimehandler.TrapError
+		if errors.As(err, &te) {
+			msg = te.Func + ": " + msg // the runtime call that was refused
+		}
+		return &ActorError{Reason: budgetReasons[be.Kind], Op: op, Message: msg, Err: err}
+	}
 	return nil
+}
+
+// budgetReasons names each refusal of the disk budget.
+var budgetReasons = map[diskbudget.Kind]Reason{
+	diskbudget.KindRate:     ReasonChainRateLimit,
+	diskbudget.KindNodeRate: ReasonChainRateLimit,
+	diskbudget.KindSize:     ReasonChainSizeLimit,
+	diskbudget.KindPressure: ReasonDiskPressure,
 }
 
 // wrapOp turns err into the ActorError of op: an ABI violation, or a
@@ -124,12 +156,13 @@ func firstLine(s string) string {
 }
 
 // classifyCallError turns the error of a call into the guest into an
-// ActorError. timeout is the call's deadline; refused is the largest memory
-// size (bytes) a grow was denied, 0 if none; limit the memory limit (bytes).
-func classifyCallError(op string, err error, ctx context.Context, timeout time.Duration, refused, limit uint64) *ActorError {
+// ActorError. timeout is the call's deadline; lim the actor's memory
+// limiter, which knows whether a grow was denied (nil for none).
+func classifyCallError(op string, err error, ctx context.Context, timeout time.Duration, lim *memoryLimiter) *ActorError {
 	if ae := knownError(op, err); ae != nil {
 		return ae
 	}
+	refusal := lim.refusal()
 	var exit *sys.ExitError
 	if errors.As(err, &exit) {
 		switch exit.ExitCode() {
@@ -140,8 +173,8 @@ func classifyCallError(op string, err error, ctx context.Context, timeout time.D
 			return &ActorError{Reason: ReasonCanceled, Op: op,
 				Message: "call canceled by the host", Err: err}
 		}
-		if refused > 0 {
-			return memoryLimitError(op, refused, limit, err)
+		if refusal != "" {
+			return memoryLimitError(op, refusal, err)
 		}
 		return &ActorError{Reason: ReasonExit, Op: op,
 			Message: fmt.Sprintf("guest exited with code %d", exit.ExitCode()), Err: err}
@@ -153,14 +186,15 @@ func classifyCallError(op string, err error, ctx context.Context, timeout time.D
 		}
 		return &ActorError{Reason: ReasonCanceled, Op: op, Message: "call canceled by the host", Err: err}
 	}
-	if refused > 0 {
-		return memoryLimitError(op, refused, limit, err)
+	if refusal != "" {
+		return memoryLimitError(op, refusal, err)
 	}
 	return &ActorError{Reason: ReasonTrap, Op: op, Message: firstLine(err.Error()), Err: err}
 }
 
-func memoryLimitError(op string, refused, limit uint64, err error) *ActorError {
+// memoryLimitError is the failure of a guest that could not cope with a
+// refused grow; refusal says which limit refused it.
+func memoryLimitError(op, refusal string, err error) *ActorError {
 	return &ActorError{Reason: ReasonMemoryLimit, Op: op,
-		Message: fmt.Sprintf("memory.grow to %d pages refused: the actor's limit is %d pages (%s)",
-			refused/wasmPageSize, limit/wasmPageSize, firstLine(err.Error())), Err: err}
+		Message: fmt.Sprintf("%s (%s)", refusal, firstLine(err.Error())), Err: err}
 }

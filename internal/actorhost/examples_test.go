@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/limits"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 	"github.com/troupe-dev/troupe/internal/testutil"
@@ -54,7 +55,24 @@ func TestGoExamples(t *testing.T) {
 			if res["ok"] != true {
 				t.Errorf("InitResult = %v", res)
 			}
+			untouchedByBudget(t, a)
 		})
+	}
+}
+
+// untouchedByBudget fails the test if the actor, under the default disk
+// budget, ever waited for it: the defaults must let the examples (the
+// seed's use cases) run as if there were none.
+func untouchedByBudget(t *testing.T, a *Actor) {
+	t.Helper()
+	if l := a.budget.Limits(); l != diskbudget.DefaultLimits() {
+		t.Fatalf("the actor runs under %+v, not the default disk budget", l)
+	}
+	if w := a.budget.Waited(); w != 0 {
+		t.Errorf("the actor waited %s for the default disk budget: the defaults throttle an example", w)
+	}
+	if d := a.budget.Backlog(); d != 0 {
+		t.Errorf("the actor is %s in debt to the default disk budget", d)
 	}
 }
 
@@ -175,6 +193,7 @@ func TestFeatureFlagsFollowsAnEnvChangeWithoutRestart(t *testing.T) {
 		t.Fatal("the run ended")
 	default:
 	}
+	untouchedByBudget(t, a) // ticking at the shortest interval
 	if a.Phase() != PhaseRunning || string(a.State()) != "new-ui" {
 		t.Fatalf("phase %s, state %q; want the same run, state new-ui", a.Phase(), a.State())
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"io"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe/internal/actordir"
 	"github.com/troupe-dev/troupe/internal/chain"
 )
 
@@ -106,9 +108,21 @@ func TestChainsWrittenBeforeStillVerifyShowAndRead(t *testing.T) {
 		t.Errorf("%d events name the digest stateDigest, want the 4 ActorTick events", legacy)
 	}
 
-	// Today's engine continues the chain and writes stateSha256 only.
+	// Today's engine continues the chain and writes stateSha256 only. It
+	// resumes from the state the chain records last, which v0.1.0 kept in
+	// its state file: rebuilt here from tick.wat's layout (mode 'c', the
+	// tick counter, the last tick's now) and checked against the digest.
 	dir := t.TempDir()
 	copyFile(t, path, filepath.Join(dir, chain.FileName))
+	lastTickState := tickState('c')
+	binary.LittleEndian.PutUint32(lastTickState[4:], 4)
+	binary.LittleEndian.PutUint64(lastTickState[8:], 1767323045015)
+	if digestHex(lastTickState) != lastTick {
+		t.Fatalf("the rebuilt state has digest %s, the last tick recorded %s", digestHex(lastTickState), lastTick)
+	}
+	if err := actordir.WriteLegacyState(dir, actordir.State{HasState: true, Data: lastTickState}); err != nil {
+		t.Fatal(err)
+	}
 	e, _ := newTestEngine(t)
 	a := start(t, e, ActorConfig{ID: "0b7a4f2e-golden", Name: "golden", Component: compile(t, e, "tick"), Dir: dir,
 		InitialState: tickState('c'), TickInterval: time.Hour})
@@ -138,8 +152,8 @@ func TestChainsWrittenBeforeStillVerifyShowAndRead(t *testing.T) {
 			t.Errorf("ActorTick records %s, the state is %s", digest, digestHex(a.State()))
 		}
 	}
-	if written != 3 { // InitCall, InitResult, ActorTick
-		t.Errorf("%d new events record a state, want 3", written)
+	if written != 4 { // ActorRestart, InitCall, InitResult, ActorTick
+		t.Errorf("%d new events record a state, want 4", written)
 	}
 }
 

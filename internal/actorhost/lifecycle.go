@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/troupe-dev/troupe/internal/chain"
 )
@@ -38,14 +39,23 @@ func (a *Actor) closeInstance() {
 		_ = a.mod.Close(context.Background())
 		a.mod, a.mem = nil, nil
 	}
+	if a.limiter != nil {
+		a.observe()
+		a.releaseMemory()
+	}
 	a.realloc, a.initialize = nil, nil
-	a.initCall, a.tickCall = stateCall{}, stateCall{}
+	a.initCall, a.tickCall, a.sendCall, a.requestCall = stateCall{}, stateCall{}, stateCall{}, stateCall{}
 	a.exports = nil
 }
 
 // end finishes the run in phase p with err; called with the call lock
-// held.
+// held. Its ticks stop, its mailbox refuses new work, and what waited in
+// it is answered: the requests with ErrActorNotRunning.
 func (a *Actor) end(p Phase, err error) {
+	a.stopTicker()
+	for _, w := range a.mbox.close() {
+		w.answer(nil, a.notRunning(p))
+	}
 	a.closeInstance()
 	// Lifecycle events are fsynced by the chain; this also flushes the
 	// ordinary events appended since the last group commit.
@@ -107,13 +117,13 @@ func (a *Actor) finishShutdown() error {
 // then cancels it; records ActorStop with reason; closes the instance; and
 // flushes and closes the chain. Stop also releases an actor that already
 // ended (shutdown or failure); it is idempotent. The actor's next run is a
-// new Start on its Dir. When Stop returns, the actor's tick loop has ended
-// too.
+// new Start on its Dir. When Stop returns, the actor has no tick timer and
+// no goroutine left: its mailbox's drain goroutine, if one ran, has ended.
 func (a *Actor) Stop(ctx context.Context, reason string) error {
 	err := a.stop(ctx, reason)
-	// The run is over (its Done channel closed), so a tick loop waiting
-	// for the call lock or its next tick returns at once.
-	a.tickers.Wait()
+	// The run is over and its mailbox closed and emptied, so a drain
+	// goroutine finds nothing more to do once it has the call lock.
+	a.mbox.drains.Wait()
 	return err
 }
 
@@ -146,6 +156,11 @@ func (a *Actor) release() error {
 	}
 	a.released = true
 	a.mu.Unlock()
+	a.stopTicker()
+	for _, w := range a.mbox.close() {
+		w.answer(nil, a.notRunning(PhaseStopped))
+	}
+	a.e.unregister(a)
 	a.closeInstance()
 	if a.handler != nil {
 		a.handler.Close()
@@ -162,6 +177,11 @@ func (a *Actor) release() error {
 	a.cancel()
 	a.e.mu.Lock()
 	delete(a.e.actors, a)
+	if c := a.component; c != nil {
+		if c.users--; c.users == 0 {
+			c.idleFrom = time.Now()
+		}
+	}
 	a.e.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("closing the chain of actor %s: %w", a.id, err)

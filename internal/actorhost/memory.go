@@ -1,17 +1,21 @@
 package actorhost
 
 import (
+	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/troupe-dev/troupe/internal/limits"
+	"github.com/troupe-dev/troupe/internal/textutil"
 )
 
 // wasmPageSize is the size of one page of WebAssembly linear memory.
 const wasmPageSize = limits.PageBytes
 
-// memoryLimiter enforces one actor's linear-memory limit.
+// memoryLimiter enforces one actor's linear-memory limit, and the host's
+// budget shared by every actor.
 //
 // wazero's RuntimeConfig.WithMemoryLimitPages is per runtime, and every actor
 // shares the one runtime, so the per-actor limit is enforced by a
@@ -22,17 +26,37 @@ const wasmPageSize = limits.PageBytes
 // declared minimum already exceeds the limit is rejected before
 // instantiation (wazero cannot fail the initial allocation gracefully).
 //
+// Every byte the guest may use (the committed memory, not the reservation
+// of address space) is reserved in the host's MemoryBudget before the grow
+// returns: a grow the budget can't cover returns -1 as well, and is
+// recorded so that the failure that follows names the host's budget. The
+// declared minimum is reserved before instantiation (prereserve), so an
+// instance is never built on memory the budget does not have.
+//
 // On unix the memory is a PROT_NONE reservation of the whole limit that is
 // made readable and writable as it grows: growth never copies, and an idle
 // actor costs only the OS pages it touched, not its declared minimum.
 type memoryLimiter struct {
-	limit uint64 // bytes
+	limit  uint64 // bytes
+	budget *MemoryBudget
 	// refused records the largest size, in bytes, that a grow asked for and
-	// was denied because of the limit, so a trap that follows can be
-	// reported as MemoryLimit rather than a bare trap.
-	refused atomic.Uint64
+	// was denied, so a trap that follows can be reported as MemoryLimit
+	// rather than a bare trap; byBudget says whether the host's budget,
+	// not the actor's limit, denied it, and budgetUsed/budgetLimit what the
+	// budget held then.
+	refused                 atomic.Uint64
+	byBudget                atomic.Bool
+	budgetUsed, budgetLimit atomic.Uint64
 	// mem is the live linear memory, for accounting; nil before Allocate.
 	mem atomic.Pointer[linearMemory]
+
+	// mu guards reserved against the accounting's reads racing a grow.
+	mu sync.Mutex
+	// reserved is what this memory holds in the budget: its committed
+	// bytes, or the prereservation before the instance takes it.
+	reserved uint64
+	// committed mirrors the backing's committed size, for accounting.
+	committed atomic.Uint64
 }
 
 // liveMappings counts the linear memories mapped and not yet freed, so
@@ -47,8 +71,8 @@ type linearMemory struct {
 	resident func() uint64
 }
 
-func newMemoryLimiter(pages uint32) *memoryLimiter {
-	return &memoryLimiter{limit: uint64(pages) * wasmPageSize}
+func newMemoryLimiter(pages uint32, budget *MemoryBudget) *memoryLimiter {
+	return &memoryLimiter{limit: uint64(pages) * wasmPageSize, budget: budget}
 }
 
 // Allocate implements experimental.MemoryAllocator.
@@ -59,14 +83,95 @@ func (l *memoryLimiter) Allocate(capBytes, maxBytes uint64) experimental.LinearM
 	return lm.backing
 }
 
+// prereserve reserves n bytes in the budget before instantiation, for the
+// module's declared minimum: wazero can't fail that allocation gracefully.
+func (l *memoryLimiter) prereserve(n uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n <= l.reserved {
+		return true
+	}
+	if !l.budget.TryReserve(n - l.reserved) {
+		l.refuse(n, true)
+		return false
+	}
+	l.reserved = n
+	return true
+}
+
+// commit is called by the backing before it makes size bytes usable: it
+// reserves what the budget does not hold yet, and reports whether the
+// guest may have them. A refusal is recorded when record is set (it is
+// not for an attempt at more than the guest asked for).
+func (l *memoryLimiter) commit(size uint64, record bool) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if size > l.reserved {
+		if !l.budget.TryReserve(size - l.reserved) {
+			if record {
+				l.refuse(size, true)
+			}
+			return false
+		}
+		l.reserved = size
+	}
+	l.committed.Store(size)
+	return true
+}
+
+// freed gives everything back to the budget, once the memory is unmapped.
+func (l *memoryLimiter) freed() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.budget.Release(l.reserved)
+	l.reserved = 0
+	l.committed.Store(0)
+}
+
+// free releases the linear memory if wazero did not: an instantiation that
+// failed after building the memory drops the instance without closing it.
+// Called with the actor's call lock held, after its module was closed, so
+// no guest code runs on the memory.
+func (l *memoryLimiter) free() {
+	if m := l.mem.Load(); m != nil {
+		m.backing.Free()
+	}
+	l.freed()
+}
+
 // refuse records a denied growth.
-func (l *memoryLimiter) refuse(size uint64) {
+func (l *memoryLimiter) refuse(size uint64, byBudget bool) {
+	if byBudget {
+		l.budgetUsed.Store(l.budget.Used())
+		l.budgetLimit.Store(l.budget.Limit())
+	}
 	for {
 		old := l.refused.Load()
-		if size <= old || l.refused.CompareAndSwap(old, size) {
+		if size <= old {
+			return
+		}
+		if l.refused.CompareAndSwap(old, size) {
+			l.byBudget.Store(byBudget)
 			return
 		}
 	}
+}
+
+// refusal describes the largest denied growth for an error message, ""
+// when none was denied.
+func (l *memoryLimiter) refusal() string {
+	if l == nil {
+		return ""
+	}
+	size := l.refused.Load()
+	if size == 0 {
+		return ""
+	}
+	if l.byBudget.Load() {
+		return fmt.Sprintf("memory.grow to %d pages refused: the host's memory budget for its actors is spent (%s of %s in use)",
+			size/wasmPageSize, textutil.FormatBytes(l.budgetUsed.Load()), textutil.FormatBytes(l.budgetLimit.Load()))
+	}
+	return fmt.Sprintf("memory.grow to %d pages refused: the actor's limit is %d pages", size/wasmPageSize, l.limit/wasmPageSize)
 }
 
 // residentBytes reports how much RAM the actor's linear memory holds.
@@ -77,9 +182,17 @@ func (l *memoryLimiter) residentBytes() uint64 {
 	return 0
 }
 
+// reservedBytes is what the linear memory holds in the budget.
+func (l *memoryLimiter) reservedBytes() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.reserved
+}
+
 // heapMemory is a Go-heap backed linear memory with a hard limit; it is the
 // fallback where address-space reservation is unavailable or fails.
 type heapMemory struct {
+	mu    sync.Mutex // guards buf against the accounting's reads
 	buf   []byte
 	limit uint64
 	lim   *memoryLimiter
@@ -91,13 +204,19 @@ func newHeapMemory(limit, capBytes uint64, lim *memoryLimiter) *linearMemory {
 		capBytes = limit
 	}
 	h.buf = make([]byte, 0, capBytes)
-	return &linearMemory{backing: h, resident: func() uint64 { return uint64(cap(h.buf)) }}
+	return &linearMemory{backing: h, resident: func() uint64 {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return uint64(cap(h.buf))
+	}}
 }
 
 // Reallocate implements experimental.LinearMemory.
 func (h *heapMemory) Reallocate(size uint64) []byte {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if size > h.limit {
-		h.lim.refuse(size)
+		h.lim.refuse(size, false)
 		return nil
 	}
 	if size <= uint64(cap(h.buf)) {
@@ -105,8 +224,16 @@ func (h *heapMemory) Reallocate(size uint64) []byte {
 		return h.buf
 	}
 	// Double, within the limit, so a guest growing page by page costs
-	// amortised linear time.
+	// amortised linear time; the budget is charged for the whole capacity
+	// (it is all allocated), but only size is needed: without room for
+	// the doubling, grow exactly.
 	newCap := min(max(size, 2*uint64(cap(h.buf))), h.limit)
+	if !h.lim.commit(newCap, newCap == size) {
+		if newCap == size || !h.lim.commit(size, true) {
+			return nil
+		}
+		newCap = size
+	}
 	nb := make([]byte, size, newCap)
 	copy(nb, h.buf)
 	h.buf = nb
@@ -114,4 +241,9 @@ func (h *heapMemory) Reallocate(size uint64) []byte {
 }
 
 // Free implements experimental.LinearMemory.
-func (h *heapMemory) Free() { h.buf = nil }
+func (h *heapMemory) Free() {
+	h.mu.Lock()
+	h.buf = nil
+	h.mu.Unlock()
+	h.lim.freed()
+}

@@ -3,6 +3,8 @@
 package actorhost
 
 import (
+	"sync"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -16,6 +18,9 @@ import (
 // it) or by a Close that the actor makes while holding its call lock, so no
 // guest code can still be running on an unmapped memory.
 type mmapMemory struct {
+	// mu guards buf and committed against the accounting's reads (mincore
+	// on an unmapped range must not happen).
+	mu        sync.Mutex
 	buf       []byte // the whole reservation
 	committed uint64
 	lim       *memoryLimiter
@@ -38,16 +43,23 @@ func allocateLinearMemory(limit, capBytes uint64, lim *memoryLimiter) *linearMem
 
 // Reallocate implements experimental.LinearMemory.
 func (m *mmapMemory) Reallocate(size uint64) []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.buf == nil {
 		return nil
 	}
 	if size > uint64(len(m.buf)) {
-		m.lim.refuse(size)
+		m.lim.refuse(size, false)
 		return nil
 	}
 	if size > m.committed {
+		if !m.lim.commit(size, true) {
+			return nil
+		}
 		// Wasm sizes are multiples of 64 KiB, a multiple of every OS page size.
 		if err := unix.Mprotect(m.buf[m.committed:size], unix.PROT_READ|unix.PROT_WRITE); err != nil {
+			// The budget keeps the reservation until Free: harmless, and
+			// the next grow needs no new one.
 			return nil
 		}
 		m.committed = size
@@ -57,16 +69,21 @@ func (m *mmapMemory) Reallocate(size uint64) []byte {
 
 // Free implements experimental.LinearMemory.
 func (m *mmapMemory) Free() {
+	m.mu.Lock()
 	if m.buf != nil {
 		liveMappings.Add(-1)
 		_ = unix.Munmap(m.buf)
 		m.buf = nil
 		m.committed = 0
 	}
+	m.mu.Unlock()
+	m.lim.freed()
 }
 
 // resident counts the committed bytes that are in RAM.
 func (m *mmapMemory) resident() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.buf == nil || m.committed == 0 {
 		return 0
 	}

@@ -2,6 +2,7 @@ package actorhost
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -16,6 +17,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/abi"
 	"github.com/troupe-dev/troupe/internal/actordir"
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/limits"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 )
@@ -41,42 +43,52 @@ func (e *Engine) Start(ctx context.Context, cfg ActorConfig) (*Actor, error) {
 	defer a.unlock()
 	info := lifecycleData{ID: a.id, Name: cfg.Name, Namespace: cfg.Namespace,
 		Component: cfg.Component.Digest(), MemoryPages: a.pages, CallTimeout: a.timeout.String()}
-	resumed := false
-	if cfg.Dir != "" {
-		saved, ok, err := readState(cfg.Dir, a.maxState)
-		if err != nil {
-			a.release()
-			return nil, fmt.Errorf("starting actor %s: %w", a.id, err)
-		}
-		if ok {
-			a.state, resumed = saved, true
-		}
-	}
-	if !resumed {
+	resume := a.resume
+	if resume.ok {
+		a.state = resume.state
+	} else {
 		a.state = savedState{hasState: cfg.InitialState != nil, state: bytes.Clone(cfg.InitialState)}
 	}
-	info.Resumed = resumed
+	info.Resumed = resume.ok
 	if err := a.record(chain.KindActorStart, "start", info); err != nil {
 		a.release()
 		return nil, fmt.Errorf("starting actor %s: %w", a.id, err)
 	}
-	if resumed {
-		if err := a.record(chain.KindRestart, "restart", restartData{a.stateRecord(), "resumed from saved state"}); err != nil {
+	if resume.ok {
+		rd := restartData{stateRecord: a.stateRecord(), Reason: "resumed from saved state", StateEvent: resume.event}
+		if resume.note != "" {
+			rd.Reason = "resumed from saved state: " + resume.note
+			a.log.Info("resuming from a state the chain does not record last", "actorID", a.id, "why", resume.note)
+		}
+		if err := a.record(chain.KindRestart, "restart", rd); err != nil {
 			a.release()
 			return nil, fmt.Errorf("starting actor %s: %w", a.id, err)
 		}
 	}
+	// A chain at its size budget, or a node short of disk, can record
+	// nothing the actor would do: the run ends here, saying so.
+	if err := a.budget.CheckStart(); err != nil {
+		return a, a.fail(wrapOp(err, "start"))
+	}
 	if err := a.boot(ctx); err != nil {
 		return a, err
 	}
+	// What it took to start is what the next start of the component is
+	// expected to take (StartEstimate).
+	a.observe()
 	return a, nil
 }
 
 // restartData is the data of an ActorRestart event: the state the run
-// resumes from, and why.
+// resumes from, why, and the event that recorded it.
 type restartData struct {
 	stateRecord
 	Reason string `json:"reason"`
+	// StateEvent is the seq of the event that recorded the state resumed
+	// from: the last InitResult or ActorTick before this run. Absent only
+	// for a state file of Troupe v0.1.0 the chain does not record (Reason
+	// says so).
+	StateEvent *uint64 `json:"stateEvent,omitempty"`
 }
 
 // newActor validates cfg and prepares the actor's directory, chain and
@@ -97,15 +109,23 @@ func (e *Engine) newActor(cfg ActorConfig) (a *Actor, err error) {
 	if err := a.openChain(); err != nil {
 		return nil, err
 	}
+	// The returns below set a to nil: the deferred close keeps the chain.
+	ch := a.chain
 	defer func() {
 		if err != nil {
-			_ = a.chain.Close()
+			_ = ch.Close()
 		}
 	}()
+	lim := diskbudget.DefaultLimits()
+	if cfg.DiskBudget != nil {
+		lim = *cfg.DiskBudget
+	}
+	a.budget = diskbudget.NewActor(lim, e.opts.DiskBudget, a.chain.Size())
 	a.handler, err = runtimehandler.NewActor(runtimehandler.ActorOptions{
 		ID: a.id, Name: cfg.Name, Namespace: cfg.Namespace, Config: cfg.Handler, Env: cfg.Env,
-		SystemInfo: e.opts.SystemInfo, Chain: a.chain, Metrics: e.opts.Metrics, Logger: a.log,
-		Version: e.opts.Version, Now: e.opts.Now,
+		SystemInfo: e.opts.SystemInfo, Chain: a.chain, Budget: a.budget, Deadline: a.callDeadline,
+		Metrics: e.opts.Metrics, Logger: a.log, Version: e.opts.Version, Now: e.opts.Now,
+		Messenger: actorMessenger{a}, MaxMessageBytes: a.maxMessage,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting actor %s: %w", a.id, err)
@@ -117,7 +137,15 @@ func (e *Engine) newActor(cfg ActorConfig) (a *Actor, err error) {
 		a.handler.Close()
 		return nil, errors.New("starting actor: engine is closed")
 	}
+	if cfg.Component.released {
+		a.handler.Close()
+		return nil, fmt.Errorf("starting actor %s: %w", a.id, ErrComponentReleased)
+	}
+	cfg.Component.users++
 	e.actors[a] = struct{}{}
+	// Reachable from now on: what is sent during init waits in the
+	// mailbox until init has returned.
+	e.register(a)
 	return a, nil
 }
 
@@ -148,7 +176,16 @@ func (a *Actor) applyLimits(cfg ActorConfig) error {
 	case a.tickInterval > 0:
 		a.tickInterval = max(a.tickInterval, limits.MinTickInterval)
 	}
-	return nil
+	a.mbox.maxItems, a.mbox.maxBytes = cmp.Or(cfg.MailboxMessages, limits.DefaultMailboxMessages), cmp.Or(cfg.MailboxBytes, limits.DefaultMailboxBytes)
+	if err := limits.CheckMailbox(int64(a.mbox.maxItems), int64(a.mbox.maxBytes)); err != nil {
+		return err
+	}
+	a.requestTimeout = cmp.Or(cfg.RequestTimeout, limits.DefaultRequestTimeout)
+	if err := limits.CheckRequestTimeout(a.requestTimeout); err != nil {
+		return err
+	}
+	a.maxMessage = cmp.Or(cfg.MaxMessageBytes, limits.DefaultMaxMessageBytes)
+	return limits.CheckMaxMessageBytes(int64(a.maxMessage))
 }
 
 // openChain settles the actor's id and opens its chain: in Dir, checking
@@ -163,20 +200,8 @@ func (a *Actor) openChain() error {
 			a.id = uuid.NewString()
 		}
 		a.chain = chain.NewMemory(copts)
-	} else {
-		var err error
-		if a.id, err = claimDir(cfg.Dir, a.id, cfg.Name, cfg.Namespace); err != nil {
-			return fmt.Errorf("starting actor: %w", err)
-		}
-		ch, rec, err := chain.Open(actordir.ChainPath(cfg.Dir), copts)
-		if err != nil {
-			return fmt.Errorf("starting actor %s: %w", a.id, err)
-		}
-		if rec.DroppedBytes > 0 {
-			a.log.Info("cut a torn tail off the actor's chain", "actorID", a.id,
-				"droppedBytes", rec.DroppedBytes, "reason", rec.Reason, "events", rec.Events)
-		}
-		a.chain = ch
+	} else if err := a.openDir(copts); err != nil {
+		return err
 	}
 	c := cfg.Continue
 	if c == nil {
@@ -185,7 +210,14 @@ func (a *Actor) openChain() error {
 	head, length := a.chain.Head()
 	switch {
 	case length == 0:
-		data, _ := json.Marshal(map[string]any{"previousHead": c.Head.String(), "previousLength": c.Length, "actorID": a.id})
+		// A segment never starts with a state: the state the actor had at
+		// the head it continues stayed where that head was written (this
+		// directory had none: its chain would hold the head, or was moved
+		// aside with its states). The event says so, for as long as states
+		// do not follow actors.
+		seg := segmentData{PreviousHead: c.Head.String(), PreviousLength: c.Length, PreviousNode: c.Node,
+			ActorID: a.id, StateRestored: false, StateLost: c.Length > 0}
+		data, _ := json.Marshal(seg)
 		if _, err := a.chain.StartSegment(c.Head, c.Length, data); err != nil {
 			_ = a.chain.Close()
 			return fmt.Errorf("starting actor %s: %w", a.id, err)
@@ -195,6 +227,63 @@ func (a *Actor) openChain() error {
 		return fmt.Errorf("starting actor %s: its chain ends at %s (%d events), not at the head %s (%d) it should continue",
 			a.id, head.Short(), length, c.Head.Short(), c.Length)
 	}
+	return nil
+}
+
+// segmentData is the data of a SegmentStart event.
+type segmentData struct {
+	PreviousHead   string `json:"previousHead"`
+	PreviousLength uint64 `json:"previousLength"`
+	// PreviousNode is where the previous segment was written, when known.
+	PreviousNode string `json:"previousNode,omitempty"`
+	ActorID      string `json:"actorID"`
+	// StateRestored: the run resumes the state the actor had at the
+	// previous head. Always false until states follow actors.
+	StateRestored bool `json:"stateRestored"`
+	// StateLost: the actor had a history before this segment, so any state
+	// it had is not here: init gets the initial state.
+	StateLost bool `json:"stateLost"`
+}
+
+// openDir opens the actor's directory: its chain's lock first, so that
+// nothing in the directory is read or written by two starts at once; then
+// its identity (written the first time), its saved states, and its chain,
+// which must reach as far as the states say it did; and picks the state to
+// resume from: the one the chain records last.
+func (a *Actor) openDir(copts chain.Options) error {
+	dir := a.cfg.Dir
+	lock, err := chain.Lock(actordir.ChainPath(dir))
+	if err != nil {
+		return fmt.Errorf("starting actor: %w", err)
+	}
+	if a.id, err = claimDir(dir, a.id, a.cfg.Name, a.cfg.Namespace); err != nil {
+		lock.Release()
+		return fmt.Errorf("starting actor: %w", err)
+	}
+	states, err := loadStates(dir, a.maxState)
+	if err != nil {
+		lock.Release()
+		return fmt.Errorf("starting actor %s: %w", a.id, err)
+	}
+	var tracker stateTracker
+	copts.Floor, copts.Observe = states.floor(), tracker.observe
+	ch, rec, err := lock.Open(copts)
+	if err != nil {
+		return fmt.Errorf("starting actor %s: %w", a.id, err)
+	}
+	if rec.DroppedBytes > 0 {
+		a.log.Info("cut a torn tail off the actor's chain", "actorID", a.id,
+			"droppedBytes", rec.DroppedBytes, "reason", rec.Reason, "events", rec.Events)
+	}
+	last, err := tracker.last()
+	if err == nil {
+		a.resume, a.store, err = states.pick(last)
+	}
+	if err != nil {
+		_ = ch.Close()
+		return fmt.Errorf("starting actor %s: %w", a.id, err)
+	}
+	a.chain = ch
 	return nil
 }
 
@@ -219,7 +308,8 @@ func (a *Actor) boot(ctx context.Context) error {
 	}
 	// Each api.Function carries its own call stack (10 KiB in wazevo);
 	// an idle actor should not keep the ones only boot needs. A ticking
-	// actor still needs cabi_realloc to hand tick its state.
+	// actor still needs cabi_realloc to hand tick its state; a message
+	// handler binds it again on its first message (bindHandler).
 	a.initCall, a.initialize = stateCall{}, nil
 	if a.tickCall.fn == nil {
 		a.realloc = nil
@@ -241,7 +331,11 @@ func (a *Actor) instantiate(ctx context.Context) (err error) {
 		return newActorError(ReasonMemoryLimit, "instantiate",
 			"module declares a minimum memory of %d pages, more than the actor's limit of %d pages", c.memMin, a.pages)
 	}
-	a.limiter = newMemoryLimiter(a.pages)
+	a.limiter = newMemoryLimiter(a.pages, a.e.budget)
+	a.lim.Store(a.limiter)
+	if err := a.reserveInstance(); err != nil {
+		return err
+	}
 	mc := wazero.NewModuleConfig().
 		WithName("").         // anonymous: many instances of one module coexist
 		WithStartFunctions(). // _initialize is called below, under a deadline
@@ -266,7 +360,7 @@ func (a *Actor) instantiate(ctx context.Context) (err error) {
 		return a.e.rt.InstantiateModule(callCtx, c.compiled, mc)
 	}()
 	if err != nil {
-		return classifyCallError("instantiate", err, callCtx, a.timeout, a.limiter.refused.Load(), a.limiter.limit)
+		return classifyCallError("instantiate", err, callCtx, a.timeout, a.limiter)
 	}
 	a.mod = mod
 	a.mem = mod.ExportedMemory(abi.Memory)
@@ -336,12 +430,14 @@ func (a *Actor) callInit(ctx context.Context) error {
 		_ = a.record(chain.KindInitResult, "init", initResultData{Error: out.errMsg})
 		return a.initCall.refused(out.errMsg)
 	}
-	if err := a.setState("init", out.saved()); err != nil {
+	slot, err := a.setState("init", out.saved())
+	if err != nil {
 		return err
 	}
 	rec := a.stateRecord()
 	if err := a.record(chain.KindInitResult, "init", initResultData{OK: true, stateRecord: &rec}); err != nil {
 		return hostError("init", err)
 	}
+	a.stateRecorded(slot)
 	return nil
 }

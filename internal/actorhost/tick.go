@@ -20,36 +20,53 @@ type tickData struct {
 	StateChanged bool `json:"stateChanged"`
 }
 
-// startTicker starts the tick loop of the run when the component exports
-// tick and ticking is on. Called with the call lock held, once init has
-// returned ok and the actor is Running.
+// startTicker arms the run's tick timer when the component exports tick
+// and ticking is on. Called with the call lock held, once init has returned
+// ok and the actor is Running. The timer is a time.AfterFunc: while it
+// waits, the actor has no goroutine; when it fires, it queues a tick in the
+// mailbox, behind whatever arrived before, and the next timer is armed
+// once that tick has been handled (armTick), so ticks never pile up.
 func (a *Actor) startTicker() {
 	if a.tickCall.fn == nil {
 		return
 	}
-	a.tickers.Add(1)
-	a.tickLoops.Add(1)
-	go a.tickLoop(a.done)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.tickStopped {
+		return
+	}
+	a.tickArmed.Store(1)
+	a.tickTimer = time.AfterFunc(a.tickInterval, a.enqueueTick)
 }
 
-// tickLoop calls tick every interval until the run whose Done channel is
-// done ends: Stop, shutdown, a failure, the engine's Close.
-func (a *Actor) tickLoop(done <-chan struct{}) {
-	defer a.tickers.Done()
-	defer a.tickLoops.Add(-1)
-	t := time.NewTicker(a.tickInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-done:
-			return
-		case <-t.C:
-		}
-		// Failures end the run (recorded, Err set); nothing to do here.
-		if more, _ := a.tick(context.Background(), done); !more {
-			return
-		}
+// enqueueTick is the tick timer's function: a tick item in the mailbox
+// (none when one is pending already, or the run is over).
+func (a *Actor) enqueueTick() {
+	a.mbox.push(&work{kind: workTick}, a.drain)
+}
+
+// armTick arms the timer for the next tick, unless the run is over. A
+// tick that wrote more than the actor's disk budget allows (a big state,
+// many events) left it in debt: the next one comes later by the time the
+// debt takes to be paid, so the actor ticks less often instead of failing
+// its next call.
+func (a *Actor) armTick() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.tickTimer != nil && !a.tickStopped {
+		a.tickTimer.Reset(a.tickInterval + a.budget.Backlog())
 	}
+}
+
+// stopTicker stops the run's ticks for good; called when the run ends.
+func (a *Actor) stopTicker() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.tickStopped = true
+	if a.tickTimer != nil {
+		a.tickTimer.Stop()
+	}
+	a.tickArmed.Store(0)
 }
 
 // tick makes one tick call under the call lock, so it never overlaps
@@ -102,8 +119,9 @@ func (a *Actor) callTick(ctx context.Context) error {
 		return a.tickCall.refused(out.errMsg)
 	}
 	changed := out.hasState != a.state.hasState || !bytes.Equal(out.state, a.state.state)
+	slot := -1
 	if changed {
-		if err := a.setState("tick", out.saved()); err != nil {
+		if slot, err = a.setState("tick", out.saved()); err != nil {
 			return err
 		}
 	}
@@ -114,6 +132,7 @@ func (a *Actor) callTick(ctx context.Context) error {
 	if err := a.record(chain.KindTick, "tick", d); err != nil {
 		return hostError("tick", err)
 	}
+	a.stateRecorded(slot)
 	return nil
 }
 

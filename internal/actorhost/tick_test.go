@@ -196,7 +196,7 @@ func TestNonTickingActorIsNeverCalledAfterInit(t *testing.T) {
 	if _, after := passive.Head(); after != before || passive.Ticks() != 0 || passive.Phase() != PhaseRunning {
 		t.Errorf("non-ticking actor: chain %d -> %d events, %d ticks, phase %s", before, after, passive.Ticks(), passive.Phase())
 	}
-	if never.Ticks() != 0 || tickCounter(never.State()) != 0 || passive.tickLoops.Load() != 0 || never.tickLoops.Load() != 0 {
+	if never.Ticks() != 0 || tickCounter(never.State()) != 0 || passive.tickArmed.Load() != 0 || never.tickArmed.Load() != 0 {
 		t.Errorf("TickInterval < 0 ticked: %d ticks, state %x", never.Ticks(), never.State())
 	}
 }
@@ -220,8 +220,8 @@ func TestTickLoopEndsWithTheRun(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Stop waits for the loop: no tick after it returned.
-			if n := a.tickLoops.Load(); n != 0 {
-				t.Fatalf("%d tick loops alive after Stop", n)
+			if n := a.tickArmed.Load(); n != 0 {
+				t.Fatalf("%d tick timers armed after Stop", n)
 			}
 		}
 		waitFor(t, "the goroutine count to fall back", func() bool { return runtime.NumGoroutine() <= baseline })
@@ -231,14 +231,14 @@ func TestTickLoopEndsWithTheRun(t *testing.T) {
 		for range 3 {
 			a := start(t, e, cfg)
 			waitFor(t, "a tick", func() bool { return a.Ticks() > 0 })
-			if n := a.tickLoops.Load(); n != 1 {
-				t.Fatalf("%d tick loops in a run", n)
+			if n := a.tickArmed.Load(); n != 1 {
+				t.Fatalf("%d tick timers in a run", n)
 			}
 			if err := a.Stop(context.Background(), "again"); err != nil {
 				t.Fatal(err)
 			}
-			if n := a.tickLoops.Load(); n != 0 {
-				t.Fatalf("%d tick loops after Stop", n)
+			if n := a.tickArmed.Load(); n != 0 {
+				t.Fatalf("%d tick timers after Stop", n)
 			}
 		}
 	})
@@ -250,7 +250,7 @@ func TestTickLoopEndsWithTheRun(t *testing.T) {
 		}
 		defer a.Stop(context.Background(), "test over")
 		<-a.Done()
-		waitFor(t, "no loop", func() bool { return a.tickLoops.Load() == 0 })
+		waitFor(t, "no loop", func() bool { return a.tickArmed.Load() == 0 })
 	})
 	t.Run("shutdown from tick ends the run", func(t *testing.T) {
 		dir := t.TempDir()
@@ -270,7 +270,7 @@ func TestTickLoopEndsWithTheRun(t *testing.T) {
 		if got := tickCounter(a.State()); got != 3 {
 			t.Errorf("state counts %d ticks, want 3", got)
 		}
-		waitFor(t, "no loop", func() bool { return a.tickLoops.Load() == 0 })
+		waitFor(t, "no loop", func() bool { return a.tickArmed.Load() == 0 })
 		if err := a.Stop(context.Background(), "release"); err != nil {
 			t.Fatal(err)
 		}
@@ -290,8 +290,8 @@ func TestTickLoopEndsWithTheRun(t *testing.T) {
 		if err := e2.Close(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if n := a.tickLoops.Load(); n != 0 || a.Phase() != PhaseStopped {
-			t.Fatalf("after Close: %d loops, phase %s", n, a.Phase())
+		if n := a.tickArmed.Load(); n != 0 || a.Phase() != PhaseStopped {
+			t.Fatalf("after Close: %d timers, phase %s", n, a.Phase())
 		}
 	})
 }

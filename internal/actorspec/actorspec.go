@@ -8,6 +8,7 @@ import (
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/internal/actorhost"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 )
 
@@ -16,7 +17,7 @@ var configPath = "spec.handlers[" + string(v1alpha1.HandlerRuntime) + "].config"
 
 // EngineConfig returns the engine settings a's spec asks for: the name and
 // namespace, the runtime handler's limits, the memory cap, the call
-// deadline, the tick interval and the initial state. The caller adds the
+// deadline, the tick interval, the disk budget and the initial state. The caller adds the
 // rest (the actor's id, component, directory, env, logger). The spec's
 // defaults are applied to a copy first, as the API server does, so a spec
 // read from a file means the same here as in a cluster.
@@ -41,8 +42,26 @@ func EngineConfig(a *v1alpha1.Actor) (actorhost.ActorConfig, error) {
 	if l.MaxMemoryPages <= 0 { // would wrap to a huge uint32
 		return actorhost.ActorConfig{}, fmt.Errorf("spec.limits.maxMemoryPages is %d: must be at least 1", l.MaxMemoryPages)
 	}
+	if l.RequestTimeoutDuration() < 0 {
+		return actorhost.ActorConfig{}, fmt.Errorf("spec.limits.requestTimeout is %s: must be positive", l.RequestTimeoutDuration())
+	}
 	if l.CallTimeoutDuration() < 0 {
 		return actorhost.ActorConfig{}, fmt.Errorf("spec.limits.callTimeout is %s: must be positive", l.CallTimeoutDuration())
+	}
+	// The disk budget: a value the engine would read as "no limit" is
+	// refused, not taken for one.
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"maxChainBytes", l.MaxChainBytes}, {"chainBytesPerSecond", int64(l.ChainBytesPerSecond)},
+		{"chainBurstBytes", int64(l.ChainBurstBytes)}, {"chainEventsPerSecond", int64(l.ChainEventsPerSecond)},
+		{"chainBurstEvents", int64(l.ChainBurstEvents)}, {"mailboxMessages", int64(l.MailboxMessages)},
+		{"mailboxBytes", int64(l.MailboxBytes)}, {"maxMessageBytes", int64(l.MaxMessageBytes)},
+	} {
+		if f.v <= 0 {
+			return actorhost.ActorConfig{}, fmt.Errorf("spec.limits.%s is %d: must be at least 1", f.name, f.v)
+		}
 	}
 	cfg := actorhost.ActorConfig{
 		Name:        a.ManifestName(),
@@ -52,6 +71,15 @@ func EngineConfig(a *v1alpha1.Actor) (actorhost.ActorConfig, error) {
 		CallTimeout: l.CallTimeoutDuration(),
 		// Only actors that export tick are ticked, whatever this says.
 		TickInterval: spec.TickIntervalDuration(),
+		DiskBudget: &diskbudget.Limits{
+			BytesPerSecond: int64(l.ChainBytesPerSecond), BurstBytes: int64(l.ChainBurstBytes),
+			EventsPerSecond: int64(l.ChainEventsPerSecond), BurstEvents: int64(l.ChainBurstEvents),
+			MaxChainBytes: l.MaxChainBytes,
+		},
+		MailboxMessages: int(l.MailboxMessages),
+		MailboxBytes:    int(l.MailboxBytes),
+		MaxMessageBytes: int(l.MaxMessageBytes),
+		RequestTimeout:  l.RequestTimeoutDuration(),
 	}
 	if spec.InitialState != "" {
 		cfg.InitialState = []byte(spec.InitialState)

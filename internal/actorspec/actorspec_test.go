@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 )
 
@@ -136,6 +137,16 @@ func TestEngineConfigErrorsNameTheField(t *testing.T) {
 			spec: v1alpha1.ActorSpec{Limits: v1alpha1.Limits{MaxMemoryPages: -1}},
 			want: "spec.limits.maxMemoryPages is -1",
 		},
+		// The engine reads a rate of 0 or less as no limit: refused, not
+		// taken for one (troupe run has no API server to check it).
+		"negative chain byte rate": {
+			spec: v1alpha1.ActorSpec{Limits: v1alpha1.Limits{ChainBytesPerSecond: -1}},
+			want: "spec.limits.chainBytesPerSecond is -1: must be at least 1",
+		},
+		"negative chain size": {
+			spec: v1alpha1.ActorSpec{Limits: v1alpha1.Limits{MaxChainBytes: -5}},
+			want: "spec.limits.maxChainBytes is -5: must be at least 1",
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -158,7 +169,8 @@ func TestEngineConfigSettings(t *testing.T) {
 		"defaults": {
 			actor: v1alpha1.Actor{ObjectMeta: metav1.ObjectMeta{Name: "obj", Namespace: "ns"}},
 			want: engineSettings{name: "obj", namespace: "ns", pages: uint32(v1alpha1.DefaultMaxMemoryPages),
-				timeout: v1alpha1.DefaultCallTimeout, tick: v1alpha1.DefaultTickInterval},
+				timeout: v1alpha1.DefaultCallTimeout, tick: v1alpha1.DefaultTickInterval, disk: diskbudget.DefaultLimits(),
+				mailbox: [2]int{1024, 16 << 20}, maxMessage: 1 << 20, requestTimeout: 2 * time.Second},
 		},
 		"everything set": {
 			actor: v1alpha1.Actor{
@@ -166,11 +178,15 @@ func TestEngineConfigSettings(t *testing.T) {
 				Spec: v1alpha1.ActorSpec{
 					Name: "manifest-name", InitialState: "seed",
 					TickInterval: &metav1.Duration{Duration: 250 * time.Millisecond},
-					Limits:       v1alpha1.Limits{MaxMemoryPages: 32, CallTimeout: &metav1.Duration{Duration: 2 * time.Second}},
+					Limits: v1alpha1.Limits{MaxMemoryPages: 32, CallTimeout: &metav1.Duration{Duration: 2 * time.Second},
+						MaxChainBytes: 5 << 20, ChainBytesPerSecond: 1000, ChainBurstBytes: 2000, ChainEventsPerSecond: 10, ChainBurstEvents: 20,
+						MailboxMessages: 7, MailboxBytes: 4096, MaxMessageBytes: 512, RequestTimeout: &metav1.Duration{Duration: 300 * time.Millisecond}},
 				},
 			},
 			want: engineSettings{name: "manifest-name", namespace: "ns", pages: 32,
-				timeout: 2 * time.Second, tick: 250 * time.Millisecond, state: "seed", hasState: true},
+				timeout: 2 * time.Second, tick: 250 * time.Millisecond, state: "seed", hasState: true,
+				disk:    diskbudget.Limits{BytesPerSecond: 1000, BurstBytes: 2000, EventsPerSecond: 10, BurstEvents: 20, MaxChainBytes: 5 << 20},
+				mailbox: [2]int{7, 4096}, maxMessage: 512, requestTimeout: 300 * time.Millisecond},
 		},
 	}
 	for name, tc := range tests {
@@ -180,7 +196,9 @@ func TestEngineConfigSettings(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := engineSettings{name: cfg.Name, namespace: cfg.Namespace, pages: cfg.MemoryPages,
-				timeout: cfg.CallTimeout, tick: cfg.TickInterval, state: string(cfg.InitialState), hasState: cfg.InitialState != nil}
+				timeout: cfg.CallTimeout, tick: cfg.TickInterval, state: string(cfg.InitialState), hasState: cfg.InitialState != nil,
+				disk: *cfg.DiskBudget, mailbox: [2]int{cfg.MailboxMessages, cfg.MailboxBytes}, maxMessage: cfg.MaxMessageBytes,
+				requestTimeout: cfg.RequestTimeout}
 			if got != tc.want {
 				t.Errorf("got %+v, want %+v", got, tc.want)
 			}
@@ -198,4 +216,8 @@ type engineSettings struct {
 	timeout, tick   time.Duration
 	state           string
 	hasState        bool
+	disk            diskbudget.Limits
+	mailbox         [2]int
+	maxMessage      int
+	requestTimeout  time.Duration
 }

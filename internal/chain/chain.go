@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/troupe-dev/troupe/internal/fsync"
 )
 
 // FileName is the name of the chain file inside an actor's directory.
@@ -66,6 +68,26 @@ type Options struct {
 	// Events; 0 keeps every event. A bounded memory chain costs no
 	// allocation per append once its ring is full.
 	Retain int
+	// Floor is what the caller knows the file held durably before: Open
+	// refuses a chain whose valid events end before it. Zero knows
+	// nothing.
+	Floor Floor
+	// Observe, when set, is called by Open with each valid event it reads
+	// from an existing file, in order, before it decides what to cut;
+	// Event.Data is valid only during the call.
+	Observe func(Event)
+}
+
+// Floor is a length (the seq after the last event) a chain file is known
+// to have reached durably, and who knows it, for the error. A crash tears
+// only what was written after the last fsync, so no valid event before
+// the floor can be missing: a chain that ends before it was cut back or
+// replaced, and Open refuses it (*CutBackError) without changing it.
+type Floor struct {
+	Length uint64
+	// Source names what recorded the floor, for the error: "the saved
+	// state state.a (recorded by event 41)".
+	Source string
 }
 
 // Errors returned by a Chain. Test with errors.Is.
@@ -75,6 +97,36 @@ var (
 	ErrLocked   = errors.New("chain is open by another writer")
 	ErrCorrupt  = errors.New("chain is corrupt")
 )
+
+// CutBackError is a chain that ends before its Floor: events that were
+// durable are gone. It matches ErrCorrupt.
+type CutBackError struct {
+	// Path is the chain file.
+	Path string
+	// Missing: there is no such file.
+	Missing bool
+	// Events is how many valid events the file holds, and Length the seq
+	// after the last of them.
+	Events, Length uint64
+	// Floor is the length the file is known to have reached.
+	Floor Floor
+}
+
+func (e *CutBackError) Error() string {
+	holds := "holds no events"
+	if e.Missing {
+		holds = "does not exist"
+	}
+	if e.Events > 0 {
+		holds = fmt.Sprintf("ends at length %d (%d valid events)", e.Length, e.Events)
+	}
+	return fmt.Sprintf("chain %s %s, but %s says it reached length %d durably: the chain was cut back or replaced, "+
+		"and no longer records what happened; refusing to open it (restore the chain, or move the actor's directory aside to start over)",
+		e.Path, holds, e.Floor.Source, e.Floor.Length)
+}
+
+// Is makes errors.Is(err, ErrCorrupt) true.
+func (e *CutBackError) Is(target error) bool { return target == ErrCorrupt }
 
 // flushThreshold is how much a group-commit chain buffers before it writes to
 // the file without waiting for the timer, which bounds both the memory held
@@ -88,6 +140,7 @@ type Chain struct {
 	head   Hash
 	length uint64 // the next event's seq
 	count  uint64 // events in this chain object (file or memory), for StartSegment
+	size   int64  // bytes of the file (header and records, written or not), or of a memory chain's records
 	now    func() time.Time
 	hasher hash.Hash
 	scr    []byte // reused encoding buffer of memory chains
@@ -105,6 +158,7 @@ type Chain struct {
 	armed    bool
 	busy     bool      // an append came since the last tick
 	dirty    bool      // bytes written to the file since the last fdatasync
+	durable  uint64    // the length the last completed fdatasync covers
 	syncs    int       // ticks fsyncing outside the lock
 	synced   sync.Cond // on mu: signalled when syncs drops, for Close
 
@@ -142,50 +196,149 @@ type Recovery struct {
 }
 
 // Open opens the chain file at path for appending, creating it (and its
-// directory) when missing. It verifies every event; a torn or corrupt tail
-// (an incomplete record, or one whose checksum fails, with no valid record
-// after it) is cut and reported in Recovery. Any other damage is an error
-// wrapping ErrCorrupt: the chain is never silently extended. A file of a
-// format version this build does not read is refused with a *VersionError
-// and left as it is. Only one Chain may have a file open at a time, across
-// processes (ErrLocked).
+// directory) when missing. It verifies every event; a torn tail (an
+// incomplete record, or one whose checksum fails and whose content does
+// not verify, with no valid record after it) is cut and reported in
+// Recovery. Any other damage is an error wrapping ErrCorrupt: the chain is
+// never silently extended. A chain that ends before opts.Floor is refused
+// with a *CutBackError. A file of a format version this build does not
+// read is refused with a *VersionError and left as it is. Only one Chain
+// may have a file open at a time, across processes (ErrLocked). Open is
+// Lock followed by Locked.Open.
 func Open(path string, opts Options) (*Chain, Recovery, error) {
-	var rec Recovery
-	if opts.Durability != GroupCommit && opts.Durability != Sync {
-		return nil, rec, fmt.Errorf("opening chain %s: invalid durability %d", path, opts.Durability)
-	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, rec, fmt.Errorf("opening chain %s: %w", path, err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o640)
+	l, err := Lock(path)
 	if err != nil {
-		return nil, rec, fmt.Errorf("opening chain %s: %w", path, err)
+		return nil, Recovery{}, err
 	}
+	return l.Open(opts)
+}
+
+// Locked is a chain file whose writer's lock is held, not yet read: what
+// belongs to the chain (an actor's saved state, say) can be read and
+// written under the lock before the chain is opened.
+type Locked struct {
+	path    string
+	f       *os.File
+	created bool // Lock made the file
+}
+
+// Lock takes the writer's lock of the chain file at path, creating the
+// file (empty) and its directory when missing, without reading or writing
+// it; ErrLocked when another Chain or Locked holds it, in this process or
+// another. The lock lasts until Release, or the Chain from Open is closed.
+func Lock(path string) (*Locked, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("opening chain %s: %w", path, err)
+	}
+	for attempt := 0; ; attempt++ {
+		created := false
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+		if errors.Is(err, os.ErrNotExist) {
+			f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o640)
+			created = true
+		}
+		if err != nil {
+			return nil, fmt.Errorf("opening chain %s: %w", path, err)
+		}
+		if err := lockExclusive(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("opening chain %s: %w", path, err)
+		}
+		// The file may have been removed or renamed (moved aside) between
+		// the open and the lock: a lock on it guards nothing at path.
+		if same, err := samePath(f, path); err != nil || same {
+			if err != nil {
+				f.Close()
+				return nil, fmt.Errorf("opening chain %s: %w", path, err)
+			}
+			return &Locked{path: path, f: f, created: created}, nil
+		}
+		f.Close()
+		if attempt == 3 {
+			return nil, fmt.Errorf("opening chain %s: %w (the file keeps being replaced)", path, ErrLocked)
+		}
+	}
+}
+
+// samePath reports whether path still names the open file f.
+func samePath(f *os.File, path string) (bool, error) {
+	open, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	now, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(open, now), nil
+}
+
+// Release drops the lock without opening the chain. It is a no-op after
+// Open.
+func (l *Locked) Release() {
+	if l.f != nil {
+		l.f.Close()
+		l.f = nil
+	}
+}
+
+// Open opens the locked chain as Open does; the lock passes to the Chain,
+// or is released when it fails.
+func (l *Locked) Open(opts Options) (*Chain, Recovery, error) {
+	var rec Recovery
+	path, f := l.path, l.f
+	if f == nil {
+		return nil, rec, fmt.Errorf("opening chain %s: the lock was released", path)
+	}
+	l.f = nil
 	fail := func(err error) (*Chain, Recovery, error) {
 		f.Close()
 		return nil, rec, fmt.Errorf("opening chain %s: %w", path, err)
 	}
-	if err := lockExclusive(f); err != nil {
-		return fail(err)
+	if opts.Durability != GroupCommit && opts.Durability != Sync {
+		return fail(fmt.Errorf("invalid durability %d", opts.Durability))
 	}
+	dir := filepath.Dir(path)
 	st, err := f.Stat()
 	if err != nil {
 		return fail(err)
 	}
 	size := st.Size()
+	cutBack := func(events, length uint64) (*Chain, Recovery, error) {
+		missing := size == 0 && l.created
+		if missing {
+			// Lock made it: the chain was not there at all, and is left
+			// as it was found.
+			_ = os.Remove(path)
+		}
+		f.Close()
+		return nil, rec, &CutBackError{Path: path, Missing: missing, Events: events, Length: length, Floor: opts.Floor}
+	}
 	c := newChain(opts)
 	c.path, c.f, c.syncMode = path, f, opts.Durability == Sync
 	if size == 0 {
+		if opts.Floor.Length > 0 {
+			return cutBack(0, 0)
+		}
 		if err := writeHeader(f, dir); err != nil {
 			return fail(err)
 		}
+		c.size = int64(len(magicBytes))
 		c.startTimer()
 		return c, rec, nil
 	}
-	res := scan(newSectionReader(f, size), nil)
+	res := scan(newSectionReader(f, size), observer(opts.Observe))
 	if res.err != nil {
 		return fail(res.err)
+	}
+	if res.status != scanVersion && res.length < opts.Floor.Length {
+		// Checked before anything is cut: a tail that looks torn below
+		// the floor was durable, so it is damage, and the file is left
+		// as it is for whoever looks into it.
+		return cutBack(res.events, res.length)
 	}
 	switch res.status {
 	case scanOK:
@@ -198,7 +351,20 @@ func Open(path string, opts Options) (*Chain, Recovery, error) {
 		if res.status == scanFraming && res.offset == 0 {
 			return fail(res.corrupt()) // a bad header: not a chain file at all
 		}
-		if off, ok, err := findValidRecord(f, res.offset, size, res); err != nil {
+		tail, err := readTail(f, res.offset, size)
+		if err != nil {
+			return fail(err)
+		}
+		if n, ok := wholeEventAt(tail, &res); ok {
+			return fail(&CorruptError{Index: res.events, Offset: res.offset, Reason: fmt.Sprintf(
+				"%s, but the record there holds a whole event (a %d-byte body whose hash and link verify): its frame was damaged after it was written, which no crash does; refusing to cut it as a torn tail",
+				res.reason, n)})
+		}
+		if flippedBit(tail) {
+			return fail(&CorruptError{Index: res.events, Offset: res.offset, Reason: res.reason +
+				": the record is whole and one bit from its checksum, a bit flipped after it was written, which no crash does; refusing to cut it as a torn tail"})
+		}
+		if off, ok, err := findValidRecord(tail, res.offset, res); err != nil {
 			return fail(err)
 		} else if ok {
 			return fail(&CorruptError{Index: res.events, Offset: res.offset, Reason: fmt.Sprintf(
@@ -222,7 +388,7 @@ func Open(path string, opts Options) (*Chain, Recovery, error) {
 			if err := f.Truncate(res.offset); err != nil {
 				return fail(err)
 			}
-			if err := fdatasync(f); err != nil {
+			if err := fsync.Data(f); err != nil {
 				return fail(err)
 			}
 		}
@@ -231,8 +397,23 @@ func Open(path string, opts Options) (*Chain, Recovery, error) {
 	}
 	rec.Events = res.events
 	c.head, c.length, c.count = res.head, res.length, res.events
+	c.size = size - rec.DroppedBytes
+	if rec.DroppedBytes > 0 && res.offset < int64(len(Magic)) {
+		c.size = int64(len(magicBytes)) // the header was written anew
+	}
 	c.startTimer()
 	return c, rec, nil
+}
+
+// observer adapts Options.Observe to scan's callback.
+func observer(fn func(Event)) func(Event) error {
+	if fn == nil {
+		return nil
+	}
+	return func(e Event) error {
+		fn(e)
+		return nil
+	}
 }
 
 // maxRecoverTail bounds how much Open cuts by itself. A crash tears at most
@@ -248,15 +429,7 @@ func writeHeader(f *os.File, dir string) error {
 	}
 	// The file's directory entry must be durable too, or a crash can lose
 	// the whole file.
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory: %w", err)
-	}
-	return nil
+	return fsync.Dir(dir)
 }
 
 func (c *Chain) startTimer() {
@@ -299,6 +472,34 @@ func (c *Chain) releaseBuf() {
 		pendPool.Put(c.pendBuf)
 	}
 	c.pendBuf, c.pend = nil, nil
+}
+
+// BufferedBytes is the memory the chain holds for its events: a durable
+// chain's write buffer while it has one (idle chains give theirs back), a
+// memory chain's stored events. The host counts it in the actor's memory.
+func (c *Chain) BufferedBytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := int64(cap(c.pend) + cap(c.scr))
+	if c.mem != nil {
+		n += c.mem.bytes
+	}
+	return n
+}
+
+// Size returns the bytes the chain takes: its file's size with what is
+// still buffered, or for a memory chain what its events would take in a
+// file (without the header).
+func (c *Chain) Size() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.size
+}
+
+// RecordSize is the number of bytes an event of kind and op with dataLen
+// bytes of data takes in a chain file: what appending it costs the disk.
+func RecordSize(kind Kind, op string, dataLen int) int {
+	return frameHeaderSize + fixedBodySize + len(kind) + len(op) + dataLen
 }
 
 // Path returns the chain's file, or "" for a memory chain.
@@ -373,6 +574,7 @@ func (c *Chain) appendLocked(kind Kind, op string, data []byte) (Hash, error) {
 	c.head = sum
 	c.length++
 	c.count++
+	c.size += int64(RecordSize(kind, op, len(data)))
 	if c.f == nil {
 		return sum, nil
 	}
@@ -400,12 +602,15 @@ func (c *Chain) appendLocked(kind Kind, op string, data []byte) (Hash, error) {
 	return sum, nil
 }
 
+// syncLocked makes everything appended so far durable; called with
+// nothing buffered (after writeLocked).
 func (c *Chain) syncLocked() error {
-	if err := fdatasync(c.f); err != nil {
+	if err := fsync.Data(c.f); err != nil {
 		c.err = fmt.Errorf("syncing %s: %w", c.path, err)
 		return c.err
 	}
 	c.dirty = false
+	c.durable = c.length
 	return nil
 }
 
@@ -479,15 +684,18 @@ func (c *Chain) tick() {
 	// not covered by it and marks the chain dirty again for the next tick.
 	c.dirty = false
 	c.syncs++
-	f := c.f
+	f, covers := c.f, c.length
 	c.mu.Unlock()
 
-	err := fdatasync(f)
+	err := fsync.Data(f)
 
 	c.mu.Lock()
 	c.syncs--
 	if err != nil && c.err == nil {
 		c.err = fmt.Errorf("syncing %s: %w", c.path, err)
+	}
+	if err == nil && covers > c.durable {
+		c.durable = covers
 	}
 	c.synced.Broadcast()
 	c.mu.Unlock()
@@ -501,10 +709,41 @@ func (c *Chain) Head() (head Hash, length uint64) {
 	return c.head, c.length
 }
 
+// Durable returns the length (the seq after the last event) up to which
+// the chain's events are known to be on stable storage: what the last
+// fsync covered. A memory chain's is its length. Events that were in the
+// file when Open read it count only once an fsync covered them.
+func (c *Chain) Durable() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.f == nil {
+		return c.length
+	}
+	return c.durable
+}
+
+// SyncThrough makes the events before length durable: at once when an
+// fsync already covered them (group commit usually has), else with one
+// now. Whoever writes something that must never be ahead of the chain
+// (an actor's saved state) calls it first.
+func (c *Chain) SyncThrough(length uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.durable >= length {
+		return nil
+	}
+	return c.syncAllLocked()
+}
+
 // Sync makes every event appended so far durable.
 func (c *Chain) Sync() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.syncAllLocked()
+}
+
+// syncAllLocked writes what is buffered and fsyncs a file chain.
+func (c *Chain) syncAllLocked() error {
 	if c.f == nil {
 		return nil
 	}
@@ -548,8 +787,10 @@ func (c *Chain) Close() error {
 		err = c.writeLocked()
 	}
 	if err == nil {
-		if serr := fdatasync(c.f); serr != nil {
+		if serr := fsync.Data(c.f); serr != nil {
 			err = fmt.Errorf("syncing %s: %w", c.path, serr)
+		} else {
+			c.durable = c.length
 		}
 	}
 	if cerr := c.f.Close(); cerr != nil && err == nil {

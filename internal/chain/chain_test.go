@@ -312,6 +312,103 @@ func TestOpenRefusesASecondWriter(t *testing.T) {
 	c2.Close()
 }
 
+// Lock holds the file against every other writer before anything is read
+// or written, and hands its lock to the Chain that Open makes of it.
+func TestLockHoldsTheFileBeforeOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "new", FileName)
+	l, err := Lock(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Size() != 0 {
+		t.Fatalf("Lock wrote the file: %v, %v", st, err)
+	}
+	if _, err := Lock(path); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Lock: %v, want ErrLocked", err)
+	}
+	if _, _, err := Open(path, Options{}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("Open while locked: %v, want ErrLocked", err)
+	}
+	c, _, err := l.Open(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := l.Open(Options{}); err == nil {
+		t.Fatal("a Locked opened twice")
+	}
+	l.Release() // a no-op once opened: the Chain holds the lock
+	if _, err := Lock(path); !errors.Is(err, ErrLocked) {
+		t.Fatalf("Lock while the chain is open: %v, want ErrLocked", err)
+	}
+	c.Close()
+	l2, err := Lock(path)
+	if err != nil {
+		t.Fatalf("Lock after Close: %v", err)
+	}
+	l2.Release()
+	if l3, err := Lock(path); err != nil {
+		t.Fatalf("Lock after Release: %v", err)
+	} else {
+		l3.Release()
+	}
+}
+
+// Durable says how far the last fsync reached: not past what group commit
+// buffers, up to the end after SyncThrough, a lifecycle event or the
+// group commit's own tick.
+func TestDurableFollowsTheFsyncs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	c, _, err := Open(path, Options{SyncInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Append(KindActorStart, "start", nil); err != nil {
+		t.Fatal(err)
+	}
+	if d := c.Durable(); d != 1 {
+		t.Fatalf("after a lifecycle event Durable = %d, want 1", d)
+	}
+	for range 3 {
+		if _, err := c.Append(KindLog, "log", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := c.Durable(); d != 1 {
+		t.Fatalf("with three events buffered Durable = %d, want 1", d)
+	}
+	if err := c.SyncThrough(1); err != nil || c.Durable() != 1 {
+		t.Fatalf("SyncThrough of what is durable: %v, Durable %d", err, c.Durable())
+	}
+	if evs := readAll(t, path); len(evs) != 1 {
+		t.Fatalf("SyncThrough(1) wrote buffered events: the file holds %d", len(evs))
+	}
+	if err := c.SyncThrough(3); err != nil || c.Durable() != 4 {
+		t.Fatalf("SyncThrough(3): %v, Durable %d, want 4", err, c.Durable())
+	}
+
+	fast, _, err := Open(filepath.Join(t.TempDir(), FileName), Options{SyncInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fast.Close()
+	for range 5 {
+		if _, err := fast.Append(KindLog, "log", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for fast.Durable() != 5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("group commit never made the events durable: Durable %d", fast.Durable())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if m := NewMemory(Options{}); m.Durable() != 0 || m.SyncThrough(9) != nil {
+		t.Fatal("a memory chain has nothing to sync")
+	}
+}
+
 func TestOpenRejectsForeignFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), FileName)
 	if err := os.WriteFile(path, []byte("hello, this is not a chain at all\n"), 0o600); err != nil {

@@ -182,6 +182,20 @@ func internKind(b []byte) Kind {
 		return KindRestart
 	case string(KindSegmentStart):
 		return KindSegmentStart
+	case string(KindTick):
+		return KindTick
+	case string(KindMessageSent):
+		return KindMessageSent
+	case string(KindRequestSent):
+		return KindRequestSent
+	case string(KindResponseReceived):
+		return KindResponseReceived
+	case string(KindMessageReceived):
+		return KindMessageReceived
+	case string(KindRequestReceived):
+		return KindRequestReceived
+	case string(KindHandlerResult):
+		return KindHandlerResult
 	}
 	return Kind(b)
 }

@@ -36,6 +36,30 @@ const (
 	// recorded elsewhere (an actor moved to another host); its data names
 	// the previous head and length.
 	KindSegmentStart Kind = "SegmentStart"
+
+	// Messages between actors (wit/theater-message.wit). Both sides record,
+	// tied by the message's id; none is a lifecycle event (they go through
+	// group commit like runtime calls).
+	//
+	// KindMessageSent records, on the sender, a send: target, size,
+	// digest, traceparent, and whether the target's mailbox took it.
+	KindMessageSent Kind = "MessageSent"
+	// KindRequestSent records, on the sender, a request as it leaves.
+	KindRequestSent Kind = "RequestSent"
+	// KindResponseReceived records, on the sender, a request's outcome:
+	// the response's size and digest, or the error.
+	KindResponseReceived Kind = "ResponseReceived"
+	// KindMessageReceived records, on the receiver, a message taken from
+	// its mailbox and handed to handle-send: who sent it (an actor or an
+	// external caller), size, digest, traceparent.
+	KindMessageReceived Kind = "MessageReceived"
+	// KindRequestReceived records, on the receiver, a request handed to
+	// handle-request.
+	KindRequestReceived Kind = "RequestReceived"
+	// KindHandlerResult records, on the receiver, what handle-send or
+	// handle-request returned: the outcome, the new state's digest and,
+	// for a request, the response's size and digest.
+	KindHandlerResult Kind = "HandlerResult"
 )
 
 // IsLifecycle reports whether events of this kind mark a lifecycle

@@ -1,5 +1,7 @@
 package chain
 
+import "unsafe"
+
 // memStore holds a memory chain's events. Unbounded, it packs data into
 // shared chunks so an append allocates only when a chunk fills; bounded, it
 // is a ring whose slots reuse their data buffers.
@@ -10,17 +12,23 @@ type memStore struct {
 	next   int       // ring: slot of the next event
 	full   bool
 	chunk  []byte
+	// bytes is what the store allocated for events and their data (the
+	// ring's slots and buffers, the pages, the chunks), for accounting.
+	bytes int64
 }
 
 const (
 	memChunkSize = 64 << 10
 	memPageSize  = 1024
+	// eventSize is the size of an Event value in a page or ring slot.
+	eventSize = int64(unsafe.Sizeof(Event{}))
 )
 
 func newMemStore(retain int) *memStore {
 	m := &memStore{retain: retain}
 	if retain > 0 {
 		m.events = make([]Event, retain)
+		m.bytes = int64(retain) * eventSize
 	}
 	return m
 }
@@ -28,7 +36,9 @@ func newMemStore(retain int) *memStore {
 func (m *memStore) add(e Event) {
 	if m.retain > 0 {
 		slot := &m.events[m.next]
+		before := cap(slot.Data)
 		e.Data = append(slot.Data[:0], e.Data...)
+		m.bytes += int64(cap(e.Data) - before)
 		*slot = e
 		m.next++
 		if m.next == m.retain {
@@ -39,6 +49,7 @@ func (m *memStore) add(e Event) {
 	e.Data = m.copyData(e.Data)
 	if len(m.pages) == 0 || len(m.pages[len(m.pages)-1]) == memPageSize {
 		m.pages = append(m.pages, make([]Event, 0, memPageSize))
+		m.bytes += memPageSize * eventSize
 	}
 	last := &m.pages[len(m.pages)-1]
 	*last = append(*last, e)
@@ -51,10 +62,12 @@ func (m *memStore) copyData(d []byte) []byte {
 		return nil
 	}
 	if len(d) > memChunkSize/4 {
+		m.bytes += int64(len(d))
 		return append([]byte(nil), d...)
 	}
 	if cap(m.chunk)-len(m.chunk) < len(d) {
 		m.chunk = make([]byte, 0, memChunkSize)
+		m.bytes += memChunkSize
 	}
 	start := len(m.chunk)
 	m.chunk = append(m.chunk, d...)

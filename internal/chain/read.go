@@ -365,17 +365,125 @@ func readN(r io.Reader, buf []byte, n int) ([]byte, int, error) {
 	return buf, len(buf), nil
 }
 
-// findValidRecord looks for an intact record (length, checksum and hash all
-// valid) anywhere after the bad one at off. Finding one means the damage is
-// in the middle of the chain: cutting there would throw away good events.
-func findValidRecord(f *os.File, off, size int64, res scanResult) (int64, bool, error) {
+// readTail reads the bytes of f from off to size, the tail Open would cut;
+// nil when it is longer than Open cuts anyway.
+func readTail(f *os.File, off, size int64) ([]byte, error) {
 	if size-off > maxRecoverTail {
-		return 0, false, nil
+		return nil, nil
 	}
 	tail := make([]byte, size-off)
 	if _, err := f.ReadAt(tail, off); err != nil {
-		return 0, false, fmt.Errorf("reading tail: %w", err)
+		return nil, fmt.Errorf("reading tail: %w", err)
 	}
+	return tail, nil
+}
+
+// wholeEventAt reports whether tail, which starts with the record the scan
+// found bad, nonetheless holds that record's event whole: a body as long as
+// its own length fields say, whose hash verifies and which follows the
+// events before it. A crash writes a prefix of a record, frame first, or
+// leaves blocks it never wrote as zeros; it never leaves a whole event
+// behind a frame that does not match it (a length grown or shrunk, a
+// checksum changed). So such a record was damaged after it was written,
+// and cutting it would throw a real event away. It returns the body's
+// length. A frame of eight zero bytes is one a crash did not write.
+func wholeEventAt(tail []byte, res *scanResult) (int, bool) {
+	if len(tail) < frameHeaderSize+minBodySize || allZero(tail[:frameHeaderSize]) {
+		return 0, false
+	}
+	p := tail[frameHeaderSize:]
+	n, ok := impliedBodySize(p)
+	if !ok || n > len(p) {
+		return 0, false
+	}
+	body := p[:n]
+	e, err := decodeBody(body, nil)
+	if err != nil {
+		return 0, false
+	}
+	if _, ok := checkHash(sha256.New(), nil, body); !ok {
+		return 0, false
+	}
+	return n, linkProblem(res, &e) == ""
+}
+
+// impliedBodySize is the length of the record body p starts with, by the
+// length prefixes of its kind, op and data; false when they are out of
+// bounds or p ends before them.
+func impliedBodySize(p []byte) (int, bool) {
+	off := 8 + HashSize
+	for _, limit := range []int{MaxKindSize, MaxOpSize, -1, MaxDataSize} {
+		if limit < 0 { // the time, between op and data
+			off += 8
+			continue
+		}
+		if off+4 > len(p) {
+			return 0, false
+		}
+		l := int(binary.BigEndian.Uint32(p[off:]))
+		if l > limit {
+			return 0, false
+		}
+		off += 4 + l
+	}
+	return off + HashSize, true
+}
+
+// flippedBit reports whether the whole record at the start of tail fails
+// its checksum by exactly one bit: in its body or in the checksum. A crash
+// tears a write off or leaves zeros where it was not written; the bytes it
+// did write are the writer's, so a record whose bytes are all there and
+// differ from what its checksum says by one bit was damaged later (bit rot,
+// a stray write), and is not cut as a torn tail.
+func flippedBit(tail []byte) bool {
+	if len(tail) < frameHeaderSize {
+		return false
+	}
+	n := int(binary.BigEndian.Uint32(tail))
+	if n < minBodySize || n > maxBodySize || frameHeaderSize+n > len(tail) {
+		return false
+	}
+	body := tail[frameHeaderSize : frameHeaderSize+n]
+	syndrome := binary.BigEndian.Uint32(tail[4:]) ^ crc32.Checksum(body, castagnoli)
+	if syndrome == 0 {
+		return false
+	}
+	if syndrome&(syndrome-1) == 0 {
+		return true // one bit of the stored checksum
+	}
+	// CRC-32C is linear: flipping bit b of byte i changes the checksum by
+	// the CRC (zero start, no final xor) of that bit followed by the
+	// n-1-i bytes after it, the same for every message of this length.
+	// Each step below appends one zero byte to all eight candidates.
+	var s [8]uint32
+	for b := range s {
+		s[b] = castagnoli[byte(1)<<b]
+	}
+	for range n {
+		for b := range s {
+			if s[b] == syndrome {
+				return true
+			}
+			s[b] = castagnoli[byte(s[b])] ^ s[b]>>8
+		}
+	}
+	return false
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// findValidRecord looks for an intact record (length, checksum and hash all
+// valid) anywhere after the bad one at the start of tail (at off in the
+// file). Finding one means the damage is in the middle of the chain:
+// cutting there would throw away good events.
+func findValidRecord(tail []byte, off int64, res scanResult) (int64, bool, error) {
 	h := sha256.New()
 	var sum []byte
 	maxRecords := uint64(len(tail)/(frameHeaderSize+minBodySize)) + 1

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -271,5 +272,142 @@ func TestReaderToleratesRecordInFlightOnlyWithAWriter(t *testing.T) {
 	}
 	if err := ReadFile(path, func(Event) error { return nil }); err != nil {
 		t.Fatalf("ReadFile with a writer: %v", err)
+	}
+}
+
+// What a crash leaves at the end of a chain is a prefix of the last write,
+// or zeros where a block was never written: only that is cut. The last
+// record damaged any other way, so that its event is still there whole
+// (its length field grown or shrunk, its checksum changed) or one bit off
+// its checksum, was written whole and damaged later: Open refuses it,
+// names the damage, and leaves the file alone. Before, every one of the
+// refused cases but the recomputed checksums was cut as a torn tail.
+func TestOpenCutsOnlyWhatACrashCanTear(t *testing.T) {
+	raw, ends, _ := smallChain(t, 3)
+	last, end := int(ends[1]), int(ends[2])
+	recomputeCRC := func(b []byte) {
+		binary.BigEndian.PutUint32(b[last+4:], crc32.Checksum(b[last+frameHeaderSize:end], castagnoli))
+	}
+	setLength := func(b []byte, delta int) {
+		binary.BigEndian.PutUint32(b[last:], uint32(int(binary.BigEndian.Uint32(b[last:]))+delta))
+	}
+	tests := map[string]struct {
+		damage  func(b []byte) []byte
+		refused string // the error says this; "" when the tail is cut
+		dropped int    // bytes cut, when it is
+	}{
+		"cut inside the record":         {damage: func(b []byte) []byte { return b[:end-10] }, dropped: end - 10 - last},
+		"cut inside the frame":          {damage: func(b []byte) []byte { return b[:last+5] }, dropped: 5},
+		"never written: zeros":          {damage: func(b []byte) []byte { clear(b[last:end]); return b }, dropped: end - last},
+		"never written: its last bytes": {damage: func(b []byte) []byte { clear(b[end-100 : end]); return b }, dropped: end - last},
+		"length field grown": {damage: func(b []byte) []byte { setLength(b, 40); return b },
+			refused: "torn record: 118 of 158 bytes at the end, but the record there holds a whole event (a 118-byte body whose hash and link verify): its frame was damaged after it was written"},
+		"length field shrunk": {damage: func(b []byte) []byte { setLength(b, -4); return b },
+			refused: "but the record there holds a whole event (a 118-byte body whose hash and link verify)"},
+		"length field out of range": {damage: func(b []byte) []byte { b[last] ^= 0x40; return b },
+			refused: "record length 1073741942 outside [93, 16778587], but the record there holds a whole event"},
+		"checksum field changed": {damage: func(b []byte) []byte { b[last+5] ^= 0x21; return b },
+			refused: "but the record there holds a whole event"},
+		"one data bit flipped": {damage: func(b []byte) []byte { b[end-HashSize-2] ^= 0x08; return b },
+			refused: "the record is whole and one bit from its checksum, a bit flipped after it was written"},
+		"one hash bit flipped": {damage: func(b []byte) []byte { b[end-1] ^= 0x80; return b },
+			refused: "one bit from its checksum"},
+		"data changed, checksum recomputed": {damage: func(b []byte) []byte { b[end-HashSize-2] ^= 1; recomputeCRC(b); return b },
+			refused: "event 2 (offset 245): hash mismatch"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			b := tc.damage(append([]byte(nil), raw...))
+			path := writeFile(t, b)
+			c, rec, err := Open(path, Options{})
+			if tc.refused == "" {
+				if err != nil || rec.Events != 2 || rec.DroppedBytes != int64(tc.dropped) {
+					t.Fatalf("Open = %+v, %v; want the %d-byte tail cut", rec, err, tc.dropped)
+				}
+				c.Close()
+				return
+			}
+			var ce *CorruptError
+			if !errors.As(err, &ce) || ce.Index != 2 || !strings.Contains(err.Error(), tc.refused) {
+				t.Fatalf("Open = %v; want a CorruptError at event 2 saying %q", err, tc.refused)
+			}
+			if after, _ := os.ReadFile(path); !bytes.Equal(after, b) {
+				t.Fatal("Open changed a file it refused")
+			}
+		})
+	}
+}
+
+// A chain that ends before the floor its caller knows it reached was cut
+// back: Open refuses it, names both lengths, and leaves the file alone,
+// even when what ends it looks like a torn tail. At or past the floor a
+// torn tail is still cut.
+func TestOpenRefusesAChainCutBelowItsFloor(t *testing.T) {
+	raw, ends, _ := smallChain(t, 5) // lengths 1..5 end at ends[0..4]
+	floor := Floor{Length: 4, Source: "the saved state state.a"}
+	tests := map[string]struct {
+		content []byte
+		refused bool
+		message string // with refused
+		events  uint64 // without
+	}{
+		"emptied":                       {content: nil, refused: true, message: "holds no events, but the saved state state.a says it reached length 4 durably"},
+		"cut to its header":             {content: raw[:len(Magic)], refused: true, message: "holds no events, but the saved state state.a says it reached length 4"},
+		"cut at a record boundary":      {content: raw[:ends[2]], refused: true, message: "ends at length 3 (3 valid events), but the saved state state.a says it reached length 4"},
+		"torn below the floor":          {content: raw[:ends[2]+10], refused: true, message: "ends at length 3 (3 valid events)"},
+		"cut at the floor":              {content: raw[:ends[3]], events: 4},
+		"torn past the floor":           {content: raw[:ends[4]-1], events: 4},
+		"whole":                         {content: raw, events: 5},
+		"header torn, no floor reached": {content: raw[:5], refused: true, message: "holds no events"},
+	}
+	t.Run("missing", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), FileName)
+		_, _, err := Open(path, Options{Floor: floor})
+		var cb *CutBackError
+		if !errors.As(err, &cb) || !cb.Missing || !strings.Contains(err.Error(), path+" does not exist, but the saved state state.a says it reached length 4") {
+			t.Fatalf("Open = %v", err)
+		}
+		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("Open left a file it made: %v", err)
+		}
+	})
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			path := writeFile(t, tc.content)
+			c, rec, err := Open(path, Options{Floor: floor})
+			if !tc.refused {
+				if err != nil || rec.Events != tc.events {
+					t.Fatalf("Open = %+v, %v; want %d events", rec, err, tc.events)
+				}
+				c.Close()
+				return
+			}
+			var cb *CutBackError
+			if !errors.As(err, &cb) || !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.message) || !strings.Contains(err.Error(), path) {
+				t.Fatalf("Open = %v, want a CutBackError saying %q", err, tc.message)
+			}
+			if after, _ := os.ReadFile(path); !bytes.Equal(after, tc.content) {
+				t.Fatal("Open changed a file it refused")
+			}
+		})
+	}
+}
+
+func TestObserveSeesEachEventOnce(t *testing.T) {
+	raw, _, heads := smallChain(t, 4)
+	path := writeFile(t, append(append([]byte(nil), raw...), raw[len(Magic):len(Magic)+20]...))
+	var seen []Hash
+	c, rec, err := Open(path, Options{Observe: func(e Event) { seen = append(seen, e.Hash) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if rec.DroppedBytes != 20 || len(seen) != 4 {
+		t.Fatalf("recovery %+v, observed %d events", rec, len(seen))
+	}
+	for i := range heads {
+		if seen[i] != heads[i] {
+			t.Fatalf("event %d observed as %s, want %s", i, seen[i].Short(), heads[i].Short())
+		}
 	}
 }

@@ -165,3 +165,63 @@ func TestReopenRightAfterCloseUnderGroupCommit(t *testing.T) {
 		t.Fatalf("VerifyFile = %+v, %v; want %d events", rep, err, want)
 	}
 }
+
+// TestBufferedBytesFollowsTheHeap: what BufferedBytes reports for memory
+// chains is what they hold on the heap, within a quarter, so the host's
+// accounting of an actor's memory can trust it; a durable chain reports
+// its write buffer while it has one and nothing once idle.
+func TestBufferedBytesFollowsTheHeap(t *testing.T) {
+	tests := map[string]struct {
+		opts   Options
+		events int
+		data   int
+	}{
+		"unbounded, small events": {events: 5000, data: 100},
+		"unbounded, large events": {events: 100, data: 40 << 10},
+		"ring of 1000":            {opts: Options{Retain: 1000}, events: 3000, data: 200},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			const chains = 10
+			data := bytes.Repeat([]byte("x"), tc.data)
+			before := heapLive()
+			cs := make([]*Chain, chains)
+			var reported int64
+			for i := range cs {
+				cs[i] = NewMemory(tc.opts)
+				for range tc.events {
+					if _, err := cs[i].Append(KindLog, "log", data); err != nil {
+						t.Fatal(err)
+					}
+				}
+				reported += cs[i].BufferedBytes()
+			}
+			held := heapLive() - before
+			runtime.KeepAlive(cs)
+			t.Logf("reported %d KiB, heap grew %d KiB", reported>>10, held>>10)
+			if reported < held*3/4 || reported > held*5/4 {
+				t.Fatalf("BufferedBytes says %d bytes; the chains hold %d", reported, held)
+			}
+		})
+	}
+	t.Run("durable", func(t *testing.T) {
+		c, _, err := Open(filepath.Join(t.TempDir(), FileName), Options{SyncInterval: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Append(KindLog, "log", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if n := c.BufferedBytes(); n < pendInitialSize {
+			t.Fatalf("a chain that just appended reports %d bytes, less than its write buffer", n)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for c.BufferedBytes() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("an idle chain still reports %d bytes", c.BufferedBytes())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+}

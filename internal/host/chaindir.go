@@ -35,8 +35,10 @@ func parseHead(s string) (chain.Hash, error) {
 //     on; the status may lag behind it (heads are published at a bounded
 //     rate, and a host can die between two writes);
 //   - else the actor ran elsewhere since this chain was written (or there
-//     is none): the old chain is moved aside (actordir.MoveChainAside) and
-//     a new segment starts, linked to the status head;
+//     is none): the old chain is moved aside, with the states saved with it
+//     (actordir.MoveChainAside), and a new segment starts, linked to the
+//     status head, without the actor's state (the engine's SegmentStart and
+//     the host's StateLost say so);
 //   - a chain of a format version this build does not read is an error.
 //
 // It returns the link to start the new segment with, or nil, and the name
@@ -49,7 +51,7 @@ func continuation(dir string, st *v1alpha1.ChainStatus, now time.Time) (*actorho
 	if err != nil {
 		return nil, "", err
 	}
-	link := &actorhost.ChainLink{Head: head, Length: uint64(st.Length)}
+	link := &actorhost.ChainLink{Head: head, Length: uint64(st.Length), Node: st.Node}
 	path := actordir.ChainPath(dir)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return link, "", nil

@@ -16,6 +16,7 @@ import (
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/internal/component/componenttest"
+	"github.com/troupe-dev/troupe/internal/testutil"
 )
 
 func sha256Hex(b []byte) string {
@@ -97,6 +98,10 @@ func (s *suite) testBadComponents(t *testing.T) {
 		"broken-module": {component: func() *v1alpha1.ComponentSource {
 			return h.wasmConfigMap("broken-module", []byte("\x00asm\x01\x00\x00\x00\xff\xff\xff"))
 		}, reason: v1alpha1.ReasonComponentError, message: "not a valid WebAssembly module"},
+		// The issue's bomb: 45 s and 955 MB of compiling, before.
+		"br-table-bomb": {component: func() *v1alpha1.ComponentSource {
+			return h.wasmConfigMap("br-table-bomb", testutil.FuncModule(testutil.BrTable(400_000), 0))
+		}, reason: v1alpha1.ReasonComponentError, message: "function 0's br_table has 400000 targets, more than the 16384 allowed"},
 		"init-error": {component: func() *v1alpha1.ComponentSource {
 			return h.wasmConfigMap("init-error", testdata(t, "initerr.wasm"))
 		}, reason: v1alpha1.ReasonInitFailed, message: "init: no database configured"},
@@ -128,7 +133,7 @@ func (s *suite) testBadComponents(t *testing.T) {
 		})
 	}
 	g := NewWithT(t)
-	g.Expect(h.metrics()).To(ContainSubstring(`troupe_host_actor_starts_total{result="ComponentError"} 4`))
+	g.Expect(h.metrics()).To(ContainSubstring(`troupe_host_actor_starts_total{result="ComponentError"} 5`))
 	g.Expect(h.metrics()).To(ContainSubstring(`troupe_host_actor_starts_total{result="InitFailed"} 1`))
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,6 +15,8 @@ import (
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/internal/actordir"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
+	"github.com/troupe-dev/troupe/internal/textutil"
 )
 
 // Defaults of a host's settings.
@@ -39,7 +42,16 @@ const (
 	// DefaultEnvSyncTimeout bounds the first read of an actor's
 	// ConfigMaps and Secrets before the host reports why it is stuck.
 	DefaultEnvSyncTimeout = 30 * time.Second
+	// DefaultDiskPollInterval is how often the free space of the data
+	// directory is read; what the actors write in between counts against
+	// it at once.
+	DefaultDiskPollInterval = time.Second
 )
+
+// maxNamespacesAnnotation bounds the Lease annotation that lists the
+// actor namespaces (about 1,000 of the longest names): a quarter of what
+// the API server allows all annotations of an object together.
+const maxNamespacesAnnotation = 64 << 10
 
 // Config is everything a host needs. NodeName, PodName, PodNamespace,
 // DataDir and RestConfig are required.
@@ -58,6 +70,14 @@ type Config struct {
 	// host's RBAC while the host is still shutting down, and a host that
 	// crashes for good never deletes it.
 	PodUID string
+	// ActorNamespaces are the namespaces whose Actors the host runs, the
+	// only ones whose ConfigMaps and Secrets it reads (the chart grants it
+	// those rights there and nowhere else); empty means every namespace.
+	// An Actor of another namespace assigned to it is refused: Ready=False,
+	// reason NamespaceNotServed. The Lease declares them
+	// (v1alpha1.NamespacesAnnotation), so the manager places no such Actor
+	// here.
+	ActorNamespaces []string
 	// DataDir holds the actors' chains and state
 	// (<data-dir>/<namespace>/<name>/<actorID>/), the component cache
 	// (<data-dir>/_components) and the compilation cache (<data-dir>/_wazero).
@@ -86,6 +106,39 @@ type Config struct {
 	StopGrace time.Duration
 	// EnvSyncTimeout bounds the first read of an actor's env sources.
 	EnvSyncTimeout time.Duration
+	// MaxConcurrentCompiles is how many modules the host compiles at once
+	// (a module it compiled before takes no turn); 0 is one per two CPUs.
+	MaxConcurrentCompiles int
+	// CompileTimeout bounds one module's compile, the last line behind the
+	// structural bounds checked first; 0 is actorhost.DefaultCompileTimeout.
+	CompileTimeout time.Duration
+
+	// MemoryLimit is the memory the host may use, bytes: its cgroup's
+	// limit (cmd/host reads it, or --memory-limit). 0 is none: the host
+	// keeps no memory budget and declares no memory in its Lease.
+	MemoryLimit uint64
+	// MemoryReserve is what the host keeps for itself out of MemoryLimit;
+	// the actors share the rest. 0 is the larger of DefaultMemoryReserve
+	// and an eighth of the limit.
+	MemoryReserve uint64
+	// TrackProcessMemory, for a host alone in its process, measures the
+	// process's resident memory: the budget shrinks when the host's own
+	// memory outgrows MemoryReserve, the Go runtime's memory limit
+	// (GOMEMLIMIT) follows the actors' memory outside the Go heap, and
+	// freed code goes back to the OS at once. Tests that run several
+	// hosts in one process leave it off.
+	TrackProcessMemory bool
+	// Disk is the node-wide disk budget all the host's actors share: their
+	// append rates and the free-space watermark of DataDir's filesystem. A
+	// zero field is its default (diskbudget.DefaultNodeLimits), a negative
+	// one turns that limit off.
+	Disk diskbudget.NodeLimits
+	// FreeSpace reads the free space of DataDir's filesystem; nil is
+	// statfs. Tests inject their own.
+	FreeSpace diskbudget.FreeSpaceFunc
+	// DiskPollInterval is how often it is read; 0 is
+	// DefaultDiskPollInterval.
+	DiskPollInterval time.Duration
 
 	// MetricsAddress, HealthProbeAddress and HTTPAddress are where /metrics,
 	// /healthz and /readyz, and the chain endpoint listen; "0" disables one.
@@ -127,6 +180,19 @@ func (c Config) withDefaults() (Config, error) {
 			errs = append(errs, fmt.Errorf("pod namespace %q: %s", c.PodNamespace, strings.Join(msgs, "; ")))
 		}
 	}
+	for _, ns := range c.ActorNamespaces {
+		if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("actor namespace %q: %s", ns, strings.Join(msgs, "; ")))
+		}
+	}
+	if len(c.ActorNamespaces) > 0 {
+		c.ActorNamespaces = slices.Compact(slices.Sorted(slices.Values(c.ActorNamespaces)))
+		// A Lease whose annotations pass 256 KiB is refused: the host
+		// would never renew it.
+		if n := len(v1alpha1.JoinNamespaces(c.ActorNamespaces)); n > maxNamespacesAnnotation {
+			errs = append(errs, fmt.Errorf("%d actor namespaces take %d bytes in the Lease annotation %s, more than %d", len(c.ActorNamespaces), n, v1alpha1.NamespacesAnnotation, maxNamespacesAnnotation))
+		}
+	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("a data directory is required (--data-dir)"))
 	} else if abs, err := filepath.Abs(c.DataDir); err == nil {
@@ -162,6 +228,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Capacity < 0 {
 		errs = append(errs, fmt.Errorf("capacity %d must be positive", c.Capacity))
 	}
+	if c.MemoryLimit > 0 && c.MemoryReserve >= c.MemoryLimit {
+		errs = append(errs, fmt.Errorf("memory reserve %s leaves nothing of the memory limit %s for actors",
+			textutil.FormatBytes(c.MemoryReserve), textutil.FormatBytes(c.MemoryLimit)))
+	}
 	if c.StatusInterval == 0 {
 		c.StatusInterval = DefaultStatusInterval
 	}
@@ -174,6 +244,28 @@ func (c Config) withDefaults() (Config, error) {
 	if c.EnvSyncTimeout == 0 {
 		c.EnvSyncTimeout = DefaultEnvSyncTimeout
 	}
+	def := diskbudget.DefaultNodeLimits()
+	for _, f := range []struct{ v, def *int64 }{
+		{&c.Disk.BytesPerSecond, &def.BytesPerSecond}, {&c.Disk.BurstBytes, &def.BurstBytes},
+		{&c.Disk.EventsPerSecond, &def.EventsPerSecond}, {&c.Disk.BurstEvents, &def.BurstEvents},
+		{&c.Disk.MinFreeBytes, &def.MinFreeBytes},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.def
+		}
+	}
+	if c.Disk.MinFreePercent == 0 {
+		c.Disk.MinFreePercent = def.MinFreePercent
+	}
+	if c.Disk.MinFreePercent >= 100 {
+		errs = append(errs, fmt.Errorf("disk min free percent %g must be below 100", c.Disk.MinFreePercent))
+	}
+	if c.DiskPollInterval == 0 {
+		c.DiskPollInterval = DefaultDiskPollInterval
+	}
+	if c.DiskPollInterval < 0 {
+		errs = append(errs, fmt.Errorf("disk poll interval %s must be positive", c.DiskPollInterval))
+	}
 	if c.CompilationCacheDir == "" && c.DataDir != "" {
 		c.CompilationCacheDir = filepath.Join(c.DataDir, actordir.CompilationCacheDir)
 	}
@@ -181,4 +273,9 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = logr.Discard()
 	}
 	return c, errors.Join(errs...)
+}
+
+// serves reports whether the host runs Actors of namespace ns.
+func (c *Config) serves(ns string) bool {
+	return len(c.ActorNamespaces) == 0 || slices.Contains(c.ActorNamespaces, ns)
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/internal/actordir"
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/envtestutil"
 )
 
@@ -109,6 +110,9 @@ func (s *suite) startHost(t testing.TB, opts ...hostOption) *harness {
 		CompilationCacheDir: s.compiled, LeaseDuration: 3 * time.Second, StatusInterval: 300 * time.Millisecond,
 		StopGrace: 2 * time.Second, MetricsAddress: "127.0.0.1:0", HealthProbeAddress: "127.0.0.1:0", HTTPAddress: "127.0.0.1:0",
 		Logger: log, HTTPClient: s.modules.Client(),
+		// Plenty of free space, whatever the machine has: the watermark's
+		// own test injects the space it needs.
+		FreeSpace: func(string) (diskbudget.Space, error) { return diskbudget.Space{Free: 1 << 40, Total: 2 << 40}, nil },
 	}
 	for _, o := range opts {
 		o(&cfg)

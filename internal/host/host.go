@@ -37,6 +37,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/actordir"
 	"github.com/troupe-dev/troupe/internal/actorhost"
 	"github.com/troupe-dev/troupe/internal/component"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/kubeenv"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 	"github.com/troupe-dev/troupe/internal/version"
@@ -56,6 +57,8 @@ type Host struct {
 	actorMet *runtimehandler.MetricsRegistry
 	metrics  *hostMetrics
 	pub      *publisher
+	mem      *hostMemory
+	disk     *diskbudget.Node
 
 	listeners map[string]net.Listener // by address, shared by the servers on it
 
@@ -141,9 +144,13 @@ func New(cfg Config) (*Host, error) {
 		runs:      map[types.NamespacedName]*run{},
 		resolved:  map[types.NamespacedName]resolution{},
 		listeners: map[string]net.Listener{},
+		mem:       newHostMemory(cfg.MemoryLimit, cfg.MemoryReserve),
+		disk:      diskbudget.NewNode(cfg.Disk, diskbudget.NodeOptions{Dir: cfg.DataDir, FreeSpace: cfg.FreeSpace}),
 	}
 	h.metrics = newHostMetrics(h.actorMet, func() float64 { return float64(h.runningCount()) }, h.envs)
+	h.metrics.registry.MustRegister(&memoryCollector{h: h})
 	h.pub = newPublisher(h.client, h.api, cfg.PodName, cfg.StatusInterval, log.WithName("status"), h.metrics)
+	h.pub.node = cfg.NodeName
 	cache, err := component.NewCache(filepath.Join(cfg.DataDir, actordir.ComponentCacheDir))
 	if err != nil {
 		return nil, err
@@ -173,9 +180,16 @@ func (h *Host) Start(ctx context.Context) error {
 	if !h.started.CompareAndSwap(false, true) {
 		return errors.New("host already started")
 	}
+	// The disk budget's watermark is read before any actor starts.
+	if err := h.disk.Poll(); err != nil {
+		h.log.Error(err, "the free-space watermark is off until the free space can be read")
+	}
 	engine, err := actorhost.NewEngine(ctx, actorhost.EngineOptions{
 		CacheDir: h.cfg.CompilationCacheDir, Logger: h.log.WithName("actor"), Metrics: h.actorMet,
 		SystemInfo: runtimehandler.NewNodeSystemInfo(h.cfg.NodeName, 2*time.Second), Version: h.cfg.Version,
+		MemoryBudget:          h.mem.budget,
+		MaxConcurrentCompiles: h.cfg.MaxConcurrentCompiles, CompileTimeout: h.cfg.CompileTimeout,
+		DiskBudget: h.disk,
 	})
 	if err != nil {
 		h.closeListeners()
@@ -194,13 +208,17 @@ func (h *Host) Start(ctx context.Context) error {
 	defer stopLease()
 	wg.Go(func() { h.runLease(leaseCtx) })
 	wg.Go(func() { h.pollHeads(mgrCtx) })
+	wg.Go(func() { h.runMemory(mgrCtx) })
+	wg.Go(func() { h.watchDisk(mgrCtx) })
+	wg.Go(func() { h.logDisk(mgrCtx) })
 	wg.Go(func() {
 		if h.mgr.GetCache().WaitForCacheSync(mgrCtx) {
 			h.cacheSynced.Store(true)
 		}
 	})
 	servers := h.serve(&wg)
-	h.log.Info("host started", "node", h.cfg.NodeName, "dataDir", h.cfg.DataDir, "addresses", h.Addresses())
+	h.log.Info("host started", "node", h.cfg.NodeName, "dataDir", h.cfg.DataDir, "addresses", h.Addresses(),
+		"memoryLimit", h.cfg.MemoryLimit, "actorMemoryBudget", h.mem.budget.Limit())
 
 	var runErr error
 	select {

@@ -33,6 +33,7 @@ func TestHost(t *testing.T) {
 	t.Run("OCIImageTagResolvedToDigest", s.testOCIImage)
 	t.Run("URLComponent", s.testURLComponent)
 	t.Run("BadComponentsFail", s.testBadComponents)
+	t.Run("SlowCompileDelaysNoOne", s.testSlowCompile)
 	t.Run("ComponentSourceAppears", s.testComponentSourceAppears)
 	t.Run("EventNotesFitTheAPI", s.testEventNotesFitTheAPI)
 	t.Run("TickCallsCounted", s.testTickCalls)
@@ -49,9 +50,12 @@ func TestHost(t *testing.T) {
 	t.Run("NewSegmentLinksToStatusHead", s.testNewSegment)
 	t.Run("StatusWritesAreBounded", s.testStatusRate)
 	t.Run("ChattyActorStatusBounded", s.testChattyActor)
+	t.Run("DiskPressure", s.testDiskPressure)
 	t.Run("ShutdownPublishesHeadsAndDeletesLease", s.testShutdown)
 	t.Run("ChainEndpoint", s.testChainEndpoint)
 	t.Run("RBACLeastPrivilege", s.testRBAC)
+	t.Run("MemoryBudget", s.testMemoryBudget)
+	t.Run("ConfinedToNamespaces", s.testConfinedToNamespaces)
 }
 
 func (s *suite) testApplyBecomesReady(t *testing.T) {

@@ -18,11 +18,15 @@ import (
 // node, capacity and protocol version (PROTOCOL.md#host-leases).
 
 // runLease keeps the host's Lease renewed every third of its duration
-// until ctx ends. A failed renewal is retried sooner, every tenth.
+// until ctx ends. A failed renewal is retried sooner, every tenth. A
+// change of its memory that the manager should know before then (a
+// refused start, figures that moved by more than an actor's worth) renews
+// it early, at most once a second.
 func (h *Host) runLease(ctx context.Context) {
 	period := h.cfg.LeaseDuration / 3
 	for {
 		next := period
+		renewed := time.Now()
 		if err := h.renewLease(ctx); err != nil {
 			if ctx.Err() != nil {
 				return
@@ -30,10 +34,21 @@ func (h *Host) runLease(ctx context.Context) {
 			h.log.Error(err, "renewing the host lease")
 			next = h.cfg.LeaseDuration / 10
 		}
+		timer := time.NewTimer(next)
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return
-		case <-time.After(next):
+		case <-timer.C:
+		case <-h.mem.renew:
+			timer.Stop()
+			if wait := time.Second - time.Since(renewed); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
 		}
 	}
 }
@@ -86,6 +101,14 @@ func (h *Host) setLease(l *coordinationv1.Lease, now metav1.MicroTime) {
 	// The manager places actors only on hosts whose version it knows
 	// (PROTOCOL.md#versions).
 	l.Annotations[v1alpha1.ProtocolVersionAnnotation] = strconv.Itoa(v1alpha1.ProtocolVersion)
+	// The manager places on this host only Actors of these namespaces;
+	// without the annotation, of every namespace.
+	if len(h.cfg.ActorNamespaces) > 0 {
+		l.Annotations[v1alpha1.NamespacesAnnotation] = v1alpha1.JoinNamespaces(h.cfg.ActorNamespaces)
+	} else {
+		delete(l.Annotations, v1alpha1.NamespacesAnnotation)
+	}
+	h.setLeaseMemory(l)
 	if h.cfg.PodUID != "" {
 		l.OwnerReferences = []metav1.OwnerReference{{
 			APIVersion: "v1", Kind: "Pod", Name: h.cfg.PodName, UID: types.UID(h.cfg.PodUID),

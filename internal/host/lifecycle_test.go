@@ -3,7 +3,9 @@ package host
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	. "github.com/onsi/gomega"
 	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -132,12 +135,13 @@ func randomHead() string {
 	return hex.EncodeToString(b)
 }
 
-// setChainStatus plays a host elsewhere that published a head.
-func (h *harness) setChainStatus(name, head string, length int64) {
+// setChainStatus plays a host on node that published a head ("" for a
+// host of v0.1.0, which did not say its node).
+func (h *harness) setChainStatus(name, head string, length int64, node string) {
 	h.t.Helper()
 	NewWithT(h.t).Eventually(func() error {
 		a := h.get(name)
-		a.Status.Chain = &v1alpha1.ChainStatus{Head: head, HeadShort: head[:12], Length: length}
+		a.Status.Chain = &v1alpha1.ChainStatus{Head: head, HeadShort: head[:12], Length: length, Node: node}
 		return h.c.Status().Update(h.ctx(), a)
 	}).Should(Succeed())
 }
@@ -149,15 +153,31 @@ func (s *suite) testNewSegment(t *testing.T) {
 	// It ran elsewhere: 7 events, ending at prev.
 	prev := randomHead()
 	h.assign("moved-here", "", 1)
-	h.setChainStatus("moved-here", prev, 7)
+	h.setChainStatus("moved-here", prev, 7, "node-gone")
 	h.assign("moved-here", h.pod, 2)
 	h.waitReason("moved-here", v1alpha1.ReasonRunning, 20*time.Second)
 	first := firstEvent(t, h.chainFile("moved-here"))
 	g.Expect(first.Kind).To(Equal(chain.KindSegmentStart))
 	g.Expect(first.Parent.String()).To(Equal(prev))
 	g.Expect(first.Seq).To(Equal(uint64(7)))
-	st := h.get("moved-here").Status.Chain
+	a := h.get("moved-here")
+	st := a.Status.Chain
 	g.Expect(st.Length).To(BeNumerically(">", 7))
+	g.Expect(st.Node).To(Equal(h.node), "status.chain names the node that now holds the head")
+
+	// The actor's state stayed on node-gone: the move says so in its
+	// status, an Event and the segment's first event.
+	lost := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionStateLost)
+	g.Expect(lost).NotTo(BeNil(), "a StateLost condition after a move to a node without the state")
+	g.Expect(lost.Status).To(Equal(metav1.ConditionTrue))
+	g.Expect(lost.Reason).To(Equal(v1alpha1.ReasonNoStateOnNode))
+	g.Expect(lost.Message).To(And(ContainSubstring("on node "+h.node+" from event 7"), ContainSubstring("spec.initialState"),
+		ContainSubstring("stay on node node-gone")))
+	g.Eventually(h.events).WithArguments("moved-here").Should(ContainElement(
+		And(HavePrefix(v1alpha1.EventStateLost+": "), ContainSubstring("stay on node node-gone"))))
+	g.Expect(segmentData(t, h.chainFile("moved-here"))).To(And(HaveKeyWithValue("stateLost", true),
+		HaveKeyWithValue("stateRestored", false), HaveKeyWithValue("previousNode", "node-gone")))
+	firstLoss := lost.LastTransitionTime
 
 	// It moves away, runs elsewhere again (a head this node never saw),
 	// and comes back: the old local chain is kept aside, a new segment
@@ -165,7 +185,7 @@ func (s *suite) testNewSegment(t *testing.T) {
 	h.assign("moved-here", "another-host", 3)
 	g.Eventually(h.actor).WithArguments("moved-here").Should(HaveField("State", "absent"))
 	elsewhere := randomHead()
-	h.setChainStatus("moved-here", elsewhere, st.Length+40)
+	h.setChainStatus("moved-here", elsewhere, st.Length+40, "")
 	h.assign("moved-here", h.pod, 4)
 	g.Eventually(h.actor).WithArguments("moved-here").WithTimeout(20 * time.Second).Should(
 		And(HaveField("Epoch", int64(4)), HaveField("State", "Running")))
@@ -177,6 +197,16 @@ func (s *suite) testNewSegment(t *testing.T) {
 	g.Expect(old).To(HaveLen(1))
 	g.Expect(firstEvent(t, old[0]).Parent.String()).To(Equal(prev), "the old segment is kept whole")
 	g.Eventually(h.events).WithArguments("moved-here").Should(ContainElement(ContainSubstring("NewChainSegment: the chain on this node does not contain the head")))
+	// A second loss, told anew: the state this node held went aside with
+	// its chain; the previous node is unknown (a host that did not say).
+	var lost2 *metav1.Condition
+	g.Eventually(func() *metav1.Condition {
+		lost2 = meta.FindStatusCondition(h.get("moved-here").Status.Conditions, v1alpha1.ConditionStateLost)
+		return lost2
+	}).Should(HaveField("Message", ContainSubstring(fmt.Sprintf("from event %d", st.Length+40))))
+	g.Expect(lost2.Message).To(And(ContainSubstring("were moved aside (chain.log."), Not(ContainSubstring("stay on node"))))
+	g.Expect(lost2.LastTransitionTime.Before(&firstLoss)).To(BeFalse())
+	g.Expect(segmentData(t, h.chainFile("moved-here"))).To(And(HaveKeyWithValue("stateLost", true), Not(HaveKey("previousNode"))))
 
 	// Back once more with the status head it published itself: the local
 	// chain simply goes on, even when the status lags behind it.
@@ -187,6 +217,40 @@ func (s *suite) testNewSegment(t *testing.T) {
 	g.Expect(firstEvent(t, h.chainFile("moved-here")).Parent.String()).To(Equal(elsewhere))
 	old, _ = filepath.Glob(h.chainFile("moved-here") + ".*.old")
 	g.Expect(old).To(HaveLen(1))
+	// That run resumed its own state: no new loss, the condition still
+	// tells the last one.
+	count := func(reason string) int {
+		n := 0
+		for _, e := range h.events("moved-here") {
+			if strings.HasPrefix(e, reason+": ") {
+				n++
+			}
+		}
+		return n
+	}
+	g.Eventually(count).WithArguments(v1alpha1.EventStarted).Should(Equal(3))
+	g.Expect(count(v1alpha1.EventStateLost)).To(Equal(2), "one StateLost Event per move")
+	g.Expect(meta.FindStatusCondition(h.get("moved-here").Status.Conditions, v1alpha1.ConditionStateLost).Message).To(Equal(lost2.Message))
+}
+
+// segmentData is the data of the first event of the chain at path, a
+// SegmentStart.
+func segmentData(t *testing.T, path string) map[string]any {
+	t.Helper()
+	var data map[string]any
+	err := chain.ReadFile(path, func(e chain.Event) error {
+		if e.Kind != chain.KindSegmentStart {
+			return fmt.Errorf("the first event is %s, not a segment start", e.Kind)
+		}
+		if err := json.Unmarshal(e.Data, &data); err != nil {
+			return err
+		}
+		return errFound
+	})
+	if !errors.Is(err, errFound) {
+		t.Fatalf("reading the segment start of %s: %v", path, err)
+	}
+	return data
 }
 
 func firstEvent(t *testing.T, path string) chain.Event {

@@ -18,6 +18,9 @@ type hostMetrics struct {
 	appends      prometheus.Counter
 	calls        *prometheus.CounterVec
 	statusWrites *prometheus.CounterVec
+	// memoryRefusals counts the starts the host's memory budget refused
+	// (each refused start once, however long it waits).
+	memoryRefusals prometheus.Counter
 }
 
 func newHostMetrics(actors *runtimehandler.MetricsRegistry, running func() float64, env *kubeenv.Watcher) *hostMetrics {
@@ -44,8 +47,12 @@ func newHostMetrics(actors *runtimehandler.MetricsRegistry, running func() float
 			Name: "troupe_host_status_writes_total",
 			Help: "Actor status writes by result: ok, conflict (retried), skipped (no longer assigned here) or error.",
 		}, []string{"result"}),
+		memoryRefusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "troupe_host_memory_start_refusals_total",
+			Help: "Actor starts refused because they would pass the host's memory budget (reason InsufficientMemory).",
+		}),
 	}
-	m.registry.MustRegister(m.starts, m.startSeconds, m.appends, m.calls, m.statusWrites,
+	m.registry.MustRegister(m.memoryRefusals, m.starts, m.startSeconds, m.appends, m.calls, m.statusWrites,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "troupe_host_actors_running",
 			Help: "Actors the host runs now.",

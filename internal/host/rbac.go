@@ -3,16 +3,20 @@ package host
 // The host's rights, least privilege (config/rbac/host is generated from
 // these markers by `make manifests`):
 //   - its own Actors: read them, write their status, never their spec or
-//     metadata (no update, patch or delete on actors);
-//   - the ConfigMaps and Secrets its actors' env and components reference,
-//     in the actors' namespaces: read and watch (one object at a time, by
-//     the field selector metadata.name; RBAC cannot narrow a cluster-wide
-//     grant to the referenced names);
-//   - Events about its actors;
+//     metadata (no update, patch or delete on actors). Cluster-wide, even
+//     when the host runs the Actors of a few namespaces only: it must see
+//     an Actor assigned to it in any namespace to refuse it with a
+//     condition (NamespaceNotServed). Actors hold no secret by contract:
+//     Secrets are referenced by name and read under the rights below;
+//   - Events about its actors, cluster-wide for the same reason;
 //   - its Lease, in its own namespace only.
+//
+// What the actors' env and components read, ConfigMaps and Secrets, is
+// granted apart (the role troupe-host-env, from the markers in
+// internal/kubeenv), in each namespace whose Actors the host runs, or
+// cluster-wide when the install lists none.
 //
 // +kubebuilder:rbac:groups=theater.troupe.dev,resources=actors,verbs=get;list;watch
 // +kubebuilder:rbac:groups=theater.troupe.dev,resources=actors/status,verbs=get;update
-// +kubebuilder:rbac:groups="",resources=configmaps;secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update;delete,namespace=system

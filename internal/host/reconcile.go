@@ -46,6 +46,7 @@ type run struct {
 	mu         sync.Mutex
 	state      runState
 	actor      *actorhost.Actor
+	comp       *actorhost.Component // once compiled: its memory estimate
 	stopReason string
 	lastLength uint64 // chain length last seen by the head poller
 	lastTicks  uint64 // ok tick calls counted in the calls metric
@@ -65,6 +66,13 @@ func (r *run) setState(s runState) {
 	r.mu.Lock()
 	r.state = s
 	r.mu.Unlock()
+}
+
+// component is the run's compiled component, nil before it compiled.
+func (r *run) component() *actorhost.Component {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.comp
 }
 
 func (r *run) getActor() *actorhost.Actor {

@@ -48,6 +48,11 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 	begin := time.Now()
 	log := h.log.WithValues("actor", r.key, "epoch", r.epoch, "generation", r.generation)
 	h.pub.begin(r.key, r.epoch, r.generation)
+	if !h.cfg.serves(a.Namespace) {
+		// Before anything reads the namespace: the host has no right there.
+		h.refuseNamespace(r, a)
+		return
+	}
 	h.report(r, false, func(v *view) {
 		v.ready = &readyCond{status: metav1.ConditionFalse, reason: v1alpha1.ReasonStarting, message: "fetching the component"}
 	})
@@ -59,6 +64,9 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 	cfg, err := actorConfig(a)
 	if err != nil {
 		h.failStart(r, a, nil, v1alpha1.ReasonInvalidSpec, err.Error())
+		return
+	}
+	if !h.waitDisk(ctx, r, a) {
 		return
 	}
 	mod := h.waitComponent(ctx, r, a)
@@ -79,6 +87,28 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 	if err != nil {
 		h.failStart(r, a, env, v1alpha1.ReasonComponentError, fmt.Sprintf("%s: %s", mod.Source, actorMessage(err)))
 		return
+	}
+	r.mu.Lock()
+	r.comp = comp
+	r.mu.Unlock()
+	// The host's budget has the last word on memory: a start that would
+	// pass it waits (and the manager moves it where there is room).
+	adm, waited, ok := h.admitMemory(ctx, r, a, comp)
+	if !ok {
+		return
+	}
+	defer adm.done()
+	if waited {
+		// Its code may have been released as idle while it waited.
+		if comp, err = h.engine.Compile(ctx, mod.Bytes); err != nil {
+			if ctx.Err() == nil {
+				h.failStart(r, a, env, v1alpha1.ReasonComponentError, fmt.Sprintf("%s: %s", mod.Source, actorMessage(err)))
+			}
+			return
+		}
+		r.mu.Lock()
+		r.comp = comp
+		r.mu.Unlock()
 	}
 	link, moved, err := continuation(r.dir, a.Status.Chain, time.Now())
 	if err != nil {
@@ -103,12 +133,22 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 	cfg.Logger = logr.New(&redactingSink{LogSink: h.log.WithName("actor").GetSink(), env: env})
 
 	log.V(1).Info("compiled; starting", "dir", r.dir, "newSegment", link != nil)
+	// Again: fetching and compiling take time, and write to the disk too.
+	if !h.waitDisk(ctx, r, a) {
+		return
+	}
 	actor, err := h.engine.Start(ctx, cfg)
+	// The engine holds the actor's memory now, or gave it back.
+	adm.done()
 	if actor == nil {
 		if ctx.Err() == nil {
 			h.failStart(r, a, env, v1alpha1.ReasonHostError, err.Error())
 		}
 		return
+	}
+	if link != nil {
+		// The segment started: whatever state the actor had is elsewhere.
+		h.stateLost(r, a, link, moved)
 	}
 	r.mu.Lock()
 	r.actor = actor
@@ -165,6 +205,25 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 			return
 		}
 	}
+}
+
+// stateLost says, in a Warning Event and the StateLost condition, that the
+// run started a new chain segment without the actor's state: init got
+// spec.initialState. State stays on the node that saved it until chains
+// are archived (docs/install.md#what-is-kept-where).
+func (h *Host) stateLost(r *run, a *v1alpha1.Actor, link *actorhost.ChainLink, moved string) {
+	msg := fmt.Sprintf("the actor continues its chain on node %s from event %d without the state it had there: init got spec.initialState",
+		h.cfg.NodeName, link.Length)
+	if link.Node != "" && link.Node != h.cfg.NodeName {
+		msg += fmt.Sprintf("; its earlier chain and saved state stay on node %s", link.Node)
+	}
+	if moved != "" {
+		msg += fmt.Sprintf("; the chain and state this node held from an earlier run were moved aside (%s)", moved)
+	}
+	msg += ". State does not follow an actor to another node until chains are archived"
+	h.log.Info("actor started without its state", "actor", r.key, "epoch", r.epoch, "previousNode", link.Node, "previousLength", link.Length)
+	h.report(r, true, func(v *view) { v.stateLost = textutil.Truncate(msg, maxMessage) })
+	h.event(a, corev1.EventTypeWarning, v1alpha1.EventStateLost, "Start", msg)
 }
 
 // fetch gets the module; for an image, a later run of the same generation
@@ -287,6 +346,33 @@ func (h *Host) waitEnv(ctx context.Context, r *run, a *v1alpha1.Actor, env *kube
 			return false
 		}
 	}
+}
+
+// maxListedNamespaces bounds how many served namespaces a refusal names.
+const maxListedNamespaces = 5
+
+// refuseNamespace reports an actor of a namespace this host does not serve
+// (assigned by a manager that predates v1alpha1.NamespacesAnnotation, or by
+// hand): Ready=False, reason NamespaceNotServed, and a Warning Event. The
+// phase stays: like a missing env source it is no failure of the actor, so
+// the manager neither restarts it nor counts it against its backoff. The
+// run ends at once, having read nothing of the namespace and written
+// nothing on the node.
+func (h *Host) refuseNamespace(r *run, a *v1alpha1.Actor) {
+	served := h.cfg.ActorNamespaces
+	list := strings.Join(served[:min(len(served), maxListedNamespaces)], ", ")
+	if more := len(served) - maxListedNamespaces; more > 0 {
+		list += fmt.Sprintf(" and %d more", more)
+	}
+	msg := textutil.Truncate(fmt.Sprintf("host %s runs Actors of namespaces %s only (--actor-namespaces) and may not read ConfigMaps or Secrets in namespace %s: "+
+		"add %s to the chart value host.actorNamespaces, or move the Actor to a served namespace", h.cfg.PodName, list, a.Namespace, a.Namespace), maxMessage)
+	r.setState(stateEnded)
+	h.metrics.starts.WithLabelValues(v1alpha1.ReasonNamespaceNotServed).Inc()
+	h.report(r, true, func(v *view) {
+		v.ready = &readyCond{status: metav1.ConditionFalse, reason: v1alpha1.ReasonNamespaceNotServed, message: msg}
+	})
+	h.event(a, corev1.EventTypeWarning, v1alpha1.ReasonNamespaceNotServed, "Start", msg)
+	h.log.Info("refused an actor of a namespace this host does not serve", "actor", r.key, "epoch", r.epoch, "servedNamespaces", served)
 }
 
 // stopActor stops a run's actor because the host was told to: its call in
@@ -472,8 +558,13 @@ var readyReasons = map[actorhost.Reason]string{
 	actorhost.ReasonABI:           v1alpha1.ReasonABIViolation,
 	actorhost.ReasonInitFailed:    v1alpha1.ReasonInitFailed,
 	actorhost.ReasonTickFailed:    v1alpha1.ReasonTickFailed,
+	actorhost.ReasonHandlerFailed: v1alpha1.ReasonHandlerFailed,
 	actorhost.ReasonHostError:     v1alpha1.ReasonHostError,
 	actorhost.ReasonCanceled:      v1alpha1.ReasonCanceled,
+
+	actorhost.ReasonChainRateLimit: v1alpha1.ReasonChainRateLimit,
+	actorhost.ReasonChainSizeLimit: v1alpha1.ReasonChainSizeLimit,
+	actorhost.ReasonDiskPressure:   v1alpha1.ReasonDiskPressure,
 }
 
 // readyReason is the Ready condition's reason for an actor's failure; an

@@ -34,6 +34,9 @@ type view struct {
 	// runs again).
 	lastError      string
 	clearLastError bool
+	// stateLost, when set, is the message of the StateLost condition: the
+	// run started a new chain segment without the actor's state.
+	stateLost string
 }
 
 type readyCond struct {
@@ -57,6 +60,7 @@ type publisher struct {
 	c        client.Client // writes, and reads from the cache
 	api      client.Reader // fresh reads after a conflict
 	pod      string
+	node     string // the host's node, which keeps the chains it publishes
 	interval time.Duration
 	log      logr.Logger
 	metrics  *hostMetrics
@@ -314,7 +318,7 @@ func (p *publisher) write(ctx context.Context, key types.NamespacedName, v view)
 			return nil
 		}
 		st := a.Status.DeepCopy()
-		v.apply(st, p.now())
+		v.apply(st, p.now(), p.node)
 		if apiequality.Semantic.DeepEqual(st, &a.Status) {
 			return nil
 		}
@@ -337,10 +341,11 @@ func (p *publisher) write(ctx context.Context, key types.NamespacedName, v view)
 	}
 }
 
-// apply writes v into st. The chain's updatedAt moves only with the head,
-// and the Ready condition's transition time only with its status, so a
-// view that says nothing new leaves st as it was.
-func (v *view) apply(st *v1alpha1.ActorStatus, now time.Time) {
+// apply writes v into st; node is the host's, which keeps the chain. The
+// chain's updatedAt moves only with the head, and the Ready condition's
+// transition time only with its status, so a view that says nothing new
+// leaves st as it was.
+func (v *view) apply(st *v1alpha1.ActorStatus, now time.Time, node string) {
 	if v.phase != "" {
 		st.Phase = v.phase
 	}
@@ -350,9 +355,19 @@ func (v *view) apply(st *v1alpha1.ActorStatus, now time.Time) {
 			Message: v.ready.message, ObservedGeneration: v.generation,
 		})
 	}
-	if v.hasChain && (st.Chain == nil || st.Chain.Head != v.head || st.Chain.Length != int64(v.length)) {
+	if v.hasChain && (st.Chain == nil || st.Chain.Head != v.head || st.Chain.Length != int64(v.length) || st.Chain.Node != node) {
 		st.Chain = &v1alpha1.ChainStatus{Head: v.head, HeadShort: v1alpha1.ShortHead(v.head),
-			Length: int64(v.length), UpdatedAt: &metav1.Time{Time: now}}
+			Length: int64(v.length), UpdatedAt: &metav1.Time{Time: now}, Node: node}
+	}
+	if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionStateLost); v.stateLost != "" &&
+		(c == nil || c.Status != metav1.ConditionTrue || c.Message != v.stateLost) {
+		// Set anew, so that its transition time is this loss's, not the
+		// first one's.
+		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionStateLost)
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: v1alpha1.ConditionStateLost, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonNoStateOnNode,
+			Message: v.stateLost, ObservedGeneration: v.generation, LastTransitionTime: metav1.NewTime(now),
+		})
 	}
 	switch {
 	case v.lastError != "":

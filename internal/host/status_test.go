@@ -114,8 +114,12 @@ func TestReadyReasons(t *testing.T) {
 		"abi":            {err: &actorhost.ActorError{Reason: actorhost.ReasonABI}, want: v1alpha1.ReasonABIViolation},
 		"init failed":    {err: &actorhost.ActorError{Reason: actorhost.ReasonInitFailed}, want: v1alpha1.ReasonInitFailed},
 		"tick failed":    {err: &actorhost.ActorError{Reason: actorhost.ReasonTickFailed}, want: v1alpha1.ReasonTickFailed},
+		"handler failed": {err: &actorhost.ActorError{Reason: actorhost.ReasonHandlerFailed}, want: v1alpha1.ReasonHandlerFailed},
 		"host error":     {err: &actorhost.ActorError{Reason: actorhost.ReasonHostError}, want: v1alpha1.ReasonHostError},
 		"canceled":       {err: &actorhost.ActorError{Reason: actorhost.ReasonCanceled}, want: v1alpha1.ReasonCanceled},
+		"chain rate":     {err: &actorhost.ActorError{Reason: actorhost.ReasonChainRateLimit}, want: v1alpha1.ReasonChainRateLimit},
+		"chain size":     {err: &actorhost.ActorError{Reason: actorhost.ReasonChainSizeLimit}, want: v1alpha1.ReasonChainSizeLimit},
+		"disk pressure":  {err: &actorhost.ActorError{Reason: actorhost.ReasonDiskPressure}, want: v1alpha1.ReasonDiskPressure},
 		"unclassified":   {err: errors.New("disk full"), want: v1alpha1.ReasonHostError},
 		"a newer reason": {err: &actorhost.ActorError{Reason: "SomethingNew"}, want: "SomethingNew"},
 	}
@@ -128,5 +132,53 @@ func TestReadyReasons(t *testing.T) {
 	}
 	if len(readyReasons) != len(tests)-2 {
 		t.Fatalf("readyReasons maps %d engine reasons; the table tests %d", len(readyReasons), len(tests)-2)
+	}
+}
+
+// The StateLost condition is set when a view carries a loss, set anew (a
+// new transition time) only for another loss, and left as it is by a view
+// that carries none: nothing sets it back.
+func TestViewAppliesStateLost(t *testing.T) {
+	then := metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	now := then.Add(time.Hour)
+	earlier := metav1.Condition{Type: v1alpha1.ConditionStateLost, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonNoStateOnNode,
+		Message: "lost once", LastTransitionTime: then}
+	tests := map[string]struct {
+		before    []metav1.Condition
+		stateLost string
+		want      *metav1.Condition // nil: no StateLost condition
+	}{
+		"no loss, none before": {},
+		"a loss": {stateLost: "lost once",
+			want: &metav1.Condition{Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonNoStateOnNode, Message: "lost once", LastTransitionTime: metav1.NewTime(now)}},
+		"the same loss again": {before: []metav1.Condition{earlier}, stateLost: "lost once",
+			want: &metav1.Condition{Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonNoStateOnNode, Message: "lost once", LastTransitionTime: then}},
+		"another loss": {before: []metav1.Condition{earlier}, stateLost: "lost twice",
+			want: &metav1.Condition{Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonNoStateOnNode, Message: "lost twice", LastTransitionTime: metav1.NewTime(now)}},
+		"a run without a loss": {before: []metav1.Condition{earlier},
+			want: &metav1.Condition{Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonNoStateOnNode, Message: "lost once", LastTransitionTime: then}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			st := &v1alpha1.ActorStatus{Conditions: append([]metav1.Condition(nil), tc.before...)}
+			v := view{stateLost: tc.stateLost, hasChain: true, head: "aa", length: 3}
+			v.apply(st, now, "node-b")
+			if st.Chain == nil || st.Chain.Node != "node-b" {
+				t.Errorf("status.chain %+v, want it to name node-b", st.Chain)
+			}
+			var got *metav1.Condition
+			for i := range st.Conditions {
+				if st.Conditions[i].Type == v1alpha1.ConditionStateLost {
+					got = &st.Conditions[i]
+				}
+			}
+			if (got == nil) != (tc.want == nil) {
+				t.Fatalf("StateLost condition %+v, want %+v", got, tc.want)
+			}
+			if got != nil && (got.Status != tc.want.Status || got.Reason != tc.want.Reason || got.Message != tc.want.Message ||
+				!got.LastTransitionTime.Equal(&tc.want.LastTransitionTime)) {
+				t.Errorf("StateLost condition %+v, want %+v", *got, *tc.want)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package placement
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -222,6 +223,112 @@ func TestPickProtocol(t *testing.T) {
 	}
 }
 
+// TestPickNamespace: a host whose Lease lists namespaces takes only the
+// Actors of those; one without the annotation takes every namespace's; and
+// when no host whose version is known serves the namespace, the error says
+// so, names it and the chart value that fixes it.
+func TestPickNamespace(t *testing.T) {
+	serving := func(name string, load int, namespaces ...string) Host {
+		h := live(name, load)
+		h.Namespaces = namespaces
+		if namespaces == nil {
+			h.Namespaces = []string{}
+		}
+		return h
+	}
+	every := live("every", 5)
+	newer := serving("newer", 0, "team-c")
+	newer.Protocol = strconv.Itoa(v1alpha1.ProtocolVersion + 1)
+	deadC := serving("dead-c", 0, "team-c")
+	deadC.Expiry = now
+	hint := "no host runs Actors of namespace team-c: add it to the chart value host.actorNamespaces"
+	tests := map[string]struct {
+		hosts         []Host
+		want          string
+		wantErr       string
+		wantNotServed bool
+	}{
+		"a host that serves it, though busier": {
+			hosts: []Host{serving("ab", 0, "team-a", "team-b"), serving("c", 3, "team-c")},
+			want:  "c",
+		},
+		"a host of every namespace": {
+			hosts: []Host{serving("ab", 0, "team-a", "team-b"), every},
+			want:  "every",
+		},
+		"the least loaded of those that serve it": {
+			hosts: []Host{serving("c1", 4, "team-c"), serving("c2", 2, "team-a", "team-c"), serving("ab", 0, "team-a")},
+			want:  "c2",
+		},
+		"no host serves it": {
+			hosts:         []Host{serving("ab", 0, "team-a", "team-b"), serving("a", 0, "team-a")},
+			wantErr:       "0/2 hosts available: 2 namespace not served; " + hint,
+			wantNotServed: true,
+		},
+		"an unreadable annotation serves nothing": {
+			hosts:         []Host{serving("bad", 0)},
+			wantErr:       "1 namespace not served; " + hint,
+			wantNotServed: true,
+		},
+		"served by a dead host only: it may come back": {
+			hosts:   []Host{deadC, serving("ab", 0, "team-a")},
+			wantErr: "0/2 hosts available: 1 lease expired, 1 namespace not served",
+		},
+		"served by a full host only: wait for room": {
+			hosts:   []Host{serving("full", 10, "team-c"), serving("ab", 0, "team-a")},
+			wantErr: "0/2 hosts available: 1 full, 1 namespace not served",
+		},
+		"served by a host of an unknown version only": {
+			hosts:         []Host{newer, serving("ab", 0, "team-a")},
+			wantErr:       "1 namespace not served, 1 unknown protocol version",
+			wantNotServed: true,
+		},
+		"only hosts of unknown versions: nothing is known of namespaces": {
+			hosts:   []Host{newer},
+			wantErr: "0/1 hosts available: 1 unknown protocol version",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := Pick(tc.hosts, Request{Namespace: "team-c"}, now)
+			if tc.wantErr == "" {
+				if err != nil || got.Name != tc.want {
+					t.Fatalf("Pick = %q, %v; want %q", got.Name, err, tc.want)
+				}
+				return
+			}
+			var nh *NoHostError
+			if !errors.As(err, &nh) {
+				t.Fatalf("Pick = %q, %v; want a *NoHostError", got.Name, err)
+			}
+			if !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %q; want it to contain %q", err, tc.wantErr)
+			}
+			if nh.NotServed != tc.wantNotServed || (!tc.wantNotServed && strings.Contains(err.Error(), "host.actorNamespaces")) {
+				t.Fatalf("NotServed %v (%q); want %v", nh.NotServed, err, tc.wantNotServed)
+			}
+		})
+	}
+}
+
+// TestMatchesNamespace: a host that does not serve the actor's namespace
+// does not match, so the manager neither restarts the actor there nor
+// leaves it where a manager that predates the annotation put it.
+func TestMatchesNamespace(t *testing.T) {
+	h := live("h", 0)
+	h.Namespaces = []string{"team-a"}
+	if u := Matches(&h, Request{Namespace: "team-b"}); u != UnfitNamespace {
+		t.Fatalf("Matches = %q for another namespace; want %q", u, UnfitNamespace)
+	}
+	if u := Matches(&h, Request{Namespace: "team-a"}); u != Fits {
+		t.Fatalf("Matches = %q for its namespace; want it to fit", u)
+	}
+	h.Namespaces = nil
+	if u := Matches(&h, Request{Namespace: "team-b"}); u != Fits {
+		t.Fatalf("Matches = %q for a host of every namespace; want it to fit", u)
+	}
+}
+
 // TestPickBalances assigns actors one at a time, as the controller does, and
 // checks that hosts of equal capacity end within one of each other.
 func TestPickBalances(t *testing.T) {
@@ -297,11 +404,27 @@ func TestHostFromLease(t *testing.T) {
 		Spec:       corev1.NodeSpec{Taints: []corev1.Taint{{Key: "k", Effect: corev1.TaintEffectNoSchedule}}},
 	}
 	tests := map[string]struct {
-		annotations  map[string]string
-		wantCap      int
-		wantLabels   bool
-		wantProtocol string
+		annotations    map[string]string
+		wantCap        int
+		wantLabels     bool
+		wantProtocol   string
+		wantNamespaces []string // nil: every namespace
 	}{
+		"namespaces as declared": {
+			annotations:    map[string]string{v1alpha1.NamespacesAnnotation: "team-a,team-b"},
+			wantCap:        v1alpha1.DefaultHostCapacity,
+			wantNamespaces: []string{"team-a", "team-b"},
+		},
+		"malformed namespaces: none": {
+			annotations:    map[string]string{v1alpha1.NamespacesAnnotation: "team-a, team-b"},
+			wantCap:        v1alpha1.DefaultHostCapacity,
+			wantNamespaces: []string{},
+		},
+		"empty namespaces: none": {
+			annotations:    map[string]string{v1alpha1.NamespacesAnnotation: ""},
+			wantCap:        v1alpha1.DefaultHostCapacity,
+			wantNamespaces: []string{},
+		},
 		"declared capacity and known node": {
 			annotations: map[string]string{v1alpha1.NodeAnnotation: "n1", v1alpha1.CapacityAnnotation: "7"},
 			wantCap:     7,
@@ -346,6 +469,9 @@ func TestHostFromLease(t *testing.T) {
 			}
 			if h.Protocol != tc.wantProtocol {
 				t.Fatalf("protocol %q; want %q", h.Protocol, tc.wantProtocol)
+			}
+			if (h.Namespaces == nil) != (tc.wantNamespaces == nil) || !slices.Equal(h.Namespaces, tc.wantNamespaces) {
+				t.Fatalf("namespaces %#v; want %#v", h.Namespaces, tc.wantNamespaces)
 			}
 			if got := h.NodeLabels["zone"] == "a" && len(h.Taints) == 1; got != tc.wantLabels {
 				t.Fatalf("node labels/taints %v %v; want known node %v", h.NodeLabels, h.Taints, tc.wantLabels)
@@ -412,6 +538,189 @@ func TestMatchesProtocol(t *testing.T) {
 			h.Protocol = tc.declared
 			if got := Matches(&h, Request{}); got != tc.want {
 				t.Fatalf("Matches = %q; want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+const mib = 1 << 20
+
+// withMemory is a live host of 100 actors' capacity whose Lease declares
+// memory: capacity, used by actors covered, per actor, in MiB.
+func withMemory(name string, load int, capacity, used uint64, covered int, perActor uint64) Host {
+	h := live(name, load)
+	h.Capacity = 100
+	h.Memory = Memory{Capacity: capacity * mib, Used: used * mib, Actors: covered, PerActor: perActor * mib}
+	return h
+}
+
+// TestPickMemory: a host whose Lease declares memory takes an actor only
+// when the actor's expected memory is free, counting the actors assigned
+// since the host last counted at its expected memory each; a host that
+// declares none is limited by its count only.
+func TestPickMemory(t *testing.T) {
+	tests := map[string]struct {
+		hosts      []Host
+		refused    map[string]Unfit
+		want       string
+		wantErr    string
+		wantReason string
+	}{
+		"a host that just refused the actor is unfit whatever its Lease says": {
+			hosts:      []Host{withMemory("a", 10, 100, 40, 10, 4)},
+			refused:    map[string]Unfit{"a": UnfitMemory},
+			wantErr:    "0/1 hosts available: 1 insufficient memory (host a refused to start it)",
+			wantReason: v1alpha1.ReasonInsufficientMemory,
+		},
+		"another host takes what one refused": {
+			hosts:   []Host{withMemory("a", 10, 100, 40, 10, 4), withMemory("b", 30, 100, 40, 30, 1)},
+			refused: map[string]Unfit{"a": UnfitMemory},
+			want:    "b",
+		},
+		"room for one more": {
+			hosts: []Host{withMemory("a", 10, 100, 40, 10, 4)},
+			want:  "a",
+		},
+		"exactly room for one more": {
+			hosts: []Host{withMemory("a", 10, 100, 96, 10, 4)},
+			want:  "a",
+		},
+		"no room": {
+			hosts:      []Host{withMemory("a", 10, 100, 97, 10, 4)},
+			wantErr:    "0/1 hosts available: 1 insufficient memory (host a has 3.0 MiB of memory free for actors, an actor takes 4.0 MiB there)",
+			wantReason: v1alpha1.ReasonInsufficientMemory,
+		},
+		"assignments the host has not counted yet take their share": {
+			// 40 used by 10 actors, 15 more assigned since: 40+60 = 100.
+			hosts:      []Host{withMemory("a", 25, 100, 40, 10, 4)},
+			wantErr:    "1 insufficient memory (host a has 0 B of memory free",
+			wantReason: v1alpha1.ReasonInsufficientMemory,
+		},
+		"actors counted by the host but unassigned since do not make room": {
+			// The host still holds their memory until it says otherwise.
+			hosts:      []Host{withMemory("a", 5, 100, 98, 20, 4)},
+			wantErr:    "insufficient memory",
+			wantReason: v1alpha1.ReasonInsufficientMemory,
+		},
+		"used past the capacity (the host lowered its budget)": {
+			hosts:      []Host{withMemory("a", 1, 100, 150, 1, 4)},
+			wantErr:    "insufficient memory",
+			wantReason: v1alpha1.ReasonInsufficientMemory,
+		},
+		"a host that declares no memory is limited by count only": {
+			hosts: []Host{withMemory("short", 0, 100, 100, 0, 4), live("plain", 9)},
+			want:  "plain",
+		},
+		"the one with memory is picked over the fuller ones": {
+			hosts: []Host{withMemory("a", 1, 100, 99, 1, 4), withMemory("b", 50, 1000, 200, 50, 4)},
+			want:  "b",
+		},
+		"all short of memory: the reason names memory": {
+			hosts:      []Host{withMemory("a", 1, 10, 9, 1, 4), withMemory("b", 1, 10, 9, 1, 4)},
+			wantErr:    "0/2 hosts available: 2 insufficient memory",
+			wantReason: v1alpha1.ReasonInsufficientMemory,
+		},
+		"dead and mismatched hosts do not hide that memory is what lacks": {
+			hosts: func() []Host {
+				dead := withMemory("dead", 0, 100, 0, 0, 4)
+				dead.Expiry = now.Add(-time.Second)
+				return []Host{dead, withMemory("a", 1, 10, 9, 1, 4)}
+			}(),
+			wantErr:    "0/2 hosts available: 1 insufficient memory, 1 lease expired",
+			wantReason: v1alpha1.ReasonInsufficientMemory,
+		},
+		"one full, one short of memory: no single resource": {
+			hosts:      []Host{withMemory("a", 100, 1000, 0, 100, 4), withMemory("b", 1, 10, 9, 1, 4)},
+			wantErr:    "1 full, 1 insufficient memory",
+			wantReason: v1alpha1.ReasonNoHost,
+		},
+		"only dead hosts: no host, whatever their memory": {
+			hosts: func() []Host {
+				dead := withMemory("dead", 0, 10, 9, 0, 4)
+				dead.Expiry = now.Add(-time.Second)
+				return []Host{dead}
+			}(),
+			wantErr:    "1 lease expired",
+			wantReason: v1alpha1.ReasonNoHost,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := Pick(tc.hosts, Request{Refused: tc.refused}, now)
+			if tc.wantErr == "" {
+				if err != nil || got.Name != tc.want {
+					t.Fatalf("Pick = %q, %v; want %q", got.Name, err, tc.want)
+				}
+				return
+			}
+			var nh *NoHostError
+			if !errors.As(err, &nh) {
+				t.Fatalf("Pick = %q, %v; want a *NoHostError", got.Name, err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, tc.wantErr) {
+				t.Fatalf("error %q; want it to contain %q", msg, tc.wantErr)
+			}
+			if r := nh.Reason(); r != tc.wantReason {
+				t.Fatalf("reason %q, want %q", r, tc.wantReason)
+			}
+			if want := strings.Contains(tc.wantErr, "insufficient") || strings.Contains(tc.wantErr, "full"); nh.Waiting() != want {
+				t.Fatalf("Waiting = %v: a host short of a resource may take the actor later, a dead one never", nh.Waiting())
+			}
+		})
+	}
+}
+
+// TestNoHostWaiting: an actor no host would ever take (dead hosts,
+// mismatched nodes) has nothing to wait for; the reason is NoHostAvailable.
+func TestNoHostWaiting(t *testing.T) {
+	dead := live("dead", 0)
+	dead.Expiry = now.Add(-time.Second)
+	_, err := Pick([]Host{dead}, Request{}, now)
+	var nh *NoHostError
+	if !errors.As(err, &nh) || nh.Waiting() || nh.Reason() != v1alpha1.ReasonNoHost {
+		t.Fatalf("Pick on a dead host: %v", err)
+	}
+}
+
+func TestMemoryFromLease(t *testing.T) {
+	tests := map[string]struct {
+		annotations map[string]string
+		want        Memory
+	}{
+		"every figure": {
+			annotations: map[string]string{
+				v1alpha1.MemoryCapacityAnnotation: "1073741824", v1alpha1.MemoryUsedAnnotation: "104857600",
+				v1alpha1.MemoryActorsAnnotation: "25", v1alpha1.MemoryPerActorAnnotation: "4194304",
+			},
+			want: Memory{Capacity: 1 << 30, Used: 100 * mib, Actors: 25, PerActor: 4 * mib},
+		},
+		"no capacity: no memory declared": {
+			annotations: map[string]string{v1alpha1.MemoryUsedAnnotation: "5"},
+		},
+		"capacity that is no number: none declared": {
+			annotations: map[string]string{v1alpha1.MemoryCapacityAnnotation: "1Gi", v1alpha1.MemoryUsedAnnotation: "5"},
+		},
+		"negative capacity: none declared": {
+			annotations: map[string]string{v1alpha1.MemoryCapacityAnnotation: "-1"},
+		},
+		"capacity only: the rest is zero": {
+			annotations: map[string]string{v1alpha1.MemoryCapacityAnnotation: "1000"},
+			want:        Memory{Capacity: 1000},
+		},
+		"malformed figures beside a capacity count as zero": {
+			annotations: map[string]string{v1alpha1.MemoryCapacityAnnotation: "1000", v1alpha1.MemoryUsedAnnotation: "lots", v1alpha1.MemoryActorsAnnotation: "99999999999999999999"},
+			want:        Memory{Capacity: 1000},
+		},
+		"a huge actor count is bounded": {
+			annotations: map[string]string{v1alpha1.MemoryCapacityAnnotation: "1000", v1alpha1.MemoryActorsAnnotation: "18446744073709551615"},
+			want:        Memory{Capacity: 1000, Actors: math.MaxInt32},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := MemoryFromLease(&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Annotations: tc.annotations}})
+			if got != tc.want {
+				t.Fatalf("MemoryFromLease = %+v, want %+v", got, tc.want)
 			}
 		})
 	}

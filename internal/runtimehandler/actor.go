@@ -3,6 +3,7 @@ package runtimehandler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
+	"github.com/troupe-dev/troupe/internal/limits"
 	"github.com/troupe-dev/troupe/internal/version"
 )
 
@@ -36,6 +39,15 @@ type ActorOptions struct {
 	SystemInfo SystemInfoSource
 	// Chain records every call. Required.
 	Chain Recorder
+	// Budget, when set, admits every event before it is appended: a call
+	// waits for it within its deadline, and one it refuses traps with the
+	// *diskbudget.Error, so that nothing the guest is told succeeded goes
+	// unrecorded. nil: no budget.
+	Budget *diskbudget.Actor
+	// Deadline returns the deadline of the call in progress (zero: none),
+	// for what the guest writes outside a runtime call, to WASI stdout and
+	// stderr, which has no context; nil: none.
+	Deadline func() time.Time
 	// Metrics exports record-metric values; nil: metrics are validated and
 	// chained but not exported.
 	Metrics *MetricsRegistry
@@ -46,6 +58,12 @@ type ActorOptions struct {
 	Version string
 	// Now is the clock; nil uses time.Now.
 	Now func() time.Time
+	// Messenger delivers what the actor sends (message-server-host); nil
+	// answers every send and request with an error.
+	Messenger Messenger
+	// MaxMessageBytes bounds a message the actor sends and a response it
+	// gets; 0 is limits.DefaultMaxMessageBytes.
+	MaxMessageBytes int
 }
 
 // Actor is the runtime handler's per-actor state. Calls into one actor
@@ -58,9 +76,13 @@ type Actor struct {
 	env                          EnvSource
 	sys                          SystemInfoSource
 	rec                          Recorder
+	budget                       *diskbudget.Actor
+	deadline                     func() time.Time
 	metrics                      *MetricsRegistry
 	log                          logr.Logger
 	now                          func() time.Time
+	messenger                    Messenger
+	maxMessage                   int
 
 	// Call-path state, touched only by the goroutine running the actor.
 	fields       eventFields       // event data builder, reused by every call
@@ -105,10 +127,17 @@ func NewActor(o ActorOptions) (*Actor, error) {
 	}
 	a := &Actor{
 		id: o.ID, name: o.Name, namespace: o.Namespace, version: o.Version,
-		cfg: cfg, env: o.Env, sys: o.SystemInfo, rec: o.Chain, metrics: o.Metrics,
+		cfg: cfg, env: o.Env, sys: o.SystemInfo, rec: o.Chain, budget: o.Budget, deadline: o.Deadline, metrics: o.Metrics,
 		log:         o.Logger.WithValues("namespace", o.Namespace, "name", o.Name, "actorID", o.ID),
 		now:         o.Now,
 		metricNames: map[string]string{},
+		messenger:   o.Messenger,
+		maxMessage:  o.MaxMessageBytes,
+	}
+	if a.maxMessage == 0 {
+		a.maxMessage = limits.DefaultMaxMessageBytes
+	} else if err := limits.CheckMaxMessageBytes(int64(a.maxMessage)); err != nil {
+		return nil, fmt.Errorf("runtime handler: %w", err)
 	}
 	if a.env == nil {
 		a.env = MapEnv(nil)

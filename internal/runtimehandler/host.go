@@ -35,31 +35,49 @@ var hostFuncs = map[string]api.GoModuleFunc{
 	abi.Shutdown.Name:          hostShutdown,
 }
 
-// Instantiate defines the theater:simple/runtime host module in r, one
-// function per row of the ABI table, with the table's core types. Call it
-// once per runtime: the module is shared by every actor of the runtime, and
-// each call finds its actor in the context (WithActor).
+// hostModules are the import modules the handler serves, each with its
+// functions: the runtime, and message-server-host (messages.go).
+var hostModules = map[string]map[string]api.GoModuleFunc{
+	ModuleName:            hostFuncs,
+	abi.MessageHostModule: messageFuncs,
+}
+
+// Instantiate defines the host modules of the ABI table in r
+// (theater:simple/runtime and theater:simple/message-server-host), one
+// function per row, with the table's core types, and returns the runtime's.
+// Call it once per runtime: the modules are shared by every actor of the
+// runtime, and each call finds its actor in the context (WithActor).
 func Instantiate(ctx context.Context, r wazero.Runtime) (api.Module, error) {
-	b := r.NewHostModuleBuilder(ModuleName)
-	table := abi.ImportsOf(ModuleName)
-	for _, f := range table {
-		fn, ok := hostFuncs[f.Name]
+	var runtime api.Module
+	for _, module := range abi.ImportModules() {
+		funcs, ok := hostModules[module]
 		if !ok {
-			return nil, fmt.Errorf("instantiating host module %s: the ABI table's %s has no implementation", ModuleName, f.Name)
+			return nil, fmt.Errorf("instantiating host module %s: the ABI table's module has no implementation", module)
 		}
-		b.NewFunctionBuilder().
-			WithGoModuleFunction(fn, f.Params, f.Results).
-			WithParameterNames(f.ParamNames...).
-			Export(f.Name)
+		b := r.NewHostModuleBuilder(module)
+		table := abi.ImportsOf(module)
+		for _, f := range table {
+			fn, ok := funcs[f.Name]
+			if !ok {
+				return nil, fmt.Errorf("instantiating host module %s: the ABI table's %s has no implementation", module, f.Name)
+			}
+			b.NewFunctionBuilder().
+				WithGoModuleFunction(fn, f.Params, f.Results).
+				WithParameterNames(f.ParamNames...).
+				Export(f.Name)
+		}
+		if len(funcs) != len(table) {
+			return nil, fmt.Errorf("instantiating host module %s: %d functions implemented, %d in the ABI table", module, len(funcs), len(table))
+		}
+		m, err := b.Instantiate(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("instantiating host module %s: %w", module, err)
+		}
+		if module == ModuleName {
+			runtime = m
+		}
 	}
-	if len(hostFuncs) != len(table) {
-		return nil, fmt.Errorf("instantiating host module %s: %d functions implemented, %d in the ABI table", ModuleName, len(hostFuncs), len(table))
-	}
-	m, err := b.Instantiate(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("instantiating host module %s: %w", ModuleName, err)
-	}
-	return m, nil
+	return runtime, nil
 }
 
 // Result layouts are the ABI table's (abi.String, abi.OptionString,
@@ -79,10 +97,16 @@ func transient(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// record appends the event built in the actor's fields to its chain. A
-// call that can't be recorded traps: an actor must not act unaudited.
+// record appends the event built in the actor's fields to its chain, once
+// the actor's disk budget admits it (waiting within the call's deadline).
+// A call that can't be recorded traps: an actor must not act unaudited.
 func (c *call) record(kind chain.Kind, f *eventFields) {
 	data := f.Data()
+	if b := c.a.budget; b != nil {
+		if err := b.Admit(c.ctx, chain.RecordSize(kind, c.fn, len(data))); err != nil {
+			trap(c.fn, "the actor's disk budget refused the call's event", err)
+		}
+	}
 	if _, err := c.a.rec.Append(kind, c.fn, data); err != nil {
 		trap(c.fn, "recording the call in the actor's chain", err)
 	}
@@ -254,8 +278,9 @@ func hostLog(ctx context.Context, mod api.Module, stack []uint64) {
 		return
 	}
 	msg = a.RedactBytes(msg)
-	a.emitLog(level, msg, false)
+	// Recorded first: a line the budget refuses reaches no log either.
 	c.record(chain.KindLog, f.Str("level", level).Str("message", transient(msg)))
+	a.emitLog(level, msg, false)
 	c.storeResultOK(retptr)
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/troupe-dev/troupe/internal/chain"
@@ -37,14 +38,16 @@ type logWriter struct {
 	level string
 	max   int
 
-	mu     sync.Mutex
-	buf    []byte      // the current, unfinished line
-	cut    bool        // the last line was cut at max: a '\n' right after it ends nothing more
-	fields eventFields // its own builder: a write happens outside the runtime calls
+	mu       sync.Mutex
+	buf      []byte      // the current, unfinished line
+	cut      bool        // the last line was cut at max: a '\n' right after it ends nothing more
+	flushing bool        // the actor has stopped: lines are charged, not admitted
+	fields   eventFields // its own builder: a write happens outside the runtime calls
 }
 
 // Write implements io.Writer. It fails only when the chain does; the guest
-// then sees an I/O error from fd_write.
+// then sees an I/O error from fd_write. A line the actor's disk budget
+// refuses traps the guest's call, as a runtime call's event does.
 func (w *logWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -103,13 +106,15 @@ func runeCut(b []byte) int {
 	return len(b)
 }
 
-// flush writes the unfinished line, if any.
+// flush writes the unfinished line, if any. It runs once the actor has
+// stopped, so the line is charged to its budget, never refused.
 func (w *logWriter) flush() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.buf) == 0 {
 		return nil
 	}
+	w.flushing = true
 	return w.emit(len(w.buf))
 }
 
@@ -146,14 +151,32 @@ func (w *logWriter) emit(n int) error {
 }
 
 func (w *logWriter) record(line []byte) error {
-	line = w.a.RedactBytes(line)
-	w.a.emitLog(w.level, line, true)
+	a := w.a
+	line = a.RedactBytes(line)
 	w.fields.Reset()
 	w.fields.Str("level", w.level).Str("message", transient(line)).Str("source", "wasi")
 	data := w.fields.Data()
-	if _, err := w.a.rec.Append(chain.KindLog, OpWASIOutput, data); err != nil {
+	if b := a.budget; b != nil {
+		n := chain.RecordSize(chain.KindLog, OpWASIOutput, len(data))
+		if w.flushing {
+			b.Charge(n)
+		} else {
+			var deadline time.Time
+			if a.deadline != nil {
+				deadline = a.deadline()
+			}
+			if err := b.AdmitBy(deadline, n); err != nil {
+				// Inside the guest's fd_write: the call fails, as a
+				// runtime call's does; an I/O error the guest may ignore
+				// would let it spin on refused writes.
+				trap(OpWASIOutput, "the actor's disk budget refused its output", err)
+			}
+		}
+	}
+	if _, err := a.rec.Append(chain.KindLog, OpWASIOutput, data); err != nil {
 		return fmt.Errorf("recording the actor's output in its chain: %w", err)
 	}
+	a.emitLog(w.level, line, true)
 	releaseLarge(&w.fields, data)
 	return nil
 }

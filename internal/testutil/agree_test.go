@@ -3,7 +3,10 @@ package testutil
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,6 +53,7 @@ func newHandlerHost(t *testing.T, fr *FakeRuntime) *handlerHost {
 	a, err := runtimehandler.NewActor(runtimehandler.ActorOptions{
 		ID: fr.ID, Name: fr.Name, Version: fr.Version, Now: fr.Now, Env: env,
 		SystemInfo: fixedSysInfo(fr.SystemInfo), Chain: h.chain, Logger: logr.Discard(),
+		Messenger: funcMessenger(fr.Messages),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -59,12 +63,33 @@ func newHandlerHost(t *testing.T, fr *FakeRuntime) *handlerHost {
 	return h
 }
 
+// funcMessenger serves the handler's messages with the fake's function.
+type funcMessenger func(op, target string, msg []byte) ([]byte, error)
+
+func (f funcMessenger) answer(op string, o runtimehandler.Outbound) ([]byte, error) {
+	if f == nil {
+		return nil, fmt.Errorf("no such actor: %q", o.Target)
+	}
+	return f(op, o.Target, o.Msg)
+}
+
+func (f funcMessenger) Send(_ context.Context, o runtimehandler.Outbound) (string, error) {
+	_, err := f.answer("send", o)
+	return "peer-id", err
+}
+
+func (f funcMessenger) Request(_ context.Context, o runtimehandler.Outbound) ([]byte, string, error) {
+	resp, err := f.answer("request", o)
+	return resp, "peer-id", err
+}
+
 // observed is what a host saw a guest do, in the fake's terms.
 type observed struct {
 	Calls    []string
 	Logs     []LogLine
 	Metrics  []Metric
 	Events   []Event
+	Sent     []string // op, target and the message's digest
 	Shutdown struct {
 		Data               []byte
 		HasData, Requested bool
@@ -73,6 +98,9 @@ type observed struct {
 
 func fakeObserved(fr *FakeRuntime) observed {
 	o := observed{Calls: fr.Calls(), Logs: fr.Logs(), Metrics: fr.Metrics(), Events: fr.Events()}
+	for _, m := range fr.SentMessages() {
+		o.Sent = append(o.Sent, m.Op+" "+m.Target+" "+runtimehandler.Digest(m.Msg))
+	}
 	o.Shutdown.Data, o.Shutdown.HasData, o.Shutdown.Requested = fr.ShutdownRequest()
 	return o
 }
@@ -84,6 +112,16 @@ func handlerObserved(t *testing.T, h *handlerHost) observed {
 	t.Helper()
 	var o observed
 	err := h.chain.Events(func(e chain.Event) error {
+		switch e.Kind {
+		case chain.KindResponseReceived:
+			return nil // the second event of a request
+		case chain.KindMessageSent, chain.KindRequestSent:
+			var m struct{ To, Sha256 string }
+			if err := json.Unmarshal(e.Data, &m); err != nil {
+				return err
+			}
+			o.Sent = append(o.Sent, e.Op+" "+m.To+" "+m.Sha256)
+		}
 		o.Calls = append(o.Calls, e.Op)
 		var refused struct{ Error string }
 		if err := json.Unmarshal(e.Data, &refused); err != nil || refused.Error != "" {
@@ -148,6 +186,7 @@ func TestFakeAndHandlerAgree(t *testing.T) {
 		state    []byte
 		hasState bool
 		tick     bool // call tick after init
+		messages func(op, target string, msg []byte) ([]byte, error)
 	}{
 		"WAT actor, greeting set":   {wasm: watActor, env: map[string]string{"WAT_GREETING": "hi from env"}},
 		"WAT actor, no greeting":    {wasm: watActor, state: []byte{41}, hasState: true},
@@ -155,6 +194,7 @@ func TestFakeAndHandlerAgree(t *testing.T) {
 		"SDK actor, report":         {wasm: sdkActor, env: map[string]string{"MODE": "report", "GREETING": "héllo, wörld"}, state: []byte("prior"), hasState: true},
 		"SDK actor, error":          {wasm: sdkActor, env: map[string]string{"MODE": "error"}},
 		"SDK actor, init then tick": {wasm: sdkActor, env: map[string]string{"MODE": "echo", "TICK_MODE": "count"}, state: []byte("41"), hasState: true, tick: true},
+		"SDK actor, messages":       {wasm: sdkActor, env: map[string]string{"MODE": "message"}, messages: peerOnly},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -172,6 +212,7 @@ func TestFakeAndHandlerAgree(t *testing.T) {
 				return r
 			}
 			fr := newFake(tc.env)
+			fr.Messages = tc.messages
 			h := newHandlerHost(t, fr)
 			fakeResult, handlerResult := run(fr), run(h)
 			if !reflect.DeepEqual(fakeResult, handlerResult) {
@@ -186,6 +227,20 @@ func TestFakeAndHandlerAgree(t *testing.T) {
 			}
 		})
 	}
+}
+
+// peerOnly answers messages to "peer": a request with its message
+// reversed; anything else is refused.
+func peerOnly(op, target string, msg []byte) ([]byte, error) {
+	if target != "peer" {
+		return nil, fmt.Errorf("no such actor: %q", target)
+	}
+	if op == "send" {
+		return nil, nil
+	}
+	resp := []byte(strings.Clone(string(msg)))
+	slices.Reverse(resp)
+	return resp, nil
 }
 
 func watActor(t *testing.T) []byte { return TestActor(t, "wat-actor") }

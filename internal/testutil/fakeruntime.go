@@ -34,6 +34,12 @@ type Metric struct {
 	Value float64
 }
 
+// Sent is one send or request the guest made.
+type Sent struct {
+	Op, Target string
+	Msg        []byte
+}
+
 // Event is one call to record-event that the fake accepted.
 type Event struct {
 	Type string
@@ -55,6 +61,11 @@ type FakeRuntime struct {
 	ID, Name, Version string
 	SystemInfo        SystemInfo
 	Now               func() time.Time // nil: time.Now
+	// Messages answers the guest's send and request
+	// (theater:simple/message-server-host): op is "send" or "request";
+	// an error becomes the err result's text. nil answers every message
+	// with err("no such actor: <target>").
+	Messages func(op, target string, msg []byte) (response []byte, err error)
 	// ReallocChurn, when positive, makes every lowering of a string first
 	// ask cabi_realloc for that many bytes more and never use them: legal for
 	// a host, and it makes the guest's allocator (and garbage collector) run
@@ -68,6 +79,7 @@ type FakeRuntime struct {
 	logs     []LogLine
 	metrics  []Metric
 	events   []Event
+	sent     []Sent
 	shutdown *[]byte // nil: not requested; points at nil for shutdown(none)
 	reallocs map[api.Module]api.Function
 }
@@ -100,6 +112,9 @@ func (f *FakeRuntime) Metrics() []Metric { return snapshot(&f.mu, f.metrics) }
 
 // Events returns the accepted custom events.
 func (f *FakeRuntime) Events() []Event { return snapshot(&f.mu, f.events) }
+
+// SentMessages returns the guest's sends and requests, in order.
+func (f *FakeRuntime) SentMessages() []Sent { return snapshot(&f.mu, f.sent) }
 
 // snapshot copies s under mu.
 func snapshot[T any](mu *sync.Mutex, s []T) []T {
@@ -136,23 +151,62 @@ func (f *FakeRuntime) Instantiate(ctx context.Context, r wazero.Runtime) error {
 		abi.RecordEvent.Name:       f.recordEvent,
 		abi.GetSystemInfo.Name:     f.getSystemInfo,
 		abi.Shutdown.Name:          f.shutdownFunc,
+		abi.Send.Name:              f.message(abi.Send.Name),
+		abi.Request.Name:           f.message(abi.Request.Name),
 	}
-	b := r.NewHostModuleBuilder(abi.RuntimeModule)
-	for _, imp := range abi.ImportsOf(abi.RuntimeModule) {
-		fn, ok := impls[imp.Name]
-		if !ok {
-			return fmt.Errorf("the fake runtime does not implement %s", imp.Name)
+	for _, module := range abi.ImportModules() {
+		b := r.NewHostModuleBuilder(module)
+		for _, imp := range abi.ImportsOf(module) {
+			fn, ok := impls[imp.Name]
+			if !ok {
+				return fmt.Errorf("the fake runtime does not implement %s", imp.Name)
+			}
+			name := imp.Name
+			b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, s []uint64) {
+				f.mu.Lock()
+				f.calls = append(f.calls, name)
+				f.mu.Unlock()
+				fn(ctx, m, s)
+			}), imp.Params, imp.Results).Export(name)
 		}
-		name := imp.Name
-		b.NewFunctionBuilder().WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, m api.Module, s []uint64) {
-			f.mu.Lock()
-			f.calls = append(f.calls, name)
-			f.mu.Unlock()
-			fn(ctx, m, s)
-		}), imp.Params, imp.Results).Export(name)
+		if _, err := b.Instantiate(ctx); err != nil {
+			return err
+		}
 	}
-	_, err := b.Instantiate(ctx)
-	return err
+	return nil
+}
+
+// message serves send and request: (target ptr, len, msg ptr, len,
+// retptr); request's ok writes the response's (ptr, len) at the payload.
+func (f *FakeRuntime) message(op string) api.GoModuleFunc {
+	return func(ctx context.Context, m api.Module, s []uint64) {
+		target, ok := loadString(m, u32(s[0]), u32(s[1]))
+		if !ok {
+			panic(op + ": the target is not valid UTF-8")
+		}
+		msg := loadBytes(m, u32(s[2]), u32(s[3]))
+		ret := u32(s[4])
+		f.mu.Lock()
+		f.sent = append(f.sent, Sent{Op: op, Target: target, Msg: msg})
+		answer := f.Messages
+		f.mu.Unlock()
+		var resp []byte
+		err := fmt.Errorf("no such actor: %q", target)
+		if answer != nil {
+			resp, err = answer(op, target, msg)
+		}
+		if err != nil {
+			f.storeResult(ctx, m, ret, err.Error())
+			return
+		}
+		if op == abi.Send.Name {
+			f.storeResult(ctx, m, ret, "")
+			return
+		}
+		ptr, n := f.lowerString(ctx, m, string(resp))
+		writeU8(m, ret, 0)
+		f.storePair(m, ret+abi.ResultPayload, ptr, n)
+	}
 }
 
 // stringGetter serves a func() -> string: the string to the return area.

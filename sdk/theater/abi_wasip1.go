@@ -51,6 +51,17 @@ func importGetSystemInfo(ret *systemInfoArea) // (i32 retptr) -> ()
 //go:wasmimport theater:simple/runtime shutdown
 func importShutdown(isSome uint32, data string, ret *resultUnitStringArea) // (i32 is-some, i32 ptr, i32 len, i32 retptr) -> ()
 
+// Imports from theater:simple/message-server-host (wit/theater-message.wit):
+// target and message as (ptr, len) each; send's result<_, string> and
+// request's result<list<u8>, string> share one layout (12 bytes: the
+// discriminant, then the error's or the response's (ptr, len) at +4).
+
+//go:wasmimport theater:simple/message-server-host send
+func importSend(target, msg string, ret *resultUnitStringArea) // (i32 i32 i32 i32 i32 retptr) -> ()
+
+//go:wasmimport theater:simple/message-server-host request
+func importRequest(target, msg string, ret *resultUnitStringArea) // (i32 i32 i32 i32 i32 retptr) -> ()
+
 // callMu serializes runtime calls. Return areas are package-level (they must
 // not live on a goroutine stack, which may be copied elsewhere while the host
 // is still to write into it), and the pins of one call must not be released
@@ -170,6 +181,35 @@ func shutdown(data []byte) error {
 	}
 	importShutdown(isSome, bytesAsString(data), &retResult)
 	return resultError("shutdown")
+}
+
+func send(target string, msg []byte) error {
+	callMu.Lock()
+	defer callMu.Unlock()
+	mark := len(pins)
+	defer releasePins(mark)
+	retResult = resultUnitStringArea{}
+	importSend(target, bytesAsString(msg), &retResult)
+	return resultError("send")
+}
+
+// request holds callMu while it waits for the response: the guest runs no
+// other call meanwhile (the host calls into an actor one call at a time).
+func request(target string, msg []byte) ([]byte, error) {
+	callMu.Lock()
+	defer callMu.Unlock()
+	mark := len(pins)
+	defer releasePins(mark)
+	retResult = resultUnitStringArea{}
+	importRequest(target, bytesAsString(msg), &retResult)
+	switch retResult.isErr {
+	case 0:
+		return claim(retResult.ptr, retResult.len), nil
+	case 1:
+		return nil, &RuntimeError{Func: "request", Message: claimString(retResult.ptr, retResult.len)}
+	default:
+		panic("theater: request returned an invalid result discriminant")
+	}
 }
 
 // resultError decodes retResult; callMu must be held.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/troupe-dev/troupe/sdk/theater/internal/msghook"
 	"github.com/troupe-dev/troupe/sdk/theater/internal/tickhook"
 )
 
@@ -166,6 +167,9 @@ func exportInit(stateIsSome, statePtr, stateLen, actorIDPtr, actorIDLen uint32) 
 
 	var newState []byte
 	err := tickSetupError(tickhook.Linked)
+	if err == nil {
+		err = messagesSetupError(msghook.Linked)
+	}
 	if err == nil {
 		newState, err = callInit(state, stateIsSome == 1, actorID)
 	}

@@ -80,6 +80,22 @@ type initResultArea struct {
 	payload [3]uint32
 }
 
+// requestResultArea is what message-server-client#handle-request returns a
+// pointer to: result<tuple<option<list<u8>>, tuple<option<list<u8>>>>,
+// string>. Discriminant u8 at +0; the payload at +4:
+//
+//	ok:  the state's option u8 at +4, ptr +8, len +12; the response's
+//	     option u8 at +16, ptr +20, len +24
+//	err: string ptr at +4, len at +8
+//
+// Size 28, align 4.
+type requestResultArea struct {
+	_       structs.HostLayout
+	isErr   uint8
+	_       [3]uint8
+	payload [6]uint32
+}
+
 // Compile-time checks of the sizes and offsets the canonical ABI prescribes:
 // indexing a one-element array with anything but 0 does not compile, so a
 // drifting layout breaks the build rather than an actor.
@@ -95,4 +111,6 @@ var (
 	_ = [1]struct{}{}[unsafe.Offsetof(systemInfoArea{}.uptime)-48]
 	_ = [1]struct{}{}[unsafe.Sizeof(initResultArea{})-16]
 	_ = [1]struct{}{}[unsafe.Offsetof(initResultArea{}.payload)-4]
+	_ = [1]struct{}{}[unsafe.Sizeof(requestResultArea{})-28]
+	_ = [1]struct{}{}[unsafe.Offsetof(requestResultArea{}.payload)-4]
 )

@@ -177,3 +177,80 @@ func TestRuntimeErrorMessage(t *testing.T) {
 		t.Fatalf("Error() = %q, want %q", got, want)
 	}
 }
+
+func TestMessagesSetupError(t *testing.T) {
+	t.Cleanup(func() { sendFunc, requestFunc = nil, nil })
+	send := func(s []byte, _ bool, _ []byte) ([]byte, error) { return s, nil }
+	request := func(s []byte, _ bool, _ string, _ []byte) ([]byte, []byte, error) { return s, nil, nil }
+	tests := map[string]struct {
+		send    SendFunc
+		request RequestFunc
+		linked  bool
+		wantErr string // "" for none
+	}{
+		"neither":               {},
+		"both, linked":          {send: send, request: request, linked: true},
+		"handlers, no exports":  {send: send, request: request, wantErr: `add import _ "github.com/troupe-dev/troupe/sdk/theater/messages"`},
+		"linked, no OnSend":     {request: request, linked: true, wantErr: "no send handler is registered"},
+		"linked, no OnRequest":  {send: send, linked: true, wantErr: "no request handler is registered"},
+		"linked, no handler":    {linked: true, wantErr: "no send handler is registered"},
+		"OnRequest, not linked": {request: request, wantErr: "does not export handle-send"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			OnSend(tc.send)
+			OnRequest(tc.request)
+			err := messagesSetupError(tc.linked)
+			if (err == nil) != (tc.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("messagesSetupError(%v) = %v, want %q", tc.linked, err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestCallHandlers(t *testing.T) {
+	var stack strings.Builder
+	panicOutput = &stack
+	t.Cleanup(func() { sendFunc, requestFunc, panicOutput = nil, nil, os.Stderr })
+	OnSend(func(s []byte, has bool, msg []byte) ([]byte, error) {
+		if string(msg) == "panic" {
+			panic("kaboom")
+		}
+		return append(s, msg...), nil
+	})
+	OnRequest(func(s []byte, has bool, rid string, data []byte) ([]byte, []byte, error) {
+		if string(data) == "panic" {
+			panic("kaboom")
+		}
+		return s, []byte(rid + ":" + string(data)), nil
+	})
+	if got, err := callSend([]byte("a"), true, []byte("b")); err != nil || string(got) != "ab" {
+		t.Fatalf("callSend = %q, %v", got, err)
+	}
+	if _, err := callSend(nil, false, []byte("panic")); err == nil || err.Error() != "theater: send handler panicked: kaboom" {
+		t.Fatalf("callSend of a panic = %v", err)
+	}
+	if st, resp, err := callRequest([]byte("s"), true, "r1", []byte("q")); err != nil || string(st) != "s" || string(resp) != "r1:q" {
+		t.Fatalf("callRequest = %q, %q, %v", st, resp, err)
+	}
+	if _, _, err := callRequest(nil, false, "r2", []byte("panic")); err == nil || err.Error() != "theater: request handler panicked: kaboom" {
+		t.Fatalf("callRequest of a panic = %v", err)
+	}
+	if !strings.Contains(stack.String(), "theater: handle-request panicked: kaboom\ngoroutine") {
+		t.Errorf("the panic's stack was not reported: %q", stack.String())
+	}
+	OnSend(nil)
+	OnRequest(nil)
+	if _, err := callSend(nil, false, nil); err == nil {
+		t.Error("callSend without a handler succeeded")
+	}
+	if _, _, err := callRequest(nil, false, "", nil); err == nil {
+		t.Error("callRequest without a handler succeeded")
+	}
+	if err := Send("x", nil); !errors.Is(err, ErrNotWasm) {
+		t.Errorf("Send outside wasm: %v", err)
+	}
+	if _, err := Request("x", nil); !errors.Is(err, ErrNotWasm) {
+		t.Errorf("Request outside wasm: %v", err)
+	}
+}

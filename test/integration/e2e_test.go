@@ -21,6 +21,7 @@ import (
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/controllers"
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/host"
 	"github.com/troupe-dev/troupe/internal/testutil"
 )
 
@@ -35,6 +36,8 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("DeleteRemovesFinalizerAfterFlush", s.testDelete)
 	t.Run("HostCrashMovesActorsWithLinkedSegment", s.testHostCrash)
 	t.Run("FiftyActorsBalanceOverTwoHosts", s.testBalance)
+	t.Run("MemoryBudgetHoldsOnTheHostAndInPlacement", s.testMemory)
+	t.Run("ActorsGoToHostsOfTheirNamespace", s.testActorNamespaces)
 	// Every manager, host and watch the subtests started has stopped.
 	NewWithT(t).Eventually(ourGoroutines).WithTimeout(prompt).WithPolling(100*time.Millisecond).Should(BeEmpty(),
 		"goroutines of the manager or the hosts outlived their tests")
@@ -462,9 +465,12 @@ func (s *suite) testHostCrash(t *testing.T) {
 }
 
 // testBalance: 50 actors created at once over two hosts end 25/25 (within
-// one), all Ready, each running on the host its status names.
+// one), all Ready, each running on the host its status names. Its hosts
+// hold a long lease: with the suite's 2 s one, a renewal late on a loaded
+// machine moved actors off a host and skewed the count (24/26), which is
+// failover, tested elsewhere, not balance.
 func (s *suite) testBalance(t *testing.T) {
-	c := s.newCluster(t, clusterOptions{})
+	c := s.newCluster(t, clusterOptions{leaseDuration: 30 * time.Second})
 	g := c.g()
 	h1, h2 := c.startHost("host-1"), c.startHost("host-2")
 	src := c.componentConfigMap("idle", testdata(t, "idle.wasm"), false)
@@ -501,6 +507,9 @@ func (s *suite) testBalance(t *testing.T) {
 	per := map[string]int{}
 	for _, a := range list.Items {
 		per[a.Status.HostPod]++
+		// Placed once: a second epoch would be a move, and balance is
+		// about where a burst lands, not where it is moved to.
+		g.Expect(a.Status.Epoch).To(BeEquivalentTo(1), "epoch of %s", a.Name)
 	}
 	t.Logf("50 actors over two hosts: %v", per)
 	g.Expect(per).To(HaveLen(2))
@@ -520,4 +529,25 @@ func (s *suite) testBalance(t *testing.T) {
 		}
 		g.Expect(running).To(Equal(per[h.name]), h.name)
 	}
+}
+
+// testActorNamespaces: a host started with --actor-namespaces declares them
+// in its Lease, and the manager reads them: an Actor of a namespace no host
+// serves waits Pending, reason NamespaceNotServed, though a host is live
+// and empty; a host that serves the namespace takes it and runs it.
+func (s *suite) testActorNamespaces(t *testing.T) {
+	c := s.newCluster(t, clusterOptions{})
+	g := c.g()
+	elsewhere := c.startHost("elsewhere", func(cfg *host.Config) { cfg.ActorNamespaces = []string{"team-elsewhere"} })
+	c.create("idle", v1alpha1.ActorSpec{Component: *c.componentConfigMap("idle", testdata(t, "idle.wasm"), false)})
+	a := c.waitReason("idle", v1alpha1.ReasonNamespaceNotServed, prompt)
+	g.Expect(a.Status.Phase).To(Equal(v1alpha1.PhasePending))
+	g.Expect(a.Status.HostPod).To(BeEmpty())
+	ready := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionReady)
+	g.Expect(ready.Message).To(ContainSubstring("no host runs Actors of namespace " + c.ns + ": add it to the chart value host.actorNamespaces"))
+
+	serving := c.startHost("serving", func(cfg *host.Config) { cfg.ActorNamespaces = []string{"team-elsewhere", c.ns} })
+	a = c.waitReady("idle", prompt)
+	g.Expect(a.Status.HostPod).To(Equal(serving.name), "not on %s, which does not serve %s", elsewhere.name, c.ns)
+	g.Expect(c.eventNotes("idle")).To(ContainElement(HavePrefix(v1alpha1.ReasonNamespaceNotServed + ": ")))
 }

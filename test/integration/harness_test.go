@@ -174,8 +174,9 @@ type testHost struct {
 }
 
 // startHost starts a host named prefix-<random> (host pods of earlier tests
-// may still be in the process) and waits for its Lease.
-func (c *cluster) startHost(prefix string) *testHost {
+// may still be in the process) and waits for its Lease; tune changes its
+// configuration first.
+func (c *cluster) startHost(prefix string, tune ...func(*host.Config)) *testHost {
 	c.t.Helper()
 	name := prefix + "-" + rand.String(5)
 	th := &testHost{c: c, name: name, node: "node-" + name, dataDir: filepath.Join(c.dir, name),
@@ -186,12 +187,16 @@ func (c *cluster) startHost(prefix string) *testHost {
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
 		return th.requests.wrap(&partition{cut: &th.cut, next: rt})
 	})
-	h, err := host.New(host.Config{
+	hc := host.Config{
 		NodeName: th.node, PodName: name, PodNamespace: c.ns, DataDir: th.dataDir, RestConfig: cfg,
 		CompilationCacheDir: c.s.compiled, LeaseDuration: c.opts.leaseDuration, StatusInterval: c.opts.statusInterval,
 		StopGrace: 2 * time.Second, MetricsAddress: "0", HealthProbeAddress: "0", HTTPAddress: "127.0.0.1:0",
 		Logger: th.logs.logger(name, c.opts.logVerbosity),
-	})
+	}
+	for _, f := range tune {
+		f(&hc)
+	}
+	h, err := host.New(hc)
 	if err != nil {
 		c.t.Fatalf("creating host %s: %v", name, err)
 	}

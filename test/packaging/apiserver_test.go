@@ -33,6 +33,7 @@ func TestManifestsAcceptedByAPIServer(t *testing.T) {
 		"chart defaults":           func(t *testing.T) manifest { return renderChart(t, "") },
 		"chart non-default values": func(t *testing.T) manifest { return renderChart(t, nonDefaultValues) },
 		"config/default":           func(t *testing.T) manifest { return kustomize(t, "config/default") },
+		"config/confined":          func(t *testing.T) manifest { return kustomize(t, "config/confined") },
 		"config/samples":           builtSamples,
 	}
 	rendered := map[string]manifest{}
@@ -43,12 +44,44 @@ func TestManifestsAcceptedByAPIServer(t *testing.T) {
 	env := envtestutil.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ns := &corev1.Namespace{}
-	ns.Name = namespace
-	if err := env.Client.Create(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
-	t.Run("helm install --dry-run=server", func(t *testing.T) { checkHelmInstallDryRun(t, env) })
+	createNamespaces(ctx, t, env, append([]string{namespace, "actors"}, actorNamespaces...)...)
+	t.Run("helm install --dry-run=server", func(t *testing.T) {
+		notes := helmInstallDryRun(t, env)
+		for _, want := range []string{
+			"rollout status deployment/troupe-manager",
+			"rollout status daemonset/troupe-host",
+			"get leases -l theater.troupe.dev/host=true",
+			"kubectl -n default create configmap hello-wasm",
+			"wait --for=condition=Ready actor/hello",
+			"port-forward pod/",
+			"troupe chain show --from-host http://127.0.0.1:8082 default/hello",
+			"helm uninstall troupe -n troupe-system",
+			// Every Secret of the cluster: the user must hear it.
+			"WARNING: host.actorNamespaces is empty",
+			"--set 'host.actorNamespaces={team-a,team-b}'",
+		} {
+			if !strings.Contains(notes, want) {
+				t.Errorf("NOTES do not say %q:\n%s", want, notes)
+			}
+		}
+	})
+	t.Run("helm install --dry-run=server, confined hosts", func(t *testing.T) {
+		notes := helmInstallDryRun(t, env, "--set", "host.actorNamespaces={team-a,team-b}")
+		for _, want := range []string{
+			"namespaces team-a, team-b only",
+			"NamespaceNotServed",
+			// The hello actor goes where a host runs it.
+			"kubectl -n team-a create configmap hello-wasm",
+			"troupe chain show --from-host http://127.0.0.1:8082 team-a/hello",
+		} {
+			if !strings.Contains(notes, want) {
+				t.Errorf("NOTES do not say %q:\n%s", want, notes)
+			}
+		}
+		if strings.Contains(notes, "WARNING") || strings.Contains(notes, "-n default") {
+			t.Errorf("NOTES of confined hosts warn, or run the hello actor in namespace default:\n%s", notes)
+		}
+	})
 	for name, m := range rendered {
 		t.Run(name, func(t *testing.T) {
 			if m == nil {
@@ -141,11 +174,24 @@ func builtSamples(t *testing.T) manifest {
 	return m
 }
 
-// checkHelmInstallDryRun runs helm install against the API server, without
-// persisting anything: Helm's own checks (kubeVersion against the server's,
-// the values schema) pass, and the NOTES it prints tell the user what to
-// run next with the names the chart gave its objects.
-func checkHelmInstallDryRun(t *testing.T, env *envtestutil.Env) {
+// createNamespaces creates namespaces on env's API server.
+func createNamespaces(ctx context.Context, t *testing.T, env *envtestutil.Env, names ...string) {
+	t.Helper()
+	for _, name := range names {
+		ns := &corev1.Namespace{}
+		ns.Name = name
+		if err := env.Client.Create(ctx, ns); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// helmInstallDryRun runs helm install with args against the API server,
+// without persisting anything, and returns the NOTES it prints: Helm's own
+// checks (kubeVersion against the server's, the values schema) pass, and
+// the NOTES tell the user what to run next with the names the chart gave
+// its objects.
+func helmInstallDryRun(t *testing.T, env *envtestutil.Env, args ...string) string {
 	user, err := env.Environment.AddUser(envtest.User{Name: "packaging-test", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -160,8 +206,8 @@ func checkHelmInstallDryRun(t *testing.T, env *envtestutil.Env) {
 	}
 	// The CRD is already installed (not by Helm): a real install would
 	// adopt nothing it does not own, so leave it out here.
-	out, err := run(t, append(helmEnv(t), "KUBECONFIG="+f), tool(t, "helm"), "install", release, "charts/troupe",
-		"--namespace", namespace, "--dry-run=server", "--set", "crds.install=false")
+	out, err := run(t, append(helmEnv(t), "KUBECONFIG="+f), tool(t, "helm"), append([]string{"install", release, "charts/troupe",
+		"--namespace", namespace, "--dry-run=server", "--set", "crds.install=false"}, args...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,17 +215,5 @@ func checkHelmInstallDryRun(t *testing.T, env *envtestutil.Env) {
 	if !ok {
 		t.Fatalf("helm install printed no NOTES:\n%s", out)
 	}
-	for _, want := range []string{
-		"rollout status deployment/troupe-manager",
-		"rollout status daemonset/troupe-host",
-		"get leases -l theater.troupe.dev/host=true",
-		"wait --for=condition=Ready actor/hello",
-		"port-forward pod/",
-		"troupe chain show --from-host http://127.0.0.1:8082 default/hello",
-		"helm uninstall troupe -n troupe-system",
-	} {
-		if !strings.Contains(notes, want) {
-			t.Errorf("NOTES do not say %q:\n%s", want, notes)
-		}
-	}
+	return notes
 }

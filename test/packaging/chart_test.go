@@ -17,6 +17,10 @@ import (
 	"github.com/troupe-dev/troupe/internal/testutil"
 )
 
+// actorNamespaces are nonDefaultValues' host.actorNamespaces: the hosts
+// may read ConfigMaps and Secrets there only.
+var actorNamespaces = []string{"team-a", "team-b"}
+
 // nonDefaultValues changes every value a user is likely to set.
 const nonDefaultValues = `
 fullnameOverride: acme
@@ -38,6 +42,8 @@ manager:
   serviceAccount:
     name: acme-controller
 host:
+  actorNamespaces: [team-a, team-b]
+  memoryReserve: 100Mi
   nodeSelector:
     troupe.dev/actors: "true"
   tolerations:
@@ -47,7 +53,14 @@ host:
     effect: NoSchedule
   dataHostPath: /srv/troupe
   capacity: 250
+  disk:
+    bytesPerSecond: 1048576
+    burstEvents: 5000
+    minFreeBytes: -1
+    minFreePercent: 7.5
   leaseDuration: 5s
+  maxConcurrentCompiles: 3
+  compileTimeout: 90s
   chainPort: 9092
   logLevel: debug
   logFormat: text
@@ -196,7 +209,7 @@ func TestChartNonDefaultValues(t *testing.T) {
 	mc := checkManager(t, d, image)
 	ds := daemonSet(t, m)
 	hc := checkHost(t, ds, image, "/srv/troupe")
-	checkWiring(t, m, namespace)
+	checkWiring(t, m, namespace, actorNamespaces...)
 	for _, c := range []*corev1.Container{mc, hc} {
 		if c.ImagePullPolicy != corev1.PullAlways {
 			t.Errorf("%s pull policy %s, want Always", c.Name, c.ImagePullPolicy)
@@ -228,7 +241,11 @@ func TestChartNonDefaultValues(t *testing.T) {
 	}
 	for flag, want := range map[string]string{
 		"capacity": "250", "lease-duration": "5s", "http-bind-address": "127.0.0.1:9092", "log-level": "debug",
-		"log-format": "text", "status-interval": "2s", "metrics-bind-address": ":9090", "health-probe-bind-address": ":9081",
+		"log-format": "text", "status-interval": "2s", "max-concurrent-compiles": "3", "compile-timeout": "90s", "metrics-bind-address": ":9090", "health-probe-bind-address": ":9081",
+		// host.disk: the values set, and the defaults of the others, as integers (not 2.68435456e+08).
+		"node-chain-bytes-per-second": "1048576", "node-chain-burst-bytes": "268435456", "node-chain-events-per-second": "100000",
+		"node-chain-burst-events": "5000", "disk-min-free-bytes": "-1", "disk-min-free-percent": "7.5",
+		"actor-namespaces": "team-a,team-b", "memory-reserve": "100Mi",
 	} {
 		if v, _ := flagValue(hc.Args, flag); v != want {
 			t.Errorf("host --%s=%q, want %q", flag, v, want)
@@ -345,17 +362,19 @@ func TestChartRejectsBadValues(t *testing.T) {
 		sets []string
 		want string
 	}{
-		"misspelt key":              {[]string{"host.nodeselector.a=b"}, "nodeselector"},
-		"pull policy":               {[]string{"image.pullPolicy=Sometimes"}, "pullPolicy"},
-		"host log level":            {[]string{"host.logLevel=loud"}, "logLevel"},
-		"lease duration units":      {[]string{"host.leaseDuration=15"}, "leaseDuration"},
-		"port range":                {[]string{"host.chainPort=70000"}, "chainPort"},
-		"relative data path":        {[]string{"host.dataHostPath=var/lib/troupe"}, "dataHostPath"},
-		"digest format":             {[]string{"image.digest=latest"}, "digest"},
-		"monitor without services":  {[]string{"metrics.serviceMonitor.enabled=true", "metrics.service.enabled=false"}, "metrics.service.enabled"},
-		"no service account name":   {[]string{"host.serviceAccount.create=false"}, "host.serviceAccount.name is required"},
-		"zero workers":              {[]string{"manager.workers=0"}, "workers"},
-		"unknown manager log level": {[]string{"manager.logLevel=verbose"}, "logLevel"},
+		"misspelt key":               {[]string{"host.nodeselector.a=b"}, "nodeselector"},
+		"pull policy":                {[]string{"image.pullPolicy=Sometimes"}, "pullPolicy"},
+		"host log level":             {[]string{"host.logLevel=loud"}, "logLevel"},
+		"lease duration units":       {[]string{"host.leaseDuration=15"}, "leaseDuration"},
+		"port range":                 {[]string{"host.chainPort=70000"}, "chainPort"},
+		"relative data path":         {[]string{"host.dataHostPath=var/lib/troupe"}, "dataHostPath"},
+		"digest format":              {[]string{"image.digest=latest"}, "digest"},
+		"monitor without services":   {[]string{"metrics.serviceMonitor.enabled=true", "metrics.service.enabled=false"}, "metrics.service.enabled"},
+		"no service account name":    {[]string{"host.serviceAccount.create=false"}, "host.serviceAccount.name is required"},
+		"zero workers":               {[]string{"manager.workers=0"}, "workers"},
+		"unknown manager log level":  {[]string{"manager.logLevel=verbose"}, "logLevel"},
+		"actor namespace not a name": {[]string{"host.actorNamespaces={team-a,Team_B}"}, "actorNamespaces"},
+		"actor namespace twice":      {[]string{"host.actorNamespaces={team-a,team-a}"}, "actorNamespaces"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -383,6 +402,7 @@ func TestChartRBACIsTheGeneratedOne(t *testing.T) {
 		"manager, leader lease": {"Role", "troupe-manager-leader-election", "config/rbac/leader_election_role.yaml", "leader-election-role"},
 		"host, cluster-wide":    {"ClusterRole", "troupe-host", "config/rbac/host/role.yaml", "troupe-host"},
 		"host, its lease":       {"Role", "troupe-host", "config/rbac/host/role.yaml", "troupe-host"},
+		"host, env everywhere":  {"ClusterRole", "troupe-host-env", "config/rbac/host-env/role.yaml", "troupe-host-env"},
 		"people, edit Actors":   {"ClusterRole", "troupe-actor-editor", "config/rbac/actor_editor_role.yaml", "actor-editor-role"},
 		"people, view Actors":   {"ClusterRole", "troupe-actor-viewer", "config/rbac/actor_viewer_role.yaml", "actor-viewer-role"},
 	}
@@ -413,7 +433,11 @@ func TestChartRBACIsTheGeneratedOne(t *testing.T) {
 	}
 	files, _ := filepath.Glob(filepath.Join(testutil.RepoRoot(t), "config", "rbac", "*.yaml"))
 	hostFiles, _ := filepath.Glob(filepath.Join(testutil.RepoRoot(t), "config", "rbac", "host", "*.yaml"))
-	for _, f := range append(files, hostFiles...) {
+	envFiles, _ := filepath.Glob(filepath.Join(testutil.RepoRoot(t), "config", "rbac", "host-env", "*.yaml"))
+	if len(envFiles) == 0 {
+		t.Error("no config/rbac/host-env (run make manifests)")
+	}
+	for _, f := range slices.Concat(files, hostFiles, envFiles) {
 		rel, _ := filepath.Rel(testutil.RepoRoot(t), f)
 		if filepath.Base(rel) == "kustomization.yaml" {
 			continue
@@ -444,4 +468,93 @@ func TestChartGrantsWhatConfigGrants(t *testing.T) {
 	if len(chart) != len(config) {
 		t.Errorf("the chart has workloads %v, config/default %v", slices.Sorted(maps.Keys(chart)), slices.Sorted(maps.Keys(config)))
 	}
+}
+
+// TestChartConfinesHosts: with host.actorNamespaces the hosts get the
+// generated rules of config/rbac/host-env in a Role of each namespace, and
+// no ConfigMap or Secret anywhere else; everything else they may do is what
+// the default install lets them do; they are told the namespaces. Without
+// it, they may read every ConfigMap and Secret, and are told nothing.
+func TestChartConfinesHosts(t *testing.T) {
+	generated := grants(rules(t, decodeFile(t, "config/rbac/host-env/role.yaml").one(t, "ClusterRole")))
+	if len(generated) == 0 {
+		t.Fatal("config/rbac/host-env/role.yaml grants nothing")
+	}
+	env := func(scope string) map[scopedGrant]bool {
+		out := map[scopedGrant]bool{}
+		for g := range generated {
+			out[scopedGrant{scope, g}] = true
+		}
+		return out
+	}
+	open := renderChart(t, "")
+	openGrants := workloadGrants(t, open)["host"]
+	tests := map[string]struct {
+		sets       []string
+		namespaces []string
+	}{
+		"one namespace":            {sets: []string{"host.actorNamespaces={team-a}"}, namespaces: []string{"team-a"}},
+		"two, and the release's":   {sets: []string{"host.actorNamespaces={team-b,troupe-system,team-a}"}, namespaces: []string{"team-b", "troupe-system", "team-a"}},
+		"another release name too": {sets: []string{"host.actorNamespaces={team-a}", "fullnameOverride=acme"}, namespaces: []string{"team-a"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			m := renderChart(t, "", tc.sets...)
+			checkWiring(t, m, namespace, tc.namespaces...)
+			host := workloadGrants(t, m)["host"]
+			for g := range host {
+				if g.scope == "cluster" && (g.resource == "secrets" || g.resource == "configmaps") {
+					t.Errorf("the confined host may still %s", g)
+				}
+			}
+			// What the host may do is the default install's, with the
+			// env rules moved from the cluster to each namespace.
+			want := map[scopedGrant]bool{}
+			for g := range openGrants {
+				if !env("cluster")[g] {
+					want[g] = true
+				}
+			}
+			for _, ns := range tc.namespaces {
+				scope := "namespace " + ns
+				if ns == namespace {
+					scope = "own namespace"
+				}
+				maps.Copy(want, env(scope))
+			}
+			if d := diffGrants(want, host); d != "" {
+				t.Errorf("the confined host's rights: %s", d)
+			}
+			for _, ns := range tc.namespaces {
+				roles := m.all("Role").in(ns)
+				found := false
+				for _, r := range roles {
+					if strings.HasSuffix(r.GetName(), "-host-env") {
+						found = true
+						if d := diffGrants(generated, grants(rules(t, r))); d != "" {
+							t.Errorf("Role %s/%s grants other rules than config/rbac/host-env/role.yaml: %s", ns, r.GetName(), d)
+						}
+					}
+				}
+				if !found {
+					t.Errorf("no Role *-host-env in namespace %s", ns)
+				}
+			}
+			c := container(t, &daemonSet(t, m).Spec.Template.Spec, "host")
+			if v, _ := flagValue(c.Args, "actor-namespaces"); v != strings.Join(tc.namespaces, ",") {
+				t.Errorf("host --actor-namespaces=%q, want %s", v, strings.Join(tc.namespaces, ","))
+			}
+		})
+	}
+	t.Run("empty: every namespace", func(t *testing.T) {
+		for g := range env("cluster") {
+			if !openGrants[g] {
+				t.Errorf("without host.actorNamespaces the host may not %s", g)
+			}
+		}
+		c := container(t, &daemonSet(t, open).Spec.Template.Spec, "host")
+		if v, ok := flagValue(c.Args, "actor-namespaces"); ok {
+			t.Errorf("host --actor-namespaces=%q without host.actorNamespaces", v)
+		}
+	})
 }

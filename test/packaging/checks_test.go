@@ -249,13 +249,21 @@ func checkHost(t *testing.T, ds *appsv1.DaemonSet, image, dataHostPath string) *
 
 // checkWiring checks what refers to what: bindings to roles and service
 // accounts, workloads to service accounts, Services to pods and ports, and
-// every namespaced object in ns.
-func checkWiring(t *testing.T, m manifest, ns string) {
+// every namespaced object in ns, but the Roles and RoleBindings that give
+// the hosts their rights in actorNamespaces (the chart's
+// host.actorNamespaces), which must be there.
+func checkWiring(t *testing.T, m manifest, ns string, actorNamespaces ...string) {
 	t.Helper()
 	clusterScoped := map[string]bool{"Namespace": true, "CustomResourceDefinition": true, "ClusterRole": true, "ClusterRoleBinding": true}
 	for _, o := range m {
-		if !clusterScoped[o.GetKind()] && o.GetNamespace() != ns {
+		rbac := o.GetKind() == "Role" || o.GetKind() == "RoleBinding"
+		if !clusterScoped[o.GetKind()] && o.GetNamespace() != ns && !(rbac && slices.Contains(actorNamespaces, o.GetNamespace())) {
 			t.Errorf("%s %s is in namespace %q, want %s", o.GetKind(), o.GetName(), o.GetNamespace(), ns)
+		}
+	}
+	for _, actorNS := range actorNamespaces {
+		if len(m.all("RoleBinding").in(actorNS)) == 0 {
+			t.Errorf("no RoleBinding in the actor namespace %s", actorNS)
 		}
 	}
 	sas := map[string]bool{}
@@ -263,7 +271,11 @@ func checkWiring(t *testing.T, m manifest, ns string) {
 		sas[o.GetNamespace()+"/"+o.GetName()] = true
 	}
 	check := func(kind, name, bindingNS string, ref rbacv1.RoleRef, subjects []rbacv1.Subject) {
-		if r := m.get(ref.Kind, ref.Name); r == nil || (ref.Kind == "Role" && r.GetNamespace() != bindingNS) {
+		roleNS := bindingNS
+		if ref.Kind == "ClusterRole" {
+			roleNS = ""
+		}
+		if r := m.getIn(ref.Kind, roleNS, ref.Name); r == nil {
 			t.Errorf("%s %s refers to %s %s, which is not installed (in namespace %q)", kind, name, ref.Kind, ref.Name, bindingNS)
 		}
 		for _, s := range subjects {
@@ -358,8 +370,11 @@ func workloadGrants(t *testing.T, m manifest) map[string]map[scopedGrant]bool {
 			})
 		}
 		collect := func(scope string, ref rbacv1.RoleRef, roleNS string) {
-			r := m.get(ref.Kind, ref.Name)
-			if r == nil || (ref.Kind == "Role" && r.GetNamespace() != roleNS) {
+			if ref.Kind == "ClusterRole" {
+				roleNS = "" // a RoleBinding may grant a ClusterRole's rules in its namespace
+			}
+			r := m.getIn(ref.Kind, roleNS, ref.Name)
+			if r == nil {
 				return // checkWiring reports it
 			}
 			for g := range grants(rules(t, r)) {

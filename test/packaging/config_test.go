@@ -52,6 +52,30 @@ func TestKustomizeDefault(t *testing.T) {
 	}
 }
 
+// TestKustomizeConfined: config/confined is config/default with the hosts
+// confined to the namespace actors, and grants what the chart does with
+// host.actorNamespaces=[actors]: ConfigMaps and Secrets there only.
+func TestKustomizeConfined(t *testing.T) {
+	m := kustomize(t, "config/confined")
+	checkWiring(t, m, namespace, "actors")
+	c := container(t, &daemonSet(t, m).Spec.Template.Spec, "host")
+	if v, _ := flagValue(c.Args, "actor-namespaces"); v != "actors" {
+		t.Errorf("host --actor-namespaces=%q, want actors", v)
+	}
+	got := workloadGrants(t, m)
+	want := workloadGrants(t, renderChart(t, "", "host.actorNamespaces={actors}"))
+	for _, component := range []string{"host", "manager"} {
+		if d := diffGrants(want[component], got[component]); d != "" {
+			t.Errorf("config/confined's %s may do other things than the chart's with host.actorNamespaces=[actors]: %s", component, d)
+		}
+	}
+	for g := range got["host"] {
+		if g.scope == "cluster" && (g.resource == "secrets" || g.resource == "configmaps") {
+			t.Errorf("config/confined's host may still %s", g)
+		}
+	}
+}
+
 // sample is one example actor: its Actor in examples/ (for troupe run) and
 // in config/samples (for a cluster).
 type sample struct {

@@ -29,6 +29,7 @@ func TestContainerArgsParse(t *testing.T) {
 		"chart defaults":           func(t *testing.T) manifest { return renderChart(t, "") },
 		"chart non-default values": func(t *testing.T) manifest { return renderChart(t, nonDefaultValues) },
 		"config/default":           func(t *testing.T) manifest { return kustomize(t, "config/default") },
+		"config/confined":          func(t *testing.T) manifest { return kustomize(t, "config/confined") },
 	}
 	for name, render := range installs {
 		t.Run(name, func(t *testing.T) {

@@ -217,6 +217,28 @@ func (m manifest) get(kind, name string) *unstructured.Unstructured {
 	return nil
 }
 
+// in returns the objects in namespace ns.
+func (m manifest) in(ns string) manifest {
+	var out manifest
+	for _, o := range m {
+		if o.GetNamespace() == ns {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// getIn returns the object of kind and name in namespace ns ("" for a
+// cluster-scoped one), or nil: a Role of one name may be in several.
+func (m manifest) getIn(kind, ns, name string) *unstructured.Unstructured {
+	for _, o := range m {
+		if o.GetKind() == kind && o.GetNamespace() == ns && o.GetName() == name {
+			return o
+		}
+	}
+	return nil
+}
+
 // one returns the only object of kind; it fails t when there are others or
 // none.
 func (m manifest) one(t *testing.T, kind string) *unstructured.Unstructured {

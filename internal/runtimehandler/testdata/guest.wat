@@ -20,6 +20,8 @@
   (import "theater:simple/runtime" "get-theater-version" (func $get_theater_version (param i32)))
   (import "theater:simple/runtime" "get-system-info" (func $get_system_info (param i32)))
   (import "theater:simple/runtime" "shutdown" (func $shutdown (param i32 i32 i32 i32)))
+  (import "theater:simple/message-server-host" "send" (func $send (param i32 i32 i32 i32 i32)))
+  (import "theater:simple/message-server-host" "request" (func $request (param i32 i32 i32 i32 i32)))
 
   (memory (export "memory") 1)
   (global $heap (mut i32) (i32.const 32768))
@@ -63,5 +65,9 @@
   (func (export "call-get-system-info") (param i32) (call $get_system_info (local.get 0)))
   (func (export "call-shutdown") (param i32 i32 i32 i32)
     (call $shutdown (local.get 0) (local.get 1) (local.get 2) (local.get 3)))
+  (func (export "call-send") (param i32 i32 i32 i32 i32)
+    (call $send (local.get 0) (local.get 1) (local.get 2) (local.get 3) (local.get 4)))
+  (func (export "call-request") (param i32 i32 i32 i32 i32)
+    (call $request (local.get 0) (local.get 1) (local.get 2) (local.get 3) (local.get 4)))
   ;; A bare import call for the benchmark baseline lives in bench.wat.
 )

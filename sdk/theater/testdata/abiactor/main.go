@@ -16,12 +16,28 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe/sdk/theater"
+	_ "github.com/troupe-dev/troupe/sdk/theater/messages"
 	_ "github.com/troupe-dev/troupe/sdk/theater/ticker"
 )
 
 func init() {
 	theater.OnInit(run)
 	theater.OnTick(tick)
+	theater.OnSend(func(state []byte, hasState bool, msg []byte) ([]byte, error) {
+		if string(msg) == "fail" {
+			return nil, errors.New("send handler refused " + string(msg))
+		}
+		return append(state, msg...), nil
+	})
+	theater.OnRequest(func(state []byte, hasState bool, requestID string, data []byte) ([]byte, []byte, error) {
+		switch string(data) {
+		case "fail":
+			return nil, nil, errors.New("request handler refused " + requestID)
+		case "none":
+			return state, nil, nil
+		}
+		return state, []byte(requestID + ":" + string(data)), nil
+	})
 }
 
 // tick: TICK_MODE count (the default) keeps a decimal count in the state and
@@ -107,6 +123,8 @@ func run(state []byte, hasState bool, actorID string) ([]byte, error) {
 		return nil, theater.Shutdown(nil)
 	case mode == "shutdown-empty":
 		return nil, theater.Shutdown([]byte{})
+	case mode == "message":
+		return message()
 	case mode == "stress":
 		return nil, stress(actorID)
 	case strings.HasPrefix(mode, "bench:"):
@@ -118,6 +136,24 @@ func run(state []byte, hasState bool, actorID string) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("unknown MODE %q", mode)
 	}
+}
+
+// message sends and asks "peer" (and "nobody"), and returns what came
+// back as its state.
+func message() ([]byte, error) {
+	var out struct{ SendOK, SendErr, Response, RequestErr string }
+	out.SendOK = errString(theater.Send("peer", []byte("hello peer")))
+	out.SendErr = errString(theater.Send("nobody", []byte("anyone?")))
+	resp, err := theater.Request("peer", []byte("what time is it?"))
+	out.Response = string(resp)
+	var rerr *theater.RuntimeError
+	if _, err := theater.Request("nobody", nil); errors.As(err, &rerr) && rerr.Func == "request" {
+		out.RequestErr = rerr.Message
+	}
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(out)
 }
 
 func report(state []byte, hasState bool, actorID string) ([]byte, error) {

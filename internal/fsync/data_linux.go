@@ -1,13 +1,13 @@
-package chain
+package fsync
 
 import (
 	"os"
 	"syscall"
 )
 
-// fdatasync skips the inode timestamps fsync would also write; the file's
-// size, which appends change, is still made durable.
-func fdatasync(f *os.File) error {
+// Data makes f's data durable. It skips the inode timestamps fsync would
+// also write; the file's size, which appends change, is still made durable.
+func Data(f *os.File) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
