@@ -275,6 +275,11 @@ func (p *parser) add(c *component, s sort, e entry) error {
 	if p.defs > p.limits.MaxDefinitions {
 		return unsupported("more than %d definitions", p.limits.MaxDefinitions)
 	}
+	if s == sortCoreInstance && e.coreInst == nil {
+		// The reducer reads every core instance as an instantiation or
+		// a bag of exports; the toolchains alias or export none.
+		return unsupported("a core instance it neither instantiates nor builds (an alias or an export of one)")
+	}
 	c.spaces[s] = append(c.spaces[s], e)
 	return nil
 }

@@ -1,6 +1,7 @@
 package wasmcomponent
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -145,9 +146,35 @@ func ReduceWithLimits(b []byte, limits Limits) (*Reduced, error) {
 	if err != nil {
 		return nil, err
 	}
-	rd := &reducer{c: c, modules: map[uint32]*coreModule{}, roles: map[uint32]role{}}
-	return rd.reduce(b)
+	rd := &reducer{c: c, modules: map[uint32]*coreModule{}, roles: map[uint32]role{}, notShim: map[uint32]bool{}}
+	r, err := rd.reduce(b)
+	if err != nil {
+		return nil, shapeFirst(err)
+	}
+	return r, nil
 }
+
+// shapeFirst puts "unsupported component shape: " in front of an
+// unsupported shape's message, whatever context wraps it ("export
+// theater:simple/actor#init: unsupported component shape: X" reads
+// "unsupported component shape: export theater:simple/actor#init: X"), so
+// that every refusal starts the same way in a status condition.
+func shapeFirst(err error) error {
+	prefix := errUnsupported.Error() + ": "
+	msg := err.Error()
+	if !errors.Is(err, errUnsupported) || strings.HasPrefix(msg, prefix) {
+		return err
+	}
+	return &shapeError{msg: prefix + strings.Replace(msg, prefix, "", 1), err: err}
+}
+
+type shapeError struct {
+	msg string
+	err error
+}
+
+func (e *shapeError) Error() string { return e.msg }
+func (e *shapeError) Unwrap() error { return e.err }
 
 // role is what a core instance is in the toolchains' layout.
 type role uint8
@@ -168,8 +195,29 @@ type reducer struct {
 	mainMod *coreModule
 	// modules caches parsed core modules by core module index.
 	modules map[uint32]*coreModule
-	// roles are the core instances the reduction has explained.
-	roles map[uint32]role
+	// roles are the core instances the reduction has explained; notShim
+	// those isShim found not to be shims.
+	roles   map[uint32]role
+	notShim map[uint32]bool
+	// work counts the steps of the reduction's loops that depend on
+	// what the component claims (instances times imports, elements),
+	// bounded by maxWork.
+	work int
+}
+
+// maxWork bounds the reduction's work beyond a pass over the bytes: the
+// toolchains' components take a few thousand steps, and a hostile one
+// (a glue module instantiated thousands of times, each time scanned for
+// every import) is refused after about a second's work at most.
+const maxWork = 1 << 22
+
+// spend counts n steps of work against maxWork.
+func (rd *reducer) spend(n int) error {
+	rd.work += n
+	if rd.work > maxWork {
+		return unsupported("its glue takes more than %d steps to follow", maxWork)
+	}
+	return nil
 }
 
 // maxSteps bounds how many aliases, shims and fixups one resolution may go

@@ -32,10 +32,15 @@ func (rd *reducer) isShim(inst uint32) (bool, error) {
 	case roleMain, roleFixup, roleAdapter:
 		return false, nil
 	}
+	if rd.notShim[inst] {
+		return false, nil
+	}
 	ci := rd.coreInstance(inst)
 	if ci == nil || !ci.instantiate {
 		return false, nil
 	}
+	// Decided once per instance: a negative answer is kept too.
+	rd.notShim[inst] = true
 	m, err := rd.module(ci.module, true)
 	if err != nil {
 		return false, err
@@ -60,6 +65,7 @@ func (rd *reducer) isShim(inst uint32) (bool, error) {
 	if len(m.bodies) != len(m.funcTypes) {
 		return false, nil
 	}
+	delete(rd.notShim, inst)
 	rd.roles[inst] = roleShim
 	return true, nil
 }
@@ -128,6 +134,9 @@ func (rd *reducer) throughShim(inst uint32, name string) (uint32, string, error)
 		return 0, "", unsupported("shim function %q: %v", name, err)
 	}
 	var filled []funcRef
+	if err := rd.spend(len(rd.c.spaces[sortCoreInstance])); err != nil {
+		return 0, "", err
+	}
 	for f := range rd.c.spaces[sortCoreInstance] {
 		fn, ok, err := rd.fixupFill(uint32(f), inst, slot)
 		if err != nil {
@@ -163,6 +172,9 @@ func (rd *reducer) fixupFill(f, shim uint32, slot shimSlot) (funcRef, bool, erro
 	if err != nil {
 		return funcRef{}, false, err
 	}
+	if err := rd.spend(len(m.elems)); err != nil {
+		return funcRef{}, false, err
+	}
 	found, fn := false, int64(-1)
 	for _, seg := range m.elems {
 		if seg.table != table || slot.slot < seg.offset || uint64(slot.slot-seg.offset) >= uint64(len(seg.funcs)) {
@@ -193,6 +205,9 @@ func (rd *reducer) fixupTable(f, shim uint32, name string) (uint32, bool, error)
 	if err != nil {
 		return 0, false, err
 	}
+	if err := rd.spend(len(m.imports)); err != nil {
+		return 0, false, err
+	}
 	tableIdx := uint32(0)
 	for _, imp := range m.imports {
 		if imp.kind != externTable {
@@ -217,6 +232,9 @@ func (rd *reducer) isFixup(f uint32) (bool, error) {
 	}
 	if len(m.funcTypes) != 0 || m.tables != 0 || len(m.exports) != 0 {
 		return false, nil
+	}
+	if err := rd.spend(len(m.imports)); err != nil {
+		return false, err
 	}
 	importsShimTable := false
 	for _, imp := range m.imports {
