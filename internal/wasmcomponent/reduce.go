@@ -3,6 +3,7 @@ package wasmcomponent
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/troupe-dev/troupe/internal/abi"
@@ -36,6 +37,39 @@ type Reduced struct {
 	// Dropped counts the component's other core modules, which the
 	// reduction leaves out: the shim, the fixup and the adapter.
 	Dropped int
+
+	// original is the main module's bytes as the component holds them.
+	original []byte
+}
+
+// Rename changes the names the reduced Module imports functions under:
+// host returns, for each import, the module and name the host serves it
+// as (its HostModule and HostName to keep them). Only the import section
+// is rewritten; Imports' HostModule and HostName follow.
+func (r *Reduced) Rename(host func(Import) (module, name string)) error {
+	imports := slices.Clone(r.Imports)
+	changed := false
+	for i := range imports {
+		imports[i].HostModule, imports[i].HostName = host(imports[i])
+		if imports[i].HostModule != imports[i].Module || imports[i].HostName != imports[i].Name {
+			changed = true
+		}
+	}
+	if !changed {
+		r.Imports, r.Module, r.Renamed = imports, r.original, false
+		return nil
+	}
+	mod, err := rewriteImports(r.original, r.ModuleOffset, func(i int, module, name string) (string, string, error) {
+		if i >= len(imports) || imports[i].Module != module || imports[i].Name != name {
+			return "", "", fmt.Errorf("function import %d is %s %s, not the one reduced", i, module, name)
+		}
+		return imports[i].HostModule, imports[i].HostName, nil
+	})
+	if err != nil {
+		return err
+	}
+	r.Imports, r.Module, r.Renamed = imports, mod, true
+	return nil
 }
 
 // ImportKind says how the component satisfies an import of the main module.
@@ -278,7 +312,7 @@ func (rd *reducer) reduce(b []byte) (*Reduced, error) {
 			}
 			rd.mainMod = m
 			def := rd.c.spaces[sortCoreModule][ci.module].module
-			out.ModuleIndex, out.ModuleOffset, out.Module = def.index, def.offset, def.bytes
+			out.ModuleIndex, out.ModuleOffset, out.Module, out.original = def.index, def.offset, def.bytes, def.bytes
 			rd.roles[inst] = roleMain
 		}
 		opts, err := rd.options(l.lift.opts)
@@ -304,7 +338,7 @@ func (rd *reducer) reduce(b []byte) (*Reduced, error) {
 	if err := rd.explainInstances(out); err != nil {
 		return nil, err
 	}
-	return out, rd.rename(out, b)
+	return out, rd.rename(out)
 }
 
 // imports resolves every function import of the main module.

@@ -2,7 +2,6 @@ package wasmcomponent
 
 import (
 	"encoding/binary"
-	"fmt"
 )
 
 // rename rewrites the main module's import section when an import must be
@@ -11,27 +10,8 @@ import (
 // ("fd_write [v2]"), which no preview1 host exports. Only the names change:
 // the import count, order and descriptions are kept byte for byte, so every
 // function index, and so every other section, stays valid unchanged.
-func (rd *reducer) rename(out *Reduced, component []byte) error {
-	changed := false
-	for _, imp := range out.Imports {
-		if imp.HostModule != imp.Module || imp.HostName != imp.Name {
-			changed = true
-		}
-	}
-	if !changed {
-		return nil
-	}
-	mod, err := rewriteImports(out.Module, out.ModuleOffset, func(i int, module, name string) (string, string, error) {
-		if i >= len(out.Imports) || out.Imports[i].Module != module || out.Imports[i].Name != name {
-			return "", "", fmt.Errorf("function import %d is %s %s, not the one reduced", i, module, name)
-		}
-		return out.Imports[i].HostModule, out.Imports[i].HostName, nil
-	})
-	if err != nil {
-		return err
-	}
-	out.Module, out.Renamed = mod, true
-	return nil
+func (rd *reducer) rename(out *Reduced) error {
+	return out.Rename(func(i Import) (string, string) { return i.HostModule, i.HostName })
 }
 
 // rewriteImports returns a copy of the core module m (base is its offset,

@@ -1,0 +1,244 @@
+package actorhost
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/runtimehandler"
+	"github.com/troupe-dev/troupe/internal/testutil"
+	"github.com/troupe-dev/troupe/internal/wasmcheck"
+)
+
+// newComponentEngine is a test engine with an on-disk compilation cache
+// shared by test runs: a componentize-js main module (12 MB) takes 10 to
+// 60 s to compile cold, under a second from the cache.
+func newComponentEngine(t *testing.T) (*Engine, *logSink) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "wazero")
+	if base, err := os.UserCacheDir(); err == nil {
+		dir = filepath.Join(base, "troupe", "testutil-wazero")
+	}
+	sink := &logSink{}
+	e, err := NewEngine(context.Background(), EngineOptions{CacheDir: dir, Logger: sink.logger(),
+		SystemInfo: fixedSystemInfo{}, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := e.Close(context.Background()); err != nil {
+			t.Errorf("closing engine: %v", err)
+		}
+	})
+	return e, sink
+}
+
+// TestComponentsRun runs components made by the real toolchains, unchanged,
+// twice in the same directory: each logs (through the runtime, and through
+// stdout and stderr), records its events and metrics, and the second run
+// resumes the first's state. ActorStart records the component's digest,
+// that it was a component, and the main module that ran.
+func TestComponentsRun(t *testing.T) {
+	tests := map[string]struct {
+		component func(t *testing.T) []byte
+		env       runtimehandler.MapEnv
+		initial   []byte
+		states    [2]string
+		// logs are lines each run writes; events and metrics, the types
+		// and names each records.
+		logs            []string
+		events, metrics []string
+	}{
+		// wit-component with no adapter (the shape of cargo-component's
+		// wasm32-unknown-unknown): the runtime handler only.
+		"wat-actor": {
+			component: func(t *testing.T) []byte { return testutil.TestComponent(t, "wat-actor") },
+			env:       runtimehandler.MapEnv{"WAT_GREETING": {Value: "hi"}},
+			states:    [2]string{"\x01", "\x02"},
+			logs:      []string{`"message":"hi"`},
+			events:    []string{"wat-name", "wat-version"},
+			metrics:   []string{"wat_time_ms", "wat_cpu_count"},
+		},
+		// The preview1 adapter, dropped: preview1 is served natively.
+		"adapted": {
+			component: func(t *testing.T) []byte { return testutil.TestComponent(t, "adapted") },
+			states:    [2]string{"+", "++"},
+			logs:      []string{"stdout via fd_write\"", "stdout via fd_write [v2]", "adapted init"},
+		},
+		// The Go example with the reactor adapter: it can't initialise
+		// inside the component (the adapter allocates with Go's
+		// cabi_realloc before Go's runtime has started); reduced, it runs.
+		"go-hello": {
+			component: func(t *testing.T) []byte { return testutil.BuiltComponent(t, "go-hello") },
+			env:       runtimehandler.MapEnv{"GREETING": {Value: "Howdy"}},
+			initial:   []byte(`{"count":0}`),
+			states:    [2]string{`{"count":1}`, `{"count":2}`},
+			logs:      []string{"Howdy from go-hello ("},
+			events:    []string{"greeted"},
+		},
+		// componentize-js with its WASI features: console.log and
+		// console.error through WASI 0.2's stdout and stderr, Math.random,
+		// Date.now and performance.now through its random and clocks.
+		"js-hello": {
+			component: func(t *testing.T) []byte { return testutil.BuiltComponent(t, "js-hello") },
+			env:       runtimehandler.MapEnv{"GREETING": {Value: "Howdy"}},
+			initial:   []byte(`{"count":0}`),
+			states:    [2]string{`{"count":1}`, `{"count":2}`},
+			logs: []string{"Howdy from js-hello (", "js-hello: js-hello writes to stderr too",
+				"through the runtime"},
+			events:  []string{"greeted"},
+			metrics: []string{"js_hello_init_ms"},
+		},
+		// componentize-js without WASI: the runtime only.
+		"js-hello-pure": {
+			component: func(t *testing.T) []byte { return testutil.BuiltComponent(t, "js-hello-pure") },
+			initial:   []byte(`{"count":0}`),
+			states:    [2]string{`{"count":1}`, `{"count":2}`},
+			logs:      []string{"through the runtime"},
+			events:    []string{"greeted"},
+			metrics:   []string{"js_hello_init_ms"},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			comp := tc.component(t)
+			e, sink := newComponentEngine(t)
+			c, err := e.Compile(context.Background(), comp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			digest := sha256.Sum256(comp)
+			if !c.IsComponent() || c.Digest() != "sha256:"+hex.EncodeToString(digest[:]) || c.MainModuleDigest() == c.Digest() {
+				t.Fatalf("IsComponent %v, digest %s, main module %s", c.IsComponent(), c.Digest(), c.MainModuleDigest())
+			}
+			dir := t.TempDir()
+			for run, want := range tc.states {
+				a, err := e.Start(context.Background(), ActorConfig{Name: name, Component: c, Env: tc.env,
+					InitialState: tc.initial, Dir: dir})
+				if err != nil {
+					t.Fatalf("run %d: %v\nlog:\n%s", run+1, err, strings.Join(sink.lines, "\n"))
+				}
+				if got := string(a.State()); got != want {
+					t.Errorf("run %d: state %q, want %q", run+1, got, want)
+				}
+				evs := lastRun(events(t, a))
+				if err := a.Stop(context.Background(), "test run over"); err != nil {
+					t.Fatal(err)
+				}
+				_, start, _ := findEvent(evs, chain.KindActorStart)
+				if start["format"] != "component" || start["component"] != c.Digest() || start["mainModule"] != c.MainModuleDigest() ||
+					start["resumed"] != (run == 1) {
+					t.Errorf("run %d: ActorStart %v", run+1, start)
+				}
+				for _, l := range tc.logs {
+					if !hasEvent(evs, chain.KindLog, l) {
+						t.Errorf("run %d: no LogEvent with %q", run+1, l)
+					}
+				}
+				for _, ev := range tc.events {
+					if !hasEvent(evs, chain.KindCustom, `"type":"`+ev+`"`) {
+						t.Errorf("run %d: no CustomEvent %q", run+1, ev)
+					}
+				}
+				for _, m := range tc.metrics {
+					if !hasEvent(evs, chain.KindMetric, `"name":"`+m+`"`) {
+						t.Errorf("run %d: no MetricEvent %q", run+1, m)
+					}
+				}
+			}
+		})
+	}
+}
+
+// lastRun is the events of the last run: from the last ActorStart on.
+func lastRun(evs []chain.Event) []chain.Event {
+	for i := len(evs) - 1; i >= 0; i-- {
+		if evs[i].Kind == chain.KindActorStart {
+			return evs[i:]
+		}
+	}
+	return nil
+}
+
+func hasEvent(evs []chain.Event, kind chain.Kind, sub string) bool {
+	for _, ev := range evs {
+		if ev.Kind == kind && strings.Contains(string(ev.Data), sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestComponentRefusedAtCompile: a component of a shape the engine does
+// not run, a broken one, or one over the bounds fails Compile as
+// InvalidModule saying what, never later.
+func TestComponentRefusedAtCompile(t *testing.T) {
+	wat := testutil.TestComponent(t, "wat-actor")
+	tests := map[string]struct {
+		b      []byte
+		limits *wasmcheck.Limits
+		want   string
+	}{
+		"exports nothing": {b: []byte("\x00asm\x0d\x00\x01\x00"),
+			want: "unsupported component shape: exports no function"},
+		"an older draft": {b: []byte("\x00asm\x0c\x00\x01\x00"),
+			want: "unsupported component shape: component binary version 0x0c"},
+		"cut short": {b: wat[:len(wat)-5], want: "not a valid WebAssembly component: malformed component at byte"},
+		"over the size bound": {b: wat, limits: &wasmcheck.Limits{ModuleBytes: 1000},
+			want: "the component is 5723 bytes, more than the 1000 allowed"},
+		// The main module is held to every bound of a module.
+		"main module over a bound": {b: wat, limits: withFunctions(wasmcheck.Default, 1),
+			want: "the component's main module: "},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			e, err := NewEngine(context.Background(), EngineOptions{NoDiskCache: true, SystemInfo: fixedSystemInfo{}, Limits: tc.limits})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close(context.Background())
+			_, err = e.Compile(context.Background(), tc.b)
+			var ae *ActorError
+			if !errors.As(err, &ae) || ae.Reason != ReasonInvalidModule || !strings.HasPrefix(ae.Message, tc.want) {
+				t.Fatalf("compile: %v, want InvalidModule: %s...", err, tc.want)
+			}
+		})
+	}
+}
+
+func withFunctions(l wasmcheck.Limits, n uint32) *wasmcheck.Limits {
+	l.Functions = n
+	return &l
+}
+
+// TestComponentCompileIsKeyedOnItsDigest: the same component compiles once;
+// a component and its own main module are different entries (the
+// component's ActorStart says what it was).
+func TestComponentCompileIsKeyedOnItsDigest(t *testing.T) {
+	e, _ := newTestEngine(t)
+	comp := testutil.TestComponent(t, "wat-actor")
+	c1, err := e.Compile(context.Background(), comp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2, err := e.Compile(context.Background(), append([]byte(nil), comp...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c1 != c2 {
+		t.Error("the same component compiled twice")
+	}
+	core, err := e.Compile(context.Background(), testutil.TestActor(t, "wat-actor"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if core == c1 || core.IsComponent() || core.MainModuleDigest() != core.Digest() {
+		t.Errorf("the core module: IsComponent %v, digest %s, main module %s", core.IsComponent(), core.Digest(), core.MainModuleDigest())
+	}
+}
