@@ -13,7 +13,9 @@ import (
 	"github.com/troupe-dev/troupe/internal/chain"
 )
 
-func wasiSig(params, results []byte) abi.Signature { return abi.Signature{Params: params, Results: results} }
+func wasiSig(params, results []byte) abi.Signature {
+	return abi.Signature{Params: params, Results: results}
+}
 
 // testWASIImports are wasi02.wat's imports, as the engine hands them to
 // InstantiateWASI.
@@ -90,7 +92,7 @@ func TestWASI02Hostile(t *testing.T) {
 		params []uint64
 		want   string
 	}{
-		"random bytes: too many":      {"random-bytes", []uint64{1 << 40, retArea}, "more than the 1048576 allowed"},
+		"random bytes: too many":       {"random-bytes", []uint64{1 << 40, retArea}, "more than the 1048576 allowed"},
 		"random bytes: retptr outside": {"random-bytes", []uint64{8, 1 << 31}, "lies outside guest memory"},
 		"seed: misaligned retptr":      {"seed", []uint64{retArea + 1}, "is not aligned"},
 		"wall clock: retptr outside":   {"wall-now", []uint64{65536 - 8}, "lies outside guest memory"},
