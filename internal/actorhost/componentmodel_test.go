@@ -3,14 +3,17 @@ package actorhost
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/limits"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 	"github.com/troupe-dev/troupe/internal/testutil"
 	"github.com/troupe-dev/troupe/internal/wasmcheck"
@@ -240,5 +243,59 @@ func TestComponentCompileIsKeyedOnItsDigest(t *testing.T) {
 	}
 	if core == c1 || core.IsComponent() || core.MainModuleDigest() != core.Digest() {
 		t.Errorf("the core module: IsComponent %v, digest %s, main module %s", core.IsComponent(), core.Digest(), core.MainModuleDigest())
+	}
+}
+
+// TestComponentsTick runs components of the ticking world on the engine's
+// ticker: init, then ticks until the state shows them.
+func TestComponentsTick(t *testing.T) {
+	tests := map[string]struct {
+		component func(t *testing.T) []byte
+		state     []byte
+		// change, when set, is made once init has returned; ticked tells
+		// the state ticks made.
+		change func(env *mutableEnv)
+		ticked func(state []byte) bool
+	}{
+		// tick.wat's mode "c" counts ticks in the u32 at +4.
+		"tick": {
+			component: func(t *testing.T) []byte { return testutil.TestComponent(t, "tick") },
+			state:     append([]byte("c"), make([]byte, 15)...),
+			ticked: func(s []byte) bool {
+				return len(s) == 16 && binary.LittleEndian.Uint32(s[4:]) >= 2
+			},
+		},
+		// feature-flags reads its flag again at every tick: the state
+		// follows an edit of its env without a restart.
+		"go-feature-flags": {
+			component: func(t *testing.T) []byte { return testutil.BuiltComponent(t, "go-feature-flags") },
+			change:    func(env *mutableEnv) { env.set("FEATURE_NEW_UI", "true") },
+			ticked:    func(s []byte) bool { return string(s) == "new-ui" },
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			e, sink := newComponentEngine(t)
+			c, err := e.Compile(context.Background(), tc.component(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !c.Ticks() {
+				t.Fatal("the component's main module does not export tick")
+			}
+			env := &mutableEnv{m: runtimehandler.MapEnv{}}
+			a := start(t, e, ActorConfig{Name: name, Component: c, Env: env, InitialState: tc.state,
+				TickInterval: limits.MinTickInterval})
+			if tc.change != nil {
+				tc.change(env)
+			}
+			deadline := time.Now().Add(30 * time.Second)
+			for !tc.ticked(a.State()) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d ticks, state %q after 30s; log:\n%s", a.Ticks(), a.State(), strings.Join(sink.lines, "\n"))
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
 	}
 }
