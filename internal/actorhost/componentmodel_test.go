@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+
 	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/limits"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
@@ -22,14 +24,18 @@ import (
 // newComponentEngine is a test engine with an on-disk compilation cache
 // shared by test runs: a componentize-js main module (12 MB) takes 10 to
 // 60 s to compile cold, under a second from the cache.
-func newComponentEngine(t *testing.T) (*Engine, *logSink) {
+func newComponentEngine(t testing.TB) (*Engine, *logSink) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "wazero")
 	if base, err := os.UserCacheDir(); err == nil {
 		dir = filepath.Join(base, "troupe", "testutil-wazero")
 	}
 	sink := &logSink{}
-	e, err := NewEngine(context.Background(), EngineOptions{CacheDir: dir, Logger: sink.logger(),
+	logger := sink.logger()
+	if _, bench := t.(*testing.B); bench {
+		logger = logr.Discard()
+	}
+	e, err := NewEngine(context.Background(), EngineOptions{CacheDir: dir, Logger: logger,
 		SystemInfo: fixedSystemInfo{}, Version: "test"})
 	if err != nil {
 		t.Fatal(err)
@@ -295,6 +301,109 @@ func TestComponentsTick(t *testing.T) {
 					t.Fatalf("%d ticks, state %q after 30s; log:\n%s", a.Ticks(), a.State(), strings.Join(sink.lines, "\n"))
 				}
 				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// TestJSActorAnswersRequests cross-checks the message ABI with a real
+// toolchain: js-counter (componentize-js, world message-actor) counts the
+// messages sent to it, answers requests with its request id, asks and
+// tells another actor through message-server-host, and fails a request
+// with its error string.
+func TestJSActorAnswersRequests(t *testing.T) {
+	comp := testutil.BuiltComponent(t, "js-counter")
+	e, sink := newComponentEngine(t)
+	ctx := context.Background()
+	c, err := e.Compile(ctx, comp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if send, req := c.HandlesMessages(); !send || !req {
+		t.Fatalf("handles sends: %v, requests: %v", send, req)
+	}
+	counter := start(t, e, ActorConfig{Name: "counter", Component: c, Dir: t.TempDir()})
+	other := start(t, e, ActorConfig{Name: "other", Component: c, Dir: t.TempDir()})
+	for _, m := range []string{"one", "two", "three"} {
+		if err := e.Send(ctx, Delivery{From: cli, Target: "counter", Msg: []byte(m)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const id = "0b5d6c1e-2f3a-4b5c-8d9e-0f1a2b3c4d5e"
+	resp, err := e.Request(ctx, Delivery{From: cli, Target: "counter", Msg: []byte("how many?"), ID: id})
+	if err != nil {
+		t.Fatalf("%v\nlog:\n%s", err, strings.Join(sink.lines, "\n"))
+	}
+	// The sends were queued before the request: all three are counted.
+	if want := `{"id":"` + id + `","count":3,"last":"three","echo":"how many?"}`; string(resp) != want {
+		t.Errorf("response %s, want %s", resp, want)
+	}
+	if got := string(counter.State()); got != `{"count":3,"last":"three"}` {
+		t.Errorf("state %s", got)
+	}
+	// An actor's own request and send, through the host's imports.
+	resp, err = e.Request(ctx, Delivery{From: cli, Target: "counter", Msg: []byte("ask:other")})
+	if err != nil || !strings.HasPrefix(string(resp), `forwarded: {"id":"`) || !strings.Contains(string(resp), `"echo":"from js-counter"`) {
+		t.Errorf("ask: %q, %v", resp, err)
+	}
+	if resp, err = e.Request(ctx, Delivery{From: cli, Target: "counter", Msg: []byte("tell:" + other.ID())}); err != nil || string(resp) != "told" {
+		t.Errorf("tell: %q, %v", resp, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for string(other.State()) != `{"count":1,"last":"told by js-counter"}` {
+		if time.Now().After(deadline) {
+			t.Fatalf("the other actor's state is %s", other.State())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// A request the actor fails: the requester gets its error string,
+	// and the actor fails, as for a failed tick (wit/theater-message.wit).
+	_, err = e.Request(ctx, Delivery{From: cli, Target: "counter", Msg: []byte("fail")})
+	if err == nil || !strings.Contains(err.Error(), "js-counter: asked to fail request") {
+		t.Errorf("a failed request: %v", err)
+	}
+}
+
+// BenchmarkComponentWarmStart measures a warm start (compiled already:
+// instantiate, _initialize, init, chain events in memory) of components
+// against the core modules they wrap, in the same run. Target: a
+// component's start costs at most 10% more than its main module's (it is
+// its main module; only the WASI 0.2 host module, if any, is extra).
+// docs/performance.md has the figures.
+func BenchmarkComponentWarmStart(b *testing.B) {
+	wasm := map[string]func(b *testing.B) []byte{
+		"wat/module":    func(b *testing.B) []byte { return testutil.TestActor(b, "wat-actor") },
+		"wat/component": func(b *testing.B) []byte { return testutil.TestComponent(b, "wat-actor") },
+		"go-hello/module": func(b *testing.B) []byte {
+			if testing.Short() {
+				b.Skip("builds examples/hello with the Go toolchain")
+			}
+			return testutil.BuildExample(b, "hello")
+		},
+		"go-hello/component": func(b *testing.B) []byte { return testutil.BuiltComponent(b, "go-hello") },
+		"js-hello/component": func(b *testing.B) []byte { return testutil.BuiltComponent(b, "js-hello") },
+	}
+	for _, name := range []string{"wat/module", "wat/component", "go-hello/module", "go-hello/component", "js-hello/component"} {
+		b.Run(name, func(b *testing.B) {
+			e, _ := newComponentEngine(b)
+			c, err := e.Compile(context.Background(), wasm[name](b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			cfg := ActorConfig{Name: "bench", Component: c, MemoryChainRetain: 16,
+				Env: runtimehandler.MapEnv{"WAT_GREETING": {Value: "hi"}}}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				a, err := e.Start(context.Background(), cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if err := a.Stop(context.Background(), "bench"); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
 			}
 		})
 	}
