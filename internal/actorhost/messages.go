@@ -383,7 +383,7 @@ func (a *Actor) bindHandler(sc *stateCall, x *stateExport) error {
 }
 
 // callHandler records the message's arrival, calls handle-send or
-// handle-request with the state, the (request id and) message, saves the
+// handle-request with the state, the (request id and) message, keeps the
 // new state and records the result. It returns the request's response (nil
 // for none) scrubbed of the actor's secrets; an error is the reason the
 // actor fails. Called with the call lock held.
@@ -428,9 +428,8 @@ func (a *Actor) callHandler(w *work) (resp []byte, err error) {
 		return nil, sc.refused(out.errMsg)
 	}
 	changed := out.hasState != a.state.hasState || !bytes.Equal(out.state, a.state.state)
-	slot := -1
 	if changed {
-		if slot, err = a.setState(x.op, out.saved()); err != nil {
+		if err := a.setState(x.op, out.saved()); err != nil {
 			return nil, err
 		}
 	}
@@ -447,11 +446,9 @@ func (a *Actor) callHandler(w *work) (resp []byte, err error) {
 			d.ResponseBytes, d.ResponseSha256 = &n, runtimehandler.Digest(resp)
 		}
 	}
-	if err := a.record(chain.KindHandlerResult, x.op, d); err != nil {
+	if err := a.recordState(chain.KindHandlerResult, x.op, d, changed); err != nil {
 		return nil, hostError(x.op, err)
 	}
-	// The HandlerResult just appended records the state saved in slot.
-	a.stateRecorded(slot)
 	return resp, nil
 }
 

@@ -56,7 +56,8 @@ func BenchmarkRequest(b *testing.B) {
 // durable: messages per second into one actor (the last Request waits for
 // the queue to drain, so the time covers every handler call). keep-state
 // leaves the state as it was; count-state changes it with every message,
-// and a changed state is saved (and fsynced) before the next call.
+// and the newest state is saved (and fsynced) once per group commit, when
+// the chain writes the messages' events (statefile.go).
 func BenchmarkSend(b *testing.B) {
 	for name, msg := range map[string]string{"keep-state": "x", "count-state": "i"} {
 		b.Run(name, func(b *testing.B) {
