@@ -214,6 +214,9 @@ type scanResult struct {
 	reason  string
 	err     error // I/O or callback error
 	version int   // the unknown format version, with scanVersion
+	// cont: the records continue a chain at head/length (a segment,
+	// VerifySegment), so the first one must link to them.
+	cont bool
 }
 
 func (r scanResult) corrupt() error {
@@ -249,6 +252,13 @@ func scan(r io.Reader, fn func(Event) error) scanResult {
 		return res
 	}
 	res.offset = int64(len(Magic))
+	return scanRecords(br, res, fn)
+}
+
+// scanRecords reads and checks records from br until its end, continuing
+// res: a whole file's after its header, or a segment's from its first
+// record (res.cont set).
+func scanRecords(br *bufio.Reader, res scanResult, fn func(Event) error) scanResult {
 	h := sha256.New()
 	var sum []byte
 	var body []byte
@@ -320,7 +330,7 @@ func scan(r io.Reader, fn func(Event) error) scanResult {
 // zero parent, or with a segment start that links to a head elsewhere; every
 // later event follows its predecessor.
 func linkProblem(res *scanResult, e *Event) string {
-	if res.events == 0 {
+	if res.events == 0 && !res.cont {
 		if e.Kind == KindSegmentStart {
 			if e.Parent.IsZero() != (e.Seq == 0) {
 				return fmt.Sprintf("segment start with seq %d and parent %s: a zero parent goes with seq 0 only", e.Seq, e.Parent.Short())
@@ -335,7 +345,7 @@ func linkProblem(res *scanResult, e *Event) string {
 		}
 		return ""
 	}
-	if e.Kind == KindSegmentStart {
+	if e.Kind == KindSegmentStart && res.events > 0 {
 		return "segment start after the first event"
 	}
 	if e.Seq != res.length {

@@ -1,0 +1,84 @@
+package archive
+
+import (
+	"context"
+
+	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/objstore"
+)
+
+// Restored is what a new host continues from after a move.
+type Restored struct {
+	// Epoch is the epoch whose segment ends the history (the tip).
+	Epoch int64
+	// Head and Length are the history's end: the new host's SegmentStart
+	// continues them. Both zero when the archive holds no segment yet.
+	Head   chain.Hash
+	Length uint64
+	// StateEvent is the seq of the event that recorded State; nil when no
+	// event records a state (the actor never got one: init it afresh).
+	StateEvent *uint64
+	HasState   bool
+	State      []byte
+	// Verified is how many segments were downloaded and checked.
+	Verified int
+}
+
+// Restore returns the latest state and the history's end, checked: the
+// manifests' account (Resolve); the segments from the one holding the
+// event that records the state to the tip, each downloaded and verified
+// against its manifest entry and linked to the segment before it; that
+// event is the last state-recording one of the history and its digest is
+// the state object's SHA-256. Earlier segments are not downloaded (Verify
+// checks them all): they are tied to these by the manifests' parent and
+// head hashes, and the state needs none of them.
+func Restore(ctx context.Context, st objstore.Store, id string) (*Restored, error) {
+	h, err := Resolve(ctx, st, id)
+	if err != nil {
+		return nil, err
+	}
+	tip := h.Tip()
+	if tip == nil {
+		return &Restored{Epoch: h.Top.Epoch}, nil
+	}
+	// The first segment to download: the one holding the state's event,
+	// or the tip alone when no event records a state.
+	from := len(h.Segments) - 1
+	if ev := tip.State.Event; ev != nil {
+		for from > 0 && h.Segments[from].First > *ev {
+			from--
+		}
+	}
+	var prev *chain.Link
+	if from > 0 {
+		p := &h.Segments[from-1]
+		hd, err := chain.ParseHash(p.Head)
+		if err != nil {
+			return nil, broken("segment %s: head: %v", p.Key(id), err)
+		}
+		prev = &chain.Link{Length: p.Length, Head: hd}
+	}
+	tr := &stateTrack{}
+	var srep chain.SegmentReport
+	for i := from; i < len(h.Segments); i++ {
+		p := &h.Segments[i]
+		if srep, err = fetchSegment(ctx, st, id, p, prev, tr); err != nil {
+			return nil, err
+		}
+		end := srep.End()
+		prev = &end
+	}
+	// tr saw every event from the state's segment on, so its last state
+	// is the history's: unless no event records one, and then tr saw none.
+	if err := tr.check(tip); err != nil {
+		return nil, err
+	}
+	r := &Restored{Epoch: tip.Epoch, Head: srep.Head, Length: srep.Length, Verified: len(h.Segments) - from,
+		StateEvent: tip.State.Event, HasState: tip.State.HasState}
+	if r.HasState {
+		if r.State, err = fetchState(ctx, st, StateKey(id, tip.State.Epoch, &tip.State), &tip.State); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
