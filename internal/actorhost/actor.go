@@ -174,6 +174,9 @@ type Actor struct {
 	// requestCall are bound on the first message, so an actor that is
 	// never sent to does not keep their call stacks.
 	initCall, tickCall, sendCall, requestCall stateCall
+	// curCall is the context of the call into the guest in progress
+	// (beginCall), nil between calls.
+	curCall context.Context
 	// exports caches the functions Call has called.
 	exports map[string]api.Function
 	// deadline of the call in progress (UnixNano), read by the WASI sleep

@@ -80,6 +80,8 @@ func (s *stateExport) refused(msg string) *ActorError {
 // it reaches the chain, the status and an Event. Any other failure is the
 // *ActorError the actor fails with. Called with the call lock held.
 func (a *Actor) callState(ctx context.Context, s *stateCall, args ...uint64) (out stateResult, err error) {
+	ctx, end := a.beginCall(ctx)
+	defer end()
 	params := make([]uint64, 3, 3+len(args))
 	if a.state.hasState {
 		ptr, err := a.lower(ctx, "state", a.state.state)
@@ -128,6 +130,24 @@ func (a *Actor) callContext(ctx context.Context) (context.Context, context.Cance
 	}
 }
 
+// beginCall starts one call into the guest: the cabi_realloc calls that
+// lower its arguments, the export and its cabi_post run under the one call
+// context it returns (one deadline, one registration with the run's
+// context), rather than each deriving its own, which cost a timer and four
+// allocations per wasm call. Inside a call already begun, it returns ctx
+// as it is. end ends the call. Called with the call lock held.
+func (a *Actor) beginCall(ctx context.Context) (callCtx context.Context, end func()) {
+	if a.curCall != nil && ctx == a.curCall {
+		return ctx, func() {}
+	}
+	callCtx, cancel := a.callContext(ctx)
+	a.curCall = callCtx
+	return callCtx, func() {
+		a.curCall = nil
+		cancel()
+	}
+}
+
 // invoke calls fn under the actor's deadline and classifies a failure.
 func (a *Actor) invoke(ctx context.Context, op string, fn api.Function, params ...uint64) ([]uint64, error) {
 	waited := a.budget.Waited()
@@ -139,8 +159,8 @@ func (a *Actor) invoke(ctx context.Context, op string, fn api.Function, params .
 }
 
 func (a *Actor) invokeCall(ctx context.Context, op string, fn api.Function, params ...uint64) ([]uint64, error) {
-	callCtx, cancel := a.callContext(ctx)
-	defer cancel()
+	callCtx, end := a.beginCall(ctx)
+	defer end()
 	res, err := fn.Call(callCtx, params...)
 	if err == nil {
 		if dl, _ := callCtx.Deadline(); !time.Now().Before(dl) {

@@ -403,21 +403,10 @@ func (a *Actor) callHandler(w *work) (resp []byte, err error) {
 		return nil, hostError(x.op, err)
 	}
 	ctx := runtimehandler.WithTraceParent(context.Background(), w.traceParent)
-	var args []uint64
 	if w.kind == workRequest {
 		ctx = context.WithValue(ctx, pathKey{}, w.path)
-		ridPtr, err := a.lower(ctx, "request id", []byte(w.id))
-		if err != nil {
-			return nil, wrapOp(err, abi.Realloc.Name)
-		}
-		args = append(args, uint64(ridPtr), uint64(len(w.id)))
 	}
-	msgPtr, err := a.lower(ctx, "message", w.msg)
-	if err != nil {
-		return nil, wrapOp(err, abi.Realloc.Name)
-	}
-	args = append(args, uint64(msgPtr), uint64(len(w.msg)))
-	out, err := a.callState(ctx, sc, args...)
+	out, err := a.invokeHandler(ctx, sc, w)
 	if err != nil {
 		return nil, err
 	}
@@ -453,6 +442,28 @@ func (a *Actor) callHandler(w *work) (resp []byte, err error) {
 	// The HandlerResult just appended records the state saved in slot.
 	a.stateRecorded(slot)
 	return resp, nil
+}
+
+// invokeHandler lowers w's (request id and) message and calls the handler
+// with them, all one call into the guest (beginCall).
+func (a *Actor) invokeHandler(ctx context.Context, sc *stateCall, w *work) (out stateResult, err error) {
+	ctx, end := a.beginCall(ctx)
+	defer end()
+	var args [4]uint64
+	n := 0
+	if w.kind == workRequest {
+		ridPtr, err := a.lower(ctx, "request id", []byte(w.id))
+		if err != nil {
+			return out, wrapOp(err, abi.Realloc.Name)
+		}
+		args[0], args[1], n = uint64(ridPtr), uint64(len(w.id)), 2
+	}
+	msgPtr, err := a.lower(ctx, "message", w.msg)
+	if err != nil {
+		return out, wrapOp(err, abi.Realloc.Name)
+	}
+	args[n], args[n+1] = uint64(msgPtr), uint64(len(w.msg))
+	return a.callState(ctx, sc, args[:n+2]...)
 }
 
 // actorMessenger delivers what one actor sends: the runtime handler's
