@@ -177,6 +177,9 @@ type Actor struct {
 	// curCall is the context of the call into the guest in progress
 	// (beginCall), nil between calls.
 	curCall context.Context
+	// eventBuf is reused to encode the events of messages (eventjson.go);
+	// guarded by callLock.
+	eventBuf []byte
 	// exports caches the functions Call has called.
 	exports map[string]api.Function
 	// deadline of the call in progress (UnixNano), read by the WASI sleep
@@ -288,6 +291,11 @@ func (a *Actor) record(kind chain.Kind, op string, v any) error {
 	if err != nil {
 		return fmt.Errorf("encoding %s event: %w", kind, err)
 	}
+	return a.recordJSON(kind, op, data)
+}
+
+// recordJSON is record with the data encoded already.
+func (a *Actor) recordJSON(kind chain.Kind, op string, data []byte) error {
 	a.budget.Charge(chain.RecordSize(kind, op, len(data)))
 	if _, err := a.chain.Append(kind, op, data); err != nil {
 		return fmt.Errorf("recording %s: %w", kind, err)

@@ -316,14 +316,18 @@ func (a *Actor) handleMessage(w *work) {
 	}
 }
 
-// messageData is the data of MessageReceived and RequestReceived events.
+// messageData is the data of MessageReceived and RequestReceived events,
+// encoded by its appendJSON (eventjson.go).
 type messageData struct {
-	ID          string   `json:"id"`
-	From        Sender   `json:"from"`
-	Bytes       int      `json:"bytes"`
+	ID    string `json:"id"`
+	From  Sender `json:"from"`
+	Bytes int    `json:"bytes"`
+	// Sha256 is the message's digest; appendJSON computes it from msg
+	// when it is "".
 	Sha256      string   `json:"sha256"`
 	TraceParent string   `json:"traceparent"`
 	Path        []string `json:"path,omitempty"`
+	msg         []byte
 }
 
 // handlerResultData is the data of a HandlerResult event.
@@ -335,9 +339,12 @@ type handlerResultData struct {
 	stateRecord
 	StateChanged bool `json:"stateChanged"`
 	// A request's response.
-	HasResponse    *bool  `json:"hasResponse,omitempty"`
-	ResponseBytes  *int   `json:"responseBytes,omitempty"`
+	HasResponse   *bool `json:"hasResponse,omitempty"`
+	ResponseBytes *int  `json:"responseBytes,omitempty"`
+	// ResponseSha256 is the response's digest; appendJSON computes it
+	// from response when it is "" and response is not nil.
 	ResponseSha256 string `json:"responseSha256,omitempty"`
+	response       []byte
 }
 
 type pathKey struct{}
@@ -395,11 +402,12 @@ func (a *Actor) callHandler(w *work) (resp []byte, err error) {
 	if err := a.bindHandler(sc, x); err != nil {
 		return nil, err
 	}
-	md := messageData{ID: w.id, From: w.from, Bytes: len(w.msg), Sha256: runtimehandler.Digest(w.msg), TraceParent: w.traceParent}
+	md := messageData{ID: w.id, From: w.from, Bytes: len(w.msg), msg: w.msg, TraceParent: w.traceParent}
 	if w.kind == workRequest {
 		md.Path = w.path
 	}
-	if err := a.record(kind, x.op, md); err != nil {
+	a.eventBuf = md.appendJSON(a.eventBuf[:0])
+	if err := a.recordEventBuf(kind, x.op); err != nil {
 		return nil, hostError(x.op, err)
 	}
 	ctx := runtimehandler.WithTraceParent(context.Background(), w.traceParent)
@@ -413,7 +421,8 @@ func (a *Actor) callHandler(w *work) (resp []byte, err error) {
 	d := handlerResultData{ID: w.id}
 	if !out.ok {
 		d.Error, d.stateRecord = out.errMsg, a.stateRecord()
-		_ = a.record(chain.KindHandlerResult, x.op, d)
+		a.eventBuf = d.appendJSON(a.eventBuf[:0])
+		_ = a.recordEventBuf(chain.KindHandlerResult, x.op)
 		return nil, sc.refused(out.errMsg)
 	}
 	changed := out.hasState != a.state.hasState || !bytes.Equal(out.state, a.state.state)
@@ -433,10 +442,11 @@ func (a *Actor) callHandler(w *work) (resp []byte, err error) {
 				resp = []byte{}
 			}
 			n := len(resp)
-			d.ResponseBytes, d.ResponseSha256 = &n, runtimehandler.Digest(resp)
+			d.ResponseBytes, d.response = &n, resp
 		}
 	}
-	if err := a.record(chain.KindHandlerResult, x.op, d); err != nil {
+	a.eventBuf = d.appendJSON(a.eventBuf[:0])
+	if err := a.recordEventBuf(chain.KindHandlerResult, x.op); err != nil {
 		return nil, hostError(x.op, err)
 	}
 	// The HandlerResult just appended records the state saved in slot.
