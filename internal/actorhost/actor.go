@@ -175,8 +175,10 @@ type Actor struct {
 	// never sent to does not keep their call stacks.
 	initCall, tickCall, sendCall, requestCall stateCall
 	// curCall is the context of the call into the guest in progress
-	// (beginCall), nil between calls.
-	curCall context.Context
+	// (beginCall), nil between calls; callStop and callCancel end it.
+	curCall    context.Context
+	callStop   func() bool
+	callCancel context.CancelFunc
 	// eventBuf is reused to encode the events of messages (eventjson.go);
 	// guarded by callLock.
 	eventBuf []byte

@@ -58,6 +58,9 @@ type mailbox struct {
 	draining    bool
 	tickPending bool
 	closed      bool
+	// drain is the actor's drain, a method value made once: made at
+	// every push, it would cost an allocation per message.
+	drain func()
 	// drains counts the running drain goroutine (0 or 1), so that Stop
 	// can wait for it.
 	drains sync.WaitGroup
@@ -70,7 +73,7 @@ func (m *mailbox) queued() int { return len(m.items) - m.head }
 // when the bound refused w; closed when the run is over. A tick is not
 // counted against the bound (there is at most one), and is dropped when
 // one is pending already.
-func (m *mailbox) push(w *work, drain func()) (full, closed bool) {
+func (m *mailbox) push(w *work) (full, closed bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -95,7 +98,7 @@ func (m *mailbox) push(w *work, drain func()) (full, closed bool) {
 	if !m.draining {
 		m.draining = true
 		m.drains.Add(1)
-		go drain()
+		go m.drain()
 	}
 	return false, false
 }

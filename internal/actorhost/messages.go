@@ -243,7 +243,7 @@ func (t *Actor) enqueue(w *work) error {
 	if err := t.budget.TryAdmit(deliveryRecordBytes); err != nil {
 		return deliveryErr(ErrRateLimited, "rate limited: %s: %s", t.label(), err.Error())
 	}
-	full, closed := t.mbox.push(w, t.drain)
+	full, closed := t.mbox.push(w)
 	switch {
 	case closed:
 		return t.notRunning(t.Phase())
@@ -457,8 +457,8 @@ func (a *Actor) callHandler(w *work) (resp []byte, err error) {
 // invokeHandler lowers w's (request id and) message and calls the handler
 // with them, all one call into the guest (beginCall).
 func (a *Actor) invokeHandler(ctx context.Context, sc *stateCall, w *work) (out stateResult, err error) {
-	ctx, end := a.beginCall(ctx)
-	defer end()
+	ctx, began := a.beginCall(ctx)
+	defer a.endCall(began)
 	var args [4]uint64
 	n := 0
 	if w.kind == workRequest {
