@@ -99,6 +99,8 @@ type Engine struct {
 	// waitMu guards every Actor's waitingFor: the wait-for graph of
 	// requests in flight, checked for cycles before a request waits.
 	waitMu sync.Mutex
+	// drains runs the actors' mailbox drains.
+	drains *drainPool
 }
 
 // NewEngine creates the process's engine. Close it to release the runtime.
@@ -131,6 +133,7 @@ func NewEngine(ctx context.Context, opts EngineOptions) (*Engine, error) {
 		budget:       opts.MemoryBudget,
 		byID:         map[string]*Actor{},
 		byName:       map[string]*Actor{},
+		drains:       newDrainPool(),
 	}
 	// WithCloseOnContextDone: without it a looping guest ignores its
 	// deadline and holds its goroutine (and the host) forever.
@@ -223,6 +226,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	}
 	e.components = nil
 	e.mu.Unlock()
+	e.drains.close()
 	e.closeRuntime(context.WithoutCancel(ctx))
 	return errors.Join(errs...)
 }

@@ -255,7 +255,8 @@ func (t *Actor) enqueue(w *work) error {
 }
 
 // drain handles the mailbox's items in order until it is empty; it runs on
-// its own goroutine, started by the push that found no drain running.
+// a goroutine of the engine's drainPool, started by the push that found no
+// drain running.
 func (a *Actor) drain() {
 	for w := a.mbox.pop(); w != nil; w = a.mbox.pop() {
 		switch w.kind {

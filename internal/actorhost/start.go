@@ -99,7 +99,7 @@ func (e *Engine) newActor(cfg ActorConfig) (a *Actor, err error) {
 	}
 	a = &Actor{e: e, cfg: cfg, component: cfg.Component, callLock: make(chan struct{}, 1), phase: PhaseStarting,
 		done: make(chan struct{})}
-	a.mbox.drain = a.drain
+	a.mbox.owner, a.mbox.pool = a, e.drains
 	if err := a.applyLimits(cfg); err != nil {
 		return nil, fmt.Errorf("starting actor %s: %w", cfg.Name, err)
 	}
