@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -138,36 +139,76 @@ func (e *Engine) request(ctx context.Context, d Delivery, from *Actor) (resp []b
 	if from != nil {
 		limit = from.requestTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
+	// The wait ends at ctx's deadline or after limit, whichever is
+	// first: a timer from a pool, rather than a context derived per
+	// request (a timer, a channel and three allocations more).
+	start := time.Now()
+	deadline := start.Add(limit)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
 	d.Path = path
 	w, err := t.newWork(workRequest, d)
 	if err != nil {
 		return nil, t.id, err
 	}
-	w.reply = make(chan reply, 1)
-	w.deadline, _ = ctx.Deadline()
+	reply := getReplyChan()
+	w.reply, w.deadline = reply, deadline
 	if from != nil {
 		if err := e.waitFor(from, t); err != nil {
 			return nil, t.id, err
 		}
 		defer e.doneWaiting(from)
 	}
-	reply := w.reply // answer clears w.reply
-	start := time.Now()
 	if err := t.enqueue(w); err != nil {
+		putReplyChan(reply) // never queued: nobody answers on it
 		return nil, t.id, err
 	}
+	timer := getTimer(time.Until(deadline))
+	defer putTimer(timer)
 	select {
 	case r := <-reply:
+		// The one answer taken, the channel is empty and no one else
+		// holds it (answer cleared w.reply): it can serve again.
+		putReplyChan(reply)
 		return r.resp, t.id, r.err
+	case <-timer.C:
+		return nil, t.id, requestTimeout(t, start, limit)
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, t.id, timeoutErr("request to %s timed out: no response within %s (the request timeout is %s)",
-				t.label(), time.Since(start).Round(time.Millisecond), limit)
+			return nil, t.id, requestTimeout(t, start, limit)
 		}
 		return nil, t.id, fmt.Errorf("request to %s canceled: %w", t.label(), ctx.Err())
 	}
+}
+
+func requestTimeout(t *Actor, start time.Time, limit time.Duration) error {
+	return timeoutErr("request to %s timed out: no response within %s (the request timeout is %s)",
+		t.label(), time.Since(start).Round(time.Millisecond), limit)
+}
+
+// replyChans and timers are reused by requests: a reply channel once its
+// one answer was taken, a timer once stopped (Go 1.23 timers: a stopped
+// timer's channel holds nothing stale, and Reset needs no drain).
+var (
+	replyChans = sync.Pool{New: func() any { return make(chan reply, 1) }}
+	timers     = sync.Pool{}
+)
+
+func getReplyChan() chan reply  { return replyChans.Get().(chan reply) }
+func putReplyChan(c chan reply) { replyChans.Put(c) }
+
+func getTimer(d time.Duration) *time.Timer {
+	if t, _ := timers.Get().(*time.Timer); t != nil {
+		t.Reset(d)
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+func putTimer(t *time.Timer) {
+	t.Stop()
+	timers.Put(t)
 }
 
 // describePath spells a causal path with the actors' names.
