@@ -137,7 +137,8 @@ func runsAndTicks(evs []chain.Event) (runs, ticks int) {
 func killLane(t *testing.T, bin, yaml, dir string, kills int, rng *rand.Rand) (afterTicks int) {
 	for k := range kills {
 		runsBefore, _ := runsAndTicks(readChain(dir))
-		cmd := exec.Command(bin, "run", "--tick", "100ms", "--chain-dir", dir, yaml)
+		// Lanes run at once: each serves its own socket.
+		cmd := exec.Command(bin, "run", "--tick", "100ms", "--chain-dir", dir, "--socket", dir+".sock", yaml)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {

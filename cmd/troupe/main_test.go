@@ -52,8 +52,9 @@ func TestUsageErrorsExit2(t *testing.T) {
 		"unknown flag":              {args: []string{"run", "--bogus", "a.wasm"}, want: "unknown flag: --bogus"},
 		"bad flag value":            {args: []string{"run", "--tick", "soon", "a.wasm"}, want: `invalid argument "soon" for "--tick" flag`},
 		"bad bool flag value":       {args: []string{"run", "--once=maybe", "a.wasm"}, want: `invalid argument "maybe" for "--once" flag`},
-		"run without ACTOR":         {args: []string{"run"}, want: "missing ACTOR (usage: troupe run [flags] ACTOR)"},
-		"run with two actors":       {args: []string{"run", "a.wasm", "b.wasm"}, want: `want one ACTOR, got 2 arguments: ["a.wasm" "b.wasm"]`},
+		"run without ACTOR":         {args: []string{"run"}, want: "missing ACTOR (usage: troupe run [flags] ACTOR...)"},
+		"request without DATA":      {args: []string{"request", "a"}, want: "missing DATA (usage: troupe request [flags] NAME DATA)"},
+		"send with three arguments": {args: []string{"send", "a", "b", "c"}, want: "want NAME and DATA, got 3 arguments"},
 		"chain verify without PATH": {args: []string{"chain", "verify"}, want: "missing PATH (usage: troupe chain verify"},
 		"chain show without PATH":   {args: []string{"chain", "show"}, want: "missing PATH (or NAMESPACE/NAME with --from-host)"},
 	}

@@ -48,9 +48,18 @@ func troupeBinary(t *testing.T) string {
 	return troupeBin
 }
 
-// TestMain removes the binary troupeBinary built.
+// TestMain removes the binary troupeBinary built. It also gives the tests their own state root, so that no run of theirs
+// (in process or a binary they start) takes the user's default socket or
+// meets another test binary's.
 func TestMain(m *testing.M) {
+	state, err := os.MkdirTemp("", "troupe-state-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("XDG_STATE_HOME", state)
 	code := m.Run()
+	_ = os.RemoveAll(state)
 	if troupeBin != "" {
 		_ = os.RemoveAll(filepath.Dir(troupeBin))
 	}

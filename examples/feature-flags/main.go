@@ -10,6 +10,13 @@
 // with the FEATURE_ prefix), which the host serves live, so an edit of the
 // ConfigMap reaches the running actor at its next tick, without a restart.
 //
+// It also answers requests (troupe request feature-flags ANYTHING, or
+// another actor's theater.Request): each reads the flag afresh and is
+// answered down the path it selects, {"feature":"new_ui","enabled":...,
+// "path":...,"page":...}, so an edit of the flag changes the answers at
+// once, without a restart. A sent message is handled the same way, with
+// nobody to answer.
+//
 // The state is the path in force ("new-ui" or "old-ui"), so the chain
 // records every change of decision as a change of state.
 package main
@@ -21,6 +28,7 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe/sdk/theater"
+	_ "github.com/troupe-dev/troupe/sdk/theater/messages"
 	_ "github.com/troupe-dev/troupe/sdk/theater/ticker"
 )
 
@@ -39,12 +47,29 @@ func init() {
 		return decide(isFeatureEnabled(feature), "init")
 	})
 	theater.OnTick(func(state []byte, hasState bool, _ time.Time) ([]byte, error) {
-		newUI := isFeatureEnabled(feature)
-		if hasState && string(state) == pathFor(newUI) {
-			return state, nil // no change: nothing to report
-		}
-		return decide(newUI, "tick")
+		return decideIfChanged(state, hasState, isFeatureEnabled(feature), "tick")
 	})
+	theater.OnRequest(func(state []byte, hasState bool, _ string, _ []byte) ([]byte, []byte, error) {
+		newUI := isFeatureEnabled(feature)
+		next, err := decideIfChanged(state, hasState, newUI, "request")
+		if err != nil {
+			return nil, nil, err
+		}
+		resp, err := json.Marshal(map[string]any{"feature": feature, "enabled": newUI, "path": pathFor(newUI), "page": render(newUI)})
+		return next, resp, err
+	})
+	theater.OnSend(func(state []byte, hasState bool, _ []byte) ([]byte, error) {
+		return decideIfChanged(state, hasState, isFeatureEnabled(feature), "message")
+	})
+}
+
+// decideIfChanged reports a change of path (as a tick does) and keeps the
+// state when there is none.
+func decideIfChanged(state []byte, hasState, newUI bool, trigger string) ([]byte, error) {
+	if hasState && string(state) == pathFor(newUI) {
+		return state, nil
+	}
+	return decide(newUI, trigger)
 }
 
 func main() {}
@@ -82,10 +107,7 @@ func isFeatureEnabled(name string) bool {
 // processRequest handles a request down the path the flag selects and
 // reports which one it took, and what made it decide (init or a tick).
 func processRequest(newUI bool, trigger string) error {
-	path, page := pathOld, renderOldUI()
-	if newUI {
-		path, page = pathNew, renderNewUI()
-	}
+	path, page := pathFor(newUI), render(newUI)
 	if err := theater.Info(fmt.Sprintf("feature %s is %s (%s): served the request with the %s path (%d bytes)",
 		feature, onOff(newUI), trigger, path, len(page))); err != nil {
 		return err
@@ -95,6 +117,13 @@ func processRequest(newUI bool, trigger string) error {
 		return fmt.Errorf("feature-flags: encoding the feature_path event: %w", err)
 	}
 	return theater.RecordEvent("feature_path", event)
+}
+
+func render(newUI bool) string {
+	if newUI {
+		return renderNewUI()
+	}
+	return renderOldUI()
 }
 
 func renderNewUI() string { return `<main class="v2"><h1>Welcome</h1></main>` }

@@ -5,6 +5,11 @@
 //
 // It handles a small fixed batch of requests on every init, one of which
 // fails on purpose, to show both the completed and the failed log lines.
+// It also handles real requests (troupe request structured-logging
+// 'GET /orders', or a JSON {"id","client_ip","method","path"}; another
+// actor's theater.Request): each is logged, timed and answered with
+// {"status":...} (and "etag", or "error"). A sent message is handled the
+// same way, with nobody to answer.
 package main
 
 import (
@@ -13,8 +18,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/troupe-dev/troupe/sdk/theater"
+	_ "github.com/troupe-dev/troupe/sdk/theater/messages"
 )
 
 func init() {
@@ -30,22 +37,55 @@ func init() {
 		}
 		return state, nil
 	})
+	theater.OnRequest(func(state []byte, _ bool, requestID string, data []byte) ([]byte, []byte, error) {
+		resp, err := serve(requestID, data)
+		return state, resp, err
+	})
+	theater.OnSend(func(state []byte, _ bool, msg []byte) ([]byte, error) {
+		_, err := serve("", msg)
+		return state, err
+	})
+}
+
+// serve handles one request that came as a message: JSON, or "METHOD
+// PATH". The answer is the response as JSON; a request the application
+// fails is answered (with its error), not an error of the actor.
+func serve(requestID string, data []byte) ([]byte, error) {
+	req := request{}
+	if err := json.Unmarshal(data, &req); err != nil {
+		f := strings.Fields(string(data))
+		if len(f) != 2 {
+			return json.Marshal(map[string]any{"status": 400, "error": `want {"method","path",...} or "METHOD PATH"`})
+		}
+		req.Method, req.Path = f[0], f[1]
+	}
+	if req.ID == "" {
+		req.ID = requestID
+	}
+	resp, err := processRequest(req)
+	switch {
+	case errors.Is(err, errRequestFailed):
+		return json.Marshal(map[string]any{"status": 404, "error": err.Error()})
+	case err != nil:
+		return nil, err // a runtime call failed
+	}
+	return json.Marshal(resp)
 }
 
 func main() {}
 
 // request is a request as the actor sees it.
 type request struct {
-	ID       string
-	ClientIP string
-	Method   string
-	Path     string
+	ID       string `json:"id"`
+	ClientIP string `json:"client_ip"`
+	Method   string `json:"method"`
+	Path     string `json:"path"`
 }
 
 // response is what handling a request produces.
 type response struct {
-	Status int
-	ETag   string
+	Status int    `json:"status"`
+	ETag   string `json:"etag,omitempty"`
 }
 
 var batch = []request{

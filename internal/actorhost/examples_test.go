@@ -3,6 +3,7 @@ package actorhost
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -31,6 +32,8 @@ func TestGoExamples(t *testing.T) {
 		"feature-flags":      {env: runtimehandler.MapEnv{"FEATURE_NEW_UI": {Value: "true"}}},
 		"monitoring":         {},
 		"structured-logging": {},
+		"counter":            {initState: []byte(`{"count":4}`), logLine: "counter ready at 4", state: `"count":4`},
+		"counter-client":     {env: runtimehandler.MapEnv{"COUNTER": {Value: "counter"}}, logLine: "asks counter", state: `"asked":0`},
 	}
 	e, sink := newTestEngine(t)
 	for name, tc := range tests {
@@ -220,4 +223,93 @@ func TestFeatureFlagsFollowsAnEnvChangeWithoutRestart(t *testing.T) {
 	if got := featurePaths(t, a); got[2] != "tick:old-ui" {
 		t.Fatalf("feature_path events = %v", got)
 	}
+}
+
+// TestGoExamplesAnswerRequests: structured-logging and feature-flags
+// handle real requests through the engine: one logged, timed request each
+// with an answer, and feature-flags answering differently once its flag
+// changes, without a restart.
+func TestGoExamplesAnswerRequests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the examples with the Go toolchain")
+	}
+	e, _ := newTestEngine(t)
+	ask := func(t *testing.T, target, msg string) map[string]any {
+		t.Helper()
+		resp, err := e.Request(context.Background(), Delivery{From: Sender{External: "test"}, Target: target, Msg: []byte(msg)})
+		if err != nil {
+			t.Fatalf("request %q to %s: %v", msg, target, err)
+		}
+		var out map[string]any
+		if err := json.Unmarshal(resp, &out); err != nil {
+			t.Fatalf("response %q: %v", resp, err)
+		}
+		return out
+	}
+
+	t.Run("structured-logging", func(t *testing.T) {
+		c, err := e.Compile(context.Background(), testutil.BuildExample(t, "structured-logging"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := start(t, e, ActorConfig{Name: "structured-logging", Component: c, Dir: t.TempDir()})
+		metricsBefore := countMetrics(events(t, a))
+		if got := ask(t, "structured-logging", `{"id":"r-9","method":"POST","path":"/orders"}`); got["status"] != float64(201) || got["etag"] == "" {
+			t.Errorf("POST /orders answered %v", got)
+		}
+		if !loggedRequest(t, events(t, a), "r-9", a.ID()) {
+			t.Errorf("no structured log line of request r-9 with the actor's id and name")
+		}
+		if got := ask(t, "structured-logging", "GET /missing"); got["status"] != float64(404) || !strings.Contains(fmt.Sprint(got["error"]), "no route") {
+			t.Errorf("GET /missing answered %v", got)
+		}
+		if n := countMetrics(events(t, a)) - metricsBefore; n != 2 {
+			t.Errorf("%d metrics recorded for 2 requests, want request_duration_ms each", n)
+		}
+	})
+
+	t.Run("feature-flags", func(t *testing.T) {
+		c, err := e.Compile(context.Background(), testutil.BuildExample(t, "feature-flags"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := &mutableEnv{m: runtimehandler.MapEnv{"FEATURE_NEW_UI": {Value: "no"}}}
+		start(t, e, ActorConfig{Name: "feature-flags", Component: c, Env: env, TickInterval: -1, Dir: t.TempDir()})
+		if got := ask(t, "feature-flags", "GET /"); got["path"] != "old-ui" || got["enabled"] != false {
+			t.Errorf("with the flag off: %v", got)
+		}
+		env.set("FEATURE_NEW_UI", "true")
+		if got := ask(t, "feature-flags", "GET /"); got["path"] != "new-ui" || got["enabled"] != true {
+			t.Errorf("after the flag changed (no restart, no tick): %v", got)
+		}
+	})
+}
+
+// loggedRequest reports whether the chain has a structured log line of the
+// request id from the actor id, named structured-logging, with a time.
+func loggedRequest(t *testing.T, evs []chain.Event, requestID, actorID string) bool {
+	t.Helper()
+	for _, ev := range evs {
+		if ev.Kind != chain.KindLog {
+			continue
+		}
+		var log struct{ Message string }
+		if json.Unmarshal(ev.Data, &log) != nil {
+			continue
+		}
+		var line struct {
+			Timestamp uint64
+			Actor     struct{ ID, Name string }
+			Context   map[string]any
+		}
+		if json.Unmarshal([]byte(log.Message), &line) == nil && line.Context["request_id"] == requestID &&
+			line.Actor.ID == actorID && line.Actor.Name == "structured-logging" && line.Timestamp > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func countMetrics(evs []chain.Event) int {
+	return len(slices.DeleteFunc(evs, func(ev chain.Event) bool { return ev.Kind != chain.KindMetric }))
 }

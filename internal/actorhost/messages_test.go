@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -462,5 +463,69 @@ func TestSDKActorHandlesMessages(t *testing.T) {
 	<-a.Done()
 	if ReasonOf(a.Err()) != ReasonHandlerFailed {
 		t.Fatalf("the actor ended with %v", a.Err())
+	}
+}
+
+// TestFloodedSlowReceiverKeepsMemoryFlat: senders flood a receiver that is
+// stuck in a call (its call lock held) with far more than its mailbox
+// holds: the mailbox's byte bound keeps the host's heap within that bound
+// however much is sent, the surplus is refused at once, and once the
+// receiver is free it handles every message it accepted and lives.
+func TestFloodedSlowReceiverKeepsMemoryFlat(t *testing.T) {
+	e, _ := newTestEngine(t)
+	ctx := context.Background()
+	const mailboxBytes, msgBytes = 1 << 20, 16 << 10
+	a := startMessenger(t, e, "slow", ActorConfig{MailboxMessages: 1 << 16, MailboxBytes: mailboxBytes, DiskBudget: &diskbudget.Limits{}})
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	a.callLock <- struct{}{} // the receiver is busy for as long as the flood lasts
+	var accepted, refused atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 2000 {
+				msg := make([]byte, msgBytes) // a fresh message each time, as from real senders
+				msg[0] = 'i'
+				switch err := e.Send(ctx, Delivery{From: cli, Target: "slow", Msg: msg}); {
+				case err == nil:
+					accepted.Add(1)
+				case errors.Is(err, ErrMailboxFull):
+					refused.Add(1)
+				default:
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// 125 MiB were sent; the mailbox holds at most 1 MiB of it. The slack
+	// covers the work items, the GC's pacing and the test's own garbage.
+	if grew := int64(heap()) - int64(before); grew > 4*mailboxBytes {
+		t.Errorf("the heap grew by %d bytes while 125 MiB were sent to a mailbox of %d bytes", grew, mailboxBytes)
+	}
+	// The drain holds one message in hand while it waits for the call lock.
+	if got := accepted.Load(); got > mailboxBytes/msgBytes+1 || refused.Load() == 0 {
+		t.Errorf("%d messages accepted, %d refused: the mailbox holds at most %d", got, refused.Load(), mailboxBytes/msgBytes)
+	}
+	a.unlock()
+	resp, err := e.Request(ctx, Delivery{From: cli, Target: "slow", Msg: []byte("g")})
+	for errors.Is(err, ErrMailboxFull) { // until the receiver has made room
+		resp, err = e.Request(ctx, Delivery{From: cli, Target: "slow", Msg: []byte("g")})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := counterOf(t, resp); int64(got) != accepted.Load() {
+		t.Fatalf("the receiver counted %d of the %d messages it accepted", got, accepted.Load())
+	}
+	if a.Phase() != PhaseRunning {
+		t.Fatalf("the flooded receiver is %s", a.Phase())
 	}
 }

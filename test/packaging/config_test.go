@@ -97,6 +97,12 @@ func readActor(t *testing.T, path string) *v1alpha1.Actor {
 	return &a
 }
 
+// localOnly are the examples without a sample: the counter pair, where
+// one actor asks another by name, which a cluster delivers only between
+// actors that share a host until messages cross hosts (the issue after
+// issue 11), so for now the pair is an example for `troupe run`.
+var localOnly = map[string]bool{"counter": true, "counter-client": true}
+
 func samples(t *testing.T) []sample {
 	t.Helper()
 	root := testutil.RepoRoot(t)
@@ -107,6 +113,9 @@ func samples(t *testing.T) []sample {
 	var out []sample
 	for _, e := range examples {
 		name := filepath.Base(filepath.Dir(e))
+		if localOnly[name] {
+			continue
+		}
 		s := filepath.Join(root, "config", "samples", fmt.Sprintf("theater_v1alpha1_actor_%s.yaml", name))
 		if _, err := os.Stat(s); err != nil {
 			t.Errorf("example %s has no sample in config/samples: %v", name, err)
