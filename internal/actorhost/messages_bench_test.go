@@ -58,6 +58,7 @@ func timedRequests(b *testing.B, e *Engine, d Delivery, check func([]byte) bool)
 	ctx := context.Background()
 	lat := newLatencies()
 	b.ReportAllocs()
+	cpu := processCPU(b)
 	for b.Loop() {
 		begin := time.Now()
 		resp, err := e.Request(ctx, d)
@@ -69,7 +70,17 @@ func timedRequests(b *testing.B, e *Engine, d Delivery, check func([]byte) bool)
 			b.Fatalf("response %q", resp)
 		}
 	}
+	reportCPU(b, processCPU(b)-cpu, b.N, "cpu-ns/op")
 	lat.report(b)
+}
+
+// reportCPU reports the process's CPU time per item (all goroutines: the
+// caller's, the actors' drains, the chains' group commit), unless the
+// platform does not measure it.
+func reportCPU(b *testing.B, used time.Duration, n int, unit string) {
+	if used > 0 && n > 0 {
+		b.ReportMetric(float64(used.Nanoseconds())/float64(n), unit)
+	}
 }
 
 // BenchmarkRequest times a request's round trip through the mailboxes,
@@ -147,7 +158,7 @@ func BenchmarkSend(b *testing.B) {
 		ctx := context.Background()
 		b.ReportAllocs()
 		b.ResetTimer()
-		begin := time.Now()
+		begin, cpu := time.Now(), processCPU(b)
 		for sent := 0; sent < b.N; {
 			n := min(burstSize, b.N-sent)
 			queue(n)
@@ -159,6 +170,11 @@ func BenchmarkSend(b *testing.B) {
 		}
 		b.StopTimer()
 		b.ReportMetric(float64(b.N)/time.Since(begin).Seconds(), "msgs/s")
+		// What one core could carry: messages per second of CPU time.
+		if used := processCPU(b) - cpu; used > 0 {
+			reportCPU(b, used, b.N, "cpu-ns/msg")
+			b.ReportMetric(float64(b.N)/used.Seconds(), "msgs/cpu-s")
+		}
 	}
 	external := func(b *testing.B, guest, msg string) {
 		e, _ := newTestEngine(b)
