@@ -289,17 +289,22 @@ type lifecycleData struct {
 // refused by it (the debt it may leave is waited off before the next
 // tick), so that why a run ended is always recorded.
 func (a *Actor) record(kind chain.Kind, op string, v any) error {
+	return a.recordNoting(kind, op, v, nil)
+}
+
+// recordNoting is record with the chain's AppendNoting.
+func (a *Actor) recordNoting(kind chain.Kind, op string, v any, note func(uint64)) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encoding %s event: %w", kind, err)
 	}
-	return a.recordJSON(kind, op, data)
+	return a.recordJSON(kind, op, data, note)
 }
 
-// recordJSON is record with the data encoded already.
-func (a *Actor) recordJSON(kind chain.Kind, op string, data []byte) error {
+// recordJSON is recordNoting with the data encoded already.
+func (a *Actor) recordJSON(kind chain.Kind, op string, data []byte, note func(uint64)) error {
 	a.budget.Charge(chain.RecordSize(kind, op, len(data)))
-	if _, err := a.chain.Append(kind, op, data); err != nil {
+	if _, err := a.chain.AppendNoting(kind, op, data, note); err != nil {
 		return fmt.Errorf("recording %s: %w", kind, err)
 	}
 	return nil
@@ -332,34 +337,45 @@ func (a *Actor) stateRecord() stateRecord {
 	return r
 }
 
-// setState makes s the actor's state, saving it in Dir first (once the
-// disk budget admits the write; statefile.go), and returns the slot it was
-// saved in (-1 for none): the caller appends the event that records it,
-// then calls stateRecorded. op names the call that returned it, for the
-// error.
-func (a *Actor) setState(op string, s savedState) (int, error) {
-	slot := -1
+// setState makes s the actor's state, in memory only: the event the caller
+// appends next with recordState records it, and the chain saves it in a
+// slot before it writes that event to the file (statefile.go). Refused,
+// as every write is, while the node is short of disk. op names the call
+// that returned it, for the error.
+func (a *Actor) setState(op string, s savedState) error {
 	if a.cfg.Dir != "" {
-		if err := a.budget.WriteState(a.runCtx, len(s.state)); err != nil {
-			return -1, wrapOp(err, op)
-		}
-		var err error
-		if slot, err = a.store.save(a.chain, s); err != nil {
-			return -1, &ActorError{Reason: ReasonHostError, Op: op, Message: err.Error(), Err: err}
+		if err := a.budget.Pressure(); err != nil {
+			return wrapOp(err, op)
 		}
 	}
 	a.mu.Lock()
 	a.state = s
 	a.mu.Unlock()
-	return slot, nil
+	return nil
 }
 
-// stateRecorded notes that the event just appended records the state
-// setState saved in slot.
-func (a *Actor) stateRecorded(slot int) {
-	if slot < 0 {
-		return
-	}
-	_, length := a.chain.Head()
-	a.store.recorded(slot, length-1)
+// recordState is record for an event that records the actor's state:
+// when changed (setState was just called), the chain learns as it appends
+// the event that the state is to be saved before the event is written.
+// Called with the call lock held.
+func (a *Actor) recordState(kind chain.Kind, op string, v any, changed bool) error {
+	return a.recordNoting(kind, op, v, a.stateNote(changed))
 }
+
+// stateNote is the note of an event that records the state: noteState
+// when the state changed and is saved, else none.
+func (a *Actor) stateNote(changed bool) func(uint64) {
+	if !changed || a.cfg.Dir == "" {
+		return nil
+	}
+	return a.noteState
+}
+
+// noteState is recordState's note, called by the chain with the seq of the
+// event that records the actor's state, under the chain's lock. a.state is
+// read without a.mu: the appender holds the call lock, under which alone
+// it changes.
+func (a *Actor) noteState(seq uint64) { a.store.recorded(seq, a.state) }
+
+// saveState is the chain's BeforeWrite (statefile.go).
+func (a *Actor) saveState(w chain.Write) error { return a.store.save(w) }

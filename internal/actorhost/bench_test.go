@@ -142,9 +142,9 @@ func BenchmarkIdleActorMemory(b *testing.B) {
 // lowering the 16-byte state with cabi_realloc, tick, lifting its result,
 // cabi_post and, when the state changed, saving it and an ActorTick event.
 // "idle" changes nothing (nothing recorded); "count" changes the state
-// every tick (memory chain: no file; durable: every tick syncs the chain
-// through the previous state's event, unless group commit did, and
-// overwrites and syncs the state slot that does not hold it).
+// every tick (memory chain: no file; durable: the state is saved in a slot
+// once per group commit, when the chain writes the ticks' events, however
+// many ticks changed it: statefile.go).
 func BenchmarkTick(b *testing.B) {
 	for _, tc := range []struct {
 		name    string

@@ -21,10 +21,10 @@ import (
 // messages: one long error must not cost an idle actor its size forever.
 const maxKeptEventBuffer = 64 << 10
 
-// recordEventBuf records the event encoded in a.eventBuf. Called with the
-// call lock held.
-func (a *Actor) recordEventBuf(kind chain.Kind, op string) error {
-	err := a.recordJSON(kind, op, a.eventBuf)
+// recordEventBuf records the event encoded in a.eventBuf, with the
+// chain's AppendNoting note (nil for none). Called with the call lock held.
+func (a *Actor) recordEventBuf(kind chain.Kind, op string, note func(uint64)) error {
+	err := a.recordJSON(kind, op, a.eventBuf, note)
 	if cap(a.eventBuf) > maxKeptEventBuffer {
 		a.eventBuf = nil
 	}

@@ -432,7 +432,7 @@ func (a *Actor) bindHandler(sc *stateCall, x *stateExport) error {
 }
 
 // callHandler records the message's arrival, calls handle-send or
-// handle-request with the state, the (request id and) message, saves the
+// handle-request with the state, the (request id and) message, keeps the
 // new state and records the result. It returns the request's response (nil
 // for none) scrubbed of the actor's secrets; an error is the reason the
 // actor fails. Called with the call lock held.
@@ -449,7 +449,7 @@ func (a *Actor) callHandler(w *work) (resp []byte, err error) {
 		md.Path = w.path
 	}
 	a.eventBuf = md.appendJSON(a.eventBuf[:0])
-	if err := a.recordEventBuf(kind, x.op); err != nil {
+	if err := a.recordEventBuf(kind, x.op, nil); err != nil {
 		return nil, hostError(x.op, err)
 	}
 	ctx := runtimehandler.WithTraceParent(context.Background(), w.traceParent)
@@ -464,13 +464,12 @@ func (a *Actor) callHandler(w *work) (resp []byte, err error) {
 	if !out.ok {
 		d.Error, d.stateRecord = out.errMsg, a.stateRecord()
 		a.eventBuf = d.appendJSON(a.eventBuf[:0])
-		_ = a.recordEventBuf(chain.KindHandlerResult, x.op)
+		_ = a.recordEventBuf(chain.KindHandlerResult, x.op, nil)
 		return nil, sc.refused(out.errMsg)
 	}
 	changed := out.hasState != a.state.hasState || !bytes.Equal(out.state, a.state.state)
-	slot := -1
 	if changed {
-		if slot, err = a.setState(x.op, out.saved()); err != nil {
+		if err := a.setState(x.op, out.saved()); err != nil {
 			return nil, err
 		}
 	}
@@ -488,11 +487,9 @@ func (a *Actor) callHandler(w *work) (resp []byte, err error) {
 		}
 	}
 	a.eventBuf = d.appendJSON(a.eventBuf[:0])
-	if err := a.recordEventBuf(chain.KindHandlerResult, x.op); err != nil {
+	if err := a.recordEventBuf(chain.KindHandlerResult, x.op, a.stateNote(changed)); err != nil {
 		return nil, hostError(x.op, err)
 	}
-	// The HandlerResult just appended records the state saved in slot.
-	a.stateRecorded(slot)
 	return resp, nil
 }
 

@@ -122,6 +122,7 @@ func (e *Engine) newActor(cfg ActorConfig) (a *Actor, err error) {
 		lim = *cfg.DiskBudget
 	}
 	a.budget = diskbudget.NewActor(lim, e.opts.DiskBudget, a.chain.Size())
+	a.store.charge = a.budget.ChargeState
 	a.handler, err = runtimehandler.NewActor(runtimehandler.ActorOptions{
 		ID: a.id, Name: cfg.Name, Namespace: cfg.Namespace, Config: cfg.Handler, Env: cfg.Env,
 		SystemInfo: e.opts.SystemInfo, Chain: a.chain, Budget: a.budget, Deadline: a.callDeadline,
@@ -266,8 +267,8 @@ func (a *Actor) openDir(copts chain.Options) error {
 		lock.Release()
 		return fmt.Errorf("starting actor %s: %w", a.id, err)
 	}
-	var tracker stateTracker
-	copts.Floor, copts.Observe = states.floor(), tracker.observe
+	tracker := stateTracker{boundary: states.boundary()}
+	copts.Floor, copts.Observe, copts.BeforeWrite = states.floor(), tracker.observe, a.saveState
 	ch, rec, err := lock.Open(copts)
 	if err != nil {
 		return fmt.Errorf("starting actor %s: %w", a.id, err)
@@ -276,13 +277,15 @@ func (a *Actor) openDir(copts chain.Options) error {
 		a.log.Info("cut a torn tail off the actor's chain", "actorID", a.id,
 			"droppedBytes", rec.DroppedBytes, "reason", rec.Reason, "events", rec.Events)
 	}
-	last, err := tracker.last()
-	if err == nil {
-		a.resume, a.store, err = states.pick(last)
-	}
+	var cut *cutBack
+	a.resume, a.store, cut, err = settleStates(ch, states, &tracker)
 	if err != nil {
 		_ = ch.Close()
 		return fmt.Errorf("starting actor %s: %w", a.id, err)
+	}
+	if cut != nil {
+		a.log.Info("cut off the actor's chain the events of a write that a crash cut short: one records a state that was never saved, and none was durable",
+			"actorID", a.id, "fromEvent", cut.from, "toEvent", cut.to-1, "droppedBytes", cut.bytes)
 	}
 	a.chain = ch
 	return nil
@@ -412,7 +415,7 @@ type initResultData struct {
 	*stateRecord
 }
 
-// callInit calls init with the state and the actor id, saves the state it
+// callInit calls init with the state and the actor id, keeps the state it
 // returns and records the call and its result. Called with the call lock
 // held; an error is the reason the actor fails.
 func (a *Actor) callInit(ctx context.Context) error {
@@ -431,14 +434,14 @@ func (a *Actor) callInit(ctx context.Context) error {
 		_ = a.record(chain.KindInitResult, "init", initResultData{Error: out.errMsg})
 		return a.initCall.refused(out.errMsg)
 	}
-	slot, err := a.setState("init", out.saved())
-	if err != nil {
+	if err := a.setState("init", out.saved()); err != nil {
 		return err
 	}
 	rec := a.stateRecord()
-	if err := a.record(chain.KindInitResult, "init", initResultData{OK: true, stateRecord: &rec}); err != nil {
+	// Saved even when init returns the state it was handed, which may be
+	// one no slot holds (the initial state): one slot write a start.
+	if err := a.recordState(chain.KindInitResult, "init", initResultData{OK: true, stateRecord: &rec}, true); err != nil {
 		return hostError("init", err)
 	}
-	a.stateRecorded(slot)
 	return nil
 }

@@ -18,77 +18,135 @@ import (
 // package actordir; this file keeps its saved state and its chain in step.
 //
 // The rule: a start resumes from exactly the state the chain records last
-// (the last InitResult or ActorTick), never from one the chain does not
-// record, whatever moment a crash hit. A state is therefore saved before
-// the event that records it is appended, in one of two slots, and a slot
-// is overwritten only once the event that records the state in the other
-// slot is durable: whatever the chain holds after a crash, one slot holds
-// the state of its last state event (the other may hold a newer state the
-// chain never recorded, or be torn). Each slot also records the chain's
-// durable length when it was written, which the chain can never again be
-// shorter than: a chain cut back below it is refused (chain.Floor).
+// (the last InitResult, ActorTick or HandlerResult), never from one the
+// chain does not record, whatever moment a crash hit. States are saved in
+// two slots, in turn, and never on a call's path: a call only changes the
+// state in memory, and the chain's event that records it notes it
+// (stateStore.recorded). The save happens when the chain is about to hand
+// that event to its file, in the chain's BeforeWrite (stateStore.save):
+// whichever path writes (the group commit every 20 ms, a full buffer, a
+// lifecycle event, Sync, Close), it first makes every event already in the
+// file durable, then writes the newest state the events about to be
+// written record into the slot that does not hold the last saved one (with
+// fdatasync), and only then lets the events go. So:
 //
-// Costs: one fdatasync per saved state (plus one of the directory the first
-// time a slot file is made), where the single state file replaced by a
-// rename needed two; and none on the chain, unless the actor changes its
-// state twice within one group commit, when the second change waits for
-// the first one's event to be synced.
+//   - the chain file never holds an event recording a state that was not
+//     saved first, and a slot is overwritten only once the events that
+//     record the other slot's state are durable;
+//   - a write carries all the state changes of its events, but only the
+//     newest state is saved: a state an earlier event of the same write
+//     records (an intermediate one) is in no slot. A crash that cuts the
+//     write short after such an event leaves a chain whose last state is
+//     in no slot. Such a chain is recognized by the slot saved last: it
+//     names an event (Seq) the chain does not hold, and says how far the
+//     chain was durable (Durable) when it was saved, which is where the
+//     write began; the last state event lies between the two. Those events
+//     were never durable (the write was cut before any fsync covered it),
+//     so the start cuts the chain back to where the write began
+//     (chain.CutBack) and resumes from the state the chain then records
+//     last, which the other slot holds. This is the one case where a start
+//     drops whole events: a crash in the middle of a write, losing what a
+//     power cut could lose anyway under group commit.
+//
+// Each slot also records the chain's durable length when it was written,
+// which the chain can never again be shorter than: a chain cut back below
+// it is refused (chain.Floor).
+//
+// Costs: on a group-commit chain, one fdatasync of a slot per write that
+// carries a state change (about one per group commit, however many calls
+// changed the state), and none on the chain, whose previous group commit
+// has normally synced what is in the file already; on a sync chain, which
+// writes every event at once, one per state change, as before.
 
 // savedState is a state as saved: hasState false when init returned none.
+// Its bytes are never modified once it is the actor's state: the chain's
+// write hook may save them on another goroutine.
 type savedState struct {
 	hasState bool
 	state    []byte
 }
 
 // stateStore saves an actor's states in its directory, in turn in the two
-// slots. Used under the call lock.
+// slots. Its fields are guarded by the chain's lock: recorded runs inside
+// the chain's AppendNoting, save is the chain's BeforeWrite.
 type stateStore struct {
 	dir string
-	// cur is the slot holding the state the chain records last (-1: none
-	// does yet), and curSeq the seq of the event that records it.
-	cur    int
-	curSeq uint64
+	// charge counts a slot written against the actor's disk budget.
+	charge func(n int)
+	// cur is the slot holding the state saved last (-1: none yet), and
+	// first the slot the first state goes in while there is none: the one
+	// saved last by an earlier run (if any), which may name an event past
+	// the chain's end; after it, the slot saved last is the newest.
+	cur, first int
+	// next is the newest state an event records that is not saved yet,
+	// nextSeq that event (the first to record it), and charged what was
+	// charged for saving it: the largest of the states it replaced.
+	next    savedState
+	nextSeq uint64
+	hasNext bool
+	charged int
 	// legacy: the state file of Troupe v0.1.0 is still there; it goes once
 	// a slot's state is durably recorded.
 	legacy bool
 }
 
-// save saves s in the slot that does not hold the state the chain records
-// last, and returns that slot, for recorded once its event is appended.
-// Before that slot is overwritten, the event that records the other one is
-// made durable.
-func (st *stateStore) save(ch *chain.Chain, s savedState) (int, error) {
-	slot := 0
+// recorded notes that the event at seq records s, the actor's new state;
+// called by the chain before that event can be written, on the path of
+// the call that changed the state. The slot write it will take is charged
+// to the actor's disk budget here, once per write however many changes
+// it carries (as the largest of them): charged now rather than when the
+// write is made, so that the debt it leaves delays the actor's next tick
+// (armTick reads Backlog as soon as the tick returns) and refuses the
+// messages that would bring more changes (TryAdmit).
+func (st *stateStore) recorded(seq uint64, s savedState) {
+	if !st.hasNext {
+		st.charged = 0
+	}
+	if n := len(s.state); n > st.charged && st.charge != nil {
+		st.charge(n - st.charged)
+		st.charged = n
+	}
+	st.next, st.nextSeq, st.hasNext = s, seq, true
+}
+
+// save is the chain's BeforeWrite: when the events about to be written
+// record a state that is not saved yet, it makes the events already in the
+// file durable (so the slot saved last is no longer needed, and the write
+// begins where the chain is durable), saves the newest such state in the
+// other slot, and returns; the events follow.
+func (st *stateStore) save(w chain.Write) error {
+	if !st.hasNext {
+		return nil
+	}
+	// A state is noted as its event is appended, and unsaved events are
+	// all in the write: nextSeq lies in [w.From, w.To).
+	durable, err := w.SyncWritten()
+	if err != nil {
+		return err
+	}
+	slot := st.first
 	if st.cur >= 0 {
-		if err := ch.SyncThrough(st.curSeq + 1); err != nil {
-			return -1, err
-		}
 		if st.legacy {
 			// Nothing reads it while a recorded slot exists; left behind
 			// by a crash, it is removed the next time.
 			if err := os.Remove(filepath.Join(st.dir, actordir.StateFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return -1, fmt.Errorf("removing the state file of Troupe v0.1.0: %w", err)
+				return fmt.Errorf("removing the state file of Troupe v0.1.0: %w", err)
 			}
 			st.legacy = false
 		}
 		slot = 1 - st.cur
 	}
-	_, length := ch.Head()
-	err := actordir.WriteStateSlot(st.dir, slot, actordir.SavedState{
+	s := st.next
+	err = actordir.WriteStateSlot(st.dir, slot, actordir.SavedState{
 		State: actordir.State{HasState: s.hasState, Data: s.state},
-		Seq:   length, Durable: ch.Durable(),
+		Seq:   st.nextSeq, Durable: durable,
 	})
 	if err != nil {
-		return -1, err
+		return err
 	}
-	return slot, nil
-}
-
-// recorded notes that the event at seq records the state saved in slot.
-func (st *stateStore) recorded(slot int, seq uint64) {
-	if slot >= 0 {
-		st.cur, st.curSeq = slot, seq
-	}
+	st.cur = slot
+	st.next, st.hasNext = savedState{}, false
+	return nil
 }
 
 // savedStates is what a start finds in the actor's directory before it
@@ -149,11 +207,35 @@ type chainState struct {
 
 // stateTracker watches the events chain.Open reads for the last one that
 // records a state: an ActorTick or a HandlerResult (ok or not, each
-// carries the actor's state after it) or an ok InitResult.
+// carries the actor's state after it) or an ok InitResult; and for the
+// last one before boundary, where the write that a crash may have cut
+// short began (savedStates.tornWrite).
 type stateTracker struct {
+	boundary uint64
+	last_    trackedState
+	before   trackedState
+}
+
+type trackedState struct {
 	found bool
 	seq   uint64
 	data  []byte
+}
+
+func (t *trackedState) set(e chain.Event) {
+	t.found, t.seq, t.data = true, e.Seq, append(t.data[:0], e.Data...)
+}
+
+// state returns the state it tracked; nil when none.
+func (t *trackedState) state() (*chainState, error) {
+	if !t.found {
+		return nil, nil
+	}
+	r, ok := parseStateRecord(t.data)
+	if !ok {
+		return nil, fmt.Errorf("the chain's event %d records no readable state: %.200s", t.seq, t.data)
+	}
+	return &chainState{seq: t.seq, record: r}, nil
 }
 
 func (t *stateTracker) observe(e chain.Event) {
@@ -168,20 +250,17 @@ func (t *stateTracker) observe(e chain.Event) {
 	default:
 		return
 	}
-	t.found, t.seq, t.data = true, e.Seq, append(t.data[:0], e.Data...)
+	t.last_.set(e)
+	if e.Seq < t.boundary {
+		t.before.set(e)
+	}
 }
 
 // last returns the last state the chain records; nil when none.
-func (t *stateTracker) last() (*chainState, error) {
-	if !t.found {
-		return nil, nil
-	}
-	r, ok := parseStateRecord(t.data)
-	if !ok {
-		return nil, fmt.Errorf("the chain's event %d records no readable state: %.200s", t.seq, t.data)
-	}
-	return &chainState{seq: t.seq, record: r}, nil
-}
+func (t *stateTracker) last() (*chainState, error) { return t.last_.state() }
+
+// lastBefore returns the last state the chain records before boundary.
+func (t *stateTracker) lastBefore() (*chainState, error) { return t.before.state() }
 
 // parseStateRecord reads the state an event's data records; v0.1.0's
 // ActorTick events name the digest stateDigest.
@@ -221,13 +300,66 @@ type resumption struct {
 	note string
 }
 
+// newest is the valid slot saved last (the larger Seq), -1 when none.
+func (s *savedStates) newest() int {
+	best := -1
+	for i, sl := range s.slots {
+		if sl.Present && sl.Err == nil && (best < 0 || sl.Saved.Seq > s.slots[best].Saved.Seq) {
+			best = i
+		}
+	}
+	return best
+}
+
+// boundary is where the write the slot saved last was saved for began:
+// the chain's durable length when it was saved. The stateTracker keeps
+// the last state before it, for a start that cuts the chain back there.
+func (s *savedStates) boundary() uint64 {
+	if n := s.newest(); n >= 0 {
+		return s.slots[n].Saved.Durable
+	}
+	return 0
+}
+
+// holds reports whether a slot holds the state last records, as pick
+// wants it.
+func (s *savedStates) holds(last *chainState) bool {
+	for _, sl := range s.slots {
+		if sl.Present && sl.Err == nil && sl.Saved.Seq <= last.seq && last.record.matches(sl.Saved.State) {
+			return true
+		}
+	}
+	return false
+}
+
+// tornWrite reports whether a crash cut short the write that the slot
+// saved last was saved for, after an event recording an intermediate
+// state (one no slot holds): the slot names an event the chain (length
+// events long) does not hold, and the chain's last state event lies
+// between where that write began and that event. It returns the length to
+// cut the chain back to, where the write began: nothing from there on was
+// ever durable, and the chain before it records last the state the other
+// slot holds. The chain's last state must be one no slot holds (the
+// caller checks holds first).
+func (s *savedStates) tornWrite(last *chainState, length uint64) (uint64, bool) {
+	n := s.newest()
+	if n < 0 || last == nil {
+		return 0, false
+	}
+	sv := s.slots[n].Saved
+	if sv.Seq < length || last.seq < sv.Durable || last.seq >= sv.Seq {
+		return 0, false
+	}
+	return sv.Durable, true
+}
+
 // pick decides what a start resumes from, now that the chain was read: the
 // slot holding the state the chain records last. The v0.1.0 state file
 // stands in for the slots until one is written. Any other state is refused:
 // older would silently undo what the chain says happened, newer was never
 // recorded.
 func (s *savedStates) pick(last *chainState) (resumption, stateStore, error) {
-	st := stateStore{dir: s.dir, cur: -1, legacy: s.legacy != nil}
+	st := stateStore{dir: s.dir, cur: -1, first: max(s.newest(), 0), legacy: s.legacy != nil}
 	if last == nil && s.legacy == nil {
 		// The chain records no state: the actor starts afresh, and what a
 		// slot holds was saved for an event that never made it.
@@ -242,7 +374,7 @@ func (s *savedStates) pick(last *chainState) (resumption, stateStore, error) {
 			}
 		}
 		if best >= 0 {
-			st.cur, st.curSeq = best, last.seq
+			st.cur = best
 			seq := last.seq
 			sv := s.slots[best].Saved
 			return resumption{ok: true, state: savedState{hasState: sv.HasState, state: sv.Data}, event: &seq}, st, nil
@@ -271,6 +403,41 @@ func (s *savedStates) pick(last *chainState) (resumption, stateStore, error) {
 	}
 	return resumption{}, st, fmt.Errorf("the chain records %s at event %d as the actor's last state, but no saved state holds it (%s): refusing to resume from a state the chain does not record (restore the state, or move the actor's directory aside to start over)",
 		last.record.describe(), last.seq, s.describe())
+}
+
+// cutBack is what settleStates cut off the chain: the events from up to
+// (not including) to, bytes in all.
+type cutBack struct {
+	from, to uint64
+	bytes    int64
+}
+
+// settleStates decides what a start resumes from, once ch was opened with
+// tracker observing it: the state the chain records last (pick). When a
+// crash cut short a write of the chain after an event recording a state
+// that was never saved (tornWrite), it first cuts the chain back to where
+// that write began, and says so.
+func settleStates(ch *chain.Chain, states *savedStates, tracker *stateTracker) (resumption, stateStore, *cutBack, error) {
+	last, err := tracker.last()
+	if err != nil {
+		return resumption{}, stateStore{}, nil, err
+	}
+	var cut *cutBack
+	if last != nil && !states.holds(last) {
+		_, length := ch.Head()
+		if to, ok := states.tornWrite(last, length); ok {
+			if last, err = tracker.lastBefore(); err != nil {
+				return resumption{}, stateStore{}, nil, err
+			}
+			n, err := ch.CutBack(to)
+			if err != nil {
+				return resumption{}, stateStore{}, nil, err
+			}
+			cut = &cutBack{from: to, to: length, bytes: n}
+		}
+	}
+	r, st, err := states.pick(last)
+	return r, st, cut, err
 }
 
 // describe says what the slots hold, for errors.

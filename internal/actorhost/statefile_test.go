@@ -37,66 +37,153 @@ func readState(dir string, maxState int) (savedState, bool, error) {
 	return r.state, r.ok, err
 }
 
-// TestStatesAlternateSlots: each state is saved in the slot that does not
-// hold the last recorded one, with the seq of the event that records it
-// and how far the chain was durable; the slot is overwritten only once the
-// other's event is durable, with no fsync of the chain when group commit
-// made it so already.
-func TestStatesAlternateSlots(t *testing.T) {
+// TestStatesAreSavedBeforeTheirEventsAreWritten follows the chain's write
+// hook step by step, reading the chain file and the slots at each: a
+// changed state costs nothing until its event is about to be written;
+// then the newest state the write records (not the ones before it in the
+// same write) is saved in the slot that does not hold the last one, saying
+// where the write begins (Durable), before any of the write's bytes reach
+// the file; and the events already in the file are synced first when
+// group commit has not done it.
+func TestStatesAreSavedBeforeTheirEventsAreWritten(t *testing.T) {
 	dir := t.TempDir()
-	ch, _, err := chain.Open(actordir.ChainPath(dir), chain.Options{SyncInterval: time.Hour})
+	path := actordir.ChainPath(dir)
+	st := stateStore{dir: dir, cur: -1}
+	charged := 0
+	st.charge = func(n int) { charged += n }
+	type step struct {
+		from, to uint64
+		saved    bool
+	}
+	var steps []step
+	fileSize := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	ch, _, err := chain.Open(path, chain.Options{SyncInterval: time.Hour, BeforeWrite: func(w chain.Write) error {
+		before, had := fileSize(), st.hasNext
+		if err := st.save(w); err != nil {
+			return err
+		}
+		if fileSize() != before {
+			t.Errorf("write of events %d..%d: the file grew while the state was saved", w.From, w.To-1)
+		}
+		steps = append(steps, step{w.From, w.To, had})
+		return nil
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ch.Close()
-	st := stateStore{dir: dir, cur: -1}
-	if _, err := ch.Append(chain.KindActorStart, "start", nil); err != nil {
-		t.Fatal(err)
-	}
-	save := func(s string, kind chain.Kind) (slot int) {
+	appendState := func(kind chain.Kind, s string) {
 		t.Helper()
-		slot, err := st.save(ch, savedState{hasState: true, state: []byte(s)})
+		state := savedState{hasState: true, state: []byte(s)}
+		if _, err := ch.AppendNoting(kind, "op", []byte(`{}`), func(seq uint64) { st.recorded(seq, state) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slots := func() [2]actordir.StateSlot {
+		t.Helper()
+		slots, err := actordir.ReadStateSlots(dir, 1024)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ch.Append(kind, "op", []byte(`{}`)); err != nil {
-			t.Fatal(err)
-		}
-		_, n := ch.Head()
-		st.recorded(slot, n-1)
-		return slot
+		return slots
 	}
-	slotOf := func(i int) actordir.SavedState {
+	slotIs := func(i int, data string, seq, durable uint64) {
 		t.Helper()
-		slots, err := actordir.ReadStateSlots(dir, 1024)
-		if err != nil || slots[i].Err != nil || !slots[i].Present {
-			t.Fatalf("slot %d: %+v, %v", i, slots[i], err)
+		sl := slots()[i]
+		if !sl.Present || sl.Err != nil || string(sl.Saved.Data) != data || sl.Saved.Seq != seq || sl.Saved.Durable != durable {
+			t.Fatalf("slot %d = %+v (%v), want %q for event %d, durable %d", i, sl.Saved, sl.Err, data, seq, durable)
 		}
-		return slots[i].Saved
 	}
-	// init: slot a, recorded by event 1 (synced: a lifecycle event).
-	if slot := save("one", chain.KindInitResult); slot != 0 {
-		t.Fatalf("first state in slot %d", slot)
+	eventsInFile := func() uint64 {
+		t.Helper()
+		rep, err := chain.VerifyFile(path)
+		if err != nil || !rep.OK() {
+			t.Fatalf("%+v, %v", rep, err)
+		}
+		return rep.Length
 	}
-	if s := slotOf(0); string(s.Data) != "one" || s.Seq != 1 || s.Durable != 1 {
-		t.Fatalf("slot a = %+v", s)
+
+	// 0: a lifecycle event is written at once; it records no state.
+	if _, err := ch.Append(chain.KindActorStart, "start", []byte(`{}`)); err != nil {
+		t.Fatal(err)
 	}
-	// a tick: slot b; its event is buffered (group commit).
-	if slot := save("two", chain.KindTick); slot != 1 {
-		t.Fatalf("second state in slot %d", slot)
+	if sl := slots(); sl[0].Present || sl[1].Present {
+		t.Fatal("a slot was written for an event that records no state")
 	}
-	if s := slotOf(1); string(s.Data) != "two" || s.Seq != 2 || s.Durable != 2 {
-		t.Fatalf("slot b = %+v", s)
+	// 1: init's state, a lifecycle event too: saved in slot a first.
+	appendState(chain.KindInitResult, "one")
+	slotIs(0, "one", 1, 1)
+	if n := eventsInFile(); n != 2 {
+		t.Fatalf("%d events in the file, want 2", n)
 	}
-	if ch.Durable() != 2 {
-		t.Fatalf("Durable = %d: the tick's event should still be buffered", ch.Durable())
+	// 2..4: two ticks change the state and a log follows, all buffered
+	// (group commit): nothing is saved, nothing written.
+	appendState(chain.KindTick, "two")
+	appendState(chain.KindTick, "three")
+	if _, err := ch.Append(chain.KindLog, "log", []byte(`{}`)); err != nil {
+		t.Fatal(err)
 	}
-	// The next state overwrites slot a: first slot b's event is synced.
-	if slot := save("three", chain.KindTick); slot != 0 {
-		t.Fatalf("third state in slot %d", slot)
+	// The write they will take is charged as they are appended, as the
+	// largest state it may save: 3 bytes for "one", 5 for the write of
+	// "two" and "three".
+	if sl := slots(); sl[1].Present || eventsInFile() != 2 || charged != 3+5 {
+		t.Fatalf("slot b %+v, %d events in the file, %d bytes charged before the write", sl[1], eventsInFile(), charged)
 	}
-	if s := slotOf(0); string(s.Data) != "three" || s.Seq != 3 || s.Durable != 3 {
-		t.Fatalf("slot a = %+v; it must say the chain was durable through slot b's event", s)
+	// The write of 2..4 saves only the newest state, "three", recorded
+	// by event 3, in slot b; the write begins at 2, durable already.
+	if err := ch.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	slotIs(1, "three", 3, 2)
+	slotIs(0, "one", 1, 1)
+	if charged != 3+5 {
+		t.Fatalf("charged %d bytes, want the two slots written (8)", charged)
+	}
+	// A shorter state after a longer one in one write costs no more.
+	appendState(chain.KindTick, "much longer")
+	appendState(chain.KindTick, "short")
+	if err := ch.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	slotIs(0, "short", 6, 5)
+	if charged != 3+5+11 {
+		t.Fatalf("charged %d bytes, want 19", charged)
+	}
+	// 7: a write that is not synced (reading the events flushes the
+	// buffer without a group commit)...
+	appendState(chain.KindTick, "four")
+	if err := ch.Events(func(chain.Event) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	slotIs(1, "four", 7, 7)
+	if d := ch.Durable(); d != 7 {
+		t.Fatalf("Durable = %d, want 7: event 7 is written, not synced", d)
+	}
+	// 8: ...so the next save, which overwrites slot a, syncs it first:
+	// slot a's state is no longer needed once event 7 is durable.
+	appendState(chain.KindTick, "five")
+	if err := ch.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	slotIs(0, "five", 8, 8)
+	// A write that carries no new state saves nothing.
+	if _, err := ch.Append(chain.KindLog, "log", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	slotIs(0, "five", 8, 8)
+	slotIs(1, "four", 7, 7)
+	want := []step{{0, 1, false}, {1, 2, true}, {2, 5, true}, {5, 7, true}, {7, 8, true}, {8, 9, true}, {9, 10, false}}
+	if fmt.Sprint(steps) != fmt.Sprint(want) {
+		t.Fatalf("writes %v, want %v", steps, want)
 	}
 }
 
@@ -121,6 +208,8 @@ func TestResumeFromTheStateTheChainRecordsLast(t *testing.T) {
 		legacy  *string
 		resumed string // "" starts from the initial state
 		event   int64  // the seq of the recording event, -1 for none
+		cutTo   uint64 // the length the chain is cut back to; 0 for none
+		first   *int   // where the first state goes, when none is resumed
 		wantErr string
 	}{
 		"nothing saved": {events: []ev{start}, event: -1},
@@ -137,16 +226,32 @@ func TestResumeFromTheStateTheChainRecordsLast(t *testing.T) {
 		"a failed init hides nothing": {events: []ev{start, {chain.KindInitResult, rec("s1")}, start, {chain.KindInitResult, `{"ok":false,"error":"no"}`}},
 			a: slot("s1", 1, 1), resumed: "s1", event: 1},
 		"first state saved, never recorded": {events: []ev{start, {chain.KindInitCall, `{"hasState":false}`}},
-			a: slot("s1", 2, 2), event: -1},
+			a: slot("s1", 2, 2), event: -1, first: ptr(0)},
+		"first state saved in slot b, never recorded": {events: []ev{start, {chain.KindInitCall, `{"hasState":false}`}},
+			a: slot("s0", 1, 1), b: slot("s1", 2, 2), event: -1, first: ptr(1)},
 		"the recorded state is in no slot": {events: []ev{start, {chain.KindInitResult, rec("s1")}, {chain.KindTick, rec("s2")}},
-			a: slot("s1", 1, 1), b: slot("s3", 3, 2),
+			a: slot("s1", 1, 1), b: slot("s3", 3, 3),
 			wantErr: "the chain records state sha256:" + digestHex([]byte("s2"))[:12] + " at event 2 as the actor's last state, but no saved state holds it"},
+		// A write of events 2..4 carried states s2, s3 and s4: s4 was
+		// saved (slot b, for event 4, the write beginning at 2), then the
+		// write was cut short after event 3. Events 2 and 3 were never
+		// durable: cut off, and the run resumes s1.
+		"a write cut short after an intermediate state": {events: []ev{start, {chain.KindInitResult, rec("s1")}, {chain.KindTick, rec("s2")}, {chain.KindTick, rec("s3")}},
+			a: slot("s1", 1, 1), b: slot("s4", 4, 2), resumed: "s1", event: 1, cutTo: 2},
+		"a write cut short after its first state, the chain recording none before": {events: []ev{start, {chain.KindLog, `{}`}, {chain.KindTick, rec("s2")}},
+			b: slot("s3", 3, 2), event: -1, cutTo: 2, first: ptr(1)},
+		"a write cut short after its newest state is no torn write": {events: []ev{start, {chain.KindInitResult, rec("s1")}, {chain.KindTick, rec("s2")}, {chain.KindTick, rec("s3")}},
+			a: slot("s1", 1, 1), b: slot("s3", 3, 2), resumed: "s3", event: 3},
+		"a write cut short that began before what was durable is damage": {events: []ev{start, {chain.KindInitResult, rec("s1")}, {chain.KindTick, rec("s2")}, {chain.KindTick, rec("s3")}},
+			a: slot("s1", 1, 3), b: slot("s4", 4, 2), wantErr: "below its floor 3"},
+		"a slot naming an event the chain holds is no torn write": {events: []ev{start, {chain.KindInitResult, rec("s1")}, {chain.KindTick, rec("s2")}, {chain.KindLog, `{}`}, {chain.KindLog, `{}`}},
+			a: slot("s1", 1, 1), b: slot("s4", 3, 2), wantErr: "no saved state holds it"},
 		"the recorded state's slot is torn": {events: []ev{start, {chain.KindInitResult, rec("s1")}},
 			a: slot("s1", 1, 1), tornB: true, resumed: "s1", event: 1},
 		"the only slot is torn": {events: []ev{start, {chain.KindInitResult, rec("s1")}},
 			tornB: true, wantErr: "state.b is corrupt"},
 		"a slot saved later than its event cannot be its state": {events: []ev{start, {chain.KindInitResult, rec("s1")}},
-			a: slot("s1", 5, 1), wantErr: "no saved state holds it"},
+			a: slot("s1", 5, 2), wantErr: "no saved state holds it"},
 		"v0.1.0's state, recorded": {events: []ev{start, {chain.KindInitResult, rec("old")}},
 			legacy: ptr("old"), resumed: "old", event: 1},
 		"v0.1.0's state, ahead of its chain": {events: []ev{start, {chain.KindInitResult, rec("old")}},
@@ -190,15 +295,25 @@ func TestResumeFromTheStateTheChainRecordsLast(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var tracker stateTracker
-			if err := chain.ReadFile(actordir.ChainPath(dir), func(e chain.Event) error { tracker.observe(e); return nil }); err != nil {
-				t.Fatal(err)
-			}
-			last, err := tracker.last()
+			// As a start opens the directory.
+			tracker := stateTracker{boundary: states.boundary()}
+			ch, _, err = chain.Open(actordir.ChainPath(dir), chain.Options{Floor: states.floor(), Observe: tracker.observe})
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, store, err := states.pick(last)
+			r, store, cut, err := settleStates(ch, states, &tracker)
+			_, length := ch.Head()
+			if cerr := ch.Close(); cerr != nil {
+				t.Fatal(cerr)
+			}
+			switch rep, verr := chain.VerifyFile(actordir.ChainPath(dir)); {
+			case verr != nil || !rep.OK() || rep.Length != length:
+				t.Fatalf("the chain after the start: %+v, %v; want %d events", rep, verr, length)
+			case tc.cutTo == 0 && (cut != nil || length != uint64(len(tc.events))):
+				t.Fatalf("cut %+v: the chain is %d long, want it uncut (%d)", cut, length, len(tc.events))
+			case tc.cutTo != 0 && (cut == nil || cut.from != tc.cutTo || cut.to != uint64(len(tc.events)) || length != tc.cutTo):
+				t.Fatalf("cut %+v: the chain is %d long, want it cut back to %d", cut, length, tc.cutTo)
+			}
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("pick = %+v, %v; want an error saying %q", r, err, tc.wantErr)
@@ -219,6 +334,9 @@ func TestResumeFromTheStateTheChainRecordsLast(t *testing.T) {
 			}
 			if store.legacy != (tc.legacy != nil) {
 				t.Fatalf("store %+v", store)
+			}
+			if tc.first != nil && (store.cur != -1 || store.first != *tc.first) {
+				t.Fatalf("the first state goes in slot %d (cur %d), want %d", store.first, store.cur, *tc.first)
 			}
 		})
 	}
@@ -322,6 +440,63 @@ func TestUnknownVersionRefusesToStart(t *testing.T) {
 			}
 			if raw, _ := os.ReadFile(path); string(raw) != tc.content {
 				t.Fatalf("the file was rewritten: %q", raw)
+			}
+		})
+	}
+}
+
+// TestTheLastStateIsSavedWhenTheRunEnds: the run ends right after its
+// state changed, usually before the next group commit (20 ms) would have
+// saved it; however it ends, the end writes the chain and so saves the
+// state first: the chain's last state is in a slot and the next start
+// resumes it, with no cut. (TestBeforeWriteRunsOnEveryPath in package
+// chain shows each write path runs the save, timing aside.)
+func TestTheLastStateIsSavedWhenTheRunEnds(t *testing.T) {
+	tests := map[string]struct {
+		last  string // the last message sent: how the run ends
+		phase Phase
+	}{
+		"stopped":             {phase: PhaseStopped},
+		"its handler failed":  {last: "E", phase: PhaseFailed},
+		"its handler trapped": {last: "T", phase: PhaseFailed},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			e, _ := newTestEngine(t)
+			ctx := context.Background()
+			dir := t.TempDir()
+			a := startMessenger(t, e, "counter", ActorConfig{Dir: dir})
+			for range 5 {
+				if err := e.Send(ctx, Delivery{From: cli, Target: a.ID(), Msg: []byte("i")}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if resp, err := e.Request(ctx, Delivery{From: cli, Target: a.ID(), Msg: []byte("g")}); err != nil || counterOf(t, resp) != 5 {
+				t.Fatalf("count: %v, %v", resp, err)
+			}
+			if tc.last != "" {
+				if err := e.Send(ctx, Delivery{From: cli, Target: a.ID(), Msg: []byte(tc.last)}); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case <-a.Done():
+				case <-time.After(30 * time.Second):
+					t.Fatal("the actor did not fail within 30s")
+				}
+			}
+			if err := a.Stop(ctx, "test over"); err != nil {
+				t.Fatal(err)
+			}
+			if a.Phase() != tc.phase {
+				t.Fatalf("the run ended %s, want %s", a.Phase(), tc.phase)
+			}
+			s, ok, err := readState(dir, 1024)
+			if err != nil || !ok || counterValue(s.state) != 5 {
+				t.Fatalf("the saved state the chain records last: %v %v, %v; want the counter at 5", s, ok, err)
+			}
+			b := startMessenger(t, e, "counter", ActorConfig{Dir: dir})
+			if got := counterValue(b.State()); got != 5 {
+				t.Fatalf("the next run resumed %d, want 5", got)
 			}
 		})
 	}

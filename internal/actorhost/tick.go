@@ -101,9 +101,10 @@ func (a *Actor) tick(ctx context.Context, done <-chan struct{}) (more bool, err 
 	return true, nil
 }
 
-// callTick calls tick with the state and the host's time and saves the new
-// state when it changed. It records an ActorTick event only when the tick
-// had an effect (a new state, or runtime calls, which the chain recorded).
+// callTick calls tick with the state and the host's time and keeps the new
+// state when it changed (saved before its event is written: statefile.go).
+// It records an ActorTick event only when the tick had an effect (a new
+// state, or runtime calls, which the chain recorded).
 // Called with the call lock held; an error is the reason the actor fails.
 func (a *Actor) callTick(ctx context.Context) error {
 	_, before := a.chain.Head()
@@ -119,9 +120,8 @@ func (a *Actor) callTick(ctx context.Context) error {
 		return a.tickCall.refused(out.errMsg)
 	}
 	changed := out.hasState != a.state.hasState || !bytes.Equal(out.state, a.state.state)
-	slot := -1
 	if changed {
-		if slot, err = a.setState("tick", out.saved()); err != nil {
+		if err := a.setState("tick", out.saved()); err != nil {
 			return err
 		}
 	}
@@ -129,10 +129,9 @@ func (a *Actor) callTick(ctx context.Context) error {
 		return nil
 	}
 	d.OK, d.StateChanged, d.stateRecord = true, changed, a.stateRecord()
-	if err := a.record(chain.KindTick, "tick", d); err != nil {
+	if err := a.recordState(chain.KindTick, "tick", d, changed); err != nil {
 		return hostError("tick", err)
 	}
-	a.stateRecorded(slot)
 	return nil
 }
 

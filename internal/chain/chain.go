@@ -76,6 +76,38 @@ type Options struct {
 	// from an existing file, in order, before it decides what to cut;
 	// Event.Data is valid only during the call.
 	Observe func(Event)
+	// BeforeWrite, when set, is called before a durable chain hands
+	// buffered events to its file (whichever path writes them: the group
+	// commit, a full buffer, Sync, a lifecycle event, Close). An error
+	// stops the write: the events are never written, and the chain fails
+	// as after a failed write. It runs with the chain's lock held, so it
+	// must not call the chain's methods; what it may do to the chain,
+	// Write offers. Something that must be on disk before the events
+	// that speak of it (an actor's saved state) is written here.
+	BeforeWrite func(Write) error
+}
+
+// Write is a write of buffered events that Options.BeforeWrite is about
+// to let through: the events From up to (not including) To.
+type Write struct {
+	From, To uint64
+	c        *Chain
+}
+
+// SyncWritten makes every event already in the file, those before From,
+// durable (an fsync, unless one already covered them) and returns the
+// chain's durable length, which is then From.
+func (w Write) SyncWritten() (uint64, error) {
+	c := w.c
+	if c.durable < w.From {
+		if err := fsync.Data(c.f); err != nil {
+			return c.durable, fmt.Errorf("syncing %s: %w", c.path, err)
+		}
+		// What the file holds is all durable now; a tick fsyncing outside
+		// the lock covers nothing more.
+		c.durable, c.dirty = w.From, false
+	}
+	return c.durable, nil
 }
 
 // Floor is a length (the seq after the last event) a chain file is known
@@ -152,6 +184,10 @@ type Chain struct {
 	f        *os.File
 	pend     []byte  // framed records not yet written; nil while the chain is idle
 	pendBuf  *[]byte // the pooled buffer pend lives in, nil while idle
+	pendFrom uint64  // the seq of the first event in pend
+	before   func(Write) error
+	floor    uint64 // Options.Floor.Length
+	opened   uint64 // events the file held when Open read it, for CutBack
 	syncMode bool
 	interval time.Duration
 	timer    *time.Timer
@@ -319,6 +355,7 @@ func (l *Locked) Open(opts Options) (*Chain, Recovery, error) {
 	}
 	c := newChain(opts)
 	c.path, c.f, c.syncMode = path, f, opts.Durability == Sync
+	c.before, c.floor = opts.BeforeWrite, opts.Floor.Length
 	if size == 0 {
 		if opts.Floor.Length > 0 {
 			return cutBack(0, 0)
@@ -396,13 +433,66 @@ func (l *Locked) Open(opts Options) (*Chain, Recovery, error) {
 		return fail(res.corrupt())
 	}
 	rec.Events = res.events
-	c.head, c.length, c.count = res.head, res.length, res.events
+	c.head, c.length, c.count, c.opened = res.head, res.length, res.events, res.events
 	c.size = size - rec.DroppedBytes
 	if rec.DroppedBytes > 0 && res.offset < int64(len(Magic)) {
 		c.size = int64(len(magicBytes)) // the header was written anew
 	}
 	c.startTimer()
 	return c, rec, nil
+}
+
+// errCutHere stops CutBack's scan at the first event it cuts.
+var errCutHere = errors.New("cut here")
+
+// CutBack cuts the events from seq length on off a chain that Open has
+// just read, before anything was appended to it, and returns the bytes it
+// cut. It is for a writer that knows from what it saved beside the chain
+// that those events were never durable: written after that save, in one
+// write a crash cut short (an actor's state, statefile.go in actorhost).
+// It never cuts below the Floor Open was given, nor every event; the cut
+// is fsynced before CutBack returns.
+func (c *Chain) CutBack(length uint64) (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.f == nil:
+		return 0, errors.New("cutting back chain: not a file chain")
+	case c.closed:
+		return 0, fmt.Errorf("cutting back chain: %w", ErrClosed)
+	case c.err != nil:
+		return 0, c.err
+	case c.count != c.opened || len(c.pend) > 0:
+		return 0, fmt.Errorf("cutting back chain %s: events were appended since it was opened", c.path)
+	case length >= c.length:
+		return 0, fmt.Errorf("cutting back chain %s to length %d: it is %d long", c.path, length, c.length)
+	case length < c.floor:
+		return 0, fmt.Errorf("cutting back chain %s to length %d: below its floor %d", c.path, length, c.floor)
+	}
+	res := scan(newSectionReader(c.f, c.size), func(e Event) error {
+		if e.Seq == length {
+			return errCutHere
+		}
+		return nil
+	})
+	if res.status != scanCallback || !errors.Is(res.err, errCutHere) {
+		if res.err == nil {
+			res.err = res.corrupt()
+		}
+		return 0, fmt.Errorf("cutting back chain %s to length %d: %w", c.path, length, res.err)
+	}
+	if res.events == 0 {
+		return 0, fmt.Errorf("cutting back chain %s to length %d: that would cut every event", c.path, length)
+	}
+	if err := c.f.Truncate(res.offset); err != nil {
+		return 0, fmt.Errorf("cutting back chain %s: %w", c.path, err)
+	}
+	if err := fsync.Data(c.f); err != nil {
+		return 0, fmt.Errorf("cutting back chain %s: %w", c.path, err)
+	}
+	dropped := c.size - res.offset
+	c.head, c.length, c.count, c.opened, c.size = res.head, res.length, res.events, res.events, res.offset
+	return dropped, nil
 }
 
 // observer adapts Options.Observe to scan's callback.
@@ -513,7 +603,22 @@ func (c *Chain) Append(kind Kind, op string, data []byte) (Hash, error) {
 		return Hash{}, errors.New("appending to chain: segment starts go through StartSegment")
 	}
 	c.mu.Lock()
-	h, err := c.appendLocked(kind, op, data)
+	h, err := c.appendLocked(kind, op, data, nil)
+	c.mu.Unlock()
+	return h, err
+}
+
+// AppendNoting is Append that calls note with the event's seq once the
+// event has it, under the chain's lock and before the event can be
+// written: whatever Options.BeforeWrite needs to know about the event is
+// in place whichever path writes it, even the append itself. note must
+// not call the chain's methods.
+func (c *Chain) AppendNoting(kind Kind, op string, data []byte, note func(seq uint64)) (Hash, error) {
+	if kind == KindSegmentStart {
+		return Hash{}, errors.New("appending to chain: segment starts go through StartSegment")
+	}
+	c.mu.Lock()
+	h, err := c.appendLocked(kind, op, data, note)
 	c.mu.Unlock()
 	return h, err
 }
@@ -532,14 +637,14 @@ func (c *Chain) StartSegment(prev Hash, prevLength uint64, data []byte) (Hash, e
 	}
 	oldHead, oldLen := c.head, c.length
 	c.head, c.length = prev, prevLength
-	h, err := c.appendLocked(KindSegmentStart, "segment-start", data)
+	h, err := c.appendLocked(KindSegmentStart, "segment-start", data, nil)
 	if err != nil {
 		c.head, c.length = oldHead, oldLen
 	}
 	return h, err
 }
 
-func (c *Chain) appendLocked(kind Kind, op string, data []byte) (Hash, error) {
+func (c *Chain) appendLocked(kind Kind, op string, data []byte, note func(uint64)) (Hash, error) {
 	if c.closed {
 		return Hash{}, fmt.Errorf("appending to chain: %w", ErrClosed)
 	}
@@ -569,7 +674,13 @@ func (c *Chain) appendLocked(kind Kind, op string, data []byte) (Hash, error) {
 		if c.pendBuf == nil {
 			c.takeBuf()
 		}
+		if len(c.pend) == 0 {
+			c.pendFrom = c.length
+		}
 		c.pend, sum = appendRecord(c.pend, c.hasher, c.length, &c.head, kind, op, t, data)
+	}
+	if note != nil {
+		note(c.length)
 	}
 	c.head = sum
 	c.length++
@@ -615,10 +726,16 @@ func (c *Chain) syncLocked() error {
 }
 
 // writeLocked hands the buffered records to the file in one write, so a
-// crash tears at most the end of one buffer.
+// crash tears at most the end of one buffer; Options.BeforeWrite first.
 func (c *Chain) writeLocked() error {
 	if len(c.pend) == 0 {
 		return nil
+	}
+	if c.before != nil {
+		if err := c.before(Write{From: c.pendFrom, To: c.length, c: c}); err != nil {
+			c.err = fmt.Errorf("before writing events %d to %d of %s: %w", c.pendFrom, c.length-1, c.path, err)
+			return c.err
+		}
 	}
 	if err := writeAll(c.f, c.pend); err != nil {
 		c.err = fmt.Errorf("writing %s: %w", c.path, err)
@@ -632,6 +749,14 @@ func (c *Chain) writeLocked() error {
 // writeChunk, when positive, splits every write into pieces of this size.
 // The crash test sets it so that kill -9 can land inside a record.
 var writeChunk int
+
+// SplitWrites makes every durable chain of the process write its events
+// to the file in pieces of n bytes (n <= 0: in one write each), so that a
+// kill -9 lands inside records, and inside what one write carries, far
+// more often than it would. It is for crash tests, in this package and
+// the ones that build on it, and must be called before any chain is
+// opened.
+func SplitWrites(n int) { writeChunk = n }
 
 func writeAll(f *os.File, b []byte) error {
 	if writeChunk <= 0 {

@@ -227,26 +227,26 @@ func (a *Actor) Charge(n int) {
 	}
 }
 
-// WriteState admits a write of the actor's saved state, n bytes: refused
-// under disk pressure; charged to the actor's byte rate (into debt if need
-// be, which its next tick waits off), and waited for in the node's byte
-// rate in arrival order until ctx ends.
-func (a *Actor) WriteState(ctx context.Context, n int) error {
-	if err := a.node.Pressure(); err != nil {
-		return err
-	}
+// Pressure returns the node's *Error while its disk is below the
+// watermark, nil otherwise: what refuses a write of the actor's state
+// before it is made (its charge comes later, ChargeState).
+func (a *Actor) Pressure() error { return a.node.Pressure() }
+
+// ChargeState counts a write of the actor's saved state, n bytes, when it
+// is made: never refused, never waited for (the chain writes it under its
+// lock), it takes from the actor's byte rate and the node's, into debt if
+// need be. The actor's debt is what its next appends and ticks wait off
+// (Backlog) and what refuses messages to it meanwhile (TryAdmit), so an
+// actor that changes its state faster than its budget allows is slowed
+// down, not failed.
+func (a *Actor) ChargeState(n int) {
 	now := time.Now()
 	a.mu.Lock()
 	a.bytes.take(now.Sub(a.base).Seconds(), float64(n))
 	a.mu.Unlock()
-	if a.node == nil {
-		return nil
+	if a.node != nil {
+		a.node.charge(float64(n), 0, now)
 	}
-	_, _, w, err := a.node.reserve(ctx, time.Time{}, float64(n), 0, now)
-	if w > 0 {
-		a.waited.Add(int64(time.Since(now)))
-	}
-	return err
 }
 
 // sleep waits d for the actor's own budget, counting the time it took (a

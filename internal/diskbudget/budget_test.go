@@ -108,9 +108,7 @@ func TestChargeAndStateGoIntoDebt(t *testing.T) {
 	if d := a.Backlog(); d != 0 {
 		t.Fatalf("a new actor has a backlog of %s", d)
 	}
-	if err := a.WriteState(context.Background(), 2100); err != nil { // 2 s of debt
-		t.Fatal(err)
-	}
+	a.ChargeState(2100) // 2 s of debt
 	if d := a.Backlog(); d < 1900*time.Millisecond || d > 2*time.Second {
 		t.Fatalf("backlog %s after 2,000 bytes over the burst at 1,000 B/s, want about 2s", d)
 	}
@@ -169,10 +167,10 @@ func TestWatermark(t *testing.T) {
 		t.Fatal("Changed was not closed when the pressure began")
 	}
 	for name, err := range map[string]error{
-		"Admit":      a.Admit(context.Background(), 1),
-		"AdmitBy":    a.AdmitBy(time.Time{}, 1),
-		"WriteState": a.WriteState(context.Background(), 1),
-		"Pressure":   n.Pressure(),
+		"Admit":    a.Admit(context.Background(), 1),
+		"AdmitBy":  a.AdmitBy(time.Time{}, 1),
+		"Pressure": a.Pressure(),
+		"node":     n.Pressure(),
 	} {
 		if kindOf(err) != KindPressure || !strings.Contains(err.Error(), "/data has 9.0 GiB free (9.0% of 100.0 GiB), below the host's watermark of 10.0 GiB") {
 			t.Errorf("%s under pressure: %v", name, err)

@@ -42,6 +42,7 @@ import (
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/controllers"
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/envtestutil"
 	"github.com/troupe-dev/troupe/internal/host"
 )
@@ -192,6 +193,10 @@ func (c *cluster) startHost(prefix string, tune ...func(*host.Config)) *testHost
 		CompilationCacheDir: c.s.compiled, LeaseDuration: c.opts.leaseDuration, StatusInterval: c.opts.statusInterval,
 		StopGrace: 2 * time.Second, MetricsAddress: "0", HealthProbeAddress: "0", HTTPAddress: "127.0.0.1:0",
 		Logger: th.logs.logger(name, c.opts.logVerbosity),
+		// The watermark in bytes only: the build machines share a disk
+		// whose free share wanders around the 15% default, which would
+		// hold every actor in DiskPressure on one day and not the next.
+		Disk: diskbudget.NodeLimits{MinFreeBytes: 256 << 20, MinFreePercent: -1},
 	}
 	for _, f := range tune {
 		f(&hc)
