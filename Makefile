@@ -96,8 +96,23 @@ check-generated: ## Fail when a committed generated file is stale.
 	if [[ $$stale == 1 ]]; then echo "generated files are stale: run 'make manifests generate' and commit them" >&2; exit 1; fi
 
 .PHONY: test
-test: lint check-generated envtest test-tools ## Run every test (what CI runs).
-	assets=$${KUBEBUILDER_ASSETS:-$$(hack/setup-envtest.sh)}; KUBEBUILDER_ASSETS=$$assets go test $(GOTEST_FLAGS) ./...
+test: lint check-generated envtest test-tools ## Run every test (what CI runs), the components made by the real WIT toolchain included.
+	@# The large components (the Go examples wrapped with the preview1
+	@# adapter, the componentize-js actors) are built from the pinned
+	@# toolchain and cached (hack/components.sh): the tests that run them
+	@# must run, not skip. --check catches drift of the committed small ones.
+	components=$${TROUPE_COMPONENTS:-$$(hack/components.sh)}; hack/components.sh --check; \
+	assets=$${KUBEBUILDER_ASSETS:-$$(hack/setup-envtest.sh)}; \
+	TROUPE_COMPONENTS=$$components KUBEBUILDER_ASSETS=$$assets go test $(GOTEST_FLAGS) ./...
+
+.PHONY: components
+components: ## Build (once; cached) the test components with the pinned WIT toolchain (node, npm); prints the TROUPE_COMPONENTS export.
+	@echo "export TROUPE_COMPONENTS=$$(hack/components.sh)"
+
+# The JavaScript example, built by componentize-js (hack/components.sh).
+$(BIN)/examples/js-hello.wasm: FORCE
+	@mkdir -p $(BIN)/examples
+	cp "$$(hack/components.sh)/js-hello.wasm" $@
 
 # Long loops (hundreds of kill -9s, races, ...) that CI does not run: every
 # test reads TROUPE_TEST_LONG and, when it is set, runs its long version.
@@ -106,7 +121,8 @@ LONG_RUN ?= .
 LONG_PKGS ?= ./...
 .PHONY: test-long
 test-long: envtest ## Run the long versions of the crash, race and scale loops (TROUPE_TEST_LONG=1; not in CI). LONG_RUN and LONG_PKGS narrow it.
-	assets=$${KUBEBUILDER_ASSETS:-$$(hack/setup-envtest.sh)}; TROUPE_TEST_LONG=1 KUBEBUILDER_ASSETS=$$assets \
+	components=$${TROUPE_COMPONENTS:-$$(hack/components.sh)}; \
+	assets=$${KUBEBUILDER_ASSETS:-$$(hack/setup-envtest.sh)}; TROUPE_TEST_LONG=1 KUBEBUILDER_ASSETS=$$assets TROUPE_COMPONENTS=$$components \
 	  go test -count=1 -timeout 3h -run '$(LONG_RUN)' $(LONG_PKGS)
 
 # The tools the test suites run (helm and kubectl for test/packaging) are

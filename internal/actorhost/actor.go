@@ -275,10 +275,15 @@ func (a *Actor) ShutdownData() (data []byte, hasData, requested bool) {
 
 // lifecycleData is the data of ActorStart events.
 type lifecycleData struct {
-	ID          string `json:"actorID"`
-	Name        string `json:"name"`
-	Namespace   string `json:"namespace,omitempty"`
-	Component   string `json:"component"`
+	ID        string `json:"actorID"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
+	Component string `json:"component"`
+	// Format is "component" when the actor's bytes were a WebAssembly
+	// component, which runs as its main module MainModule (both omitted
+	// for a core module).
+	Format      string `json:"format,omitempty"`
+	MainModule  string `json:"mainModule,omitempty"`
 	MemoryPages uint32 `json:"memoryPages"`
 	CallTimeout string `json:"callTimeout"`
 	Resumed     bool   `json:"resumed"`

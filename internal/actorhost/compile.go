@@ -17,6 +17,7 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/troupe-dev/troupe/internal/wasmcheck"
+	"github.com/troupe-dev/troupe/internal/wasmcomponent"
 )
 
 // DefaultCompileTimeout is the last line behind the structural bounds of
@@ -136,12 +137,27 @@ func (e *Engine) runCompile(ctx context.Context, ce *compileEntry, wasm []byte, 
 
 func (e *Engine) compile(ctx context.Context, wasm []byte, digest [sha256.Size]byte) (*Component, error) {
 	begin := time.Now()
+	// A WebAssembly component runs as its main module (componentmodel.go);
+	// the reduction is a bounded pass over its bytes.
+	module := wasm
+	var red *reduction
+	if wasmcomponent.IsComponentLayer(wasm) {
+		var err error
+		if red, err = e.reduceComponent(wasm); err != nil {
+			return nil, err
+		}
+		module = red.module
+	}
 	// The structural bounds first: they cost a linear read and refuse what
 	// would take minutes or gigabytes to compile, or crash the decoder.
-	if _, err := wasmcheck.Check(wasm, *e.opts.Limits); err != nil {
-		return nil, &ActorError{Reason: ReasonInvalidModule, Op: "compile", Message: checkMessage(err), Err: err}
+	if _, err := wasmcheck.Check(module, *e.opts.Limits); err != nil {
+		msg := checkMessage(err)
+		if red != nil {
+			msg = "the component's main module: " + msg
+		}
+		return nil, &ActorError{Reason: ReasonInvalidModule, Op: "compile", Message: msg, Err: err}
 	}
-	bounded := wasmcheck.BoundTables(wasm, e.opts.Limits.TableElements)
+	bounded := wasmcheck.BoundTables(module, e.opts.Limits.TableElements)
 
 	if !e.compiled.has(digest) {
 		select {
@@ -168,15 +184,24 @@ func (e *Engine) compile(ctx context.Context, wasm []byte, digest [sha256.Size]b
 		return nil, &ActorError{Reason: ReasonInvalidModule, Op: "compile",
 			Message: "not a valid WebAssembly module: " + firstLine(err.Error()), Err: err}
 	}
-	c, err := e.validate(compiled)
+	wasi, err := e.acquireWASI(ctx, red)
 	if err != nil {
 		_ = compiled.Close(ctx)
 		return nil, err
 	}
+	c, err := e.validate(compiled, wasi)
+	if err != nil {
+		_ = compiled.Close(ctx)
+		e.releaseWASI(ctx, wasi)
+		return nil, err
+	}
+	if red != nil {
+		c.component = &componentInfo{mainDigest: sha256.Sum256(module), wasi: wasi}
+	}
 	c.digest, c.size = digest, len(wasm)
 	c.shape, c.importedFuncs = readShape(bounded), len(compiled.ImportedFunctions())
 	e.compiled.add(digest)
-	e.log.V(1).Info("compiled a module", "module", c.Digest(), "bytes", len(wasm), "waited", waited, "took", took)
+	e.log.V(1).Info("compiled a module", "module", c.Digest(), "bytes", len(wasm), "component", red != nil, "waited", waited, "took", took)
 	return c, nil
 }
 

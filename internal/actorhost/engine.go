@@ -90,7 +90,10 @@ type Engine struct {
 	mu         sync.Mutex
 	components map[[sha256.Size]byte]*compileEntry
 	actors     map[*Actor]struct{}
-	closed     bool
+	// wasiHosts are the WASI 0.2 host modules of the compiled components,
+	// by name (componentmodel.go).
+	wasiHosts map[string]*wasiHost
+	closed    bool
 
 	// The router: running actors by id and by "namespace/name".
 	routeMu sync.RWMutex
@@ -128,6 +131,7 @@ func NewEngine(ctx context.Context, opts EngineOptions) (*Engine, error) {
 		log:          opts.Logger,
 		components:   map[[sha256.Size]byte]*compileEntry{},
 		actors:       map[*Actor]struct{}{},
+		wasiHosts:    map[string]*wasiHost{},
 		compileSlots: make(chan struct{}, opts.MaxConcurrentCompiles),
 		compiled:     &compiledSet{mem: map[[sha256.Size]byte]bool{}},
 		budget:       opts.MemoryBudget,
@@ -219,13 +223,17 @@ func (e *Engine) Close(ctx context.Context) error {
 		return errors.Join(append(errs, fmt.Errorf("a compile did not stop in time; the runtime is left open: %w", ctx.Err()))...)
 	}
 	e.mu.Lock()
+	var closing []*Component
 	for _, ce := range e.components {
 		if ce.c != nil {
-			_ = ce.c.compiled.Close(ctx)
+			closing = append(closing, ce.c)
 		}
 	}
 	e.components = nil
 	e.mu.Unlock()
+	for _, c := range closing {
+		c.close(ctx, e)
+	}
 	e.drains.close()
 	e.closeRuntime(context.WithoutCancel(ctx))
 	return errors.Join(errs...)
@@ -245,6 +253,9 @@ type Component struct {
 	// shape and importedFuncs size an instance's heap (instanceBytes).
 	shape         moduleShape
 	importedFuncs int
+	// component describes the WebAssembly component the module was
+	// reduced from; nil for a core module.
+	component *componentInfo
 	// peak is the most memory one of its actors held, as observed: what
 	// the next start of it is expected to take.
 	peak atomic.Uint64
@@ -257,7 +268,11 @@ type Component struct {
 }
 
 // Digest returns the component's content digest, "sha256:<hex>".
-func (c *Component) Digest() string { return "sha256:" + hex.EncodeToString(c.digest[:]) }
+// For a WebAssembly component it is the component's digest, not its main
+// module's (MainModuleDigest).
+func (c *Component) Digest() string { return digestString(c.digest) }
+
+func digestString(d [sha256.Size]byte) string { return "sha256:" + hex.EncodeToString(d[:]) }
 
 // Size is the length of the module in bytes.
 func (c *Component) Size() int { return c.size }
@@ -276,10 +291,16 @@ func (c *Component) Ticks() bool { return c.exports[abi.Tick.Name] }
 // validate checks what instantiation would otherwise find late or not at
 // all: every import is a host function with the right signature, the
 // exports the canonical ABI needs exist with the right signatures.
-func (e *Engine) validate(m wazero.CompiledModule) (*Component, error) {
+//
+// wasi is a component's WASI 0.2 host module, which the module imports as
+// its name; nil for none.
+func (e *Engine) validate(m wazero.CompiledModule, wasi api.Module) (*Component, error) {
 	for _, imp := range m.ImportedFunctions() {
 		mod, name, _ := imp.Import()
 		funcs, ok := e.hostFuncs[mod]
+		if wasi != nil && mod == wasi.Name() {
+			funcs, ok = wasi.ExportedFunctionDefinitions(), true
+		}
 		if !ok {
 			return nil, newActorError(ReasonInvalidModule, "compile",
 				"imports function %s.%s from unknown module %q (actors may import %s and %s)",

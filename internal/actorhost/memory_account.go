@@ -200,7 +200,7 @@ func (e *Engine) ReleaseIdleComponents(ctx context.Context, idle time.Duration) 
 	}
 	e.mu.Unlock()
 	for _, c := range closing {
-		_ = c.compiled.Close(ctx)
+		c.close(ctx, e)
 	}
 	if len(closing) > 0 {
 		e.refreshCode()

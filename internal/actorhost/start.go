@@ -43,6 +43,9 @@ func (e *Engine) Start(ctx context.Context, cfg ActorConfig) (*Actor, error) {
 	defer a.unlock()
 	info := lifecycleData{ID: a.id, Name: cfg.Name, Namespace: cfg.Namespace,
 		Component: cfg.Component.Digest(), MemoryPages: a.pages, CallTimeout: a.timeout.String()}
+	if cfg.Component.IsComponent() {
+		info.Format, info.MainModule = "component", cfg.Component.MainModuleDigest()
+	}
 	resume := a.resume
 	if resume.ok {
 		a.state = resume.state

@@ -125,7 +125,8 @@ func TestCheckModule(t *testing.T) {
 		"commented text": {data: []byte(";; x\n(module)"), want: "WebAssembly text"},
 		"json":           {data: []byte(`{"not": "wasm"}`), want: "looks like JSON"},
 		"gzip":           {data: []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0}, want: "gzip"},
-		"component":      {data: []byte{0, 'a', 's', 'm', 0x0d, 0, 0x01, 0}, want: "is a WebAssembly component"},
+		// The engine reduces a component, and refuses its shape if need be.
+		"component":      {data: []byte{0, 'a', 's', 'm', 0x0d, 0, 0x01, 0}},
 		"future version": {data: []byte{0, 'a', 's', 'm', 0x02, 0, 0, 0}, want: "unsupported version"},
 		"html":           {data: []byte("<!doctype html><html>"), want: "HTML"},
 		"elf":            {data: []byte{0x7f, 'E', 'L', 'F', 2, 1, 1, 0}, want: "ELF"},

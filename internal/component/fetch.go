@@ -427,8 +427,8 @@ func (f *Fetcher) keep(source, ref string, data []byte, d string) (*Module, erro
 	return &Module{Bytes: data, Digest: d, Source: source}, nil
 }
 
-// checkModule refuses what is not a core WebAssembly module up front, with
-// a message better than a compiler's.
+// checkModule refuses what is not a WebAssembly module or component up
+// front, with a message better than a compiler's.
 func (f *Fetcher) checkModule(source string, data []byte) error {
 	if int64(len(data)) > f.o.MaxBytes {
 		return invalidErr("%s: the module is %d bytes, more than the %d allowed", source, len(data), f.o.MaxBytes)
@@ -436,14 +436,16 @@ func (f *Fetcher) checkModule(source string, data []byte) error {
 	return CheckModule(source, data)
 }
 
-// CheckModule reports whether data starts like a core WebAssembly module;
-// the error names source and says what data looks like instead.
+// CheckModule reports whether data starts like a core WebAssembly module
+// or a WebAssembly component (the engine reduces one to its main module,
+// and says then whether it can run its shape); the error names source and
+// says what data looks like instead.
 func CheckModule(source string, data []byte) error {
 	switch {
 	case len(data) < 8 || !bytes.Equal(data[:4], wasmMagic):
 		return invalidErr("%s is not a WebAssembly module (%s)", source, sniff(data))
 	case bytes.Equal(data[6:8], componentLayer):
-		return invalidErr("%s is a WebAssembly component; Troupe runs core modules (the canonical ABI lowered to core wasm, as wit-bindgen or `go build -buildmode=c-shared` emit)", source)
+		return nil
 	case !bytes.Equal(data[4:8], coreVersion):
 		return invalidErr("%s is a WebAssembly binary of unsupported version %x", source, data[4:8])
 	}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -102,6 +104,10 @@ func (s *suite) testBadComponents(t *testing.T) {
 		"br-table-bomb": {component: func() *v1alpha1.ComponentSource {
 			return h.wasmConfigMap("br-table-bomb", testutil.FuncModule(testutil.BrTable(400_000), 0))
 		}, reason: v1alpha1.ReasonComponentError, message: "function 0's br_table has 400000 targets, more than the 16384 allowed"},
+		// A WebAssembly component of a shape the engine does not run.
+		"unsupported-component": {component: func() *v1alpha1.ComponentSource {
+			return h.wasmConfigMap("unsupported-component", []byte("\x00asm\x0d\x00\x01\x00"))
+		}, reason: v1alpha1.ReasonComponentError, message: "unsupported component shape: exports no function"},
 		"init-error": {component: func() *v1alpha1.ComponentSource {
 			return h.wasmConfigMap("init-error", testdata(t, "initerr.wasm"))
 		}, reason: v1alpha1.ReasonInitFailed, message: "init: no database configured"},
@@ -133,7 +139,7 @@ func (s *suite) testBadComponents(t *testing.T) {
 		})
 	}
 	g := NewWithT(t)
-	g.Expect(h.metrics()).To(ContainSubstring(`troupe_host_actor_starts_total{result="ComponentError"} 5`))
+	g.Expect(h.metrics()).To(ContainSubstring(`troupe_host_actor_starts_total{result="ComponentError"} 6`))
 	g.Expect(h.metrics()).To(ContainSubstring(`troupe_host_actor_starts_total{result="InitFailed"} 1`))
 }
 
@@ -198,4 +204,40 @@ func (s *suite) testComponentSourceAppears(t *testing.T) {
 	g.Expect(h.get("late").Status.LastError).To(BeEmpty(), "the actor runs: its last failure is over")
 	g.Expect(h.metrics()).NotTo(ContainSubstring(`troupe_host_actor_starts_total{result="ComponentError"}`), "it never failed")
 	g.Expect(h.host.envs.Stats().Watches).To(BeZero(), "the ConfigMaps' watches end with the wait")
+}
+
+// testJSComponentFromOCI: a JavaScript actor built by componentize-js, a
+// 12 MB WebAssembly component (3.7 MB gzipped: over a ConfigMap's 1 MiB),
+// delivered as an OCI artifact, runs on a host as it comes: its console.log
+// reaches the host's log, its event and metric are recorded and exported.
+func (s *suite) testJSComponentFromOCI(t *testing.T) {
+	g := NewWithT(t)
+	wasm := testutil.BuiltComponent(t, "js-hello")
+	// The compilation cache the engine's component tests share: a cold
+	// compile of the main module takes 10 to 60 s on two cores.
+	cache := s.compiled
+	if base, err := os.UserCacheDir(); err == nil {
+		cache = filepath.Join(base, "troupe", "testutil-wazero")
+	}
+	h := s.startHost(t, func(c *Config) { c.CompilationCacheDir = cache })
+	const user, pass = "robot", "registry-pass-456"
+	registry := componenttest.StartRegistry(t, user, pass)
+	digest := registry.Push(t, "actors/js-hello", "v1", componenttest.Artifact(t, wasm, componenttest.WasmLayer))
+	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
+	g.Expect(h.c.Create(h.ctx(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: h.ns, Name: "regcred"}, Type: corev1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, registry.Host, auth))},
+	})).To(Succeed())
+	h.create("js", v1alpha1.ActorSpec{
+		Component: v1alpha1.ComponentSource{Image: registry.Host + "/actors/js-hello:v1",
+			ImagePullSecrets: []v1alpha1.LocalObjectReference{{Name: "regcred"}}},
+		InitialState: `{"count":0}`,
+		Env:          []v1alpha1.EnvVar{literal("GREETING", "Hola")},
+	})
+	h.assign("js", h.pod, 1)
+	c := h.waitReason("js", v1alpha1.ReasonRunning, 3*time.Minute)
+	g.Expect(c.Message).To(ContainSubstring("running module sha256:" + sha256Hex(wasm) + " from " + registry.Host + "/actors/js-hello@" + digest.String()))
+	g.Expect(h.custom("js", "greeted")).To(HaveLen(1))
+	g.Expect(h.logs.String()).To(ContainSubstring("Hola from js ("), "console.log reaches the host's log")
+	g.Expect(metricValue(h.metrics(), "troupe_actor_metric_count", "namespace="+h.ns, "actor=js", "metric=js_hello_init_ms")).To(Equal("1"))
 }

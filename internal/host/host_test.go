@@ -32,6 +32,7 @@ func TestHost(t *testing.T) {
 	t.Run("ApplyBecomesReady", s.testApplyBecomesReady)
 	t.Run("OCIImageTagResolvedToDigest", s.testOCIImage)
 	t.Run("URLComponent", s.testURLComponent)
+	t.Run("JavaScriptComponentFromOCI", s.testJSComponentFromOCI)
 	t.Run("BadComponentsFail", s.testBadComponents)
 	t.Run("SlowCompileDelaysNoOne", s.testSlowCompile)
 	t.Run("ComponentSourceAppears", s.testComponentSourceAppears)

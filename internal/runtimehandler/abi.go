@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"strconv"
+	"strings"
 
 	"github.com/tetratelabs/wazero/api"
 
@@ -19,7 +20,9 @@ import (
 // errors.As (var te *TrapError; errors.As(err, &te)) and report a clear
 // reason; only that actor traps, the host carries on.
 type TrapError struct {
-	// Func is the runtime function that trapped, e.g. "get-env".
+	// Func is the runtime function that trapped, e.g. "get-env", or the
+	// WASI 0.2 function with its interface,
+	// "wasi:io/streams@0.2.12#[method]output-stream.write".
 	Func string
 	// Reason says what the guest did wrong, or what failed.
 	Reason string
@@ -28,7 +31,11 @@ type TrapError struct {
 }
 
 func (e *TrapError) Error() string {
-	s := ModuleName + "#" + e.Func + ": " + e.Reason
+	s := e.Func + ": " + e.Reason
+	if !strings.Contains(e.Func, "#") {
+		// A runtime function; a WASI 0.2 one is named with its interface.
+		s = ModuleName + "#" + s
+	}
 	if e.Err != nil {
 		s += ": " + e.Err.Error()
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,7 +107,10 @@ type Actor struct {
 	shutdownHasData bool
 	shutdownData    []byte
 	writers         []*logWriter
-	closed          bool
+	// streams are the writers of WASI 0.2's stdout and stderr, by handle
+	// (wasi02.go), made on first use.
+	streams [3]io.Writer
+	closed  bool
 }
 
 // defaultSystemInfo is shared by actors created without a SystemInfo

@@ -112,6 +112,10 @@ func newHarness(t *testing.T, wasm string, opts ...harnessOpt) *harness {
 	if _, err := Instantiate(ctx, r); err != nil {
 		t.Fatal(err)
 	}
+	// What wasi02.wasm imports (other guests import none of it).
+	if _, err := InstantiateWASI(ctx, r, "troupe:wasi@0.2/test", testWASIImports); err != nil {
+		t.Fatal(err)
+	}
 	h := &harness{
 		t: t, r: r, logs: &logCapture{}, metrics: NewMetricsRegistry(),
 		chain: chain.NewMemory(chain.Options{}),

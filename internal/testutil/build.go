@@ -76,6 +76,24 @@ func BuildExample(t testing.TB, name string) []byte {
 	return BuildActor(t, filepath.Join("examples", name))
 }
 
+// ExampleWasm returns what examples/<name> builds to: a Go example built
+// as BuildExample builds it, or a JavaScript one (actor.js) as
+// hack/components.sh builds it (BuiltComponent: the test skips without
+// $TROUPE_COMPONENTS).
+func ExampleWasm(t testing.TB, name string) []byte {
+	t.Helper()
+	if IsJSExample(t, name) {
+		return BuiltComponent(t, name)
+	}
+	return BuildExample(t, name)
+}
+
+// IsJSExample reports whether examples/<name> is a JavaScript actor.
+func IsJSExample(t testing.TB, name string) bool {
+	_, err := os.Stat(filepath.Join(RepoRoot(t), "examples", name, "actor.js"))
+	return err == nil
+}
+
 // BuildActor builds the Go actor in dir (relative to the repository root) with
 // GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared and returns the
 // module's bytes. Each package is built once per test binary; Go's build cache
