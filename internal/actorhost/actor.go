@@ -174,6 +174,14 @@ type Actor struct {
 	// requestCall are bound on the first message, so an actor that is
 	// never sent to does not keep their call stacks.
 	initCall, tickCall, sendCall, requestCall stateCall
+	// curCall is the context of the call into the guest in progress
+	// (beginCall), nil between calls; callStop and callCancel end it.
+	curCall    context.Context
+	callStop   func() bool
+	callCancel context.CancelFunc
+	// eventBuf is reused to encode the events of messages (eventjson.go);
+	// guarded by callLock.
+	eventBuf []byte
 	// exports caches the functions Call has called.
 	exports map[string]api.Function
 	// deadline of the call in progress (UnixNano), read by the WASI sleep
@@ -295,6 +303,11 @@ func (a *Actor) recordNoting(kind chain.Kind, op string, v any, note func(uint64
 	if err != nil {
 		return fmt.Errorf("encoding %s event: %w", kind, err)
 	}
+	return a.recordJSON(kind, op, data, note)
+}
+
+// recordJSON is recordNoting with the data encoded already.
+func (a *Actor) recordJSON(kind chain.Kind, op string, data []byte, note func(uint64)) error {
 	a.budget.Charge(chain.RecordSize(kind, op, len(data)))
 	if _, err := a.chain.AppendNoting(kind, op, data, note); err != nil {
 		return fmt.Errorf("recording %s: %w", kind, err)
@@ -351,10 +364,16 @@ func (a *Actor) setState(op string, s savedState) error {
 // the event that the state is to be saved before the event is written.
 // Called with the call lock held.
 func (a *Actor) recordState(kind chain.Kind, op string, v any, changed bool) error {
+	return a.recordNoting(kind, op, v, a.stateNote(changed))
+}
+
+// stateNote is the note of an event that records the state: noteState
+// when the state changed and is saved, else none.
+func (a *Actor) stateNote(changed bool) func(uint64) {
 	if !changed || a.cfg.Dir == "" {
-		return a.record(kind, op, v)
+		return nil
 	}
-	return a.recordNoting(kind, op, v, a.noteState)
+	return a.noteState
 }
 
 // noteState is recordState's note, called by the chain with the seq of the

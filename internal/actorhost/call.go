@@ -80,6 +80,8 @@ func (s *stateExport) refused(msg string) *ActorError {
 // it reaches the chain, the status and an Event. Any other failure is the
 // *ActorError the actor fails with. Called with the call lock held.
 func (a *Actor) callState(ctx context.Context, s *stateCall, args ...uint64) (out stateResult, err error) {
+	ctx, began := a.beginCall(ctx)
+	defer a.endCall(began)
 	params := make([]uint64, 3, 3+len(args))
 	if a.state.hasState {
 		ptr, err := a.lower(ctx, "state", a.state.state)
@@ -112,20 +114,37 @@ func (a *Actor) callState(ctx context.Context, s *stateCall, args ...uint64) (ou
 	return out, nil
 }
 
-// callContext derives the context of one call into the guest: the actor's
-// deadline, canceled too when the actor's run is canceled by a Stop that
-// could not wait, and bound to the actor's runtime-handler state.
-func (a *Actor) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	callCtx, cancel := context.WithTimeout(ctx, a.timeout)
-	stop := context.AfterFunc(a.runCtx, cancel)
+// beginCall starts one call into the guest and returns its context: the
+// actor's deadline, canceled too when the actor's run is canceled by a
+// Stop that could not wait, and bound to the actor's runtime-handler
+// state. The cabi_realloc calls that lower the call's arguments, the export
+// and its cabi_post all run under it (one deadline, one registration with
+// the run's context), rather than each deriving its own, which cost a
+// timer and five allocations per wasm invocation. Inside a call already
+// begun, it returns ctx as it is and began false. endCall(began) ends the
+// call. Called with the call lock held.
+func (a *Actor) beginCall(ctx context.Context) (callCtx context.Context, began bool) {
+	if a.curCall != nil && ctx == a.curCall {
+		return ctx, false
+	}
+	callCtx, a.callCancel = context.WithTimeout(ctx, a.timeout)
+	a.callStop = context.AfterFunc(a.runCtx, a.callCancel)
 	if dl, ok := callCtx.Deadline(); ok {
 		a.deadline.Store(dl.UnixNano())
 	}
-	return runtimehandler.WithActor(callCtx, a.handler), func() {
-		stop()
-		cancel()
-		a.deadline.Store(0)
+	a.curCall = runtimehandler.WithActor(callCtx, a.handler)
+	return a.curCall, true
+}
+
+// endCall ends the call beginCall began, if it began one.
+func (a *Actor) endCall(began bool) {
+	if !began {
+		return
 	}
+	a.callStop()
+	a.callCancel()
+	a.curCall, a.callStop, a.callCancel = nil, nil, nil
+	a.deadline.Store(0)
 }
 
 // invoke calls fn under the actor's deadline and classifies a failure.
@@ -139,8 +158,8 @@ func (a *Actor) invoke(ctx context.Context, op string, fn api.Function, params .
 }
 
 func (a *Actor) invokeCall(ctx context.Context, op string, fn api.Function, params ...uint64) ([]uint64, error) {
-	callCtx, cancel := a.callContext(ctx)
-	defer cancel()
+	callCtx, began := a.beginCall(ctx)
+	defer a.endCall(began)
 	res, err := fn.Call(callCtx, params...)
 	if err == nil {
 		if dl, _ := callCtx.Deadline(); !time.Now().Before(dl) {

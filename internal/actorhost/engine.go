@@ -102,6 +102,8 @@ type Engine struct {
 	// waitMu guards every Actor's waitingFor: the wait-for graph of
 	// requests in flight, checked for cycles before a request waits.
 	waitMu sync.Mutex
+	// drains runs the actors' mailbox drains.
+	drains *drainPool
 }
 
 // NewEngine creates the process's engine. Close it to release the runtime.
@@ -135,6 +137,7 @@ func NewEngine(ctx context.Context, opts EngineOptions) (*Engine, error) {
 		budget:       opts.MemoryBudget,
 		byID:         map[string]*Actor{},
 		byName:       map[string]*Actor{},
+		drains:       newDrainPool(),
 	}
 	// WithCloseOnContextDone: without it a looping guest ignores its
 	// deadline and holds its goroutine (and the host) forever.
@@ -231,6 +234,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	for _, c := range closing {
 		c.close(ctx, e)
 	}
+	e.drains.close()
 	e.closeRuntime(context.WithoutCancel(ctx))
 	return errors.Join(errs...)
 }

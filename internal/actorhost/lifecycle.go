@@ -118,11 +118,12 @@ func (a *Actor) finishShutdown() error {
 // flushes and closes the chain. Stop also releases an actor that already
 // ended (shutdown or failure); it is idempotent. The actor's next run is a
 // new Start on its Dir. When Stop returns, the actor has no tick timer and
-// no goroutine left: its mailbox's drain goroutine, if one ran, has ended.
+// no goroutine left: its mailbox's drain, if one ran, has ended (the pool's
+// goroutine that ran it holds nothing of the actor's).
 func (a *Actor) Stop(ctx context.Context, reason string) error {
 	err := a.stop(ctx, reason)
 	// The run is over and its mailbox closed and emptied, so a drain
-	// goroutine finds nothing more to do once it has the call lock.
+	// finds nothing more to do once it has the call lock.
 	a.mbox.drains.Wait()
 	return err
 }

@@ -45,9 +45,9 @@ func (w *work) answer(resp []byte, err error) {
 }
 
 // mailbox is an actor's one FIFO of work: ticks, messages and requests, in
-// arrival order, handled one at a time by a drain goroutine that exists
-// only while the mailbox is non-empty, so an idle actor costs no
-// goroutine. It is bounded in items and bytes; at most one tick waits in it.
+// arrival order, handled one at a time by a drain that runs (on a
+// goroutine of the engine's drainPool) only while the mailbox is
+// non-empty, so an idle actor costs no goroutine. It is bounded in items and bytes; at most one tick waits in it.
 type mailbox struct {
 	mu          sync.Mutex
 	items       []*work
@@ -58,19 +58,22 @@ type mailbox struct {
 	draining    bool
 	tickPending bool
 	closed      bool
-	// drains counts the running drain goroutine (0 or 1), so that Stop
-	// can wait for it.
+	// owner is the actor whose mailbox this is; pool runs its drain.
+	owner *Actor
+	pool  *drainPool
+	// drains counts the running drain (0 or 1), so that Stop can wait
+	// for it.
 	drains sync.WaitGroup
 }
 
 // queued is the number of items waiting; mu held.
 func (m *mailbox) queued() int { return len(m.items) - m.head }
 
-// push queues w and starts the drain goroutine when none runs. full is true
+// push queues w and starts the drain when none runs. full is true
 // when the bound refused w; closed when the run is over. A tick is not
 // counted against the bound (there is at most one), and is dropped when
 // one is pending already.
-func (m *mailbox) push(w *work, drain func()) (full, closed bool) {
+func (m *mailbox) push(w *work) (full, closed bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -95,14 +98,14 @@ func (m *mailbox) push(w *work, drain func()) (full, closed bool) {
 	if !m.draining {
 		m.draining = true
 		m.drains.Add(1)
-		go drain()
+		m.pool.run(m.owner)
 	}
 	return false, false
 }
 
 // pop takes the next item; nil when the mailbox is empty, and then the
-// drain goroutine, which alone calls pop, must exit: draining is cleared
-// under the same lock, so the next push starts a new one.
+// drain, which alone calls pop, must end: draining is cleared under the
+// same lock, so the next push starts a new one.
 func (m *mailbox) pop() *work {
 	m.mu.Lock()
 	defer m.mu.Unlock()

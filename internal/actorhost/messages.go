@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -138,36 +139,76 @@ func (e *Engine) request(ctx context.Context, d Delivery, from *Actor) (resp []b
 	if from != nil {
 		limit = from.requestTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
+	// The wait ends at ctx's deadline or after limit, whichever is
+	// first: a timer from a pool, rather than a context derived per
+	// request (a timer, a channel and three allocations more).
+	start := time.Now()
+	deadline := start.Add(limit)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
 	d.Path = path
 	w, err := t.newWork(workRequest, d)
 	if err != nil {
 		return nil, t.id, err
 	}
-	w.reply = make(chan reply, 1)
-	w.deadline, _ = ctx.Deadline()
+	reply := getReplyChan()
+	w.reply, w.deadline = reply, deadline
 	if from != nil {
 		if err := e.waitFor(from, t); err != nil {
 			return nil, t.id, err
 		}
 		defer e.doneWaiting(from)
 	}
-	reply := w.reply // answer clears w.reply
-	start := time.Now()
 	if err := t.enqueue(w); err != nil {
+		putReplyChan(reply) // never queued: nobody answers on it
 		return nil, t.id, err
 	}
+	timer := getTimer(time.Until(deadline))
+	defer putTimer(timer)
 	select {
 	case r := <-reply:
+		// The one answer taken, the channel is empty and no one else
+		// holds it (answer cleared w.reply): it can serve again.
+		putReplyChan(reply)
 		return r.resp, t.id, r.err
+	case <-timer.C:
+		return nil, t.id, requestTimeout(t, start, limit)
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, t.id, timeoutErr("request to %s timed out: no response within %s (the request timeout is %s)",
-				t.label(), time.Since(start).Round(time.Millisecond), limit)
+			return nil, t.id, requestTimeout(t, start, limit)
 		}
 		return nil, t.id, fmt.Errorf("request to %s canceled: %w", t.label(), ctx.Err())
 	}
+}
+
+func requestTimeout(t *Actor, start time.Time, limit time.Duration) error {
+	return timeoutErr("request to %s timed out: no response within %s (the request timeout is %s)",
+		t.label(), time.Since(start).Round(time.Millisecond), limit)
+}
+
+// replyChans and timers are reused by requests: a reply channel once its
+// one answer was taken, a timer once stopped (Go 1.23 timers: a stopped
+// timer's channel holds nothing stale, and Reset needs no drain).
+var (
+	replyChans = sync.Pool{New: func() any { return make(chan reply, 1) }}
+	timers     = sync.Pool{}
+)
+
+func getReplyChan() chan reply  { return replyChans.Get().(chan reply) }
+func putReplyChan(c chan reply) { replyChans.Put(c) }
+
+func getTimer(d time.Duration) *time.Timer {
+	if t, _ := timers.Get().(*time.Timer); t != nil {
+		t.Reset(d)
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+func putTimer(t *time.Timer) {
+	t.Stop()
+	timers.Put(t)
 }
 
 // describePath spells a causal path with the actors' names.
@@ -243,7 +284,7 @@ func (t *Actor) enqueue(w *work) error {
 	if err := t.budget.TryAdmit(deliveryRecordBytes); err != nil {
 		return deliveryErr(ErrRateLimited, "rate limited: %s: %s", t.label(), err.Error())
 	}
-	full, closed := t.mbox.push(w, t.drain)
+	full, closed := t.mbox.push(w)
 	switch {
 	case closed:
 		return t.notRunning(t.Phase())
@@ -255,7 +296,8 @@ func (t *Actor) enqueue(w *work) error {
 }
 
 // drain handles the mailbox's items in order until it is empty; it runs on
-// its own goroutine, started by the push that found no drain running.
+// a goroutine of the engine's drainPool, started by the push that found no
+// drain running.
 func (a *Actor) drain() {
 	for w := a.mbox.pop(); w != nil; w = a.mbox.pop() {
 		switch w.kind {
@@ -316,14 +358,18 @@ func (a *Actor) handleMessage(w *work) {
 	}
 }
 
-// messageData is the data of MessageReceived and RequestReceived events.
+// messageData is the data of MessageReceived and RequestReceived events,
+// encoded by its appendJSON (eventjson.go).
 type messageData struct {
-	ID          string   `json:"id"`
-	From        Sender   `json:"from"`
-	Bytes       int      `json:"bytes"`
+	ID    string `json:"id"`
+	From  Sender `json:"from"`
+	Bytes int    `json:"bytes"`
+	// Sha256 is the message's digest; appendJSON computes it from msg
+	// when it is "".
 	Sha256      string   `json:"sha256"`
 	TraceParent string   `json:"traceparent"`
 	Path        []string `json:"path,omitempty"`
+	msg         []byte
 }
 
 // handlerResultData is the data of a HandlerResult event.
@@ -335,9 +381,12 @@ type handlerResultData struct {
 	stateRecord
 	StateChanged bool `json:"stateChanged"`
 	// A request's response.
-	HasResponse    *bool  `json:"hasResponse,omitempty"`
-	ResponseBytes  *int   `json:"responseBytes,omitempty"`
+	HasResponse   *bool `json:"hasResponse,omitempty"`
+	ResponseBytes *int  `json:"responseBytes,omitempty"`
+	// ResponseSha256 is the response's digest; appendJSON computes it
+	// from response when it is "" and response is not nil.
 	ResponseSha256 string `json:"responseSha256,omitempty"`
+	response       []byte
 }
 
 type pathKey struct{}
@@ -395,36 +444,27 @@ func (a *Actor) callHandler(w *work) (resp []byte, err error) {
 	if err := a.bindHandler(sc, x); err != nil {
 		return nil, err
 	}
-	md := messageData{ID: w.id, From: w.from, Bytes: len(w.msg), Sha256: runtimehandler.Digest(w.msg), TraceParent: w.traceParent}
+	md := messageData{ID: w.id, From: w.from, Bytes: len(w.msg), msg: w.msg, TraceParent: w.traceParent}
 	if w.kind == workRequest {
 		md.Path = w.path
 	}
-	if err := a.record(kind, x.op, md); err != nil {
+	a.eventBuf = md.appendJSON(a.eventBuf[:0])
+	if err := a.recordEventBuf(kind, x.op, nil); err != nil {
 		return nil, hostError(x.op, err)
 	}
 	ctx := runtimehandler.WithTraceParent(context.Background(), w.traceParent)
-	var args []uint64
 	if w.kind == workRequest {
 		ctx = context.WithValue(ctx, pathKey{}, w.path)
-		ridPtr, err := a.lower(ctx, "request id", []byte(w.id))
-		if err != nil {
-			return nil, wrapOp(err, abi.Realloc.Name)
-		}
-		args = append(args, uint64(ridPtr), uint64(len(w.id)))
 	}
-	msgPtr, err := a.lower(ctx, "message", w.msg)
-	if err != nil {
-		return nil, wrapOp(err, abi.Realloc.Name)
-	}
-	args = append(args, uint64(msgPtr), uint64(len(w.msg)))
-	out, err := a.callState(ctx, sc, args...)
+	out, err := a.invokeHandler(ctx, sc, w)
 	if err != nil {
 		return nil, err
 	}
 	d := handlerResultData{ID: w.id}
 	if !out.ok {
 		d.Error, d.stateRecord = out.errMsg, a.stateRecord()
-		_ = a.record(chain.KindHandlerResult, x.op, d)
+		a.eventBuf = d.appendJSON(a.eventBuf[:0])
+		_ = a.recordEventBuf(chain.KindHandlerResult, x.op, nil)
 		return nil, sc.refused(out.errMsg)
 	}
 	changed := out.hasState != a.state.hasState || !bytes.Equal(out.state, a.state.state)
@@ -443,13 +483,36 @@ func (a *Actor) callHandler(w *work) (resp []byte, err error) {
 				resp = []byte{}
 			}
 			n := len(resp)
-			d.ResponseBytes, d.ResponseSha256 = &n, runtimehandler.Digest(resp)
+			d.ResponseBytes, d.response = &n, resp
 		}
 	}
-	if err := a.recordState(chain.KindHandlerResult, x.op, d, changed); err != nil {
+	a.eventBuf = d.appendJSON(a.eventBuf[:0])
+	if err := a.recordEventBuf(chain.KindHandlerResult, x.op, a.stateNote(changed)); err != nil {
 		return nil, hostError(x.op, err)
 	}
 	return resp, nil
+}
+
+// invokeHandler lowers w's (request id and) message and calls the handler
+// with them, all one call into the guest (beginCall).
+func (a *Actor) invokeHandler(ctx context.Context, sc *stateCall, w *work) (out stateResult, err error) {
+	ctx, began := a.beginCall(ctx)
+	defer a.endCall(began)
+	var args [4]uint64
+	n := 0
+	if w.kind == workRequest {
+		ridPtr, err := a.lower(ctx, "request id", []byte(w.id))
+		if err != nil {
+			return out, wrapOp(err, abi.Realloc.Name)
+		}
+		args[0], args[1], n = uint64(ridPtr), uint64(len(w.id)), 2
+	}
+	msgPtr, err := a.lower(ctx, "message", w.msg)
+	if err != nil {
+		return out, wrapOp(err, abi.Realloc.Name)
+	}
+	args[n], args[n+1] = uint64(msgPtr), uint64(len(w.msg))
+	return a.callState(ctx, sc, args[:n+2]...)
 }
 
 // actorMessenger delivers what one actor sends: the runtime handler's

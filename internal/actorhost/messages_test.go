@@ -321,8 +321,18 @@ func TestRequestTimeout(t *testing.T) {
 }
 
 // TestIdleActorsHaveNoGoroutine: an actor that ticks or waits for messages
-// holds no goroutine between calls.
+// holds no goroutine between calls; one that only waits for messages holds
+// none at all and allocates nothing while it waits.
 func TestIdleActorsHaveNoGoroutine(t *testing.T) {
+	t.Run("ticking", testTickingActorsHaveNoGoroutine)
+	t.Run("reachable", func(t *testing.T) {
+		e, _ := newTestEngine(t)
+		// Durable chains, as in a host: their group commit must go quiet.
+		checkIdleReachable(t, e, 100, 300*time.Millisecond, func(int) ActorConfig { return ActorConfig{Dir: t.TempDir()} })
+	})
+}
+
+func testTickingActorsHaveNoGoroutine(t *testing.T) {
 	e, _ := newTestEngine(t)
 	tick := compile(t, e, "tick")
 	msg := compile(t, e, "messenger")

@@ -102,6 +102,7 @@ func (e *Engine) newActor(cfg ActorConfig) (a *Actor, err error) {
 	}
 	a = &Actor{e: e, cfg: cfg, component: cfg.Component, callLock: make(chan struct{}, 1), phase: PhaseStarting,
 		done: make(chan struct{})}
+	a.mbox.owner, a.mbox.pool = a, e.drains
 	if err := a.applyLimits(cfg); err != nil {
 		return nil, fmt.Errorf("starting actor %s: %w", cfg.Name, err)
 	}
@@ -352,8 +353,8 @@ func (a *Actor) instantiate(ctx context.Context) (err error) {
 		WithSysNanotime().
 		WithNanosleep(a.sleep).
 		WithRandSource(rand.Reader)
-	callCtx, cancel := a.callContext(ctx)
-	defer cancel()
+	callCtx, began := a.beginCall(ctx)
+	defer a.endCall(began)
 	callCtx = experimental.WithMemoryAllocator(callCtx, a.limiter)
 	mod, err := func() (mod api.Module, err error) {
 		// Instantiation runs the module's start function, which is guest

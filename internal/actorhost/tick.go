@@ -42,7 +42,7 @@ func (a *Actor) startTicker() {
 // enqueueTick is the tick timer's function: a tick item in the mailbox
 // (none when one is pending already, or the run is over).
 func (a *Actor) enqueueTick() {
-	a.mbox.push(&work{kind: workTick}, a.drain)
+	a.mbox.push(&work{kind: workTick})
 }
 
 // armTick arms the timer for the next tick, unless the run is over. A

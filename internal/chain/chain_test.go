@@ -552,6 +552,7 @@ func TestFields(t *testing.T) {
 		}, `{"a":"NaN","b":"+Inf","c":"-Inf"}`},
 		"escapes": {func(f *Fields) *Fields { return f.Str("k\"", "a\"b\\c\n\x01\t\r é \xff") }, `{"k\"":"a\"b\\c\n\u0001\t\r é \ufffd"}`},
 		"blob":    {func(f *Fields) *Fields { return f.Blob("b", []byte{0, 1, 2, 255}) }, `{"b":"AAEC/w=="}`},
+		"hex":     {func(f *Fields) *Fields { return f.Hex("h", []byte{0, 1, 0xab, 255}).Hex("e", nil) }, `{"h":"0001abff","e":""}`},
 		"json":    {func(f *Fields) *Fields { return f.JSON("j", []byte(`{"a":[1,2]}`)).Str("z", "") }, `{"j":{"a":[1,2]},"z":""}`},
 		"secret":  {func(f *Fields) *Fields { return f.Str("name", "DB_PASSWORD").Secret("value") }, `{"name":"DB_PASSWORD","value":{"redacted":true}}`},
 	}
@@ -581,7 +582,7 @@ func TestFieldsDataThenMoreFields(t *testing.T) {
 func TestFieldsReuseDoesNotAllocate(t *testing.T) {
 	var f Fields
 	build := func() {
-		f.Reset().Str("name", "GREETING").Str("value", "hello \"world\"").Int("n", 12345).Float("v", 3.25).Bool("ok", true).Secret("s").Blob("b", []byte("xyz")).Data()
+		f.Reset().Str("name", "GREETING").Str("value", "hello \"world\"").Int("n", 12345).Float("v", 3.25).Bool("ok", true).Secret("s").Blob("b", []byte("xyz")).Hex("h", []byte("xyz")).Data()
 	}
 	build()
 	if a := testing.AllocsPerRun(100, build); a != 0 {

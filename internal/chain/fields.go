@@ -2,6 +2,7 @@ package chain
 
 import (
 	"encoding/base64"
+	"encoding/hex"
 	"math"
 	"strconv"
 	"unicode/utf8"
@@ -85,6 +86,16 @@ func (f *Fields) Blob(key string, v []byte) *Fields {
 	f.key(key)
 	f.buf = append(f.buf, '"')
 	f.buf = base64.StdEncoding.AppendEncode(f.buf, v)
+	f.buf = append(f.buf, '"')
+	return f
+}
+
+// Hex adds bytes as a string of lowercase hex digits (a digest), without
+// making a string of them first.
+func (f *Fields) Hex(key string, v []byte) *Fields {
+	f.key(key)
+	f.buf = append(f.buf, '"')
+	f.buf = hex.AppendEncode(f.buf, v)
 	f.buf = append(f.buf, '"')
 	return f
 }

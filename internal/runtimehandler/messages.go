@@ -110,8 +110,9 @@ func (c *call) outbound(idPtr, idLen, msgPtr, msgLen uint32) (m Outbound, errMsg
 
 // messageEvent starts the data of a sender-side event of m.
 func (a *Actor) messageEvent(m *Outbound) *eventFields {
+	sum := sha256.Sum256(m.Msg)
 	return a.eventData().Str("id", m.ID).Str("to", a.Redact(m.Target)).
-		Uint("bytes", uint64(len(m.Msg))).Str("sha256", Digest(m.Msg)).Str("traceparent", m.TraceParent)
+		Uint("bytes", uint64(len(m.Msg))).Hex("sha256", sum[:]).Str("traceparent", m.TraceParent)
 }
 
 // send: func(actor-id: string, msg: list<u8>) -> result<_, string>
@@ -187,8 +188,9 @@ func hostRequest(ctx context.Context, mod api.Module, stack []uint64) {
 		c.storeResultErr(retptr, errMsg)
 		return
 	}
+	sum := sha256.Sum256(resp)
 	c.record(chain.KindResponseReceived, f.Str("toID", targetID).Bool("ok", true).
-		Uint("bytes", uint64(len(resp))).Str("sha256", Digest(resp)))
+		Uint("bytes", uint64(len(resp))).Hex("sha256", sum[:]))
 	ptr, n := c.lowerString(transient(resp))
 	if !c.memory().WriteByte(retptr, 0) {
 		trap(c.fn, "writing the result to the return area", nil)

@@ -28,13 +28,19 @@ func Child(parent string) string {
 	}
 	var span [8]byte
 	_, _ = rand.Read(span[:])
-	traceID, _ := hex.DecodeString(parent[3:35])
-	return format(traceID, span[:], parent[53:55])
+	// The trace id is copied as the valid parent spells it (lowercase
+	// hex), not decoded and encoded again.
+	var buf [Len]byte
+	b := append(append(buf[:0], parent[:35]...), '-')
+	b = hex.AppendEncode(b, span[:])
+	b = append(b, '-')
+	b = append(b, parent[53:55]...)
+	return string(b)
 }
 
 func format(traceID, spanID []byte, flags string) string {
-	buf := make([]byte, 0, Len)
-	buf = append(buf, "00-"...)
+	var arr [Len]byte
+	buf := append(arr[:0], "00-"...)
 	buf = hex.AppendEncode(buf, traceID)
 	buf = append(buf, '-')
 	buf = hex.AppendEncode(buf, spanID)
