@@ -38,6 +38,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("FiftyActorsBalanceOverTwoHosts", s.testBalance)
 	t.Run("MemoryBudgetHoldsOnTheHostAndInPlacement", s.testMemory)
 	t.Run("ActorsGoToHostsOfTheirNamespace", s.testActorNamespaces)
+	t.Run("JSComponentFromOCIThroughTheOperator", s.testJSComponentThroughTheOperator)
 	// Every manager, host and watch the subtests started has stopped.
 	NewWithT(t).Eventually(ourGoroutines).WithTimeout(prompt).WithPolling(100*time.Millisecond).Should(BeEmpty(),
 		"goroutines of the manager or the hosts outlived their tests")
