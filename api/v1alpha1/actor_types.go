@@ -113,6 +113,17 @@ type ActorSpec struct {
 	// +kubebuilder:default=OnFailure
 	RestartPolicy RestartPolicy `json:"restartPolicy,omitempty"`
 
+	// restorePolicy says what a host does when the actor moved and the
+	// archive holds less of its chain than status.chain says it had (the
+	// old node died before uploading its newest events): FromArchive
+	// starts from what the archive holds, and the ArchiveGap condition
+	// and a Warning Event name the events lost; WaitForNode waits, with
+	// Ready=False reason WaitingForNode, until the old node's host is back
+	// and has uploaded them. Without an archive it has no effect.
+	// +optional
+	// +kubebuilder:default=FromArchive
+	RestorePolicy RestorePolicy `json:"restorePolicy,omitempty"`
+
 	// suspend stops the actor, keeping its state and chain, until it is
 	// set to false again.
 	// +optional
@@ -543,6 +554,19 @@ const (
 	RestartOnFailure RestartPolicy = "OnFailure"
 	// RestartNever leaves a stopped actor stopped.
 	RestartNever RestartPolicy = "Never"
+)
+
+// RestorePolicy says where an actor that moved starts from when the
+// archive is behind the head in its status.
+// +kubebuilder:validation:Enum=FromArchive;WaitForNode
+type RestorePolicy string
+
+const (
+	// RestoreFromArchive starts from the archive's head, naming the gap.
+	RestoreFromArchive RestorePolicy = "FromArchive"
+	// RestoreWaitForNode waits for the old node to upload the missing
+	// events.
+	RestoreWaitForNode RestorePolicy = "WaitForNode"
 )
 
 // ActorStatus is what the controller and the actor's host last observed.

@@ -16,6 +16,7 @@ import (
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/internal/actordir"
 	"github.com/troupe-dev/troupe/internal/diskbudget"
+	"github.com/troupe-dev/troupe/internal/objstore"
 	"github.com/troupe-dev/troupe/internal/textutil"
 )
 
@@ -47,6 +48,64 @@ const (
 	// it at once.
 	DefaultDiskPollInterval = time.Second
 )
+
+// Defaults of the archive's settings (docs/archive.md).
+const (
+	// DefaultArchiveRecoveryPoint bounds the events a crash of the node
+	// can lose from the archive: a segment is sealed and uploaded at most
+	// this long after its first event became durable.
+	DefaultArchiveRecoveryPoint = 10 * time.Second
+	// DefaultArchiveSegmentBytes seals a segment early when it grows this
+	// large, so that one upload stays small and a restore reads little.
+	DefaultArchiveSegmentBytes = 8 << 20
+	// DefaultArchiveLocalTail is what of an archived chain a node keeps:
+	// once the archive holds a chain's older events, the node drops them
+	// and keeps about this many bytes of the newest.
+	DefaultArchiveLocalTail = 64 << 20
+)
+
+// ArchiveConfig is where and how the host archives its actors' chains
+// and states (docs/archive.md).
+type ArchiveConfig struct {
+	// Store is the object store; required.
+	Store objstore.Store
+	// Where names the store without credentials, for logs, Events and
+	// status (objstore.Config.String()).
+	Where string
+	// RecoveryPoint is the longest an event waits on the node before it
+	// is uploaded; 0 is DefaultArchiveRecoveryPoint.
+	RecoveryPoint time.Duration
+	// SegmentBytes seals a segment once this many bytes wait; 0 is
+	// DefaultArchiveSegmentBytes.
+	SegmentBytes int64
+	// LocalTail is about how many bytes of an archived chain the node
+	// keeps; 0 is DefaultArchiveLocalTail, negative keeps everything.
+	LocalTail int64
+}
+
+// withDefaults fills the zero fields and checks the rest.
+func (a ArchiveConfig) withDefaults() (ArchiveConfig, error) {
+	var errs []error
+	if a.Store == nil {
+		errs = append(errs, errors.New("the archive needs a store"))
+	}
+	if a.RecoveryPoint == 0 {
+		a.RecoveryPoint = DefaultArchiveRecoveryPoint
+	}
+	if a.RecoveryPoint < 0 {
+		errs = append(errs, fmt.Errorf("archive recovery point %s must be positive", a.RecoveryPoint))
+	}
+	if a.SegmentBytes == 0 {
+		a.SegmentBytes = DefaultArchiveSegmentBytes
+	}
+	if a.SegmentBytes < 0 {
+		errs = append(errs, fmt.Errorf("archive segment size %d must be positive", a.SegmentBytes))
+	}
+	if a.LocalTail == 0 {
+		a.LocalTail = DefaultArchiveLocalTail
+	}
+	return a, errors.Join(errs...)
+}
 
 // maxNamespacesAnnotation bounds the Lease annotation that lists the
 // actor namespaces (about 1,000 of the longest names): a quarter of what
@@ -139,6 +198,11 @@ type Config struct {
 	// DiskPollInterval is how often it is read; 0 is
 	// DefaultDiskPollInterval.
 	DiskPollInterval time.Duration
+
+	// Archive, when set, keeps the actors' chains and states in object
+	// storage too, so that they outlive the node: an actor that moves is
+	// restored from it (docs/archive.md). nil keeps them on the node only.
+	Archive *ArchiveConfig
 
 	// MetricsAddress, HealthProbeAddress and HTTPAddress are where /metrics,
 	// /healthz and /readyz, and the chain endpoint listen; "0" disables one.
@@ -265,6 +329,11 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.DiskPollInterval < 0 {
 		errs = append(errs, fmt.Errorf("disk poll interval %s must be positive", c.DiskPollInterval))
+	}
+	if c.Archive != nil {
+		a, err := c.Archive.withDefaults()
+		errs = append(errs, err)
+		c.Archive = &a
 	}
 	if c.CompilationCacheDir == "" && c.DataDir != "" {
 		c.CompilationCacheDir = filepath.Join(c.DataDir, actordir.CompilationCacheDir)
