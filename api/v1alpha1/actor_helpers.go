@@ -105,6 +105,7 @@ const (
 	MaxChainEventsPerSecond int32 = limits.MaxChainEventsPerSecond
 	MaxChainBurstEvents     int32 = limits.MaxChainBurstEvents
 	DefaultRestartPolicy          = RestartOnFailure
+	DefaultRestorePolicy          = RestoreFromArchive
 	DefaultTickInterval           = limits.DefaultTickInterval
 	MinTickInterval               = limits.MinTickInterval
 	MaxTickInterval               = limits.MaxTickInterval
@@ -192,6 +193,9 @@ func (s *ActorSpec) Default() {
 	}
 	if s.RestartPolicy == "" {
 		s.RestartPolicy = DefaultRestartPolicy
+	}
+	if s.RestorePolicy == "" {
+		s.RestorePolicy = DefaultRestorePolicy
 	}
 	if s.TickInterval == nil {
 		s.TickInterval = &metav1.Duration{Duration: DefaultTickInterval}

@@ -78,6 +78,7 @@ func TestAdmission(t *testing.T) {
 			Component:     v1alpha1.ComponentSource{Image: "hello"},
 			Handlers:      []v1alpha1.Handler{{Type: v1alpha1.HandlerRuntime}},
 			RestartPolicy: v1alpha1.RestartOnFailure,
+			RestorePolicy: v1alpha1.RestoreFromArchive,
 			TickInterval:  &metav1.Duration{Duration: time.Second},
 			Limits: v1alpha1.Limits{
 				MaxMemoryPages: 1024,
