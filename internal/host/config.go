@@ -62,6 +62,10 @@ const (
 	// once the archive holds a chain's older events, the node drops them
 	// and keeps about this many bytes of the newest.
 	DefaultArchiveLocalTail = 64 << 20
+	// DefaultArchiveFlushTimeout bounds how long a lifecycle step (stop,
+	// suspend, delete, shutdown, a move) waits for the rest of the chain
+	// to reach the archive before it reports done anyway, saying so.
+	DefaultArchiveFlushTimeout = 30 * time.Second
 )
 
 // ArchiveConfig is where and how the host archives its actors' chains
@@ -81,6 +85,12 @@ type ArchiveConfig struct {
 	// LocalTail is about how many bytes of an archived chain the node
 	// keeps; 0 is DefaultArchiveLocalTail, negative keeps everything.
 	LocalTail int64
+	// FlushTimeout bounds the upload a lifecycle step waits for; 0 is
+	// DefaultArchiveFlushTimeout.
+	FlushTimeout time.Duration
+	// Uploads bounds the uploads in flight on the host; 0 is
+	// archiver.DefaultConcurrency.
+	Uploads int
 }
 
 // withDefaults fills the zero fields and checks the rest.
@@ -103,6 +113,12 @@ func (a ArchiveConfig) withDefaults() (ArchiveConfig, error) {
 	}
 	if a.LocalTail == 0 {
 		a.LocalTail = DefaultArchiveLocalTail
+	}
+	if a.FlushTimeout == 0 {
+		a.FlushTimeout = DefaultArchiveFlushTimeout
+	}
+	if a.FlushTimeout < 0 || a.Uploads < 0 {
+		errs = append(errs, fmt.Errorf("archive flush timeout %s and uploads %d must not be negative", a.FlushTimeout, a.Uploads))
 	}
 	return a, errors.Join(errs...)
 }
