@@ -26,6 +26,7 @@ func TestHostArchive(t *testing.T) {
 	s := newSuite(t)
 	t.Run("EventsReachTheArchiveAndLifecycleStepsUploadFirst", s.testArchiveLifecycle)
 	t.Run("StoreDownDelaysArchivingAndSaysSo", s.testArchiveStoreDown)
+	t.Run("LeftoversUploadedWhenTheNodeComesBack", s.testArchiveLeftovers)
 }
 
 // archiveRP is the tests' recovery point: short, so that they are quick.
@@ -171,4 +172,39 @@ func (s *suite) testArchiveStoreDown(t *testing.T) {
 	g.Eventually(func() uint64 { return archivedLength(t, st, id) }).WithTimeout(30 * time.Second).Should(BeNumerically(">=", during))
 	h.stop()
 	h.expectArchiveEndsAtStatus(st, "patient")
+}
+
+// A host that stops while the store is down reports the stop after its
+// flush timeout, saying the rest stays on the node; the next host on the
+// node (same data directory) uploads it under the epoch that wrote it,
+// though the actor now runs nowhere: what a move that waits for its old
+// node needs.
+func (s *suite) testArchiveLeftovers(t *testing.T) {
+	g := NewWithT(t)
+	srv := s3test.Start(t)
+	st := srv.Bucket(t, "troupe")
+	short := func(c *Config) { c.Archive.FlushTimeout = 2 * time.Second }
+	h := s.startHost(t, withArchive(st, time.Hour), short)
+	h.run("left", h.tickerSpec(), 60*time.Second)
+	g.Eventually(func() int64 { return h.get("left").Status.Chain.Length }).WithTimeout(20 * time.Second).Should(BeNumerically(">", 10))
+	id := h.get("left").Status.ActorID
+	g.Expect(archivedLength(t, st, id)).To(BeZero(), "a recovery point of an hour uploads nothing yet")
+
+	srv.Stop()
+	h.stop()
+	g.Expect(h.archivedCond("left").Reason).To(Equal(v1alpha1.ReasonArchiveUnavailable))
+	g.Expect(h.archivedCond("left").Message).To(ContainSubstring("stays on node " + h.node))
+	g.Expect(promtestutil.ToFloat64(h.host.metrics.archiveFlushes.WithLabelValues("error"))).To(Equal(1.0))
+	final := h.get("left").Status.Chain
+	srv.Restart()
+
+	// The actor is no longer assigned anywhere; the node's next host
+	// uploads what the stopped one could not.
+	h.assign("left", "", 1)
+	s.startHost(t, withArchive(st, time.Hour), short, func(c *Config) { c.DataDir, c.NodeName = h.dataDir, h.node })
+	g.Eventually(func() uint64 { return archivedLength(t, st, id) }).WithTimeout(60 * time.Second).Should(Equal(uint64(final.Length)))
+	rep, err := archive.Verify(archiveCtx(t), st, id)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(rep.Head.String()).To(Equal(final.Head))
+	g.Expect(rep.History.Epochs).To(Equal([]int64{1}))
 }
