@@ -21,20 +21,7 @@ import (
 // it (due), against reading the chain's head, which the host's status
 // poller does anyway.
 func BenchmarkShipperScan(b *testing.B) {
-	_, st := newStore(b)
-	ar, err := New(Options{RecoveryPoint: time.Hour, SegmentBytes: 8 << 20, Logger: logr.Discard()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	a := startTicker(b, newEngine(b), b.TempDir(), time.Hour)
-	w, err := archive.Claim(testCtx(b), st, archive.ClaimOptions{ActorID: actorID, Epoch: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := ar.Ship(testCtx(b), w, ActorSource(a), logr.Discard(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	a, s := benchShipper(b, time.Hour)
 	b.Run("head", func(b *testing.B) {
 		for b.Loop() {
 			a.Head()
@@ -52,20 +39,7 @@ func BenchmarkShipperScan(b *testing.B) {
 // chain made durable) and the upload to a store on loopback, for an actor
 // that appended one tick since the last.
 func BenchmarkShipperSealAndUpload(b *testing.B) {
-	_, st := newStore(b)
-	ar, err := New(Options{RecoveryPoint: time.Hour, SegmentBytes: 8 << 20, Logger: logr.Discard()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	a := startTicker(b, newEngine(b), b.TempDir(), limits.MinTickInterval)
-	w, err := archive.Claim(testCtx(b), st, archive.ClaimOptions{ActorID: actorID, Epoch: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := ar.Ship(testCtx(b), w, ActorSource(a), logr.Discard(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	a, s := benchShipper(b, limits.MinTickInterval)
 	ctx := testCtx(b)
 	b.Run("point", func(b *testing.B) {
 		for b.Loop() {
@@ -95,6 +69,27 @@ func BenchmarkShipperSealAndUpload(b *testing.B) {
 		}
 		b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/upload")
 	})
+}
+
+// benchShipper ships a ticking actor's chain (ticks every tick) to a
+// fresh store; the scan loop does not run: the benchmark drives it.
+func benchShipper(b *testing.B, tick time.Duration) (*actorhost.Actor, *Shipper) {
+	b.Helper()
+	_, st := newStore(b)
+	ar, err := New(Options{RecoveryPoint: time.Hour, SegmentBytes: 8 << 20, Logger: logr.Discard()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := startTicker(b, newEngine(b), b.TempDir(), tick)
+	w, err := archive.Claim(testCtx(b), st, archive.ClaimOptions{ActorID: actorID, Epoch: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := ar.Ship(testCtx(b), w, ActorSource(a), logr.Discard(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return a, s
 }
 
 func cpuTime() time.Duration {
