@@ -150,6 +150,12 @@ func (ar *Archiver) job(ctx context.Context, s *Shipper) {
 	defer func() { <-ar.sem }()
 	s.upMu.Lock()
 	defer s.upMu.Unlock()
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		return // Flush has uploaded, or Close gave up: nothing more here
+	}
 	s.step(ctx)
 }
 
