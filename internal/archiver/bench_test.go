@@ -114,6 +114,10 @@ func BenchmarkArchive1000Actors(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("ARCHIVE_SECONDS")); err == nil && v > 0 {
 		secs = v
 	}
+	uploads := 0 // DefaultConcurrency
+	if v, err := strconv.Atoi(os.Getenv("ARCHIVE_UPLOADS")); err == nil && v > 0 {
+		uploads = v
+	}
 	const rp = 10 * time.Second
 	run := func(b *testing.B, archived bool) (cpu time.Duration, requests int64, oldest time.Duration) {
 		e := newEngine(b)
@@ -123,7 +127,7 @@ func BenchmarkArchive1000Actors(b *testing.B) {
 		defer cancel()
 		if archived {
 			var err error
-			if ar, err = New(Options{RecoveryPoint: rp, SegmentBytes: 8 << 20, Logger: logr.Discard()}); err != nil {
+			if ar, err = New(Options{RecoveryPoint: rp, SegmentBytes: 8 << 20, Concurrency: uploads, Logger: logr.Discard()}); err != nil {
 				b.Fatal(err)
 			}
 			go ar.Run(ctx)
