@@ -80,6 +80,9 @@ func (s *suite) testSuspend(t *testing.T) {
 	h.assign("napper", h.pod, 2)
 	g.Eventually(h.actor).WithArguments("napper").WithTimeout(20 * time.Second).Should(
 		And(HaveField("Epoch", int64(2)), HaveField("State", "Running")))
+	// The host runs it before its status says so: wait for the status too,
+	// or the next suspend's wait for Stopped sees the first suspend's.
+	h.waitReason("napper", v1alpha1.ReasonRunning, 20*time.Second)
 	old, err := filepath.Glob(h.chainFile("napper") + ".*.old")
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(old).To(BeEmpty(), "the chain on this node ends at the status head: no new segment")
