@@ -45,6 +45,18 @@ type ChainLink struct {
 	Lost *ChainLink
 }
 
+// RestoresState reports whether a segment starting from c resumes a
+// state the actor had (restored from the archive).
+func (c *ChainLink) RestoresState() bool { return c.Restored != nil && c.Restored.Event != nil }
+
+// StateLost reports whether a segment starting from c starts without the
+// state the actor had at the last head the cluster knew: init gets the
+// initial state although the actor had a history (no archive, or one
+// that records no state and lost events after its head).
+func (c *ChainLink) StateLost() bool {
+	return c.Length > 0 && !c.RestoresState() && (c.Restored == nil || c.Lost != nil)
+}
+
 // RestoredState is an actor's state as an archive holds it, checked
 // against the chain by the archive's reader (archive.Restore).
 type RestoredState struct {

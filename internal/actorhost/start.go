@@ -275,11 +275,7 @@ func checkContinue(c *ChainLink, maxState int) error {
 // newSegmentData describes the segment that starts by continuing c.
 func newSegmentData(id string, c *ChainLink) segmentData {
 	seg := segmentData{PreviousHead: c.Head.String(), PreviousLength: c.Length, PreviousNode: c.Node, ActorID: id}
-	restored := c.Restored != nil && c.Restored.Event != nil
-	seg.StateRestored = restored
-	// Lost: the actor had a history, and the state it had at its last
-	// known head is not the one this run starts from.
-	seg.StateLost = c.Length > 0 && !restored && (c.Restored == nil || c.Lost != nil)
+	seg.StateRestored, seg.StateLost = c.RestoresState(), c.StateLost()
 	if r := c.Restored; r != nil {
 		seg.Archive = &segmentArchive{Epoch: r.Epoch, Head: c.Head.String(), Length: c.Length, StateEvent: r.Event, HasState: r.HasState}
 		if r.HasState {

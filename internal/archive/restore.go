@@ -20,6 +20,9 @@ type Restored struct {
 	StateEvent *uint64
 	HasState   bool
 	State      []byte
+	// StateSha256 is the digest (hex) the chain records for State at
+	// StateEvent, which State was checked against.
+	StateSha256 string
 	// Verified is how many segments were downloaded and checked.
 	Verified int
 	// Holds, for RestoreThrough, says whether the history holds the head
@@ -104,6 +107,7 @@ func RestoreThrough(ctx context.Context, st objstore.Store, id string, want *cha
 	r := &Restored{Epoch: tip.Epoch, Head: srep.Head, Length: srep.Length, Verified: len(h.Segments) - from,
 		StateEvent: tip.State.Event, HasState: tip.State.HasState, Holds: tr.holds}
 	if r.HasState {
+		r.StateSha256 = tip.State.Sha256
 		if r.State, err = fetchState(ctx, st, StateKey(id, tip.State.Epoch, &tip.State), &tip.State); err != nil {
 			return nil, err
 		}

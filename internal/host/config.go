@@ -62,6 +62,9 @@ const (
 	// once the archive holds a chain's older events, the node drops them
 	// and keeps about this many bytes of the newest.
 	DefaultArchiveLocalTail = 64 << 20
+	// DefaultArchiveRestoreRetry is the longest wait between two reads of
+	// the archive by a moved actor that waits for it.
+	DefaultArchiveRestoreRetry = 30 * time.Second
 )
 
 // ArchiveConfig is where and how the host archives its actors' chains
@@ -81,6 +84,11 @@ type ArchiveConfig struct {
 	// LocalTail is about how many bytes of an archived chain the node
 	// keeps; 0 is DefaultArchiveLocalTail, negative keeps everything.
 	LocalTail int64
+	// RestoreRetry is the longest wait between two reads of the archive
+	// while a moved actor waits for it (restorePolicy WaitForNode, or an
+	// archive that cannot be read or does not verify); 0 is
+	// DefaultArchiveRestoreRetry.
+	RestoreRetry time.Duration
 }
 
 // withDefaults fills the zero fields and checks the rest.
@@ -103,6 +111,12 @@ func (a ArchiveConfig) withDefaults() (ArchiveConfig, error) {
 	}
 	if a.LocalTail == 0 {
 		a.LocalTail = DefaultArchiveLocalTail
+	}
+	if a.RestoreRetry == 0 {
+		a.RestoreRetry = DefaultArchiveRestoreRetry
+	}
+	if a.RestoreRetry < 0 {
+		errs = append(errs, fmt.Errorf("archive restore retry %s must be positive", a.RestoreRetry))
 	}
 	return a, errors.Join(errs...)
 }
