@@ -65,6 +65,10 @@ const (
 	// DefaultArchiveRestoreRetry is the longest wait between two reads of
 	// the archive by a moved actor that waits for it.
 	DefaultArchiveRestoreRetry = 30 * time.Second
+	// DefaultArchiveFlushTimeout bounds how long a lifecycle step (stop,
+	// suspend, delete, shutdown, a move) waits for the rest of the chain
+	// to reach the archive before it reports done anyway, saying so.
+	DefaultArchiveFlushTimeout = 30 * time.Second
 )
 
 // ArchiveConfig is where and how the host archives its actors' chains
@@ -89,6 +93,12 @@ type ArchiveConfig struct {
 	// archive that cannot be read or does not verify); 0 is
 	// DefaultArchiveRestoreRetry.
 	RestoreRetry time.Duration
+	// FlushTimeout bounds the upload a lifecycle step waits for; 0 is
+	// DefaultArchiveFlushTimeout.
+	FlushTimeout time.Duration
+	// Uploads bounds the uploads in flight on the host; 0 is
+	// archiver.DefaultConcurrency.
+	Uploads int
 }
 
 // withDefaults fills the zero fields and checks the rest.
@@ -117,6 +127,12 @@ func (a ArchiveConfig) withDefaults() (ArchiveConfig, error) {
 	}
 	if a.RestoreRetry < 0 {
 		errs = append(errs, fmt.Errorf("archive restore retry %s must be positive", a.RestoreRetry))
+	}
+	if a.FlushTimeout == 0 {
+		a.FlushTimeout = DefaultArchiveFlushTimeout
+	}
+	if a.FlushTimeout < 0 || a.Uploads < 0 {
+		errs = append(errs, fmt.Errorf("archive flush timeout %s and uploads %d must not be negative", a.FlushTimeout, a.Uploads))
 	}
 	return a, errors.Join(errs...)
 }

@@ -136,6 +136,9 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 	if !h.waitDisk(ctx, r, a) {
 		return
 	}
+	if !h.claimArchive(ctx, r, a) {
+		return
+	}
 	actor, err := h.engine.Start(ctx, cfg)
 	// The engine holds the actor's memory now, or gave it back.
 	adm.done()
@@ -160,7 +163,7 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 	h.metrics.calls.WithLabelValues(callInit, resultOf(err)).Inc()
 	if err != nil {
 		if ctx.Err() != nil {
-			h.stopActor(r, actor)
+			h.stopActor(r, a, actor)
 			return
 		}
 		h.metrics.starts.WithLabelValues(readyReason(err)).Inc()
@@ -171,6 +174,7 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 	h.metrics.starts.WithLabelValues("ok").Inc()
 	h.metrics.startSeconds.Observe(took.Seconds())
 	r.setState(stateRunning)
+	h.shipArchive(r, a, actor)
 	head, length := actor.Head()
 	h.countAppends(r, length)
 	msg := fmt.Sprintf("running module %s from %s on node %s", mod.Digest, moduleOrigin(mod), h.cfg.NodeName)
@@ -200,7 +204,7 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 			}
 			missing = m
 		case <-ctx.Done():
-			h.stopActor(r, actor)
+			h.stopActor(r, a, actor)
 			return
 		}
 	}
@@ -381,10 +385,10 @@ func (h *Host) refuseNamespace(r *run, a *v1alpha1.Actor) {
 }
 
 // stopActor stops a run's actor because the host was told to: its call in
-// progress gets StopGrace, its chain is flushed and closed, and the final
-// head is reported (written if this host still owns the status, e.g. at
-// shutdown).
-func (h *Host) stopActor(r *run, actor *actorhost.Actor) {
+// progress gets StopGrace, its chain is flushed and closed, uploaded to the
+// archive (if any), and the final head is reported (written if this host
+// still owns the status, e.g. at shutdown).
+func (h *Host) stopActor(r *run, a *v1alpha1.Actor, actor *actorhost.Actor) {
 	r.mu.Lock()
 	reason := r.stopReason
 	r.mu.Unlock()
@@ -396,6 +400,7 @@ func (h *Host) stopActor(r *run, actor *actorhost.Actor) {
 	if err := actor.Stop(ctx, reason); err != nil {
 		h.log.Error(err, "stopping an actor", "actor", r.key)
 	}
+	h.flushArchive(r, a, actor)
 	r.setState(stateEnded)
 	head, length := actor.Head()
 	h.countAppends(r, length)
@@ -411,6 +416,7 @@ func (h *Host) ended(r *run, a *v1alpha1.Actor, env *kubeenv.Env, actor *actorho
 	if serr := actor.Stop(ctx, "ended"); serr != nil {
 		h.log.Error(serr, "releasing an actor", "actor", r.key)
 	}
+	h.flushArchive(r, a, actor)
 	r.mu.Lock()
 	wasRunning := r.state == stateRunning
 	r.mu.Unlock()

@@ -40,6 +40,8 @@ type view struct {
 	// archiveGap, when set, is the message of the ArchiveGap condition:
 	// the run started from an archive behind the status head.
 	archiveGap string
+	// archived is the Archived condition; nil leaves it.
+	archived *readyCond
 }
 
 type readyCond struct {
@@ -379,6 +381,12 @@ func (v *view) apply(st *v1alpha1.ActorStatus, now time.Time, node string) {
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
 			Type: v1alpha1.ConditionArchiveGap, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonEventsLost,
 			Message: v.archiveGap, ObservedGeneration: v.generation, LastTransitionTime: metav1.NewTime(now),
+		})
+	}
+	if v.archived != nil {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: v1alpha1.ConditionArchived, Status: v.archived.status, Reason: v.archived.reason,
+			Message: v.archived.message, ObservedGeneration: v.generation,
 		})
 	}
 	switch {
