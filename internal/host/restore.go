@@ -44,14 +44,48 @@ func (h *Host) chainStart(ctx context.Context, r *run, a *v1alpha1.Actor) (*acto
 		// The local chain goes on: it holds all the archive could.
 		return link, moved, nil, true
 	}
-	out, ok := h.restoreLoop(ctx, r, a, id, link)
+	out, ok := h.restoreLoop(ctx, r, a, id, link, a.Spec.RestorePolicy)
 	if !ok {
 		return nil, "", nil, false
 	}
-	if out.restored != nil {
-		link = out.restored
+	return out.link(), moved, out, true
+}
+
+// settleClaim checks, once the run claimed the archive, that the segment
+// the restore chose continues what the claim accepted. An earlier epoch's
+// host that was still uploading between the restore and the claim moved
+// the archive's tip: the restore is done again, from the history the claim
+// fixed (no upload of an earlier epoch can change it now, so there is
+// nothing to wait for whatever restorePolicy says). It returns the link
+// to start from.
+func (h *Host) settleClaim(ctx context.Context, r *run, a *v1alpha1.Actor, link *actorhost.ChainLink, out *restoreOutcome) (*actorhost.ChainLink, *restoreOutcome, bool) {
+	r.mu.Lock()
+	w := r.arch.w
+	r.mu.Unlock()
+	if w == nil || out == nil {
+		return link, out, true
 	}
-	return link, moved, out, true
+	tip, has := w.Tip()
+	if has && link != nil && link.Head == tip.Head && link.Length == tip.Length {
+		return link, out, true
+	}
+	if !has && (link == nil || link.Restored == nil) {
+		return link, out, true
+	}
+	h.log.Info("the archive moved between the restore and the claim: restoring again", "actor", r.key, "epoch", r.epoch,
+		"restoredLength", nodeLength(link), "claimedLength", tip.Length)
+	again, ok := h.restoreLoop(ctx, r, a, a.Status.ActorID, out.status, v1alpha1.RestoreFromArchive)
+	if !ok {
+		return nil, nil, false
+	}
+	return again.link(), again, true
+}
+
+func nodeLength(l *actorhost.ChainLink) uint64 {
+	if l == nil {
+		return 0
+	}
+	return l.Length
 }
 
 // noLocalChain reports whether a run with no head in status finds no
@@ -67,6 +101,9 @@ func noLocalChain(dir string, st *v1alpha1.ChainStatus) bool {
 
 // restoreOutcome is what the archive gave a run, reported once it started.
 type restoreOutcome struct {
+	// status is the head the cluster knew (nil: none), which a start
+	// without the archive's history continues.
+	status *actorhost.ChainLink
 	// restored is the link to start from when the archive held a history
 	// (with the state and the gap, if any); nil when it held none.
 	restored *actorhost.ChainLink
@@ -77,17 +114,26 @@ type restoreOutcome struct {
 	took     time.Duration
 }
 
+// link is where the run starts: the archive's history, or the status
+// head without the state.
+func (o *restoreOutcome) link() *actorhost.ChainLink {
+	if o.restored != nil {
+		return o.restored
+	}
+	return o.status
+}
+
 // restoreLoop reads the archive until it gives a start: the history and
 // its state, or none. While restorePolicy WaitForNode waits for the old
 // node's uploads, or the archive cannot be read or does not verify, it
 // says so in Ready (WaitingForNode, ArchiveError) and an Event, and reads
 // again with backoff; it never claims the archive meanwhile, which would
 // fence the old node's uploads. ok is false when the run was stopped.
-func (h *Host) restoreLoop(ctx context.Context, r *run, a *v1alpha1.Actor, id string, status *actorhost.ChainLink) (*restoreOutcome, bool) {
+func (h *Host) restoreLoop(ctx context.Context, r *run, a *v1alpha1.Actor, id string, status *actorhost.ChainLink, policy v1alpha1.RestorePolicy) (*restoreOutcome, bool) {
 	wait := min(restoreRetryFirst, h.cfg.Archive.RestoreRetry)
 	reported := ""
 	for {
-		out, waitMsg, err := h.tryRestore(ctx, a, id, status)
+		out, waitMsg, err := h.tryRestore(ctx, a, id, status, policy)
 		if ctx.Err() != nil {
 			return nil, false
 		}
@@ -100,6 +146,7 @@ func (h *Host) restoreLoop(ctx context.Context, r *run, a *v1alpha1.Actor, id st
 		case waitMsg != "":
 			reason, msg, evType = v1alpha1.ReasonWaitingForNode, textutil.Truncate(waitMsg, maxMessage), corev1.EventTypeNormal
 		default:
+			out.status = status
 			return out, true
 		}
 		// Said once per change of what blocks it, not at every retry.
@@ -133,9 +180,8 @@ func stripRetry(msg string) string {
 
 // tryRestore reads the archive once. It returns the outcome, or a
 // message saying why the run waits for the old node, or an error.
-func (h *Host) tryRestore(ctx context.Context, a *v1alpha1.Actor, id string, status *actorhost.ChainLink) (*restoreOutcome, string, error) {
+func (h *Host) tryRestore(ctx context.Context, a *v1alpha1.Actor, id string, status *actorhost.ChainLink, policy v1alpha1.RestorePolicy) (*restoreOutcome, string, error) {
 	st := h.cfg.Archive.Store
-	policy := a.Spec.RestorePolicy
 	waitForNode := policy == v1alpha1.RestoreWaitForNode && status != nil && status.Length > 0
 	begin := time.Now()
 	if waitForNode {

@@ -117,6 +117,10 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 	if moved != "" {
 		msg := fmt.Sprintf("the chain on this node does not contain the head in status (%s); kept it as %s and started a new segment linked to that head",
 			v1alpha1.ShortHead(a.Status.Chain.Head), moved)
+		if link != nil && link.Restored != nil {
+			msg = fmt.Sprintf("the chain on this node does not contain the head in status (%s); kept it as %s and started a new segment from the archive's head (%s)",
+				v1alpha1.ShortHead(a.Status.Chain.Head), moved, link.Head.Short())
+		}
 		log.Info(msg)
 		h.event(a, corev1.EventTypeNormal, v1alpha1.EventNewChainSegment, "Start", msg)
 	}
@@ -138,6 +142,13 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 	}
 	if !h.claimArchive(ctx, r, a) {
 		return
+	}
+	if link, restored, ok = h.settleClaim(ctx, r, a, link, restored); !ok {
+		return
+	}
+	cfg.Continue = link
+	if link != nil {
+		baseline, baselineKnown = link.Length, true
 	}
 	actor, err := h.engine.Start(ctx, cfg)
 	// The engine holds the actor's memory now, or gave it back.
