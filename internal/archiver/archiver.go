@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -181,6 +182,8 @@ type Shipper struct {
 	upMu   sync.Mutex
 	tipOff int64   // where the record after the archive's tip starts
 	points []point // sealed, not uploaded yet, oldest first
+	// archived is the length of the chain the archive holds.
+	archived atomic.Uint64
 
 	mu sync.Mutex // guards the fields below
 	// busy: a job is scheduled or running; closing: Flush or Close began,
@@ -241,6 +244,7 @@ func (ar *Archiver) Ship(ctx context.Context, w *archive.Writer, src Source, log
 	s := &Shipper{ar: ar, w: w, src: src, path: p.Path, report: report, log: log, tipOff: off, sealedSize: off}
 	if tip != nil {
 		s.seen = tip.Length
+		s.archived.Store(tip.Length)
 	}
 	ar.mu.Lock()
 	ar.shippers[s] = struct{}{}

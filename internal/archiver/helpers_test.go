@@ -78,6 +78,12 @@ var (
 // tick.wat) on dir, counting its ticks in its state.
 func startTicker(t testing.TB, e *actorhost.Engine, dir string, every time.Duration) *actorhost.Actor {
 	t.Helper()
+	return startTickerID(t, e, dir, actorID, every)
+}
+
+// startTickerID is startTicker for the actor id.
+func startTickerID(t testing.TB, e *actorhost.Engine, dir, id string, every time.Duration) *actorhost.Actor {
+	t.Helper()
 	tickOnce.Do(func() {
 		var err error
 		if tickWasm, err = os.ReadFile(filepath.Join("..", "actorhost", "testdata", "tick.wasm")); err != nil {
@@ -90,7 +96,7 @@ func startTicker(t testing.TB, e *actorhost.Engine, dir string, every time.Durat
 	}
 	init := make([]byte, 16)
 	init[0] = 'c'
-	a, err := e.Start(context.Background(), actorhost.ActorConfig{ID: actorID, Name: "ticker", Component: c, Dir: dir,
+	a, err := e.Start(context.Background(), actorhost.ActorConfig{ID: id, Name: "ticker", Component: c, Dir: dir,
 		InitialState: init, TickInterval: max(every, limits.MinTickInterval)})
 	if err != nil {
 		t.Fatal(err)

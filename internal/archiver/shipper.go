@@ -166,6 +166,7 @@ func (s *Shipper) append(ctx context.Context, f *os.File, p actorhost.ArchivePoi
 	s.ar.metrics.uploads.WithLabelValues(resultOK).Inc()
 	s.ar.metrics.bytes.Add(float64(n))
 	s.tipOff = p.Offset
+	s.archived.Store(p.End.Length)
 	s.log.V(2).Info("archived a segment", "first", seg.First, "length", seg.Length, "bytes", seg.Bytes)
 	return nil
 }
@@ -297,7 +298,4 @@ func (s *Shipper) Close() {
 }
 
 // Archived returns the length of the chain the archive holds.
-func (s *Shipper) Archived() uint64 {
-	l, _ := s.w.Tip()
-	return l.Length
-}
+func (s *Shipper) Archived() uint64 { return s.archived.Load() }

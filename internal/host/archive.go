@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/actordir"
 	"github.com/troupe-dev/troupe/internal/actorhost"
 	"github.com/troupe-dev/troupe/internal/archive"
 	"github.com/troupe-dev/troupe/internal/archiver"
@@ -63,6 +67,9 @@ func (h *Host) newArchiver() error {
 func (h *Host) claimArchive(ctx context.Context, r *run, a *v1alpha1.Actor) bool {
 	if h.archiver == nil {
 		return true
+	}
+	if !h.waitLeftovers(ctx, r.dir) {
+		return false
 	}
 	st := h.cfg.Archive.Store
 	backoff := claimBackoffMin
@@ -201,4 +208,74 @@ func (h *Host) archiveStopWait() time.Duration {
 		return 0
 	}
 	return h.cfg.Archive.FlushTimeout
+}
+
+// leftoverConcurrency bounds the directories a host's start uploads the
+// leftovers of at once (each holds one upload slot while it uploads).
+const leftoverConcurrency = 4
+
+// startLeftovers looks, as the host starts and before any run, for the
+// actor directories on this node whose chains hold events the archive
+// does not (a host that crashed, or stopped while the store was down),
+// and uploads them in the background under the epoch that wrote them
+// (archiver.ShipLeftovers). A run on one of these directories waits for
+// its leftovers first (waitLeftovers), so that two writers never upload
+// one epoch.
+func (h *Host) startLeftovers(ctx context.Context, wg *sync.WaitGroup) {
+	if h.archiver == nil {
+		return
+	}
+	dirs, _ := filepath.Glob(filepath.Join(h.cfg.DataDir, "*", "*", "*", actordir.ChainFile))
+	h.leftovers = map[string]chan struct{}{}
+	var todo []string
+	for _, p := range dirs {
+		dir := filepath.Dir(p)
+		if strings.HasPrefix(filepath.Base(filepath.Dir(filepath.Dir(dir))), "_") {
+			continue // a reserved directory, not a namespace
+		}
+		h.leftovers[dir] = make(chan struct{})
+		todo = append(todo, dir)
+	}
+	if len(todo) == 0 {
+		return
+	}
+	sem := make(chan struct{}, leftoverConcurrency)
+	for _, dir := range todo {
+		wg.Go(func() {
+			defer close(h.leftovers[dir])
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-sem }()
+			lctx, cancel := context.WithTimeout(ctx, h.cfg.Archive.FlushTimeout)
+			defer cancel()
+			res, err := h.archiver.ShipLeftovers(lctx, h.cfg.Archive.Store, dir, h.cfg.PodName, h.cfg.NodeName, 0)
+			switch {
+			case err != nil:
+				h.log.Error(err, "could not archive the events an earlier run left on this node; they stay here", "dir", dir)
+			case res.To > res.From:
+				h.log.Info("archived the events an earlier run left on this node", "dir", dir, "actorID", res.ActorID,
+					"epoch", res.Epoch, "from", res.From, "to", res.To)
+			case res.Skipped != "":
+				h.log.V(1).Info("left the events on this node", "dir", dir, "why", res.Skipped)
+			}
+		})
+	}
+}
+
+// waitLeftovers waits until the leftovers of dir, if any, were uploaded
+// (or given up on); false when ctx ended first.
+func (h *Host) waitLeftovers(ctx context.Context, dir string) bool {
+	ch := h.leftovers[dir]
+	if ch == nil {
+		return true
+	}
+	select {
+	case <-ch:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }

@@ -62,6 +62,10 @@ type Host struct {
 	disk     *diskbudget.Node
 	// archiver ships the actors' chains to the archive; nil without one.
 	archiver *archiver.Archiver
+	// leftovers is closed per actor directory once what an earlier run
+	// left there was archived (archive.go); written before the manager
+	// starts, read-only after.
+	leftovers map[string]chan struct{}
 
 	listeners map[string]net.Listener // by address, shared by the servers on it
 
@@ -207,6 +211,8 @@ func (h *Host) Start(ctx context.Context) error {
 	mgrCtx, stopMgr := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopMgr()
 	var wg sync.WaitGroup
+	// Before any run can start: runs wait for their directory's leftovers.
+	h.startLeftovers(mgrCtx, &wg)
 	errc := make(chan error, 4)
 	wg.Go(func() { errc <- h.mgr.Start(mgrCtx) })
 	wg.Go(func() { h.pub.run(mgrCtx, 4) })

@@ -29,9 +29,9 @@ func tickerWasm(t testing.TB) []byte {
 	return testdata(t, filepath.Join("..", "..", "..", "test", "integration", "testdata", "ticker.wasm"))
 }
 
-// withArchive gives a host the archive st, read again every 100ms at most
+// restoringFrom gives a host the archive st, read again every 100ms at most
 // while a restore waits.
-func withArchive(st objstore.Store) hostOption {
+func restoringFrom(st objstore.Store) hostOption {
 	return func(c *Config) {
 		c.Archive = &ArchiveConfig{Store: st, Where: "versitygw (test)", RestoreRetry: 100 * time.Millisecond, RecoveryPoint: time.Second}
 	}
@@ -189,7 +189,7 @@ func (s *suite) testRestore(t *testing.T) {
 		st := srv.Bucket(t, "troupe")
 		a, evs, id := s.ranOnA(t, "mover", "", 4)
 		seed(t, st, id, 1, evs, 5)
-		b := s.besides(t, a, withArchive(st))
+		b := s.besides(t, a, restoringFrom(st))
 		b.assign("mover", b.pod, 2)
 		waitRunning(t, b, "mover", 2)
 		n := uint64(len(evs))
@@ -227,7 +227,7 @@ func (s *suite) testRestore(t *testing.T) {
 		// Host a uploaded all but its last events before it died.
 		cut := len(evs) - 3
 		seed(t, st, id, 1, evs[:cut], 4)
-		b := s.besides(t, a, withArchive(st))
+		b := s.besides(t, a, restoringFrom(st))
 		b.assign("gappy", b.pod, 2)
 		waitRunning(t, b, "gappy", 2)
 		seg := segmentOf(t, b.chainFile("gappy"))
@@ -255,7 +255,7 @@ func (s *suite) testRestore(t *testing.T) {
 		a, evs, id := s.ranOnA(t, "patient", v1alpha1.RestoreWaitForNode, 4)
 		cut := len(evs) - 3
 		w := seed(t, st, id, 1, evs[:cut], 4)
-		b := s.besides(t, a, withArchive(st))
+		b := s.besides(t, a, restoringFrom(st))
 		b.assign("patient", b.pod, 2)
 		c := b.waitReason("patient", v1alpha1.ReasonWaitingForNode, time.Minute)
 		g.Expect(c.Message).To(And(ContainSubstring(fmt.Sprintf("events up to %d", cut)), ContainSubstring(fmt.Sprintf("of the %d", len(evs)))))
@@ -287,7 +287,7 @@ func (s *suite) testRestore(t *testing.T) {
 		bad[0] ^= 0xff
 		g.Expect(st.Put(context.Background(), key, bytes.NewReader(bad), int64(len(bad)), false)).To(Succeed())
 
-		b := s.besides(t, a, withArchive(st))
+		b := s.besides(t, a, restoringFrom(st))
 		b.assign("damaged", b.pod, 2)
 		c := b.waitReason("damaged", v1alpha1.ReasonArchiveError, time.Minute)
 		g.Expect(c.Message).To(And(ContainSubstring(key), ContainSubstring("SHA-256")))
@@ -304,7 +304,7 @@ func (s *suite) testRestore(t *testing.T) {
 		g := NewWithT(t)
 		st := srv.Bucket(t, "troupe")
 		a, evs, _ := s.ranOnA(t, "unarchived", "", 1)
-		b := s.besides(t, a, withArchive(st))
+		b := s.besides(t, a, restoringFrom(st))
 		b.assign("unarchived", b.pod, 2)
 		waitRunning(t, b, "unarchived", 2)
 		seg := segmentOf(t, b.chainFile("unarchived"))
