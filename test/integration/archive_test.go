@@ -133,6 +133,21 @@ func readSegmentStart(g Gomega, events []chain.Event) segmentStart {
 	return seg
 }
 
+// readyOn waits until the actor is Ready on th (a stale Ready of the
+// host it left does not count).
+func (c *cluster) readyOn(name string, th *testHost) *v1alpha1.Actor {
+	c.t.Helper()
+	var a *v1alpha1.Actor
+	c.g().Eventually(func() string {
+		a = c.get(name)
+		if a.Status.HostPod != th.name || !readyNow(a) {
+			return describe(a)
+		}
+		return "ready on " + th.name
+	}).Should(Equal("ready on " + th.name))
+	return a
+}
+
 // verifiedUpTo waits until the archive verifies end to end and ends at the
 // head in the Actor's status (the host that wrote it has stopped).
 func (c *cluster) verifiedUpTo(st objstore.Store, name string) *archive.Report {
@@ -192,8 +207,7 @@ func (s *suite) testKilledHostRestores(t *testing.T, srv *s3test.Server) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(os.RemoveAll(a.dataDir)).To(Succeed(), "host a's disk is gone")
 
-	now := c.waitReady("counter", prompt)
-	g.Expect(now.Status.HostPod).To(Equal(b.name))
+	now := c.readyOn("counter", b)
 	var lastOnA *v1alpha1.ChainStatus
 	for _, v := range c.obs.history("counter") {
 		if v.Status.HostPod == a.name && v.Status.Chain != nil {
@@ -281,14 +295,7 @@ func (s *suite) testDrainLosesNothing(t *testing.T, srv *s3test.Server) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(os.RemoveAll(a.dataDir)).To(Succeed())
 
-	var now *v1alpha1.Actor
-	g.Eventually(func() string {
-		now = c.get("drained")
-		if now.Status.HostPod != b.name || !readyNow(now) {
-			return describe(now)
-		}
-		return "running on b"
-	}).Should(Equal("running on b"))
+	now := c.readyOn("drained", b)
 	_, bEvents, err := readChainFile(b.chainFile(now))
 	g.Expect(err).NotTo(HaveOccurred())
 	seg := readSegmentStart(g, bEvents)
