@@ -21,7 +21,7 @@ import (
 // archiveTicker archives the chain of a ticker that ticked up to events
 // events (each tick changes its 8-byte count), in segments of perSegment
 // events, as a host's uploads would; it returns the history's end.
-func archiveTicker(b *testing.B, st objstore.Store, id string, events, perSegment int) chain.Link {
+func archiveTicker(b testing.TB, st objstore.Store, id string, events, perSegment int) (*archive.Writer, chain.Link) {
 	b.Helper()
 	ctx := context.Background()
 	w, err := archive.Claim(ctx, st, archive.ClaimOptions{ActorID: id, Epoch: 1, Host: "host-a", Node: "node-a"})
@@ -58,7 +58,7 @@ func archiveTicker(b *testing.B, st objstore.Store, id string, events, perSegmen
 			recs = recs[:0]
 		}
 	}
-	return link
+	return w, link
 }
 
 // BenchmarkRestore100k measures what a host does for an actor whose
@@ -73,7 +73,7 @@ func BenchmarkRestore100k(b *testing.B) {
 	srv := s3test.Start(b)
 	st := srv.Bucket(b, "troupe")
 	id := uuid.NewString()
-	end := archiveTicker(b, st, id, 100_000, 1000)
+	_, end := archiveTicker(b, st, id, 100_000, 1000)
 	e, err := actorhost.NewEngine(context.Background(), actorhost.EngineOptions{NoDiskCache: true})
 	if err != nil {
 		b.Fatal(err)

@@ -12,11 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+	"github.com/google/uuid"
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/actorhost"
 	"github.com/troupe-dev/troupe/internal/archive"
 	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/objstore"
@@ -331,4 +334,71 @@ func TestStripRetry(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An earlier epoch's host still uploading between the restore and the
+// claim moves the archive's tip: the run restores again from what its
+// claim accepted, so its segment continues the claimed tip.
+func TestSettleClaimRestoresAgainAfterALateUpload(t *testing.T) {
+	srv := s3test.Start(t)
+	st := srv.Bucket(t, "troupe")
+	id := uuid.NewString()
+	w1, _ := archiveTicker(t, st, id, 50, 10)
+	h := &Host{cfg: Config{Archive: &ArchiveConfig{Store: st, Where: "versitygw", RestoreRetry: 100 * time.Millisecond}}, log: logr.Discard()}
+	a := &v1alpha1.Actor{Status: v1alpha1.ActorStatus{ActorID: id}}
+	ctx := context.Background()
+	out, wait, err := h.tryRestore(ctx, a, id, nil, v1alpha1.RestoreFromArchive)
+	if err != nil || wait != "" || out.restored == nil || out.restored.Length != 50 {
+		t.Fatalf("restore: %+v %q %v", out, wait, err)
+	}
+	// Epoch 1's host uploads ten more events, then epoch 2 claims.
+	tip, _ := w1.Tip()
+	c := continueTicker(tip, 47) // archiveTicker ticked 47 times up to event 50
+	for range 10 {
+		c.tick()
+	}
+	if _, err := w1.Append(ctx, c.recs, c.state()); err != nil {
+		t.Fatal(err)
+	}
+	w2, err := archive.Claim(ctx, st, archive.ClaimOptions{ActorID: id, Epoch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &run{ctx: ctx, actorID: id, epoch: 2}
+	r.arch.w = w2
+	// The restore as it was is what a run that won no race keeps.
+	if l, _, ok := h.settleClaim(ctx, r, a, out.restored, out); !ok || l.Length != 60 || l.Head != c.link.Head {
+		t.Fatalf("settled to %+v, want the claimed tip %d/%s", l, 60, c.link.Head.Short())
+	} else if l.Restored == nil || l.Restored.Event == nil || *l.Restored.Event != 59 {
+		t.Errorf("restored state %+v, want the one of event 59", l.Restored)
+	}
+	same, _ := w2.Tip()
+	kept := &actorhost.ChainLink{Head: same.Head, Length: same.Length}
+	if l, _, ok := h.settleClaim(ctx, r, a, kept, out); !ok || l != kept {
+		t.Errorf("a link that continues the claim was replaced by %+v", l)
+	}
+}
+
+// tickerChain goes on from a head as archiveTicker writes a ticker's
+// events: each tick adds one to the count.
+type tickerChain struct {
+	link  chain.Link
+	count uint64
+	recs  []byte
+}
+
+func continueTicker(l chain.Link, count uint64) *tickerChain { return &tickerChain{link: l, count: count} }
+
+func (c *tickerChain) state() archive.State {
+	return archive.State{HasState: true, Data: binary.LittleEndian.AppendUint64(nil, c.count)}
+}
+
+func (c *tickerChain) tick() {
+	c.count++
+	s := c.state().Data
+	data := fmt.Sprintf(`{"ok":true,"hasState":true,"stateSha256":%q,"stateBytes":8,"stateChanged":true}`, sha256Hex(s))
+	e := chain.Event{Seq: c.link.Length, Parent: c.link.Head, Kind: chain.KindTick, Op: "op", Time: int64(c.link.Length), Data: []byte(data)}
+	e.Hash = chain.ComputeHash(&e)
+	c.recs = append(c.recs, chain.EncodeRecord(&e)...)
+	c.link = chain.Link{Length: e.Seq + 1, Head: e.Hash}
 }
