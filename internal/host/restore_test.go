@@ -387,7 +387,9 @@ type tickerChain struct {
 	recs  []byte
 }
 
-func continueTicker(l chain.Link, count uint64) *tickerChain { return &tickerChain{link: l, count: count} }
+func continueTicker(l chain.Link, count uint64) *tickerChain {
+	return &tickerChain{link: l, count: count}
+}
 
 func (c *tickerChain) state() archive.State {
 	return archive.State{HasState: true, Data: binary.LittleEndian.AppendUint64(nil, c.count)}
