@@ -150,6 +150,12 @@ func (ar *Archiver) job(ctx context.Context, s *Shipper) {
 	defer func() { <-ar.sem }()
 	s.upMu.Lock()
 	defer s.upMu.Unlock()
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		return // Flush has uploaded, or Close gave up: nothing more here
+	}
 	s.step(ctx)
 }
 
@@ -195,8 +201,10 @@ type Shipper struct {
 	seen  uint64
 	since time.Time
 	wait  time.Duration
-	// sealedSize is the file size the last point (or the tip) ends at.
+	// sealedSize is the file size the last point (or the tip) ends at;
+	// sealedOnce is set by the first seal.
 	sealedSize int64
+	sealedOnce bool
 	// failing is when uploads began to fail (zero: they succeed), retry
 	// when the next may be tried, backoff the wait after the next failure.
 	failing, retry time.Time

@@ -114,8 +114,12 @@ func BenchmarkArchive1000Actors(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("ARCHIVE_SECONDS")); err == nil && v > 0 {
 		secs = v
 	}
+	uploads := 0 // DefaultConcurrency
+	if v, err := strconv.Atoi(os.Getenv("ARCHIVE_UPLOADS")); err == nil && v > 0 {
+		uploads = v
+	}
 	const rp = 10 * time.Second
-	run := func(b *testing.B, archived bool) (cpu time.Duration, requests int64) {
+	run := func(b *testing.B, archived bool) (cpu time.Duration, requests int64, oldest time.Duration) {
 		e := newEngine(b)
 		_, st := newStore(b)
 		var ar *Archiver
@@ -123,7 +127,7 @@ func BenchmarkArchive1000Actors(b *testing.B) {
 		defer cancel()
 		if archived {
 			var err error
-			if ar, err = New(Options{RecoveryPoint: rp, SegmentBytes: 8 << 20, Logger: logr.Discard()}); err != nil {
+			if ar, err = New(Options{RecoveryPoint: rp, SegmentBytes: 8 << 20, Concurrency: uploads, Logger: logr.Discard()}); err != nil {
 				b.Fatal(err)
 			}
 			go ar.Run(ctx)
@@ -145,21 +149,28 @@ func BenchmarkArchive1000Actors(b *testing.B) {
 		}
 		time.Sleep(rp + 2*time.Second) // warm-up: every actor sealed once
 		cpu0, req0 := cpuTime(), st.requests()
-		time.Sleep(time.Duration(secs) * time.Second)
+		// The age of the oldest event not archived yet, sampled: how the
+		// recovery point holds under this load.
+		for end := time.Now().Add(time.Duration(secs) * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+			if ar != nil {
+				oldest = max(oldest, ar.oldest())
+			}
+		}
 		cpu, requests = cpuTime()-cpu0, st.requests()-req0
 		for _, a := range actors {
 			_ = a.Stop(context.Background(), "over")
 		}
-		return cpu, requests
+		return cpu, requests, oldest
 	}
 	for b.Loop() {
-		base, _ := run(b, false)
-		with, req := run(b, true)
+		base, _, _ := run(b, false)
+		with, req, oldest := run(b, true)
 		window := time.Duration(secs) * time.Second
 		b.ReportMetric(base.Seconds()/window.Seconds()*100, "%cpu-without")
 		b.ReportMetric(with.Seconds()/window.Seconds()*100, "%cpu-with")
 		b.ReportMetric((with-base).Seconds()/window.Seconds()*100, "%cpu-archiving")
 		b.ReportMetric(float64(req)/float64(n)/(window.Seconds()/10), "requests/actor/10s")
 		b.ReportMetric(float64(req)/window.Minutes(), "requests/min")
+		b.ReportMetric(oldest.Seconds(), "s-oldest-unarchived")
 	}
 }

@@ -20,8 +20,9 @@ import (
 // before the recovery point passes; the rest of the window is jitter, so
 // actors started together do not upload in lockstep.
 const (
-	sealFrom   = 0.75
-	sealJitter = 0.15
+	sealFrom      = 0.75
+	sealJitter    = 0.15
+	firstSealFrom = 0.1
 )
 
 // due reports whether s should upload now, and marks it busy when so. It
@@ -37,7 +38,17 @@ func (s *Shipper) due(now time.Time) bool {
 		if s.since.IsZero() {
 			s.since = now
 			rp := s.ar.opts.RecoveryPoint
-			s.wait = time.Duration(float64(rp)*(sealFrom+sealJitter*rand.Float64())) - s.ar.scan
+			frac := sealFrom + sealJitter*rand.Float64()
+			if !s.sealedOnce {
+				// The first seal is spread over most of the recovery
+				// point: a host starting 1,000 actors together would
+				// otherwise seal them all within 15% of it, a burst its
+				// uploads take longer than the recovery point to drain.
+				// Later seals follow each actor's own upload, so they stay
+				// spread.
+				frac = firstSealFrom + (sealFrom+sealJitter-firstSealFrom)*rand.Float64()
+			}
+			s.wait = time.Duration(float64(rp)*frac) - s.ar.scan
 		}
 		s.seen = length
 	}
@@ -114,7 +125,7 @@ func (s *Shipper) seal(ctx context.Context) error {
 		s.points = append(s.points, pt)
 	}
 	s.mu.Lock()
-	s.sealedSize = p.Offset
+	s.sealedSize, s.sealedOnce = p.Offset, true
 	s.seen = max(s.seen, p.End.Length)
 	s.mu.Unlock()
 	return nil

@@ -185,7 +185,6 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 	h.metrics.starts.WithLabelValues("ok").Inc()
 	h.metrics.startSeconds.Observe(took.Seconds())
 	r.setState(stateRunning)
-	h.shipArchive(r, a, actor)
 	head, length := actor.Head()
 	h.countAppends(r, length)
 	msg := fmt.Sprintf("running module %s from %s on node %s", mod.Digest, moduleOrigin(mod), h.cfg.NodeName)
@@ -198,6 +197,9 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 	})
 	h.event(a, corev1.EventTypeNormal, v1alpha1.EventStarted, "Start", fmt.Sprintf("%s; started in %s", msg, took.Round(time.Millisecond)))
 	log.V(1).Info("actor running", "took", took, "module", mod.Digest, "resolved", mod.Resolved)
+	// After Running is reported: finding the archive's tip in the chain
+	// file reads it.
+	h.shipArchive(r, a, actor)
 
 	missing := ""
 	for {

@@ -133,7 +133,10 @@ func (s *Server) start(addr string) error {
 		addr = l.Addr().String()
 		l.Close()
 	}
-	args := []string{"--port", addr, "--access", s.AccessKey, "--secret", s.SecretKey, "--quiet", "posix"}
+	// --keep-alive: without it versitygw closes every connection after one
+	// request, which no production store does; clients would dial (and the
+	// archive's CPU figures count) a connection per request.
+	args := []string{"--port", addr, "--access", s.AccessKey, "--secret", s.SecretKey, "--quiet", "--keep-alive", "posix"}
 	// The posix backend keeps object metadata (ETags, content types) in
 	// extended attributes; where the temporary directory's file system has
 	// none (tmpfs on older kernels, some overlays), in a sidecar directory.
