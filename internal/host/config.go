@@ -62,6 +62,9 @@ const (
 	// once the archive holds a chain's older events, the node drops them
 	// and keeps about this many bytes of the newest.
 	DefaultArchiveLocalTail = 64 << 20
+	// DefaultArchiveRestoreRetry is the longest wait between two reads of
+	// the archive by a moved actor that waits for it.
+	DefaultArchiveRestoreRetry = 30 * time.Second
 	// DefaultArchiveFlushTimeout bounds how long a lifecycle step (stop,
 	// suspend, delete, shutdown, a move) waits for the rest of the chain
 	// to reach the archive before it reports done anyway, saying so.
@@ -85,6 +88,11 @@ type ArchiveConfig struct {
 	// LocalTail is about how many bytes of an archived chain the node
 	// keeps; 0 is DefaultArchiveLocalTail, negative keeps everything.
 	LocalTail int64
+	// RestoreRetry is the longest wait between two reads of the archive
+	// while a moved actor waits for it (restorePolicy WaitForNode, or an
+	// archive that cannot be read or does not verify); 0 is
+	// DefaultArchiveRestoreRetry.
+	RestoreRetry time.Duration
 	// FlushTimeout bounds the upload a lifecycle step waits for; 0 is
 	// DefaultArchiveFlushTimeout.
 	FlushTimeout time.Duration
@@ -113,6 +121,12 @@ func (a ArchiveConfig) withDefaults() (ArchiveConfig, error) {
 	}
 	if a.LocalTail == 0 {
 		a.LocalTail = DefaultArchiveLocalTail
+	}
+	if a.RestoreRetry == 0 {
+		a.RestoreRetry = DefaultArchiveRestoreRetry
+	}
+	if a.RestoreRetry < 0 {
+		errs = append(errs, fmt.Errorf("archive restore retry %s must be positive", a.RestoreRetry))
 	}
 	if a.FlushTimeout == 0 {
 		a.FlushTimeout = DefaultArchiveFlushTimeout

@@ -21,6 +21,8 @@ type hostMetrics struct {
 	// memoryRefusals counts the starts the host's memory budget refused
 	// (each refused start once, however long it waits).
 	memoryRefusals prometheus.Counter
+	// restores counts reads of the archive for a moved actor (restore.go).
+	restores *prometheus.CounterVec
 	// archiveFlushes counts the lifecycle steps' uploads of the rest of a
 	// chain, by result.
 	archiveFlushes *prometheus.CounterVec
@@ -72,5 +74,10 @@ func newHostMetrics(actors *runtimehandler.MetricsRegistry, running func() float
 	if actors != nil {
 		m.registry.MustRegister(actors)
 	}
+	m.restores = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "troupe_host_archive_restores_total",
+		Help: "Restores of moved actors from the archive by result: ok, or ArchiveError for a read that failed or did not verify (retried).",
+	}, []string{"result"})
+	m.registry.MustRegister(m.restores)
 	return m
 }

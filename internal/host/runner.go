@@ -110,14 +110,17 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 		r.comp = comp
 		r.mu.Unlock()
 	}
-	link, moved, err := continuation(r.dir, a.Status.Chain, time.Now())
-	if err != nil {
-		h.failStart(r, a, env, v1alpha1.ReasonHostError, err.Error())
+	link, moved, restored, ok := h.chainStart(ctx, r, a)
+	if !ok {
 		return
 	}
 	if moved != "" {
 		msg := fmt.Sprintf("the chain on this node does not contain the head in status (%s); kept it as %s and started a new segment linked to that head",
 			v1alpha1.ShortHead(a.Status.Chain.Head), moved)
+		if link != nil && link.Restored != nil {
+			msg = fmt.Sprintf("the chain on this node does not contain the head in status (%s); kept it as %s and started a new segment from the archive's head (%s)",
+				v1alpha1.ShortHead(a.Status.Chain.Head), moved, link.Head.Short())
+		}
 		log.Info(msg)
 		h.event(a, corev1.EventTypeNormal, v1alpha1.EventNewChainSegment, "Start", msg)
 	}
@@ -140,6 +143,13 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 	if !h.claimArchive(ctx, r, a) {
 		return
 	}
+	if link, restored, ok = h.settleClaim(ctx, r, a, link, restored); !ok {
+		return
+	}
+	cfg.Continue = link
+	if link != nil {
+		baseline, baselineKnown = link.Length, true
+	}
 	actor, err := h.engine.Start(ctx, cfg)
 	// The engine holds the actor's memory now, or gave it back.
 	adm.done()
@@ -150,8 +160,8 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 		return
 	}
 	if link != nil {
-		// The segment started: whatever state the actor had is elsewhere.
-		h.stateLost(r, a, link, moved)
+		// The segment started: say what it started from.
+		h.reportRestore(r, a, link, moved, restored)
 	}
 	r.mu.Lock()
 	r.actor = actor
@@ -215,9 +225,10 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 
 // stateLost says, in a Warning Event and the StateLost condition, that the
 // run started a new chain segment without the actor's state: init got
-// spec.initialState. State stays on the node that saved it until chains
-// are archived (docs/install.md#what-is-kept-where).
-func (h *Host) stateLost(r *run, a *v1alpha1.Actor, link *actorhost.ChainLink, moved string) {
+// spec.initialState. Without an archive, state stays on the node that
+// saved it; with one, why says why the archive gave none
+// (docs/install.md#what-is-kept-where).
+func (h *Host) stateLost(r *run, a *v1alpha1.Actor, link *actorhost.ChainLink, moved, why string) {
 	msg := fmt.Sprintf("the actor continues its chain on node %s from event %d without the state it had there: init got spec.initialState",
 		h.cfg.NodeName, link.Length)
 	if link.Node != "" && link.Node != h.cfg.NodeName {
@@ -226,7 +237,12 @@ func (h *Host) stateLost(r *run, a *v1alpha1.Actor, link *actorhost.ChainLink, m
 	if moved != "" {
 		msg += fmt.Sprintf("; the chain and state this node held from an earlier run were moved aside (%s)", moved)
 	}
-	msg += ". State does not follow an actor to another node until chains are archived"
+	switch {
+	case h.cfg.Archive == nil:
+		msg += ". State does not follow an actor to another node without an archive (docs/archive.md)"
+	case why != "":
+		msg += "; " + why
+	}
 	h.log.Info("actor started without its state", "actor", r.key, "epoch", r.epoch, "previousNode", link.Node, "previousLength", link.Length)
 	h.report(r, true, func(v *view) { v.stateLost = textutil.Truncate(msg, maxMessage) })
 	h.event(a, corev1.EventTypeWarning, v1alpha1.EventStateLost, "Start", msg)

@@ -37,6 +37,9 @@ type view struct {
 	// stateLost, when set, is the message of the StateLost condition: the
 	// run started a new chain segment without the actor's state.
 	stateLost string
+	// archiveGap, when set, is the message of the ArchiveGap condition:
+	// the run started from an archive behind the status head.
+	archiveGap string
 	// archived is the Archived condition; nil leaves it.
 	archived *readyCond
 }
@@ -361,16 +364,10 @@ func (v *view) apply(st *v1alpha1.ActorStatus, now time.Time, node string) {
 		st.Chain = &v1alpha1.ChainStatus{Head: v.head, HeadShort: v1alpha1.ShortHead(v.head),
 			Length: int64(v.length), UpdatedAt: &metav1.Time{Time: now}, Node: node}
 	}
-	if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionStateLost); v.stateLost != "" &&
-		(c == nil || c.Status != metav1.ConditionTrue || c.Message != v.stateLost) {
-		// Set anew, so that its transition time is this loss's, not the
-		// first one's.
-		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionStateLost)
-		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
-			Type: v1alpha1.ConditionStateLost, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonNoStateOnNode,
-			Message: v.stateLost, ObservedGeneration: v.generation, LastTransitionTime: metav1.NewTime(now),
-		})
-	}
+	// Set anew at each loss or gap, so that the transition time is this
+	// one's, not the first one's; never set back.
+	setAnew(st, v1alpha1.ConditionStateLost, v1alpha1.ReasonNoStateOnNode, v.stateLost, v.generation, now)
+	setAnew(st, v1alpha1.ConditionArchiveGap, v1alpha1.ReasonEventsLost, v.archiveGap, v.generation, now)
 	if v.archived != nil {
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
 			Type: v1alpha1.ConditionArchived, Status: v.archived.status, Reason: v.archived.reason,
@@ -383,6 +380,19 @@ func (v *view) apply(st *v1alpha1.ActorStatus, now time.Time, node string) {
 	case v.clearLastError:
 		st.LastError = ""
 	}
+}
+
+// setAnew sets condition typ True with msg, anew (a fresh transition
+// time) unless it says that already; an empty msg leaves it.
+func setAnew(st *v1alpha1.ActorStatus, typ, reason, msg string, generation int64, now time.Time) {
+	if c := meta.FindStatusCondition(st.Conditions, typ); msg == "" || (c != nil && c.Status == metav1.ConditionTrue && c.Message == msg) {
+		return
+	}
+	meta.RemoveStatusCondition(&st.Conditions, typ)
+	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+		Type: typ, Status: metav1.ConditionTrue, Reason: reason,
+		Message: msg, ObservedGeneration: generation, LastTransitionTime: metav1.NewTime(now),
+	})
 }
 
 // flush waits until no view is waiting to be written (at most until ctx

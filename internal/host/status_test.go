@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -135,50 +136,57 @@ func TestReadyReasons(t *testing.T) {
 	}
 }
 
-// The StateLost condition is set when a view carries a loss, set anew (a
-// new transition time) only for another loss, and left as it is by a view
-// that carries none: nothing sets it back.
+// The StateLost and ArchiveGap conditions are set when a view carries a
+// loss (a gap), set anew (a new transition time) only for another one,
+// and left as they are by a view that carries none: nothing sets them back.
 func TestViewAppliesStateLost(t *testing.T) {
 	then := metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	now := then.Add(time.Hour)
-	earlier := metav1.Condition{Type: v1alpha1.ConditionStateLost, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonNoStateOnNode,
-		Message: "lost once", LastTransitionTime: then}
-	tests := map[string]struct {
-		before    []metav1.Condition
-		stateLost string
-		want      *metav1.Condition // nil: no StateLost condition
+	kinds := map[string]struct {
+		reason string
+		set    func(v *view, msg string)
 	}{
-		"no loss, none before": {},
-		"a loss": {stateLost: "lost once",
-			want: &metav1.Condition{Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonNoStateOnNode, Message: "lost once", LastTransitionTime: metav1.NewTime(now)}},
-		"the same loss again": {before: []metav1.Condition{earlier}, stateLost: "lost once",
-			want: &metav1.Condition{Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonNoStateOnNode, Message: "lost once", LastTransitionTime: then}},
-		"another loss": {before: []metav1.Condition{earlier}, stateLost: "lost twice",
-			want: &metav1.Condition{Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonNoStateOnNode, Message: "lost twice", LastTransitionTime: metav1.NewTime(now)}},
-		"a run without a loss": {before: []metav1.Condition{earlier},
-			want: &metav1.Condition{Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonNoStateOnNode, Message: "lost once", LastTransitionTime: then}},
+		v1alpha1.ConditionStateLost:  {v1alpha1.ReasonNoStateOnNode, func(v *view, msg string) { v.stateLost = msg }},
+		v1alpha1.ConditionArchiveGap: {v1alpha1.ReasonEventsLost, func(v *view, msg string) { v.archiveGap = msg }},
 	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			st := &v1alpha1.ActorStatus{Conditions: append([]metav1.Condition(nil), tc.before...)}
-			v := view{stateLost: tc.stateLost, hasChain: true, head: "aa", length: 3}
-			v.apply(st, now, "node-b")
-			if st.Chain == nil || st.Chain.Node != "node-b" {
-				t.Errorf("status.chain %+v, want it to name node-b", st.Chain)
-			}
-			var got *metav1.Condition
-			for i := range st.Conditions {
-				if st.Conditions[i].Type == v1alpha1.ConditionStateLost {
-					got = &st.Conditions[i]
+	for typ, kind := range kinds {
+		earlier := metav1.Condition{Type: typ, Status: metav1.ConditionTrue, Reason: kind.reason, Message: "lost once", LastTransitionTime: then}
+		tests := map[string]struct {
+			before []metav1.Condition
+			msg    string
+			want   *metav1.Condition // nil: no such condition
+		}{
+			"no loss, none before": {},
+			"a loss": {msg: "lost once",
+				want: &metav1.Condition{Status: metav1.ConditionTrue, Reason: kind.reason, Message: "lost once", LastTransitionTime: metav1.NewTime(now)}},
+			"the same loss again": {before: []metav1.Condition{earlier}, msg: "lost once",
+				want: &metav1.Condition{Status: metav1.ConditionTrue, Reason: kind.reason, Message: "lost once", LastTransitionTime: then}},
+			"another loss": {before: []metav1.Condition{earlier}, msg: "lost twice",
+				want: &metav1.Condition{Status: metav1.ConditionTrue, Reason: kind.reason, Message: "lost twice", LastTransitionTime: metav1.NewTime(now)}},
+			"a run without a loss": {before: []metav1.Condition{earlier},
+				want: &metav1.Condition{Status: metav1.ConditionTrue, Reason: kind.reason, Message: "lost once", LastTransitionTime: then}},
+		}
+		for name, tc := range tests {
+			t.Run(typ+"/"+name, func(t *testing.T) {
+				st := &v1alpha1.ActorStatus{Conditions: append([]metav1.Condition(nil), tc.before...)}
+				v := view{hasChain: true, head: "aa", length: 3}
+				kind.set(&v, tc.msg)
+				v.apply(st, now, "node-b")
+				if st.Chain == nil || st.Chain.Node != "node-b" {
+					t.Errorf("status.chain %+v, want it to name node-b", st.Chain)
 				}
-			}
-			if (got == nil) != (tc.want == nil) {
-				t.Fatalf("StateLost condition %+v, want %+v", got, tc.want)
-			}
-			if got != nil && (got.Status != tc.want.Status || got.Reason != tc.want.Reason || got.Message != tc.want.Message ||
-				!got.LastTransitionTime.Equal(&tc.want.LastTransitionTime)) {
-				t.Errorf("StateLost condition %+v, want %+v", *got, *tc.want)
-			}
-		})
+				got := meta.FindStatusCondition(st.Conditions, typ)
+				if (got == nil) != (tc.want == nil) {
+					t.Fatalf("%s condition %+v, want %+v", typ, got, tc.want)
+				}
+				if got != nil && (got.Status != tc.want.Status || got.Reason != tc.want.Reason || got.Message != tc.want.Message ||
+					!got.LastTransitionTime.Equal(&tc.want.LastTransitionTime)) {
+					t.Errorf("%s condition %+v, want %+v", typ, *got, *tc.want)
+				}
+				if len(st.Conditions) != len(tc.before) && tc.want != nil && len(tc.before) != 0 {
+					t.Errorf("conditions %+v: one of a kind", st.Conditions)
+				}
+			})
+		}
 	}
 }
