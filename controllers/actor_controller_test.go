@@ -50,6 +50,8 @@ func TestActorController(t *testing.T) {
 	t.Run("InvalidSpecIsNotRestarted", func(t *testing.T) { testInvalidSpecNotRestarted(t, env) })
 	t.Run("MissingComponentSourceWaits", func(t *testing.T) { testComponentSourceMissing(t, env) })
 	t.Run("PlacesByMemory", func(t *testing.T) { testMemory(t, env) })
+	t.Run("ArchiveRetention", func(t *testing.T) { testArchiveRetention(t, env) })
+	t.Run("ArchiveRetentionZero", func(t *testing.T) { testArchiveRetentionZero(t, env) })
 }
 
 func testPlacesAndWaitsForReady(t *testing.T, env *envtestutil.Env) {
