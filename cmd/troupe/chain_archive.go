@@ -248,15 +248,11 @@ func (o *archiveOptions) expected(ctx context.Context, h *archiveHistory) (*expe
 // the expected head. Exit 1 when it is damaged or does not reach the
 // expected head; 2 when it could not be read.
 func verifyArchive(ctx context.Context, out io.Writer, arg string, o *archiveOptions) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, cancel := context.WithTimeout(ctx, archiveTimeout)
-	defer cancel()
-	h, err := openArchive(ctx, arg, o, os.Getenv)
-	if err != nil {
-		return err
-	}
+	return withArchive(ctx, arg, o, func(ctx context.Context, h *archiveHistory) error { return verifyHistory(ctx, out, h, o) })
+}
+
+func verifyHistory(ctx context.Context, out io.Writer, h *archiveHistory, o *archiveOptions) error {
+	arg := h.ref.arg
 	want, err := o.expected(ctx, h)
 	if err != nil {
 		return err
@@ -320,6 +316,25 @@ func verifyArchive(ctx context.Context, out io.Writer, arg string, o *archiveOpt
 // printed once its segment matched its manifest and its hash and link
 // checked, as for a local file.
 func showArchive(ctx context.Context, w *bufio.Writer, errw io.Writer, asJSON bool, arg string, o *archiveOptions) error {
+	return withArchive(ctx, arg, o, func(ctx context.Context, h *archiveHistory) error {
+		for _, n := range h.notes {
+			fmt.Fprintf(errw, "troupe: note: %s\n", n)
+		}
+		p := newPrinter(w, asJSON)
+		_, err := archive.VerifyEach(ctx, h.st, h.id, func(e chain.Event) error { return p.troupe(&e) })
+		if ferr := p.flush(); err == nil && ferr != nil {
+			return &exitError{code: exitUnreadable, err: ferr}
+		}
+		if err != nil {
+			return archiveError(h, err)
+		}
+		return nil
+	})
+}
+
+// withArchive opens the history arg names and runs fn on it, all within
+// archiveTimeout.
+func withArchive(ctx context.Context, arg string, o *archiveOptions, fn func(context.Context, *archiveHistory) error) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -329,18 +344,7 @@ func showArchive(ctx context.Context, w *bufio.Writer, errw io.Writer, asJSON bo
 	if err != nil {
 		return err
 	}
-	for _, n := range h.notes {
-		fmt.Fprintf(errw, "troupe: note: %s\n", n)
-	}
-	p := newPrinter(w, asJSON)
-	_, err = archive.VerifyEach(ctx, h.st, h.id, func(e chain.Event) error { return p.troupe(&e) })
-	if ferr := p.flush(); err == nil && ferr != nil {
-		return &exitError{code: exitUnreadable, err: ferr}
-	}
-	if err != nil {
-		return archiveError(h, err)
-	}
-	return nil
+	return fn(ctx, h)
 }
 
 func joinEpochs(epochs []int64) string {
