@@ -99,13 +99,14 @@ func testArchiveRetention(t *testing.T, env *envtestutil.Env) {
 	// Actor's stay.
 	expired := testutil.ToFloat64(archivesExpired)
 	clock.advance(2 * time.Hour) // the clock began before the deletion
-	h.g.Eventually(func() error { return hasHistory(ctx, st, oldID) }).Should(MatchError(archive.ErrNoHistory))
+	// The tombstone goes last: once it is gone, the rest is.
+	h.g.Eventually(func() ([]archive.Tombstone, error) { t, _, err := archive.Tombstones(ctx, st); return t, err }).Should(BeEmpty())
+	g.Expect(hasHistory(ctx, st, oldID)).To(MatchError(archive.ErrNoHistory))
 	g.Expect(hasHistory(ctx, st, newID)).To(Succeed())
 	ids, err := archive.LookupName(ctx, st, h.ns, "counter")
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(ids).To(HaveLen(1))
 	g.Expect(ids[0].ActorID).To(Equal(newID))
-	h.g.Eventually(func() ([]archive.Tombstone, error) { t, _, err := archive.Tombstones(ctx, st); return t, err }).Should(BeEmpty())
 	g.Expect(testutil.ToFloat64(archivesExpired)).To(BeNumerically(">=", expired+1))
 }
 
@@ -136,7 +137,9 @@ func testArchiveRetentionZero(t *testing.T, env *envtestutil.Env) {
 	a, err := h.get("brief")
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(h.c.Delete(ctx, a)).To(Succeed())
+	tombstones := func() ([]archive.Tombstone, error) { t, _, err := archive.Tombstones(ctx, st); return t, err }
 	h.g.Eventually(func() error { return hasHistory(ctx, st, ids["brief"]) }).Should(MatchError(archive.ErrNoHistory))
+	h.g.Eventually(tombstones).Should(BeEmpty()) // removed last
 	g.Expect(hasHistory(ctx, st, ids["patient"])).To(Succeed())
 
 	// The store is down: the deletion waits for its record, and says so.
@@ -151,6 +154,7 @@ func testArchiveRetentionZero(t *testing.T, env *envtestutil.Env) {
 	srv.Restart()
 	h.g.Eventually(func() error { _, err := h.get("patient"); return err }, 2*time.Minute).Should(Satisfy(isNotFound))
 	h.g.Eventually(func() error { return hasHistory(ctx, st, ids["patient"]) }).Should(MatchError(archive.ErrNoHistory))
+	h.g.Eventually(tombstones).Should(BeEmpty())
 	if _, err := h.get("brief"); !isNotFound(err) {
 		t.Fatalf("brief: %v", errors.Join(err, errors.New("want it gone")))
 	}
