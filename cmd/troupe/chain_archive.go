@@ -276,7 +276,7 @@ func verifyHistory(ctx context.Context, out io.Writer, h *archiveHistory, o *arc
 	}
 	hist := rep.History
 	fmt.Fprintf(out, "%s (actor id %s): intact: %d events in %d segments over epochs %s, %d states checked, head %s, length %d\n",
-		arg, h.id, rep.Events, len(hist.Segments), joinEpochs(hist.Epochs), rep.States, rep.Head, rep.Length)
+		arg, h.id, rep.Events, rep.Segments, joinEpochs(hist.Epochs), rep.States, rep.Head, rep.Length)
 	if rep.OriginKind == chain.KindSegmentStart {
 		fmt.Fprintf(out, "  begins with a SegmentStart at seq %d continuing head %s, which the archive does not hold (the actor moved before it was archived)\n",
 			rep.Origin.Length, rep.Origin.Head.Short())

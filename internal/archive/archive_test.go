@@ -67,7 +67,7 @@ func TestRoundTripAcrossAMove(t *testing.T) {
 		t.Fatal(err)
 	}
 	if rep.Events != c2.link.Length || rep.Head != c2.link.Head || rep.Length != c2.link.Length ||
-		len(rep.History.Segments) != 4 || !slices.Equal(rep.History.Epochs, []int64{1, 2}) || len(rep.History.Ignored) != 0 ||
+		rep.Segments != 4 || !slices.Equal(rep.History.Epochs, []int64{1, 2}) || len(rep.History.Ignored) != 0 ||
 		rep.Origin != (chain.Link{}) || rep.OriginKind != chain.KindActorStart || rep.States != 3 {
 		t.Fatalf("verified %+v, history %+v", rep, rep.History)
 	}
@@ -125,8 +125,8 @@ func TestStaleEpochsLateWritesAreIgnored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(h.Segments) != 2 || h.Segments[0].Segment.Sha256 != accepted.Sha256 || h.Segments[1].Epoch != 2 {
-		t.Fatalf("history %+v: want epoch 1's accepted segment then epoch 2's", h.Segments)
+	if h.Len() != 2 || segs(t, h)[0].Segment.Sha256 != accepted.Sha256 || segs(t, h)[1].Epoch != 2 {
+		t.Fatalf("history %+v: want epoch 1's accepted segment then epoch 2's", segs(t, h))
 	}
 	if m1, err := loadManifest(ctx, st, actorID, 1); err != nil || len(m1.Segments) != 2 {
 		t.Fatalf("the stale host's manifest should list its late segment (and be ignored): %+v %v", m1, err)
@@ -154,8 +154,8 @@ func TestStaleEpochsLateWritesAreIgnored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(h.Epochs, []int64{1, 2, 4}) || h.Tip().Head != c2.link.Head.String() && len(h.Segments) != 2 {
-		t.Fatalf("after epoch 4's claim: epochs %v, %d segments", h.Epochs, len(h.Segments))
+	if !slices.Equal(h.Epochs, []int64{1, 2, 4}) || h.Tip().Head != c2.link.Head.String() && h.Len() != 2 {
+		t.Fatalf("after epoch 4's claim: epochs %v, %d segments", h.Epochs, h.Len())
 	}
 	if got := h.Tip(); got.Length != tip.Length+2 {
 		t.Fatalf("tip ends at %d: epoch 2's late segment was accepted", got.Length)
@@ -221,7 +221,7 @@ func TestFailedUploadsNeverReachTheManifest(t *testing.T) {
 				t.Fatal("an append whose upload failed succeeded")
 			}
 			h, err := Resolve(ctx, st, id)
-			if err != nil || len(h.Segments) != 1 {
+			if err != nil || h.Len() != 1 {
 				t.Fatalf("after a failed %s upload: %+v %v", name, h, err)
 			}
 			if _, err := Verify(ctx, st, id); err != nil {
@@ -256,16 +256,16 @@ func (f *failingStore) Put(ctx context.Context, key string, r io.Reader, size in
 func TestVerifyDetectsDamage(t *testing.T) {
 	cases := map[string]func(t *testing.T, st objstore.Store, h *History){
 		"a flipped byte in a segment": func(t *testing.T, st objstore.Store, h *History) {
-			rewrite(t, st, h.Segments[1].Key(actorID), func(b []byte) []byte { b[len(b)/2] ^= 0x10; return b })
+			rewrite(t, st, segs(t, h)[1].Key(actorID), func(b []byte) []byte { b[len(b)/2] ^= 0x10; return b })
 		},
 		"a missing segment": func(t *testing.T, st objstore.Store, h *History) {
-			del(t, st, h.Segments[0].Key(actorID))
+			del(t, st, segs(t, h)[0].Key(actorID))
 		},
 		"a missing segment of the earlier epoch": func(t *testing.T, st objstore.Store, h *History) {
-			del(t, st, h.Segments[2].Key(actorID))
+			del(t, st, segs(t, h)[2].Key(actorID))
 		},
 		"a truncated segment": func(t *testing.T, st objstore.Store, h *History) {
-			rewrite(t, st, h.Segments[2].Key(actorID), func(b []byte) []byte { return b[:len(b)-1] })
+			rewrite(t, st, segs(t, h)[2].Key(actorID), func(b []byte) []byte { return b[:len(b)-1] })
 		},
 		"a changed state": func(t *testing.T, st objstore.Store, h *History) {
 			tip := h.Tip()
@@ -293,7 +293,7 @@ func TestVerifyDetectsDamage(t *testing.T) {
 			// Epoch 2's manifest names epoch 1's first segment in place of
 			// its own: every object matches its entry, but the links break.
 			editManifest(t, st, 2, func(m *Manifest) {
-				first := h.Segments[0]
+				first := segs(t, h)[0]
 				m.Segments[0].Bytes, m.Segments[0].Sha256 = first.Bytes, first.Sha256
 				put(t, st, SegmentKey(actorID, 2, &m.Segments[0]), get(t, st, first.Key(actorID)))
 			})
@@ -334,7 +334,7 @@ func TestRestoreRefusesDamage(t *testing.T) {
 		},
 		"an older state named as the latest": func(t *testing.T, st objstore.Store, h *History) {
 			editManifest(t, st, 2, func(m *Manifest) {
-				m.Segments[len(m.Segments)-1].State = h.Segments[0].State
+				m.Segments[len(m.Segments)-1].State = segs(t, h)[0].State
 			})
 		},
 	}
@@ -405,7 +405,7 @@ func TestAppendRefuses(t *testing.T) {
 		t.Fatalf("the same segment again: %v, want ErrCorrupt", err)
 	}
 	h, err := Resolve(ctx, st, actorID)
-	if err != nil || len(h.Segments) != 1 {
+	if err != nil || h.Len() != 1 {
 		t.Fatalf("refused appends changed the history: %+v %v", h, err)
 	}
 	if _, err := Resolve(ctx, st, "nobody"); !errors.Is(err, ErrNoHistory) {

@@ -110,3 +110,13 @@ func sha(b []byte) string {
 }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// segs loads every segment of h.
+func segs(t testing.TB, h *History) []Placed {
+	t.Helper()
+	all, err := h.All(testCtx(t))
+	if err != nil {
+		t.Fatalf("loading the history's segments: %v", err)
+	}
+	return all
+}

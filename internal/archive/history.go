@@ -39,27 +39,143 @@ func (p *Placed) Key(id string) string { return SegmentKey(id, p.Epoch, &p.Segme
 
 // History is an actor's history as the manifests give it: the segments of
 // every epoch on the path from the highest epoch's manifest back through
-// each Base, oldest first.
+// each Base, oldest first. Resolve loads no page it does not need: the
+// segments of an epoch's pages stay in the store until All (or a restore
+// that reaches back into them) loads them.
 type History struct {
 	ActorID string
 	// Top is the highest epoch with a manifest: the one whose account wins.
 	Top *Manifest
-	// Segments are the accepted segments, oldest first.
-	Segments []Placed
 	// Epochs are the epochs on the path, oldest first; Ignored those whose
 	// manifest is not on it (a stale host's, or one whose writes a later
 	// epoch did not accept), with what they listed beyond what was
 	// accepted.
 	Epochs  []int64
 	Ignored []int64
+
+	st objstore.Store
+	// runs are the history's pieces, oldest first, each continuing the one
+	// before: a page not loaded, or segments. The last one is segments
+	// (Tip).
+	runs  []run
+	count int
 }
+
+// run is a piece of the history: the page ref page (its segments not
+// loaded), or segs.
+type run struct {
+	epoch int64
+	page  *PageRef
+	segs  []Segment
+}
+
+func (r *run) first() (uint64, string) {
+	if r.page != nil {
+		return r.page.First, r.page.Parent
+	}
+	return r.segs[0].First, r.segs[0].Parent
+}
+
+func (r *run) end() (uint64, string) {
+	if r.page != nil {
+		return r.page.Length, r.page.Head
+	}
+	s := &r.segs[len(r.segs)-1]
+	return s.Length, s.Head
+}
+
+func (r *run) len() int {
+	if r.page != nil {
+		return r.page.Segments
+	}
+	return len(r.segs)
+}
+
+// Len is the number of segments in the history.
+func (h *History) Len() int { return h.count }
 
 // Tip returns the last accepted segment; nil when there is none.
 func (h *History) Tip() *Placed {
-	if len(h.Segments) == 0 {
+	if len(h.runs) == 0 {
 		return nil
 	}
-	return &h.Segments[len(h.Segments)-1]
+	r := &h.runs[len(h.runs)-1]
+	return &Placed{Epoch: r.epoch, Segment: r.segs[len(r.segs)-1]}
+}
+
+// All returns every segment of the history, oldest first, loading (and
+// checking against its ref) every page it has not loaded yet.
+func (h *History) All(ctx context.Context) ([]Placed, error) {
+	return h.from(ctx, 0)
+}
+
+// from returns the segments of runs[i:], loading their pages.
+func (h *History) from(ctx context.Context, i int) ([]Placed, error) {
+	var out []Placed
+	for ; i < len(h.runs); i++ {
+		r := &h.runs[i]
+		if r.page != nil {
+			segs, err := loadPage(ctx, h.st, h.ActorID, r.epoch, r.page)
+			if err != nil {
+				return nil, err
+			}
+			r.page, r.segs = nil, segs
+		}
+		for _, s := range r.segs {
+			out = append(out, Placed{Epoch: r.epoch, Segment: s})
+		}
+	}
+	return out, nil
+}
+
+// since returns the segments from the one holding event seq (the first
+// segment when seq is before the history) to the tip, and where the
+// segment before them ends (nil when they begin the history), loading
+// only the pages they lie in.
+func (h *History) since(ctx context.Context, seq uint64) ([]Placed, *chain.Link, error) {
+	i := len(h.runs) - 1
+	for i > 0 {
+		if first, _ := h.runs[i].first(); first <= seq {
+			break
+		}
+		i--
+	}
+	var prev *chain.Link
+	if i > 0 {
+		length, head := h.runs[i-1].end()
+		hd, err := chain.ParseHash(head)
+		if err != nil {
+			return nil, nil, broken("epoch %d: head %q: %v", h.runs[i-1].epoch, head, err)
+		}
+		prev = &chain.Link{Length: length, Head: hd}
+	}
+	segs, err := h.from(ctx, i)
+	if err != nil {
+		return nil, nil, err
+	}
+	j := len(segs) - 1
+	for j > 0 && segs[j].First > seq {
+		j--
+	}
+	if j > 0 {
+		p := &segs[j-1]
+		hd, err := chain.ParseHash(p.Head)
+		if err != nil {
+			return nil, nil, broken("segment %s: head: %v", p.Key(h.ActorID), err)
+		}
+		prev = &chain.Link{Length: p.Length, Head: hd}
+	}
+	return segs[j:], prev, nil
+}
+
+// first returns the history's first seq and its parent; ok false when it
+// has no segment.
+func (h *History) first() (uint64, string, bool) {
+	if len(h.runs) == 0 {
+		return 0, "", false
+	}
+	f, p := h.runs[0].first()
+	return f, p, true
 }
 
 // manifestEpochs lists the epochs that have a manifest, ascending.
@@ -119,15 +235,11 @@ func Resolve(ctx context.Context, st objstore.Store, id string) (*History, error
 	if err != nil {
 		return nil, err
 	}
-	h := &History{ActorID: id, Top: top}
-	var parts [][]Placed
+	h := &History{ActorID: id, Top: top, st: st}
+	var parts [][]run
 	onPath := map[int64]bool{}
-	for m, accepted := top, top.Segments; ; {
-		part := make([]Placed, len(accepted))
-		for i, s := range accepted {
-			part[i] = Placed{Epoch: m.Epoch, Segment: s}
-		}
-		parts = append(parts, part)
+	for m, accepted := top, epochRuns(top); ; {
+		parts = append(parts, accepted)
 		onPath[m.Epoch] = true
 		h.Epochs = append(h.Epochs, m.Epoch)
 		if m.Base == nil {
@@ -138,15 +250,20 @@ func Resolve(ctx context.Context, st objstore.Store, id string) (*History, error
 		if err != nil {
 			return nil, fmt.Errorf("epoch %d's base: %w", m.Epoch, err)
 		}
-		i := indexOf(prev.Segments, &base.Segment)
-		if i < 0 {
+		if accepted, err = acceptedRuns(ctx, st, prev, &base.Segment); err != nil {
+			return nil, fmt.Errorf("epoch %d's base: %w", m.Epoch, err)
+		}
+		if accepted == nil {
 			return nil, broken("epoch %d continues epoch %d's segment ending at seq %d (head %.12s), which epoch %d's manifest does not list",
 				m.Epoch, base.Epoch, base.Segment.Length, base.Segment.Head, base.Epoch)
 		}
-		m, accepted = prev, prev.Segments[:i+1]
+		m = prev
 	}
 	for i := len(parts) - 1; i >= 0; i-- {
-		h.Segments = append(h.Segments, parts[i]...)
+		for _, r := range parts[i] {
+			h.runs = append(h.runs, r)
+			h.count += r.len()
+		}
 	}
 	for i, j := 0, len(h.Epochs)-1; i < j; i, j = i+1, j-1 {
 		h.Epochs[i], h.Epochs[j] = h.Epochs[j], h.Epochs[i]
@@ -157,6 +274,47 @@ func Resolve(ctx context.Context, st objstore.Store, id string) (*History, error
 		}
 	}
 	return h, nil
+}
+
+// epochRuns is all of m's account: its pages, then its inline segments.
+func epochRuns(m *Manifest) []run {
+	var out []run
+	for i := range m.Pages {
+		out = append(out, run{epoch: m.Epoch, page: &m.Pages[i]})
+	}
+	if len(m.Segments) > 0 {
+		out = append(out, run{epoch: m.Epoch, segs: m.Segments})
+	}
+	return out
+}
+
+// acceptedRuns is m's account up to and including s, which it must list
+// identically (nil when it does not): the pages before the one whose seq
+// range holds s's first seq, and the segments of that page (loaded and
+// checked) or of the inline list up to s.
+func acceptedRuns(ctx context.Context, st objstore.Store, m *Manifest, s *Segment) ([]run, error) {
+	for i := range m.Pages {
+		r := &m.Pages[i]
+		if s.First < r.First || s.First >= r.Length {
+			continue
+		}
+		segs, err := loadPage(ctx, st, m.ActorID, m.Epoch, r)
+		if err != nil {
+			return nil, err
+		}
+		j := indexOf(segs, s)
+		if j < 0 {
+			return nil, nil
+		}
+		out := epochRuns(m)[:i]
+		return append(out, run{epoch: m.Epoch, segs: segs[:j+1]}), nil
+	}
+	j := indexOf(m.Segments, s)
+	if j < 0 {
+		return nil, nil
+	}
+	out := epochRuns(m)[:len(m.Pages)]
+	return append(out, run{epoch: m.Epoch, segs: m.Segments[:j+1]}), nil
 }
 
 func indexOf(segs []Segment, s *Segment) int {
@@ -183,6 +341,8 @@ type Report struct {
 	OriginKind chain.Kind
 	// States is the number of distinct state objects checked.
 	States int
+	// Segments is the number of segments checked.
+	Segments int
 }
 
 // Verify downloads and checks every segment of the history and every
@@ -206,12 +366,16 @@ func VerifyEach(ctx context.Context, st objstore.Store, id string, each func(cha
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{History: h}
+	segs, err := h.All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{History: h, Segments: len(segs)}
 	tr := &stateTrack{each: each}
 	checked := map[string]bool{}
 	var prev *chain.Link
-	for i := range h.Segments {
-		p := &h.Segments[i]
+	for i := range segs {
+		p := &segs[i]
 		srep, err := fetchSegment(ctx, st, id, p, prev, tr)
 		if tr.eachErr != nil {
 			return nil, tr.eachErr

@@ -47,8 +47,14 @@ type Manifest struct {
 	// copied whole, fixed when the epoch claimed the actor; nil when the
 	// history had no segment then (it starts in this epoch).
 	Base *Base `json:"base"`
-	// Segments are this epoch's, each continuing the one before (the
-	// first continues Base).
+	// Pages name immutable page objects holding this epoch's earlier
+	// segments, oldest first, each run continuing the one before (the
+	// first continues Base); append-only. Absent until the epoch has more
+	// segments than a manifest keeps inline.
+	Pages []PageRef `json:"pages,omitempty"`
+	// Segments are this epoch's newest segments, each continuing the one
+	// before (the first continues the last page, or Base). A manifest with
+	// pages lists at least one: the tip is always inline.
 	Segments []Segment `json:"segments"`
 }
 
@@ -156,7 +162,13 @@ func (m *Manifest) validate() error {
 	if len(m.Segments) > MaxSegments {
 		return fmt.Errorf("manifest of epoch %d: %d segments, more than %d", m.Epoch, len(m.Segments), MaxSegments)
 	}
-	var prev *Segment
+	if len(m.Pages) > MaxPages {
+		return fmt.Errorf("manifest of epoch %d: %d pages, more than %d", m.Epoch, len(m.Pages), MaxPages)
+	}
+	if len(m.Pages) > 0 && len(m.Segments) == 0 {
+		return fmt.Errorf("manifest of epoch %d: pages but no segment inline", m.Epoch)
+	}
+	var prev *chainEnd
 	if m.Base != nil {
 		if m.Base.Epoch < 0 || m.Base.Epoch >= m.Epoch {
 			return fmt.Errorf("manifest of epoch %d: base epoch %d is not an earlier one", m.Epoch, m.Base.Epoch)
@@ -164,20 +176,54 @@ func (m *Manifest) validate() error {
 		if err := m.Base.Segment.validate(m.Base.Epoch); err != nil {
 			return fmt.Errorf("manifest of epoch %d: base: %w", m.Epoch, err)
 		}
-		prev = &m.Base.Segment
+		prev = &chainEnd{m.Base.Segment.Length, m.Base.Segment.Head}
 	}
-	for i := range m.Segments {
-		s := &m.Segments[i]
-		if err := s.validate(m.Epoch); err != nil {
-			return fmt.Errorf("manifest of epoch %d: segment %d: %w", m.Epoch, i, err)
+	for i := range m.Pages {
+		r := &m.Pages[i]
+		if err := r.validate(); err != nil {
+			return fmt.Errorf("manifest of epoch %d: page %d: %w", m.Epoch, i, err)
+		}
+		if prev != nil && (r.First != prev.length || r.Parent != prev.head) {
+			return fmt.Errorf("manifest of epoch %d: page %d starts at seq %d after parent %.12s, but what comes before ends at %d with head %.12s",
+				m.Epoch, i, r.First, r.Parent, prev.length, prev.head)
+		}
+		prev = &chainEnd{r.Length, r.Head}
+	}
+	var prevSeg *Segment
+	if len(m.Pages) == 0 && m.Base != nil {
+		prevSeg = &m.Base.Segment
+	}
+	if prev != nil && len(m.Segments) > 0 && (m.Segments[0].First != prev.length || m.Segments[0].Parent != prev.head) {
+		return fmt.Errorf("manifest of epoch %d: segment 0 starts at seq %d after parent %.12s, but what comes before ends at %d with head %.12s",
+			m.Epoch, m.Segments[0].First, m.Segments[0].Parent, prev.length, prev.head)
+	}
+	if err := validRun(m.Segments, prevSeg, m.Epoch); err != nil {
+		return fmt.Errorf("manifest of epoch %d: %w", m.Epoch, err)
+	}
+	return nil
+}
+
+// chainEnd is where a run of segments ends.
+type chainEnd struct {
+	length uint64
+	head   string
+}
+
+// validRun checks segs: each valid, each continuing the one before (the
+// first continuing prev, when not nil), states never older than before.
+func validRun(segs []Segment, prev *Segment, epoch int64) error {
+	for i := range segs {
+		s := &segs[i]
+		if err := s.validate(epoch); err != nil {
+			return fmt.Errorf("segment %d: %w", i, err)
 		}
 		if prev != nil {
 			if s.First != prev.Length || s.Parent != prev.Head {
-				return fmt.Errorf("manifest of epoch %d: segment %d starts at seq %d after parent %.12s, but the segment before ends at %d with head %.12s",
-					m.Epoch, i, s.First, s.Parent, prev.Length, prev.Head)
+				return fmt.Errorf("segment %d starts at seq %d after parent %.12s, but the segment before ends at %d with head %.12s",
+					i, s.First, s.Parent, prev.Length, prev.Head)
 			}
 			if prev.State.Event != nil && (s.State.Event == nil || *s.State.Event < *prev.State.Event) {
-				return fmt.Errorf("manifest of epoch %d: segment %d's state is older than the segment before's", m.Epoch, i)
+				return fmt.Errorf("segment %d's state is older than the segment before's", i)
 			}
 		}
 		prev = s

@@ -60,40 +60,31 @@ func RestoreThrough(ctx context.Context, st objstore.Store, id string, want *cha
 	}
 	// The first segment to download: the one holding the state's event,
 	// or the tip alone when no event records a state; and the one
-	// holding want's event, if earlier.
-	from := len(h.Segments) - 1
+	// holding want's event, if earlier. Only the pages from there on are
+	// loaded: none when those segments are inline in the top manifest.
+	from := tip.First
 	if ev := tip.State.Event; ev != nil {
-		for from > 0 && h.Segments[from].First > *ev {
-			from--
-		}
+		from = min(from, *ev)
 	}
 	tr := &stateTrack{}
 	if want != nil && want.Length > 0 && want.Length <= tip.Length {
-		first := &h.Segments[0]
-		if want.Length == first.First {
+		first, parent, _ := h.first()
+		if want.Length == first {
 			// The history begins with a SegmentStart continuing want, or
 			// at another head of the same length.
-			tr.holds = first.Parent == want.Head.String()
-		} else if want.Length > first.First {
+			tr.holds = parent == want.Head.String()
+		} else if want.Length > first {
 			tr.want = want
-			for from > 0 && h.Segments[from].First > want.Length-1 {
-				from--
-			}
+			from = min(from, want.Length-1)
 		}
 	}
-	var prev *chain.Link
-	if from > 0 {
-		p := &h.Segments[from-1]
-		hd, err := chain.ParseHash(p.Head)
-		if err != nil {
-			return nil, broken("segment %s: head: %v", p.Key(id), err)
-		}
-		prev = &chain.Link{Length: p.Length, Head: hd}
+	segs, prev, err := h.since(ctx, from)
+	if err != nil {
+		return nil, err
 	}
 	var srep chain.SegmentReport
-	for i := from; i < len(h.Segments); i++ {
-		p := &h.Segments[i]
-		if srep, err = fetchSegment(ctx, st, id, p, prev, tr); err != nil {
+	for i := range segs {
+		if srep, err = fetchSegment(ctx, st, id, &segs[i], prev, tr); err != nil {
 			return nil, err
 		}
 		end := srep.End()
@@ -104,7 +95,7 @@ func RestoreThrough(ctx context.Context, st objstore.Store, id string, want *cha
 	if err := tr.check(tip); err != nil {
 		return nil, err
 	}
-	r := &Restored{Epoch: tip.Epoch, Head: srep.Head, Length: srep.Length, Verified: len(h.Segments) - from,
+	r := &Restored{Epoch: tip.Epoch, Head: srep.Head, Length: srep.Length, Verified: len(segs),
 		StateEvent: tip.State.Event, HasState: tip.State.HasState, Holds: tr.holds}
 	if r.HasState {
 		r.StateSha256 = tip.State.Sha256

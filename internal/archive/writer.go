@@ -108,6 +108,7 @@ func (w *Writer) Tip() (chain.Link, bool) {
 func (w *Writer) Manifest() Manifest {
 	m := *w.m
 	m.Segments = append([]Segment(nil), w.m.Segments...)
+	m.Pages = append([]PageRef(nil), w.m.Pages...)
 	return m
 }
 
@@ -158,9 +159,24 @@ func (w *Writer) Append(ctx context.Context, records []byte, state State) (Segme
 			return Segment{}, fmt.Errorf("archiving the state of %s at event %d: %w", id, *seg.State.Event, err)
 		}
 	}
-	w.m.Segments = append(w.m.Segments, seg)
+	pages, inline := w.m.Pages, append(w.m.Segments[:len(w.m.Segments):len(w.m.Segments)], seg)
+	if len(inline) >= pageSegments+inlineKeep {
+		if len(pages) >= MaxPages {
+			return Segment{}, fmt.Errorf("archiving a segment of %s: epoch %d's manifest names %d pages, the most it may: the epoch is full", id, epoch, len(pages))
+		}
+		// The page first, the manifest naming it last: a crash in between
+		// leaves a page no manifest names.
+		ref, err := putPage(ctx, w.st, id, epoch, inline[:pageSegments])
+		if err != nil {
+			return Segment{}, fmt.Errorf("archiving a segment of %s: %w", id, err)
+		}
+		pages = append(pages[:len(pages):len(pages)], ref)
+		inline = append([]Segment(nil), inline[pageSegments:]...)
+	}
+	oldPages, oldInline := w.m.Pages, w.m.Segments
+	w.m.Pages, w.m.Segments = pages, inline
 	if err := w.putManifest(ctx); err != nil {
-		w.m.Segments = w.m.Segments[:len(w.m.Segments)-1]
+		w.m.Pages, w.m.Segments = oldPages, oldInline
 		return Segment{}, fmt.Errorf("archiving a segment of %s: %w", id, err)
 	}
 	w.tip = &w.m.Segments[len(w.m.Segments)-1]

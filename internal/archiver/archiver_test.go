@@ -70,13 +70,13 @@ func TestSealsByAgeWithinTheRecoveryPoint(t *testing.T) {
 
 	// Batching: over a few recovery points, a 100 ms ticker (10 events a
 	// second) is uploaded in about one segment per recovery point.
-	n0 := len(mustResolve(t, st).Segments)
+	n0 := mustResolve(t, st).Len()
 	_, from := a.Head()
 	eventually(t, 60*time.Second, "4 more recovery points of events archived", func() bool {
 		_, l := a.Head()
 		return l > from+40 && archived(t, st) > from+40
 	})
-	n := len(mustResolve(t, st).Segments) - n0
+	n := mustResolve(t, st).Len() - n0
 	_, to := a.Head()
 	if events := to - from; uint64(n)*4 > events {
 		t.Fatalf("%d segments for %d events: not batched", n, events)
@@ -91,6 +91,16 @@ func mustResolve(t *testing.T, st *countingStore) *archive.History {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// mustSegments is every segment of the actor's history.
+func mustSegments(t *testing.T, st *countingStore) []archive.Placed {
+	t.Helper()
+	segs, err := mustResolve(t, st).All(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return segs
 }
 
 func verifyAfterStop(t *testing.T, st *countingStore, a *actorhost.Actor) {
@@ -114,8 +124,8 @@ func TestSealsBySize(t *testing.T) {
 	a := startTicker(t, newEngine(t), t.TempDir(), 100*time.Millisecond)
 	var sts statuses
 	ship(t, ar, claim(t, st, 1), a, &sts)
-	eventually(t, 60*time.Second, "3 segments archived", func() bool { return len(mustResolve(t, st).Segments) >= 3 })
-	for _, s := range mustResolve(t, st).Segments {
+	eventually(t, 60*time.Second, "3 segments archived", func() bool { return mustResolve(t, st).Len() >= 3 })
+	for _, s := range mustSegments(t, st) {
 		// A scan sees the bytes at most one scan late: a few ticks more.
 		if s.Segment.Bytes < segBytes || s.Segment.Bytes > 2*segBytes {
 			t.Errorf("segment %d-%d holds %d bytes, want about %d", s.Segment.First, s.Segment.Length-1, s.Segment.Bytes, segBytes)
@@ -223,10 +233,10 @@ func TestFlushAndRestartContinueTheManifest(t *testing.T) {
 		heads = append(heads, chain.Link{Length: length, Head: head})
 	}
 	h := mustResolve(t, st)
-	if len(h.Segments) != 3 || len(h.Epochs) != 1 {
-		t.Fatalf("3 runs of one epoch flushed %d segments in epochs %v, want 3 in one", len(h.Segments), h.Epochs)
+	if h.Len() != 3 || len(h.Epochs) != 1 {
+		t.Fatalf("3 runs of one epoch flushed %d segments in epochs %v, want 3 in one", h.Len(), h.Epochs)
 	}
-	for i, s := range h.Segments {
+	for i, s := range mustSegments(t, st) {
 		if s.Segment.Length != heads[i].Length || s.Segment.Head != heads[i].Head.String() {
 			t.Errorf("segment %d ends at %d, run %d ended at %d", i, s.Segment.Length, i, heads[i].Length)
 		}
