@@ -61,19 +61,12 @@ type History struct {
 	count int
 }
 
-// run is a piece of the history: the page ref page (its segments not
-// loaded), or segs.
+// run is a piece of the history: the page page and every page of its
+// epoch before it (not loaded), or segs.
 type run struct {
 	epoch int64
 	page  *PageRef
 	segs  []Segment
-}
-
-func (r *run) first() (uint64, string) {
-	if r.page != nil {
-		return r.page.First, r.page.Parent
-	}
-	return r.segs[0].First, r.segs[0].Parent
 }
 
 func (r *run) end() (uint64, string) {
@@ -86,7 +79,7 @@ func (r *run) end() (uint64, string) {
 
 func (r *run) len() int {
 	if r.page != nil {
-		return r.page.Segments
+		return int(r.page.Total)
 	}
 	return len(r.segs)
 }
@@ -103,25 +96,52 @@ func (h *History) Tip() *Placed {
 	return &Placed{Epoch: r.epoch, Segment: r.segs[len(r.segs)-1]}
 }
 
-// All returns every segment of the history, oldest first, loading (and
-// checking against its ref) every page it has not loaded yet.
-func (h *History) All(ctx context.Context) ([]Placed, error) {
-	return h.from(ctx, 0)
+// expand loads the newest page of the not loaded run i: runs[i] becomes
+// the pages before it (when there are), then its segments. It returns the
+// index of the segments.
+func (h *History) expand(ctx context.Context, i int) (int, error) {
+	r := h.runs[i]
+	p, err := loadPage(ctx, h.st, h.ActorID, r.epoch, r.page)
+	if err != nil {
+		return 0, err
+	}
+	loaded := run{epoch: r.epoch, segs: p.Segments}
+	if p.Prev == nil {
+		h.runs[i] = loaded
+		return i, nil
+	}
+	h.runs[i] = run{epoch: r.epoch, page: p.Prev}
+	h.runs = append(h.runs[:i+1], append([]run{loaded}, h.runs[i+1:]...)...)
+	return i + 1, nil
 }
 
-// from returns the segments of runs[i:], loading their pages.
-func (h *History) from(ctx context.Context, i int) ([]Placed, error) {
+// All returns every segment of the history, oldest first, loading (and
+// checking against its ref) every page not loaded yet, and checks that
+// each segment continues the one before.
+func (h *History) All(ctx context.Context) ([]Placed, error) {
+	for i := 0; i < len(h.runs); {
+		if h.runs[i].page == nil {
+			i++
+			continue
+		}
+		if _, err := h.expand(ctx, i); err != nil {
+			return nil, err
+		}
+	}
+	return h.flatten(0)
+}
+
+// flatten returns the segments of runs[i:], which are loaded, checking
+// that each continues the one before.
+func (h *History) flatten(i int) ([]Placed, error) {
 	var out []Placed
 	for ; i < len(h.runs); i++ {
 		r := &h.runs[i]
-		if r.page != nil {
-			segs, err := loadPage(ctx, h.st, h.ActorID, r.epoch, r.page)
-			if err != nil {
-				return nil, err
-			}
-			r.page, r.segs = nil, segs
-		}
 		for _, s := range r.segs {
+			if n := len(out); n > 0 && (s.First != out[n-1].Length || s.Parent != out[n-1].Head) {
+				return nil, broken("epoch %d's segment %d-%d does not continue the one before it (epoch %d's, ending at %d)",
+					r.epoch, s.First, s.Length-1, out[n-1].Epoch, out[n-1].Length)
+			}
 			out = append(out, Placed{Epoch: r.epoch, Segment: s})
 		}
 	}
@@ -131,14 +151,26 @@ func (h *History) from(ctx context.Context, i int) ([]Placed, error) {
 // since returns the segments from the one holding event seq (the first
 // segment when seq is before the history) to the tip, and where the
 // segment before them ends (nil when they begin the history), loading
-// only the pages they lie in.
+// only the pages they lie in, newest first.
 func (h *History) since(ctx context.Context, seq uint64) ([]Placed, *chain.Link, error) {
 	i := len(h.runs) - 1
-	for i > 0 {
-		if first, _ := h.runs[i].first(); first <= seq {
+	for {
+		if h.runs[i].page != nil {
+			j, err := h.expand(ctx, i)
+			if err != nil {
+				return nil, nil, err
+			}
+			i = j
+			continue
+		}
+		if h.runs[i].segs[0].First <= seq || i == 0 {
 			break
 		}
 		i--
+	}
+	segs, err := h.flatten(i)
+	if err != nil {
+		return nil, nil, err
 	}
 	var prev *chain.Link
 	if i > 0 {
@@ -148,10 +180,6 @@ func (h *History) since(ctx context.Context, seq uint64) ([]Placed, *chain.Link,
 			return nil, nil, broken("epoch %d: head %q: %v", h.runs[i-1].epoch, head, err)
 		}
 		prev = &chain.Link{Length: length, Head: hd}
-	}
-	segs, err := h.from(ctx, i)
-	if err != nil {
-		return nil, nil, err
 	}
 	j := len(segs) - 1
 	for j > 0 && segs[j].First > seq {
@@ -168,14 +196,21 @@ func (h *History) since(ctx context.Context, seq uint64) ([]Placed, *chain.Link,
 	return segs[j:], prev, nil
 }
 
-// first returns the history's first seq and its parent; ok false when it
-// has no segment.
-func (h *History) first() (uint64, string, bool) {
-	if len(h.runs) == 0 {
-		return 0, "", false
+// first returns the history's first seq and its parent, loading the
+// pages before the first segment (none when the history begins inline,
+// as it does unless its first epoch paged); ok false when it has no
+// segment.
+func (h *History) first(ctx context.Context) (uint64, string, bool, error) {
+	for len(h.runs) > 0 && h.runs[0].page != nil {
+		if _, err := h.expand(ctx, 0); err != nil {
+			return 0, "", false, err
+		}
 	}
-	f, p := h.runs[0].first()
-	return f, p, true
+	if len(h.runs) == 0 {
+		return 0, "", false, nil
+	}
+	s := &h.runs[0].segs[0]
+	return s.First, s.Parent, true, nil
 }
 
 // manifestEpochs lists the epochs that have a manifest, ascending.
@@ -279,8 +314,8 @@ func Resolve(ctx context.Context, st objstore.Store, id string) (*History, error
 // epochRuns is all of m's account: its pages, then its inline segments.
 func epochRuns(m *Manifest) []run {
 	var out []run
-	for i := range m.Pages {
-		out = append(out, run{epoch: m.Epoch, page: &m.Pages[i]})
+	if m.Page != nil {
+		out = append(out, run{epoch: m.Epoch, page: m.Page})
 	}
 	if len(m.Segments) > 0 {
 		out = append(out, run{epoch: m.Epoch, segs: m.Segments})
@@ -289,32 +324,35 @@ func epochRuns(m *Manifest) []run {
 }
 
 // acceptedRuns is m's account up to and including s, which it must list
-// identically (nil when it does not): the pages before the one whose seq
-// range holds s's first seq, and the segments of that page (loaded and
-// checked) or of the inline list up to s.
+// identically (nil when it does not): from the inline segments, or from
+// the page holding s's first seq, found by walking back from m's newest
+// page (a later epoch accepts the tip an earlier one had at its claim,
+// so this is most often the inline list or the newest page).
 func acceptedRuns(ctx context.Context, st objstore.Store, m *Manifest, s *Segment) ([]run, error) {
-	for i := range m.Pages {
-		r := &m.Pages[i]
-		if s.First < r.First || s.First >= r.Length {
-			continue
-		}
-		segs, err := loadPage(ctx, st, m.ActorID, m.Epoch, r)
+	if j := indexOf(m.Segments, s); j >= 0 {
+		out := epochRuns(m)
+		out[len(out)-1].segs = m.Segments[:j+1]
+		return out, nil
+	}
+	for r := m.Page; r != nil && s.First < r.Length; {
+		p, err := loadPage(ctx, st, m.ActorID, m.Epoch, r)
 		if err != nil {
 			return nil, err
 		}
-		j := indexOf(segs, s)
-		if j < 0 {
-			return nil, nil
+		if s.First >= r.First {
+			j := indexOf(p.Segments, s)
+			if j < 0 {
+				return nil, nil
+			}
+			var out []run
+			if p.Prev != nil {
+				out = append(out, run{epoch: m.Epoch, page: p.Prev})
+			}
+			return append(out, run{epoch: m.Epoch, segs: p.Segments[:j+1]}), nil
 		}
-		out := epochRuns(m)[:i]
-		return append(out, run{epoch: m.Epoch, segs: segs[:j+1]}), nil
+		r = p.Prev
 	}
-	j := indexOf(m.Segments, s)
-	if j < 0 {
-		return nil, nil
-	}
-	out := epochRuns(m)[:len(m.Pages)]
-	return append(out, run{epoch: m.Epoch, segs: m.Segments[:j+1]}), nil
+	return nil, nil
 }
 
 func indexOf(segs []Segment, s *Segment) int {

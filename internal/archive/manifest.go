@@ -47,11 +47,11 @@ type Manifest struct {
 	// copied whole, fixed when the epoch claimed the actor; nil when the
 	// history had no segment then (it starts in this epoch).
 	Base *Base `json:"base"`
-	// Pages name immutable page objects holding this epoch's earlier
-	// segments, oldest first, each run continuing the one before (the
-	// first continues Base); append-only. Absent until the epoch has more
+	// Page names the newest of the immutable page objects that hold this
+	// epoch's earlier segments (each page names the one before it; the
+	// first page continues Base). Absent until the epoch has more
 	// segments than a manifest keeps inline.
-	Pages []PageRef `json:"pages,omitempty"`
+	Page *PageRef `json:"page,omitempty"`
 	// Segments are this epoch's newest segments, each continuing the one
 	// before (the first continues the last page, or Base). A manifest with
 	// pages lists at least one: the tip is always inline.
@@ -162,11 +162,8 @@ func (m *Manifest) validate() error {
 	if len(m.Segments) > MaxSegments {
 		return fmt.Errorf("manifest of epoch %d: %d segments, more than %d", m.Epoch, len(m.Segments), MaxSegments)
 	}
-	if len(m.Pages) > MaxPages {
-		return fmt.Errorf("manifest of epoch %d: %d pages, more than %d", m.Epoch, len(m.Pages), MaxPages)
-	}
-	if len(m.Pages) > 0 && len(m.Segments) == 0 {
-		return fmt.Errorf("manifest of epoch %d: pages but no segment inline", m.Epoch)
+	if m.Page != nil && len(m.Segments) == 0 {
+		return fmt.Errorf("manifest of epoch %d: a page but no segment inline", m.Epoch)
 	}
 	var prev *chainEnd
 	if m.Base != nil {
@@ -178,19 +175,21 @@ func (m *Manifest) validate() error {
 		}
 		prev = &chainEnd{m.Base.Segment.Length, m.Base.Segment.Head}
 	}
-	for i := range m.Pages {
-		r := &m.Pages[i]
+	if r := m.Page; r != nil {
 		if err := r.validate(); err != nil {
-			return fmt.Errorf("manifest of epoch %d: page %d: %w", m.Epoch, i, err)
+			return fmt.Errorf("manifest of epoch %d: page: %w", m.Epoch, err)
 		}
-		if prev != nil && (r.First != prev.length || r.Parent != prev.head) {
-			return fmt.Errorf("manifest of epoch %d: page %d starts at seq %d after parent %.12s, but what comes before ends at %d with head %.12s",
-				m.Epoch, i, r.First, r.Parent, prev.length, prev.head)
+		if r.Pages == 1 && prev != nil && (r.First != prev.length || r.Parent != prev.head) {
+			return fmt.Errorf("manifest of epoch %d: its first page starts at seq %d after parent %.12s, but the base ends at %d with head %.12s",
+				m.Epoch, r.First, r.Parent, prev.length, prev.head)
+		}
+		if r.Pages > 1 && prev != nil && r.First <= prev.length {
+			return fmt.Errorf("manifest of epoch %d: page %d starts at seq %d, not after the base's end (%d)", m.Epoch, r.Pages, r.First, prev.length)
 		}
 		prev = &chainEnd{r.Length, r.Head}
 	}
 	var prevSeg *Segment
-	if len(m.Pages) == 0 && m.Base != nil {
+	if m.Page == nil && m.Base != nil {
 		prevSeg = &m.Base.Segment
 	}
 	if prev != nil && len(m.Segments) > 0 && (m.Segments[0].First != prev.length || m.Segments[0].Parent != prev.head) {

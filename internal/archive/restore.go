@@ -68,7 +68,10 @@ func RestoreThrough(ctx context.Context, st objstore.Store, id string, want *cha
 	}
 	tr := &stateTrack{}
 	if want != nil && want.Length > 0 && want.Length <= tip.Length {
-		first, parent, _ := h.first()
+		first, parent, _, err := h.first(ctx)
+		if err != nil {
+			return nil, err
+		}
 		if want.Length == first {
 			// The history begins with a SegmentStart continuing want, or
 			// at another head of the same length.

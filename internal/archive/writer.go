@@ -108,7 +108,6 @@ func (w *Writer) Tip() (chain.Link, bool) {
 func (w *Writer) Manifest() Manifest {
 	m := *w.m
 	m.Segments = append([]Segment(nil), w.m.Segments...)
-	m.Pages = append([]PageRef(nil), w.m.Pages...)
 	return m
 }
 
@@ -159,24 +158,20 @@ func (w *Writer) Append(ctx context.Context, records []byte, state State) (Segme
 			return Segment{}, fmt.Errorf("archiving the state of %s at event %d: %w", id, *seg.State.Event, err)
 		}
 	}
-	pages, inline := w.m.Pages, append(w.m.Segments[:len(w.m.Segments):len(w.m.Segments)], seg)
+	page, inline := w.m.Page, append(w.m.Segments[:len(w.m.Segments):len(w.m.Segments)], seg)
 	if len(inline) >= pageSegments+inlineKeep {
-		if len(pages) >= MaxPages {
-			return Segment{}, fmt.Errorf("archiving a segment of %s: epoch %d's manifest names %d pages, the most it may: the epoch is full", id, epoch, len(pages))
-		}
 		// The page first, the manifest naming it last: a crash in between
 		// leaves a page no manifest names.
-		ref, err := putPage(ctx, w.st, id, epoch, inline[:pageSegments])
+		ref, err := putPage(ctx, w.st, id, epoch, page, inline[:pageSegments])
 		if err != nil {
 			return Segment{}, fmt.Errorf("archiving a segment of %s: %w", id, err)
 		}
-		pages = append(pages[:len(pages):len(pages)], ref)
-		inline = append([]Segment(nil), inline[pageSegments:]...)
+		page, inline = &ref, append([]Segment(nil), inline[pageSegments:]...)
 	}
-	oldPages, oldInline := w.m.Pages, w.m.Segments
-	w.m.Pages, w.m.Segments = pages, inline
+	oldPage, oldInline := w.m.Page, w.m.Segments
+	w.m.Page, w.m.Segments = page, inline
 	if err := w.putManifest(ctx); err != nil {
-		w.m.Pages, w.m.Segments = oldPages, oldInline
+		w.m.Page, w.m.Segments = oldPage, oldInline
 		return Segment{}, fmt.Errorf("archiving a segment of %s: %w", id, err)
 	}
 	w.tip = &w.m.Segments[len(w.m.Segments)-1]
