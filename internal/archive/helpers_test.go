@@ -6,6 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,4 +123,103 @@ func segs(t testing.TB, h *History) []Placed {
 		t.Fatalf("loading the history's segments: %v", err)
 	}
 	return all
+}
+
+// countingStore counts the pages and segments read through it.
+type countingStore struct {
+	objstore.Store
+	mu                  sync.Mutex
+	pageGets, segGets   int
+	pagePuts, manifests int
+}
+
+func (c *countingStore) Get(ctx context.Context, key string, max int64) ([]byte, error) {
+	c.mu.Lock()
+	switch {
+	case strings.Contains(key, "/pages/"):
+		c.pageGets++
+	case strings.Contains(key, "/segments/"):
+		c.segGets++
+	}
+	c.mu.Unlock()
+	return c.Store.Get(ctx, key, max)
+}
+
+func (c *countingStore) Put(ctx context.Context, key string, r io.Reader, size int64, ifAbsent bool) error {
+	c.mu.Lock()
+	if strings.Contains(key, "/pages/") {
+		c.pagePuts++
+	}
+	c.mu.Unlock()
+	return c.Store.Put(ctx, key, r, size, ifAbsent)
+}
+
+// reads returns the pages and segments read since the last call.
+func (c *countingStore) reads() (pages, segments int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pages, segments = c.pageGets, c.segGets
+	c.pageGets, c.segGets = 0, 0
+	return pages, segments
+}
+
+// memStore is a Store in memory, to build large archives fast before
+// copying what a test needs to the real store.
+type memStore struct {
+	mu   sync.Mutex
+	objs map[string][]byte
+}
+
+func newMemStore() *memStore { return &memStore{objs: map[string][]byte{}} }
+
+func (m *memStore) Put(_ context.Context, key string, r io.Reader, _ int64, _ bool) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.objs[key] = b
+	return nil
+}
+
+func (m *memStore) Get(_ context.Context, key string, max int64) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.objs[key]
+	switch {
+	case !ok:
+		return nil, objstore.ErrNotFound
+	case int64(len(b)) > max:
+		return nil, objstore.ErrTooLarge
+	}
+	return b, nil
+}
+
+func (m *memStore) List(_ context.Context, prefix string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for k := range m.objs {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func (m *memStore) Delete(_ context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.objs, key)
+	return nil
+}
+
+// setPaging makes writers page every n segments, keeping keep inline,
+// for the rest of the test.
+func setPaging(t testing.TB, n, keep int) {
+	oldN, oldKeep := pageSegments, inlineKeep
+	pageSegments, inlineKeep = n, keep
+	t.Cleanup(func() { pageSegments, inlineKeep = oldN, oldKeep })
 }
