@@ -22,6 +22,23 @@ func sampleManifest() *Manifest {
 		}}
 }
 
+// pagedManifest is sampleManifest with a page (its second) between the
+// base and the inline segments.
+func pagedManifest() *Manifest {
+	m := sampleManifest()
+	h := func(c byte) string { return string(bytes.Repeat([]byte{c}, 64)) }
+	m.Page = &PageRef{First: 6, Length: 7, Parent: h('7'), Head: h('d'), Segments: 1, Pages: 2, Total: 2, Bytes: 900, Sha256: h('8')}
+	m.Segments = m.Segments[1:]
+	return m
+}
+
+// samplePage is a valid page of epoch 3 following another.
+func samplePage() *Page {
+	m := sampleManifest()
+	return &Page{Format: PageFormat, ActorID: m.ActorID, Epoch: 3, Segments: m.Segments,
+		Prev: &PageRef{First: 0, Length: 5, Parent: zeroHex, Head: m.Base.Segment.Head, Segments: 1, Pages: 1, Total: 1, Bytes: 700, Sha256: m.Base.Segment.Sha256}}
+}
+
 // Manifests come from a store others can write: DecodeManifest never
 // panics or reads without bound, and what it accepts is valid and encodes
 // back to a manifest that decodes to the same value.
@@ -31,6 +48,11 @@ func FuzzDecodeManifest(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(good)
+	paged, err := pagedManifest().Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(paged)
 	first := &Manifest{Format: ManifestFormat, ActorID: "a", Epoch: 0, Segments: []Segment{}}
 	b, _ := first.Encode()
 	f.Add(b)
@@ -60,7 +82,91 @@ func FuzzDecodeManifest(f *testing.F) {
 				t.Fatalf("segment key %q outside the actor's directory", k)
 			}
 		}
+		if m.Page != nil {
+			if k := PageKey(m.ActorID, m.Epoch, m.Page); !bytes.HasPrefix([]byte(k), []byte(actorPrefix(m.ActorID))) {
+				t.Fatalf("page key %q outside the actor's directory", k)
+			}
+		}
 	})
+}
+
+// Pages come from the same store: the same for DecodePage.
+func FuzzDecodePage(f *testing.F) {
+	good, err := samplePage().Encode()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	p := samplePage()
+	p.Prev = nil
+	p.Segments = p.Segments[:1]
+	p.Segments[0].First, p.Segments[0].Length, p.Segments[0].Parent, p.Segments[0].Bytes = 0, 3, zeroHex, 400
+	if b, err := p.Encode(); err == nil {
+		f.Add(b)
+	} else {
+		f.Fatal(err)
+	}
+	f.Add([]byte(`{"format":"troupe-archive-page-v1","actorID":"a","epoch":1,"prev":null,"segments":[]}`))
+	f.Add([]byte(`{"format":"troupe-archive-page-v1","actorID":"a","epoch":1,"prev":null,"segments":[],"x":1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := DecodePage(b)
+		if err != nil {
+			return
+		}
+		if err := p.validate(); err != nil {
+			t.Fatalf("accepted an invalid page: %v", err)
+		}
+		again, err := p.Encode()
+		if err != nil {
+			t.Fatalf("cannot encode an accepted page: %v", err)
+		}
+		p2, err := DecodePage(again)
+		if err != nil || !reflect.DeepEqual(p, p2) {
+			t.Fatalf("round trip: %+v -> %+v (%v)", p, p2, err)
+		}
+		if r := p.ref(again); r.validate() != nil && len(again) <= MaxPageBytes {
+			t.Fatalf("an accepted page's ref %+v does not validate: %v", r, r.validate())
+		}
+	})
+}
+
+// The page's and the page ref's checks, one rule a case.
+func TestDecodePageRefuses(t *testing.T) {
+	cases := map[string]func(p *Page){
+		"another format":           func(p *Page) { p.Format = "troupe-archive-page-v2" },
+		"no segment":               func(p *Page) { p.Segments = nil },
+		"a gap after prev":         func(p *Page) { p.Prev.Length = 4 },
+		"a broken link in it":      func(p *Page) { p.Segments[1].Parent = p.Segments[0].Parent },
+		"prev claims no pages":     func(p *Page) { p.Prev.Pages = 0 },
+		"prev counts too few":      func(p *Page) { p.Prev.Pages = 2 },
+		"prev with a bad hash":     func(p *Page) { p.Prev.Sha256 = "x" },
+		"prev of a huge size":      func(p *Page) { p.Prev.Bytes = MaxPageBytes + 1 },
+		"prev with more segments":  func(p *Page) { p.Prev.Segments, p.Prev.Total = 6, 6 },
+		"prev at the most pages":   func(p *Page) { p.Prev.Pages, p.Prev.Total = MaxPages, MaxPages },
+		"a state of a later epoch": func(p *Page) { p.Segments[1].State.Epoch = 4 },
+		"too many segments": func(p *Page) {
+			for len(p.Segments) <= MaxPageSegments {
+				p.Segments = append(p.Segments, p.Segments[0])
+			}
+		},
+	}
+	for name, edit := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := samplePage()
+			edit(p)
+			b, err := jsonMarshal(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := DecodePage(b); err == nil {
+				t.Fatalf("accepted %.300s", b)
+			}
+		})
+	}
+	b, _ := samplePage().Encode()
+	if _, err := DecodePage(b); err != nil {
+		t.Fatalf("the sample itself: %v", err)
+	}
 }
 
 // The same for index entries.
@@ -115,6 +221,25 @@ func TestDecodeManifestRefuses(t *testing.T) {
 		"a huge state":                    func(m *Manifest) { m.Segments[0].State.Bytes = MaxStateBytes + 1 },
 		"a long host":                     func(m *Manifest) { m.Host = string(bytes.Repeat([]byte("h"), 300)) },
 	}
+	paged := map[string]func(m *Manifest){
+		"a page but nothing inline":       func(m *Manifest) { m.Segments = nil },
+		"inline not after the page":       func(m *Manifest) { m.Segments[0].Parent = m.Base.Segment.Head },
+		"a second page at the base":       func(m *Manifest) { m.Page.First = 5 },
+		"a first page not after the base": func(m *Manifest) { m.Page.Pages, m.Page.Total, m.Page.Parent = 1, 2, m.Segments[0].Head },
+		"a page with no segment":          func(m *Manifest) { m.Page.Segments = 0 },
+		"more segments than events":       func(m *Manifest) { m.Page.Segments, m.Page.Total = 3, 4 },
+		"a total below its own":           func(m *Manifest) { m.Page.Total = 1 },
+		"too many pages":                  func(m *Manifest) { m.Page.Pages, m.Page.Total = MaxPages+1, MaxPages+2 },
+		"a huge page":                     func(m *Manifest) { m.Page.Bytes = MaxPageBytes + 1 },
+		"a page ending before it starts":  func(m *Manifest) { m.Page.Length = 5 },
+		"a page with an upper-case head":  func(m *Manifest) { m.Page.Head = "A" + m.Page.Head[1:] },
+	}
+	for name, edit := range paged {
+		cases["paged: "+name] = func(m *Manifest) {
+			*m = *pagedManifest()
+			edit(m)
+		}
+	}
 	for name, edit := range cases {
 		t.Run(name, func(t *testing.T) {
 			m := sampleManifest()
@@ -128,8 +253,10 @@ func TestDecodeManifestRefuses(t *testing.T) {
 			}
 		})
 	}
-	b, _ := sampleManifest().Encode()
-	if _, err := DecodeManifest(b); err != nil {
-		t.Fatalf("the sample itself: %v", err)
+	for _, m := range []*Manifest{sampleManifest(), pagedManifest()} {
+		b, _ := m.Encode()
+		if _, err := DecodeManifest(b); err != nil {
+			t.Fatalf("the sample itself: %v", err)
+		}
 	}
 }
