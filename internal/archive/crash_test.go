@@ -49,6 +49,9 @@ func crashWriter(spec string) error {
 	if err != nil {
 		return err
 	}
+	// Page at every append after an epoch's first, so that kills land
+	// between a page's PUT and the manifest's too.
+	pageSegments, inlineKeep = 1, 1
 	ctx := context.Background()
 	w, err := Claim(ctx, st, ClaimOptions{ActorID: actorID, Epoch: epoch})
 	if err != nil {
@@ -159,5 +162,15 @@ func TestKilledWritersLeaveAConsistentArchive(t *testing.T) {
 			t.Fatalf("after writer %d: count %d (was %d, writer acknowledged %d), restored length %d, verified %d", i, n, last, acked, r.Length, rep.Length)
 		}
 		last = n
+	}
+	// The writers paged: the history runs through pages.
+	paged := false
+	for e := int64(1); e <= epoch; e++ {
+		if m, err := loadManifest(ctx, st, actorID, e); err == nil && m.Page != nil {
+			paged = true
+		}
+	}
+	if !paged {
+		t.Fatal("no epoch's manifest names a page: the writers did not page")
 	}
 }
