@@ -3,6 +3,7 @@ package archive
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/troupe-dev/troupe/internal/chain"
@@ -67,4 +68,79 @@ func BenchmarkArchive100k(b *testing.B) {
 			}
 		}
 	})
+}
+
+// An upload's cost at 10 and at 10,000 segments in the epoch, on a real
+// versitygw: with pages the manifest written stays the same size, so the
+// two cost about the same; "unpaged" is the same 10,000 segments all
+// inline (the manifest before pages), the baseline the ratio is against.
+// The epochs are built in memory first, and their manifest and pages
+// copied to the store (Append reads neither segments nor states).
+func BenchmarkAppendLongEpoch(b *testing.B) {
+	_, s3 := newStore(b)
+	for _, bc := range []struct {
+		name    string
+		n       int
+		unpaged bool
+	}{{"segments=10", 10, false}, {"segments=10000", 10_000, false}, {"segments=10000-unpaged", 10_000, true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			ctx := testCtx(b)
+			id := "bench-" + strings.ReplaceAll(strings.TrimPrefix(bc.name, "segments="), "-", "")
+			mem := newMemStore()
+			w, err := Claim(ctx, mem, ClaimOptions{ActorID: id, Epoch: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			c := &actorChain{}
+			cut := 0
+			c.start("0")
+			for i := 0; i < bc.n; i++ {
+				if i > 0 {
+					c.tick(fmt.Sprintf("count=%d", i))
+				}
+				if _, err := w.Append(ctx, c.cut(&cut), c.state); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if bc.unpaged {
+				h, err := Resolve(ctx, mem, id)
+				if err != nil {
+					b.Fatal(err)
+				}
+				all, err := h.All(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				m := h.Top
+				m.Page, m.Segments = nil, segments(all)
+				enc, err := m.Encode()
+				if err != nil {
+					b.Fatal(err)
+				}
+				mem.objs = map[string][]byte{ManifestKey(id, 1): enc}
+				setPaging(b, 1<<30, 1)
+			}
+			for k, v := range mem.objs {
+				if strings.Contains(k, "/manifests/") || strings.Contains(k, "/pages/") {
+					if err := s3.Put(ctx, k, bytes.NewReader(v), int64(len(v)), false); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			if w, err = Claim(ctx, s3, ClaimOptions{ActorID: id, Epoch: 1}); err != nil {
+				b.Fatal(err)
+			}
+			size := 0
+			for b.Loop() {
+				c.tick("next")
+				if _, err := w.Append(ctx, c.cut(&cut), c.state); err != nil {
+					b.Fatal(err)
+				}
+				m := w.Manifest()
+				enc, _ := m.Encode()
+				size = max(size, len(enc))
+			}
+			b.ReportMetric(float64(size), "manifest-bytes")
+		})
+	}
 }
