@@ -128,9 +128,9 @@ func segs(t testing.TB, h *History) []Placed {
 // countingStore counts the pages and segments read through it.
 type countingStore struct {
 	objstore.Store
-	mu                  sync.Mutex
-	pageGets, segGets   int
-	pagePuts, manifests int
+	mu                sync.Mutex
+	pageGets, segGets int
+	pagePuts          int
 }
 
 func (c *countingStore) Get(ctx context.Context, key string, max int64) ([]byte, error) {

@@ -448,15 +448,9 @@ func VerifyEach(ctx context.Context, st objstore.Store, id string, each func(cha
 // prev (nil: it begins the history); tr sees its events.
 func fetchSegment(ctx context.Context, st objstore.Store, id string, p *Placed, prev *chain.Link, tr *stateTrack) (chain.SegmentReport, error) {
 	key := p.Key(id)
-	b, err := st.Get(ctx, key, p.Bytes)
-	switch {
-	case errors.Is(err, objstore.ErrNotFound), errors.Is(err, objstore.ErrTooLarge):
-		return chain.SegmentReport{}, broken("epoch %d's segment %s: %v", p.Epoch, key, err)
-	case err != nil:
-		return chain.SegmentReport{}, fmt.Errorf("epoch %d's segment: %w", p.Epoch, err)
-	}
-	if sum := sha256.Sum256(b); int64(len(b)) != p.Bytes || hex.EncodeToString(sum[:]) != p.Sha256 {
-		return chain.SegmentReport{}, broken("segment %s: %d bytes with SHA-256 %x, the manifest says %d bytes with %s", key, len(b), sum, p.Bytes, p.Sha256)
+	b, err := getChecked(ctx, st, fmt.Sprintf("epoch %d's segment", p.Epoch), key, p.Bytes, p.Sha256)
+	if err != nil {
+		return chain.SegmentReport{}, err
 	}
 	rep, err := chain.VerifySegment(bytes.NewReader(b), prev, tr.observe)
 	if err != nil {
@@ -471,15 +465,22 @@ func fetchSegment(ctx context.Context, st objstore.Store, id string, p *Placed, 
 
 // fetchState downloads a state object and checks it against ref.
 func fetchState(ctx context.Context, st objstore.Store, key string, ref *StateRef) ([]byte, error) {
-	b, err := st.Get(ctx, key, ref.Bytes)
+	return getChecked(ctx, st, "state", key, ref.Bytes, ref.Sha256)
+}
+
+// getChecked downloads key (what names it in errors) and checks it has
+// size bytes with SHA-256 sha: a missing, larger or different object is
+// ErrBroken; the store's own failures are not.
+func getChecked(ctx context.Context, st objstore.Store, what, key string, size int64, sha string) ([]byte, error) {
+	b, err := st.Get(ctx, key, size)
 	switch {
 	case errors.Is(err, objstore.ErrNotFound), errors.Is(err, objstore.ErrTooLarge):
-		return nil, broken("state %s: %v", key, err)
+		return nil, broken("%s %s: %v", what, key, err)
 	case err != nil:
-		return nil, fmt.Errorf("state: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	if sum := sha256.Sum256(b); int64(len(b)) != ref.Bytes || hex.EncodeToString(sum[:]) != ref.Sha256 {
-		return nil, broken("state %s: %d bytes with SHA-256 %x, the manifest says %d bytes with %s", key, len(b), sum, ref.Bytes, ref.Sha256)
+	if sum := sha256.Sum256(b); int64(len(b)) != size || hex.EncodeToString(sum[:]) != sha {
+		return nil, broken("%s %s: %d bytes with SHA-256 %x, the manifest says %d bytes with %s", what, key, len(b), sum, size, sha)
 	}
 	return b, nil
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/troupe-dev/troupe/internal/objstore"
@@ -176,15 +175,9 @@ func (r *PageRef) validate() error {
 // exactly what r says.
 func loadPage(ctx context.Context, st objstore.Store, id string, epoch int64, r *PageRef) (*Page, error) {
 	key := PageKey(id, epoch, r)
-	b, err := st.Get(ctx, key, r.Bytes)
-	switch {
-	case errors.Is(err, objstore.ErrNotFound), errors.Is(err, objstore.ErrTooLarge):
-		return nil, broken("epoch %d's page %s: %v", epoch, key, err)
-	case err != nil:
-		return nil, fmt.Errorf("epoch %d's page: %w", epoch, err)
-	}
-	if sum := sha256.Sum256(b); int64(len(b)) != r.Bytes || hex.EncodeToString(sum[:]) != r.Sha256 {
-		return nil, broken("page %s: %d bytes with SHA-256 %x, the manifest says %d bytes with %s", key, len(b), sum, r.Bytes, r.Sha256)
+	b, err := getChecked(ctx, st, fmt.Sprintf("epoch %d's page", epoch), key, r.Bytes, r.Sha256)
+	if err != nil {
+		return nil, err
 	}
 	p, err := DecodePage(b)
 	if err != nil {
