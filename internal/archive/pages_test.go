@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"testing"
 
@@ -32,7 +33,12 @@ func TestPagedEpoch(t *testing.T) {
 	// kept inline, at a generous 600 bytes each. Nothing in it grows with
 	// the epoch.
 	const bound = 2048 + 600 + (per+keep)*600
-	const n = 1200
+	// 600 segments (75 pages) keep make test cheap; the long run takes
+	// thousands.
+	n := 600
+	if os.Getenv("TROUPE_TEST_LONG") != "" {
+		n = 3000
+	}
 	largest := 0
 	for i := 1; i <= n; i++ {
 		c.tick(fmt.Sprintf("count=%d", i))
@@ -47,7 +53,7 @@ func TestPagedEpoch(t *testing.T) {
 		t.Fatalf("the manifest reached %d bytes over %d segments, want at most %d whatever the count", largest, n+1, bound)
 	}
 	m := w1.Manifest()
-	if m.Page == nil || m.Page.Total+int64(len(m.Segments)) != n+1 || len(m.Segments) >= per+keep || m.Page.Pages != int(m.Page.Total)/per {
+	if m.Page == nil || m.Page.Total+int64(len(m.Segments)) != int64(n+1) || len(m.Segments) >= per+keep || m.Page.Pages != int(m.Page.Total)/per {
 		t.Fatalf("manifest after %d segments: page %+v, %d inline", n+1, m.Page, len(m.Segments))
 	}
 	t.Logf("%d segments: manifest at most %d bytes, %d pages", n+1, largest, m.Page.Pages)
