@@ -1,8 +1,10 @@
 // Package archive keeps an actor's chain and state in S3-compatible object
 // storage (internal/objstore), so that they outlive the node that wrote
 // them: sealed chain segments and the state belonging to each segment's
-// end, a manifest per epoch that says which of them make up the history,
-// and a name -> id index. It writes (Claim, Writer.Append), reads back and
+// end, a manifest per epoch that says which of them make up the history
+// (its newest segments inline, the older ones in a chain of immutable
+// pages, so that a long-lived epoch's manifest stays bounded), and a
+// name -> id index. It writes (Claim, Writer.Append), reads back and
 // verifies a whole history across epochs (Resolve, Verify), and restores
 // the latest state checked against the digest the chain records (Restore).
 //

@@ -250,7 +250,8 @@ func loadManifest(ctx context.Context, st objstore.Store, id string, epoch int64
 }
 
 // Resolve reads the history's account from the manifests, without
-// downloading a segment: the highest epoch's manifest, then each Base's
+// downloading a segment (nor a page, except those of an earlier epoch it
+// walks back through to find the segment a Base names): the highest epoch's manifest, then each Base's
 // epoch, taking from each earlier manifest the segments up to and
 // including the one Base names. What an epoch's manifest lists after that
 // point (a host's uploads after it lost the assignment) is not part of the
