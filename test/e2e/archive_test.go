@@ -86,7 +86,7 @@ func (s *suite) startArchive(t *testing.T) []string {
 		"--set", "archive.prefix=e2e",
 		"--set", "archive.region=us-east-1",
 		"--set", "archive.pathStyle=true",
-		"--set", "archive.credentialsSecret=" + archiveCredentials,
+		"--set", "archive.credentialsSecret.name=" + archiveCredentials,
 		// Uploads every 2s keep the steps short; the default is 10s.
 		"--set", "archive.recoveryPoint=2s",
 	}
