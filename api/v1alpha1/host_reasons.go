@@ -4,8 +4,9 @@ package v1alpha1
 // new chain segment on a node that does not hold the actor's saved state
 // (the actor moved): init got spec.initialState, not the state the actor
 // had at the head it continues. Its message names the node that keeps the
-// old state. State follows an actor across nodes only once chains are
-// archived; until then nothing sets it back.
+// old state. With an archive the host restores the state instead
+// (docs/archive.md) and sets this only when the archive holds none of the
+// actor; nothing sets it back.
 const ConditionStateLost = "StateLost"
 
 // ReasonNoStateOnNode (StateLost=True): the node a new chain segment

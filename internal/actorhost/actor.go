@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,66 @@ type ChainLink struct {
 	// Node is where the chain up to Head was written, when known: the node
 	// that keeps the actor's earlier events and the state saved with them.
 	Node string
+	// Restored, when set, is the state the actor had at Head, read from
+	// an archive (docs/archive.md): the run resumes from it exactly as a
+	// restart on the same node resumes from its saved state (init gets
+	// it), and the SegmentStart says what was restored. Start refuses one
+	// whose bytes do not have the digest it names.
+	Restored *RestoredState
+	// Lost, when set, is a later head this segment does not continue: the
+	// events from Length up to Lost.Length (or, when Lost is not after
+	// Head, the ones Lost ends) were written on Lost.Node and are not
+	// part of the history any more (the archive was behind the head the
+	// cluster last knew). The SegmentStart names the gap.
+	Lost *ChainLink
+}
+
+// RestoresState reports whether a segment starting from c resumes a
+// state the actor had (restored from the archive).
+func (c *ChainLink) RestoresState() bool { return c.Restored != nil && c.Restored.Event != nil }
+
+// StateLost reports whether a segment starting from c starts without the
+// state the actor had at the last head the cluster knew: init gets the
+// initial state although the actor had a history (no archive, or one
+// that records no state and lost events after its head).
+func (c *ChainLink) StateLost() bool {
+	return c.Length > 0 && !c.RestoresState() && (c.Restored == nil || c.Lost != nil)
+}
+
+// RestoredState is an actor's state as an archive holds it, checked
+// against the chain by the archive's reader (archive.Restore).
+type RestoredState struct {
+	// Epoch is the archive's epoch whose segment ends at the link's head.
+	Epoch int64
+	// Event is the seq of the event that recorded the state; nil when no
+	// event of the history records one (init gets InitialState).
+	Event *uint64
+	// HasState, State: the state, as init and tick returned it.
+	HasState bool
+	State    []byte
+	// Sha256 (hex) is the digest the chain records for State at Event.
+	Sha256 string
+}
+
+// check refuses a restored state that is not what it says it is, or not
+// one the chain up to a head of length events can record.
+func (r *RestoredState) check(length uint64, maxState int) error {
+	switch {
+	case r.Event == nil && (r.HasState || len(r.State) > 0 || r.Sha256 != ""):
+		return errors.New("a restored state without the event that records it")
+	case r.Event != nil && *r.Event >= length:
+		return fmt.Errorf("the restored state's event %d is not before the head it continues (%d events)", *r.Event, length)
+	case !r.HasState && (len(r.State) > 0 || r.Sha256 != ""):
+		return errors.New("a restored state that says it has none carries bytes or a digest")
+	case !r.HasState:
+		return nil
+	case len(r.State) > maxState:
+		return fmt.Errorf("the restored state is %d bytes, more than the actor's limit of %d", len(r.State), maxState)
+	}
+	if got := digestHex(r.State); got != r.Sha256 {
+		return fmt.Errorf("the restored state's digest is sha256:%.12s, the chain records sha256:%.12s", got, r.Sha256)
+	}
+	return nil
 }
 
 // ActorConfig describes one actor to start.

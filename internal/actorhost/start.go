@@ -58,7 +58,7 @@ func (e *Engine) Start(ctx context.Context, cfg ActorConfig) (*Actor, error) {
 		return nil, fmt.Errorf("starting actor %s: %w", a.id, err)
 	}
 	if resume.ok {
-		rd := restartData{stateRecord: a.stateRecord(), Reason: "resumed from saved state", StateEvent: resume.event}
+		rd := restartData{stateRecord: a.stateRecord(), Reason: cmp.Or(resume.reason, "resumed from saved state"), StateEvent: resume.event}
 		if resume.note != "" {
 			rd.Reason = "resumed from saved state: " + resume.note
 			a.log.Info("resuming from a state the chain does not record last", "actorID", a.id, "why", resume.note)
@@ -104,6 +104,9 @@ func (e *Engine) newActor(cfg ActorConfig) (a *Actor, err error) {
 		done: make(chan struct{})}
 	a.mbox.owner, a.mbox.pool = a, e.drains
 	if err := a.applyLimits(cfg); err != nil {
+		return nil, fmt.Errorf("starting actor %s: %w", cfg.Name, err)
+	}
+	if err := checkContinue(cfg.Continue, a.maxState); err != nil {
 		return nil, fmt.Errorf("starting actor %s: %w", cfg.Name, err)
 	}
 	a.log = cfg.Logger
@@ -215,24 +218,75 @@ func (a *Actor) openChain() error {
 	head, length := a.chain.Head()
 	switch {
 	case length == 0:
-		// A segment never starts with a state: the state the actor had at
-		// the head it continues stayed where that head was written (this
-		// directory had none: its chain would hold the head, or was moved
-		// aside with its states). The event says so, for as long as states
-		// do not follow actors.
-		seg := segmentData{PreviousHead: c.Head.String(), PreviousLength: c.Length, PreviousNode: c.Node,
-			ActorID: a.id, StateRestored: false, StateLost: c.Length > 0}
+		// The state the actor had at the head it continues is not in this
+		// directory (its chain would hold the head, or was moved aside with
+		// its states): it comes from the archive (c.Restored), or init gets
+		// the initial state and the event says the state was lost.
+		seg := newSegmentData(a.id, c)
 		data, _ := json.Marshal(seg)
 		if _, err := a.chain.StartSegment(c.Head, c.Length, data); err != nil {
 			_ = a.chain.Close()
 			return fmt.Errorf("starting actor %s: %w", a.id, err)
 		}
+		if r := c.Restored; r != nil && r.Event != nil {
+			ev := *r.Event
+			a.resume = resumption{ok: true, state: savedState{hasState: r.HasState, state: bytes.Clone(r.State)}, event: &ev,
+				reason: fmt.Sprintf("restored from the archive (epoch %d)", r.Epoch)}
+		}
+	case c.Restored != nil:
+		// A restored state is for a segment that starts here; a chain
+		// that already goes on has states of its own to resume from.
+		_ = a.chain.Close()
+		return fmt.Errorf("starting actor %s: a state restored from the archive, but its chain already holds %d events", a.id, length)
 	case head != c.Head || length != c.Length:
 		_ = a.chain.Close()
 		return fmt.Errorf("starting actor %s: its chain ends at %s (%d events), not at the head %s (%d) it should continue",
 			a.id, head.Short(), length, c.Head.Short(), c.Length)
 	}
 	return nil
+}
+
+// checkContinue refuses a link the engine cannot start a segment from
+// honestly: a restored state that is not the one it names, or a lost head
+// that is the head continued.
+func checkContinue(c *ChainLink, maxState int) error {
+	if c == nil {
+		return nil
+	}
+	if r := c.Restored; r != nil {
+		if c.Length == 0 {
+			return errors.New("a state restored for a chain with no head")
+		}
+		if err := r.check(c.Length, maxState); err != nil {
+			return fmt.Errorf("refusing the restored state: %w", err)
+		}
+	}
+	if l := c.Lost; l != nil {
+		if l.Length == 0 || l.Restored != nil || l.Lost != nil {
+			return errors.New("a lost head must name a position and nothing else")
+		}
+		if l.Length == c.Length && l.Head == c.Head {
+			return errors.New("the lost head is the head the segment continues")
+		}
+	}
+	return nil
+}
+
+// newSegmentData describes the segment that starts by continuing c.
+func newSegmentData(id string, c *ChainLink) segmentData {
+	seg := segmentData{PreviousHead: c.Head.String(), PreviousLength: c.Length, PreviousNode: c.Node, ActorID: id}
+	seg.StateRestored, seg.StateLost = c.RestoresState(), c.StateLost()
+	if r := c.Restored; r != nil {
+		seg.Archive = &segmentArchive{Epoch: r.Epoch, Head: c.Head.String(), Length: c.Length, StateEvent: r.Event, HasState: r.HasState}
+		if r.HasState {
+			n := len(r.State)
+			seg.Archive.StateSha256, seg.Archive.StateBytes = r.Sha256, &n
+		}
+	}
+	if l := c.Lost; l != nil {
+		seg.Gap = &segmentGap{From: c.Length, To: l.Length, LostHead: l.Head.String(), Node: l.Node}
+	}
+	return seg
 }
 
 // segmentData is the data of a SegmentStart event.
@@ -243,11 +297,45 @@ type segmentData struct {
 	PreviousNode string `json:"previousNode,omitempty"`
 	ActorID      string `json:"actorID"`
 	// StateRestored: the run resumes the state the actor had at the
-	// previous head. Always false until states follow actors.
+	// previous head, restored from the archive (Archive says which).
 	StateRestored bool `json:"stateRestored"`
-	// StateLost: the actor had a history before this segment, so any state
-	// it had is not here: init gets the initial state.
+	// StateLost: the actor had a history before this segment and the
+	// state it had at its last known head is not here: init gets the
+	// initial state (no archive, or one that holds no state of it).
 	StateLost bool `json:"stateLost"`
+	// Archive, when the segment starts from an archive, is what it
+	// restored: the archive's epoch whose segment ends the history, its
+	// head and length (the previous head), and the state restored with
+	// the event that recorded it.
+	Archive *segmentArchive `json:"archive,omitempty"`
+	// Gap, when set, names the events the archive did not hold: they were
+	// written after the previous head, up to a head the cluster knew,
+	// on a node that did not upload them; they are not in the history.
+	Gap *segmentGap `json:"gap,omitempty"`
+}
+
+// segmentArchive is what a SegmentStart restored from the archive.
+type segmentArchive struct {
+	Epoch  int64  `json:"epoch"`
+	Head   string `json:"head"`
+	Length uint64 `json:"length"`
+	// StateEvent is the seq of the event that recorded the state restored;
+	// absent when no event of the history records one.
+	StateEvent  *uint64 `json:"stateEvent,omitempty"`
+	HasState    bool    `json:"hasState"`
+	StateSha256 string  `json:"stateSha256,omitempty"`
+	StateBytes  *int    `json:"stateBytes,omitempty"`
+}
+
+// segmentGap names events lost between the archive's head and the head
+// the cluster last knew: seqs From up to (not including) To, ending at
+// LostHead, written on Node. To <= From when the lost head lies on a
+// branch the history no longer follows.
+type segmentGap struct {
+	From     uint64 `json:"from"`
+	To       uint64 `json:"to"`
+	LostHead string `json:"lostHead"`
+	Node     string `json:"node,omitempty"`
 }
 
 // openDir opens the actor's directory: its chain's lock first, so that

@@ -298,6 +298,9 @@ type resumption struct {
 	event *uint64
 	// note says why a resumed state is not the one the chain records last.
 	note string
+	// reason, when set, is where the state came from (the archive), for
+	// the ActorRestart event; "" is the saved state.
+	reason string
 }
 
 // newest is the valid slot saved last (the larger Seq), -1 when none.

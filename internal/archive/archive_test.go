@@ -533,3 +533,66 @@ func TestDeleteActor(t *testing.T) {
 		t.Fatal("an id that escapes its directory was accepted")
 	}
 }
+
+// RestoreThrough says whether the history holds a head the cluster knew:
+// one inside a segment before the state's (downloaded for it), one at a
+// segment's end, the history's own end, one past it, and one on a branch
+// the history does not follow.
+func TestRestoreThroughFindsAHead(t *testing.T) {
+	_, st := newStore(t)
+	ctx := testCtx(t)
+	w := mustClaim(t, st, actorID, 1)
+	c := &actorChain{}
+	cut := 0
+	heads := map[uint64]chain.Hash{}
+	c.start("0")
+	heads[c.link.Length] = c.link.Head
+	c.log("a")
+	heads[c.link.Length] = c.link.Head
+	c.log("b")
+	mustAppend(t, w, c.cut(&cut), c.state)
+	c.tick("1")
+	heads[c.link.Length] = c.link.Head
+	c.log("c")
+	mustAppend(t, w, c.cut(&cut), c.state)
+	end := c.link
+
+	tests := map[string]struct {
+		want      chain.Link
+		holds     bool
+		wantSegs  int
+		wantState string
+	}{
+		"inside the first segment": {want: chain.Link{Length: 4, Head: heads[4]}, holds: true, wantSegs: 2},
+		"the first event":          {want: chain.Link{Length: 3, Head: heads[3]}, holds: true, wantSegs: 2},
+		"in the state's segment":   {want: chain.Link{Length: 6, Head: heads[6]}, holds: true, wantSegs: 1},
+		"the history's end":        {want: end, holds: true, wantSegs: 1},
+		"past the end":             {want: chain.Link{Length: end.Length + 1, Head: end.Head}, holds: false, wantSegs: 1},
+		"on another branch":        {want: chain.Link{Length: 4, Head: chain.Hash{9}}, holds: false, wantSegs: 2},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			r, err := RestoreThrough(ctx, st, actorID, &tc.want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Holds != tc.holds || r.Verified != tc.wantSegs || string(r.State) != "1" || r.Head != end.Head || r.Length != end.Length {
+				t.Errorf("restored %+v (state %q), want holds %v after verifying %d segments", r, r.State, tc.holds, tc.wantSegs)
+			}
+		})
+	}
+	// A history that begins with a SegmentStart holds the head it continues.
+	const moved = "6f0c8a44-2f57-4a8b-8f4e-1b2c3d4e5f60"
+	origin := chain.Link{Length: 40, Head: chain.Hash{4}}
+	w2 := mustClaim(t, st, moved, 1)
+	c2 := continueFrom(origin, State{})
+	cut2 := 0
+	c2.tick("9")
+	mustAppend(t, w2, c2.cut(&cut2), c2.state)
+	if r, err := RestoreThrough(ctx, st, moved, &origin); err != nil || !r.Holds {
+		t.Errorf("a history continuing %+v: holds %v, %v", origin, r != nil && r.Holds, err)
+	}
+	if r, err := RestoreThrough(ctx, st, moved, &chain.Link{Length: 40, Head: chain.Hash{5}}); err != nil || r.Holds {
+		t.Errorf("a history continuing another head: holds %v, %v", r != nil && r.Holds, err)
+	}
+}

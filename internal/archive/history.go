@@ -275,9 +275,15 @@ type stateTrack struct {
 	found bool
 	seq   uint64
 	rec   chain.StateRecord
+	// want, when set, is a head to look for; holds says it was seen.
+	want  *chain.Link
+	holds bool
 }
 
 func (t *stateTrack) observe(e chain.Event) error {
+	if t.want != nil && e.Seq == t.want.Length-1 {
+		t.holds = e.Hash == t.want.Head
+	}
 	rec, ok, err := chain.RecordedState(&e)
 	if err != nil {
 		return err

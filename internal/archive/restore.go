@@ -20,8 +20,15 @@ type Restored struct {
 	StateEvent *uint64
 	HasState   bool
 	State      []byte
+	// StateSha256 is the digest (hex) the chain records for State at
+	// StateEvent, which State was checked against.
+	StateSha256 string
 	// Verified is how many segments were downloaded and checked.
 	Verified int
+	// Holds, for RestoreThrough, says whether the history holds the head
+	// asked about: its event at that length - 1 has that hash (or the
+	// history begins right after it).
+	Holds bool
 }
 
 // Restore returns the latest state and the history's end, checked: the
@@ -33,6 +40,16 @@ type Restored struct {
 // checks them all): they are tied to these by the manifests' parent and
 // head hashes, and the state needs none of them.
 func Restore(ctx context.Context, st objstore.Store, id string) (*Restored, error) {
+	return RestoreThrough(ctx, st, id, nil)
+}
+
+// RestoreThrough is Restore that also says whether the history holds want
+// (the head the cluster last knew, from the Actor's status): Holds is
+// true when the event at want.Length - 1 is in the history with hash
+// want.Head. When that event lies before the state's segment, the
+// segments from its own on are downloaded and verified too. A want past
+// the history's end is not held.
+func RestoreThrough(ctx context.Context, st objstore.Store, id string, want *chain.Link) (*Restored, error) {
 	h, err := Resolve(ctx, st, id)
 	if err != nil {
 		return nil, err
@@ -42,11 +59,26 @@ func Restore(ctx context.Context, st objstore.Store, id string) (*Restored, erro
 		return &Restored{Epoch: h.Top.Epoch}, nil
 	}
 	// The first segment to download: the one holding the state's event,
-	// or the tip alone when no event records a state.
+	// or the tip alone when no event records a state; and the one
+	// holding want's event, if earlier.
 	from := len(h.Segments) - 1
 	if ev := tip.State.Event; ev != nil {
 		for from > 0 && h.Segments[from].First > *ev {
 			from--
+		}
+	}
+	tr := &stateTrack{}
+	if want != nil && want.Length > 0 && want.Length <= tip.Length {
+		first := &h.Segments[0]
+		if want.Length == first.First {
+			// The history begins with a SegmentStart continuing want, or
+			// at another head of the same length.
+			tr.holds = first.Parent == want.Head.String()
+		} else if want.Length > first.First {
+			tr.want = want
+			for from > 0 && h.Segments[from].First > want.Length-1 {
+				from--
+			}
 		}
 	}
 	var prev *chain.Link
@@ -58,7 +90,6 @@ func Restore(ctx context.Context, st objstore.Store, id string) (*Restored, erro
 		}
 		prev = &chain.Link{Length: p.Length, Head: hd}
 	}
-	tr := &stateTrack{}
 	var srep chain.SegmentReport
 	for i := from; i < len(h.Segments); i++ {
 		p := &h.Segments[i]
@@ -74,8 +105,9 @@ func Restore(ctx context.Context, st objstore.Store, id string) (*Restored, erro
 		return nil, err
 	}
 	r := &Restored{Epoch: tip.Epoch, Head: srep.Head, Length: srep.Length, Verified: len(h.Segments) - from,
-		StateEvent: tip.State.Event, HasState: tip.State.HasState}
+		StateEvent: tip.State.Event, HasState: tip.State.HasState, Holds: tr.holds}
 	if r.HasState {
+		r.StateSha256 = tip.State.Sha256
 		if r.State, err = fetchState(ctx, st, StateKey(id, tip.State.Epoch, &tip.State), &tip.State); err != nil {
 			return nil, err
 		}

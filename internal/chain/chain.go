@@ -860,6 +860,31 @@ func (c *Chain) SyncThrough(length uint64) error {
 	return c.syncAllLocked()
 }
 
+// SyncEnd makes every event appended so far durable and returns the
+// chain's end as one consistent point: its length and head, and the size
+// of its file up to there (the offset the next record starts at). A
+// closed chain returns the end Close made durable. It is for a reader of
+// the file that must stop at a durable record boundary (the archive's
+// uploader): the bytes before the returned size never change again.
+func (c *Chain) SyncEnd() (Link, int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	end := Link{Length: c.length, Head: c.head}
+	if c.mem != nil {
+		return Link{}, 0, errors.New("the end of a chain: a memory chain has no file")
+	}
+	if c.closed {
+		if c.durable < c.length {
+			return Link{}, 0, fmt.Errorf("the end of %s: its last events were never made durable: %w", c.path, ErrClosed)
+		}
+		return end, c.size, nil
+	}
+	if err := c.syncAllLocked(); err != nil {
+		return Link{}, 0, err
+	}
+	return end, c.size, nil
+}
+
 // Sync makes every event appended so far durable.
 func (c *Chain) Sync() error {
 	c.mu.Lock()

@@ -62,6 +62,13 @@ const (
 	// once the archive holds a chain's older events, the node drops them
 	// and keeps about this many bytes of the newest.
 	DefaultArchiveLocalTail = 64 << 20
+	// DefaultArchiveRestoreRetry is the longest wait between two reads of
+	// the archive by a moved actor that waits for it.
+	DefaultArchiveRestoreRetry = 30 * time.Second
+	// DefaultArchiveFlushTimeout bounds how long a lifecycle step (stop,
+	// suspend, delete, shutdown, a move) waits for the rest of the chain
+	// to reach the archive before it reports done anyway, saying so.
+	DefaultArchiveFlushTimeout = 30 * time.Second
 )
 
 // ArchiveConfig is where and how the host archives its actors' chains
@@ -81,6 +88,17 @@ type ArchiveConfig struct {
 	// LocalTail is about how many bytes of an archived chain the node
 	// keeps; 0 is DefaultArchiveLocalTail, negative keeps everything.
 	LocalTail int64
+	// RestoreRetry is the longest wait between two reads of the archive
+	// while a moved actor waits for it (restorePolicy WaitForNode, or an
+	// archive that cannot be read or does not verify); 0 is
+	// DefaultArchiveRestoreRetry.
+	RestoreRetry time.Duration
+	// FlushTimeout bounds the upload a lifecycle step waits for; 0 is
+	// DefaultArchiveFlushTimeout.
+	FlushTimeout time.Duration
+	// Uploads bounds the uploads in flight on the host; 0 is
+	// archiver.DefaultConcurrency.
+	Uploads int
 }
 
 // withDefaults fills the zero fields and checks the rest.
@@ -103,6 +121,18 @@ func (a ArchiveConfig) withDefaults() (ArchiveConfig, error) {
 	}
 	if a.LocalTail == 0 {
 		a.LocalTail = DefaultArchiveLocalTail
+	}
+	if a.RestoreRetry == 0 {
+		a.RestoreRetry = DefaultArchiveRestoreRetry
+	}
+	if a.RestoreRetry < 0 {
+		errs = append(errs, fmt.Errorf("archive restore retry %s must be positive", a.RestoreRetry))
+	}
+	if a.FlushTimeout == 0 {
+		a.FlushTimeout = DefaultArchiveFlushTimeout
+	}
+	if a.FlushTimeout < 0 || a.Uploads < 0 {
+		errs = append(errs, fmt.Errorf("archive flush timeout %s and uploads %d must not be negative", a.FlushTimeout, a.Uploads))
 	}
 	return a, errors.Join(errs...)
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/internal/actordir"
 	"github.com/troupe-dev/troupe/internal/actorhost"
+	"github.com/troupe-dev/troupe/internal/archiver"
 	"github.com/troupe-dev/troupe/internal/component"
 	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/kubeenv"
@@ -59,6 +60,12 @@ type Host struct {
 	pub      *publisher
 	mem      *hostMemory
 	disk     *diskbudget.Node
+	// archiver ships the actors' chains to the archive; nil without one.
+	archiver *archiver.Archiver
+	// leftovers is closed per actor directory once what an earlier run
+	// left there was archived (archive.go); written before the manager
+	// starts, read-only after.
+	leftovers map[string]chan struct{}
 
 	listeners map[string]net.Listener // by address, shared by the servers on it
 
@@ -149,6 +156,9 @@ func New(cfg Config) (*Host, error) {
 	}
 	h.metrics = newHostMetrics(h.actorMet, func() float64 { return float64(h.runningCount()) }, h.envs)
 	h.metrics.registry.MustRegister(&memoryCollector{h: h})
+	if err := h.newArchiver(); err != nil {
+		return nil, err
+	}
 	h.pub = newPublisher(h.client, h.api, cfg.PodName, cfg.StatusInterval, log.WithName("status"), h.metrics)
 	h.pub.node = cfg.NodeName
 	cache, err := component.NewCache(filepath.Join(cfg.DataDir, actordir.ComponentCacheDir))
@@ -201,6 +211,8 @@ func (h *Host) Start(ctx context.Context) error {
 	mgrCtx, stopMgr := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopMgr()
 	var wg sync.WaitGroup
+	// Before any run can start: runs wait for their directory's leftovers.
+	h.startLeftovers(mgrCtx, &wg)
 	errc := make(chan error, 4)
 	wg.Go(func() { errc <- h.mgr.Start(mgrCtx) })
 	wg.Go(func() { h.pub.run(mgrCtx, 4) })
@@ -208,6 +220,9 @@ func (h *Host) Start(ctx context.Context) error {
 	defer stopLease()
 	wg.Go(func() { h.runLease(leaseCtx) })
 	wg.Go(func() { h.pollHeads(mgrCtx) })
+	if h.archiver != nil {
+		wg.Go(func() { h.archiver.Run(mgrCtx) })
+	}
 	wg.Go(func() { h.runMemory(mgrCtx) })
 	wg.Go(func() { h.watchDisk(mgrCtx) })
 	wg.Go(func() { h.logDisk(mgrCtx) })

@@ -57,6 +57,7 @@ func TestHost(t *testing.T) {
 	t.Run("RBACLeastPrivilege", s.testRBAC)
 	t.Run("MemoryBudget", s.testMemoryBudget)
 	t.Run("ConfinedToNamespaces", s.testConfinedToNamespaces)
+	t.Run("RestoreFromArchive", s.testRestore)
 }
 
 func (s *suite) testApplyBecomesReady(t *testing.T) {

@@ -21,6 +21,11 @@ type hostMetrics struct {
 	// memoryRefusals counts the starts the host's memory budget refused
 	// (each refused start once, however long it waits).
 	memoryRefusals prometheus.Counter
+	// restores counts reads of the archive for a moved actor (restore.go).
+	restores *prometheus.CounterVec
+	// archiveFlushes counts the lifecycle steps' uploads of the rest of a
+	// chain, by result.
+	archiveFlushes *prometheus.CounterVec
 }
 
 func newHostMetrics(actors *runtimehandler.MetricsRegistry, running func() float64, env *kubeenv.Watcher) *hostMetrics {
@@ -47,12 +52,16 @@ func newHostMetrics(actors *runtimehandler.MetricsRegistry, running func() float
 			Name: "troupe_host_status_writes_total",
 			Help: "Actor status writes by result: ok, conflict (retried), skipped (no longer assigned here) or error.",
 		}, []string{"result"}),
+		archiveFlushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "troupe_host_archive_flushes_total",
+			Help: "Uploads of the rest of a chain when its run ended (stop, suspend, delete, shutdown, a move), by result: ok, or error (the step went on after the flush timeout; the events stay on the node).",
+		}, []string{"result"}),
 		memoryRefusals: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "troupe_host_memory_start_refusals_total",
 			Help: "Actor starts refused because they would pass the host's memory budget (reason InsufficientMemory).",
 		}),
 	}
-	m.registry.MustRegister(m.memoryRefusals, m.starts, m.startSeconds, m.appends, m.calls, m.statusWrites,
+	m.registry.MustRegister(m.memoryRefusals, m.archiveFlushes, m.starts, m.startSeconds, m.appends, m.calls, m.statusWrites,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "troupe_host_actors_running",
 			Help: "Actors the host runs now.",
@@ -65,5 +74,10 @@ func newHostMetrics(actors *runtimehandler.MetricsRegistry, running func() float
 	if actors != nil {
 		m.registry.MustRegister(actors)
 	}
+	m.restores = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "troupe_host_archive_restores_total",
+		Help: "Restores of moved actors from the archive by result: ok, or ArchiveError for a read that failed or did not verify (retried).",
+	}, []string{"result"})
+	m.registry.MustRegister(m.restores)
 	return m
 }

@@ -50,6 +50,7 @@ type run struct {
 	stopReason string
 	lastLength uint64 // chain length last seen by the head poller
 	lastTicks  uint64 // ok tick calls counted in the calls metric
+	arch       runArchive
 
 	// recordErr is why the run record in dir could not be read; the run
 	// then fails and never overwrites it.
@@ -226,7 +227,7 @@ func (h *Host) stopRun(r *run, reason string) {
 	r.cancel()
 	select {
 	case <-r.done:
-	case <-time.After(h.cfg.StopGrace + 30*time.Second):
+	case <-time.After(h.cfg.StopGrace + h.archiveStopWait() + 30*time.Second):
 		h.log.Error(nil, "an actor's runner did not stop in time", "actor", r.key, "reason", reason)
 	}
 }

@@ -110,14 +110,17 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 		r.comp = comp
 		r.mu.Unlock()
 	}
-	link, moved, err := continuation(r.dir, a.Status.Chain, time.Now())
-	if err != nil {
-		h.failStart(r, a, env, v1alpha1.ReasonHostError, err.Error())
+	link, moved, restored, ok := h.chainStart(ctx, r, a)
+	if !ok {
 		return
 	}
 	if moved != "" {
 		msg := fmt.Sprintf("the chain on this node does not contain the head in status (%s); kept it as %s and started a new segment linked to that head",
 			v1alpha1.ShortHead(a.Status.Chain.Head), moved)
+		if link != nil && link.Restored != nil {
+			msg = fmt.Sprintf("the chain on this node does not contain the head in status (%s); kept it as %s and started a new segment from the archive's head (%s)",
+				v1alpha1.ShortHead(a.Status.Chain.Head), moved, link.Head.Short())
+		}
 		log.Info(msg)
 		h.event(a, corev1.EventTypeNormal, v1alpha1.EventNewChainSegment, "Start", msg)
 	}
@@ -137,6 +140,16 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 	if !h.waitDisk(ctx, r, a) {
 		return
 	}
+	if !h.claimArchive(ctx, r, a) {
+		return
+	}
+	if link, restored, ok = h.settleClaim(ctx, r, a, link, restored); !ok {
+		return
+	}
+	cfg.Continue = link
+	if link != nil {
+		baseline, baselineKnown = link.Length, true
+	}
 	actor, err := h.engine.Start(ctx, cfg)
 	// The engine holds the actor's memory now, or gave it back.
 	adm.done()
@@ -147,8 +160,8 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 		return
 	}
 	if link != nil {
-		// The segment started: whatever state the actor had is elsewhere.
-		h.stateLost(r, a, link, moved)
+		// The segment started: say what it started from.
+		h.reportRestore(r, a, link, moved, restored)
 	}
 	r.mu.Lock()
 	r.actor = actor
@@ -161,7 +174,7 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 	h.metrics.calls.WithLabelValues(callInit, resultOf(err)).Inc()
 	if err != nil {
 		if ctx.Err() != nil {
-			h.stopActor(r, actor)
+			h.stopActor(r, a, actor)
 			return
 		}
 		h.metrics.starts.WithLabelValues(readyReason(err)).Inc()
@@ -172,6 +185,7 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 	h.metrics.starts.WithLabelValues("ok").Inc()
 	h.metrics.startSeconds.Observe(took.Seconds())
 	r.setState(stateRunning)
+	h.shipArchive(r, a, actor)
 	head, length := actor.Head()
 	h.countAppends(r, length)
 	msg := fmt.Sprintf("running module %s from %s on node %s", mod.Digest, moduleOrigin(mod), h.cfg.NodeName)
@@ -201,7 +215,7 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 			}
 			missing = m
 		case <-ctx.Done():
-			h.stopActor(r, actor)
+			h.stopActor(r, a, actor)
 			return
 		}
 	}
@@ -209,9 +223,10 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 
 // stateLost says, in a Warning Event and the StateLost condition, that the
 // run started a new chain segment without the actor's state: init got
-// spec.initialState. State stays on the node that saved it until chains
-// are archived (docs/install.md#what-is-kept-where).
-func (h *Host) stateLost(r *run, a *v1alpha1.Actor, link *actorhost.ChainLink, moved string) {
+// spec.initialState. Without an archive, state stays on the node that
+// saved it; with one, why says why the archive gave none
+// (docs/install.md#what-is-kept-where).
+func (h *Host) stateLost(r *run, a *v1alpha1.Actor, link *actorhost.ChainLink, moved, why string) {
 	msg := fmt.Sprintf("the actor continues its chain on node %s from event %d without the state it had there: init got spec.initialState",
 		h.cfg.NodeName, link.Length)
 	if link.Node != "" && link.Node != h.cfg.NodeName {
@@ -220,7 +235,12 @@ func (h *Host) stateLost(r *run, a *v1alpha1.Actor, link *actorhost.ChainLink, m
 	if moved != "" {
 		msg += fmt.Sprintf("; the chain and state this node held from an earlier run were moved aside (%s)", moved)
 	}
-	msg += ". State does not follow an actor to another node until chains are archived"
+	switch {
+	case h.cfg.Archive == nil:
+		msg += ". State does not follow an actor to another node without an archive (docs/archive.md)"
+	case why != "":
+		msg += "; " + why
+	}
 	h.log.Info("actor started without its state", "actor", r.key, "epoch", r.epoch, "previousNode", link.Node, "previousLength", link.Length)
 	h.report(r, true, func(v *view) { v.stateLost = textutil.Truncate(msg, maxMessage) })
 	h.event(a, corev1.EventTypeWarning, v1alpha1.EventStateLost, "Start", msg)
@@ -376,10 +396,10 @@ func (h *Host) refuseNamespace(r *run, a *v1alpha1.Actor) {
 }
 
 // stopActor stops a run's actor because the host was told to: its call in
-// progress gets StopGrace, its chain is flushed and closed, and the final
-// head is reported (written if this host still owns the status, e.g. at
-// shutdown).
-func (h *Host) stopActor(r *run, actor *actorhost.Actor) {
+// progress gets StopGrace, its chain is flushed and closed, uploaded to the
+// archive (if any), and the final head is reported (written if this host
+// still owns the status, e.g. at shutdown).
+func (h *Host) stopActor(r *run, a *v1alpha1.Actor, actor *actorhost.Actor) {
 	r.mu.Lock()
 	reason := r.stopReason
 	r.mu.Unlock()
@@ -391,6 +411,7 @@ func (h *Host) stopActor(r *run, actor *actorhost.Actor) {
 	if err := actor.Stop(ctx, reason); err != nil {
 		h.log.Error(err, "stopping an actor", "actor", r.key)
 	}
+	h.flushArchive(r, a, actor)
 	r.setState(stateEnded)
 	head, length := actor.Head()
 	h.countAppends(r, length)
@@ -406,6 +427,7 @@ func (h *Host) ended(r *run, a *v1alpha1.Actor, env *kubeenv.Env, actor *actorho
 	if serr := actor.Stop(ctx, "ended"); serr != nil {
 		h.log.Error(serr, "releasing an actor", "actor", r.key)
 	}
+	h.flushArchive(r, a, actor)
 	r.mu.Lock()
 	wasRunning := r.state == stateRunning
 	r.mu.Unlock()

@@ -37,6 +37,11 @@ type view struct {
 	// stateLost, when set, is the message of the StateLost condition: the
 	// run started a new chain segment without the actor's state.
 	stateLost string
+	// archiveGap, when set, is the message of the ArchiveGap condition:
+	// the run started from an archive behind the status head.
+	archiveGap string
+	// archived is the Archived condition; nil leaves it.
+	archived *readyCond
 }
 
 type readyCond struct {
@@ -367,6 +372,21 @@ func (v *view) apply(st *v1alpha1.ActorStatus, now time.Time, node string) {
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
 			Type: v1alpha1.ConditionStateLost, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonNoStateOnNode,
 			Message: v.stateLost, ObservedGeneration: v.generation, LastTransitionTime: metav1.NewTime(now),
+		})
+	}
+	if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionArchiveGap); v.archiveGap != "" &&
+		(c == nil || c.Status != metav1.ConditionTrue || c.Message != v.archiveGap) {
+		// Set anew, like StateLost: its time is this gap's.
+		meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionArchiveGap)
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: v1alpha1.ConditionArchiveGap, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonEventsLost,
+			Message: v.archiveGap, ObservedGeneration: v.generation, LastTransitionTime: metav1.NewTime(now),
+		})
+	}
+	if v.archived != nil {
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: v1alpha1.ConditionArchived, Status: v.archived.status, Reason: v.archived.reason,
+			Message: v.archived.message, ObservedGeneration: v.generation,
 		})
 	}
 	switch {

@@ -194,7 +194,7 @@ func checkStatusCovered(t *testing.T, table []ownershipRow) {
 			t.Errorf("status.%s has no row in PROTOCOL.md#ownership", name)
 		}
 	}
-	for _, cond := range []string{v1alpha1.ConditionScheduled, v1alpha1.ConditionReady, v1alpha1.ConditionStateLost} {
+	for _, cond := range []string{v1alpha1.ConditionScheduled, v1alpha1.ConditionReady, v1alpha1.ConditionStateLost, v1alpha1.ConditionArchived, v1alpha1.ConditionArchiveGap} {
 		if !slices.ContainsFunc(table, func(r ownershipRow) bool { return r.field == "status.conditions["+cond+"]" }) {
 			t.Errorf("condition %s has no row in PROTOCOL.md#ownership", cond)
 		}

@@ -1,0 +1,210 @@
+package host
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/archive"
+	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/internal/objstore"
+	"github.com/troupe-dev/troupe/internal/s3test"
+)
+
+// TestHostArchive runs hosts that archive their actors' chains into a
+// real S3 server (versitygw).
+func TestHostArchive(t *testing.T) {
+	s := newSuite(t)
+	t.Run("EventsReachTheArchiveAndLifecycleStepsUploadFirst", s.testArchiveLifecycle)
+	t.Run("StoreDownDelaysArchivingAndSaysSo", s.testArchiveStoreDown)
+	t.Run("LeftoversUploadedWhenTheNodeComesBack", s.testArchiveLeftovers)
+}
+
+// archiveRP is the tests' recovery point: short, so that they are quick.
+const archiveRP = time.Second
+
+func withArchive(st objstore.Store, rp time.Duration) hostOption {
+	return func(c *Config) {
+		c.Archive = &ArchiveConfig{Store: st, Where: "s3://test", RecoveryPoint: rp, FlushTimeout: 10 * time.Second}
+	}
+}
+
+// tickerSpec runs internal/actorhost's ticking test actor, counting 10
+// ticks a second.
+func (h *harness) tickerSpec() v1alpha1.ActorSpec {
+	h.t.Helper()
+	wasm, err := os.ReadFile(filepath.Join("..", "actorhost", "testdata", "tick.wasm"))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return v1alpha1.ActorSpec{Component: *h.s.urlSource(wasm), InitialState: "c" + strings.Repeat(" ", 15),
+		TickInterval: &metav1.Duration{Duration: 100 * time.Millisecond}}
+}
+
+func archiveCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// archivedLength is the length of the actor's history in the archive.
+func archivedLength(t testing.TB, st objstore.Store, id string) uint64 {
+	h, err := archive.Resolve(archiveCtx(t), st, id)
+	if err != nil || h.Tip() == nil {
+		return 0
+	}
+	return h.Tip().Segment.Length
+}
+
+// archivedCond is the actor's Archived condition, or a placeholder.
+func (h *harness) archivedCond(name string) metav1.Condition {
+	if c := meta.FindStatusCondition(h.get(name).Status.Conditions, v1alpha1.ConditionArchived); c != nil {
+		return *c
+	}
+	return metav1.Condition{Reason: "NoArchivedCondition"}
+}
+
+// expectArchiveEndsAtStatus checks that the whole archive verifies and ends
+// at the head in the Actor's status, and that it restores the state saved
+// on the node.
+func (h *harness) expectArchiveEndsAtStatus(st objstore.Store, name string) {
+	h.t.Helper()
+	g := NewWithT(h.t)
+	a := h.get(name)
+	rep, err := archive.Verify(archiveCtx(h.t), st, a.Status.ActorID)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(rep.Head.String()).To(Equal(a.Status.Chain.Head), "the archive ends at the status head")
+	g.Expect(int64(rep.Length)).To(Equal(a.Status.Chain.Length))
+	local, err := chain.VerifyFile(h.chainFile(name))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(local.Head).To(Equal(rep.Head), "the archive ends where the chain on the node does")
+}
+
+func (s *suite) testArchiveLifecycle(t *testing.T) {
+	g := NewWithT(t)
+	srv := s3test.Start(t)
+	st := srv.Bucket(t, "troupe")
+	h := s.startHost(t, withArchive(st, archiveRP))
+
+	for _, name := range []string{"suspended", "deleted", "survivor"} {
+		a := h.create(name, h.tickerSpec())
+		if name == "deleted" {
+			a.Finalizers = []string{v1alpha1.ChainFlushFinalizer}
+			g.Expect(h.c.Update(h.ctx(), a)).To(Succeed())
+		}
+		h.assign(name, h.pod, 1)
+	}
+	for _, name := range []string{"suspended", "deleted", "survivor"} {
+		h.waitReason(name, v1alpha1.ReasonRunning, 60*time.Second)
+	}
+	// The name index knows the id before the actor ran.
+	id := h.get("survivor").Status.ActorID
+	entries, err := archive.LookupName(archiveCtx(t), st, h.ns, "survivor")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(entries).To(HaveLen(1))
+	g.Expect(entries[0].ActorID).To(Equal(id))
+
+	// A ticking actor's events reach the archive within the recovery
+	// point (polled with a deadline the loaded machine can meet; the lag
+	// itself is logged).
+	g.Eventually(func() int64 { return h.get("survivor").Status.Chain.Length }).WithTimeout(20 * time.Second).Should(BeNumerically(">", 10))
+	target := uint64(h.get("survivor").Status.Chain.Length)
+	begin := time.Now()
+	g.Eventually(func() uint64 { return archivedLength(t, st, id) }).WithTimeout(30 * time.Second).WithPolling(20 * time.Millisecond).
+		Should(BeNumerically(">=", target))
+	t.Logf("the status head reached the archive %s later (recovery point %s)", time.Since(begin).Round(time.Millisecond), archiveRP)
+	g.Eventually(h.archivedCond).WithArguments("survivor").WithTimeout(20 * time.Second).Should(And(
+		HaveField("Status", metav1.ConditionTrue), HaveField("Reason", v1alpha1.ReasonArchiveUpToDate)))
+	g.Expect(h.metrics()).To(ContainSubstring(`troupe_host_archive_uploads_total{result="ok"}`))
+	g.Expect(h.metrics()).To(ContainSubstring("troupe_host_archive_oldest_unarchived_event_age_seconds"))
+
+	// Suspend: the host reports Stopped only once the archive holds the
+	// whole chain.
+	h.setSuspend("suspended", true)
+	h.waitReason("suspended", v1alpha1.ReasonStopped, 30*time.Second)
+	h.expectArchiveEndsAtStatus(st, "suspended")
+
+	// Delete: the same, before the manager may release the finalizer.
+	g.Expect(h.c.Delete(h.ctx(), h.get("deleted"))).To(Succeed())
+	h.waitReason("deleted", v1alpha1.ReasonStopped, 30*time.Second)
+	h.expectArchiveEndsAtStatus(st, "deleted")
+	a := h.get("deleted")
+	a.Finalizers = nil
+	g.Expect(h.c.Update(h.ctx(), a)).To(Succeed())
+
+	// A graceful shutdown uploads everything before the host exits.
+	h.stop()
+	h.expectArchiveEndsAtStatus(st, "survivor")
+	g.Expect(promtestutil.ToFloat64(h.host.metrics.archiveFlushes.WithLabelValues("error"))).To(BeZero())
+}
+
+// The store going down delays archiving, says so in the Archived
+// condition, a Warning Event and the age metric, and never stops the
+// actor; archiving catches up when the store is back.
+func (s *suite) testArchiveStoreDown(t *testing.T) {
+	g := NewWithT(t)
+	srv := s3test.Start(t)
+	st := srv.Bucket(t, "troupe")
+	h := s.startHost(t, withArchive(st, 500*time.Millisecond))
+	h.run("patient", h.tickerSpec(), 60*time.Second)
+	g.Eventually(h.archivedCond).WithArguments("patient").WithTimeout(20 * time.Second).Should(HaveField("Status", metav1.ConditionTrue))
+
+	srv.Stop()
+	g.Eventually(h.archivedCond).WithArguments("patient").WithTimeout(60 * time.Second).Should(And(
+		HaveField("Status", metav1.ConditionFalse), HaveField("Reason", v1alpha1.ReasonArchiveUnavailable)))
+	g.Eventually(h.events).WithArguments("patient").Should(ContainElement(HavePrefix(v1alpha1.EventArchiveUnavailable + ":")))
+	g.Expect(h.host.archiver).NotTo(BeNil())
+	g.Expect(h.ready("patient").Reason).To(Equal(v1alpha1.ReasonRunning), "the actor runs on")
+	during := h.get("patient").Status.Chain.Length
+
+	srv.Restart()
+	g.Eventually(h.archivedCond).WithArguments("patient").WithTimeout(60 * time.Second).Should(HaveField("Status", metav1.ConditionTrue))
+	id := h.get("patient").Status.ActorID
+	g.Eventually(func() uint64 { return archivedLength(t, st, id) }).WithTimeout(30 * time.Second).Should(BeNumerically(">=", during))
+	h.stop()
+	h.expectArchiveEndsAtStatus(st, "patient")
+}
+
+// A host that stops while the store is down reports the stop after its
+// flush timeout, saying the rest stays on the node; the next host on the
+// node (same data directory) uploads it under the epoch that wrote it,
+// though the actor now runs nowhere: what a move that waits for its old
+// node needs.
+func (s *suite) testArchiveLeftovers(t *testing.T) {
+	g := NewWithT(t)
+	srv := s3test.Start(t)
+	st := srv.Bucket(t, "troupe")
+	short := func(c *Config) { c.Archive.FlushTimeout = 2 * time.Second }
+	h := s.startHost(t, withArchive(st, time.Hour), short)
+	h.run("left", h.tickerSpec(), 60*time.Second)
+	g.Eventually(func() int64 { return h.get("left").Status.Chain.Length }).WithTimeout(20 * time.Second).Should(BeNumerically(">", 10))
+	id := h.get("left").Status.ActorID
+	g.Expect(archivedLength(t, st, id)).To(BeZero(), "a recovery point of an hour uploads nothing yet")
+
+	srv.Stop()
+	h.stop()
+	g.Expect(h.archivedCond("left").Reason).To(Equal(v1alpha1.ReasonArchiveUnavailable))
+	g.Expect(h.archivedCond("left").Message).To(ContainSubstring("stays on node " + h.node))
+	g.Expect(promtestutil.ToFloat64(h.host.metrics.archiveFlushes.WithLabelValues("error"))).To(Equal(1.0))
+	final := h.get("left").Status.Chain
+	srv.Restart()
+
+	// The actor is no longer assigned anywhere; the node's next host
+	// uploads what the stopped one could not.
+	h.assign("left", "", 1)
+	s.startHost(t, withArchive(st, time.Hour), short, func(c *Config) { c.DataDir, c.NodeName = h.dataDir, h.node })
+	g.Eventually(func() uint64 { return archivedLength(t, st, id) }).WithTimeout(60 * time.Second).Should(Equal(uint64(final.Length)))
+	rep, err := archive.Verify(archiveCtx(t), st, id)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(rep.Head.String()).To(Equal(final.Head))
+	g.Expect(rep.History.Epochs).To(Equal([]int64{1}))
+}
