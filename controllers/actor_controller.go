@@ -92,6 +92,11 @@ type ActorReconciler struct {
 	Workers int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Archive, when the installation has one, makes a deleted Actor's
+	// archive go after its retention (retention.go); nil: no archive.
+	Archive *ArchiveSettings
+
+	sweeper *archiveSweeper
 
 	ledger  *ledger
 	monitor *hostMonitor
@@ -144,6 +149,15 @@ func (r *ActorReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager
 	}
 	if r.Workers <= 0 {
 		r.Workers = DefaultWorkers
+	}
+	if r.Archive != nil {
+		if r.Archive.Store == nil || r.Archive.Retention < 0 {
+			return errors.New("actor reconciler: the archive needs a store and a retention of zero or more")
+		}
+		r.sweeper = newArchiveSweeper(*r.Archive, r.Now)
+		if err := mgr.Add(r.sweeper); err != nil {
+			return fmt.Errorf("adding the archive's retention: %w", err)
+		}
 	}
 	r.ledger = newLedger()
 	r.monitor = newHostMonitor(r.Now)

@@ -16,8 +16,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
@@ -50,6 +48,8 @@ func TestActorController(t *testing.T) {
 	t.Run("InvalidSpecIsNotRestarted", func(t *testing.T) { testInvalidSpecNotRestarted(t, env) })
 	t.Run("MissingComponentSourceWaits", func(t *testing.T) { testComponentSourceMissing(t, env) })
 	t.Run("PlacesByMemory", func(t *testing.T) { testMemory(t, env) })
+	t.Run("ArchiveRetention", func(t *testing.T) { testArchiveRetention(t, env) })
+	t.Run("ArchiveRetentionZero", func(t *testing.T) { testArchiveRetentionZero(t, env) })
 }
 
 func testPlacesAndWaitsForReady(t *testing.T, env *envtestutil.Env) {
@@ -607,16 +607,7 @@ func kubectlFor(t *testing.T, env *envtestutil.Env) func(args ...string) (string
 	if _, err := os.Stat(bin); err != nil {
 		t.Skipf("no kubectl beside the control plane (%v): build it with hack/setup-envtest.sh", err)
 	}
-	cfg := env.Config
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
-	kc.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin"}
-	kc.CurrentContext = "envtest"
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
-		t.Fatalf("writing a kubeconfig: %v", err)
-	}
+	path := env.Kubeconfig(t)
 	return func(args ...string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()

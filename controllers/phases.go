@@ -410,36 +410,38 @@ func (r *ActorReconciler) endWaitForHost(k types.NamespacedName) *noHostWait {
 
 // reconcileDelete releases a deleted Actor once its host reported the actor
 // Stopped (chain flushed), at once when no live host has it, and after
-// FlushTimeout when a live host never answers.
+// FlushTimeout when a live host never answers. With an archive, the
+// release waits for the deletion's tombstone (writeTombstone), which starts
+// the archive's retention.
 func (r *ActorReconciler) reconcileDelete(ctx context.Context, s *scope) (bool, error) {
 	a := s.actor
 	if !controllerutil.ContainsFinalizer(a, v1alpha1.ChainFlushFinalizer) {
 		return true, nil
 	}
-	release := func(eventType, format string, args ...any) {
+	release := func(eventType, format string, args ...any) (bool, error) {
+		if ok, err := r.writeTombstone(ctx, s); !ok {
+			return true, err
+		}
 		controllerutil.RemoveFinalizer(a, v1alpha1.ChainFlushFinalizer)
 		s.event(eventType, v1alpha1.EventFinalizerRemoved, "Delete", format, args...)
+		return true, nil
 	}
 	name := a.Status.HostPod
 	if name == "" {
-		release(corev1.EventTypeNormal, "not assigned to a host: nothing to flush")
-		return true, nil
+		return release(corev1.EventTypeNormal, "not assigned to a host: nothing to flush")
 	}
 	if c := meta.FindStatusCondition(a.Status.Conditions, v1alpha1.ConditionReady); c != nil && c.Status == metav1.ConditionFalse && c.Reason == v1alpha1.ReasonStopped {
-		release(corev1.EventTypeNormal, "host %s stopped the actor and flushed its chain (%s)", name, chainSummary(a))
-		return true, nil
+		return release(corev1.EventTypeNormal, "host %s stopped the actor and flushed its chain (%s)", name, chainSummary(a))
 	}
 	if err := r.loadHosts(ctx, s); err != nil {
 		return false, err
 	}
 	if h, ok := s.host(name); !ok || !h.Live(s.now) {
-		release(corev1.EventTypeWarning, "host %s is gone: the chain could not be flushed; last reported %s", name, chainSummary(a))
-		return true, nil
+		return release(corev1.EventTypeWarning, "host %s is gone: the chain could not be flushed; last reported %s", name, chainSummary(a))
 	}
 	deadline := a.DeletionTimestamp.Add(r.FlushTimeout)
 	if !s.now.Before(deadline) {
-		release(corev1.EventTypeWarning, "host %s did not report the actor Stopped within %s: released unflushed; last reported %s", name, r.FlushTimeout, chainSummary(a))
-		return true, nil
+		return release(corev1.EventTypeWarning, "host %s did not report the actor Stopped within %s: released unflushed; last reported %s", name, r.FlushTimeout, chainSummary(a))
 	}
 	// The host's Stopped report, or its death (the monitor), wakes us
 	// earlier.

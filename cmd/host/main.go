@@ -25,6 +25,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/host"
 	"github.com/troupe-dev/troupe/internal/memlimit"
+	"github.com/troupe-dev/troupe/internal/objstore"
 	"github.com/troupe-dev/troupe/internal/version"
 )
 
@@ -46,6 +47,11 @@ type options struct {
 	// memoryLimit and memoryReserve are the flags as given ("" for the
 	// cgroup's limit and the default reserve).
 	memoryLimit, memoryReserve string
+	// archive describes the store; segmentBytes and localTail are the
+	// archive's quantities as given.
+	archive                 objstore.Flags
+	archiveRecoveryPoint    time.Duration
+	segmentBytes, localTail string
 }
 
 // parse reads flags and the downward-API environment into options.
@@ -88,6 +94,10 @@ Flags:
 	fs.IntVar(&o.cfg.KubeAPIBurst, "kube-api-burst", host.DefaultKubeAPIBurst, "burst of requests to the API server")
 	fs.StringVar(&o.memoryLimit, "memory-limit", "", `the host's memory limit, a quantity (512Mi, 2Gi); default: its cgroup's limit. The actors share it less --memory-reserve; "0" turns the memory budget off`)
 	fs.StringVar(&o.memoryReserve, "memory-reserve", "", "what the host keeps for itself out of its memory limit, a quantity; default: the larger of 64Mi and an eighth of the limit")
+	o.archive.Bind(fs, "archive-", true)
+	fs.DurationVar(&o.archiveRecoveryPoint, "archive-recovery-point", host.DefaultArchiveRecoveryPoint, "the longest an event waits on the node before it is uploaded to the archive: what a crash of the node may lose")
+	fs.StringVar(&o.segmentBytes, "archive-segment-bytes", "", "seal and upload a chain segment once this many bytes wait, a quantity (default 8Mi)")
+	fs.StringVar(&o.localTail, "archive-local-tail", "", `about how much of an archived chain the node keeps, a quantity (default 64Mi; "-1" keeps everything)`)
 	fs.StringVar(&o.namespaces, "actor-namespaces", "", "comma-separated namespaces whose Actors this host runs, the only ones whose ConfigMaps and Secrets it reads; an Actor of another namespace is refused (Ready=False, reason NamespaceNotServed). Empty: every namespace")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, or $KUBECONFIG)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info or error")
@@ -111,6 +121,9 @@ Flags:
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err := o.parseArchive(getenv); err != nil {
+		return nil, err
 	}
 	if o.namespaces != "" {
 		for ns := range strings.SplitSeq(o.namespaces, ",") {
@@ -136,6 +149,52 @@ Flags:
 		return nil, fmt.Errorf("%s must be set (from the downward API: spec.nodeName, metadata.name, metadata.namespace)", strings.Join(slices.Sorted(slices.Values(missing)), ", "))
 	}
 	return o, nil
+}
+
+// parseArchive fills cfg.Archive from the --archive-* flags and the AWS
+// environment: no bucket and no endpoint is no archive. The store is not
+// contacted here; the host reports a store it cannot reach in each actor's
+// Archived condition.
+func (o *options) parseArchive(getenv func(string) string) error {
+	if !o.archive.Enabled() {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{
+			{"--archive-segment-bytes", o.segmentBytes != ""},
+			{"--archive-local-tail", o.localTail != ""},
+			{"--archive-recovery-point", o.archiveRecoveryPoint != host.DefaultArchiveRecoveryPoint},
+		} {
+			if f.set {
+				return fmt.Errorf("%s without --archive-bucket: there is no archive to apply it to", f.name)
+			}
+		}
+		return nil
+	}
+	st, cfg, err := o.archive.Open(getenv)
+	if err != nil {
+		return fmt.Errorf("--archive-*: %w", err)
+	}
+	a := &host.ArchiveConfig{Store: st, Where: cfg.String(), RecoveryPoint: o.archiveRecoveryPoint}
+	if o.archiveRecoveryPoint <= 0 {
+		return fmt.Errorf("--archive-recovery-point %s: must be positive", o.archiveRecoveryPoint)
+	}
+	for _, q := range []struct {
+		flag, v  string
+		to       *int64
+		negative bool
+	}{{"--archive-segment-bytes", o.segmentBytes, &a.SegmentBytes, false}, {"--archive-local-tail", o.localTail, &a.LocalTail, true}} {
+		if q.v == "" {
+			continue
+		}
+		n, err := resource.ParseQuantity(q.v)
+		if err != nil || n.Sign() == 0 || (n.Sign() < 0 && !q.negative) {
+			return fmt.Errorf("%s %q: want a positive quantity of bytes such as 8Mi", q.flag, q.v)
+		}
+		*q.to = n.Value()
+	}
+	o.cfg.Archive = a
+	return nil
 }
 
 // maxLogQueue bounds the host's log lines waiting for stderr.

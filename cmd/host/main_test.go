@@ -85,11 +85,44 @@ func TestParse(t *testing.T) {
 				t.Fatalf("actor namespaces %q without the flag, want none (every namespace)", o.cfg.ActorNamespaces)
 			}
 		}},
-		"empty actor namespace": {args: []string{"--actor-namespaces=team-a,,team-b"}, getenv: full, wantErr: "empty entry"},
-		"no downward API":       {getenv: env(), wantErr: "NODE_NAME, POD_NAME, POD_NAMESPACE must be set"},
-		"no pod name":           {getenv: env("NODE_NAME", "n", "POD_NAMESPACE", "ns"), wantErr: "POD_NAME must be set"},
-		"stray argument":        {args: []string{"extra"}, getenv: full, wantErr: "unexpected arguments"},
-		"unknown flag":          {args: []string{"--nope"}, getenv: full, wantErr: "flag provided but not defined"},
+		"no archive by default": {getenv: full, check: func(t *testing.T, o *options) {
+			if o.cfg.Archive != nil {
+				t.Fatalf("archive %+v without --archive-bucket", o.cfg.Archive)
+			}
+		}},
+		"archive": {args: []string{"--archive-endpoint=http://store:7070", "--archive-bucket=troupe", "--archive-prefix=prod", "--archive-path-style",
+			"--archive-recovery-point=5s", "--archive-segment-bytes=1Mi", "--archive-local-tail=-1"},
+			getenv: func(k string) string {
+				if k == "AWS_ACCESS_KEY_ID" || k == "AWS_SECRET_ACCESS_KEY" {
+					return "k-" + k
+				}
+				return full(k)
+			},
+			check: func(t *testing.T, o *options) {
+				a := o.cfg.Archive
+				if a == nil || a.Store == nil {
+					t.Fatal("no archive")
+				}
+				if a.RecoveryPoint != 5*time.Second || a.SegmentBytes != 1<<20 || a.LocalTail != -1 || a.Where != "s3://troupe/prod (endpoint http://store:7070)" {
+					t.Fatalf("archive %+v", a)
+				}
+			}},
+		"archive defaults": {args: []string{"--archive-bucket=troupe", "--archive-endpoint=store:7070", "--archive-insecure"}, getenv: full,
+			check: func(t *testing.T, o *options) {
+				a := o.cfg.Archive
+				if a == nil || a.RecoveryPoint != 10*time.Second || a.SegmentBytes != 0 || a.LocalTail != 0 {
+					t.Fatalf("archive %+v: want the host's defaults (0 = default)", a)
+				}
+			}},
+		"archive settings without a bucket": {args: []string{"--archive-local-tail=1Gi"}, getenv: full, wantErr: "--archive-local-tail without --archive-bucket"},
+		"archive without a bucket":          {args: []string{"--archive-endpoint=http://store:7070"}, getenv: full, wantErr: `bucket ""`},
+		"bad segment size":                  {args: []string{"--archive-bucket=troupe", "--archive-segment-bytes=-1"}, getenv: full, wantErr: `--archive-segment-bytes "-1"`},
+		"bad recovery point":                {args: []string{"--archive-bucket=troupe", "--archive-recovery-point=0s"}, getenv: full, wantErr: "must be positive"},
+		"empty actor namespace":             {args: []string{"--actor-namespaces=team-a,,team-b"}, getenv: full, wantErr: "empty entry"},
+		"no downward API":                   {getenv: env(), wantErr: "NODE_NAME, POD_NAME, POD_NAMESPACE must be set"},
+		"no pod name":                       {getenv: env("NODE_NAME", "n", "POD_NAMESPACE", "ns"), wantErr: "POD_NAME must be set"},
+		"stray argument":                    {args: []string{"extra"}, getenv: full, wantErr: "unexpected arguments"},
+		"unknown flag":                      {args: []string{"--nope"}, getenv: full, wantErr: "flag provided but not defined"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/troupe-dev/troupe/controllers"
+	"github.com/troupe-dev/troupe/internal/objstore"
 	"github.com/troupe-dev/troupe/internal/version"
 )
 
@@ -50,6 +51,12 @@ type options struct {
 	flushTimeout            time.Duration
 	workers                 int
 	zap                     zap.Options
+	// archive is the installation's store (no bucket: none); the manager
+	// removes deleted Actors' archives after archiveRetention.
+	archive              objstore.Flags
+	archiveRetention     time.Duration
+	archiveSweepInterval time.Duration
+	archiveSettings      *controllers.ArchiveSettings
 }
 
 // parse reads the flags; POD_NAMESPACE (downward API) is the default host
@@ -63,7 +70,10 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 
 Places Actors on live host pods (found by their Leases), moves them when a
 host dies, restarts them per restartPolicy and releases deleted ones once
-their host flushed their chain. See docs/operator.md.
+their host flushed their chain. With --archive-bucket, it removes a deleted
+Actor's archive after --archive-retention. Credentials of the archive come
+from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the AWS chain. See
+docs/operator.md and docs/archive.md.
 
 Flags:
 `)
@@ -86,6 +96,9 @@ Flags:
 	fs.DurationVar(&o.flushTimeout, "flush-timeout", controllers.DefaultFlushTimeout, "how long a deleted Actor waits for its live host to report its chain flushed")
 	fs.DurationVar(&o.noHostGrace, "no-host-grace", controllers.DefaultNoHostGrace, "how long an actor waits for a host before a NoHost Warning Event says so (a replaced host pod comes back within seconds)")
 	fs.IntVar(&o.workers, "workers", controllers.DefaultWorkers, "how many Actors are reconciled at once")
+	o.archive.Bind(fs, "archive-", true)
+	fs.DurationVar(&o.archiveRetention, "archive-retention", controllers.DefaultArchiveRetention, "how long a deleted Actor's archive is kept before it is removed (0: at once)")
+	fs.DurationVar(&o.archiveSweepInterval, "archive-sweep-interval", controllers.DefaultArchiveSweepInterval, "how often the leader removes the archives past their retention")
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -112,7 +125,30 @@ Flags:
 	if o.leaderElectionNamespace == "" {
 		o.leaderElectionNamespace = o.hostNamespace
 	}
+	if err := o.parseArchive(getenv); err != nil {
+		return nil, err
+	}
 	return o, nil
+}
+
+// parseArchive builds the archive's settings from the --archive-* flags
+// and the AWS environment; no bucket and no endpoint: no archive.
+func (o *options) parseArchive(getenv func(string) string) error {
+	switch {
+	case o.archiveRetention < 0:
+		return fmt.Errorf("--archive-retention %s: must not be negative", o.archiveRetention)
+	case o.archiveSweepInterval <= 0:
+		return fmt.Errorf("--archive-sweep-interval %s: must be positive", o.archiveSweepInterval)
+	}
+	if !o.archive.Enabled() {
+		return nil
+	}
+	st, cfg, err := o.archive.Open(getenv)
+	if err != nil {
+		return fmt.Errorf("--archive-*: %w", err)
+	}
+	o.archiveSettings = &controllers.ArchiveSettings{Store: st, Where: cfg.String(), Retention: o.archiveRetention, SweepInterval: o.archiveSweepInterval}
+	return nil
 }
 
 // newManager builds the manager with the Actor reconciler and its probes,
@@ -131,6 +167,7 @@ func newManager(ctx context.Context, cfg *rest.Config, o *options) (ctrl.Manager
 		FlushTimeout:  o.flushTimeout,
 		NoHostGrace:   o.noHostGrace,
 		Workers:       o.workers,
+		Archive:       o.archiveSettings,
 	})
 }
 
@@ -155,8 +192,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
+	archive := "none"
+	if o.archiveSettings != nil {
+		archive = o.archiveSettings.Where
+	}
 	log.Info("starting the manager", "version", version.String(), "hostNamespace", o.hostNamespace,
-		"leaderElection", o.leaderElect, "leaderElectionNamespace", o.leaderElectionNamespace)
+		"leaderElection", o.leaderElect, "leaderElectionNamespace", o.leaderElectionNamespace, "archive", archive)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running the manager: %w", err)
 	}

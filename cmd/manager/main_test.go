@@ -80,17 +80,34 @@ func TestParse(t *testing.T) {
 				}
 			},
 		},
-		"empty host namespace":  {args: []string{"--host-namespace="}, getenv: env(), wantErr: "--host-namespace must not be empty"},
-		"zero backoff":          {args: []string{"--restart-backoff=0"}, getenv: env(), wantErr: "--restart-backoff 0s: must be positive"},
-		"max below base":        {args: []string{"--restart-backoff=1m", "--restart-backoff-max=1s"}, getenv: env(), wantErr: "must be at least --restart-backoff 1m0s"},
-		"negative reset":        {args: []string{"--restart-backoff-reset=-1s"}, getenv: env(), wantErr: "must not be negative"},
-		"no workers":            {args: []string{"--workers=0"}, getenv: env(), wantErr: "--workers 0: must be at least 1"},
-		"zero flush timeout":    {args: []string{"--flush-timeout=0"}, getenv: env(), wantErr: "--flush-timeout 0s: must be positive"},
-		"empty leader lease":    {args: []string{"--leader-election-id="}, getenv: env(), wantErr: "--leader-election-id must not be empty"},
-		"unknown flag":          {args: []string{"--bogus"}, getenv: env(), wantErr: "flag provided but not defined: -bogus"},
-		"positional arguments":  {args: []string{"extra"}, getenv: env(), wantErr: `unexpected arguments ["extra"]`},
-		"malformed duration":    {args: []string{"--flush-timeout=soon"}, getenv: env(), wantErr: "invalid value"},
-		"unknown zap log level": {args: []string{"--zap-log-level=loud"}, getenv: env(), wantErr: "invalid value"},
+		"no archive by default": {getenv: env(), check: func(t *testing.T, o *options) {
+			if o.archiveSettings != nil || o.archiveRetention != controllers.DefaultArchiveRetention {
+				t.Errorf("archive %+v, retention %s", o.archiveSettings, o.archiveRetention)
+			}
+		}},
+		"archive": {
+			args:   []string{"--archive-endpoint=http://store:7070", "--archive-bucket=troupe", "--archive-path-style", "--archive-retention=0", "--archive-sweep-interval=1m"},
+			getenv: env("AWS_ACCESS_KEY_ID", "k", "AWS_SECRET_ACCESS_KEY", "s"),
+			check: func(t *testing.T, o *options) {
+				a := o.archiveSettings
+				if a == nil || a.Store == nil || a.Retention != 0 || a.SweepInterval != time.Minute || a.Where != "s3://troupe/ (endpoint http://store:7070)" {
+					t.Errorf("archive %+v", a)
+				}
+			},
+		},
+		"negative retention":     {args: []string{"--archive-retention=-1h"}, getenv: env(), wantErr: "--archive-retention -1h0m0s: must not be negative"},
+		"archive without bucket": {args: []string{"--archive-endpoint=http://store:7070"}, getenv: env(), wantErr: `bucket ""`},
+		"empty host namespace":   {args: []string{"--host-namespace="}, getenv: env(), wantErr: "--host-namespace must not be empty"},
+		"zero backoff":           {args: []string{"--restart-backoff=0"}, getenv: env(), wantErr: "--restart-backoff 0s: must be positive"},
+		"max below base":         {args: []string{"--restart-backoff=1m", "--restart-backoff-max=1s"}, getenv: env(), wantErr: "must be at least --restart-backoff 1m0s"},
+		"negative reset":         {args: []string{"--restart-backoff-reset=-1s"}, getenv: env(), wantErr: "must not be negative"},
+		"no workers":             {args: []string{"--workers=0"}, getenv: env(), wantErr: "--workers 0: must be at least 1"},
+		"zero flush timeout":     {args: []string{"--flush-timeout=0"}, getenv: env(), wantErr: "--flush-timeout 0s: must be positive"},
+		"empty leader lease":     {args: []string{"--leader-election-id="}, getenv: env(), wantErr: "--leader-election-id must not be empty"},
+		"unknown flag":           {args: []string{"--bogus"}, getenv: env(), wantErr: "flag provided but not defined: -bogus"},
+		"positional arguments":   {args: []string{"extra"}, getenv: env(), wantErr: `unexpected arguments ["extra"]`},
+		"malformed duration":     {args: []string{"--flush-timeout=soon"}, getenv: env(), wantErr: "invalid value"},
+		"unknown zap log level":  {args: []string{"--zap-log-level=loud"}, getenv: env(), wantErr: "invalid value"},
 		"leader id without elect": {args: []string{"--leader-elect=false", "--leader-election-id="}, getenv: env(),
 			check: func(t *testing.T, o *options) {
 				if o.leaderElect {

@@ -66,11 +66,36 @@ func addFormatFlag(cmd *cobra.Command, format *string) {
 
 func newChainVerifyCommand() *cobra.Command {
 	var format string
+	var ao archiveOptions
 	cmd := &cobra.Command{
-		Use:   "verify [--format auto|troupe|theater-json] PATH",
+		Use:   "verify [--format auto|troupe|theater-json] PATH | verify [--expect-head HEAD] s3://BUCKET/PREFIX/{NAMESPACE/NAME,id/ACTORID}",
 		Short: "Recompute every hash and parent link of a chain",
-		Args:  exactlyOne("PATH"),
+		Long: `Recompute every hash and parent link of a chain.
+
+PATH is a chain file or an actor directory. An s3:// argument reads the
+actor's whole history from the installation's archive (docs/archive.md):
+every segment against its manifest, every record's hash and link across
+epochs, hosts and nodes, and every archived state against the digest the
+chain records. s3://BUCKET/PREFIX/NAMESPACE/NAME goes through the archive's
+name index (a name that had several ids reads the newest; --actor-id picks
+another), s3://BUCKET/PREFIX/id/ACTORID names the id. The store's endpoint
+and region come from --endpoint and --region or AWS_ENDPOINT_URL(_S3) and
+AWS_REGION; credentials from the AWS environment variables, the shared
+credentials file or the instance's role. With --expect-head, or with
+--kubeconfig or --context (the Actor's status.chain.head, when the Actor
+still has the archived id), it checks where the history ends and says
+plainly when the archive is behind.
+
+Exit status: 0 intact, 1 damaged (or not ending at the expected head), 2
+unreadable, not a chain, or a usage error.`,
+		Args: exactlyOne("PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.HasPrefix(args[0], archiveScheme) {
+				return verifyArchive(cmd.Context(), cmd.OutOrStdout(), args[0], &ao)
+			}
+			if err := archiveOnly(cmd); err != nil {
+				return err
+			}
 			src, err := openChain(args[0], format)
 			if err != nil {
 				return err
@@ -107,14 +132,16 @@ func newChainVerifyCommand() *cobra.Command {
 		},
 	}
 	addFormatFlag(cmd, &format)
+	ao.bind(cmd, true)
 	return cmd
 }
 
 func newChainShowCommand() *cobra.Command {
 	var format, fromHost string
 	var asJSON bool
+	var ao archiveOptions
 	cmd := &cobra.Command{
-		Use:   "show [--json] [--format auto|troupe|theater-json] PATH | show [--json] --from-host URL NAMESPACE/NAME",
+		Use:   "show [--json] [--format auto|troupe|theater-json] PATH | show [--json] --from-host URL NAMESPACE/NAME | show [--json] s3://BUCKET/PREFIX/{NAMESPACE/NAME,id/ACTORID}",
 		Short: "Print a chain's events as a table, or as JSON lines with --json",
 		Long: `Print a chain's events as a table, or as JSON lines with --json.
 
@@ -122,9 +149,23 @@ PATH is a chain file or an actor directory. With --from-host, the chain is
 read from a host pod's chain endpoint instead, e.g. through
   kubectl -n troupe-system port-forward pod/troupe-host-xyz 8082
   troupe chain show --from-host http://localhost:8082 default/hello
-and every event is re-hashed and its link checked as it arrives.`,
+and every event is re-hashed and its link checked as it arrives. An s3://
+argument reads the actor's whole history from the archive, as
+'troupe chain verify' does (see its help), each segment checked against
+its manifest before its events are printed.`,
 		Args: exactlyOne("PATH (or NAMESPACE/NAME with --from-host)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.HasPrefix(args[0], archiveScheme) {
+				if fromHost != "" {
+					return usageError("--from-host and an s3:// argument name two sources")
+				}
+				w := bufio.NewWriter(cmd.OutOrStdout())
+				defer w.Flush()
+				return showArchive(cmd.Context(), w, cmd.ErrOrStderr(), asJSON, args[0], &ao)
+			}
+			if err := archiveOnly(cmd); err != nil {
+				return err
+			}
 			if fromHost != "" {
 				w := bufio.NewWriter(cmd.OutOrStdout())
 				defer w.Flush()
@@ -157,6 +198,7 @@ and every event is re-hashed and its link checked as it arrives.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON lines: seq, hash, parent, kind, op, time, data")
 	cmd.Flags().StringVar(&fromHost, "from-host", "", "read the chain of actor NAMESPACE/NAME from a host's chain endpoint at URL (e.g. a kubectl port-forward)")
 	addFormatFlag(cmd, &format)
+	ao.bind(cmd, false)
 	return cmd
 }
 

@@ -12,8 +12,8 @@ import (
 // deletion leaves no manifest naming a removed object: what remains is
 // objects no manifest names, which a later DeleteActor removes. The name
 // index entries are the caller's to remove (DeleteIndex): it knows the
-// name. When the manager calls it (an Actor deleted, after the retention
-// the installation configures) is not built yet.
+// name. The manager calls both through Expire, a retention after the
+// Actor's deletion (tombstone.go).
 func DeleteActor(ctx context.Context, st objstore.Store, id string) (int, error) {
 	if err := ValidActorID(id); err != nil {
 		return 0, err

@@ -193,17 +193,29 @@ type Report struct {
 // segment's state is the one the chain's last state-recording event before
 // its end records. The first problem ends it with an ErrBroken error.
 func Verify(ctx context.Context, st objstore.Store, id string) (*Report, error) {
+	return VerifyEach(ctx, st, id, nil)
+}
+
+// VerifyEach is Verify, calling each (when not nil) with every event of
+// the history, oldest first, once its record's hash and link are checked
+// and the segment object holding it matched its manifest entry (what
+// `troupe chain show` prints). An error from each ends it, returned as
+// it is.
+func VerifyEach(ctx context.Context, st objstore.Store, id string, each func(chain.Event) error) (*Report, error) {
 	h, err := Resolve(ctx, st, id)
 	if err != nil {
 		return nil, err
 	}
 	rep := &Report{History: h}
-	tr := &stateTrack{}
+	tr := &stateTrack{each: each}
 	checked := map[string]bool{}
 	var prev *chain.Link
 	for i := range h.Segments {
 		p := &h.Segments[i]
 		srep, err := fetchSegment(ctx, st, id, p, prev, tr)
+		if tr.eachErr != nil {
+			return nil, tr.eachErr
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -278,9 +290,17 @@ type stateTrack struct {
 	// want, when set, is a head to look for; holds says it was seen.
 	want  *chain.Link
 	holds bool
+	// each, when set, sees every event too; eachErr is its error.
+	each    func(chain.Event) error
+	eachErr error
 }
 
 func (t *stateTrack) observe(e chain.Event) error {
+	if t.each != nil {
+		if t.eachErr = t.each(e); t.eachErr != nil {
+			return t.eachErr
+		}
+	}
 	if t.want != nil && e.Seq == t.want.Length-1 {
 		t.holds = e.Hash == t.want.Head
 	}

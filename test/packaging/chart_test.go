@@ -299,8 +299,9 @@ func labelsMatch(sel, labels map[string]string) bool {
 func TestChartOptions(t *testing.T) {
 	digest := "sha256:" + strings.Repeat("ab", 32)
 	tests := map[string]struct {
-		sets  []string
-		check func(t *testing.T, m manifest)
+		values string
+		sets   []string
+		check  func(t *testing.T, m manifest)
 	}{
 		"crds.install=false": {
 			sets: []string{"crds.install=false"},
@@ -339,6 +340,54 @@ func TestChartOptions(t *testing.T) {
 				checkWiring(t, m, namespace)
 			},
 		},
+		"archive off": {
+			check: func(t *testing.T, m manifest) {
+				for _, c := range []*corev1.Container{container(t, &deployment(t, m).Spec.Template.Spec, "manager"), container(t, &daemonSet(t, m).Spec.Template.Spec, "host")} {
+					checkNoArchive(t, c)
+				}
+			},
+		},
+		"archive": {
+			sets: archiveSets,
+			check: func(t *testing.T, m manifest) {
+				store := map[string]string{"archive-bucket": "troupe-archive", "archive-endpoint": "http://versitygw.storage:7070",
+					"archive-prefix": "prod/eu", "archive-region": "eu-west-1", "archive-path-style": ""}
+				host := container(t, &daemonSet(t, m).Spec.Template.Spec, "host")
+				checkArchive(t, host, store, map[string]string{"archive-recovery-point": "5s", "archive-segment-bytes": "4Mi", "archive-local-tail": "-1"})
+				mgr := container(t, &deployment(t, m).Spec.Template.Spec, "manager")
+				checkArchive(t, mgr, store, map[string]string{"archive-retention": "24h"})
+				for _, c := range []*corev1.Container{host, mgr} {
+					checkArchiveCredentials(t, c, "store-keys", map[string]string{"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN": "AWS_SESSION_TOKEN"})
+				}
+			},
+		},
+		"archive with the AWS chain": {
+			sets: []string{"archive.enabled=true", "archive.bucket=troupe-archive", "archive.credentialsSecret.sessionTokenKey="},
+			check: func(t *testing.T, m manifest) {
+				host := container(t, &daemonSet(t, m).Spec.Template.Spec, "host")
+				checkArchive(t, host, map[string]string{"archive-bucket": "troupe-archive"}, map[string]string{"archive-recovery-point": "10s", "archive-segment-bytes": "8Mi", "archive-local-tail": "64Mi"})
+				for _, c := range []*corev1.Container{host, container(t, &deployment(t, m).Spec.Template.Spec, "manager")} {
+					checkArchiveCredentials(t, c, "", nil)
+				}
+			},
+		},
+		"archive quantities as numbers": {
+			values: "archive:\n  enabled: true\n  bucket: troupe-archive\n  segmentBytes: 16777216\n  localTail: 1073741824\n  retention: 0\n",
+			check: func(t *testing.T, m manifest) {
+				checkArchive(t, container(t, &daemonSet(t, m).Spec.Template.Spec, "host"), map[string]string{"archive-bucket": "troupe-archive"},
+					map[string]string{"archive-recovery-point": "10s", "archive-segment-bytes": "16777216", "archive-local-tail": "1073741824"})
+				checkArchive(t, container(t, &deployment(t, m).Spec.Template.Spec, "manager"), map[string]string{"archive-bucket": "troupe-archive"},
+					map[string]string{"archive-retention": "0s"})
+			},
+		},
+		"archive disabled keeps its settings out": {
+			sets: []string{"archive.bucket=troupe-archive", "archive.credentialsSecret.name=store-keys"},
+			check: func(t *testing.T, m manifest) {
+				for _, c := range []*corev1.Container{container(t, &deployment(t, m).Spec.Template.Spec, "manager"), container(t, &daemonSet(t, m).Spec.Template.Spec, "host")} {
+					checkNoArchive(t, c)
+				}
+			},
+		},
 		"no metrics services": {
 			sets: []string{"metrics.service.enabled=false"},
 			check: func(t *testing.T, m manifest) {
@@ -350,7 +399,7 @@ func TestChartOptions(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			tc.check(t, renderChart(t, "", tc.sets...))
+			tc.check(t, renderChart(t, tc.values, tc.sets...))
 		})
 	}
 }
@@ -375,6 +424,14 @@ func TestChartRejectsBadValues(t *testing.T) {
 		"unknown manager log level":  {[]string{"manager.logLevel=verbose"}, "logLevel"},
 		"actor namespace not a name": {[]string{"host.actorNamespaces={team-a,Team_B}"}, "actorNamespaces"},
 		"actor namespace twice":      {[]string{"host.actorNamespaces={team-a,team-a}"}, "actorNamespaces"},
+		"archive without a bucket":   {[]string{"archive.enabled=true"}, "bucket"},
+		"archive bucket not a name":  {[]string{"archive.enabled=true", "archive.bucket=Troupe_Archive"}, "bucket"},
+		"archive retention in days":  {[]string{"archive.enabled=true", "archive.bucket=troupe", "archive.retention=7d"}, "retention"},
+		"archive endpoint with path": {[]string{"archive.enabled=true", "archive.bucket=troupe", "archive.endpoint=https://s3.example/troupe"}, "endpoint"},
+		"archive segment not bytes":  {[]string{"archive.enabled=true", "archive.bucket=troupe", "archive.segmentBytes=big"}, "segmentBytes"},
+		"archive no local tail":      {[]string{"archive.enabled=true", "archive.bucket=troupe", "archive.localTail=0"}, "localTail"},
+		"archive zero segment":       {[]string{"archive.enabled=true", "archive.bucket=troupe", "archive.segmentBytes=0Mi"}, "segmentBytes"},
+		"archive misspelt key":       {[]string{"archive.pathstyle=true"}, "pathstyle"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -557,4 +614,67 @@ func TestChartConfinesHosts(t *testing.T) {
 			t.Errorf("host --actor-namespaces=%q without host.actorNamespaces", v)
 		}
 	})
+}
+
+// archiveSets turn the archive on with every value set.
+var archiveSets = []string{"archive.enabled=true", "archive.endpoint=http://versitygw.storage:7070", "archive.bucket=troupe-archive",
+	"archive.prefix=prod/eu", "archive.region=eu-west-1", "archive.pathStyle=true", "archive.credentialsSecret.name=store-keys",
+	"archive.credentialsSecret.accessKeyIDKey=id", "archive.recoveryPoint=5s", "archive.segmentBytes=4Mi", "archive.localTail=-1",
+	"archive.retention=24h"}
+
+// checkArchive: c has exactly the archive flags in store and own (flag
+// name to value, "" for a bool flag), no other.
+func checkArchive(t *testing.T, c *corev1.Container, store, own map[string]string) {
+	t.Helper()
+	want := maps.Clone(store)
+	maps.Copy(want, own)
+	got := map[string]string{}
+	for _, a := range c.Args {
+		name, value, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		if strings.HasPrefix(name, "archive-") {
+			got[name] = value
+		}
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("%s archive flags %v, want %v", c.Name, got, want)
+	}
+}
+
+// checkArchiveCredentials: c reads the AWS variables from secret, each
+// from the key keys names; no secret: none of them (the AWS chain), and
+// never a credential in a flag or a literal value.
+func checkArchiveCredentials(t *testing.T, c *corev1.Container, secret string, keys map[string]string) {
+	t.Helper()
+	got := map[string]string{}
+	for _, e := range c.Env {
+		if !strings.HasPrefix(e.Name, "AWS_") {
+			continue
+		}
+		if e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Name != secret {
+			t.Errorf("%s env %s is not read from Secret %s: %+v", c.Name, e.Name, secret, e)
+			continue
+		}
+		ref := e.ValueFrom.SecretKeyRef
+		if optional := ref.Optional != nil && *ref.Optional; optional != (e.Name == "AWS_SESSION_TOKEN") {
+			t.Errorf("%s env %s optional=%v: only the session token may be missing", c.Name, e.Name, optional)
+		}
+		got[e.Name] = ref.Key
+	}
+	if len(keys) == 0 {
+		keys = map[string]string{}
+	}
+	if !maps.Equal(got, keys) {
+		t.Errorf("%s credentials %v from Secret %q, want %v", c.Name, got, secret, keys)
+	}
+	for _, a := range c.Args {
+		if strings.Contains(strings.ToLower(a), "secret") || strings.Contains(strings.ToLower(a), "access-key") {
+			t.Errorf("%s has a credential flag %q", c.Name, a)
+		}
+	}
+}
+
+func checkNoArchive(t *testing.T, c *corev1.Container) {
+	t.Helper()
+	checkArchive(t, c, nil, nil)
+	checkArchiveCredentials(t, c, "", nil)
 }

@@ -28,6 +28,7 @@ func TestContainerArgsParse(t *testing.T) {
 	installs := map[string]func(t *testing.T) manifest{
 		"chart defaults":           func(t *testing.T) manifest { return renderChart(t, "") },
 		"chart non-default values": func(t *testing.T) manifest { return renderChart(t, nonDefaultValues) },
+		"chart with the archive":   func(t *testing.T) manifest { return renderChart(t, "", archiveSets...) },
 		"config/default":           func(t *testing.T) manifest { return kustomize(t, "config/default") },
 		"config/confined":          func(t *testing.T) manifest { return kustomize(t, "config/confined") },
 	}

@@ -87,3 +87,69 @@ The leader election Lease's name: the manager's default
 (--leader-election-id), which its Role names too.
 */}}
 {{- define "troupe.leaderElectionID" -}}troupe-manager.theater.troupe.dev{{- end }}
+
+{{/*
+The archive's store, as the host and the manager take it (the same flags,
+internal/objstore's Flags): nothing when archive.enabled is false.
+*/}}
+{{- define "troupe.archive.storeArgs" -}}
+{{- with .Values.archive }}
+{{- if .enabled }}
+{{- if not .bucket }}{{ fail "archive.bucket is required when archive.enabled is true" }}{{ end }}
+- --archive-bucket={{ .bucket }}
+{{- with .endpoint }}
+- --archive-endpoint={{ . }}
+{{- end }}
+{{- with .prefix }}
+- --archive-prefix={{ . }}
+{{- end }}
+{{- with .region }}
+- --archive-region={{ . }}
+{{- end }}
+{{- if .pathStyle }}
+- --archive-path-style
+{{- end }}
+{{- if .insecure }}
+- --archive-insecure
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The archive's credentials: from archive.credentialsSecret as the AWS
+variables, which the binaries read (never a flag: flags show in the pod
+spec and in ps). No Secret: the AWS chain (IRSA, instance metadata).
+*/}}
+{{- define "troupe.archive.env" -}}
+{{- with .Values.archive }}
+{{- if and .enabled .credentialsSecret.name }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ .credentialsSecret.name }}
+      key: {{ .credentialsSecret.accessKeyIDKey }}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .credentialsSecret.name }}
+      key: {{ .credentialsSecret.secretAccessKeyKey }}
+{{- with .credentialsSecret.sessionTokenKey }}
+- name: AWS_SESSION_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $.Values.archive.credentialsSecret.name }}
+      key: {{ . }}
+      optional: true
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+A quantity value as a flag takes it: a string as it is, a number (--set
+archive.localTail=-1) as an integer, never in a float's exponent form.
+*/}}
+{{- define "troupe.quantity" -}}
+{{- if kindIs "string" . }}{{ . }}{{ else }}{{ . | int64 }}{{ end }}
+{{- end }}
