@@ -184,6 +184,15 @@ func (s *suite) archiveRestore(t *testing.T) {
 	}
 }
 
+// restoredSegment reports whether a SegmentStart says the run restored
+// the actor's state from the archive.
+func restoredSegment(ev chain.Event) bool {
+	var seg struct {
+		StateRestored bool `json:"stateRestored"`
+	}
+	return json.Unmarshal(ev.Data, &seg) == nil && seg.StateRestored
+}
+
 // takeHostsOffNodes makes the host DaemonSet run nowhere (a node selector
 // no node has) and returns what puts it back.
 func (s *suite) takeHostsOffNodes(t *testing.T) (restore func()) {

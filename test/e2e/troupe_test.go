@@ -709,10 +709,11 @@ func (s *suite) continued(t *testing.T, before map[string]snapshot, names []stri
 			t.Errorf("actor %s: id %s restarts %d, was %s and %d", name, a.Status.ActorID, a.Status.Restarts, old.actorID, old.restarts)
 		}
 		i := c.indexOf(old.head)
-		if i < 0 && c.events[0].Kind == chain.KindSegmentStart && a.Status.NodeName != old.node {
-			// Moved to another node: the chain there is a new segment
-			// linked to the last head the old host published, at or after
-			// the one seen before.
+		if i < 0 && c.events[0].Kind == chain.KindSegmentStart && (a.Status.NodeName != old.node || restoredSegment(c.events[0])) {
+			// Moved to another node, or restored from the archive to a node
+			// that lost its data: the chain there is a new segment linked
+			// to the last head the old host published (or archived), at or
+			// after the one seen before.
 			if int64(c.events[0].Seq) < old.length {
 				t.Errorf("actor %s moved to node %s: its segment starts at seq %d, before the old length %d", name, a.Status.NodeName, c.events[0].Seq, old.length)
 			}
