@@ -270,6 +270,6 @@ func (s *suite) archivedAfterDelete(t *testing.T, before map[string]snapshot) {
 		if rep.Events != rep.Length {
 			t.Errorf("%s's archive holds %d events of a history of %d: it starts at a %s, not at the first event", name, rep.Events, rep.Length, rep.OriginKind)
 		}
-		t.Logf("%s: the archive verifies: %d events in %d segments over epochs %v", name, rep.Length, len(rep.History.Segments), rep.History.Epochs)
+		t.Logf("%s: the archive verifies: %d events in %d segments over epochs %v", name, rep.Length, rep.Segments, rep.History.Epochs)
 	}
 }
