@@ -181,6 +181,13 @@ func (h *History) since(ctx context.Context, seq uint64) ([]Placed, *chain.Link,
 		}
 		prev = &chain.Link{Length: length, Head: hd}
 	}
+	return cutAt(h.ActorID, segs, prev, seq)
+}
+
+// cutAt returns the segments of segs from the one holding event seq (the
+// first when seq is before them), and where the segment before those ends
+// (prev when it is segs' first).
+func cutAt(id string, segs []Placed, prev *chain.Link, seq uint64) ([]Placed, *chain.Link, error) {
 	j := len(segs) - 1
 	for j > 0 && segs[j].First > seq {
 		j--
@@ -189,28 +196,11 @@ func (h *History) since(ctx context.Context, seq uint64) ([]Placed, *chain.Link,
 		p := &segs[j-1]
 		hd, err := chain.ParseHash(p.Head)
 		if err != nil {
-			return nil, nil, broken("segment %s: head: %v", p.Key(h.ActorID), err)
+			return nil, nil, broken("segment %s: head: %v", p.Key(id), err)
 		}
 		prev = &chain.Link{Length: p.Length, Head: hd}
 	}
 	return segs[j:], prev, nil
-}
-
-// first returns the history's first seq and its parent, loading the
-// pages before the first segment (none when the history begins inline,
-// as it does unless its first epoch paged); ok false when it has no
-// segment.
-func (h *History) first(ctx context.Context) (uint64, string, bool, error) {
-	for len(h.runs) > 0 && h.runs[0].page != nil {
-		if _, err := h.expand(ctx, 0); err != nil {
-			return 0, "", false, err
-		}
-	}
-	if len(h.runs) == 0 {
-		return 0, "", false, nil
-	}
-	s := &h.runs[0].segs[0]
-	return s.First, s.Parent, true, nil
 }
 
 // manifestEpochs lists the epochs that have a manifest, ascending.

@@ -78,6 +78,13 @@ func TestPagedEpoch(t *testing.T) {
 	if pages, segs := st.reads(); pages != 0 || segs != 1 {
 		t.Fatalf("restore read %d pages and %d segments, want none and 1", pages, segs)
 	}
+	// So does the host's restore, asked whether it holds the status head.
+	if r, err := RestoreThrough(ctx, st, actorID, &c.link); err != nil || !r.Holds {
+		t.Fatalf("restore through the head: %+v %v", r, err)
+	}
+	if pages, segs := st.reads(); pages != 0 || segs != 1 {
+		t.Fatalf("restore through the head read %d pages and %d segments, want none and 1", pages, segs)
+	}
 
 	// Segments with no state event push the state's segment into a page:
 	// a restore walks back to that page only.

@@ -62,28 +62,35 @@ func RestoreThrough(ctx context.Context, st objstore.Store, id string, want *cha
 	// or the tip alone when no event records a state; and the one
 	// holding want's event, if earlier. Only the pages from there on are
 	// loaded: none when those segments are inline in the top manifest.
-	from := tip.First
+	stateFrom := tip.First
 	if ev := tip.State.Event; ev != nil {
-		from = min(from, *ev)
+		stateFrom = min(stateFrom, *ev)
 	}
-	tr := &stateTrack{}
-	if want != nil && want.Length > 0 && want.Length <= tip.Length {
-		first, parent, _, err := h.first(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if want.Length == first {
-			// The history begins with a SegmentStart continuing want, or
-			// at another head of the same length.
-			tr.holds = parent == want.Head.String()
-		} else if want.Length > first {
-			tr.want = want
-			from = min(from, want.Length-1)
-		}
+	from := stateFrom
+	asked := want != nil && want.Length > 0 && want.Length <= tip.Length
+	if asked {
+		from = min(from, want.Length-1)
 	}
 	segs, prev, err := h.since(ctx, from)
 	if err != nil {
 		return nil, err
+	}
+	tr := &stateTrack{}
+	if asked {
+		// since stops at the segment holding want's event, or at the
+		// history's first segment (prev nil) when that event is before it.
+		if first := &segs[0]; prev == nil && want.Length <= first.First {
+			// The history begins with a SegmentStart continuing want, or
+			// at another head of the same length, or after it: want's
+			// event is not in it, and the segments before the state's
+			// need not be read.
+			tr.holds = want.Length == first.First && first.Parent == want.Head.String()
+			if segs, prev, err = cutAt(id, segs, prev, stateFrom); err != nil {
+				return nil, err
+			}
+		} else {
+			tr.want = want
+		}
 	}
 	var srep chain.SegmentReport
 	for i := range segs {
