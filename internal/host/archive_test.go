@@ -27,6 +27,7 @@ func TestHostArchive(t *testing.T) {
 	t.Run("EventsReachTheArchiveAndLifecycleStepsUploadFirst", s.testArchiveLifecycle)
 	t.Run("StoreDownDelaysArchivingAndSaysSo", s.testArchiveStoreDown)
 	t.Run("LeftoversUploadedWhenTheNodeComesBack", s.testArchiveLeftovers)
+	t.Run("DeletedActorsArchiveNotRecreated", s.testArchiveTombstone)
 }
 
 // archiveRP is the tests' recovery point: short, so that they are quick.
@@ -207,4 +208,38 @@ func (s *suite) testArchiveLeftovers(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(rep.Head.String()).To(Equal(final.Head))
 	g.Expect(rep.History.Epochs).To(Equal([]int64{1}))
+}
+
+// A node that comes back after its actor's Actor was deleted (the manager
+// wrote its tombstone) neither uploads the actor's leftovers nor claims
+// the archive for a run that raced the deletion: either would recreate
+// the archive the retention removes.
+func (s *suite) testArchiveTombstone(t *testing.T) {
+	g := NewWithT(t)
+	srv := s3test.Start(t)
+	st := srv.Bucket(t, "troupe")
+	short := func(c *Config) { c.Archive.FlushTimeout = 2 * time.Second }
+	h := s.startHost(t, withArchive(st, time.Hour), short)
+	h.run("gone", h.tickerSpec(), 60*time.Second)
+	g.Eventually(func() int64 { return h.get("gone").Status.Chain.Length }).WithTimeout(20 * time.Second).Should(BeNumerically(">", 10))
+	id := h.get("gone").Status.ActorID
+	srv.Stop()
+	h.stop() // the rest stays on the node
+	srv.Restart()
+	keys := func() []string {
+		k, err := st.List(archiveCtx(t), "actors/"+id+"/")
+		g.Expect(err).NotTo(HaveOccurred())
+		return k
+	}
+	claimed := keys()
+	g.Expect(claimed).To(HaveLen(1), "epoch 1's claim, nothing uploaded (a recovery point of an hour)")
+	g.Expect(archive.PutTombstone(archiveCtx(t), st, archive.Tombstone{ActorID: id, Namespace: h.ns, Name: "gone", DeletedAt: time.Now()})).To(Succeed())
+
+	// The node's next host; a run assigned to it waits for the
+	// directory's leftovers first, then refuses to claim.
+	h2 := s.startHost(t, withArchive(st, time.Hour), short, func(c *Config) { c.DataDir, c.NodeName = h.dataDir, h.node })
+	h.assign("gone", h2.pod, 2)
+	c := h.waitReason("gone", v1alpha1.ReasonArchiveError, 60*time.Second)
+	g.Expect(c.Message).To(ContainSubstring("was deleted"))
+	g.Expect(keys()).To(Equal(claimed), "neither the leftovers nor a claim wrote to a deleted Actor's archive")
 }
