@@ -91,7 +91,11 @@ if [[ $PREVIOUS != none ]]; then
     TROUPE_E2E_PREVIOUS_VERSION="$previous_version")
 fi
 eval "$(hack/local-cluster.sh env)"
+# The archive steps: the suite serves S3 (versitygw, cached by `make test`)
+# on the cluster's bridge address, which the host pods reach, and deletes
+# the hosts' data directory itself, the node being this machine.
+archive_env=(TROUPE_E2E_S3_ADDR=10.244.0.1 TROUPE_E2E_LOCAL_NODE=1 TROUPE_VERSITYGW="${TROUPE_VERSITYGW:-$(hack/s3-server.sh)}")
 log "running the e2e suite against $KUBECONFIG with $IMAGE (cluster up in ${up_s}s)"
 # shellcheck disable=SC2086 # E2E_FLAGS is a list of flags
-env "${upgrade_env[@]}" TROUPE_E2E_IMAGE="$IMAGE" TROUPE_E2E_VERSION="$VERSION" \
+env "${upgrade_env[@]}" "${archive_env[@]}" TROUPE_E2E_IMAGE="$IMAGE" TROUPE_E2E_VERSION="$VERSION" \
   go test -tags e2e -count=1 -timeout 30m ${E2E_FLAGS:-} ./test/e2e/...

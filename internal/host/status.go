@@ -403,10 +403,16 @@ func (p *publisher) flush(ctx context.Context) {
 		p.mu.Lock()
 		pending := false
 		for key, e := range p.entries {
+			if e.inflight {
+				// A write taken before the flush may carry an older view
+				// than the one the flush must leave: wait for it too (its
+				// writer queues the key again if it is dirty by then).
+				pending = true
+			}
 			if e.dirty {
 				pending = true
 				e.urgent = true
-				if !e.retrying {
+				if !e.retrying && !e.inflight {
 					p.urgentQ.Add(key)
 				}
 			}

@@ -75,7 +75,8 @@ func Binary(t testing.TB) string {
 
 // Server is a running versitygw.
 type Server struct {
-	// Endpoint is its URL, http://127.0.0.1:PORT.
+	// Endpoint is its URL, http://127.0.0.1:PORT (or the address StartOn
+	// was given).
 	Endpoint string
 	// AccessKey and SecretKey are its root user's.
 	AccessKey, SecretKey string
@@ -96,6 +97,14 @@ type Server struct {
 // and waits until it answers; the test's cleanup stops it.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartOn(t, "127.0.0.1")
+}
+
+// StartOn is Start on a free port of the address ip, for clients that
+// are not on the loopback (the e2e suite's pods reach the node's bridge
+// address).
+func StartOn(t testing.TB, ip string) *Server {
+	t.Helper()
 	s := &Server{
 		AccessKey: "troupe-" + randHex(t, 6),
 		SecretKey: randHex(t, 20),
@@ -110,7 +119,7 @@ func Start(t testing.TB) *Server {
 	// the port is tried again on another.
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		if err = s.start(""); err == nil {
+		if err = s.start(ip, ""); err == nil {
 			return s
 		}
 		if !errors.Is(err, errExited) {
@@ -123,10 +132,11 @@ func Start(t testing.TB) *Server {
 
 var errExited = errors.New("versitygw exited")
 
-// start runs the server on addr ("" picks a free port) and waits for it.
-func (s *Server) start(addr string) error {
+// start runs the server on addr ("" picks a free port of ip) and waits
+// for it.
+func (s *Server) start(ip, addr string) error {
 	if addr == "" {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 		if err != nil {
 			return fmt.Errorf("picking a port: %w", err)
 		}
@@ -207,7 +217,7 @@ func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
 	addr := strings.TrimPrefix(s.Endpoint, "http://")
-	if err := s.start(addr); err != nil {
+	if err := s.start("", addr); err != nil {
 		s.t.Fatalf("restarting versitygw on %s: %v\n%s", addr, err, s.Log())
 	}
 }

@@ -45,6 +45,8 @@ func TestTroupe(t *testing.T) {
 	e := newEnv(t)
 	s := &suite{env: e}
 	e.step(t, "preflight", s.preflight)
+	// The suite's own S3 server lives as long as the suite.
+	s.archiveArgs = s.startArchive(t)
 	e.step(t, "install", s.install)
 	e.step(t, "samples", s.samples)
 	e.step(t, "chain heads", s.chainHeads)
@@ -52,6 +54,7 @@ func TestTroupe(t *testing.T) {
 	e.step(t, "system info", s.systemInfo)
 	e.step(t, "metrics", s.metrics)
 	e.step(t, "host restart", s.hostRestart)
+	e.step(t, "archive restore", s.archiveRestore)
 	e.step(t, "upgrade", s.upgrade)
 	e.step(t, "uninstall", s.uninstall)
 	e.step(t, "uninstall without keeping the CRD", s.uninstallCRD)
@@ -62,6 +65,8 @@ type suite struct {
 	*env
 	node        *corev1.Node
 	preexisting map[string]bool // what leftovers finds before the install
+	archive     *e2eArchive     // the S3 server the hosts archive to; nil: none
+	archiveArgs []string        // the chart values that point the hosts at it
 	memoryTotal uint64          // get-system-info's memoryTotal
 	cpuCount    uint64
 }
@@ -77,7 +82,7 @@ var fastValues = []string{"--set", "host.leaseDuration=3s"}
 var diskValues = []string{"--set", "host.disk.minFreePercent=1"}
 
 func (s *suite) installArgs(extra ...string) []string {
-	return s.chartArgs("install", s.root, s.imageArgs, extra...)
+	return s.chartArgs("install", s.root, s.imageArgs, append(slices.Clone(s.archiveArgs), extra...)...)
 }
 
 // chartArgs are the helm arguments that install (or upgrade to) the chart of
@@ -704,14 +709,15 @@ func (s *suite) continued(t *testing.T, before map[string]snapshot, names []stri
 			t.Errorf("actor %s: id %s restarts %d, was %s and %d", name, a.Status.ActorID, a.Status.Restarts, old.actorID, old.restarts)
 		}
 		i := c.indexOf(old.head)
-		if i < 0 && c.events[0].Kind == chain.KindSegmentStart && a.Status.NodeName != old.node {
-			// Moved to another node: the chain there is a new segment
-			// linked to the last head the old host published, at or after
-			// the one seen before.
+		if i < 0 && c.events[0].Kind == chain.KindSegmentStart && (a.Status.NodeName != old.node || restoredSegment(c.events[0])) {
+			// Moved to another node, or restored from the archive to a node
+			// that lost its data: the chain there is a new segment linked
+			// to the last head the old host published (or archived), at or
+			// after the one seen before.
 			if int64(c.events[0].Seq) < old.length {
 				t.Errorf("actor %s moved to node %s: its segment starts at seq %d, before the old length %d", name, a.Status.NodeName, c.events[0].Seq, old.length)
 			}
-			t.Logf("%s: moved to node %s, segment from seq %d links to %s", name, a.Status.NodeName, c.events[0].Seq, c.events[0].Parent.Short())
+			t.Logf("%s: a new segment on node %s from seq %d links to %s", name, a.Status.NodeName, c.events[0].Seq, c.events[0].Parent.Short())
 			continue
 		}
 		if i < 0 {
@@ -830,6 +836,7 @@ func (s *suite) managerRolledOut(t *testing.T, what string, wanted func(*corev1.
 // CRD (crds.keep); then kubectl delete crd removes that too.
 func (s *suite) uninstall(t *testing.T) {
 	ctx := t.Context()
+	lastSeen := s.archivedBeforeDelete(t)
 	start := time.Now()
 	s.kubectlOK(t, "delete", "actors", "--all", "-n", sampleNS, "--timeout=2m")
 	t.Logf("kubectl delete actors: %v", time.Since(start).Round(10*time.Millisecond))
@@ -859,6 +866,7 @@ func (s *suite) uninstall(t *testing.T) {
 			t.Errorf("actor %s was released without a flush: %s %s", name, ev.Type, ev.Note)
 		}
 	}
+	s.archivedAfterDelete(t, lastSeen)
 
 	start = time.Now()
 	s.helmOK(t, "uninstall", release, "-n", systemNS, "--wait", "--timeout", "2m")
@@ -963,6 +971,10 @@ func (s *suite) leftovers(ctx context.Context) ([]string, error) {
 			o := it.(client.Object)
 			// Every namespace has these; helm does not delete the namespace.
 			if o.GetName() == "default" || o.GetName() == "kube-root-ca.crt" {
+				continue
+			}
+			// The suite's own, made before the install (startArchive).
+			if kind == "secret" && o.GetName() == archiveCredentials {
 				continue
 			}
 			// Everything in troupe-system is Troupe's.
