@@ -49,9 +49,11 @@ type options struct {
 	memoryLimit, memoryReserve string
 	// archive describes the store; segmentBytes and localTail are the
 	// archive's quantities as given.
-	archive                 objstore.Flags
-	archiveRecoveryPoint    time.Duration
-	segmentBytes, localTail string
+	archive                                  objstore.Flags
+	archiveRecoveryPoint                     time.Duration
+	archiveFlushTimeout, archiveRestoreRetry time.Duration
+	archiveUploads                           int
+	segmentBytes, localTail                  string
 }
 
 // parse reads flags and the downward-API environment into options.
@@ -96,6 +98,9 @@ Flags:
 	fs.StringVar(&o.memoryReserve, "memory-reserve", "", "what the host keeps for itself out of its memory limit, a quantity; default: the larger of 64Mi and an eighth of the limit")
 	o.archive.Bind(fs, "archive-", true)
 	fs.DurationVar(&o.archiveRecoveryPoint, "archive-recovery-point", host.DefaultArchiveRecoveryPoint, "the longest an event waits on the node before it is uploaded to the archive: what a crash of the node may lose")
+	fs.DurationVar(&o.archiveFlushTimeout, "archive-flush-timeout", host.DefaultArchiveFlushTimeout, "the longest a lifecycle step (stop, suspend, delete, a host's shutdown) waits for its actor's chain to be uploaded; past it the step goes on and the events stay on the node until a host uploads them")
+	fs.IntVar(&o.archiveUploads, "archive-uploads", host.DefaultArchiveUploads, "the uploads to the archive the host has in flight at once, all its actors together")
+	fs.DurationVar(&o.archiveRestoreRetry, "archive-restore-retry", host.DefaultArchiveRestoreRetry, "the longest wait between two reads of the archive while a moved actor waits for it (restorePolicy WaitForNode, or an archive that cannot be read or does not verify)")
 	fs.StringVar(&o.segmentBytes, "archive-segment-bytes", "", "seal and upload a chain segment once this many bytes wait, a quantity (default 8Mi)")
 	fs.StringVar(&o.localTail, "archive-local-tail", "", `about how much of an archived chain the node keeps, a quantity (default 64Mi; "-1" keeps everything)`)
 	fs.StringVar(&o.namespaces, "actor-namespaces", "", "comma-separated namespaces whose Actors this host runs, the only ones whose ConfigMaps and Secrets it reads; an Actor of another namespace is refused (Ready=False, reason NamespaceNotServed). Empty: every namespace")
@@ -164,6 +169,9 @@ func (o *options) parseArchive(getenv func(string) string) error {
 			{"--archive-segment-bytes", o.segmentBytes != ""},
 			{"--archive-local-tail", o.localTail != ""},
 			{"--archive-recovery-point", o.archiveRecoveryPoint != host.DefaultArchiveRecoveryPoint},
+			{"--archive-flush-timeout", o.archiveFlushTimeout != host.DefaultArchiveFlushTimeout},
+			{"--archive-uploads", o.archiveUploads != host.DefaultArchiveUploads},
+			{"--archive-restore-retry", o.archiveRestoreRetry != host.DefaultArchiveRestoreRetry},
 		} {
 			if f.set {
 				return fmt.Errorf("%s without --archive-bucket: there is no archive to apply it to", f.name)
@@ -175,9 +183,18 @@ func (o *options) parseArchive(getenv func(string) string) error {
 	if err != nil {
 		return fmt.Errorf("--archive-*: %w", err)
 	}
-	a := &host.ArchiveConfig{Store: st, Where: cfg.String(), RecoveryPoint: o.archiveRecoveryPoint}
-	if o.archiveRecoveryPoint <= 0 {
-		return fmt.Errorf("--archive-recovery-point %s: must be positive", o.archiveRecoveryPoint)
+	a := &host.ArchiveConfig{Store: st, Where: cfg.String(), RecoveryPoint: o.archiveRecoveryPoint,
+		FlushTimeout: o.archiveFlushTimeout, RestoreRetry: o.archiveRestoreRetry, Uploads: o.archiveUploads}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--archive-recovery-point", o.archiveRecoveryPoint}, {"--archive-flush-timeout", o.archiveFlushTimeout}, {"--archive-restore-retry", o.archiveRestoreRetry}} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s %s: must be positive", d.flag, d.v)
+		}
+	}
+	if o.archiveUploads <= 0 {
+		return fmt.Errorf("--archive-uploads %d: must be positive", o.archiveUploads)
 	}
 	for _, q := range []struct {
 		flag, v  string

@@ -91,7 +91,8 @@ func TestParse(t *testing.T) {
 			}
 		}},
 		"archive": {args: []string{"--archive-endpoint=http://store:7070", "--archive-bucket=troupe", "--archive-prefix=prod", "--archive-path-style",
-			"--archive-recovery-point=5s", "--archive-segment-bytes=1Mi", "--archive-local-tail=-1"},
+			"--archive-recovery-point=5s", "--archive-segment-bytes=1Mi", "--archive-local-tail=-1",
+			"--archive-flush-timeout=2m", "--archive-uploads=4", "--archive-restore-retry=5s"},
 			getenv: func(k string) string {
 				if k == "AWS_ACCESS_KEY_ID" || k == "AWS_SECRET_ACCESS_KEY" {
 					return "k-" + k
@@ -103,20 +104,26 @@ func TestParse(t *testing.T) {
 				if a == nil || a.Store == nil {
 					t.Fatal("no archive")
 				}
-				if a.RecoveryPoint != 5*time.Second || a.SegmentBytes != 1<<20 || a.LocalTail != -1 || a.Where != "s3://troupe/prod (endpoint http://store:7070)" {
+				if a.RecoveryPoint != 5*time.Second || a.SegmentBytes != 1<<20 || a.LocalTail != -1 || a.Where != "s3://troupe/prod (endpoint http://store:7070)" ||
+					a.FlushTimeout != 2*time.Minute || a.Uploads != 4 || a.RestoreRetry != 5*time.Second {
 					t.Fatalf("archive %+v", a)
 				}
 			}},
 		"archive defaults": {args: []string{"--archive-bucket=troupe", "--archive-endpoint=store:7070", "--archive-insecure"}, getenv: full,
 			check: func(t *testing.T, o *options) {
 				a := o.cfg.Archive
-				if a == nil || a.RecoveryPoint != 10*time.Second || a.SegmentBytes != 0 || a.LocalTail != 0 {
+				if a == nil || a.RecoveryPoint != 10*time.Second || a.SegmentBytes != 0 || a.LocalTail != 0 ||
+					a.FlushTimeout != 30*time.Second || a.Uploads != 16 || a.RestoreRetry != 30*time.Second {
 					t.Fatalf("archive %+v: want the host's defaults (0 = default)", a)
 				}
 			}},
 		"archive settings without a bucket": {args: []string{"--archive-local-tail=1Gi"}, getenv: full, wantErr: "--archive-local-tail without --archive-bucket"},
 		"archive without a bucket":          {args: []string{"--archive-endpoint=http://store:7070"}, getenv: full, wantErr: `bucket ""`},
 		"bad segment size":                  {args: []string{"--archive-bucket=troupe", "--archive-segment-bytes=-1"}, getenv: full, wantErr: `--archive-segment-bytes "-1"`},
+		"bad flush timeout":                 {args: []string{"--archive-bucket=troupe", "--archive-flush-timeout=-1s"}, getenv: full, wantErr: "--archive-flush-timeout -1s: must be positive"},
+		"bad restore retry":                 {args: []string{"--archive-bucket=troupe", "--archive-restore-retry=0s"}, getenv: full, wantErr: "--archive-restore-retry 0s: must be positive"},
+		"no uploads":                        {args: []string{"--archive-bucket=troupe", "--archive-uploads=0"}, getenv: full, wantErr: "--archive-uploads 0: must be positive"},
+		"uploads without a bucket":          {args: []string{"--archive-uploads=2"}, getenv: full, wantErr: "--archive-uploads without --archive-bucket"},
 		"bad recovery point":                {args: []string{"--archive-bucket=troupe", "--archive-recovery-point=0s"}, getenv: full, wantErr: "must be positive"},
 		"empty actor namespace":             {args: []string{"--actor-namespaces=team-a,,team-b"}, getenv: full, wantErr: "empty entry"},
 		"no downward API":                   {getenv: env(), wantErr: "NODE_NAME, POD_NAME, POD_NAMESPACE must be set"},

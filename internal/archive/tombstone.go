@@ -139,3 +139,26 @@ func Expire(ctx context.Context, st objstore.Store, t Tombstone) (int, error) {
 	}
 	return n + 1, nil
 }
+
+// HasTombstone says whether id's Actor was deleted: its tombstone is in
+// the store. A host asks before it uploads for an actor (a claim, a
+// crashed run's leftovers), so that a node that comes back after the
+// Actor was deleted does not recreate the archive the retention removes.
+// A tombstone that does not decode is an error, not a yes or a no.
+func HasTombstone(ctx context.Context, st objstore.Store, id string) (bool, error) {
+	b, err := st.Get(ctx, TombstoneKey(id), maxTombstoneBytes)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading the tombstone of %s: %w", id, err)
+	}
+	t, err := DecodeTombstone(b)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", TombstoneKey(id), err)
+	}
+	if t.ActorID != id {
+		return false, fmt.Errorf("%s holds the tombstone of %s", TombstoneKey(id), t.ActorID)
+	}
+	return true, nil
+}

@@ -101,3 +101,43 @@ func TestTombstoneRefuses(t *testing.T) {
 		t.Fatal("an oversized tombstone decoded")
 	}
 }
+
+// HasTombstone answers yes only for a tombstone that names the id, no when
+// there is none, and refuses to guess about an object that is not one.
+func TestHasTombstone(t *testing.T) {
+	_, st := newStore(t)
+	ctx := testCtx(t)
+	if err := PutTombstone(ctx, st, Tombstone{ActorID: actorID, Namespace: "ns", Name: "a", DeletedAt: time.Unix(1e9, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := st.Get(ctx, TombstoneKey(actorID), maxTombstoneBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, st, TombstoneKey("elsewhere"), b)
+	put(t, st, TombstoneKey("not-json"), []byte("{"))
+	tests := map[string]struct {
+		id      string
+		want    bool
+		wantErr string
+	}{
+		"deleted":         {id: actorID, want: true},
+		"live":            {id: "0b7c2f8e-live"},
+		"another id's":    {id: "elsewhere", wantErr: "holds the tombstone of " + actorID},
+		"not a tombstone": {id: "not-json", wantErr: "decoding tombstone"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, err := HasTombstone(ctx, st, tc.id)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("HasTombstone(%s) = %v, %v; want an error with %q", tc.id, got, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("HasTombstone(%s) = %v, %v; want %v", tc.id, got, err, tc.want)
+			}
+		})
+	}
+}

@@ -34,7 +34,9 @@ type LeftoverResult struct {
 // claimed elsewhere). When a later epoch claimed from another node, the
 // events are left on the node (Skipped): that epoch's history no longer
 // takes them. This is what lets a move that waits for its old node
-// finish once the node is back. The directory's chain lock is held
+// finish once the node is back. Nothing is uploaded for an Actor that was
+// deleted (its tombstone is in the store): the directory stays on the
+// node as it is. The directory's chain lock is held
 // throughout, so no run starts on it meanwhile.
 func (ar *Archiver) ShipLeftovers(ctx context.Context, st objstore.Store, dir, host, node string, maxStateBytes int) (LeftoverResult, error) {
 	if _, err := os.Stat(actordir.ChainPath(dir)); err != nil {
@@ -52,6 +54,16 @@ func (ar *Archiver) ShipLeftovers(ctx context.Context, st objstore.Store, dir, h
 	}
 	defer l.Close()
 	res := LeftoverResult{ActorID: l.ID()}
+	// A deleted Actor's archive is being retired (docs/archive.md,
+	// retention): uploading would recreate what the retention removes.
+	deleted, err := archive.HasTombstone(ctx, st, l.ID())
+	if err != nil {
+		return res, err
+	}
+	if deleted {
+		res.Skipped = "the Actor was deleted: its archive is retired (" + archive.TombstoneKey(l.ID()) + ")"
+		return res, nil
+	}
 	h, err := archive.Resolve(ctx, st, l.ID())
 	if errors.Is(err, archive.ErrNoHistory) {
 		res.Skipped = "the actor was never archived"

@@ -1,10 +1,15 @@
 package archiver
 
 import (
+	"bytes"
 	"context"
+	"os"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/troupe-dev/troupe/internal/actordir"
 	"github.com/troupe-dev/troupe/internal/archive"
 )
 
@@ -78,5 +83,86 @@ func TestLeftoversAreUploadedUnderTheirEpoch(t *testing.T) {
 	c := startTicker(t, e, dir, 100*time.Millisecond)
 	if err := c.Stop(context.Background(), "over"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An Actor deleted while its node was away has a tombstone in the store:
+// the node's leftovers are not uploaded (they would recreate the archive
+// the retention removes), neither before the expiry nor after it, and the
+// directory stays on the node as it was. A tombstone that cannot be read
+// is an error, and nothing is uploaded on it either.
+func TestLeftoversOfADeletedActorAreNotUploaded(t *testing.T) {
+	_, st := newStore(t)
+	ctx := testCtx(t)
+	ar := newArchiver(t, Options{RecoveryPoint: time.Hour, SegmentBytes: 8 << 20})
+	e := newEngine(t)
+	dir := t.TempDir()
+
+	a := startTicker(t, e, dir, 50*time.Millisecond)
+	claim(t, st, 1)
+	eventually(t, 30*time.Second, "a few ticks", func() bool { _, n := a.Head(); return n > 5 })
+	if err := a.Stop(context.Background(), "crash"); err != nil {
+		t.Fatal(err)
+	}
+	chainBefore, err := os.ReadFile(actordir.ChainPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := func() []string {
+		t.Helper()
+		k, err := st.List(ctx, "actors/"+actorID+"/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	claimed := keys()
+	if len(claimed) == 0 {
+		t.Fatal("the claim wrote nothing")
+	}
+
+	// A tombstone that does not decode: an error, nothing uploaded.
+	bad := []byte("{")
+	if err := st.Put(ctx, archive.TombstoneKey(actorID), bytes.NewReader(bad), int64(len(bad)), false); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := ar.ShipLeftovers(ctx, st, dir, "host-b", "node-a", 0); err == nil {
+		t.Fatalf("leftovers with an unreadable tombstone: %+v, want an error", res)
+	}
+	if got := keys(); !slices.Equal(got, claimed) {
+		t.Fatalf("objects %v after an unreadable tombstone, want %v", got, claimed)
+	}
+
+	ts := archive.Tombstone{ActorID: actorID, Namespace: "team-a", Name: "counter", DeletedAt: time.Now()}
+	if err := archive.PutTombstone(ctx, st, ts); err != nil {
+		t.Fatal(err)
+	}
+	puts := st.puts.Load()
+	res, err := ar.ShipLeftovers(ctx, st, dir, "host-b", "node-a", 0)
+	if err != nil || !strings.Contains(res.Skipped, "deleted") {
+		t.Fatalf("leftovers of a deleted Actor: %+v %v, want skipped", res, err)
+	}
+	if n := st.puts.Load() - puts; n != 0 {
+		t.Fatalf("%d writes for a deleted Actor's leftovers, want none", n)
+	}
+	if got := keys(); !slices.Equal(got, claimed) {
+		t.Fatalf("objects %v after the leftovers of a deleted Actor, want %v", got, claimed)
+	}
+
+	// The retention expires the archive (and then the tombstone): the
+	// node's leftovers do not bring it back.
+	if _, err := archive.Expire(ctx, st, ts); err != nil {
+		t.Fatal(err)
+	}
+	res, err = ar.ShipLeftovers(ctx, st, dir, "host-b", "node-a", 0)
+	if err != nil || res.Skipped == "" {
+		t.Fatalf("leftovers after the expiry: %+v %v, want skipped", res, err)
+	}
+	if got := keys(); len(got) != 0 {
+		t.Fatalf("the expired archive came back: %v", got)
+	}
+	chainAfter, err := os.ReadFile(actordir.ChainPath(dir))
+	if err != nil || !bytes.Equal(chainAfter, chainBefore) {
+		t.Fatalf("the node's chain changed (%d bytes, was %d): %v", len(chainAfter), len(chainBefore), err)
 	}
 }

@@ -62,8 +62,9 @@ func (h *Host) newArchiver() error {
 // index. While the store cannot be reached it retries with backoff,
 // reporting Ready=False reason ArchiveError; a later epoch's claim
 // (ErrFenced: this host lost the assignment) is reported with reason
-// Fenced and not retried. It returns false when the actor must not start
-// (the run was stopped meanwhile, or fenced).
+// Fenced and not retried; a deleted Actor's (a tombstone in the store) is
+// not claimed and not run. It returns false when the actor must not start
+// (the run was stopped meanwhile, fenced, or the Actor deleted).
 func (h *Host) claimArchive(ctx context.Context, r *run, a *v1alpha1.Actor) bool {
 	if h.archiver == nil {
 		return true
@@ -75,7 +76,24 @@ func (h *Host) claimArchive(ctx context.Context, r *run, a *v1alpha1.Actor) bool
 	backoff := claimBackoffMin
 	reported := ""
 	for {
-		w, err := archive.Claim(ctx, st, archive.ClaimOptions{ActorID: r.actorID, Epoch: r.epoch, Host: h.cfg.PodName, Node: h.cfg.NodeName})
+		// A claim writes a manifest: for a deleted Actor (its tombstone is
+		// in the store: the run raced the deletion) it would recreate the
+		// archive the retention removes.
+		deleted, err := archive.HasTombstone(ctx, st, r.actorID)
+		if err == nil && deleted {
+			msg := textutil.Truncate(fmt.Sprintf("the Actor was deleted (%s holds %s): this host does not run it",
+				h.cfg.Archive.Where, archive.TombstoneKey(r.actorID)), maxMessage)
+			h.report(r, true, func(v *view) {
+				v.ready = &readyCond{status: metav1.ConditionFalse, reason: v1alpha1.ReasonArchiveError, message: msg}
+			})
+			h.log.Info("the actor's archive has a tombstone: not claiming it, not starting it", "actor", r.key, "epoch", r.epoch)
+			<-ctx.Done()
+			return false
+		}
+		var w *archive.Writer
+		if err == nil {
+			w, err = archive.Claim(ctx, st, archive.ClaimOptions{ActorID: r.actorID, Epoch: r.epoch, Host: h.cfg.PodName, Node: h.cfg.NodeName})
+		}
 		if err == nil {
 			err = archive.PutIndex(ctx, st, archive.IndexEntry{Namespace: a.Namespace, Name: a.Name, ActorID: r.actorID,
 				UID: string(a.UID), Created: a.CreationTimestamp.Time})

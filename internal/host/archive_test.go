@@ -27,6 +27,7 @@ func TestHostArchive(t *testing.T) {
 	t.Run("EventsReachTheArchiveAndLifecycleStepsUploadFirst", s.testArchiveLifecycle)
 	t.Run("StoreDownDelaysArchivingAndSaysSo", s.testArchiveStoreDown)
 	t.Run("LeftoversUploadedWhenTheNodeComesBack", s.testArchiveLeftovers)
+	t.Run("DeletedActorsArchiveNotRecreated", s.testArchiveTombstone)
 }
 
 // archiveRP is the tests' recovery point: short, so that they are quick.
@@ -174,6 +175,33 @@ func (s *suite) testArchiveStoreDown(t *testing.T) {
 	h.expectArchiveEndsAtStatus(st, "patient")
 }
 
+// leftover is a stopped host whose actor's chain stayed on its node.
+type leftover struct {
+	h     *harness
+	srv   *s3test.Server
+	st    objstore.Store
+	short hostOption // a flush timeout of 2 s
+	id    string
+}
+
+// leaveOnNode runs name on a host that uploads nothing yet (a recovery
+// point of an hour), then stops the store and the host: the chain stays
+// on the node. The store is left stopped.
+func (s *suite) leaveOnNode(t *testing.T, name string) leftover {
+	g := NewWithT(t)
+	srv := s3test.Start(t)
+	st := srv.Bucket(t, "troupe")
+	short := func(c *Config) { c.Archive.FlushTimeout = 2 * time.Second }
+	h := s.startHost(t, withArchive(st, time.Hour), short)
+	h.run(name, h.tickerSpec(), 60*time.Second)
+	g.Eventually(func() int64 { return h.get(name).Status.Chain.Length }).WithTimeout(20 * time.Second).Should(BeNumerically(">", 10))
+	id := h.get(name).Status.ActorID
+	g.Expect(archivedLength(t, st, id)).To(BeZero(), "a recovery point of an hour uploads nothing yet")
+	srv.Stop()
+	h.stop()
+	return leftover{h: h, srv: srv, st: st, short: short, id: id}
+}
+
 // A host that stops while the store is down reports the stop after its
 // flush timeout, saying the rest stays on the node; the next host on the
 // node (same data directory) uploads it under the epoch that wrote it,
@@ -181,17 +209,8 @@ func (s *suite) testArchiveStoreDown(t *testing.T) {
 // node needs.
 func (s *suite) testArchiveLeftovers(t *testing.T) {
 	g := NewWithT(t)
-	srv := s3test.Start(t)
-	st := srv.Bucket(t, "troupe")
-	short := func(c *Config) { c.Archive.FlushTimeout = 2 * time.Second }
-	h := s.startHost(t, withArchive(st, time.Hour), short)
-	h.run("left", h.tickerSpec(), 60*time.Second)
-	g.Eventually(func() int64 { return h.get("left").Status.Chain.Length }).WithTimeout(20 * time.Second).Should(BeNumerically(">", 10))
-	id := h.get("left").Status.ActorID
-	g.Expect(archivedLength(t, st, id)).To(BeZero(), "a recovery point of an hour uploads nothing yet")
-
-	srv.Stop()
-	h.stop()
+	l := s.leaveOnNode(t, "left")
+	h, srv, st, short, id := l.h, l.srv, l.st, l.short, l.id
 	g.Expect(h.archivedCond("left").Reason).To(Equal(v1alpha1.ReasonArchiveUnavailable))
 	g.Expect(h.archivedCond("left").Message).To(ContainSubstring("stays on node " + h.node))
 	g.Expect(promtestutil.ToFloat64(h.host.metrics.archiveFlushes.WithLabelValues("error"))).To(Equal(1.0))
@@ -207,4 +226,31 @@ func (s *suite) testArchiveLeftovers(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(rep.Head.String()).To(Equal(final.Head))
 	g.Expect(rep.History.Epochs).To(Equal([]int64{1}))
+}
+
+// A node that comes back after its actor's Actor was deleted (the manager
+// wrote its tombstone) neither uploads the actor's leftovers nor claims
+// the archive for a run that raced the deletion: either would recreate
+// the archive the retention removes.
+func (s *suite) testArchiveTombstone(t *testing.T) {
+	g := NewWithT(t)
+	l := s.leaveOnNode(t, "gone")
+	h, st, short, id := l.h, l.st, l.short, l.id
+	l.srv.Restart()
+	keys := func() []string {
+		k, err := st.List(archiveCtx(t), "actors/"+id+"/")
+		g.Expect(err).NotTo(HaveOccurred())
+		return k
+	}
+	claimed := keys()
+	g.Expect(claimed).To(HaveLen(1), "epoch 1's claim, nothing uploaded (a recovery point of an hour)")
+	g.Expect(archive.PutTombstone(archiveCtx(t), st, archive.Tombstone{ActorID: id, Namespace: h.ns, Name: "gone", DeletedAt: time.Now()})).To(Succeed())
+
+	// The node's next host; a run assigned to it waits for the
+	// directory's leftovers first, then refuses to claim.
+	h2 := s.startHost(t, withArchive(st, time.Hour), short, func(c *Config) { c.DataDir, c.NodeName = h.dataDir, h.node })
+	h.assign("gone", h2.pod, 2)
+	c := h.waitReason("gone", v1alpha1.ReasonArchiveError, 60*time.Second)
+	g.Expect(c.Message).To(ContainSubstring("was deleted"))
+	g.Expect(keys()).To(Equal(claimed), "neither the leftovers nor a claim wrote to a deleted Actor's archive")
 }

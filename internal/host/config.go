@@ -15,6 +15,7 @@ import (
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/internal/actordir"
+	"github.com/troupe-dev/troupe/internal/archiver"
 	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/objstore"
 	"github.com/troupe-dev/troupe/internal/textutil"
@@ -69,6 +70,9 @@ const (
 	// suspend, delete, shutdown, a move) waits for the rest of the chain
 	// to reach the archive before it reports done anyway, saying so.
 	DefaultArchiveFlushTimeout = 30 * time.Second
+	// DefaultArchiveUploads bounds the uploads a host has in flight, all
+	// its actors together.
+	DefaultArchiveUploads = archiver.DefaultConcurrency
 )
 
 // ArchiveConfig is where and how the host archives its actors' chains
@@ -97,7 +101,7 @@ type ArchiveConfig struct {
 	// DefaultArchiveFlushTimeout.
 	FlushTimeout time.Duration
 	// Uploads bounds the uploads in flight on the host; 0 is
-	// archiver.DefaultConcurrency.
+	// DefaultArchiveUploads.
 	Uploads int
 }
 
