@@ -22,7 +22,16 @@
 #              branch); PREVIOUS=none skips the upgrade test
 #   E2E_FLAGS  extra `go test` flags, e.g. "-run TestClusterReachable -v"
 #   KEEP_CLUSTER=1  leave the cluster up afterwards to look around (take it
-#                   down with `make cluster-down`)
+#                   down with `make cluster-down`; the next run takes it down
+#                   first, see below)
+#
+# One run at a time per machine: the cluster is a set of host-wide things
+# (a bridge, iptables chains, /var/lib/kubelet), so a second run waits for
+# the first one's lock (a flock on $TROUPE_CLUSTER_DIR.e2e.lock). Once it
+# holds the lock, any cluster still up was left by a run that died before
+# its EXIT trap could take it down (a killed CI job, a SIGKILL): its Helm
+# release and Actors would fail this run's preflight, so it is taken down
+# and the run starts from a fresh cluster.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -50,10 +59,6 @@ finish() {
   log "exit status $rc"
   exit "$rc"
 }
-trap finish EXIT
-# An interrupted run still takes the cluster down (EXIT runs after these).
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # previous_release exports the release to upgrade from and builds its image:
 # sets previous_tree, previous_version and previous_image.
@@ -76,8 +81,30 @@ previous_release() {
   VERSION=$previous_version IMAGE=$previous_image "$previous_tree/hack/image-local.sh" -o "$previous_tree/image.tar" >/dev/null
 }
 
+cluster_dir=${TROUPE_CLUSTER_DIR:-/tmp/troupe-cluster}
+cluster_dir=${cluster_dir%/}
+lock=$cluster_dir.e2e.lock
+exec 9>>"$lock"
+if ! flock -n 9; then
+  log "another e2e run holds $lock; waiting for it to finish"
+  flock 9
+fi
+# Children must not inherit fd 9 (9>&-): a cluster component that kept it
+# would hold the lock after this run has ended.
+if [[ -e $cluster_dir ]]; then
+  log "$cluster_dir is left from an earlier run that did not take its cluster down; taking it down first"
+  hack/local-cluster.sh down 9>&- >/dev/null
+fi
+# From here on the cluster is this run's: it is taken down on any exit. (Set
+# only now, so that a run interrupted while it waits for the lock never
+# takes down the cluster of the run it was waiting for.)
+trap finish EXIT
+# An interrupted run still takes the cluster down (EXIT runs after these).
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 start=$SECONDS
-hack/local-cluster.sh up >/dev/null
+hack/local-cluster.sh up 9>&- >/dev/null
 up_s=$((SECONDS - start))
 IMAGE=$IMAGE hack/image-local.sh -o "$IMAGE_TAR" >/dev/null
 hack/local-cluster.sh import "$IMAGE_TAR"
@@ -98,4 +125,4 @@ archive_env=(TROUPE_E2E_S3_ADDR=10.244.0.1 TROUPE_E2E_LOCAL_NODE=1 TROUPE_VERSIT
 log "running the e2e suite against $KUBECONFIG with $IMAGE (cluster up in ${up_s}s)"
 # shellcheck disable=SC2086 # E2E_FLAGS is a list of flags
 env "${upgrade_env[@]}" "${archive_env[@]}" TROUPE_E2E_IMAGE="$IMAGE" TROUPE_E2E_VERSION="$VERSION" \
-  go test -tags e2e -count=1 -timeout 30m ${E2E_FLAGS:-} ./test/e2e/...
+  go test -tags e2e -count=1 -timeout 30m ${E2E_FLAGS:-} ./test/e2e/... 9>&-
