@@ -38,11 +38,18 @@ func TestMain(m *testing.M) {
 // uploads what an earlier run left in dir, claims epoch, runs the ticking
 // actor on dir and ships its chain with a short recovery point and small
 // segments, printing the archived length each time it grows. spec:
-// endpoint bucket access secret epoch dir.
+// endpoint bucket access secret epoch dir [localTail].
 func crashHost(spec string) error {
 	f := strings.Fields(spec)
-	if len(f) != 6 {
+	if len(f) != 6 && len(f) != 7 {
 		return fmt.Errorf("spec %q", spec)
+	}
+	var tail int64
+	if len(f) == 7 {
+		var err error
+		if tail, err = strconv.ParseInt(f[6], 10, 64); err != nil {
+			return err
+		}
 	}
 	epoch, err := strconv.ParseInt(f[4], 10, 64)
 	if err != nil {
@@ -56,8 +63,12 @@ func crashHost(spec string) error {
 	}
 	// Writes land inside records: a kill tears the chain's tail too.
 	chain.SplitWrites(7)
+	if tail > 0 {
+		// Kills land inside rotations too.
+		chain.SlowRotations(15 * time.Millisecond)
+	}
 	ctx := context.Background()
-	ar, err := New(Options{RecoveryPoint: 150 * time.Millisecond, SegmentBytes: 2 << 10, Logger: logr.Discard()})
+	ar, err := New(Options{RecoveryPoint: 150 * time.Millisecond, SegmentBytes: 2 << 10, LocalTail: tail, Logger: logr.Discard()})
 	if err != nil {
 		return err
 	}

@@ -5,9 +5,26 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/troupe-dev/troupe/internal/fsync"
 )
+
+// rotatePause, when positive, is slept between the steps of Rotate.
+var rotatePause time.Duration
+
+// SlowRotations makes every Rotate of the process pause d between its
+// steps (after the new file, after the link, after the rename), so that
+// a kill -9 lands inside rotations far more often than it would. It is
+// for crash tests, like SplitWrites, and must be called before any
+// chain is opened.
+func SlowRotations(d time.Duration) { rotatePause = d }
+
+func pauseRotation() {
+	if rotatePause > 0 {
+		time.Sleep(rotatePause)
+	}
+}
 
 // NextSuffix names the file Rotate builds the new chain file in before it
 // takes the chain file's name: path+NextSuffix. One left by a crash holds
@@ -99,6 +116,7 @@ func (c *Chain) Rotate(rotated string, data []byte) (Rotation, error) {
 	if err := fsync.Data(f); err != nil {
 		return Rotation{}, fmt.Errorf("rotating chain %s: syncing the new file: %w", c.path, err)
 	}
+	pauseRotation()
 	if err := os.Link(c.path, rotated); err != nil {
 		return Rotation{}, fmt.Errorf("rotating chain %s: %w", c.path, err)
 	}
@@ -106,11 +124,13 @@ func (c *Chain) Rotate(rotated string, data []byte) (Rotation, error) {
 		_ = os.Remove(rotated)
 		return Rotation{}, fmt.Errorf("rotating chain %s: %w", c.path, err)
 	}
+	pauseRotation()
 	if err := os.Rename(next, c.path); err != nil {
 		_ = os.Remove(rotated)
 		return Rotation{}, fmt.Errorf("rotating chain %s: %w", c.path, err)
 	}
 	keep = true
+	pauseRotation()
 	old := c.f
 	c.f = f
 	c.head, c.length, c.count, c.opened = rot.Head, c.length+1, 1, 1
