@@ -274,7 +274,13 @@ func (ar *Archiver) Ship(ctx context.Context, w *archive.Writer, src Source, log
 	// segments are queued first.
 	var queued []point
 	off, err := locate(p.Path, tip)
-	if err != nil {
+	if tip == nil && err == nil {
+		// Nothing archived yet: a chain rotated before its first upload
+		// begins in the oldest rotated file, not in chain.log.
+		if queued, err = rotatedPoints(filepath.Dir(p.Path), nil); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
 		var rerr error
 		if queued, rerr = rotatedPoints(filepath.Dir(p.Path), tip); rerr != nil {
 			return nil, errors.Join(err, rerr)

@@ -53,17 +53,16 @@ func (s *Shipper) prune() {
 // rotatedPoints finds tip in the rotated chain files of dir and returns
 // the segments from it to the end of the last of them, one a file, each
 // with the state saved beside its file: what a run that rotated its chain
-// did not upload before it stopped. nil when no rotated file holds tip.
+// did not upload before it stopped. A nil tip (the archive holds nothing
+// yet) is the start of the oldest rotated file. nil when no rotated file
+// holds tip.
 func rotatedPoints(dir string, tip *chain.Link) ([]point, error) {
-	if tip == nil {
-		return nil, nil
-	}
 	rotated, _, err := actordir.ListRotated(dir)
 	if err != nil {
 		return nil, err
 	}
 	for i, r := range rotated {
-		if r.Length < tip.Length {
+		if tip != nil && r.Length < tip.Length {
 			continue
 		}
 		off, err := locate(r.Path, tip)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe/internal/actordir"
+	"github.com/troupe-dev/troupe/internal/actorhost"
 	"github.com/troupe-dev/troupe/internal/archive"
 	"github.com/troupe-dev/troupe/internal/chain"
 )
@@ -138,5 +139,81 @@ func TestLocalTailBoundsARunningActorsChain(t *testing.T) {
 	eventually(t, time.Minute, "the restarted run to be archived", func() bool { return s2.Archived() >= l2 })
 	if _, err := archive.Verify(testCtx(t), st, actorID); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A run that rotated its chain and stopped before the rotated file's end
+// was uploaded (a crash, a store that was down) leaves it to the next
+// shipper on the node: it finds the archive's tip in the rotated files
+// (or, when the archive holds nothing yet, starts at the oldest) and
+// uploads them with the states saved beside them before chain.log. The
+// rotated files stay on the node until the archive holds them.
+func TestRotatedFilesNotArchivedAreUploadedFirst(t *testing.T) {
+	for name, archivedFirst := range map[string]bool{"nothing archived yet": false, "archived up to a point in the rotated file": true} {
+		t.Run(name, func(t *testing.T) {
+			_, st := newStore(t)
+			ctx := testCtx(t)
+			dir := t.TempDir()
+			a := startTicker(t, newEngine(t), dir, 100*time.Millisecond)
+			eventually(t, 30*time.Second, "3 ticks", func() bool { return ticks(a.State()) >= 3 })
+			if archivedFirst {
+				ar := newArchiver(t, Options{RecoveryPoint: time.Hour, SegmentBytes: 8 << 20})
+				s := ship(t, ar, claim(t, st, 1), a, &statuses{})
+				if err := s.Flush(ctx); err != nil { // uploads up to now, then stops
+					t.Fatal(err)
+				}
+				eventually(t, 30*time.Second, "2 more ticks", func() bool { return ticks(a.State()) >= 5 })
+			}
+			var rots []uint64
+			for range 2 {
+				p, err := a.RotatePoint(ctx)
+				if err != nil || !p.Rotated {
+					t.Fatalf("rotating: %+v %v", p, err)
+				}
+				rots = append(rots, p.End.Length)
+				_, l := a.Head()
+				eventually(t, 30*time.Second, "a tick after the rotation", func() bool { _, n := a.Head(); return n > l })
+			}
+			if err := a.Stop(context.Background(), "test"); err != nil {
+				t.Fatal(err)
+			}
+			before := archived(t, st)
+			if before >= rots[0] {
+				t.Fatalf("the archive holds %d events, past the rotation at %d", before, rots[0])
+			}
+			// A tail of 1 byte removes every rotated file the archive holds.
+			ar := newArchiver(t, Options{RecoveryPoint: time.Hour, SegmentBytes: 8 << 20, LocalTail: 1})
+			res, err := ar.ShipLeftovers(ctx, st, dir, "host-a", "node-a", 0)
+			if !archivedFirst {
+				// Never archived: leftovers skip it; the run's own
+				// shipper (same epoch) does the same upload.
+				if err != nil || res.Skipped == "" {
+					t.Fatalf("leftovers of an actor never archived: %+v %v", res, err)
+				}
+				l, err := actorhost.OpenLeftover(dir, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s, err := ar.Ship(ctx, claim(t, st, 1), leftoverSource{l}, ar.log, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = s.Flush(ctx)
+				l.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			rep := verifyEndsAt(t, st, a)
+			if rep.Origin.Length != 0 {
+				t.Fatalf("the history starts at %+v", rep.Origin)
+			}
+			rotated, _, err := actordir.ListRotated(dir)
+			if err != nil || len(rotated) != 0 {
+				t.Fatalf("rotated files left: %+v %v", rotated, err)
+			}
+		})
 	}
 }
