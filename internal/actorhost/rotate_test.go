@@ -127,3 +127,58 @@ func readFirst(t *testing.T, path string) chain.Event {
 	}
 	return first
 }
+
+// A start on a directory where a crash interrupted a rotation before the
+// new file took chain.log's name finds the old chain.log whole, removes
+// what the rotation had made (the state beside the rotated name, the
+// rotated name itself when it is only a second name of chain.log, the new
+// file), and resumes the state.
+func TestStartRecoversAnInterruptedRotation(t *testing.T) {
+	for name, crash := range map[string]func(t *testing.T, dir string, l uint64){
+		"state saved": func(t *testing.T, dir string, l uint64) {
+			mustOK(t, actordir.WriteRotatedState(dir, l, actordir.SavedState{State: actordir.State{HasState: true, Data: []byte("x")}, Seq: l, Durable: l}))
+		},
+		"new file written": func(t *testing.T, dir string, l uint64) {
+			mustOK(t, actordir.WriteRotatedState(dir, l, actordir.SavedState{State: actordir.State{HasState: true, Data: []byte("x")}, Seq: l, Durable: l}))
+			mustOK(t, os.WriteFile(filepath.Join(dir, chain.FileName+chain.NextSuffix), []byte(chain.Magic), 0o640))
+		},
+		"linked, not renamed": func(t *testing.T, dir string, l uint64) {
+			mustOK(t, actordir.WriteRotatedState(dir, l, actordir.SavedState{State: actordir.State{HasState: true, Data: []byte("x")}, Seq: l, Durable: l}))
+			mustOK(t, os.WriteFile(filepath.Join(dir, chain.FileName+chain.NextSuffix), []byte(chain.Magic), 0o640))
+			mustOK(t, os.Link(filepath.Join(dir, chain.FileName), actordir.RotatedChainPath(dir, l)))
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e, _ := newTestEngine(t)
+			dir := t.TempDir()
+			cfg := ActorConfig{Name: "ticker", Component: compile(t, e, "tick"), Dir: dir, InitialState: tickState('c'),
+				TickInterval: limits.MinTickInterval}
+			a := start(t, e, cfg)
+			waitFor(t, "2 ticks", func() bool { return a.Ticks() >= 2 })
+			mustStop(t, a)
+			_, l := a.Head()
+			crash(t, dir, l)
+			b := start(t, e, cfg)
+			if got, want := tickCounter(b.State()), tickCounter(a.State()); got != want {
+				t.Fatalf("resumed %d ticks, want %d", got, want)
+			}
+			rotated, orphans, err := actordir.ListRotated(dir)
+			if err != nil || len(rotated)+len(orphans) != 0 {
+				t.Fatalf("left: %+v %v %v", rotated, orphans, err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, chain.FileName+chain.NextSuffix)); !os.IsNotExist(err) {
+				t.Fatalf("the new file is still there: %v", err)
+			}
+			if first := readFirst(t, filepath.Join(dir, chain.FileName)); first.Seq != 0 {
+				t.Fatalf("chain.log begins at %d", first.Seq)
+			}
+		})
+	}
+}
+
+func mustOK(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
