@@ -23,6 +23,10 @@ type segmentRotation struct {
 	File string `json:"file"`
 }
 
+// errNoSavedState stops a rotation of a chain whose actor has no saved
+// state yet: its SegmentStart could record none that a start would find.
+var errNoSavedState = errors.New("no state saved yet")
+
 // rotationData is the data of a rotation's SegmentStart.
 type rotationData struct {
 	PreviousHead   string           `json:"previousHead"`
@@ -63,49 +67,55 @@ func (a *Actor) RotatePoint(ctx context.Context) (ArchivePoint, error) {
 		return ArchivePoint{}, fmt.Errorf("waiting for actor %s's call in progress: %w", a.id, err)
 	}
 	defer a.unlock()
-	end, off, err := a.chain.SyncEnd()
-	if err != nil {
-		return ArchivePoint{}, fmt.Errorf("making actor %s's chain durable: %w", a.id, err)
-	}
+	// The state cannot change under the call lock.
 	a.mu.Lock()
 	s := a.state
 	a.mu.Unlock()
-	p := ArchivePoint{Path: a.chain.Path(), End: end, Offset: off, HasState: s.hasState, State: s.state}
-	// Every event is written, so the slot saved last holds the state the
-	// chain records last, unless no state event was ever written (cur <
-	// 0): a run that has not finished init, or a closed chain.
-	if a.store.cur < 0 || a.Phase() != PhaseRunning {
-		return p, nil
+	point := func() (ArchivePoint, error) {
+		end, off, err := a.chain.SyncEnd()
+		if err != nil {
+			return ArchivePoint{}, fmt.Errorf("making actor %s's chain durable: %w", a.id, err)
+		}
+		return ArchivePoint{Path: a.chain.Path(), End: end, Offset: off, HasState: s.hasState, State: s.state}, nil
+	}
+	if a.Phase() != PhaseRunning {
+		return point()
 	}
 	dir := a.cfg.Dir
-	rotated := actordir.RotatedChainPath(dir, end.Length)
-	if err := actordir.WriteRotatedState(dir, end.Length, actordir.SavedState{
-		State: actordir.State{HasState: s.hasState, Data: s.state}, Seq: end.Length, Durable: end.Length,
-	}); err != nil {
-		return ArchivePoint{}, fmt.Errorf("rotating actor %s's chain: %w", a.id, err)
+	rec := a.stateRecord()
+	var rotated, saved string
+	rot, err := a.chain.RotateAt(func(end chain.Link) (string, []byte, error) {
+		// Every event is written now (under the chain's lock, which also
+		// guards the store), so the slot saved last holds the state the
+		// chain records last, unless none was ever saved.
+		if a.store.cur < 0 {
+			return "", nil, errNoSavedState
+		}
+		// Saved before the rotated name exists: a start that finds the
+		// name finds the state, and removes a state with no name.
+		if err := actordir.WriteRotatedState(dir, end.Length, actordir.SavedState{
+			State: actordir.State{HasState: s.hasState, Data: s.state}, Seq: end.Length, Durable: end.Length,
+		}); err != nil {
+			return "", nil, err
+		}
+		saved = actordir.RotatedStatePath(dir, end.Length)
+		rotated = actordir.RotatedChainPath(dir, end.Length)
+		data, err := json.Marshal(rotationData{PreviousHead: end.Head.String(), PreviousLength: end.Length, ActorID: a.id,
+			Rotated: &segmentRotation{File: filepath.Base(rotated)}, stateRecord: rec})
+		return rotated, data, err
+	})
+	if errors.Is(err, errNoSavedState) {
+		return point()
 	}
-	data, err := json.Marshal(rotationData{PreviousHead: end.Head.String(), PreviousLength: end.Length, ActorID: a.id,
-		Rotated: &segmentRotation{File: filepath.Base(rotated)}, stateRecord: a.stateRecord()})
 	if err != nil {
-		return ArchivePoint{}, err
-	}
-	rot, err := a.chain.Rotate(rotated, data)
-	if err != nil {
-		if _, serr := os.Stat(rotated); errors.Is(serr, os.ErrNotExist) {
-			_ = os.Remove(actordir.RotatedStatePath(dir, end.Length))
+		if _, serr := os.Stat(rotated); saved != "" && errors.Is(serr, os.ErrNotExist) {
+			_ = os.Remove(saved)
 		}
 		return ArchivePoint{}, fmt.Errorf("rotating actor %s's chain: %w", a.id, err)
 	}
-	if rot.End != end || rot.Size != off {
-		// Nothing can be appended under the call lock; were it otherwise
-		// the point would not be the rotated file's end.
-		return ArchivePoint{}, fmt.Errorf("rotating actor %s's chain: it ended at %d (%d bytes), not at the point %d (%d bytes)",
-			a.id, rot.End.Length, rot.Size, end.Length, off)
-	}
 	a.budget.SetChainBytes(a.chain.Size())
-	a.log.V(1).Info("rotated the actor's chain file", "actorID", a.id, "rotated", rotated, "length", end.Length, "bytes", off)
-	p.Path, p.Rotated = rotated, true
-	return p, nil
+	a.log.V(1).Info("rotated the actor's chain file", "actorID", a.id, "rotated", rotated, "length", rot.End.Length, "bytes", rot.Size)
+	return ArchivePoint{Path: rotated, Rotated: true, End: rot.End, Offset: rot.Size, HasState: s.hasState, State: s.state}, nil
 }
 
 // recoverRotation undoes, in dir whose chain lock the caller holds, what a

@@ -62,6 +62,16 @@ type Rotation struct {
 // appended while Rotate holds the lock, and the new file holds only the
 // SegmentStart when it takes the chain file's name.
 func (c *Chain) Rotate(rotated string, data []byte) (Rotation, error) {
+	return c.RotateAt(func(Link) (string, []byte, error) { return rotated, data, nil })
+}
+
+// RotateAt is Rotate with the rotated name and the SegmentStart's data
+// chosen by at, which is called under the chain's lock once every event
+// is durable, with the chain's end: what the old file will hold. at must
+// not call the chain's methods; an error from it stops the rotation with
+// nothing changed. Whatever must be on disk before the rotation (what
+// the caller saves beside the rotated file) is written in at.
+func (c *Chain) RotateAt(at func(end Link) (rotated string, data []byte, err error)) (Rotation, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
@@ -71,8 +81,6 @@ func (c *Chain) Rotate(rotated string, data []byte) (Rotation, error) {
 		return Rotation{}, fmt.Errorf("rotating chain %s: %w", c.path, ErrClosed)
 	case c.length == 0:
 		return Rotation{}, fmt.Errorf("rotating chain %s: it holds no event to continue", c.path)
-	case filepath.Dir(rotated) != filepath.Dir(c.path) || rotated == c.path:
-		return Rotation{}, fmt.Errorf("rotating chain %s: %s is not another name in its directory", c.path, rotated)
 	}
 	// A tick fsyncing outside the lock holds the old file; it must be
 	// done before that file is closed below.
@@ -81,6 +89,13 @@ func (c *Chain) Rotate(rotated string, data []byte) (Rotation, error) {
 	}
 	if err := c.syncAllLocked(); err != nil {
 		return Rotation{}, fmt.Errorf("rotating chain %s: %w", c.path, err)
+	}
+	rotated, data, err := at(Link{Length: c.length, Head: c.head})
+	if err != nil {
+		return Rotation{}, fmt.Errorf("rotating chain %s: %w", c.path, err)
+	}
+	if filepath.Dir(rotated) != filepath.Dir(c.path) || rotated == c.path {
+		return Rotation{}, fmt.Errorf("rotating chain %s: %s is not another name in its directory", c.path, rotated)
 	}
 	if err := validData(data); err != nil {
 		return Rotation{}, fmt.Errorf("rotating chain %s: %w", c.path, err)
