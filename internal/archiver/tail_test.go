@@ -70,25 +70,27 @@ func TestLocalTailBoundsARunningActorsChain(t *testing.T) {
 
 	var most int64
 	rotations := map[uint64]bool{}
-	// 8 rotations at half the tail each: the chain grew to 4 tails.
-	eventually(t, 2*time.Minute, "the actor's chain to be rotated 8 times", func() bool {
+	// 16 rotations at half the tail each or more: the chain grew to 8
+	// tails at least.
+	eventually(t, 3*time.Minute, "the actor's chain to be rotated 16 times", func() bool {
 		n, _ := chainBytes(t, dir)
 		most = max(most, n)
 		if f := firstSeq(t, dir); f > 0 {
 			rotations[f] = true
 		}
-		return len(rotations) >= 8
+		return len(rotations) >= 16
 	})
 	_, length := a.Head()
 	t.Logf("chain of %d events, rotated %d times; the most the node held of it: %d bytes (tail %d)", length, len(rotations), most, tail)
-	// What may pass the tail: the file being written grows a recovery
-	// point's events (or a segment) past half the tail before its seal
-	// rotates it, and the file just rotated waits for its upload.
-	if limit := int64(2*tail + seg); most > limit {
+	// What may pass the tail: after a removal the files take at most the
+	// tail; chain.log then grows past half the tail, and some more until
+	// a seal with nothing queued rotates it (a recovery point's events,
+	// more on a loaded machine whose uploads lag), and the rotated file
+	// waits for its upload before anything is removed: about 1.5 tails
+	// and a few seals' events. 3 tails is far below the 8 the chain grew
+	// to.
+	if limit := int64(3 * tail); most > limit {
 		t.Fatalf("the node held %d bytes of the chain, more than %d", most, limit)
-	}
-	if n, _ := chainBytes(t, dir); n > 2*tail+seg {
-		t.Fatalf("the node holds %d bytes of the chain", n)
 	}
 	// The budget counts the file the actor writes, not the history.
 	if b := a.Chain().Size(); b > tail {
