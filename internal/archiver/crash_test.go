@@ -98,6 +98,42 @@ func crashHost(spec string) error {
 	}
 }
 
+// killHost runs a crash host (crashHost) with spec until it has
+// acknowledged 1 to 4 uploads, lets it run for wait more, kills it with
+// SIGKILL and returns the archived length it acknowledged last.
+func killHost(t *testing.T, spec, what string, wait time.Duration) uint64 {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), hostEnv+"="+spec)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	want := 1 + rand.IntN(4)
+	lines := bufio.NewScanner(stdout)
+	got := 0
+	var acked uint64
+	for got < want && lines.Scan() {
+		got++
+		if acked, err = strconv.ParseUint(lines.Text(), 10, 64); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got < want {
+		_ = cmd.Wait()
+		t.Fatalf("%s stopped after %d uploads: %s", what, got, stderr.String())
+	}
+	time.Sleep(wait)
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	return acked
+}
+
 // nopTB lets the test helpers run in the host process, which has no
 // testing.T: a failure there is fatal.
 type nopTB struct{ testing.TB }
@@ -130,34 +166,9 @@ func TestKilledHostsLeaveAConsistentArchive(t *testing.T) {
 		if i%2 == 1 {
 			epoch++
 		}
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %s %s %d %s", hostEnv, srv.Endpoint, bucket, srv.AccessKey, srv.SecretKey, epoch, dir))
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		want := 1 + rand.IntN(4)
-		lines := bufio.NewScanner(stdout)
-		got := 0
-		var acked uint64
-		for got < want && lines.Scan() {
-			got++
-			if acked, err = strconv.ParseUint(lines.Text(), 10, 64); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if got < want {
-			_ = cmd.Wait()
-			t.Fatalf("host %d (epoch %d) stopped after %d uploads: %s", i, epoch, got, stderr.String())
-		}
-		time.Sleep(time.Duration(rand.IntN(30)) * time.Millisecond) // where in the next upload the kill lands
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		spec := fmt.Sprintf("%s %s %s %s %d %s", srv.Endpoint, bucket, srv.AccessKey, srv.SecretKey, epoch, dir)
+		// Where in the next upload the kill lands.
+		acked := killHost(t, spec, fmt.Sprintf("host %d (epoch %d)", i, epoch), time.Duration(rand.IntN(30))*time.Millisecond)
 
 		rep, err := archive.Verify(ctx, st, actorID)
 		if err != nil {

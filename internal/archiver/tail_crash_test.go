@@ -1,14 +1,10 @@
 package archiver
 
 import (
-	"bufio"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -42,36 +38,10 @@ func TestKilledHostsRotatingTheirChainsLoseNothing(t *testing.T) {
 	midRotation := 0
 	for i := range kills {
 		epoch := int64(1 + i/3)
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %s %s %d %s %d", hostEnv, srv.Endpoint, bucket, srv.AccessKey, srv.SecretKey, epoch, dir, tail))
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		want := 1 + rand.IntN(4)
-		lines := bufio.NewScanner(stdout)
-		got := 0
-		var acked uint64
-		for got < want && lines.Scan() {
-			got++
-			if acked, err = strconv.ParseUint(lines.Text(), 10, 64); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if got < want {
-			_ = cmd.Wait()
-			t.Fatalf("host %d (epoch %d) stopped after %d uploads: %s", i, epoch, got, stderr.String())
-		}
+		spec := fmt.Sprintf("%s %s %s %s %d %s %d", srv.Endpoint, bucket, srv.AccessKey, srv.SecretKey, epoch, dir, tail)
 		// Anywhere in the next recovery point: the seal (and rotation)
 		// comes at 75-90% of it.
-		time.Sleep(time.Duration(rand.IntN(150)) * time.Millisecond)
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		acked := killHost(t, spec, fmt.Sprintf("host %d (epoch %d)", i, epoch), time.Duration(rand.IntN(150))*time.Millisecond)
 		if _, err := os.Stat(filepath.Join(dir, chain.FileName+chain.NextSuffix)); err == nil {
 			midRotation++ // killed before the rename, after the new file
 		} else if rotated, _, _ := actordir.ListRotated(dir); len(rotated) > 0 && rotated[len(rotated)-1].Length > acked {
