@@ -279,9 +279,9 @@ type actorView struct {
 	manifests map[int64]*Manifest
 	named     map[string]bool
 	// pages are each epoch's page keys (listed once a pass), and loaded
-	// the pages read, by key.
+	// the keys each page read names, by the page's key.
 	pages  map[int64][]objectKey
-	loaded map[string]*Page
+	loaded map[string]map[string]bool
 }
 
 func loadActorView(ctx context.Context, st objstore.Store, id string) (*actorView, error) {
@@ -290,7 +290,7 @@ func loadActorView(ctx context.Context, st objstore.Store, id string) (*actorVie
 		return nil, fmt.Errorf("orphan collection: %w", err)
 	}
 	v := &actorView{st: st, id: id, manifests: map[int64]*Manifest{}, named: map[string]bool{},
-		pages: map[int64][]objectKey{}, loaded: map[string]*Page{}}
+		pages: map[int64][]objectKey{}, loaded: map[string]map[string]bool{}}
 	for _, e := range epochs {
 		m, err := loadManifest(ctx, st, id, e)
 		if err != nil {
@@ -340,25 +340,12 @@ func (v *actorView) live(ctx context.Context, key string, k *objectKey) (bool, e
 		if !holds {
 			continue
 		}
-		p, err := v.page(ctx, &pk)
+		names, err := v.pageNames(ctx, &pk)
 		if err != nil {
 			return false, err
 		}
-		if p == nil {
-			continue
-		}
-		if k.kind == "pages" {
-			if p.Prev != nil && PageKey(v.id, k.epoch, p.Prev) == key {
-				return true, nil
-			}
-			continue
-		}
-		for i := range p.Segments {
-			s := &p.Segments[i]
-			if k.kind == "segments" && SegmentKey(v.id, k.epoch, s) == key ||
-				k.kind == "states" && StateKey(v.id, s.State.Epoch, &s.State) == key {
-				return true, nil
-			}
+		if names[key] {
+			return true, nil
 		}
 	}
 	return false, nil
@@ -383,13 +370,14 @@ func (v *actorView) epochPages(ctx context.Context, epoch int64) ([]objectKey, e
 	return out, nil
 }
 
-// page reads a page object; nil when it is gone (collected since the
-// listing: it names nothing). A page that does not decode, or is another
-// actor's or epoch's, is an error: what it names cannot be known, so
-// nothing it might name is collected.
-func (v *actorView) page(ctx context.Context, k *objectKey) (*Page, error) {
-	if p, ok := v.loaded[k.key]; ok {
-		return p, nil
+// pageNames reads a page object and returns the keys it names: its
+// segments, their states, and the page before it; nil when it is gone
+// (collected since the listing: it names nothing). A page that does not
+// decode, or is another actor's or epoch's, is an error: what it names
+// cannot be known, so nothing it might name is collected.
+func (v *actorView) pageNames(ctx context.Context, k *objectKey) (map[string]bool, error) {
+	if names, ok := v.loaded[k.key]; ok {
+		return names, nil
 	}
 	b, err := v.st.Get(ctx, k.key, MaxPageBytes)
 	switch {
@@ -406,6 +394,17 @@ func (v *actorView) page(ctx context.Context, k *objectKey) (*Page, error) {
 	if err != nil {
 		return nil, fmt.Errorf("orphan collection: page %s: %w (kept, with what it may name)", k.key, err)
 	}
-	v.loaded[k.key] = p
-	return p, nil
+	names := make(map[string]bool, 2*len(p.Segments)+1)
+	for i := range p.Segments {
+		s := &p.Segments[i]
+		names[SegmentKey(v.id, k.epoch, s)] = true
+		if sk := StateKey(v.id, s.State.Epoch, &s.State); sk != "" {
+			names[sk] = true
+		}
+	}
+	if p.Prev != nil {
+		names[PageKey(v.id, k.epoch, p.Prev)] = true
+	}
+	v.loaded[k.key] = names
+	return names, nil
 }
