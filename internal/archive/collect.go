@@ -102,7 +102,7 @@ type CollectResult struct {
 	Collected int
 	Bytes     int64
 	// Undecided candidates were kept because something they depend on
-	// could not be read (Err says what).
+	// could not be read (the pass's error says what).
 	Undecided int
 	// From and To are the keys the pass covered; Wrapped says it reached
 	// the archive's end (the next pass starts from the beginning).
@@ -171,7 +171,15 @@ func splitName(name, ext string, n int) ([]string, bool) {
 		return nil, false
 	}
 	f := strings.Split(base, "-")
-	return f, len(f) == n && len(f[n-1]) == keyHashDigits
+	if len(f) != n || len(f[n-1]) != keyHashDigits {
+		return nil, false
+	}
+	for _, c := range f[n-1] {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return nil, false
+		}
+	}
+	return f, true
 }
 
 func parseNumber(s string) (uint64, bool) {

@@ -383,3 +383,49 @@ func TestCollectorBesideAnUploadingHost(t *testing.T) {
 	}
 	t.Logf("%d orphans collected while the host uploaded", collected.Load())
 }
+
+// Only the keys the layout gives an epoch's segments, states and pages are
+// candidates: anything else under actors/ (manifests, keys of another
+// build) is never collected.
+func TestParseObjectKey(t *testing.T) {
+	const e1 = "actors/a-1/epochs/00000000000000000001/"
+	n := func(i int) string { return pad(uint64(i)) }
+	tests := map[string]struct {
+		key  string
+		want *objectKey
+	}{
+		"segment":                {e1 + "segments/" + n(3) + "-" + n(7) + "-0123456789abcdef.seg", &objectKey{actor: "a-1", epoch: 1, kind: "segments", first: 3, length: 7}},
+		"state":                  {e1 + "states/" + n(6) + "-0123456789abcdef.state", &objectKey{actor: "a-1", epoch: 1, kind: "states", first: 6}},
+		"page":                   {e1 + "pages/" + n(0) + "-" + n(900) + "-0123456789abcdef.json", &objectKey{actor: "a-1", epoch: 1, kind: "pages", first: 0, length: 900}},
+		"manifest":               {"actors/a-1/manifests/" + n(1) + ".json", nil},
+		"tombstone":              {"deleted/a-1.json", nil},
+		"index entry":            {"names/ns/n/a-1.json", nil},
+		"unknown directory":      {e1 + "blobs/" + n(3) + "-0123456789abcdef.bin", nil},
+		"empty range":            {e1 + "segments/" + n(7) + "-" + n(7) + "-0123456789abcdef.seg", nil},
+		"unpadded number":        {e1 + "segments/3-" + n(7) + "-0123456789abcdef.seg", nil},
+		"upper-case hash":        {e1 + "segments/" + n(3) + "-" + n(7) + "-0123456789ABCDEF.seg", nil},
+		"short hash":             {e1 + "states/" + n(6) + "-0123.state", nil},
+		"wrong extension":        {e1 + "states/" + n(6) + "-0123456789abcdef.json", nil},
+		"deeper":                 {e1 + "segments/x/" + n(3) + "-" + n(7) + "-0123456789abcdef.seg", nil},
+		"epoch past int64":       {"actors/a-1/epochs/" + "99999999999999999999" + "/states/" + n(6) + "-0123456789abcdef.state", nil},
+		"actor id not an id":     {"actors/A_1/epochs/" + n(1) + "/states/" + n(6) + "-0123456789abcdef.state", nil},
+		"not under epochs":       {"actors/a-1/other/" + n(1) + "/states/" + n(6) + "-0123456789abcdef.state", nil},
+		"length before first":    {e1 + "pages/" + n(9) + "-" + n(2) + "-0123456789abcdef.json", nil},
+		"a segment key as state": {e1 + "states/" + n(3) + "-" + n(7) + "-0123456789abcdef.state", nil},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got, ok := parseObjectKey(tc.key)
+			if tc.want == nil {
+				if ok {
+					t.Fatalf("%s parsed as %+v", tc.key, got)
+				}
+				return
+			}
+			tc.want.key = tc.key
+			if !ok || got != *tc.want {
+				t.Fatalf("%s: %+v %v, want %+v", tc.key, got, ok, *tc.want)
+			}
+		})
+	}
+}
