@@ -33,7 +33,7 @@ const (
 	// event is 75-90 % of the recovery point old, found by a scan every
 	// 500 ms, and its upload (three small PUTs and a LIST on loopback)
 	// must finish before the kill; the rest is a starved process's
-	// scheduling (docs/performance.md#the-recovery-point).
+	// scheduling (docs/performance.md, the host's uploads).
 	recoverySlack = 5 * time.Second
 	// recoveryTick is the actors' tick interval: the loss is measured to
 	// it.
@@ -104,7 +104,7 @@ type lostAge struct {
 // moment. The archive restores to a verified head and state, and the
 // node's chain holds every lost event (leftovers upload them when it is
 // back). TROUPE_TEST_LONG runs many more kills. The figures are logged
-// (docs/performance.md#the-recovery-point).
+// (docs/performance.md, the host's uploads).
 func TestRecoveryPointOfAKilledHost(t *testing.T) {
 	rounds, hosts, actors := 1, 2, 3
 	if os.Getenv("TROUPE_TEST_LONG") != "" {
