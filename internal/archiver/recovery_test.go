@@ -3,6 +3,7 @@ package archiver
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/troupe-dev/troupe/internal/actorhost"
 	"github.com/troupe-dev/troupe/internal/archive"
 	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/objstore"
@@ -114,6 +116,7 @@ func TestRecoveryPointOfAKilledHost(t *testing.T) {
 	bucket := st.Store.(*objstore.S3).Bucket()
 	ctx := testCtx(t)
 	leftovers := newArchiver(t, Options{RecoveryPoint: time.Hour, SegmentBytes: defaultSegmentBytes})
+	e := newEngine(t)
 	var ages []lostAge
 	for r := range rounds {
 		var mu sync.Mutex
@@ -123,7 +126,7 @@ func TestRecoveryPointOfAKilledHost(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				got, err := killOneHost(ctx, t, srv.Endpoint, bucket, srv.AccessKey, srv.SecretKey, st, leftovers, r*hosts+h, actors)
+				got, err := killOneHost(ctx, t, srv.Endpoint, bucket, srv.AccessKey, srv.SecretKey, st, leftovers, e, r*hosts+h, actors)
 				if err != nil {
 					errs <- err
 					return
@@ -156,9 +159,11 @@ func TestRecoveryPointOfAKilledHost(t *testing.T) {
 
 // killOneHost runs host h with n actors, kills it with SIGKILL at a
 // random moment between 1.1 and 2.5 recovery points after they started
-// shipping, and measures each actor's loss; then the node is back: its
-// leftovers go up (through ar), and the archive ends at the node's head.
-func killOneHost(ctx context.Context, t *testing.T, endpoint, bucket, access, secret string, st objstore.Store, ar *Archiver, h, n int) ([]lostAge, error) {
+// shipping, and measures each actor's loss. The first actor moves: it
+// runs on e from the archive, and its chain says where it resumed and
+// what the archive lacked. Then the node is back: the leftovers go up
+// (through ar), and the archive ends at the node's head.
+func killOneHost(ctx context.Context, t *testing.T, endpoint, bucket, access, secret string, st objstore.Store, ar *Archiver, e *actorhost.Engine, h, n int) ([]lostAge, error) {
 	dir := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %s %s %d %d %s", rpHostEnv, endpoint, bucket, access, secret, h, n, dir))
@@ -231,6 +236,11 @@ func killOneHost(ctx context.Context, t *testing.T, endpoint, bucket, access, se
 		if got, want := ticks(res.State), tickEvents[*res.StateEvent]; got != want || want == 0 {
 			return nil, fmt.Errorf("restoring %s: the state counts %d ticks, the archive holds %d up to event %d", id, got, want, *res.StateEvent)
 		}
+		if i == 0 {
+			if err := resumeFromArchive(ctx, t, e, id, res, filepath.Join(dir, id)); err != nil {
+				return nil, err
+			}
+		}
 		back, err := ar.ShipLeftovers(ctx, st, filepath.Join(dir, id), "host", "node-a", 0)
 		if err != nil {
 			return nil, fmt.Errorf("the leftovers of %s: %w", id, err)
@@ -242,4 +252,81 @@ func killOneHost(ctx context.Context, t *testing.T, endpoint, bucket, access, se
 		out = append(out, lostAge{id: id, age: at.Sub(time.Unix(0, last.Time)), lost: after.Length - rep.Length})
 	}
 	return out, nil
+}
+
+// resumeFromArchive starts actor id on e from what the archive restored,
+// as a host does after a move (internal/host/restore.go), naming the head
+// the dead node's chain (in oldDir) reached as lost, and checks that the
+// new chain's SegmentStart says where it resumed (the archive's head and
+// length, the state's event) and which events were lost, and that the
+// count goes on from the restored state.
+func resumeFromArchive(ctx context.Context, t *testing.T, e *actorhost.Engine, id string, res *archive.Restored, oldDir string) error {
+	var nodeHead chain.Event
+	// A kill may tear the file's last record: the events before it are
+	// what the node reached.
+	_ = chain.ReadFile(filepath.Join(oldDir, chain.FileName), func(ev chain.Event) error { nodeHead = ev; return nil })
+	if nodeHead.Seq+1 < res.Length {
+		return fmt.Errorf("%s: the node's chain ends at %d, before the archive's %d", id, nodeHead.Seq+1, res.Length)
+	}
+	wasm, err := os.ReadFile(filepath.Join("..", "actorhost", "testdata", "tick.wasm"))
+	if err != nil {
+		return err
+	}
+	c, err := e.Compile(ctx, wasm)
+	if err != nil {
+		return err
+	}
+	cont := &actorhost.ChainLink{Head: res.Head, Length: res.Length, Node: "node-a",
+		Restored: &actorhost.RestoredState{Epoch: res.Epoch, Event: res.StateEvent, HasState: res.HasState, State: res.State, Sha256: res.StateSha256}}
+	if nodeHead.Seq+1 > res.Length {
+		cont.Lost = &actorhost.ChainLink{Head: nodeHead.Hash, Length: nodeHead.Seq + 1, Node: "node-a"}
+	}
+	dir := t.TempDir()
+	a, err := e.Start(ctx, actorhost.ActorConfig{ID: id, Name: "ticker", Component: c, Dir: dir,
+		InitialState: make([]byte, 16), TickInterval: recoveryTick, Continue: cont})
+	if err != nil {
+		return fmt.Errorf("resuming %s from the archive: %w", id, err)
+	}
+	defer func() { _ = a.Stop(context.Background(), "test over") }()
+	restored := ticks(res.State)
+	deadline := time.Now().Add(time.Minute)
+	for ticks(a.State()) <= restored {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: no tick after resuming from %d ticks (now %d)", id, restored, ticks(a.State()))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var first *chain.Event
+	if err := chain.ReadFile(filepath.Join(dir, chain.FileName), func(ev chain.Event) error {
+		if first == nil {
+			ev.Data = slices.Clone(ev.Data) // the reader reuses its buffer
+			first = &ev
+		}
+		return nil
+	}); err != nil || first == nil {
+		return fmt.Errorf("%s: the resumed chain: %v", id, err)
+	}
+	var start struct {
+		PreviousHead   string `json:"previousHead"`
+		PreviousLength uint64 `json:"previousLength"`
+		StateRestored  bool   `json:"stateRestored"`
+		Archive        struct {
+			StateEvent *uint64 `json:"stateEvent"`
+		} `json:"archive"`
+		Gap *struct {
+			From, To uint64
+			LostHead string `json:"lostHead"`
+		} `json:"gap"`
+	}
+	if err := json.Unmarshal(first.Data, &start); err != nil {
+		return fmt.Errorf("%s: SegmentStart %s: %w", id, first.Data, err)
+	}
+	wantGap := cont.Lost != nil
+	if first.Kind != chain.KindSegmentStart || first.Seq != res.Length || first.Parent != res.Head ||
+		start.PreviousHead != res.Head.String() || start.PreviousLength != res.Length || !start.StateRestored ||
+		start.Archive.StateEvent == nil || *start.Archive.StateEvent != *res.StateEvent ||
+		(start.Gap != nil) != wantGap || wantGap && (start.Gap.From != res.Length || start.Gap.To != nodeHead.Seq+1 || start.Gap.LostHead != nodeHead.Hash.String()) {
+		return fmt.Errorf("%s resumed from the archive's %d/%s (node at %d) with %s %+v (%s)", id, res.Length, res.Head.Short(), nodeHead.Seq+1, first.Kind, start, first.Data)
+	}
+	return nil
 }
