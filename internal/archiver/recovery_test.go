@@ -246,8 +246,11 @@ func killOneHost(ctx context.Context, t *testing.T, endpoint, bucket, access, se
 			return nil, fmt.Errorf("the leftovers of %s: %w", id, err)
 		}
 		after, err := archive.Verify(ctx, st, id)
-		if err != nil || back.From != rep.Length || after.Length != back.To || after.Length < rep.Length {
-			return nil, fmt.Errorf("%s: the archive held %d events, the leftovers %+v, then %+v %v", id, rep.Length, back, after, err)
+		if err != nil {
+			return nil, fmt.Errorf("%s after the leftovers: %w", id, err)
+		}
+		if back.From != rep.Length || after.Length != back.To || after.Length < rep.Length {
+			return nil, fmt.Errorf("%s: the archive held %d events, the leftovers %+v, then %+v", id, rep.Length, back, after)
 		}
 		out = append(out, lostAge{id: id, age: at.Sub(time.Unix(0, last.Time)), lost: after.Length - rep.Length})
 	}
@@ -303,8 +306,11 @@ func resumeFromArchive(ctx context.Context, t *testing.T, e *actorhost.Engine, i
 			first = &ev
 		}
 		return nil
-	}); err != nil || first == nil {
-		return fmt.Errorf("%s: the resumed chain: %v", id, err)
+	}); err != nil {
+		return fmt.Errorf("%s: the resumed chain: %w", id, err)
+	}
+	if first == nil {
+		return fmt.Errorf("%s: the resumed chain is empty", id)
 	}
 	var start struct {
 		PreviousHead   string `json:"previousHead"`
