@@ -88,21 +88,7 @@ func BenchmarkAppendLongEpoch(b *testing.B) {
 			ctx := testCtx(b)
 			id := "bench-" + strings.ReplaceAll(strings.TrimPrefix(bc.name, "segments="), "-", "")
 			mem := newMemStore()
-			w, err := Claim(ctx, mem, ClaimOptions{ActorID: id, Epoch: 1})
-			if err != nil {
-				b.Fatal(err)
-			}
-			c := &actorChain{}
-			cut := 0
-			c.start("0")
-			for i := 0; i < bc.n; i++ {
-				if i > 0 {
-					c.tick(fmt.Sprintf("count=%d", i))
-				}
-				if _, err := w.Append(ctx, c.cut(&cut), c.state); err != nil {
-					b.Fatal(err)
-				}
-			}
+			c, cut := longEpoch(b, mem, id, bc.n)
 			if bc.unpaged {
 				h, err := Resolve(ctx, mem, id)
 				if err != nil {
@@ -128,7 +114,8 @@ func BenchmarkAppendLongEpoch(b *testing.B) {
 					}
 				}
 			}
-			if w, err = Claim(ctx, s3, ClaimOptions{ActorID: id, Epoch: 1}); err != nil {
+			w, err := Claim(ctx, s3, ClaimOptions{ActorID: id, Epoch: 1})
+			if err != nil {
 				b.Fatal(err)
 			}
 			size := 0
@@ -155,22 +142,7 @@ func BenchmarkAppendLongEpoch(b *testing.B) {
 func BenchmarkCollectorPass(b *testing.B) {
 	ctx := testCtx(b)
 	mem := newMemStore()
-	const id = "bench-collect"
-	w, err := Claim(ctx, mem, ClaimOptions{ActorID: id, Epoch: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	c := &actorChain{}
-	cut := 0
-	c.start("0")
-	for i := range 10_000 {
-		if i > 0 {
-			c.tick(fmt.Sprintf("count=%d", i))
-		}
-		if _, err := w.Append(ctx, c.cut(&cut), c.state); err != nil {
-			b.Fatal(err)
-		}
-	}
+	longEpoch(b, mem, "bench-collect", 10_000)
 	keys := len(mem.objs)
 	for name, now := range map[string]func() time.Time{
 		"full":         time.Now,
@@ -193,4 +165,28 @@ func BenchmarkCollectorPass(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(keys), "ns/key")
 		})
 	}
+}
+
+// longEpoch writes an epoch 1 of n segments of a ticking actor id to st
+// (a segment a tick), and returns its chain and where the next segment
+// starts.
+func longEpoch(b *testing.B, st objstore.Store, id string, n int) (*actorChain, int) {
+	b.Helper()
+	ctx := testCtx(b)
+	w, err := Claim(ctx, st, ClaimOptions{ActorID: id, Epoch: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := &actorChain{}
+	cut := 0
+	c.start("0")
+	for i := range n {
+		if i > 0 {
+			c.tick(fmt.Sprintf("count=%d", i))
+		}
+		if _, err := w.Append(ctx, c.cut(&cut), c.state); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return c, cut
 }

@@ -13,6 +13,18 @@ import (
 	"github.com/troupe-dev/troupe/internal/objstore"
 )
 
+// appendWithoutManifest uploads seg through w while st fails every
+// manifest write: its objects are left in the store, named by nothing.
+func appendWithoutManifest(t *testing.T, st *failingStore, w *Writer, seg []byte, s State) {
+	t.Helper()
+	manifests := "/manifests/"
+	st.failSuffix.Store(&manifests)
+	defer st.failSuffix.Store(nil)
+	if _, err := w.Append(testCtx(t), seg, s); err == nil {
+		t.Fatal("an append whose manifest write failed succeeded")
+	}
+}
+
 // orphanClock is a collector's clock the test moves past the grace.
 type orphanClock struct{ shift atomic.Int64 }
 
@@ -107,7 +119,6 @@ func TestCollectorRemovesOrphansOnly(t *testing.T) {
 	st := &failingStore{Store: s3}
 	ctx := testCtx(t)
 	setPaging(t, 4, 1)
-	manifests := "/manifests/"
 
 	// a: a crash between a segment's objects and its manifest (twice),
 	// then a page written whose manifest write failed before the actor
@@ -126,11 +137,7 @@ func TestCollectorRemovesOrphansOnly(t *testing.T) {
 	for i := range 3 {
 		mark := cut
 		c.tick("t" + string(rune('a'+i)))
-		st.failSuffix.Store(&manifests)
-		if _, err := w1.Append(ctx, c.cut(&cut), c.state); err == nil {
-			t.Fatal("an append whose manifest write failed succeeded")
-		}
-		st.failSuffix.Store(nil)
+		appendWithoutManifest(t, st, w1, c.cut(&cut), c.state)
 		c.tick("again") // the next upload seals more, with a later state: other keys
 		cut = mark
 		mustAppend(t, w1, c.cut(&cut), c.state)
@@ -138,11 +145,7 @@ func TestCollectorRemovesOrphansOnly(t *testing.T) {
 	// Inline: 4 segments; the next one pages the oldest 4: fail its manifest.
 	mark := cut
 	c.tick("paged")
-	st.failSuffix.Store(&manifests)
-	if _, err := w1.Append(ctx, c.cut(&cut), c.state); err == nil {
-		t.Fatal("an append whose manifest write failed succeeded")
-	}
-	st.failSuffix.Store(nil)
+	appendWithoutManifest(t, st, w1, c.cut(&cut), c.state)
 	if ks, _ := s3.List(ctx, epochPrefix(a, 1)+"pages/"); len(ks) != 1 {
 		t.Fatalf("want the unnamed page in the store, have %v", ks)
 	}
@@ -184,11 +187,7 @@ func TestCollectorRemovesOrphansOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	cb.tick("late")
-	st.failSuffix.Store(&manifests)
-	if _, err := wb.Append(ctx, cb.cut(&cutb), cb.state); err == nil {
-		t.Fatal("an append whose manifest write failed succeeded")
-	}
-	st.failSuffix.Store(nil)
+	appendWithoutManifest(t, st, wb, cb.cut(&cutb), cb.state)
 
 	// c: a page written, then its manifest write failed, and the actor
 	// moved before its host wrote it again.
@@ -201,11 +200,7 @@ func TestCollectorRemovesOrphansOnly(t *testing.T) {
 		mustAppend(t, wc, cc.cut(&cutc), cc.state)
 		cc.tick(string(rune('a' + i)))
 	}
-	st.failSuffix.Store(&manifests)
-	if _, err := wc.Append(ctx, cc.cut(&cutc), cc.state); err == nil {
-		t.Fatal("an append whose manifest write failed succeeded")
-	}
-	st.failSuffix.Store(nil)
+	appendWithoutManifest(t, st, wc, cc.cut(&cutc), cc.state)
 	mustClaim(t, st, cID, 2)
 
 	before := storeKeys(t, s3)
@@ -340,7 +335,6 @@ func TestCollectorBesideAnUploadingHost(t *testing.T) {
 			collected.Add(int64(res.Collected))
 		}
 	}()
-	manifests := "/manifests/"
 	deadline := time.Now().Add(2*grace + time.Second)
 	for i := 0; time.Now().Before(deadline) || collected.Load() == 0; i++ {
 		if time.Now().After(deadline.Add(time.Minute)) {
@@ -349,11 +343,7 @@ func TestCollectorBesideAnUploadingHost(t *testing.T) {
 		mark := cut
 		c.tick(string(rune('a' + i%26)))
 		if i%5 == 4 {
-			st.failSuffix.Store(&manifests)
-			if _, err := w.Append(ctx, c.cut(&cut), c.state); err == nil {
-				t.Fatal("an append whose manifest write failed succeeded")
-			}
-			st.failSuffix.Store(nil)
+			appendWithoutManifest(t, st, w, c.cut(&cut), c.state)
 			c.tick("again")
 			cut = mark
 		}
