@@ -226,20 +226,29 @@ func (c *Collector) Pass(ctx context.Context) (CollectResult, error) {
 		}
 		byActor[k.actor] = append(byActor[k.actor], candidate{k, o})
 	}
-	var errs []error
+	var errs passErrors
+	decided := 0
 	for _, id := range order {
 		cands := byActor[id]
+		if ctx.Err() != nil {
+			break
+		}
 		v, err := loadActorView(ctx, c.st, id)
 		if err != nil {
+			decided += len(cands)
 			res.Undecided += len(cands)
-			errs = append(errs, err)
+			errs.add(err)
 			continue
 		}
 		for _, cd := range cands {
+			if ctx.Err() != nil {
+				break
+			}
+			decided++
 			live, err := v.live(ctx, cd.Key, &cd.objectKey)
 			if err != nil {
 				res.Undecided++
-				errs = append(errs, err)
+				errs.add(err)
 				continue
 			}
 			if live {
@@ -248,7 +257,7 @@ func (c *Collector) Pass(ctx context.Context) (CollectResult, error) {
 			removed, err := c.remove(ctx, cd.Key, cutoff)
 			if err != nil {
 				res.Undecided++
-				errs = append(errs, err)
+				errs.add(err)
 				continue
 			}
 			if removed {
@@ -258,7 +267,35 @@ func (c *Collector) Pass(ctx context.Context) (CollectResult, error) {
 			}
 		}
 	}
-	return res, errors.Join(errs...)
+	if err := ctx.Err(); err != nil {
+		// Out of time: the rest waits for the walk's next round.
+		res.Undecided += res.Candidates - decided
+		errs.add(fmt.Errorf("orphan collection: %d candidates not looked at: %w", res.Candidates-decided, err))
+	}
+	return res, errs.join()
+}
+
+// passErrors keeps the first few errors of a pass and counts the rest, so
+// that a store that fails every request makes one readable error, not
+// thousands.
+type passErrors struct {
+	first []error
+	more  int
+}
+
+func (e *passErrors) add(err error) {
+	if len(e.first) < 5 {
+		e.first = append(e.first, err)
+	} else {
+		e.more++
+	}
+}
+
+func (e *passErrors) join() error {
+	if e.more > 0 {
+		return errors.Join(append(e.first, fmt.Errorf("and %d more errors", e.more))...)
+	}
+	return errors.Join(e.first...)
 }
 
 // remove deletes key if it is still there with a time before cutoff: a

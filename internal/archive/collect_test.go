@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"context"
 	"errors"
 	"maps"
 	"slices"
@@ -415,6 +416,65 @@ func TestParseObjectKey(t *testing.T) {
 			tc.want.key = tc.key
 			if !ok || got != *tc.want {
 				t.Fatalf("%s: %+v %v, want %+v", tc.key, got, ok, *tc.want)
+			}
+		})
+	}
+}
+
+// getsFailing fails every Get of a key holding part.
+type getsFailing struct {
+	objstore.Store
+	part string
+}
+
+func (g getsFailing) Get(ctx context.Context, key string, max int64) ([]byte, error) {
+	if strings.Contains(key, g.part) {
+		return nil, errors.New("injected failure")
+	}
+	return g.Store.Get(ctx, key, max)
+}
+
+// A store that fails the pass's reads, or a pass out of time, keeps every
+// candidate, and says so in one bounded error.
+func TestCollectorPassThatCannotRead(t *testing.T) {
+	setPaging(t, 2, 1)
+	mem := newMemStore()
+	w := mustClaim(t, mem, actorID, 1)
+	c := &actorChain{}
+	cut := 0
+	c.start("0")
+	for i := range 30 {
+		mustAppend(t, w, c.cut(&cut), c.state)
+		c.tick(string(rune('a' + i)))
+	}
+	before := len(mem.objs)
+	old := func() time.Time { return time.Now().Add(time.Hour) } // memStore's objects have the zero time
+	tests := map[string]struct {
+		st     objstore.Store
+		cancel bool
+		want   string
+	}{
+		"pages unreadable":    {st: getsFailing{mem, "/pages/"}, want: " more errors"},
+		"manifest unreadable": {st: getsFailing{mem, "/manifests/"}, want: "injected failure"},
+		"out of time":         {st: mem, cancel: true, want: "candidates not looked at: context canceled"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			col, err := NewCollector(tc.st, CollectOptions{Grace: time.Minute, Now: old})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(testCtx(t))
+			if tc.cancel {
+				cancel()
+			}
+			defer cancel()
+			res, err := col.Pass(ctx)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Count(err.Error(), "\n") > 6 {
+				t.Fatalf("error %v, want one naming %q in at most 6 lines", err, tc.want)
+			}
+			if res.Collected != 0 || res.Undecided != res.Candidates || res.Candidates == 0 || len(mem.objs) != before {
+				t.Fatalf("%+v; %d objects of %d left", res, len(mem.objs), before)
 			}
 		})
 	}
