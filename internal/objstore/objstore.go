@@ -206,7 +206,10 @@ func (s *S3) List(ctx context.Context, prefix string) ([]string, error) {
 }
 
 // Scan implements Store. It asks the store for pages of at most max keys
-// and stops reading once it has max: a call costs about one request.
+// (S3 answers at most 1,000 a request) and stops once it has max: a call
+// costs max/1,000 requests, rounded up. A store that ignores StartAfter
+// still gives the right keys (those not after after are skipped), at the
+// cost of listing them.
 func (s *S3) Scan(ctx context.Context, prefix, after string, max int) ([]ObjectInfo, error) {
 	if max <= 0 {
 		return nil, nil
