@@ -481,3 +481,48 @@ func TestCollectorPassThatCannotRead(t *testing.T) {
 		})
 	}
 }
+
+// An object PUT again between the pass's listing and its DELETE (a
+// writer retrying the upload that names it) is young again, and stays:
+// remove looks at the object's time once more right before the DELETE.
+func TestCollectorKeepsAnObjectPutAgain(t *testing.T) {
+	_, st := newStore(t)
+	ctx := testCtx(t)
+	key := epochPrefix(actorID, 1) + "segments/" + pad(0) + "-" + pad(1) + "-0123456789abcdef.seg"
+	put := func() time.Time {
+		t.Helper()
+		if err := st.Put(ctx, key, strings.NewReader("seg"), 3, false); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.Scan(ctx, key, "", 1)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("scan %s: %v %v", key, got, err)
+		}
+		return got[0].Modified
+	}
+	first := put()
+	// The store's times have a second's resolution: PUT again until the
+	// time moves.
+	again := put()
+	for deadline := time.Now().Add(time.Minute); !again.After(first); again = put() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the store's time of %s stayed %s", key, first)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	col, err := NewCollector(st, CollectOptions{Grace: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The listing saw it at its first time (older than the cutoff): the
+	// second PUT is not, and it stays.
+	if removed, err := col.remove(ctx, key, again); err != nil || removed {
+		t.Fatalf("an object PUT again after the cutoff: removed %v, %v", removed, err)
+	}
+	if removed, err := col.remove(ctx, key, again.Add(time.Second)); err != nil || !removed {
+		t.Fatalf("an object older than the cutoff: removed %v, %v", removed, err)
+	}
+	if _, err := st.Get(ctx, key, 10); !errors.Is(err, objstore.ErrNotFound) {
+		t.Fatalf("after its removal: %v", err)
+	}
+}
