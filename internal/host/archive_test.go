@@ -317,7 +317,7 @@ func (s *suite) testArchiveLocalTail(t *testing.T) {
 	before := uint64(h.get("tail").Status.Chain.Length)
 	h.setSuspend("tail", false)
 	h.waitReason("tail", v1alpha1.ReasonRunning, 60*time.Second)
-	g.Eventually(func() uint64 { return archivedLength(t, st, id) }).WithTimeout(30*time.Second).Should(BeNumerically(">", before+5))
+	g.Eventually(func() uint64 { return archivedLength(t, st, id) }).WithTimeout(30 * time.Second).Should(BeNumerically(">", before+5))
 	g.Expect(ticks()).To(BeNumerically(">", suspended), "the state was resumed")
 	g.Expect(meta.IsStatusConditionTrue(h.get("tail").Status.Conditions, v1alpha1.ConditionStateLost)).To(BeFalse())
 }
