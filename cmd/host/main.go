@@ -47,13 +47,13 @@ type options struct {
 	// memoryLimit and memoryReserve are the flags as given ("" for the
 	// cgroup's limit and the default reserve).
 	memoryLimit, memoryReserve string
-	// archive describes the store; segmentBytes is the segment size as
-	// given.
+	// archive describes the store; segmentBytes and localTail are the
+	// archive's quantities as given.
 	archive                                  objstore.Flags
 	archiveRecoveryPoint                     time.Duration
 	archiveFlushTimeout, archiveRestoreRetry time.Duration
 	archiveUploads                           int
-	segmentBytes                             string
+	segmentBytes, localTail                  string
 }
 
 // parse reads flags and the downward-API environment into options.
@@ -102,6 +102,7 @@ Flags:
 	fs.IntVar(&o.archiveUploads, "archive-uploads", host.DefaultArchiveUploads, "the uploads to the archive the host has in flight at once, all its actors together")
 	fs.DurationVar(&o.archiveRestoreRetry, "archive-restore-retry", host.DefaultArchiveRestoreRetry, "the longest wait between two reads of the archive while a moved actor waits for it (restorePolicy WaitForNode, or an archive that cannot be read or does not verify)")
 	fs.StringVar(&o.segmentBytes, "archive-segment-bytes", "", "seal and upload a chain segment once this many bytes wait, a quantity (default 8Mi)")
+	fs.StringVar(&o.localTail, "archive-local-tail", "", `about how much of an archived chain the node keeps, a quantity (default 64Mi; "-1" keeps everything)`)
 	fs.StringVar(&o.namespaces, "actor-namespaces", "", "comma-separated namespaces whose Actors this host runs, the only ones whose ConfigMaps and Secrets it reads; an Actor of another namespace is refused (Ready=False, reason NamespaceNotServed). Empty: every namespace")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, or $KUBECONFIG)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info or error")
@@ -166,6 +167,7 @@ func (o *options) parseArchive(getenv func(string) string) error {
 			set  bool
 		}{
 			{"--archive-segment-bytes", o.segmentBytes != ""},
+			{"--archive-local-tail", o.localTail != ""},
 			{"--archive-recovery-point", o.archiveRecoveryPoint != host.DefaultArchiveRecoveryPoint},
 			{"--archive-flush-timeout", o.archiveFlushTimeout != host.DefaultArchiveFlushTimeout},
 			{"--archive-uploads", o.archiveUploads != host.DefaultArchiveUploads},
@@ -194,12 +196,19 @@ func (o *options) parseArchive(getenv func(string) string) error {
 	if o.archiveUploads <= 0 {
 		return fmt.Errorf("--archive-uploads %d: must be positive", o.archiveUploads)
 	}
-	if o.segmentBytes != "" {
-		n, err := resource.ParseQuantity(o.segmentBytes)
-		if err != nil || n.Sign() <= 0 {
-			return fmt.Errorf("--archive-segment-bytes %q: want a positive quantity of bytes such as 8Mi", o.segmentBytes)
+	for _, q := range []struct {
+		flag, v  string
+		to       *int64
+		negative bool
+	}{{"--archive-segment-bytes", o.segmentBytes, &a.SegmentBytes, false}, {"--archive-local-tail", o.localTail, &a.LocalTail, true}} {
+		if q.v == "" {
+			continue
 		}
-		a.SegmentBytes = n.Value()
+		n, err := resource.ParseQuantity(q.v)
+		if err != nil || n.Sign() == 0 || (n.Sign() < 0 && !q.negative) {
+			return fmt.Errorf("%s %q: want a positive quantity of bytes such as 8Mi", q.flag, q.v)
+		}
+		*q.to = n.Value()
 	}
 	o.cfg.Archive = a
 	return nil

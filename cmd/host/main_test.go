@@ -91,7 +91,7 @@ func TestParse(t *testing.T) {
 			}
 		}},
 		"archive": {args: []string{"--archive-endpoint=http://store:7070", "--archive-bucket=troupe", "--archive-prefix=prod", "--archive-path-style",
-			"--archive-recovery-point=5s", "--archive-segment-bytes=1Mi",
+			"--archive-recovery-point=5s", "--archive-segment-bytes=1Mi", "--archive-local-tail=-1",
 			"--archive-flush-timeout=2m", "--archive-uploads=4", "--archive-restore-retry=5s"},
 			getenv: func(k string) string {
 				if k == "AWS_ACCESS_KEY_ID" || k == "AWS_SECRET_ACCESS_KEY" {
@@ -104,7 +104,7 @@ func TestParse(t *testing.T) {
 				if a == nil || a.Store == nil {
 					t.Fatal("no archive")
 				}
-				if a.RecoveryPoint != 5*time.Second || a.SegmentBytes != 1<<20 || a.Where != "s3://troupe/prod (endpoint http://store:7070)" ||
+				if a.RecoveryPoint != 5*time.Second || a.SegmentBytes != 1<<20 || a.LocalTail != -1 || a.Where != "s3://troupe/prod (endpoint http://store:7070)" ||
 					a.FlushTimeout != 2*time.Minute || a.Uploads != 4 || a.RestoreRetry != 5*time.Second {
 					t.Fatalf("archive %+v", a)
 				}
@@ -112,12 +112,12 @@ func TestParse(t *testing.T) {
 		"archive defaults": {args: []string{"--archive-bucket=troupe", "--archive-endpoint=store:7070", "--archive-insecure"}, getenv: full,
 			check: func(t *testing.T, o *options) {
 				a := o.cfg.Archive
-				if a == nil || a.RecoveryPoint != 10*time.Second || a.SegmentBytes != 0 ||
+				if a == nil || a.RecoveryPoint != 10*time.Second || a.SegmentBytes != 0 || a.LocalTail != 0 ||
 					a.FlushTimeout != 30*time.Second || a.Uploads != 16 || a.RestoreRetry != 30*time.Second {
 					t.Fatalf("archive %+v: want the host's defaults (0 = default)", a)
 				}
 			}},
-		"archive settings without a bucket": {args: []string{"--archive-segment-bytes=1Gi"}, getenv: full, wantErr: "--archive-segment-bytes without --archive-bucket"},
+		"archive settings without a bucket": {args: []string{"--archive-local-tail=1Gi"}, getenv: full, wantErr: "--archive-local-tail without --archive-bucket"},
 		"archive without a bucket":          {args: []string{"--archive-endpoint=http://store:7070"}, getenv: full, wantErr: `bucket ""`},
 		"bad segment size":                  {args: []string{"--archive-bucket=troupe", "--archive-segment-bytes=-1"}, getenv: full, wantErr: `--archive-segment-bytes "-1"`},
 		"bad flush timeout":                 {args: []string{"--archive-bucket=troupe", "--archive-flush-timeout=-1s"}, getenv: full, wantErr: "--archive-flush-timeout -1s: must be positive"},

@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -72,7 +73,9 @@ func newChainVerifyCommand() *cobra.Command {
 		Short: "Recompute every hash and parent link of a chain",
 		Long: `Recompute every hash and parent link of a chain.
 
-PATH is a chain file or an actor directory. An s3:// argument reads the
+PATH is a chain file or an actor directory (whose rotated chain files,
+chain.log.<length>, are checked too: each intact, each linked to the next,
+chain.log to the last). An s3:// argument reads the
 actor's whole history from the installation's archive (docs/archive.md):
 every segment against its manifest, every record's hash and link across
 epochs, hosts and nodes, and every archived state against the digest the
@@ -128,6 +131,11 @@ unreadable, not a chain, or a usage error.`,
 				note = " (a writer is appending; its last record is still in flight)"
 			}
 			fmt.Fprintf(out, "%s: intact: %d events, head %s, length %d%s\n", src.path, rep.Events, rep.Head, rep.Length, note)
+			if src.path != args[0] {
+				// An actor directory: the chain's older events may be in
+				// rotated files beside chain.log.
+				return verifyRotated(out, filepath.Dir(src.path))
+			}
 			return nil
 		},
 	}

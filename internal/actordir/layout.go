@@ -84,9 +84,30 @@ func Newest(root, namespace, name string) string {
 // now>.old, kept for inspection while a new segment starts in its place,
 // and returns the new name (a base name). The states saved with that
 // chain go with it (state.a becomes state.a.<unix seconds>.old, ...): they
-// belong to its events, and a new segment starts without them.
+// belong to its events, and a new segment starts without them; so do its
+// rotated files (chain.log.<length>.<unix seconds>.old).
 func MoveChainAside(dir string, now time.Time) (string, error) {
 	old := asideName(ChainFile, now)
+	// Its rotated files (and their states) go first: they hold the
+	// chain's older events, and a new segment's rotations must not find
+	// them. Their names end in .old, which no rotated file's does.
+	rotated, orphans, err := ListRotated(dir)
+	if err != nil {
+		return "", err
+	}
+	for _, r := range rotated {
+		for _, p := range []string{r.Path, r.StatePath} {
+			if p == "" {
+				continue
+			}
+			if err := os.Rename(p, filepath.Join(dir, asideName(filepath.Base(p), now))); err != nil {
+				return "", fmt.Errorf("moving the actor's old rotated chain aside: %w", err)
+			}
+		}
+	}
+	for _, p := range orphans {
+		_ = os.Remove(p)
+	}
 	if err := os.Rename(ChainPath(dir), filepath.Join(dir, old)); err != nil {
 		return "", fmt.Errorf("moving the actor's old chain aside: %w", err)
 	}

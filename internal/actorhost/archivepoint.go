@@ -26,6 +26,10 @@ type ArchivePoint struct {
 	// the actor's and must not be modified.
 	HasState bool
 	State    []byte
+	// Rotated: the point ends a chain file that was rotated at it
+	// (RotatePoint); Path is that file, and the chain goes on in a new
+	// chain.log whose first event (a SegmentStart) is at End.Length.
+	Rotated bool
 }
 
 // ArchivePoint returns the chain's end as a point to archive up to,
@@ -83,6 +87,10 @@ func OpenLeftover(dir string, maxStateBytes int) (*Leftover, error) {
 	lock, err := chain.Lock(actordir.ChainPath(dir))
 	if err != nil {
 		return nil, err
+	}
+	if err := recoverRotation(dir); err != nil {
+		lock.Release()
+		return nil, fmt.Errorf("actor %s: %w", id.ID, err)
 	}
 	states, err := loadStates(dir, maxStateBytes)
 	if err != nil {

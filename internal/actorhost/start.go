@@ -353,6 +353,10 @@ func (a *Actor) openDir(copts chain.Options) error {
 		lock.Release()
 		return fmt.Errorf("starting actor: %w", err)
 	}
+	if err := recoverRotation(dir); err != nil {
+		lock.Release()
+		return fmt.Errorf("starting actor %s: %w", a.id, err)
+	}
 	states, err := loadStates(dir, a.maxState)
 	if err != nil {
 		lock.Release()

@@ -207,7 +207,8 @@ type chainState struct {
 
 // stateTracker watches the events chain.Open reads for the last one that
 // records a state: an ActorTick or a HandlerResult (ok or not, each
-// carries the actor's state after it) or an ok InitResult; and for the
+// carries the actor's state after it), an ok InitResult, or the
+// SegmentStart a rotated chain file begins with; and for the
 // last one before boundary, where the write that a crash may have cut
 // short began (savedStates.tornWrite).
 type stateTracker struct {
@@ -241,6 +242,12 @@ func (t *trackedState) state() (*chainState, error) {
 func (t *stateTracker) observe(e chain.Event) {
 	switch e.Kind {
 	case chain.KindTick, chain.KindHandlerResult:
+	case chain.KindSegmentStart:
+		// A rotated file's first event records the state the actor had
+		// when its chain was rotated (rotate.go); a move's does not.
+		if _, ok := rotationState(e.Data); !ok {
+			return
+		}
 	case chain.KindInitResult:
 		// Rare (one a run): decoded at once, as a failed one carries no
 		// state and must not hide the one before it.

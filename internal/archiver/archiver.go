@@ -2,7 +2,9 @@ package archiver
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +43,12 @@ type Options struct {
 	Concurrency int
 	// AttemptTimeout bounds one upload; 0 is DefaultAttemptTimeout.
 	AttemptTimeout time.Duration
+	// LocalTail is about how many bytes of an actor's archived chain its
+	// node keeps (chain.log and the rotated files the archive holds
+	// together): a running actor's chain.log is rotated once it passes
+	// half of it, and rotated files the archive holds are removed, oldest
+	// first, while the actor's files pass it. 0 or less rotates nothing.
+	LocalTail int64
 	// Registerer receives the metrics; nil registers none.
 	Registerer prometheus.Registerer
 	Logger     logr.Logger
@@ -49,8 +57,10 @@ type Options struct {
 // Source is a running actor as the shipper sees it: *actorhost.Actor.
 type Source interface {
 	// ArchivePoint makes the chain durable and returns its end with the
-	// state it records (actorhost.Actor.ArchivePoint).
-	ArchivePoint(ctx context.Context) (actorhost.ArchivePoint, error)
+	// state it records (actorhost.Actor.ArchivePoint); with rotate, it
+	// may also rotate the chain file there (actorhost.Actor.RotatePoint),
+	// which the point's Rotated says.
+	ArchivePoint(ctx context.Context, rotate bool) (actorhost.ArchivePoint, error)
 	// Progress returns the chain's length and its file's size now: cheap,
 	// called at every scan.
 	Progress() (length uint64, size int64)
@@ -61,8 +71,19 @@ func ActorSource(a *actorhost.Actor) Source { return actorSource{a} }
 
 type actorSource struct{ a *actorhost.Actor }
 
-func (s actorSource) ArchivePoint(ctx context.Context) (actorhost.ArchivePoint, error) {
+func (s actorSource) ArchivePoint(ctx context.Context, rotate bool) (actorhost.ArchivePoint, error) {
+	if rotate {
+		return s.a.RotatePoint(ctx)
+	}
 	return s.a.ArchivePoint(ctx)
+}
+
+// leftoverSource adapts a leftover chain, which is never rotated: no run
+// appends to it.
+type leftoverSource struct{ *actorhost.Leftover }
+
+func (s leftoverSource) ArchivePoint(ctx context.Context, _ bool) (actorhost.ArchivePoint, error) {
+	return s.Leftover.ArchivePoint(ctx)
 }
 
 func (s actorSource) Progress() (uint64, int64) {
@@ -179,14 +200,14 @@ type Shipper struct {
 	ar     *Archiver
 	w      *archive.Writer
 	src    Source
-	path   string
+	dir    string
 	report func(Status)
 	log    logr.Logger
 
 	// upMu serializes uploads (the Writer is not safe for concurrent use):
 	// a job of the scan, or Flush. Guards the fields up to mu.
 	upMu   sync.Mutex
-	tipOff int64   // where the record after the archive's tip starts
+	tipOff int64   // where the record after the archive's tip starts in chain.log
 	points []point // sealed, not uploaded yet, oldest first
 	// archived is the length of the chain the archive holds.
 	archived atomic.Uint64
@@ -215,8 +236,11 @@ type Shipper struct {
 	reported Status
 }
 
+// point is a sealed segment: the records of p.Path from from up to
+// p.Offset.
 type point struct {
 	p     actorhost.ArchivePoint
+	from  int64
 	taken time.Time
 }
 
@@ -237,7 +261,7 @@ type Status struct {
 // anything twice) and from then on the Archiver's scan seals and uploads.
 // report is called when the actor's archive status changes.
 func (ar *Archiver) Ship(ctx context.Context, w *archive.Writer, src Source, log logr.Logger, report func(Status)) (*Shipper, error) {
-	p, err := src.ArchivePoint(ctx)
+	p, err := src.ArchivePoint(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -245,15 +269,33 @@ func (ar *Archiver) Ship(ctx context.Context, w *archive.Writer, src Source, log
 	if l, ok := w.Tip(); ok {
 		tip = &l
 	}
+	// The tip is in chain.log, or in a rotated file the archive does not
+	// hold the end of yet (the host stopped before that upload): those
+	// segments are queued first.
+	var queued []point
 	off, err := locate(p.Path, tip)
-	if err != nil {
-		return nil, err
+	if tip == nil && err == nil {
+		// Nothing archived yet: a chain rotated before its first upload
+		// begins in the oldest rotated file, not in chain.log.
+		if queued, err = rotatedPoints(filepath.Dir(p.Path), nil); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		var rerr error
+		if queued, rerr = rotatedPoints(filepath.Dir(p.Path), tip); rerr != nil {
+			return nil, errors.Join(err, rerr)
+		}
+		if queued == nil {
+			return nil, err
+		}
+		off = int64(len(chain.Magic))
 	}
-	s := &Shipper{ar: ar, w: w, src: src, path: p.Path, report: report, log: log, tipOff: off, sealedSize: off}
+	s := &Shipper{ar: ar, w: w, src: src, dir: filepath.Dir(p.Path), report: report, log: log, tipOff: off, sealedSize: off, points: queued}
 	if tip != nil {
 		s.seen = tip.Length
 		s.archived.Store(tip.Length)
 	}
+	s.prune() // a tail lowered since the last run, or files its end did not get to
 	ar.mu.Lock()
 	ar.shippers[s] = struct{}{}
 	ar.mu.Unlock()

@@ -177,3 +177,73 @@ func BenchmarkArchive1000Actors(b *testing.B) {
 		b.ReportMetric(oldest.Seconds(), "s-oldest-unarchived")
 	}
 }
+
+// The local tail's figure: TAIL_ACTORS (10) actors ticking every 100 ms
+// for TAIL_SECONDS (30 s), their chains shipped to versitygw with a 1 s
+// recovery point, once keeping every chain on the node (LocalTail 0) and
+// once with a tail of TAIL_BYTES (16 KiB); the node's chain bytes (all
+// the actors' chain.log and rotated files) sampled every 5 s are logged,
+// and the last sample of each reported. Run with -benchtime 1x -v.
+func BenchmarkLocalTail(b *testing.B) {
+	n, secs, tail := 10, 30, int64(16<<10)
+	if v, err := strconv.Atoi(os.Getenv("TAIL_ACTORS")); err == nil && v > 0 {
+		n = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("TAIL_SECONDS")); err == nil && v > 0 {
+		secs = v
+	}
+	if v, err := strconv.ParseInt(os.Getenv("TAIL_BYTES"), 10, 64); err == nil && v > 0 {
+		tail = v
+	}
+	run := func(b *testing.B, tail int64) (samples []int64, archivedEvents uint64) {
+		e := newEngine(b)
+		_, st := newStore(b)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		ar, err := New(Options{RecoveryPoint: time.Second, SegmentBytes: 8 << 20, LocalTail: tail, Logger: logr.Discard()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		go ar.Run(ctx)
+		root := b.TempDir()
+		dirs := make([]string, n)
+		ships := make([]*Shipper, n)
+		for i := range dirs {
+			id := fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
+			dirs[i] = filepath.Join(root, id)
+			a := startTickerID(b, e, dirs[i], id, 100*time.Millisecond)
+			w, err := archive.Claim(ctx, st, archive.ClaimOptions{ActorID: id, Epoch: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if ships[i], err = ar.Ship(ctx, w, ActorSource(a), logr.Discard(), nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for t := 0; t <= secs; t += 5 {
+			if t > 0 {
+				time.Sleep(5 * time.Second)
+			}
+			var total int64
+			for _, d := range dirs {
+				n, _ := chainBytes(b, d)
+				total += n
+			}
+			samples = append(samples, total)
+		}
+		for _, s := range ships {
+			archivedEvents += s.Archived()
+		}
+		return samples, archivedEvents
+	}
+	for b.Loop() {
+		all, evAll := run(b, 0)
+		kept, evKept := run(b, tail)
+		for i := range all {
+			b.Logf("t=%3ds  chain bytes on the node: %8d without a tail, %8d with a %d-byte tail", 5*i, all[i], kept[i], tail)
+		}
+		b.Logf("archived events: %d without a tail, %d with", evAll, evKept)
+		b.ReportMetric(float64(all[len(all)-1])/float64(n), "bytes/actor-all")
+		b.ReportMetric(float64(kept[len(kept)-1])/float64(n), "bytes/actor-tail")
+	}
+}

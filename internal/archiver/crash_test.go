@@ -40,11 +40,18 @@ func TestMain(m *testing.M) {
 // uploads what an earlier run left in dir, claims epoch, runs the ticking
 // actor on dir and ships its chain with a short recovery point and small
 // segments, printing the archived length each time it grows. spec:
-// endpoint bucket access secret epoch dir.
+// endpoint bucket access secret epoch dir [localTail].
 func crashHost(spec string) error {
 	f := strings.Fields(spec)
-	if len(f) != 6 {
+	if len(f) != 6 && len(f) != 7 {
 		return fmt.Errorf("spec %q", spec)
+	}
+	var tail int64
+	if len(f) == 7 {
+		var err error
+		if tail, err = strconv.ParseInt(f[6], 10, 64); err != nil {
+			return err
+		}
 	}
 	epoch, err := strconv.ParseInt(f[4], 10, 64)
 	if err != nil {
@@ -58,8 +65,12 @@ func crashHost(spec string) error {
 	}
 	// Writes land inside records: a kill tears the chain's tail too.
 	chain.SplitWrites(7)
+	if tail > 0 {
+		// Kills land inside rotations too.
+		chain.SlowRotations(15 * time.Millisecond)
+	}
 	ctx := context.Background()
-	ar, err := New(Options{RecoveryPoint: 150 * time.Millisecond, SegmentBytes: 2 << 10, Logger: logr.Discard()})
+	ar, err := New(Options{RecoveryPoint: 150 * time.Millisecond, SegmentBytes: 2 << 10, LocalTail: tail, Logger: logr.Discard()})
 	if err != nil {
 		return err
 	}
@@ -87,6 +98,42 @@ func crashHost(spec string) error {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
+}
+
+// killHost runs a crash host (crashHost) with spec until it has
+// acknowledged 1 to 4 uploads, lets it run for wait more, kills it with
+// SIGKILL and returns the archived length it acknowledged last.
+func killHost(t *testing.T, spec, what string, wait time.Duration) uint64 {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), hostEnv+"="+spec)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	want := 1 + rand.IntN(4)
+	lines := bufio.NewScanner(stdout)
+	got := 0
+	var acked uint64
+	for got < want && lines.Scan() {
+		got++
+		if acked, err = strconv.ParseUint(lines.Text(), 10, 64); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got < want {
+		_ = cmd.Wait()
+		t.Fatalf("%s stopped after %d uploads: %s", what, got, stderr.String())
+	}
+	time.Sleep(wait)
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	return acked
 }
 
 // nopTB lets the test helpers run in the host process, which has no
@@ -121,34 +168,9 @@ func TestKilledHostsLeaveAConsistentArchive(t *testing.T) {
 		if i%2 == 1 {
 			epoch++
 		}
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %s %s %d %s", hostEnv, srv.Endpoint, bucket, srv.AccessKey, srv.SecretKey, epoch, dir))
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		want := 1 + rand.IntN(4)
-		lines := bufio.NewScanner(stdout)
-		got := 0
-		var acked uint64
-		for got < want && lines.Scan() {
-			got++
-			if acked, err = strconv.ParseUint(lines.Text(), 10, 64); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if got < want {
-			_ = cmd.Wait()
-			t.Fatalf("host %d (epoch %d) stopped after %d uploads: %s", i, epoch, got, stderr.String())
-		}
-		time.Sleep(time.Duration(rand.IntN(30)) * time.Millisecond) // where in the next upload the kill lands
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		spec := fmt.Sprintf("%s %s %s %s %d %s", srv.Endpoint, bucket, srv.AccessKey, srv.SecretKey, epoch, dir)
+		// Where in the next upload the kill lands.
+		acked := killHost(t, spec, fmt.Sprintf("host %d (epoch %d)", i, epoch), time.Duration(rand.IntN(30))*time.Millisecond)
 
 		rep, err := archive.Verify(ctx, st, actorID)
 		if err != nil {

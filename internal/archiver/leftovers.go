@@ -93,7 +93,7 @@ func (ar *Archiver) ShipLeftovers(ctx context.Context, st objstore.Store, dir, h
 		res.To = res.From
 		return res, nil
 	}
-	s, err := ar.Ship(ctx, w, l, ar.log.WithValues("leftover", dir), nil)
+	s, err := ar.Ship(ctx, w, leftoverSource{l}, ar.log.WithValues("leftover", dir), nil)
 	if err != nil {
 		return res, err
 	}

@@ -16,6 +16,7 @@ const (
 type metrics struct {
 	uploads *prometheus.CounterVec
 	bytes   prometheus.Counter
+	pruned  prometheus.Counter
 	seconds prometheus.Histogram
 	actors  prometheus.Gauge
 	oldest  prometheus.GaugeFunc
@@ -30,6 +31,10 @@ func newMetrics(ar *Archiver) *metrics {
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "troupe_host_archive_uploaded_bytes_total",
 			Help: "Chain bytes uploaded to the archive (segments; states and manifests not counted).",
+		}),
+		pruned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "troupe_host_archive_pruned_bytes_total",
+			Help: "Bytes of rotated chain files the host removed from its node once the archive held them (the local tail).",
 		}),
 		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "troupe_host_archive_upload_seconds",
@@ -53,7 +58,7 @@ func newMetrics(ar *Archiver) *metrics {
 
 func (m *metrics) register(r prometheus.Registerer) error {
 	var errs []error
-	for _, c := range []prometheus.Collector{m.uploads, m.bytes, m.seconds, m.actors, m.oldest} {
+	for _, c := range []prometheus.Collector{m.uploads, m.bytes, m.pruned, m.seconds, m.actors, m.oldest} {
 		errs = append(errs, r.Register(c))
 	}
 	return errors.Join(errs...)

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
-	"github.com/troupe-dev/troupe/internal/actorhost"
 	"github.com/troupe-dev/troupe/internal/archive"
+	"github.com/troupe-dev/troupe/internal/chain"
 )
 
 // sealAt is how far into the recovery point a segment is sealed: late
@@ -99,50 +99,92 @@ func (s *Shipper) step(ctx context.Context) {
 // seal takes an archive point and queues it: it replaces the last queued
 // point when the two segments together stay within SegmentBytes, so that
 // a store that is down for long leaves a few segments of about
-// SegmentBytes queued, not one per recovery point. Called with upMu held.
+// SegmentBytes queued, not one per recovery point. With a local tail it
+// asks for the chain file to be rotated at the point once the file holds
+// half the tail, when nothing else waits (so that at most one rotated
+// file the archive lacks is on the node, and each rotated point is a
+// segment of its own). Called with upMu held.
 func (s *Shipper) seal(ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(ctx, s.ar.opts.AttemptTimeout)
 	defer cancel()
-	p, err := s.src.ArchivePoint(pctx)
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	rotate := false
+	if tail := s.ar.opts.LocalTail; tail > 0 && !closing && len(s.points) == 0 {
+		_, size := s.src.Progress()
+		rotate = size >= max(tail/2, int64(len(chain.Magic))+1)
+	}
+	p, err := s.src.ArchivePoint(pctx, rotate)
 	if err != nil {
 		return fmt.Errorf("sealing a segment: %w", err)
 	}
-	end := s.tipOff
-	if n := len(s.points); n > 0 {
-		end = s.points[n-1].p.Offset
-	}
-	if p.Offset <= end {
+	start := s.nextFrom()
+	if p.Offset <= start {
+		if p.Rotated {
+			// Rotated with nothing new: the archive holds the whole file.
+			s.tipOff = int64(len(chain.Magic))
+			s.mu.Lock()
+			s.sealedSize = s.tipOff
+			s.mu.Unlock()
+			s.prune()
+		}
 		return nil
 	}
-	pt := point{p: p, taken: time.Now()}
-	start := s.tipOff
-	if n := len(s.points); n > 1 {
-		start = s.points[n-2].p.Offset
-	}
-	if n := len(s.points); n > 0 && p.Offset-start <= s.ar.opts.SegmentBytes {
+	pt := point{p: p, from: start, taken: time.Now()}
+	if n := len(s.points); n > 0 && !p.Rotated && !s.points[n-1].p.Rotated && p.Offset-s.points[n-1].from <= s.ar.opts.SegmentBytes {
+		pt.from = s.points[n-1].from
 		s.points[n-1] = pt
 	} else {
 		s.points = append(s.points, pt)
 	}
 	s.mu.Lock()
 	s.sealedSize, s.sealedOnce = p.Offset, true
+	if p.Rotated {
+		s.sealedSize = int64(len(chain.Magic))
+	}
 	s.seen = max(s.seen, p.End.Length)
 	s.mu.Unlock()
 	return nil
 }
 
+// nextFrom is where the segment after the queued ones starts in
+// chain.log. Called with upMu held.
+func (s *Shipper) nextFrom() int64 {
+	if n := len(s.points); n > 0 {
+		if s.points[n-1].p.Rotated {
+			return int64(len(chain.Magic))
+		}
+		return s.points[n-1].p.Offset
+	}
+	return s.tipOff
+}
+
 // upload appends the queued segments in order. Called with upMu held.
 func (s *Shipper) upload(ctx context.Context) error {
-	f, err := os.Open(s.path)
-	if err != nil {
-		return fmt.Errorf("opening the chain: %w", err)
-	}
-	defer f.Close()
+	var f *os.File
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	rotated := false
 	for len(s.points) > 0 {
 		pt := s.points[0]
-		if err := s.append(ctx, f, pt.p); err != nil {
+		if f == nil || f.Name() != pt.p.Path {
+			if f != nil {
+				f.Close()
+			}
+			var err error
+			if f, err = os.Open(pt.p.Path); err != nil {
+				f = nil
+				return fmt.Errorf("opening the chain: %w", err)
+			}
+		}
+		if err := s.append(ctx, f, pt); err != nil {
 			return err
 		}
+		rotated = rotated || pt.p.Rotated
 		s.points = s.points[1:]
 		s.mu.Lock()
 		if pt.p.End.Length >= s.seen {
@@ -153,17 +195,21 @@ func (s *Shipper) upload(ctx context.Context) error {
 		}
 		s.mu.Unlock()
 	}
+	if rotated {
+		s.prune()
+	}
 	return nil
 }
 
-// append uploads the records from the tip to p.
-func (s *Shipper) append(ctx context.Context, f *os.File, p actorhost.ArchivePoint) error {
-	n := p.Offset - s.tipOff
+// append uploads the records of pt.
+func (s *Shipper) append(ctx context.Context, f *os.File, pt point) error {
+	p := pt.p
+	n := p.Offset - pt.from
 	if n > archive.MaxSegmentBytes {
 		return fmt.Errorf("%d bytes wait to be archived, more than a segment may hold (%d)", n, archive.MaxSegmentBytes)
 	}
 	recs := make([]byte, n)
-	if _, err := f.ReadAt(recs, s.tipOff); err != nil && !errors.Is(err, io.EOF) {
+	if _, err := f.ReadAt(recs, pt.from); err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("reading the chain: %w", err)
 	}
 	actx, cancel := context.WithTimeout(ctx, s.ar.opts.AttemptTimeout)
@@ -177,6 +223,9 @@ func (s *Shipper) append(ctx context.Context, f *os.File, p actorhost.ArchivePoi
 	s.ar.metrics.uploads.WithLabelValues(resultOK).Inc()
 	s.ar.metrics.bytes.Add(float64(n))
 	s.tipOff = p.Offset
+	if p.Rotated {
+		s.tipOff = int64(len(chain.Magic))
+	}
 	s.archived.Store(p.End.Length)
 	s.log.V(2).Info("archived a segment", "first", seg.First, "length", seg.Length, "bytes", seg.Bytes)
 	return nil

@@ -296,3 +296,13 @@ func (a *Actor) ChainBytes() int64 {
 	defer a.mu.Unlock()
 	return a.size
 }
+
+// SetChainBytes sets the size of the actor's chain on the node to n: its
+// chain file was replaced by a smaller one (rotated, once the archive
+// takes the older events), which is what the size budget bounds from
+// then on.
+func (a *Actor) SetChainBytes(n int64) {
+	a.mu.Lock()
+	a.size = n
+	a.mu.Unlock()
+}

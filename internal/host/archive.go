@@ -47,7 +47,7 @@ func (h *Host) newArchiver() error {
 	}
 	ar, err := archiver.New(archiver.Options{
 		RecoveryPoint: h.cfg.Archive.RecoveryPoint, SegmentBytes: h.cfg.Archive.SegmentBytes,
-		Concurrency: h.cfg.Archive.Uploads, Registerer: h.metrics.registry, Logger: h.log.WithName("archive"),
+		Concurrency: h.cfg.Archive.Uploads, LocalTail: h.cfg.Archive.LocalTail, Registerer: h.metrics.registry, Logger: h.log.WithName("archive"),
 	})
 	if err != nil {
 		return fmt.Errorf("configuring the archive: %w", err)

@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +29,7 @@ func TestHostArchive(t *testing.T) {
 	t.Run("StoreDownDelaysArchivingAndSaysSo", s.testArchiveStoreDown)
 	t.Run("LeftoversUploadedWhenTheNodeComesBack", s.testArchiveLeftovers)
 	t.Run("DeletedActorsArchiveNotRecreated", s.testArchiveTombstone)
+	t.Run("LocalTailBoundsTheNodesChain", s.testArchiveLocalTail)
 }
 
 // archiveRP is the tests' recovery point: short, so that they are quick.
@@ -253,4 +255,69 @@ func (s *suite) testArchiveTombstone(t *testing.T) {
 	c := h.waitReason("gone", v1alpha1.ReasonArchiveError, 60*time.Second)
 	g.Expect(c.Message).To(ContainSubstring("was deleted"))
 	g.Expect(keys()).To(Equal(claimed), "neither the leftovers nor a claim wrote to a deleted Actor's archive")
+}
+
+// The host's local tail (ArchiveConfig.LocalTail): a running actor's chain
+// files on the node stay about the tail while the archive takes the
+// history; a suspend uploads the rest, and the run that resumes on the
+// node continues the state from the rotated chain.log.
+func (s *suite) testArchiveLocalTail(t *testing.T) {
+	g := NewWithT(t)
+	srv := s3test.Start(t)
+	st := srv.Bucket(t, "troupe")
+	const tail = 4 << 10
+	h := s.startHost(t, func(c *Config) {
+		c.Archive = &ArchiveConfig{Store: st, Where: "s3://test", RecoveryPoint: 300 * time.Millisecond, SegmentBytes: 1 << 10,
+			LocalTail: tail, FlushTimeout: 10 * time.Second}
+	})
+	h.create("tail", h.tickerSpec())
+	h.assign("tail", h.pod, 1)
+	h.waitReason("tail", v1alpha1.ReasonRunning, 60*time.Second)
+	dir := filepath.Dir(h.chainFile("tail"))
+	var most int64
+	size := func() int64 {
+		var n int64
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), chain.FileName) && !strings.HasSuffix(e.Name(), ".state") {
+				if info, err := e.Info(); err == nil {
+					n += info.Size()
+				}
+			}
+		}
+		most = max(most, n)
+		return n
+	}
+	// Removed bytes: the host rotated and dropped what the archive holds.
+	g.Eventually(func() string { size(); return h.metrics() }).WithTimeout(60 * time.Second).WithPolling(50 * time.Millisecond).
+		Should(MatchRegexp(`troupe_host_archive_pruned_bytes_total [1-9][0-9]{3,}`))
+	id := h.get("tail").Status.ActorID
+	g.Expect(archivedLength(t, st, id)).To(BeNumerically(">", 0))
+	t.Logf("the most the node held of the chain: %d bytes (tail %d)", most, tail)
+	g.Expect(most).To(BeNumerically("<=", 3*tail))
+
+	h.setSuspend("tail", true)
+	h.waitReason("tail", v1alpha1.ReasonStopped, 30*time.Second)
+	h.expectArchiveEndsAtStatus(st, "tail")
+	rep, err := archive.Verify(archiveCtx(t), st, id)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(rep.Origin.Length).To(BeZero(), "the history starts at the actor's first event")
+
+	// The run that resumes on the node reads only the rotated chain.log
+	// (its SegmentStart records the state): its tick count goes on from
+	// the suspended run's, where a lost state would start again at 0.
+	ticks := func() uint32 {
+		r, err := archive.Restore(archiveCtx(t), st, id)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(r.State).To(HaveLen(16))
+		return binary.LittleEndian.Uint32(r.State[4:])
+	}
+	suspended := ticks()
+	g.Expect(suspended).To(BeNumerically(">", 10))
+	before := uint64(h.get("tail").Status.Chain.Length)
+	h.setSuspend("tail", false)
+	h.waitReason("tail", v1alpha1.ReasonRunning, 60*time.Second)
+	g.Eventually(func() uint64 { return archivedLength(t, st, id) }).WithTimeout(30 * time.Second).Should(BeNumerically(">", before+5))
+	g.Expect(ticks()).To(BeNumerically(">", suspended), "the state was resumed")
+	g.Expect(meta.IsStatusConditionTrue(h.get("tail").Status.Conditions, v1alpha1.ConditionStateLost)).To(BeFalse())
 }

@@ -74,6 +74,16 @@ func continuation(dir string, st *v1alpha1.ChainStatus, now time.Time) (*actorho
 	if found {
 		return nil, "", nil
 	}
+	if !found && err != nil && errors.Is(err, errFound) && events == 1 {
+		// chain.log begins after the head: it was rotated since
+		// (actordir.RotatedChainPath), and the head is in a rotated file
+		// that chain.log continues, unless the tail removed it.
+		if ok, rerr := rotatedHolds(dir, want, head); rerr != nil {
+			return nil, "", rerr
+		} else if ok {
+			return nil, "", nil
+		}
+	}
 	if errors.Is(err, chain.ErrUnknownVersion) {
 		// Written by a newer host: neither moved aside nor continued; the
 		// error names the file and the versions this host reads.
@@ -90,6 +100,39 @@ func continuation(dir string, st *v1alpha1.ChainStatus, now time.Time) (*actorho
 		return nil, "", err
 	}
 	return link, old, nil
+}
+
+// rotatedHolds reports whether a rotated chain file of dir holds the
+// event seq with hash head. chain.log continues the newest rotated file
+// (its SegmentStart is that file's end), and each rotated file the one
+// before it, so a head one of them holds is one the local chain goes on
+// from.
+func rotatedHolds(dir string, seq uint64, head chain.Hash) (bool, error) {
+	rotated, _, err := actordir.ListRotated(dir)
+	if err != nil {
+		return false, err
+	}
+	for _, r := range rotated {
+		if r.Length <= seq {
+			continue
+		}
+		found := false
+		err := chain.ReadFile(r.Path, func(e chain.Event) error {
+			if e.Seq == seq {
+				found = e.Hash == head
+				return errFound
+			}
+			if e.Seq > seq {
+				return errFound
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errFound) {
+			return false, nil // unreadable: the caller moves the chain aside
+		}
+		return found, nil
+	}
+	return false, nil
 }
 
 // localHead reads the head of the chain in dir without opening it for

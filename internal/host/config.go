@@ -59,6 +59,10 @@ const (
 	// DefaultArchiveSegmentBytes seals a segment early when it grows this
 	// large, so that one upload stays small and a restore reads little.
 	DefaultArchiveSegmentBytes = 8 << 20
+	// DefaultArchiveLocalTail is what of an archived chain a node keeps:
+	// once the archive holds a chain's older events, the node drops them
+	// and keeps about this many bytes of the newest.
+	DefaultArchiveLocalTail = 64 << 20
 	// DefaultArchiveRestoreRetry is the longest wait between two reads of
 	// the archive by a moved actor that waits for it.
 	DefaultArchiveRestoreRetry = 30 * time.Second
@@ -85,6 +89,9 @@ type ArchiveConfig struct {
 	// SegmentBytes seals a segment once this many bytes wait; 0 is
 	// DefaultArchiveSegmentBytes.
 	SegmentBytes int64
+	// LocalTail is about how many bytes of an archived chain the node
+	// keeps; 0 is DefaultArchiveLocalTail, negative keeps everything.
+	LocalTail int64
 	// RestoreRetry is the longest wait between two reads of the archive
 	// while a moved actor waits for it (restorePolicy WaitForNode, or an
 	// archive that cannot be read or does not verify); 0 is
@@ -115,6 +122,9 @@ func (a ArchiveConfig) withDefaults() (ArchiveConfig, error) {
 	}
 	if a.SegmentBytes < 0 {
 		errs = append(errs, fmt.Errorf("archive segment size %d must be positive", a.SegmentBytes))
+	}
+	if a.LocalTail == 0 {
+		a.LocalTail = DefaultArchiveLocalTail
 	}
 	if a.RestoreRetry == 0 {
 		a.RestoreRetry = DefaultArchiveRestoreRetry

@@ -353,7 +353,7 @@ func TestChartOptions(t *testing.T) {
 				store := map[string]string{"archive-bucket": "troupe-archive", "archive-endpoint": "http://versitygw.storage:7070",
 					"archive-prefix": "prod/eu", "archive-region": "eu-west-1", "archive-path-style": ""}
 				host := container(t, &daemonSet(t, m).Spec.Template.Spec, "host")
-				checkArchive(t, host, store, map[string]string{"archive-recovery-point": "5s", "archive-segment-bytes": "4Mi",
+				checkArchive(t, host, store, map[string]string{"archive-recovery-point": "5s", "archive-segment-bytes": "4Mi", "archive-local-tail": "-1",
 					"archive-flush-timeout": "2m", "archive-uploads": "4", "archive-restore-retry": "5s"})
 				mgr := container(t, &deployment(t, m).Spec.Template.Spec, "manager")
 				checkArchive(t, mgr, store, map[string]string{"archive-retention": "24h", "archive-orphan-grace": "2h"})
@@ -366,7 +366,7 @@ func TestChartOptions(t *testing.T) {
 			sets: []string{"archive.enabled=true", "archive.bucket=troupe-archive", "archive.credentialsSecret.sessionTokenKey="},
 			check: func(t *testing.T, m manifest) {
 				host := container(t, &daemonSet(t, m).Spec.Template.Spec, "host")
-				checkArchive(t, host, map[string]string{"archive-bucket": "troupe-archive"}, map[string]string{"archive-recovery-point": "10s", "archive-segment-bytes": "8Mi",
+				checkArchive(t, host, map[string]string{"archive-bucket": "troupe-archive"}, map[string]string{"archive-recovery-point": "10s", "archive-segment-bytes": "8Mi", "archive-local-tail": "64Mi",
 					"archive-flush-timeout": "30s", "archive-uploads": "16", "archive-restore-retry": "30s"})
 				for _, c := range []*corev1.Container{host, container(t, &deployment(t, m).Spec.Template.Spec, "manager")} {
 					checkArchiveCredentials(t, c, "", nil)
@@ -374,10 +374,10 @@ func TestChartOptions(t *testing.T) {
 			},
 		},
 		"archive quantities as numbers": {
-			values: "archive:\n  enabled: true\n  bucket: troupe-archive\n  segmentBytes: 16777216\n  uploads: 100\n  retention: 0\n",
+			values: "archive:\n  enabled: true\n  bucket: troupe-archive\n  segmentBytes: 16777216\n  localTail: 1073741824\n  uploads: 100\n  retention: 0\n",
 			check: func(t *testing.T, m manifest) {
 				checkArchive(t, container(t, &daemonSet(t, m).Spec.Template.Spec, "host"), map[string]string{"archive-bucket": "troupe-archive"},
-					map[string]string{"archive-recovery-point": "10s", "archive-segment-bytes": "16777216",
+					map[string]string{"archive-recovery-point": "10s", "archive-segment-bytes": "16777216", "archive-local-tail": "1073741824",
 						"archive-flush-timeout": "30s", "archive-uploads": "100", "archive-restore-retry": "30s"})
 				checkArchive(t, container(t, &deployment(t, m).Spec.Template.Spec, "manager"), map[string]string{"archive-bucket": "troupe-archive"},
 					map[string]string{"archive-retention": "0s", "archive-orphan-grace": "1h"})
@@ -432,6 +432,7 @@ func TestChartRejectsBadValues(t *testing.T) {
 		"archive retention in days":  {[]string{"archive.enabled=true", "archive.bucket=troupe", "archive.retention=7d"}, "retention"},
 		"archive endpoint with path": {[]string{"archive.enabled=true", "archive.bucket=troupe", "archive.endpoint=https://s3.example/troupe"}, "endpoint"},
 		"archive segment not bytes":  {[]string{"archive.enabled=true", "archive.bucket=troupe", "archive.segmentBytes=big"}, "segmentBytes"},
+		"archive no local tail":      {[]string{"archive.enabled=true", "archive.bucket=troupe", "archive.localTail=0"}, "localTail"},
 		"archive zero segment":       {[]string{"archive.enabled=true", "archive.bucket=troupe", "archive.segmentBytes=0Mi"}, "segmentBytes"},
 		"archive no uploads":         {[]string{"archive.enabled=true", "archive.bucket=troupe", "archive.uploads=0"}, "uploads"},
 		"archive flush in seconds":   {[]string{"archive.enabled=true", "archive.bucket=troupe", "archive.flushTimeout=30"}, "flushTimeout"},
@@ -625,7 +626,7 @@ func TestChartConfinesHosts(t *testing.T) {
 // archiveSets turn the archive on with every value set.
 var archiveSets = []string{"archive.enabled=true", "archive.endpoint=http://versitygw.storage:7070", "archive.bucket=troupe-archive",
 	"archive.prefix=prod/eu", "archive.region=eu-west-1", "archive.pathStyle=true", "archive.credentialsSecret.name=store-keys",
-	"archive.credentialsSecret.accessKeyIDKey=id", "archive.recoveryPoint=5s", "archive.segmentBytes=4Mi",
+	"archive.credentialsSecret.accessKeyIDKey=id", "archive.recoveryPoint=5s", "archive.segmentBytes=4Mi", "archive.localTail=-1",
 	"archive.flushTimeout=2m", "archive.uploads=4", "archive.restoreRetry=5s", "archive.retention=24h", "archive.orphanGrace=2h"}
 
 // checkArchive: c has exactly the archive flags in store and own (flag

@@ -148,7 +148,7 @@ spec and in ps). No Secret: the AWS chain (IRSA, instance metadata).
 
 {{/*
 A quantity value as a flag takes it: a string as it is, a number (--set
-archive.segmentBytes=8388608) as an integer, never in a float's exponent form.
+archive.localTail=-1) as an integer, never in a float's exponent form.
 */}}
 {{- define "troupe.quantity" -}}
 {{- if kindIs "string" . }}{{ . }}{{ else }}{{ . | int64 }}{{ end }}
