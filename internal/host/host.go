@@ -159,7 +159,7 @@ func New(cfg Config) (*Host, error) {
 	if err := h.newArchiver(); err != nil {
 		return nil, err
 	}
-	h.pub = newPublisher(h.client, h.api, cfg.PodName, cfg.StatusInterval, log.WithName("status"), h.metrics)
+	h.pub = newPublisher(h.client, h.api, cfg.PodName, cfg.StatusInterval, cfg.StatusWritesPerSecond, log.WithName("status"), h.metrics)
 	h.pub.node = cfg.NodeName
 	cache, err := component.NewCache(filepath.Join(cfg.DataDir, actordir.ComponentCacheDir))
 	if err != nil {

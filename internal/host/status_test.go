@@ -50,7 +50,7 @@ func TestPublisherLifecycleWritesGoFirst(t *testing.T) {
 			},
 		}).Build()
 	m := newHostMetrics(nil, func() float64 { return 0 }, nil)
-	p := newPublisher(c, c, pod, time.Hour, logr.Discard(), m)
+	p := newPublisher(c, c, pod, time.Hour, 0, logr.Discard(), m)
 	for i := range n {
 		head := fmt.Sprintf("%064d", i)
 		p.update(types.NamespacedName{Namespace: "ns", Name: fmt.Sprintf("a%02d", i)}, 1, false,
