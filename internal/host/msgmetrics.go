@@ -58,7 +58,9 @@ type actorMessages struct {
 var latencyBuckets = prometheus.ExponentialBuckets(10e-6, 4, 12) // 10µs .. 42s
 
 func newMessageMetrics(running func() map[types.NamespacedName]*actorhost.Actor) *messageMetrics {
-	labels := []string{"namespace", "name", "kind", "result"}
+	// namespace and actor, as troupe_host_actor_memory_bytes and the
+	// actors' own metrics say it, so that they join.
+	labels := []string{"namespace", "actor", "kind", "result"}
 	m := &messageMetrics{
 		received: prometheus.NewDesc("troupe_host_actor_messages_received_total",
 			"Messages (kind send or request) an actor received, by result: ok (handled), error (its handler failed or gave a request no response), "+
@@ -69,7 +71,7 @@ func newMessageMetrics(running func() map[types.NamespacedName]*actorhost.Actor)
 			labels, nil),
 		depth: prometheus.NewDesc("troupe_host_actor_mailbox_messages",
 			"Messages and requests waiting in a running actor's mailbox.",
-			[]string{"namespace", "name"}, nil),
+			[]string{"namespace", "actor"}, nil),
 		delivery: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "troupe_host_message_delivery_seconds",
 			Help:    "Time from a message's arrival in its receiver's mailbox to the start of its handler, all the host's actors together, by kind (send, request).",

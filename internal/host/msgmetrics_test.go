@@ -80,13 +80,13 @@ func (s *suite) testMessageMetrics(t *testing.T) {
 	g.Expect(string(resp)).To(Equal("e"))
 
 	series := func(metric, name, kind, result string) string {
-		return fmt.Sprintf(`%s{kind=%q,name=%q,namespace=%q,result=%q} 1`, metric, kind, name, h.ns, result)
+		return fmt.Sprintf(`%s{actor=%q,kind=%q,namespace=%q,result=%q} 1`, metric, name, kind, h.ns, result)
 	}
 	g.Eventually(h.metrics).Should(And(
 		ContainSubstring(series("troupe_host_actor_messages_received_total", "a", "request", "ok")),
 		ContainSubstring(series("troupe_host_actor_messages_sent_total", "a", "request", "ok")),
 		ContainSubstring(series("troupe_host_actor_messages_received_total", "b", "request", "ok")),
-		ContainSubstring(fmt.Sprintf(`troupe_host_actor_mailbox_messages{name="b",namespace=%q} 0`, h.ns)),
+		ContainSubstring(fmt.Sprintf(`troupe_host_actor_mailbox_messages{actor="b",namespace=%q} 0`, h.ns)),
 		ContainSubstring(`troupe_host_message_handling_seconds_count{kind="request"} 2`),
 		ContainSubstring(`troupe_host_message_delivery_seconds_bucket{kind="request",le="+Inf"} 2`),
 	))
@@ -109,8 +109,8 @@ func (s *suite) testMessageMetrics(t *testing.T) {
 	g.Eventually(send).Should(MatchError(actorhost.ErrMailboxFull))
 	g.Eventually(h.events).WithArguments("b").WithTimeout(20 * time.Second).
 		Should(ContainElement(ContainSubstring(v1alpha1.EventMailboxFull + ": the mailbox has been full for")))
-	g.Expect(h.metrics()).To(MatchRegexp(`troupe_host_actor_messages_received_total\{kind="send",name="b",namespace="%s",result="mailbox_full"\} [1-9]`, h.ns))
-	g.Expect(h.metrics()).To(ContainSubstring(fmt.Sprintf(`troupe_host_actor_mailbox_messages{name="b",namespace=%q} 2`, h.ns)))
+	g.Expect(h.metrics()).To(MatchRegexp(`troupe_host_actor_messages_received_total\{actor="b",kind="send",namespace="%s",result="mailbox_full"\} [1-9]`, h.ns))
+	g.Expect(h.metrics()).To(ContainSubstring(fmt.Sprintf(`troupe_host_actor_mailbox_messages{actor="b",namespace=%q} 2`, h.ns)))
 	g.Expect(<-looped).To(HaveOccurred())
 	fullEvents := 0
 	for _, e := range h.events("b") {
@@ -122,6 +122,6 @@ func (s *suite) testMessageMetrics(t *testing.T) {
 
 	// a leaves the host: its series go, b's stay.
 	h.assign("a", "", 2)
-	g.Eventually(h.metrics).ShouldNot(ContainSubstring(`name="a"`))
-	g.Expect(h.metrics()).To(ContainSubstring(`name="b"`))
+	g.Eventually(h.metrics).ShouldNot(ContainSubstring(`actor="a"`))
+	g.Expect(h.metrics()).To(ContainSubstring(`actor="b"`))
 }
