@@ -29,9 +29,9 @@ type work struct {
 	// deadline is when the requester gives up: a request still queued
 	// then is dropped unhandled.
 	deadline time.Time
-	// queuedAt is when it was queued, when the engine measures delivery
-	// times (EngineOptions.MessageTimings).
-	queuedAt time.Time
+	// queuedAt is when it was queued (monotonic, since monoBase), when
+	// the engine measures delivery times (EngineOptions.MessageTimings).
+	queuedAt time.Duration
 }
 
 type reply struct {

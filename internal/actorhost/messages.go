@@ -176,6 +176,9 @@ func (e *Engine) request(ctx context.Context, d Delivery, from *Actor) (resp []b
 	}
 	reply := getReplyChan()
 	w.reply, w.deadline = reply, deadline
+	// Queued now, for the delivery time: start is close enough, and read
+	// already.
+	w.queuedAt = start.Sub(monoBase)
 	if from != nil {
 		if err := e.waitFor(from, t); err != nil {
 			t.msgStats().received(KindRequest, err)
@@ -305,8 +308,8 @@ const deliveryRecordBytes = 1024
 // that traffic the receiver could not record is refused at once (traffic
 // can slow a receiver, never fail it), then against the mailbox's bound.
 func (t *Actor) enqueue(w *work) error {
-	if t.e.opts.MessageTimings != nil {
-		w.queuedAt = time.Now()
+	if w.queuedAt == 0 && t.e.opts.MessageTimings != nil {
+		w.queuedAt = monoNow()
 	}
 	if err := t.budget.TryAdmit(deliveryRecordBytes); err != nil {
 		return deliveryErr(ErrRateLimited, "rate limited: %s: %s", t.label(), err.Error())
@@ -353,22 +356,23 @@ func (a *Actor) handleMessage(w *work) {
 		a.answerLeft(w, a.notRunning(p))
 		return
 	}
-	var began time.Time
+	var began time.Duration // monotonic, since monoBase
 	if w.kind == workRequest && !w.deadline.IsZero() {
-		began = time.Now()
-		if !began.Before(w.deadline) {
+		now := time.Now()
+		if !now.Before(w.deadline) {
 			// The requester has given up; the handler is not called.
 			a.answerLeft(w, timeoutErr("request to %s timed out in its mailbox", a.label()))
 			return
 		}
+		began = now.Sub(monoBase)
 	}
 	timings := a.e.opts.MessageTimings
-	if timings != nil && began.IsZero() {
-		began = time.Now()
+	if timings != nil && began == 0 {
+		began = monoNow()
 	}
 	resp, err := a.callHandler(w)
 	if timings != nil {
-		timings.ObserveMessage(w.kind.messageKind(), began.Sub(w.queuedAt), time.Since(began))
+		timings.ObserveMessage(w.kind.messageKind(), began-w.queuedAt, monoNow()-began)
 	}
 	// A handler that failed, even by running out of its call's time, is
 	// the receiver's error; a request answered with nothing too.
