@@ -202,7 +202,9 @@ func TestPublisherCapCoalescesHeads(t *testing.T) {
 		t.Fatal(err)
 	}
 	var objs []client.Object
-	key := func(i int) types.NamespacedName { return types.NamespacedName{Namespace: "ns", Name: fmt.Sprintf("a%02d", i)} }
+	key := func(i int) types.NamespacedName {
+		return types.NamespacedName{Namespace: "ns", Name: fmt.Sprintf("a%02d", i)}
+	}
 	for i := range n + 1 {
 		a := &v1alpha1.Actor{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: key(i).Name}}
 		a.Status.HostPod, a.Status.Epoch = pod, 1
