@@ -18,6 +18,8 @@ import (
 // +kubebuilder:printcolumn:name="Head",type=string,JSONPath=`.status.chain.headShort`,description="Head of the actor's state chain (first 12 hex digits)"
 // +kubebuilder:printcolumn:name="Length",type=integer,JSONPath=`.status.chain.length`,description="Number of events in the state chain"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Host",type=string,JSONPath=`.status.hostPod`,priority=1,description="The host pod that runs the actor (kubectl get -o wide)"
+// +kubebuilder:printcolumn:name="Epoch",type=integer,JSONPath=`.status.epoch`,priority=1,description="The assignment's epoch: it grows each time the actor is placed anew (kubectl get -o wide)"
 // +kubebuilder:selectablefield:JSONPath=`.status.nodeName`
 type Actor struct {
 	metav1.TypeMeta   `json:",inline"`

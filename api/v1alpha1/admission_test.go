@@ -234,19 +234,21 @@ func TestAdmission(t *testing.T) {
 
 	t.Run("printer columns", func(t *testing.T) {
 		table := getTable(t, env.Config, "/apis/theater.troupe.dev/v1alpha1/namespaces/"+ns+"/actors", "status")
+		// Priority 1 columns are the ones only -o wide shows.
 		var cols []string
 		for _, c := range table.ColumnDefinitions {
-			cols = append(cols, c.Name)
+			cols = append(cols, fmt.Sprintf("%s/%d", c.Name, c.Priority))
 		}
-		if want := []string{"Name", "Phase", "Ready", "Node", "Head", "Length", "Age"}; !slices.Equal(cols, want) {
-			t.Fatalf("columns %v, want %v", cols, want)
+		if want := []string{"Name/0", "Phase/0", "Ready/0", "Node/0", "Head/0", "Length/0", "Age/0", "Host/1", "Epoch/1"}; !slices.Equal(cols, want) {
+			t.Fatalf("columns (name/priority) %v, want %v", cols, want)
 		}
 		if len(table.Rows) != 1 {
 			t.Fatalf("%d rows", len(table.Rows))
 		}
-		got := fmt.Sprint(table.Rows[0].Cells[:6])
-		if want := "[status Running True node-a abababababab 42]"; got != want {
-			t.Errorf("row %s, want %s", got, want)
+		cells := table.Rows[0].Cells
+		got := fmt.Sprint(append(cells[:6:6], cells[7:]...))
+		if want := "[status Running True node-a abababababab 42 troupe-system/troupe-host-abcde 3]"; got != want {
+			t.Errorf("row without its age %s, want %s", got, want)
 		}
 	})
 
@@ -282,6 +284,14 @@ func TestAdmission(t *testing.T) {
 			"status", "Running", "True", "node-a", "abababababab", "42", fields[len(fields)-1],
 		}) {
 			t.Errorf("kubectl get troupe:\n%s", out)
+		}
+	})
+	t.Run("kubectl get -o wide shows the host pod and epoch", func(t *testing.T) {
+		out := run(t, "get", "actors", "-o", "wide", "--field-selector", "metadata.name=status")
+		fields := strings.Fields(out)
+		if len(fields) != 18 || !slices.Equal(fields[:9], []string{"NAME", "PHASE", "READY", "NODE", "HEAD", "LENGTH", "AGE", "HOST", "EPOCH"}) ||
+			!slices.Equal(append(fields[9:15:15], fields[16:]...), []string{"status", "Running", "True", "node-a", "abababababab", "42", "troupe-system/troupe-host-abcde", "3"}) {
+			t.Errorf("kubectl get actors -o wide:\n%s", out)
 		}
 	})
 	t.Run("kubectl explain", func(t *testing.T) {
