@@ -194,7 +194,7 @@ type Config struct {
 	// StatusWritesPerSecond caps the status writes of all the host's
 	// actors together: head-only writes wait for their turn (the heads
 	// that move meanwhile coalesce into one write), lifecycle writes are
-	// made at once and counted. 0 is a tenth of KubeAPIQPS (10 a second
+	// made at once (taking a token when one is free). 0 is a tenth of KubeAPIQPS (10 a second
 	// by default); negative is no cap.
 	StatusWritesPerSecond float64
 	// StopGrace is how long a stop waits for the call in progress before

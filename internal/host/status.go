@@ -67,8 +67,7 @@ type readyCond struct {
 // --status-writes-per-second): a worker waits for a token before it takes
 // a key's view, so the heads that moved meanwhile coalesce into the one
 // write each key gets when its turn comes (the workqueue holds a key once).
-// Lifecycle writes take tokens too, but never wait for one: they run the
-// bucket into debt, which the head writes after them pay off.
+// Lifecycle writes take a token when one is free, but never wait for one.
 type publisher struct {
 	c        client.Client // writes, and reads from the cache
 	api      client.Reader // fresh reads after a conflict
@@ -286,8 +285,10 @@ again:
 	if p.limiter != nil && !tokenTaken {
 		p.mu.Unlock()
 		if urgentQ {
-			// Prompt, whatever the cap: the debt delays the head writes.
-			p.limiter.Reserve()
+			// Prompt, whatever the cap: it takes a token when one is
+			// free, and never runs the bucket into debt, which would hold
+			// every head back for minutes after a mass start.
+			p.limiter.Allow()
 		} else if err := p.limiter.Wait(ctx); err != nil {
 			// Shutting down: flush writes what is left.
 			q.Forget(key)
