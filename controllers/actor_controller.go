@@ -158,6 +158,13 @@ func (r *ActorReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager
 		if err := mgr.Add(r.sweeper); err != nil {
 			return fmt.Errorf("adding the archive's retention: %w", err)
 		}
+		orphans, err := newOrphanCollector(*r.Archive, r.Now)
+		if err != nil {
+			return fmt.Errorf("adding the archive's orphan collection: %w", err)
+		}
+		if err := mgr.Add(orphans); err != nil {
+			return fmt.Errorf("adding the archive's orphan collection: %w", err)
+		}
 	}
 	r.ledger = newLedger()
 	r.monitor = newHostMonitor(r.Now)

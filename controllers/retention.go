@@ -47,6 +47,16 @@ type ArchiveSettings struct {
 	Retention time.Duration
 	// SweepInterval: zero means DefaultArchiveSweepInterval.
 	SweepInterval time.Duration
+	// OrphanGrace is how old an object no manifest names must be before
+	// the orphan collection removes it, and how long a tombstone outlives
+	// the removal of its archive (which is done again before the tombstone
+	// goes, for uploads that were in flight); zero means
+	// DefaultArchiveOrphanGrace.
+	OrphanGrace time.Duration
+	// OrphanInterval is how often the orphan collection runs a pass, of at
+	// most OrphanKeysPerPass keys; zero means the defaults.
+	OrphanInterval    time.Duration
+	OrphanKeysPerPass int
 	// Now is the sweep's clock, against the tombstones' deletion times;
 	// nil means the reconciler's.
 	Now func() time.Time
@@ -61,7 +71,7 @@ var (
 	}, []string{"result"})
 	archivesExpired = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "troupe_manager_archive_expired_total",
-		Help: "Archives of deleted Actors removed after their retention.",
+		Help: "Archives of deleted Actors removed after their retention, with their tombstones (which outlive the archive by the orphan grace).",
 	})
 	archiveObjectsDeleted = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "troupe_manager_archive_objects_deleted_total",
@@ -69,7 +79,7 @@ var (
 	})
 	tombstonesPending = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "troupe_manager_archive_tombstones",
-		Help: "Deleted Actors whose archive is kept, waiting for its retention, at the last sweep.",
+		Help: "Tombstones kept at the last sweep: deleted Actors whose archive waits for its retention, or whose archive was removed and whose tombstone waits for the orphan grace.",
 	})
 	tombstonesBad = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "troupe_manager_archive_bad_tombstones",
@@ -137,6 +147,9 @@ func newArchiveSweeper(s ArchiveSettings, now func() time.Time) *archiveSweeper 
 	if s.SweepInterval <= 0 {
 		s.SweepInterval = DefaultArchiveSweepInterval
 	}
+	if s.OrphanGrace <= 0 {
+		s.OrphanGrace = DefaultArchiveOrphanGrace
+	}
 	if s.Now != nil {
 		now = s.Now
 	}
@@ -154,17 +167,25 @@ func (w *archiveSweeper) poke() {
 	}
 }
 
-// Start sweeps at once, then every SweepInterval and when poked, until ctx
+// Start sweeps at once, then every SweepInterval, when poked, and when a
+// tombstone's retention or grace ends before the next interval, until ctx
 // ends.
 func (w *archiveSweeper) Start(ctx context.Context) error {
 	w.log = ctrl.LoggerFrom(ctx).WithName("archive-retention").WithValues("archive", w.settings.Where)
-	w.log.Info("keeping deleted actors' archives", "retention", w.settings.Retention.String(), "sweepInterval", w.settings.SweepInterval.String())
-	t := time.NewTicker(w.settings.SweepInterval)
+	w.log.Info("keeping deleted actors' archives", "retention", w.settings.Retention.String(), "sweepInterval", w.settings.SweepInterval.String(),
+		"tombstoneGrace", w.settings.OrphanGrace.String())
+	t := time.NewTimer(w.settings.SweepInterval)
 	defer t.Stop()
 	for {
-		if _, err := w.sweep(ctx); err != nil && ctx.Err() == nil {
+		res, err := w.sweep(ctx)
+		if err != nil && ctx.Err() == nil {
 			w.log.Error(err, "sweeping the archive's tombstones; trying again at the next sweep")
 		}
+		wait := w.settings.SweepInterval
+		if !res.next.IsZero() {
+			wait = min(wait, max(res.next.Sub(w.now()), 10*time.Millisecond))
+		}
+		t.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -177,9 +198,16 @@ func (w *archiveSweeper) Start(ctx context.Context) error {
 // sweepResult is what one sweep did.
 type sweepResult struct {
 	expired, kept, bad, objects int
+	// next is when a kept tombstone's retention or grace ends; zero when
+	// none is kept.
+	next time.Time
 }
 
-// sweep lists the tombstones and expires those past the retention. An
+// sweep lists the tombstones and removes the archives past their
+// retention. Their tombstones stay an OrphanGrace longer (hosts go on
+// skipping the actor); then the archive is removed once more, for what an
+// upload in flight at the first removal put (a retention shorter than the
+// hosts' flush timeout leaves that window), and the tombstone goes. An
 // archive that fails to go is tried again at the next sweep; the others
 // go on.
 func (w *archiveSweeper) sweep(ctx context.Context) (sweepResult, error) {
@@ -196,25 +224,48 @@ func (w *archiveSweeper) sweep(ctx context.Context) (sweepResult, error) {
 		w.log.Info("not a tombstone this manager reads; left alone", "key", b.Key, "reason", b.Err.Error())
 	}
 	now := w.now()
+	keep := func(until time.Time) {
+		res.kept++
+		if res.next.IsZero() || until.Before(res.next) {
+			res.next = until
+		}
+	}
 	var errs []error
 	for _, t := range tombs {
-		if due := t.DeletedAt.Add(w.settings.Retention); now.Before(due) {
-			res.kept++
+		due := t.DeletedAt.Add(w.settings.Retention)
+		if now.Before(due) {
+			keep(due)
 			continue
 		}
+		final := due.Add(w.settings.OrphanGrace)
 		ectx, cancel := context.WithTimeout(ctx, 5*storeCallTimeout)
-		n, err := archive.Expire(ectx, w.settings.Store, t)
+		var n int
+		if now.Before(final) {
+			n, err = archive.RemoveArchive(ectx, w.settings.Store, t)
+			keep(final)
+		} else {
+			n, err = archive.Expire(ectx, w.settings.Store, t)
+		}
 		cancel()
 		res.objects += n
 		archiveObjectsDeleted.Add(float64(n))
 		if err != nil {
-			res.kept++
+			if !now.Before(final) {
+				res.kept++
+			}
 			errs = append(errs, fmt.Errorf("removing the archive of %s/%s (%s): %w", t.Namespace, t.Name, t.ActorID, err))
+			continue
+		}
+		if now.Before(final) {
+			if n > 1 { // more than the name entry, which goes each time
+				w.log.Info("removed a deleted actor's archive after its retention; its tombstone stays for the grace", "namespace", t.Namespace, "name", t.Name,
+					"actorID", t.ActorID, "deletedAt", t.DeletedAt, "objects", n, "tombstoneUntil", final)
+			}
 			continue
 		}
 		res.expired++
 		archivesExpired.Inc()
-		w.log.Info("removed a deleted actor's archive after its retention", "namespace", t.Namespace, "name", t.Name,
+		w.log.Info("removed a deleted actor's archive and its tombstone", "namespace", t.Namespace, "name", t.Name,
 			"actorID", t.ActorID, "deletedAt", t.DeletedAt, "objects", n)
 	}
 	tombstonesPending.Set(float64(res.kept))

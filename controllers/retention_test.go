@@ -57,7 +57,8 @@ func testArchiveRetention(t *testing.T, env *envtestutil.Env) {
 	st := srv.Bucket(t, "troupe")
 	clock := &testClock{now: time.Now()}
 	h := newHarness(t, env, harnessOptions{leaderElection: true, tune: func(r *ActorReconciler) {
-		r.Archive = &ArchiveSettings{Store: st, Where: "test", Retention: time.Hour, SweepInterval: 20 * time.Millisecond, Now: clock.Now}
+		r.Archive = &ArchiveSettings{Store: st, Where: "test", Retention: time.Hour, SweepInterval: 20 * time.Millisecond, Now: clock.Now,
+			OrphanGrace: time.Minute}
 	}})
 	ctx := t.Context()
 	g := NewWithT(t)
@@ -118,7 +119,9 @@ func testArchiveRetentionZero(t *testing.T, env *envtestutil.Env) {
 	srv := s3test.Start(t)
 	st := srv.Bucket(t, "troupe")
 	h := newHarness(t, env, harnessOptions{tune: func(r *ActorReconciler) {
-		r.Archive = &ArchiveSettings{Store: st, Where: "test", Retention: 0, SweepInterval: time.Hour}
+		// The tombstone outlives the archive by the grace: the sweep comes
+		// back for it then, not an interval later.
+		r.Archive = &ArchiveSettings{Store: st, Where: "test", Retention: 0, SweepInterval: time.Hour, OrphanGrace: 2 * time.Second}
 	}})
 	ctx := t.Context()
 	g := NewWithT(t)

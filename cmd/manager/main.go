@@ -56,6 +56,7 @@ type options struct {
 	archive              objstore.Flags
 	archiveRetention     time.Duration
 	archiveSweepInterval time.Duration
+	archiveOrphanGrace   time.Duration
 	archiveSettings      *controllers.ArchiveSettings
 }
 
@@ -71,7 +72,8 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 Places Actors on live host pods (found by their Leases), moves them when a
 host dies, restarts them per restartPolicy and releases deleted ones once
 their host flushed their chain. With --archive-bucket, it removes a deleted
-Actor's archive after --archive-retention. Credentials of the archive come
+Actor's archive after --archive-retention, and objects no manifest names
+(uploads a crash or a fence cut short) after --archive-orphan-grace. Credentials of the archive come
 from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the AWS chain. See
 docs/operator.md and docs/archive.md.
 
@@ -98,6 +100,8 @@ Flags:
 	fs.IntVar(&o.workers, "workers", controllers.DefaultWorkers, "how many Actors are reconciled at once")
 	o.archive.Bind(fs, "archive-", true)
 	fs.DurationVar(&o.archiveRetention, "archive-retention", controllers.DefaultArchiveRetention, "how long a deleted Actor's archive is kept before it is removed (0: at once)")
+	fs.DurationVar(&o.archiveOrphanGrace, "archive-orphan-grace", controllers.DefaultArchiveOrphanGrace, fmt.Sprintf(
+		"how old an object no manifest names must be before the leader removes it, and how long a deleted Actor's tombstone outlives its archive: longer than any upload attempt plus the clock skew with the store (at least %s)", controllers.MinArchiveOrphanGrace))
 	fs.DurationVar(&o.archiveSweepInterval, "archive-sweep-interval", controllers.DefaultArchiveSweepInterval, "how often the leader removes the archives past their retention")
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -139,6 +143,8 @@ func (o *options) parseArchive(getenv func(string) string) error {
 		return fmt.Errorf("--archive-retention %s: must not be negative", o.archiveRetention)
 	case o.archiveSweepInterval <= 0:
 		return fmt.Errorf("--archive-sweep-interval %s: must be positive", o.archiveSweepInterval)
+	case o.archiveOrphanGrace < controllers.MinArchiveOrphanGrace:
+		return fmt.Errorf("--archive-orphan-grace %s: must be at least %s (an upload in flight must never look orphaned)", o.archiveOrphanGrace, controllers.MinArchiveOrphanGrace)
 	}
 	if !o.archive.Enabled() {
 		return nil
@@ -147,7 +153,8 @@ func (o *options) parseArchive(getenv func(string) string) error {
 	if err != nil {
 		return fmt.Errorf("--archive-*: %w", err)
 	}
-	o.archiveSettings = &controllers.ArchiveSettings{Store: st, Where: cfg.String(), Retention: o.archiveRetention, SweepInterval: o.archiveSweepInterval}
+	o.archiveSettings = &controllers.ArchiveSettings{Store: st, Where: cfg.String(), Retention: o.archiveRetention, SweepInterval: o.archiveSweepInterval,
+		OrphanGrace: o.archiveOrphanGrace}
 	return nil
 }
 

@@ -81,21 +81,22 @@ func TestParse(t *testing.T) {
 			},
 		},
 		"no archive by default": {getenv: env(), check: func(t *testing.T, o *options) {
-			if o.archiveSettings != nil || o.archiveRetention != controllers.DefaultArchiveRetention {
+			if o.archiveSettings != nil || o.archiveRetention != controllers.DefaultArchiveRetention || o.archiveOrphanGrace != controllers.DefaultArchiveOrphanGrace {
 				t.Errorf("archive %+v, retention %s", o.archiveSettings, o.archiveRetention)
 			}
 		}},
 		"archive": {
-			args:   []string{"--archive-endpoint=http://store:7070", "--archive-bucket=troupe", "--archive-path-style", "--archive-retention=0", "--archive-sweep-interval=1m"},
+			args:   []string{"--archive-endpoint=http://store:7070", "--archive-bucket=troupe", "--archive-path-style", "--archive-retention=0", "--archive-sweep-interval=1m", "--archive-orphan-grace=30m"},
 			getenv: env("AWS_ACCESS_KEY_ID", "k", "AWS_SECRET_ACCESS_KEY", "s"),
 			check: func(t *testing.T, o *options) {
 				a := o.archiveSettings
-				if a == nil || a.Store == nil || a.Retention != 0 || a.SweepInterval != time.Minute || a.Where != "s3://troupe/ (endpoint http://store:7070)" {
+				if a == nil || a.Store == nil || a.Retention != 0 || a.SweepInterval != time.Minute || a.OrphanGrace != 30*time.Minute || a.Where != "s3://troupe/ (endpoint http://store:7070)" {
 					t.Errorf("archive %+v", a)
 				}
 			},
 		},
 		"negative retention":     {args: []string{"--archive-retention=-1h"}, getenv: env(), wantErr: "--archive-retention -1h0m0s: must not be negative"},
+		"short orphan grace":     {args: []string{"--archive-orphan-grace=1m"}, getenv: env(), wantErr: "--archive-orphan-grace 1m0s: must be at least 5m0s"},
 		"archive without bucket": {args: []string{"--archive-endpoint=http://store:7070"}, getenv: env(), wantErr: `bucket ""`},
 		"empty host namespace":   {args: []string{"--host-namespace="}, getenv: env(), wantErr: "--host-namespace must not be empty"},
 		"zero backoff":           {args: []string{"--restart-backoff=0"}, getenv: env(), wantErr: "--restart-backoff 0s: must be positive"},

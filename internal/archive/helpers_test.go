@@ -223,3 +223,17 @@ func setPaging(t testing.TB, n, keep int) {
 	pageSegments, inlineKeep = n, keep
 	t.Cleanup(func() { pageSegments, inlineKeep = oldN, oldKeep })
 }
+
+// Scan lists like List; the objects have no time (the zero time).
+func (m *memStore) Scan(ctx context.Context, prefix, after string, max int) ([]objstore.ObjectInfo, error) {
+	keys, _ := m.List(ctx, prefix)
+	var out []objstore.ObjectInfo
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, k := range keys {
+		if k > after && len(out) < max {
+			out = append(out, objstore.ObjectInfo{Key: k, Size: int64(len(m.objs[k]))})
+		}
+	}
+	return out, nil
+}

@@ -122,10 +122,11 @@ func Tombstones(ctx context.Context, st objstore.Store) ([]Tombstone, []BadTombs
 	return good, bad, nil
 }
 
-// Expire removes t's actor's archive (DeleteActor), its name index entry
-// and, last, the tombstone, so that an interrupted expiry is done again by
-// the next sweep. It returns how many objects it removed.
-func Expire(ctx context.Context, st objstore.Store, t Tombstone) (int, error) {
+// RemoveArchive removes t's actor's archive (DeleteActor) and its name
+// index entry, and keeps the tombstone: hosts go on skipping the actor, and
+// a later Expire removes again what an upload that was in flight put
+// meanwhile. It returns how many objects it removed.
+func RemoveArchive(ctx context.Context, st objstore.Store, t Tombstone) (int, error) {
 	n, err := DeleteActor(ctx, st, t.ActorID)
 	if err != nil {
 		return n, err
@@ -133,7 +134,17 @@ func Expire(ctx context.Context, st objstore.Store, t Tombstone) (int, error) {
 	if err := DeleteIndex(ctx, st, t.Namespace, t.Name, t.ActorID); err != nil {
 		return n, err
 	}
-	n++
+	return n + 1, nil
+}
+
+// Expire removes t's actor's archive and its name index entry
+// (RemoveArchive) and, last, the tombstone, so that an interrupted expiry
+// is done again by the next sweep. It returns how many objects it removed.
+func Expire(ctx context.Context, st objstore.Store, t Tombstone) (int, error) {
+	n, err := RemoveArchive(ctx, st, t)
+	if err != nil {
+		return n, err
+	}
 	if err := st.Delete(ctx, TombstoneKey(t.ActorID)); err != nil {
 		return n, fmt.Errorf("removing the tombstone of %s: %w", t.ActorID, err)
 	}

@@ -24,12 +24,14 @@ import (
 const hostEnv = "TROUPE_ARCHIVER_CRASH_HOST"
 
 func TestMain(m *testing.M) {
-	if spec := os.Getenv(hostEnv); spec != "" {
-		if err := crashHost(spec); err != nil {
-			fmt.Fprintln(os.Stderr, "host:", err)
-			os.Exit(1)
+	for env, host := range map[string]func(string) error{hostEnv: crashHost, rpHostEnv: rpHost} {
+		if spec := os.Getenv(env); spec != "" {
+			if err := host(spec); err != nil {
+				fmt.Fprintln(os.Stderr, "host:", err)
+				os.Exit(1)
+			}
+			os.Exit(0)
 		}
-		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -41,6 +42,18 @@ type Store interface {
 	List(ctx context.Context, prefix string) ([]string, error)
 	// Delete removes key; removing a missing key is no error.
 	Delete(ctx context.Context, key string) error
+	// Scan returns at most max objects whose keys start with prefix and
+	// sort after after ("": from the first), sorted, with their sizes and
+	// times: a walk over a large prefix a bounded page at a time.
+	Scan(ctx context.Context, prefix, after string, max int) ([]ObjectInfo, error)
+}
+
+// ObjectInfo is an object as a listing gives it.
+type ObjectInfo struct {
+	Key  string
+	Size int64
+	// Modified is the store's time of the object's last PUT.
+	Modified time.Time
 }
 
 // Config says where the store is and how to sign in.
@@ -190,6 +203,40 @@ func (s *S3) List(ctx context.Context, prefix string) ([]string, error) {
 	}
 	sort.Strings(keys)
 	return keys, nil
+}
+
+// Scan implements Store. It asks the store for pages of at most max keys
+// (S3 answers at most 1,000 a request) and stops once it has max: a call
+// costs max/1,000 requests, rounded up. A store that ignores StartAfter
+// still gives the right keys (those not after after are skipped), at the
+// cost of listing them.
+func (s *S3) Scan(ctx context.Context, prefix, after string, max int) ([]ObjectInfo, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	// Stop minio-go's listing goroutine once we have enough.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	opts := minio.ListObjectsOptions{Prefix: s.prefix + prefix, Recursive: true, MaxKeys: min(max, 1000)}
+	if after != "" {
+		opts.StartAfter = s.prefix + after
+	}
+	var out []ObjectInfo
+	for obj := range s.client.ListObjects(ctx, s.bucket, opts) {
+		if obj.Err != nil {
+			return nil, fmt.Errorf("listing %s after %q: %w", prefix, after, obj.Err)
+		}
+		key := strings.TrimPrefix(obj.Key, s.prefix)
+		if key <= after {
+			continue // a store that ignores StartAfter
+		}
+		out = append(out, ObjectInfo{Key: key, Size: obj.Size, Modified: obj.LastModified})
+		if len(out) == max {
+			break
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
 }
 
 // Delete implements Store.

@@ -49,6 +49,26 @@ func TestServerServesTheStore(t *testing.T) {
 	if keys, err := other.List(ctx, ""); err != nil || len(keys) != 0 {
 		t.Fatalf("list under another prefix: %v %v", keys, err)
 	}
+	// Scan pages through a prefix after a key, with sizes and times.
+	before := time.Now().Add(-time.Minute)
+	put("b/3", "three")
+	for _, c := range []struct {
+		after string
+		max   int
+		want  string
+	}{{"", 2, "b/1,b/2"}, {"b/1", 5, "b/2,b/3"}, {"b/3", 5, ""}, {"", 0, ""}} {
+		infos, err := st.Scan(ctx, "b/", c.after, c.max)
+		var keys []string
+		for _, o := range infos {
+			keys = append(keys, o.Key)
+			if o.Size != 3 && o.Size != 5 || o.Modified.Before(before) || o.Modified.After(time.Now().Add(time.Minute)) {
+				t.Fatalf("scan: %+v: size or time wrong", o)
+			}
+		}
+		if err != nil || strings.Join(keys, ",") != c.want {
+			t.Fatalf("scan b/ after %q, max %d: %v %v, want %s", c.after, c.max, keys, err, c.want)
+		}
+	}
 	put("b/1", "uno")
 	if got, _ := st.Get(ctx, "b/1", 10); !bytes.Equal(got, []byte("uno")) {
 		t.Fatalf("a put replaces: got %q", got)

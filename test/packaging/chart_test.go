@@ -357,7 +357,7 @@ func TestChartOptions(t *testing.T) {
 				checkArchive(t, host, store, map[string]string{"archive-recovery-point": "5s", "archive-segment-bytes": "4Mi",
 					"archive-flush-timeout": "2m", "archive-uploads": "4", "archive-restore-retry": "5s"})
 				mgr := container(t, &deployment(t, m).Spec.Template.Spec, "manager")
-				checkArchive(t, mgr, store, map[string]string{"archive-retention": "24h"})
+				checkArchive(t, mgr, store, map[string]string{"archive-retention": "24h", "archive-orphan-grace": "2h"})
 				for _, c := range []*corev1.Container{host, mgr} {
 					checkArchiveCredentials(t, c, "store-keys", map[string]string{"AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN": "AWS_SESSION_TOKEN"})
 				}
@@ -381,7 +381,7 @@ func TestChartOptions(t *testing.T) {
 					map[string]string{"archive-recovery-point": "10s", "archive-segment-bytes": "16777216",
 						"archive-flush-timeout": "30s", "archive-uploads": "100", "archive-restore-retry": "30s"})
 				checkArchive(t, container(t, &deployment(t, m).Spec.Template.Spec, "manager"), map[string]string{"archive-bucket": "troupe-archive"},
-					map[string]string{"archive-retention": "0s"})
+					map[string]string{"archive-retention": "0s", "archive-orphan-grace": "1h"})
 			},
 		},
 		"archive disabled keeps its settings out": {
@@ -440,6 +440,7 @@ func TestChartRejectsBadValues(t *testing.T) {
 		"archive flush in seconds":   {[]string{"archive.enabled=true", "archive.bucket=troupe", "archive.flushTimeout=30"}, "flushTimeout"},
 		"archive restore retry days": {[]string{"archive.enabled=true", "archive.bucket=troupe", "archive.restoreRetry=1d"}, "restoreRetry"},
 		"archive misspelt key":       {[]string{"archive.pathstyle=true"}, "pathstyle"},
+		"archive orphan grace days":  {[]string{"archive.enabled=true", "archive.bucket=troupe", "archive.orphanGrace=1d"}, "orphanGrace"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -628,7 +629,7 @@ func TestChartConfinesHosts(t *testing.T) {
 var archiveSets = []string{"archive.enabled=true", "archive.endpoint=http://versitygw.storage:7070", "archive.bucket=troupe-archive",
 	"archive.prefix=prod/eu", "archive.region=eu-west-1", "archive.pathStyle=true", "archive.credentialsSecret.name=store-keys",
 	"archive.credentialsSecret.accessKeyIDKey=id", "archive.recoveryPoint=5s", "archive.segmentBytes=4Mi",
-	"archive.flushTimeout=2m", "archive.uploads=4", "archive.restoreRetry=5s", "archive.retention=24h"}
+	"archive.flushTimeout=2m", "archive.uploads=4", "archive.restoreRetry=5s", "archive.retention=24h", "archive.orphanGrace=2h"}
 
 // checkArchive: c has exactly the archive flags in store and own (flag
 // name to value, "" for a bool flag), no other.
