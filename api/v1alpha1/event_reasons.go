@@ -67,4 +67,9 @@ const (
 	// its host's data directory is short of free space (ReasonDiskPressure).
 	// Once per wait.
 	EventDiskPressure = "DiskPressure"
+	// EventMailboxFull (host, Warning): the actor's mailbox has refused
+	// messages for a while without draining to half its bounds: its
+	// handlers are slower than its senders, or stuck. At most one per
+	// actor every ten minutes while it stays full.
+	EventMailboxFull = "MailboxFull"
 )

@@ -165,6 +165,10 @@ type ActorConfig struct {
 	// MaxMessageBytes bounds a message the actor sends or is sent, and a
 	// response; 0 is limits.DefaultMaxMessageBytes.
 	MaxMessageBytes int
+	// Stats, when set, counts the messages the actor receives and sends
+	// (a host keeps one per actor across its runs); nil counts them
+	// nowhere anyone reads.
+	Stats *MessageStats
 }
 
 // Phase is where an actor is in its life.

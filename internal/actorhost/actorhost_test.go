@@ -60,12 +60,14 @@ func newTestEngine(t testing.TB) (*Engine, *logSink) {
 	t.Helper()
 	sink := &logSink{}
 	logger := sink.logger()
+	var timings MessageTimings
 	if _, bench := t.(*testing.B); bench {
-		// Benchmarks measure the engine, not a test logger's formatting.
-		logger = logr.Discard()
+		// Benchmarks measure the engine, not a test logger's formatting,
+		// and with a host's message histograms.
+		logger, timings = logr.Discard(), newHistogramTimings()
 	}
 	e, err := NewEngine(context.Background(), EngineOptions{
-		NoDiskCache: true, Logger: logger, SystemInfo: fixedSystemInfo{}, Version: "test",
+		NoDiskCache: true, Logger: logger, SystemInfo: fixedSystemInfo{}, Version: "test", MessageTimings: timings,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -38,6 +38,10 @@ type EngineOptions struct {
 	Logger logr.Logger
 	// Metrics exports the actors' record-metric values; nil exports none.
 	Metrics *runtimehandler.MetricsRegistry
+	// MessageTimings, when set, receives the delivery and handling time
+	// of every message an actor handles; nil measures nothing (and reads
+	// no clock for it).
+	MessageTimings MessageTimings
 	// SystemInfo serves get-system-info; nil reads this machine.
 	SystemInfo runtimehandler.SystemInfoSource
 	// Version is what get-theater-version returns; "" is the build's.

@@ -54,7 +54,7 @@ func (a *Actor) closeInstance() {
 func (a *Actor) end(p Phase, err error) {
 	a.stopTicker()
 	for _, w := range a.mbox.close() {
-		w.answer(nil, a.notRunning(p))
+		a.answerLeft(w, a.notRunning(p))
 	}
 	a.closeInstance()
 	// Lifecycle events are fsynced by the chain; this also flushes the
@@ -159,7 +159,7 @@ func (a *Actor) release() error {
 	a.mu.Unlock()
 	a.stopTicker()
 	for _, w := range a.mbox.close() {
-		w.answer(nil, a.notRunning(PhaseStopped))
+		a.answerLeft(w, a.notRunning(PhaseStopped))
 	}
 	a.e.unregister(a)
 	a.closeInstance()

@@ -29,6 +29,9 @@ type work struct {
 	// deadline is when the requester gives up: a request still queued
 	// then is dropped unhandled.
 	deadline time.Time
+	// queuedAt is when it was queued (monotonic, since monoBase), when
+	// the engine measures delivery times (EngineOptions.MessageTimings).
+	queuedAt time.Duration
 }
 
 type reply struct {
@@ -58,6 +61,9 @@ type mailbox struct {
 	draining    bool
 	tickPending bool
 	closed      bool
+	// fullSince is when the mailbox, full, first refused work since it
+	// last drained to half its bounds: how long it has stayed full.
+	fullSince time.Time
 	// owner is the actor whose mailbox this is; pool runs its drain.
 	owner *Actor
 	pool  *drainPool
@@ -86,6 +92,9 @@ func (m *mailbox) push(w *work) (full, closed bool) {
 		}
 		m.tickPending = true
 	case m.queued() >= m.maxItems || m.bytes+len(w.msg) > m.maxBytes:
+		if m.fullSince.IsZero() {
+			m.fullSince = time.Now()
+		}
 		return true, false
 	}
 	if m.head > 0 && m.head == len(m.items) {
@@ -114,6 +123,7 @@ func (m *mailbox) pop() *work {
 		clear(m.items)
 		m.items, m.head = m.items[:0], 0
 		m.drains.Done()
+		m.fullSince = time.Time{}
 		return nil
 	}
 	w := m.items[m.head]
@@ -122,6 +132,9 @@ func (m *mailbox) pop() *work {
 	m.bytes -= len(w.msg)
 	if w.kind == workTick {
 		m.tickPending = false
+	}
+	if !m.fullSince.IsZero() && m.queued() <= m.maxItems/2 && m.bytes <= m.maxBytes/2 {
+		m.fullSince = time.Time{}
 	}
 	return w
 }
@@ -135,6 +148,7 @@ func (m *mailbox) close() []*work {
 	left := append([]*work(nil), m.items[m.head:]...)
 	clear(m.items)
 	m.items, m.head, m.bytes, m.tickPending = m.items[:0], 0, 0, false
+	m.fullSince = time.Time{}
 	return left
 }
 

@@ -94,14 +94,31 @@ func (e *Engine) send(_ context.Context, d Delivery) (targetID string, err error
 	if err != nil {
 		return "", err
 	}
-	if !t.component.exports[abi.HandleSend.Name] {
-		return t.id, deliveryErr(ErrNoHandler, "actor %s does not handle messages (it exports no handle-send)", t.label())
-	}
-	w, err := t.newWork(workSend, d)
-	if err != nil {
+	if err := t.admit(workSend, d); err != nil {
 		return t.id, err
 	}
-	return t.id, t.enqueue(w)
+	return t.id, nil
+}
+
+// admit makes d's mailbox item and queues it, counting a refusal as
+// received: a message that is queued is counted once handled.
+func (t *Actor) admit(kind workKind, d Delivery) error {
+	w, err := t.makeWork(kind, d)
+	if err == nil {
+		err = t.enqueue(w)
+	}
+	if err != nil {
+		t.msgStats().received(kind.messageKind(), err)
+	}
+	return err
+}
+
+// makeWork checks that t handles kind and makes its item.
+func (t *Actor) makeWork(kind workKind, d Delivery) (*work, error) {
+	if kind == workSend && !t.component.exports[abi.HandleSend.Name] {
+		return nil, deliveryErr(ErrNoHandler, "actor %s does not handle messages (it exports no handle-send)", t.label())
+	}
+	return t.newWork(kind, d)
 }
 
 // Request delivers d's message to its target's handle-request and waits
@@ -124,7 +141,9 @@ func (e *Engine) request(ctx context.Context, d Delivery, from *Actor) (resp []b
 		return nil, "", err
 	}
 	if !t.component.exports[abi.HandleRequest.Name] {
-		return nil, t.id, deliveryErr(ErrNoHandler, "actor %s does not handle requests (it exports no handle-request)", t.label())
+		err := deliveryErr(ErrNoHandler, "actor %s does not handle requests (it exports no handle-request)", t.label())
+		t.msgStats().received(KindRequest, err)
+		return nil, t.id, err
 	}
 	// The causal path: the actors whose requests this one continues, and
 	// the sender; asking any of them again could only wait for itself.
@@ -133,7 +152,9 @@ func (e *Engine) request(ctx context.Context, d Delivery, from *Actor) (resp []b
 		path = append(slices.Clip(path), d.From.ActorID)
 	}
 	if slices.Contains(path, t.id) {
-		return nil, t.id, deliveryErr(ErrRequestCycle, "request cycle: %s", e.describePath(append(slices.Clip(path), t.id)))
+		err := deliveryErr(ErrRequestCycle, "request cycle: %s", e.describePath(append(slices.Clip(path), t.id)))
+		t.msgStats().received(KindRequest, err)
+		return nil, t.id, err
 	}
 	limit := t.requestTimeout
 	if from != nil {
@@ -150,18 +171,24 @@ func (e *Engine) request(ctx context.Context, d Delivery, from *Actor) (resp []b
 	d.Path = path
 	w, err := t.newWork(workRequest, d)
 	if err != nil {
+		t.msgStats().received(KindRequest, err)
 		return nil, t.id, err
 	}
 	reply := getReplyChan()
 	w.reply, w.deadline = reply, deadline
+	// Queued now, for the delivery time: start is close enough, and read
+	// already.
+	w.queuedAt = start.Sub(monoBase)
 	if from != nil {
 		if err := e.waitFor(from, t); err != nil {
+			t.msgStats().received(KindRequest, err)
 			return nil, t.id, err
 		}
 		defer e.doneWaiting(from)
 	}
 	if err := t.enqueue(w); err != nil {
 		putReplyChan(reply) // never queued: nobody answers on it
+		t.msgStats().received(KindRequest, err)
 		return nil, t.id, err
 	}
 	timer := getTimer(time.Until(deadline))
@@ -281,6 +308,9 @@ const deliveryRecordBytes = 1024
 // that traffic the receiver could not record is refused at once (traffic
 // can slow a receiver, never fail it), then against the mailbox's bound.
 func (t *Actor) enqueue(w *work) error {
+	if w.queuedAt == 0 && t.e.opts.MessageTimings != nil {
+		w.queuedAt = monoNow()
+	}
 	if err := t.budget.TryAdmit(deliveryRecordBytes); err != nil {
 		return deliveryErr(ErrRateLimited, "rate limited: %s: %s", t.label(), err.Error())
 	}
@@ -318,20 +348,39 @@ func (a *Actor) handleMessage(w *work) {
 	select {
 	case a.callLock <- struct{}{}:
 	case <-a.done:
-		w.answer(nil, a.notRunning(a.Phase()))
+		a.answerLeft(w, a.notRunning(a.Phase()))
 		return
 	}
 	defer a.unlock()
 	if p := a.Phase(); p != PhaseRunning {
-		w.answer(nil, a.notRunning(p))
+		a.answerLeft(w, a.notRunning(p))
 		return
 	}
-	if w.kind == workRequest && !w.deadline.IsZero() && !time.Now().Before(w.deadline) {
-		// The requester has given up; the handler is not called.
-		w.answer(nil, timeoutErr("request to %s timed out in its mailbox", a.label()))
-		return
+	var began time.Duration // monotonic, since monoBase
+	if w.kind == workRequest && !w.deadline.IsZero() {
+		now := time.Now()
+		if !now.Before(w.deadline) {
+			// The requester has given up; the handler is not called.
+			a.answerLeft(w, timeoutErr("request to %s timed out in its mailbox", a.label()))
+			return
+		}
+		began = now.Sub(monoBase)
+	}
+	timings := a.e.opts.MessageTimings
+	if timings != nil && began == 0 {
+		began = monoNow()
 	}
 	resp, err := a.callHandler(w)
+	if timings != nil {
+		timings.ObserveMessage(w.kind.messageKind(), began-w.queuedAt, monoNow()-began)
+	}
+	// A handler that failed, even by running out of its call's time, is
+	// the receiver's error; a request answered with nothing too.
+	result := ResultOK
+	if err != nil || (w.kind == workRequest && resp == nil) {
+		result = ResultError
+	}
+	a.msgStats().in[w.kind.messageKind()][result].Add(1)
 	if err != nil {
 		ae := knownError("", a.fail(err))
 		he := &HandlerError{Target: a.id, Op: "handle-request"}
@@ -356,6 +405,28 @@ func (a *Actor) handleMessage(w *work) {
 	if a.shutdownRequested() {
 		_ = a.finishShutdown()
 	}
+}
+
+// answerLeft answers an item the actor will not handle (it has ended, or
+// the request's time ran out in the mailbox) with err, and counts it.
+func (a *Actor) answerLeft(w *work, err error) {
+	if w.kind == workTick {
+		return
+	}
+	a.msgStats().received(w.kind.messageKind(), err)
+	w.answer(nil, err)
+}
+
+// discardStats counts the messages of actors run without
+// ActorConfig.Stats.
+var discardStats MessageStats
+
+// msgStats is where the actor's messages are counted.
+func (a *Actor) msgStats() *MessageStats {
+	if s := a.cfg.Stats; s != nil {
+		return s
+	}
+	return &discardStats
 }
 
 // messageData is the data of MessageReceived and RequestReceived events,
@@ -529,9 +600,13 @@ func (m actorMessenger) delivery(ctx context.Context, o runtimehandler.Outbound)
 }
 
 func (m actorMessenger) Send(ctx context.Context, o runtimehandler.Outbound) (string, error) {
-	return m.a.e.send(ctx, m.delivery(ctx, o))
+	id, err := m.a.e.send(ctx, m.delivery(ctx, o))
+	m.a.msgStats().sent(KindSend, err)
+	return id, err
 }
 
 func (m actorMessenger) Request(ctx context.Context, o runtimehandler.Outbound) ([]byte, string, error) {
-	return m.a.e.request(ctx, m.delivery(ctx, o), m.a)
+	resp, id, err := m.a.e.request(ctx, m.delivery(ctx, o), m.a)
+	m.a.msgStats().sent(KindRequest, err)
+	return resp, id, err
 }

@@ -26,9 +26,10 @@ const (
 	DefaultLeaseDuration = v1alpha1.DefaultLeaseDurationSeconds * time.Second
 	DefaultCapacity      = v1alpha1.DefaultHostCapacity
 	// DefaultStatusInterval bounds chain-head-only status writes to 12 a
-	// minute per actor: a node of 1,000 chatty actors then costs the API
-	// server ~200 writes/s at most, and lifecycle transitions (Running,
-	// Failed, Stopped) are written at once regardless.
+	// minute per actor; the host-wide cap (StatusWritesPerSecond) bounds
+	// a node of 1,000 chatty actors, which would want ~200 writes/s, and
+	// lifecycle transitions (Running, Failed, Stopped) are written at once
+	// regardless.
 	DefaultStatusInterval     = 5 * time.Second
 	DefaultStopGrace          = 10 * time.Second
 	DefaultMetricsAddress     = ":8080"
@@ -41,6 +42,12 @@ const (
 	// behind the per-actor status interval.
 	DefaultKubeAPIQPS   = 100
 	DefaultKubeAPIBurst = 200
+	// statusWritesShare is the share of the host's API QPS its status
+	// writes may take by default, all actors together: the rest stays for
+	// what must not wait behind chain heads (Lease renewals, Events, reads
+	// of components and env). docs/host.md#status-writes derives it from
+	// the API server's capacity.
+	statusWritesShare = 0.1
 	// DefaultEnvSyncTimeout bounds the first read of an actor's
 	// ConfigMaps and Secrets before the host reports why it is stuck.
 	DefaultEnvSyncTimeout = 30 * time.Second
@@ -194,6 +201,12 @@ type Config struct {
 	// actor that only move its chain head; lifecycle transitions are
 	// written at once.
 	StatusInterval time.Duration
+	// StatusWritesPerSecond caps the status writes of all the host's
+	// actors together: head-only writes wait for their turn (the heads
+	// that move meanwhile coalesce into one write), lifecycle writes are
+	// made at once (taking a token when one is free). 0 is a tenth of KubeAPIQPS (10 a second
+	// by default); negative is no cap.
+	StatusWritesPerSecond float64
 	// StopGrace is how long a stop waits for the call in progress before
 	// canceling it.
 	StopGrace time.Duration
@@ -335,6 +348,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.StatusInterval < 0 {
 		errs = append(errs, fmt.Errorf("status interval %s must be positive", c.StatusInterval))
+	}
+	if c.StatusWritesPerSecond == 0 {
+		c.StatusWritesPerSecond = float64(c.KubeAPIQPS) * statusWritesShare
 	}
 	if c.StopGrace == 0 {
 		c.StopGrace = DefaultStopGrace

@@ -58,3 +58,30 @@ func TestConfigActorNamespaces(t *testing.T) {
 		})
 	}
 }
+
+// TestConfigStatusWritesPerSecond: the host-wide status-write cap follows
+// the host's API rate unless set; negative turns it off.
+func TestConfigStatusWritesPerSecond(t *testing.T) {
+	tests := map[string]struct {
+		qps       float32
+		perSecond float64
+		want      float64
+	}{
+		"default: a tenth of the default QPS": {want: DefaultKubeAPIQPS / 10},
+		"follows a QPS given":                 {qps: 400, want: 40},
+		"set":                                 {qps: 400, perSecond: 2.5, want: 2.5},
+		"off":                                 {perSecond: -1, want: -1},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := Config{NodeName: "n", PodName: "p", PodNamespace: "troupe-system", DataDir: t.TempDir(),
+				RestConfig: &rest.Config{}, KubeAPIQPS: tc.qps, StatusWritesPerSecond: tc.perSecond}.withDefaults()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.StatusWritesPerSecond != tc.want {
+				t.Fatalf("status writes per second %g, want %g", cfg.StatusWritesPerSecond, tc.want)
+			}
+		})
+	}
+}

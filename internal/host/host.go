@@ -58,8 +58,10 @@ type Host struct {
 	actorMet *runtimehandler.MetricsRegistry
 	metrics  *hostMetrics
 	pub      *publisher
-	mem      *hostMemory
-	disk     *diskbudget.Node
+	// msgMetrics are the actors' message metrics (msgmetrics.go).
+	msgMetrics *messageMetrics
+	mem        *hostMemory
+	disk       *diskbudget.Node
 	// archiver ships the actors' chains to the archive; nil without one.
 	archiver *archiver.Archiver
 	// leftovers is closed per actor directory once what an earlier run
@@ -156,10 +158,12 @@ func New(cfg Config) (*Host, error) {
 	}
 	h.metrics = newHostMetrics(h.actorMet, func() float64 { return float64(h.runningCount()) }, h.envs)
 	h.metrics.registry.MustRegister(&memoryCollector{h: h})
+	h.msgMetrics = newMessageMetrics(h.runningActors)
+	h.metrics.registry.MustRegister(h.msgMetrics)
 	if err := h.newArchiver(); err != nil {
 		return nil, err
 	}
-	h.pub = newPublisher(h.client, h.api, cfg.PodName, cfg.StatusInterval, log.WithName("status"), h.metrics)
+	h.pub = newPublisher(h.client, h.api, cfg.PodName, cfg.StatusInterval, cfg.StatusWritesPerSecond, log.WithName("status"), h.metrics)
 	h.pub.node = cfg.NodeName
 	cache, err := component.NewCache(filepath.Join(cfg.DataDir, actordir.ComponentCacheDir))
 	if err != nil {
@@ -199,7 +203,7 @@ func (h *Host) Start(ctx context.Context) error {
 		SystemInfo: runtimehandler.NewNodeSystemInfo(h.cfg.NodeName, 2*time.Second), Version: h.cfg.Version,
 		MemoryBudget:          h.mem.budget,
 		MaxConcurrentCompiles: h.cfg.MaxConcurrentCompiles, CompileTimeout: h.cfg.CompileTimeout,
-		DiskBudget: h.disk,
+		DiskBudget: h.disk, MessageTimings: h.msgMetrics,
 	})
 	if err != nil {
 		h.closeListeners()
@@ -293,6 +297,22 @@ func (h *Host) runningCount() int {
 		}
 	}
 	return n
+}
+
+// runningActors are the actors running now, by key, for the mailbox
+// gauge.
+func (h *Host) runningActors() map[types.NamespacedName]*actorhost.Actor {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make(map[types.NamespacedName]*actorhost.Actor, len(h.runs))
+	for key, r := range h.runs {
+		r.mu.Lock()
+		if r.actor != nil && r.state == stateRunning {
+			out[key] = r.actor
+		}
+		r.mu.Unlock()
+	}
+	return out
 }
 
 // Gatherer returns what /metrics serves: the host's metrics, its actors'

@@ -51,6 +51,8 @@ func TestHost(t *testing.T) {
 	t.Run("NewSegmentLinksToStatusHead", s.testNewSegment)
 	t.Run("StatusWritesAreBounded", s.testStatusRate)
 	t.Run("ChattyActorStatusBounded", s.testChattyActor)
+	t.Run("StatusBoundedUnderMessageLoad", s.testStatusUnderMessageLoad)
+	t.Run("MessageMetrics", s.testMessageMetrics)
 	t.Run("DiskPressure", s.testDiskPressure)
 	t.Run("ShutdownPublishesHeadsAndDeletesLease", s.testShutdown)
 	t.Run("ChainEndpoint", s.testChainEndpoint)

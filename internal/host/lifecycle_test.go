@@ -280,7 +280,7 @@ func (s *suite) testStatusRate(t *testing.T) {
 	h.assign("chatty", pod, 1)
 	m := newHostMetrics(nil, func() float64 { return 0 }, h.host.envs)
 	const interval = 200 * time.Millisecond
-	p := newPublisher(h.c, h.c, pod, interval, h.host.log, m)
+	p := newPublisher(h.c, h.c, pod, interval, 0, h.host.log, m)
 	ctx, cancel := contextWithCleanup(t)
 	go p.run(ctx, 2)
 	key := h.key("chatty")
@@ -306,7 +306,7 @@ func (s *suite) testStatusRate(t *testing.T) {
 	// A transition is not held back by the interval: with an interval of
 	// an hour, it is still written.
 	cancel()
-	slow := newPublisher(h.c, h.c, pod, time.Hour, h.host.log, m)
+	slow := newPublisher(h.c, h.c, pod, time.Hour, 0, h.host.log, m)
 	ctx, cancel = contextWithCleanup(t)
 	go slow.run(ctx, 1)
 	p = slow

@@ -141,6 +141,7 @@ func (h *Host) reconcile(ctx context.Context, req reconcile.Request) (reconcile.
 			h.stopRun(r, why)
 			h.removeRun(key, r)
 			h.pub.forget(key)
+			h.msgMetrics.forget(key)
 			h.mu.Lock()
 			delete(h.resolved, key)
 			h.mu.Unlock()

@@ -133,6 +133,7 @@ func (h *Host) runActor(r *run, a *v1alpha1.Actor) {
 		baselineKnown = true
 	}
 	cfg.Component, cfg.Dir, cfg.Env, cfg.Continue = comp, r.dir, env, link
+	cfg.Stats = h.msgMetrics.statsFor(r.key)
 	cfg.Logger = logr.New(&redactingSink{LogSink: h.log.WithName("actor").GetSink(), env: env})
 
 	log.V(1).Info("compiled; starting", "dir", r.dir, "newSegment", link != nil)
@@ -561,6 +562,7 @@ func (h *Host) pollHeads(ctx context.Context) {
 				continue
 			}
 			h.countTicks(r, actor)
+			h.checkMailbox(ctx, r, actor, time.Now())
 			head, length := actor.Head()
 			if length == last {
 				continue

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -61,15 +62,23 @@ type readyCond struct {
 // written. Under the host's QPS cap, 1,000 ticking actors keep hundreds of
 // head writes queued; in one FIFO a start's Running waited behind all of
 // them (seconds), now behind at most the head writes already in flight.
+//
+// All actors together, head-only writes are capped by limiter (the host's
+// --status-writes-per-second): a worker waits for a token before it takes
+// a key's view, so the heads that moved meanwhile coalesce into the one
+// write each key gets when its turn comes (the workqueue holds a key once).
+// Lifecycle writes take a token when one is free, but never wait for one.
 type publisher struct {
 	c        client.Client // writes, and reads from the cache
 	api      client.Reader // fresh reads after a conflict
 	pod      string
 	node     string // the host's node, which keeps the chains it publishes
 	interval time.Duration
-	log      logr.Logger
-	metrics  *hostMetrics
-	now      func() time.Time
+	// limiter caps the host's status writes; nil is no cap.
+	limiter *rate.Limiter
+	log     logr.Logger
+	metrics *hostMetrics
+	now     func() time.Time
 
 	// urgentQ holds keys with a lifecycle write pending, queue the rest.
 	// A key may be in both; entry.inflight keeps its writes one at a time,
@@ -100,9 +109,18 @@ type entry struct {
 	lastWrite time.Time
 }
 
-func newPublisher(c client.Client, api client.Reader, pod string, interval time.Duration, log logr.Logger, m *hostMetrics) *publisher {
+// newPublisher makes a publisher that writes at most perSecond status
+// writes a second, all actors together (head-only writes wait for their
+// turn; lifecycle writes do not); perSecond <= 0 is no cap.
+func newPublisher(c client.Client, api client.Reader, pod string, interval time.Duration, perSecond float64, log logr.Logger, m *hostMetrics) *publisher {
+	var lim *rate.Limiter
+	if perSecond > 0 {
+		// A second's worth of burst: a host that was quiet writes the first
+		// heads at once.
+		lim = rate.NewLimiter(rate.Limit(perSecond), max(1, int(perSecond)))
+	}
 	return &publisher{
-		c: c, api: api, pod: pod, interval: interval, log: log, metrics: m, now: time.Now,
+		c: c, api: api, pod: pod, interval: interval, limiter: lim, log: log, metrics: m, now: time.Now,
 		urgentQ: newStatusQueue("status-lifecycle"),
 		queue:   newStatusQueue("status"),
 		entries: map[types.NamespacedName]*entry{},
@@ -224,6 +242,7 @@ func (p *publisher) next(ctx context.Context, q workqueue.TypedRateLimitingInter
 	}
 	defer q.Done(key)
 	urgentQ := q == p.urgentQ
+	tokenTaken := false
 	p.mu.Lock()
 	if urgentQ {
 		// However it ends, a head writer waiting on this key may go on.
@@ -232,7 +251,9 @@ func (p *publisher) next(ctx context.Context, q workqueue.TypedRateLimitingInter
 			p.signal()
 			p.mu.Unlock()
 		}()
-	} else {
+	}
+again:
+	if !urgentQ {
 		p.yield(ctx)
 	}
 	e := p.entries[key]
@@ -260,6 +281,25 @@ func (p *publisher) next(ctx context.Context, q workqueue.TypedRateLimitingInter
 		p.mu.Unlock()
 		q.AddAfter(key, wait)
 		return true
+	}
+	if p.limiter != nil && !tokenTaken {
+		p.mu.Unlock()
+		if urgentQ {
+			// Prompt, whatever the cap: it takes a token when one is
+			// free, and never runs the bucket into debt, which would hold
+			// every head back for minutes after a mass start.
+			p.limiter.Allow()
+		} else if err := p.limiter.Wait(ctx); err != nil {
+			// Shutting down: flush writes what is left.
+			q.Forget(key)
+			return true
+		}
+		// The view may have moved on while this worker waited (and a
+		// flush or a lifecycle write may have taken it): look again, with
+		// the token in hand.
+		tokenTaken = true
+		p.mu.Lock()
+		goto again
 	}
 	v := e.v
 	e.dirty, e.urgent, e.retrying = false, false, false

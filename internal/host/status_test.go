@@ -50,7 +50,7 @@ func TestPublisherLifecycleWritesGoFirst(t *testing.T) {
 			},
 		}).Build()
 	m := newHostMetrics(nil, func() float64 { return 0 }, nil)
-	p := newPublisher(c, c, pod, time.Hour, logr.Discard(), m)
+	p := newPublisher(c, c, pod, time.Hour, 0, logr.Discard(), m)
 	for i := range n {
 		head := fmt.Sprintf("%064d", i)
 		p.update(types.NamespacedName{Namespace: "ns", Name: fmt.Sprintf("a%02d", i)}, 1, false,
@@ -189,4 +189,101 @@ func TestViewAppliesStateLost(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestPublisherCapCoalescesHeads: under a host-wide cap, heads that move
+// all the time cost at most the cap's writes, each write carries the
+// newest head (so every final head is written once the moves stop), and
+// a lifecycle write does not wait behind the heads.
+func TestPublisherCapCoalescesHeads(t *testing.T) {
+	const pod, n, perSecond = "host-a", 20, 5.0
+	sch := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(sch); err != nil {
+		t.Fatal(err)
+	}
+	var objs []client.Object
+	key := func(i int) types.NamespacedName {
+		return types.NamespacedName{Namespace: "ns", Name: fmt.Sprintf("a%02d", i)}
+	}
+	for i := range n + 1 {
+		a := &v1alpha1.Actor{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: key(i).Name}}
+		a.Status.HostPod, a.Status.Epoch = pod, 1
+		objs = append(objs, a)
+	}
+	var (
+		mu      sync.Mutex
+		writes  int
+		written = map[string]time.Time{}
+	)
+	c := fake.NewClientBuilder().WithScheme(sch).WithObjects(objs...).WithStatusSubresource(&v1alpha1.Actor{}).
+		WithInterceptorFuncs(interceptor.Funcs{
+			SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+				mu.Lock()
+				writes++
+				written[obj.GetName()] = time.Now()
+				mu.Unlock()
+				return c.SubResource(sub).Update(ctx, obj, opts...)
+			},
+		}).Build()
+	m := newHostMetrics(nil, func() float64 { return 0 }, nil)
+	p := newPublisher(c, c, pod, 10*time.Millisecond, perSecond, logr.Discard(), m)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { p.run(ctx, 4); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	// Every head moves every millisecond for two seconds; halfway, one
+	// actor starts running (a lifecycle write).
+	const flood = 2 * time.Second
+	lengths := make([]uint64, n)
+	var urgentAt time.Time
+	begin := time.Now()
+	for time.Since(begin) < flood {
+		for i := range n {
+			lengths[i]++
+			head, length := fmt.Sprintf("%064d", lengths[i]), lengths[i]
+			p.update(key(i), 1, false, func(v *view) { v.hasChain, v.head, v.length = true, head, length })
+		}
+		if urgentAt.IsZero() && time.Since(begin) > flood/2 {
+			urgentAt = time.Now()
+			p.update(key(n), 1, true, func(v *view) { v.phase = v1alpha1.PhaseRunning })
+		}
+		time.Sleep(time.Millisecond)
+	}
+	took := time.Since(begin)
+	mu.Lock()
+	during, urgentWritten := writes, written[key(n).Name]
+	mu.Unlock()
+	// The cap and its burst (a second's worth), plus the lifecycle write.
+	if limit := int(perSecond*took.Seconds()+perSecond) + 1; during > limit {
+		t.Fatalf("%d writes in %s under a cap of %g/s; want at most %d", during, took, perSecond, limit)
+	}
+	// A round of head writes takes n/perSecond (4s): the lifecycle write
+	// went ahead of it.
+	if urgentWritten.IsZero() || urgentWritten.Sub(urgentAt) > time.Duration(n/perSecond)*time.Second/2 {
+		t.Fatalf("the lifecycle write was made %s after it was asked for", urgentWritten.Sub(urgentAt))
+	}
+	// Every final head reaches the status, within the rounds the cap needs.
+	deadline := time.Now().Add(time.Duration(n/perSecond)*time.Second + 10*time.Second)
+	for i := range n {
+		for {
+			a := &v1alpha1.Actor{}
+			if err := c.Get(context.Background(), key(i), a); err != nil {
+				t.Fatal(err)
+			}
+			if a.Status.Chain != nil && a.Status.Chain.Length == int64(lengths[i]) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: status %+v, final length %d", key(i), a.Status.Chain, lengths[i])
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	moves := uint64(0)
+	for _, l := range lengths {
+		moves += l
+	}
+	t.Logf("%d head moves of %d actors in %s: %d writes (cap %g/s); the lifecycle write took %s; final heads written %s after the moves stopped",
+		moves, n, took.Round(time.Millisecond), during, perSecond, urgentWritten.Sub(urgentAt).Round(time.Millisecond), time.Since(begin.Add(took)).Round(time.Millisecond))
 }

@@ -61,6 +61,7 @@ host:
   leaseDuration: 5s
   maxConcurrentCompiles: 3
   compileTimeout: 90s
+  statusWritesPerSecond: 2.5
   chainPort: 9092
   logLevel: debug
   logFormat: text
@@ -241,7 +242,7 @@ func TestChartNonDefaultValues(t *testing.T) {
 	}
 	for flag, want := range map[string]string{
 		"capacity": "250", "lease-duration": "5s", "http-bind-address": "127.0.0.1:9092", "log-level": "debug",
-		"log-format": "text", "status-interval": "2s", "max-concurrent-compiles": "3", "compile-timeout": "90s", "metrics-bind-address": ":9090", "health-probe-bind-address": ":9081",
+		"log-format": "text", "status-interval": "2s", "max-concurrent-compiles": "3", "compile-timeout": "90s", "status-writes-per-second": "2.5", "metrics-bind-address": ":9090", "health-probe-bind-address": ":9081",
 		// host.disk: the values set, and the defaults of the others, as integers (not 2.68435456e+08).
 		"node-chain-bytes-per-second": "1048576", "node-chain-burst-bytes": "268435456", "node-chain-events-per-second": "100000",
 		"node-chain-burst-events": "5000", "disk-min-free-bytes": "-1", "disk-min-free-percent": "7.5",
@@ -424,6 +425,8 @@ func TestChartRejectsBadValues(t *testing.T) {
 		"monitor without services":   {[]string{"metrics.serviceMonitor.enabled=true", "metrics.service.enabled=false"}, "metrics.service.enabled"},
 		"no service account name":    {[]string{"host.serviceAccount.create=false"}, "host.serviceAccount.name is required"},
 		"zero workers":               {[]string{"manager.workers=0"}, "workers"},
+		"status writes below -1":     {[]string{"host.statusWritesPerSecond=-2"}, "statusWritesPerSecond"},
+		"status writes not a number": {[]string{"host.statusWritesPerSecond=fast"}, "statusWritesPerSecond"},
 		"unknown manager log level":  {[]string{"manager.logLevel=verbose"}, "logLevel"},
 		"actor namespace not a name": {[]string{"host.actorNamespaces={team-a,Team_B}"}, "actorNamespaces"},
 		"actor namespace twice":      {[]string{"host.actorNamespaces={team-a,team-a}"}, "actorNamespaces"},
