@@ -21,6 +21,10 @@ const (
 	// ReasonArchiveFenced: a later epoch claimed the actor's archive; this
 	// host's writes are no longer part of its history.
 	ReasonArchiveFenced = "Fenced"
+	// ReasonArchiveBehind: uploads succeed, but an event older than the
+	// recovery point is not in the archive yet: the store, or the host's
+	// upload slots, do not keep up with what the actors write.
+	ReasonArchiveBehind = "Behind"
 )
 
 // ConditionArchiveGap is True when the actor moved and started from an

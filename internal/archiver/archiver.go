@@ -145,6 +145,7 @@ func (ar *Archiver) Run(ctx context.Context) {
 			if s.due(now) {
 				go ar.job(ctx, s)
 			}
+			s.checkBehind(now)
 		}
 	}
 }
@@ -246,8 +247,8 @@ type point struct {
 
 // Status is how far an actor's archive is, for its Archived condition.
 type Status struct {
-	// Reason is v1alpha1.ReasonArchiveUpToDate, ReasonArchiveUnavailable
-	// or ReasonArchiveFenced.
+	// Reason is v1alpha1.ReasonArchiveUpToDate, ReasonArchiveBehind,
+	// ReasonArchiveUnavailable or ReasonArchiveFenced.
 	Reason  string
 	Message string
 	// Warn asks for a Warning Event (uploads have failed for longer than

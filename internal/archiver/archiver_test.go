@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -241,4 +244,57 @@ func TestFlushAndRestartContinueTheManifest(t *testing.T) {
 			t.Errorf("segment %d ends at %d, run %d ended at %d", i, s.Segment.Length, i, heads[i].Length)
 		}
 	}
+}
+
+// slowStore makes every PUT take delay while slow is set.
+type slowStore struct {
+	*countingStore
+	slow  atomic.Bool
+	delay time.Duration
+}
+
+func (s *slowStore) Put(ctx context.Context, key string, r io.Reader, size int64, ifAbsent bool) error {
+	if s.slow.Load() {
+		select {
+		case <-time.After(s.delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return s.countingStore.Put(ctx, key, r, size, ifAbsent)
+}
+
+// A store that answers, but slower than the recovery point allows, makes
+// the status say Behind (without a Warning: nothing fails), and UpToDate
+// again once uploads keep up.
+func TestSaysBehindWhenUploadsCantKeepUp(t *testing.T) {
+	_, st := newStore(t)
+	slow := &slowStore{countingStore: st, delay: 400 * time.Millisecond}
+	const rp = 500 * time.Millisecond
+	ar := newArchiver(t, Options{RecoveryPoint: rp, SegmentBytes: 8 << 20, AttemptTimeout: 30 * time.Second})
+	a := startTicker(t, newEngine(t), t.TempDir(), 100*time.Millisecond)
+	var sts statuses
+	ship(t, ar, claim(t, slow, 1), a, &sts)
+	eventually(t, 30*time.Second, "a first upload", func() bool { return sts.last().Reason == v1alpha1.ReasonArchiveUpToDate })
+
+	// An upload is three PUTs (segment, state, manifest): 1.2 s, more
+	// than twice the recovery point.
+	slow.slow.Store(true)
+	eventually(t, 60*time.Second, "the status to say the archive is behind", func() bool {
+		return sts.last().Reason == v1alpha1.ReasonArchiveBehind
+	})
+	if st := sts.last(); st.Warn || !strings.Contains(st.Message, "past the recovery point of 500ms") {
+		t.Fatalf("Behind: %+v", st)
+	}
+	if ar.oldest() <= rp {
+		t.Fatalf("the oldest unarchived event is %s old while the archive is behind, want more than the recovery point", ar.oldest())
+	}
+	slow.slow.Store(false)
+	eventually(t, 60*time.Second, "the archive to catch up", func() bool { return sts.last().Reason == v1alpha1.ReasonArchiveUpToDate })
+	for _, s := range sts.all {
+		if s.Warn || s.Reason == v1alpha1.ReasonArchiveUnavailable {
+			t.Fatalf("a slow store that never failed was reported as failing: %+v", sts.all)
+		}
+	}
+	verifyAfterStop(t, st, a)
 }

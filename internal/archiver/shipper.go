@@ -273,11 +273,36 @@ func (s *Shipper) succeeded() {
 	recovered := !s.failing.IsZero()
 	s.failing, s.retry, s.lastErr = time.Time{}, time.Time{}, nil
 	s.mu.Unlock()
-	msg := "the archive holds every event older than the recovery point"
 	if recovered {
 		s.log.Info("archiving works again")
 	}
-	s.say(Status{Reason: v1alpha1.ReasonArchiveUpToDate, Message: msg})
+	if !s.checkBehind(time.Now()) {
+		s.say(Status{Reason: v1alpha1.ReasonArchiveUpToDate, Message: "the archive holds every event older than the recovery point"})
+	}
+}
+
+// checkBehind says Behind when uploads succeed but an event older than the
+// recovery point (and a scan, the granularity at which the shipper sees
+// events) is not archived yet: the recovery point is not held, because the
+// store or the host's upload slots are short of capacity, not because they
+// fail (failed says that). The next upload that leaves nothing that old
+// says UpToDate again. No Event: when one actor is behind, its neighbours
+// usually are too, and a Warning each would add API writes to a host
+// already short of capacity; the condition and
+// troupe_host_archive_oldest_unarchived_event_age_seconds say it.
+func (s *Shipper) checkBehind(now time.Time) bool {
+	rp := s.ar.opts.RecoveryPoint
+	s.mu.Lock()
+	behind := !s.since.IsZero() && s.failing.IsZero() && !s.fenced && !s.closing && now.Sub(s.since) > rp+s.ar.scan
+	age := now.Sub(s.since)
+	s.mu.Unlock()
+	if behind {
+		s.say(Status{Reason: v1alpha1.ReasonArchiveBehind, Message: fmt.Sprintf(
+			"the archive is behind: an event appended %s ago is not archived yet, past the recovery point of %s; uploads succeed, "+
+				"but not as fast as the actors write (the store, or the host's upload slots, archive.uploads, are short of capacity)",
+			age.Round(100*time.Millisecond), rp)})
+	}
+	return behind
 }
 
 // say reports st when it changes the condition: the reason, and a Warning
