@@ -19,8 +19,8 @@ import (
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/controllers"
 	"github.com/troupe-dev/troupe/internal/msgwire"
-	"github.com/troupe-dev/troupe/internal/peerca"
 	"github.com/troupe-dev/troupe/internal/objstore"
+	"github.com/troupe-dev/troupe/internal/peerca"
 	"github.com/troupe-dev/troupe/internal/version"
 )
 

@@ -124,6 +124,21 @@ type errMoving struct{ why string }
 
 func (e *errMoving) Error() string { return e.why }
 
+// movingError is a message that found no host within the moving wait. It
+// is msgwire.ErrMoving and names the last obstacle, without wrapping it:
+// a NotHere or a connection failure is not this error's kind.
+type movingError struct {
+	target string
+	wait   time.Duration
+	last   error
+}
+
+func (e *movingError) Error() string {
+	return fmt.Sprintf("%s: actor %s: no host took it within %s (%s)", msgwire.ErrMoving, textutil.Truncate(e.target, maxQuoted), e.wait, e.last)
+}
+
+func (e *movingError) Unwrap() error { return msgwire.ErrMoving }
+
 // maxQuoted bounds how much of a target an error quotes.
 const maxQuoted = 256
 
@@ -253,8 +268,7 @@ func (r *Router) Deliver(ctx context.Context, kind actorhost.MessageKind, d acto
 		}
 		wait := time.Until(give)
 		if wait <= 0 || ctx.Err() != nil {
-			return nil, rt.ActorID, fmt.Errorf("%w: actor %s: no host took it within %s (%v)",
-				msgwire.ErrMoving, textutil.Truncate(d.Target, maxQuoted), r.opts.MovingWait, last)
+			return nil, rt.ActorID, &movingError{target: d.Target, wait: r.opts.MovingWait, last: last}
 		}
 		timer := time.NewTimer(min(backoff, wait))
 		select {

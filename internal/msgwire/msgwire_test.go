@@ -175,7 +175,7 @@ func TestErrorsRoundTrip(t *testing.T) {
 			if err.Error() != "wrapped: "+kind.Error() {
 				t.Errorf("message %q", err.Error())
 			}
-			if Retriable(err) != (kind == ErrNotHere || kind == ErrMoving) {
+			if Retriable(err) != (errors.Is(kind, ErrNotHere) || errors.Is(kind, ErrMoving)) {
 				t.Errorf("Retriable = %v", Retriable(err))
 			}
 		})
