@@ -2,6 +2,9 @@ package host
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,11 +18,13 @@ import (
 
 	. "github.com/onsi/gomega"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/internal/actorhost"
+	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/msgwire"
 	"github.com/troupe-dev/troupe/internal/peerca"
 )
@@ -249,4 +254,106 @@ func mustFiles(t testing.TB, dir string) *msgwire.CertFiles {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// TestPeerMove: the target's host goes away mid-conversation and the
+// actor moves to a third host. Requests meanwhile fail retriably (Moving)
+// and then succeed, and no request is handled twice: each one answered is
+// in the target's chains (old host's and new host's) exactly once, each
+// one refused in none.
+func TestPeerMove(t *testing.T) {
+	s := newSuite(t)
+	ca := newPeerCA(t)
+	g := NewWithT(t)
+	a := s.startHost(t, withPeer(t, ca, ""))
+	b := s.besides(t, a, withPeer(t, ca, a.ns))
+	c := s.besides(t, a, withPeer(t, ca, a.ns))
+	wasm, err := os.ReadFile(filepath.Join("..", "actorhost", "testdata", "messenger.wasm"))
+	g.Expect(err).NotTo(HaveOccurred())
+	src := s.urlSource(wasm)
+	// x waits for y longer than a move's bounded wait (3 s here), so
+	// that it sees Moving rather than its own timeout.
+	a.run("x", v1alpha1.ActorSpec{Component: *src, Limits: v1alpha1.Limits{RequestTimeout: &metav1.Duration{Duration: 10 * time.Second}}}, time.Minute)
+	b.create("y", v1alpha1.ActorSpec{Component: *src})
+	b.assign("y", b.pod, 1)
+	waitRunning(t, b, "y", 1)
+	oldChain := b.chainFile("y")
+
+	var seq atomic.Int64
+	answered, moving := map[string]bool{}, map[string]bool{}
+	var mu sync.Mutex
+	// one asks x to ask y with a message of its own, and files it by the
+	// outcome; anything but an answer or Moving fails the test.
+	one := func() {
+		msg := fmt.Sprintf("e%d", seq.Add(1))
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		resp, err := a.host.engine.Request(ctx, actorhost.Delivery{From: actorhost.Sender{External: "test"}, Target: a.ns + "/x", Msg: ask("y", msg)})
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err == nil && string(resp) == msg:
+			answered[msg] = true
+		case err == nil && strings.Contains(string(resp), msgwire.ErrMoving.Error()):
+			moving[msg] = true
+		default:
+			t.Errorf("%s: %q, %v", msg, resp, err)
+		}
+	}
+	for range 20 {
+		one()
+	}
+	g.Expect(answered).To(HaveLen(20))
+
+	// b goes away: its Lease with it. Requests keep coming.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					one()
+				}
+			}
+		})
+	}
+	b.stop()
+	g.Eventually(func() int { mu.Lock(); defer mu.Unlock(); return len(moving) }).WithTimeout(30 * time.Second).Should(BeNumerically(">", 0))
+	// The controller's part: y moves to c.
+	c.assign("y", c.pod, 2)
+	waitRunning(t, c, "y", 2)
+	mu.Lock()
+	before := len(answered)
+	mu.Unlock()
+	g.Eventually(func() int { mu.Lock(); defer mu.Unlock(); return len(answered) }).WithTimeout(30 * time.Second).Should(BeNumerically(">", before+20))
+	close(stop)
+	wg.Wait()
+	c.stop() // its chain flushed and closed
+
+	// Each answered request was handled once, by b or c; no refused one
+	// was handled at all.
+	handled := map[string]int{}
+	for _, path := range []string{oldChain, c.chainFile("y")} {
+		for _, e := range readEvents(t, path) {
+			if e.Kind != chain.KindRequestReceived {
+				continue
+			}
+			var d struct {
+				Sha256 string `json:"sha256"`
+			}
+			g.Expect(json.Unmarshal(e.Data, &d)).To(Succeed())
+			handled[d.Sha256]++
+		}
+	}
+	digest := func(m string) string { s := sha256.Sum256([]byte(m)); return hex.EncodeToString(s[:]) }
+	for m := range answered {
+		g.Expect(handled[digest(m)]).To(Equal(1), "answered %s: handled %d times", m, handled[digest(m)])
+	}
+	for m := range moving {
+		g.Expect(handled[digest(m)]).To(BeZero(), "refused %s", m)
+	}
+	t.Logf("%d requests answered, %d refused as Moving while y moved", len(answered), len(moving))
 }

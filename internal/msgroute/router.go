@@ -240,8 +240,13 @@ const (
 // and it is never sent twice.
 func (r *Router) Deliver(ctx context.Context, kind actorhost.MessageKind, d actorhost.Delivery) ([]byte, string, error) {
 	give := time.Now().Add(r.opts.MovingWait)
-	if dl, ok := ctx.Deadline(); ok && dl.Before(give) {
-		give = dl
+	if dl, ok := ctx.Deadline(); ok {
+		// Give up a little before the deadline, so that Moving reaches
+		// the sender rather than its own timeout.
+		dl = dl.Add(-min(time.Until(dl)/10, 100*time.Millisecond))
+		if dl.Before(give) {
+			give = dl
+		}
 	}
 	backoff := firstBackoff
 	var last error
