@@ -138,6 +138,8 @@ func (p *peer) serve(wg *sync.WaitGroup) *http.Server {
 	s := &http.Server{
 		Handler: mux, TLSConfig: p.files.ServerTLSConfig(), ConnContext: p.auth.ConnContext,
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 5 * time.Minute,
+		// The protocol's headers are small (msgwire bounds each one).
+		MaxHeaderBytes: 64 << 10,
 	}
 	var protos http.Protocols
 	protos.SetHTTP2(true)
@@ -163,7 +165,11 @@ func (p *peer) deliver(w http.ResponseWriter, r *http.Request) {
 	}
 	req, ok := msgwire.ReadPeerRequest(w, r)
 	if !ok {
-		p.delivered.WithLabelValues(r.PathValue("op"), msgwire.ReasonBadRequest).Inc()
+		op := r.PathValue("op")
+		if op != msgwire.OpSend && op != msgwire.OpRequest {
+			op = "other" // the label's values stay bounded
+		}
+		p.delivered.WithLabelValues(op, msgwire.ReasonBadRequest).Inc()
 		return
 	}
 	if err := msgwire.CheckSender(cn, req); err != nil {
