@@ -17,7 +17,7 @@ func TestStrip(t *testing.T) {
 	a := &v1alpha1.Actor{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "a", Annotations: map[string]string{"big": "x"},
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "m"}}},
-		Spec: v1alpha1.ActorSpec{Suspend: true, Env: []v1alpha1.EnvVar{{Name: "K", Value: ptr.To("v")}}},
+		Spec:   v1alpha1.ActorSpec{Suspend: true, Env: []v1alpha1.EnvVar{{Name: "K", Value: ptr.To("v")}}},
 		Status: v1alpha1.ActorStatus{ActorID: "id", HostPod: "h", Epoch: 3, Phase: v1alpha1.PhaseRunning, LastError: "long"},
 	}
 	o, err := stripActor(a)
