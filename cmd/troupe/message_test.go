@@ -407,6 +407,7 @@ func TestDeliveryStatus(t *testing.T) {
 		reason string
 	}{
 		"no such actor": {actorhost.ErrNoSuchActor, 404, "NoSuchActor"},
+		"namespace":     {actorhost.ErrNamespaceNotAllowed, 403, "NamespaceNotAllowed"},
 		"not running":   {actorhost.ErrActorNotRunning, 409, "ActorNotRunning"},
 		"no handler":    {actorhost.ErrNoHandler, 409, "NoHandler"},
 		"mailbox full":  {actorhost.ErrMailboxFull, 429, "MailboxFull"},

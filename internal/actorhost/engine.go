@@ -66,6 +66,13 @@ type EngineOptions struct {
 	// once; 0 is DefaultMaxConcurrentCompiles. A module compiled before
 	// (in memory or in the on-disk cache) does not wait for a slot.
 	MaxConcurrentCompiles int
+	// NamespaceLabels returns a namespace's labels (ok false when it is
+	// not known), for AcceptPolicy.MatchLabels; a host answers it from a
+	// namespace informer, without an API request. It is called on the
+	// sender's path, for a cross-namespace message the target does not
+	// accept by name: it must be quick and safe for concurrent use. nil:
+	// no namespace matches a selector.
+	NamespaceLabels func(namespace string) (labels map[string]string, ok bool)
 }
 
 // Engine runs actors: one wazero runtime for the process (the compiler

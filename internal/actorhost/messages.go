@@ -68,6 +68,28 @@ func (e *Engine) resolve(from Sender, target string) (*Actor, error) {
 	return a, nil
 }
 
+// accepts refuses a delivery from an actor of another namespace that t's
+// AcceptPolicy does not accept. External callers are not subject to it
+// (whoever let them in, RBAC at the gateway, decided), nor are actors of
+// t's own namespace. The common case costs one string comparison.
+func (t *Actor) accepts(from Sender) error {
+	if from.External != "" || from.Namespace == t.cfg.Namespace {
+		return nil
+	}
+	if p := t.cfg.AcceptFrom; p != nil {
+		if slices.Contains(p.Namespaces, from.Namespace) {
+			return nil
+		}
+		if p.MatchLabels != nil && t.e.opts.NamespaceLabels != nil {
+			if l, ok := t.e.opts.NamespaceLabels(from.Namespace); ok && p.MatchLabels(l) {
+				return nil
+			}
+		}
+	}
+	return deliveryErr(ErrNamespaceNotAllowed, "namespace not allowed: %s/%s does not accept messages from namespace %q (see its spec.acceptMessagesFrom)",
+		t.cfg.Namespace, t.label(), textutil.Truncate(from.Namespace, maxQuotedTarget))
+}
+
 // label names a in messages: its name, or its id.
 func (a *Actor) label() string {
 	if a.cfg.Name != "" {
@@ -81,9 +103,9 @@ func (a *Actor) notRunning(p Phase) error {
 }
 
 // Send queues d's message in its target's mailbox and returns once it is
-// queued (not handled). The errors are ErrNoSuchActor, ErrNoHandler,
-// ErrMessageTooLarge, ErrRateLimited, ErrMailboxFull, ErrActorNotRunning
-// (errors.Is), each with a message fit for the sender.
+// queued (not handled). The errors are ErrNoSuchActor,
+// ErrNamespaceNotAllowed, ErrNoHandler, ErrMessageTooLarge,
+// ErrRateLimited, ErrMailboxFull, ErrActorNotRunning (errors.Is), each with a message fit for the sender.
 func (e *Engine) Send(ctx context.Context, d Delivery) error {
 	_, err := e.send(ctx, d)
 	return err
@@ -93,6 +115,10 @@ func (e *Engine) send(_ context.Context, d Delivery) (targetID string, err error
 	t, err := e.resolve(d.From, d.Target)
 	if err != nil {
 		return "", err
+	}
+	if err := t.accepts(d.From); err != nil {
+		t.msgStats().received(KindSend, err)
+		return t.id, err
 	}
 	if err := t.admit(workSend, d); err != nil {
 		return t.id, err
@@ -139,6 +165,10 @@ func (e *Engine) request(ctx context.Context, d Delivery, from *Actor) (resp []b
 	t, err := e.resolve(d.From, d.Target)
 	if err != nil {
 		return nil, "", err
+	}
+	if err := t.accepts(d.From); err != nil {
+		t.msgStats().received(KindRequest, err)
+		return nil, t.id, err
 	}
 	if !t.component.exports[abi.HandleRequest.Name] {
 		err := deliveryErr(ErrNoHandler, "actor %s does not handle requests (it exports no handle-request)", t.label())

@@ -60,8 +60,10 @@ type Host struct {
 	pub      *publisher
 	// msgMetrics are the actors' message metrics (msgmetrics.go).
 	msgMetrics *messageMetrics
-	mem        *hostMemory
-	disk       *diskbudget.Node
+	// nsLabels are the namespaces' labels, for the cross-namespace policy.
+	nsLabels *namespaceLabels
+	mem      *hostMemory
+	disk     *diskbudget.Node
 	// archiver ships the actors' chains to the archive; nil without one.
 	archiver *archiver.Archiver
 	// leftovers is closed per actor directory once what an earlier run
@@ -156,6 +158,9 @@ func New(cfg Config) (*Host, error) {
 		mem:       newHostMemory(cfg.MemoryLimit, cfg.MemoryReserve),
 		disk:      diskbudget.NewNode(cfg.Disk, diskbudget.NodeOptions{Dir: cfg.DataDir, FreeSpace: cfg.FreeSpace}),
 	}
+	if h.nsLabels, err = watchNamespaceLabels(context.Background(), mgr.GetCache()); err != nil {
+		return nil, err
+	}
 	h.metrics = newHostMetrics(h.actorMet, func() float64 { return float64(h.runningCount()) }, h.envs)
 	h.metrics.registry.MustRegister(&memoryCollector{h: h})
 	h.msgMetrics = newMessageMetrics(h.runningActors)
@@ -204,6 +209,7 @@ func (h *Host) Start(ctx context.Context) error {
 		MemoryBudget:          h.mem.budget,
 		MaxConcurrentCompiles: h.cfg.MaxConcurrentCompiles, CompileTimeout: h.cfg.CompileTimeout,
 		DiskBudget: h.disk, MessageTimings: h.msgMetrics,
+		NamespaceLabels: h.nsLabels.get,
 	})
 	if err != nil {
 		h.closeListeners()
