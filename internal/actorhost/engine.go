@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"go.opentelemetry.io/otel/trace"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
@@ -73,6 +74,10 @@ type EngineOptions struct {
 	// accept by name: it must be quick and safe for concurrent use. nil:
 	// no namespace matches a selector.
 	NamespaceLabels func(namespace string) (labels map[string]string, ok bool)
+	// Tracer, when set, makes a span of every delivery (the sender's
+	// side) and every handler call, joined by the messages'
+	// traceparent (package tracing); nil makes none and costs nothing.
+	Tracer trace.Tracer
 }
 
 // Engine runs actors: one wazero runtime for the process (the compiler

@@ -12,12 +12,16 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/tetratelabs/wazero/api"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/troupe-dev/troupe/internal/abi"
 	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 	"github.com/troupe-dev/troupe/internal/textutil"
 	"github.com/troupe-dev/troupe/internal/traceparent"
+	"github.com/troupe-dev/troupe/internal/tracing"
 )
 
 // nameKey is the router's key of an actor's name.
@@ -111,7 +115,12 @@ func (e *Engine) Send(ctx context.Context, d Delivery) error {
 	return err
 }
 
-func (e *Engine) send(_ context.Context, d Delivery) (targetID string, err error) {
+func (e *Engine) send(ctx context.Context, d Delivery) (targetID string, err error) {
+	if tr := e.opts.Tracer; tr != nil {
+		var span trace.Span
+		span, d.TraceParent = tracing.StartDelivery(ctx, tr, spanSend, runtimehandler.TraceParentOf(ctx), d.TraceParent, deliveryAttrs(d))
+		defer endSpan(span, &err)
+	}
 	t, err := e.resolve(d.From, d.Target)
 	if err != nil {
 		return "", err
@@ -162,6 +171,11 @@ func (e *Engine) Request(ctx context.Context, d Delivery) ([]byte, error) {
 // caller), whose request timeout caps the wait and whose wait-for edge is
 // checked for cycles.
 func (e *Engine) request(ctx context.Context, d Delivery, from *Actor) (resp []byte, targetID string, err error) {
+	if tr := e.opts.Tracer; tr != nil {
+		var span trace.Span
+		span, d.TraceParent = tracing.StartDelivery(ctx, tr, spanRequest, runtimehandler.TraceParentOf(ctx), d.TraceParent, deliveryAttrs(d))
+		defer endSpan(span, &err)
+	}
 	t, err := e.resolve(d.From, d.Target)
 	if err != nil {
 		return nil, "", err
@@ -553,7 +567,13 @@ func (a *Actor) callHandler(w *work) (resp []byte, err error) {
 	if err := a.recordEventBuf(kind, x.op, nil); err != nil {
 		return nil, hostError(x.op, err)
 	}
-	ctx := runtimehandler.WithTraceParent(context.Background(), w.traceParent)
+	tp := w.traceParent
+	if tr := a.e.opts.Tracer; tr != nil {
+		var span trace.Span
+		span, tp = tracing.StartHandler(context.Background(), tr, x.op, tp, a.handlerAttrs(w))
+		defer endSpan(span, &err)
+	}
+	ctx := runtimehandler.WithTraceParent(context.Background(), tp)
 	if w.kind == workRequest {
 		ctx = context.WithValue(ctx, pathKey{}, w.path)
 	}
@@ -639,4 +659,39 @@ func (m actorMessenger) Request(ctx context.Context, o runtimehandler.Outbound) 
 	resp, id, err := m.a.e.request(ctx, m.delivery(ctx, o), m.a)
 	m.a.msgStats().sent(KindRequest, err)
 	return resp, id, err
+}
+
+// The spans' names: a delivery's, on the sender's side, and a handler
+// call's (its export: handle-send, handle-request).
+const (
+	spanSend    = "troupe.send"
+	spanRequest = "troupe.request"
+)
+
+// deliveryAttrs describe a delivery span: the target as named and the
+// sender; never the message.
+func deliveryAttrs(d Delivery) trace.SpanStartOption {
+	kv := make([]attribute.KeyValue, 0, 3)
+	kv = append(kv, attribute.String("troupe.target", textutil.Truncate(d.Target, maxQuotedTarget)))
+	if d.From.ActorID != "" {
+		kv = append(kv, attribute.String("troupe.sender.actor_id", d.From.ActorID), attribute.String("troupe.sender.namespace", d.From.Namespace))
+	} else {
+		kv = append(kv, attribute.String("troupe.sender.external", d.From.External))
+	}
+	return trace.WithAttributes(kv...)
+}
+
+// handlerAttrs describe a handler call's span.
+func (a *Actor) handlerAttrs(w *work) trace.SpanStartOption {
+	return trace.WithAttributes(attribute.String("troupe.actor.id", a.id), attribute.String("troupe.actor.name", a.cfg.Name),
+		attribute.String("troupe.actor.namespace", a.cfg.Namespace), attribute.String("troupe.message.id", w.id))
+}
+
+// endSpan ends span with *err's result: its kind (ResultOf), never its
+// text, which may quote what an actor wrote.
+func endSpan(span trace.Span, err *error) {
+	if *err != nil {
+		span.SetStatus(codes.Error, ResultOf(*err).String())
+	}
+	span.End()
 }
