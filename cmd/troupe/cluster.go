@@ -111,15 +111,15 @@ func clusterURL(cfg *rest.Config, ns, name, op string) (string, error) {
 // deliverCluster posts msg to namespace/name's op through the API server
 // and returns the response's body; an error carries the exit status.
 func deliverCluster(ctx context.Context, f *clusterFlags, op, name string, msg []byte) ([]byte, error) {
-	for _, m := range validation.IsDNS1123Subdomain(name) {
-		return nil, usageError("NAME %q is not an Actor's name: %s", textutil.Truncate(name, 256), m)
+	if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
+		return nil, usageError("NAME %q is not an Actor's name: %s", textutil.Truncate(name, 256), msgs[0])
 	}
 	cfg, ns, err := f.restConfig()
 	if err != nil {
 		return nil, err
 	}
-	for _, m := range validation.IsDNS1123Label(ns) {
-		return nil, usageError("namespace %q: %s", textutil.Truncate(ns, 256), m)
+	if msgs := validation.IsDNS1123Label(ns); len(msgs) > 0 {
+		return nil, usageError("namespace %q: %s", textutil.Truncate(ns, 256), msgs[0])
 	}
 	u, err := clusterURL(cfg, ns, name, op)
 	if err != nil {

@@ -116,7 +116,7 @@ func (e *Engine) Send(ctx context.Context, d Delivery) error {
 }
 
 func (e *Engine) send(ctx context.Context, d Delivery) (targetID string, err error) {
-	if tr := e.opts.Tracer; tr != nil {
+	if tr := e.opts.Tracer; tr != nil && tracedHere(ctx, d) {
 		var span trace.Span
 		span, d.TraceParent = tracing.StartDelivery(ctx, tr, spanSend, runtimehandler.TraceParentOf(ctx), d.TraceParent, deliveryAttrs(d))
 		defer endSpan(span, &err)
@@ -171,7 +171,7 @@ func (e *Engine) Request(ctx context.Context, d Delivery) ([]byte, error) {
 // caller), whose request timeout caps the wait and whose wait-for edge is
 // checked for cycles.
 func (e *Engine) request(ctx context.Context, d Delivery, from *Actor) (resp []byte, targetID string, err error) {
-	if tr := e.opts.Tracer; tr != nil {
+	if tr := e.opts.Tracer; tr != nil && tracedHere(ctx, d) {
 		var span trace.Span
 		span, d.TraceParent = tracing.StartDelivery(ctx, tr, spanRequest, runtimehandler.TraceParentOf(ctx), d.TraceParent, deliveryAttrs(d))
 		defer endSpan(span, &err)
@@ -667,6 +667,15 @@ const (
 	spanSend    = "troupe.send"
 	spanRequest = "troupe.request"
 )
+
+// tracedHere reports whether this engine makes d's delivery span: for a
+// message an actor of this engine sends (its handler's call is in ctx),
+// and for an external caller's. An actor's message from another host
+// comes with the span its sender's host made, named by d's traceparent,
+// which is kept as it is: both chains record the same one.
+func tracedHere(ctx context.Context, d Delivery) bool {
+	return d.From.ActorID == "" || runtimehandler.TraceParentOf(ctx) != ""
+}
 
 // deliveryAttrs describe a delivery span: the target as named and the
 // sender; never the message.

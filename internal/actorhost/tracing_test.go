@@ -89,6 +89,19 @@ func TestSpansFollowTheTraceparent(t *testing.T) {
 		t.Errorf("ping received %s, the external delivery span is %s", got, tracing.Format(ext.SpanContext))
 	}
 
+	// An actor's message from another host (a sender this engine does
+	// not run, outside a call): its host made the delivery span, so only
+	// the handler's is made here, a child of the message's traceparent,
+	// which pong records unchanged.
+	exp.Reset()
+	const remote = "00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01"
+	if _, err := e.Request(ctx, Delivery{From: Sender{ActorID: "elsewhere", Name: "x"}, Target: "pong", Msg: []byte("g"), TraceParent: remote}); err != nil {
+		t.Fatal(err)
+	}
+	if s := exp.GetSpans(); len(s) != 1 || s[0].Name != "handle-request" || tracing.Format(s[0].Parent) != remote {
+		t.Errorf("a remote actor's delivery made %v", s)
+	}
+
 	// A refused delivery's span says why, without the message.
 	exp.Reset()
 	if _, err := e.Request(ctx, Delivery{From: cli, Target: "nobody", Msg: []byte("g")}); err == nil {

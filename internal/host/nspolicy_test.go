@@ -46,7 +46,9 @@ func (s *suite) testCrossNamespacePolicy(t *testing.T) {
 	}}, 60*time.Second)
 	h.run("closed", v1alpha1.ActorSpec{Component: *src}, 60*time.Second)
 
-	from := func(ns string) actorhost.Sender { return actorhost.Sender{ActorID: "sender-" + ns, Namespace: ns, Name: "sender"} }
+	from := func(ns string) actorhost.Sender {
+		return actorhost.Sender{ActorID: "sender-" + ns, Namespace: ns, Name: "sender"}
+	}
 	refused := func(sender actorhost.Sender, target string) func() bool {
 		return func() bool {
 			_, err := h.host.engine.Request(context.Background(), actorhost.Delivery{From: sender, Target: h.ns + "/" + target, Msg: []byte("g")})
