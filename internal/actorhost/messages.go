@@ -109,7 +109,8 @@ func (a *Actor) notRunning(p Phase) error {
 // Send queues d's message in its target's mailbox and returns once it is
 // queued (not handled). The errors are ErrNoSuchActor,
 // ErrNamespaceNotAllowed, ErrNoHandler, ErrMessageTooLarge,
-// ErrRateLimited, ErrMailboxFull, ErrActorNotRunning (errors.Is), each with a message fit for the sender.
+// ErrRateLimited, ErrMailboxFull, ErrActorNotRunning (errors.Is), each
+// with a message fit for the sender.
 func (e *Engine) Send(ctx context.Context, d Delivery) error {
 	_, err := e.send(ctx, d)
 	return err
