@@ -274,6 +274,7 @@ var deliveryStatuses = []struct {
 	reason string
 }{
 	{actorhost.ErrNoSuchActor, http.StatusNotFound, "NoSuchActor"},
+	{actorhost.ErrNamespaceNotAllowed, http.StatusForbidden, "NamespaceNotAllowed"},
 	{actorhost.ErrActorNotRunning, http.StatusConflict, "ActorNotRunning"},
 	{actorhost.ErrNoHandler, http.StatusConflict, "NoHandler"},
 	{actorhost.ErrMailboxFull, http.StatusTooManyRequests, "MailboxFull"},

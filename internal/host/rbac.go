@@ -9,7 +9,10 @@ package host
 //     condition (NamespaceNotServed). Actors hold no secret by contract:
 //     Secrets are referenced by name and read under the rights below;
 //   - Events about its actors, cluster-wide for the same reason;
-//   - its Lease, in its own namespace only.
+//   - its Lease, in its own namespace only;
+//   - namespaces' metadata (list, watch), cluster-wide: their labels
+//     decide which senders an Actor's acceptMessagesFrom.namespaceSelector
+//     accepts.
 //
 // What the actors' env and components read, ConfigMaps and Secrets, is
 // granted apart (the role troupe-host-env, from the markers in
@@ -19,4 +22,5 @@ package host
 // +kubebuilder:rbac:groups=theater.troupe.dev,resources=actors,verbs=get;list;watch
 // +kubebuilder:rbac:groups=theater.troupe.dev,resources=actors/status,verbs=get;update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=list;watch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update;delete,namespace=system
