@@ -142,6 +142,41 @@ type ActorSpec struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$') || (duration(self) >= duration('100ms') && duration(self) <= duration('1h'))",message="tickInterval must be between 100ms and 1h"
 	TickInterval *metav1.Duration `json:"tickInterval,omitempty"`
+
+	// acceptMessagesFrom says which other namespaces' actors may send the
+	// actor messages and requests. Actors in its own namespace always may;
+	// an actor in another namespace only when that namespace is listed in
+	// namespaces or its labels match namespaceSelector. Unset or empty:
+	// its own namespace only. Callers from outside the cluster's actors
+	// (kubectl troupe, the gateway) are not subject to it: RBAC (verbs
+	// send and request on actors) decides for them. A refused message
+	// fails with reason NamespaceNotAllowed.
+	// +optional
+	AcceptMessagesFrom *AcceptMessagesFrom `json:"acceptMessagesFrom,omitempty"`
+}
+
+// AcceptMessagesFrom names the namespaces, besides its own, whose actors
+// may message an actor. A namespace is accepted when either field accepts
+// it.
+type AcceptMessagesFrom struct {
+	// namespaces are namespace names whose actors are accepted.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	Namespaces []string `json:"namespaces,omitempty"`
+
+	// namespaceSelector accepts the actors of every namespace whose labels
+	// it matches, as a NetworkPolicy's namespaceSelector does. An empty
+	// selector ({}) matches every namespace. `troupe run` has no
+	// namespace labels: there a selector matches no namespace.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || size(self.matchExpressions) <= 32",message="namespaceSelector.matchExpressions must have at most 32 items"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchLabels) || size(self.matchLabels) <= 64",message="namespaceSelector.matchLabels must have at most 64 items"
+	// +kubebuilder:validation:XValidation:rule="!has(self.matchExpressions) || size(self.matchExpressions) > 32 || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])",message="namespaceSelector.matchExpressions[].operator must be In, NotIn, Exists or DoesNotExist"
+	NamespaceSelector *metav1.LabelSelector `json:"namespaceSelector,omitempty"`
 }
 
 // ComponentSource names exactly one place to fetch an actor's WebAssembly

@@ -310,6 +310,13 @@ func TestAdmission(t *testing.T) {
 		if !strings.Contains(strings.Join(strings.Fields(out), " "), "A key given here overrides the matching spec.limits value") {
 			t.Errorf("kubectl explain actor.spec.handlers.config does not say how config and limits combine:\n%s", out)
 		}
+		// The cross-namespace policy: who is accepted, and who is exempt.
+		out = strings.Join(strings.Fields(run(t, "explain", "actor.spec.acceptMessagesFrom")), " ")
+		for _, want := range []string{"Actors in its own namespace always may", "namespaceSelector", "NamespaceNotAllowed", "RBAC"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("kubectl explain actor.spec.acceptMessagesFrom does not say %q:\n%s", want, out)
+			}
+		}
 	})
 }
 

@@ -53,6 +53,16 @@ suspend: true`,
 component: {image: hello}
 limits: {maxMemoryPages: 1, callTimeout: 1ms, maxLogBytes: 1, maxEventBytes: 1, maxMetricNames: 1,
   maxChainBytes: 1048576, chainBytesPerSecond: 1, chainBurstBytes: 1, chainEventsPerSecond: 1, chainBurstEvents: 1}`,
+	"accepts messages from other namespaces": `
+component: {image: hello}
+acceptMessagesFrom:
+  namespaces: [team-a, b]
+  namespaceSelector:
+    matchLabels: {troupe.dev/messages: allowed}
+    matchExpressions: [{key: env, operator: In, values: [dev, test]}, {key: tier, operator: Exists}]`,
+	"accepts messages from every namespace": `
+component: {image: hello}
+acceptMessagesFrom: {namespaceSelector: {}}`,
 	"fractional timeout": `
 component: {image: hello}
 limits: {callTimeout: 1.5s}`,
@@ -270,6 +280,30 @@ var invalidSpecs = map[string]invalidCase{
 		spec:  "component: {image: hello}\nlimits: {chainBurstEvents: 10000001}",
 		field: "spec.limits.chainBurstEvents", msg: "less than or equal to 10000000", goMsg: "between 1 and 10000000",
 	},
+	"accept from a namespace that is no DNS label": {
+		spec:  "component: {image: hello}\nacceptMessagesFrom: {namespaces: [Team_A]}",
+		field: "spec.acceptMessagesFrom.namespaces[0]", msg: "should match", goMsg: "a lowercase RFC 1123 label",
+	},
+	"accept from a namespace name too long": {
+		spec:  "component: {image: hello}\nacceptMessagesFrom: {namespaces: [" + strings.Repeat("a", 64) + "]}",
+		field: "spec.acceptMessagesFrom.namespaces[0]", msg: "may not be more than 63", goMsg: "no more than 63 characters",
+	},
+	"accept from a namespace twice": {
+		spec:  "component: {image: hello}\nacceptMessagesFrom: {namespaces: [a, a]}",
+		field: "spec.acceptMessagesFrom.namespaces[1]", msg: "Duplicate value",
+	},
+	"accept from too many namespaces": {
+		spec:  "component: {image: hello}\nacceptMessagesFrom: {namespaces: [" + manyNames(65) + "]}",
+		field: "spec.acceptMessagesFrom.namespaces", msg: "must have at most 64 items",
+	},
+	"namespace selector with an unknown operator": {
+		spec:  "component: {image: hello}\nacceptMessagesFrom: {namespaceSelector: {matchExpressions: [{key: env, operator: Near}]}}",
+		field: "spec.acceptMessagesFrom.namespaceSelector", msg: "operator must be In, NotIn, Exists or DoesNotExist",
+	},
+	"namespace selector with too many expressions": {
+		spec:  "component: {image: hello}\nacceptMessagesFrom: {namespaceSelector: {matchExpressions: [" + strings.Repeat("{key: k, operator: Exists}, ", 32) + "{key: k, operator: Exists}]}}",
+		field: "spec.acceptMessagesFrom.namespaceSelector", msg: "namespaceSelector.matchExpressions must have at most 32 items",
+	},
 	"unknown restart policy": {
 		spec:  "component: {image: hello}\nrestartPolicy: Sometimes",
 		field: "spec.restartPolicy", msg: `Unsupported value: "Sometimes"`,
@@ -299,6 +333,14 @@ func init() {
 	}
 	validSpecs["runtime config at its lower bounds"] = "component: {image: hello}\nhandlers: [{type: runtime, config: {" + strings.Join(atMin, ", ") + "}}]"
 	validSpecs["runtime config at its upper bounds"] = "component: {image: hello}\nhandlers: [{type: runtime, config: {" + strings.Join(atMax, ", ") + "}}]"
+}
+
+func manyNames(n int) string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("ns%d", i)
+	}
+	return strings.Join(names, ", ")
 }
 
 func manyKeys(n int) string {

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/yaml"
@@ -86,11 +88,62 @@ func (s *ActorSpec) Validate(p *field.Path, opts ValidationOptions) field.ErrorL
 	if t := s.TickInterval; t != nil && (t.Duration < MinTickInterval || t.Duration > MaxTickInterval) {
 		errs = append(errs, field.Invalid(p.Child("tickInterval"), t.Duration.String(), "tickInterval must be between 100ms and 1h"))
 	}
+	if f := s.AcceptMessagesFrom; f != nil {
+		errs = append(errs, f.validate(p.Child("acceptMessagesFrom"))...)
+	}
 	switch s.RestartPolicy {
 	case "", RestartAlways, RestartOnFailure, RestartNever:
 	default:
 		errs = append(errs, field.NotSupported(p.Child("restartPolicy"), s.RestartPolicy,
 			[]RestartPolicy{RestartAlways, RestartOnFailure, RestartNever}))
+	}
+	return errs
+}
+
+// Bounds of spec.acceptMessagesFrom, which the CRD's schema and rules
+// enforce too.
+const (
+	maxAcceptNamespaces    = 64
+	maxSelectorExpressions = 32
+	maxSelectorLabels      = 64
+)
+
+func (f *AcceptMessagesFrom) validate(p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	np := p.Child("namespaces")
+	errs = append(errs, maxItems(np, len(f.Namespaces), maxAcceptNamespaces)...)
+	seen := map[string]bool{}
+	for i, ns := range f.Namespaces {
+		for _, msg := range validation.IsDNS1123Label(ns) {
+			errs = append(errs, field.Invalid(np.Index(i), ns, msg))
+		}
+		if seen[ns] {
+			errs = append(errs, field.Duplicate(np.Index(i), ns))
+		}
+		seen[ns] = true
+	}
+	if sel := f.NamespaceSelector; sel != nil {
+		sp := p.Child("namespaceSelector")
+		if len(sel.MatchExpressions) > maxSelectorExpressions {
+			errs = append(errs, field.Invalid(sp, len(sel.MatchExpressions), "namespaceSelector.matchExpressions must have at most 32 items"))
+		}
+		if len(sel.MatchLabels) > maxSelectorLabels {
+			errs = append(errs, field.Invalid(sp, len(sel.MatchLabels), "namespaceSelector.matchLabels must have at most 64 items"))
+		}
+		// The operator's error as the CRD's rule words it, on the same
+		// field; the rest (keys, values) as Kubernetes checks selectors.
+		for _, e := range sel.MatchExpressions {
+			switch e.Operator {
+			case metav1.LabelSelectorOpIn, metav1.LabelSelectorOpNotIn, metav1.LabelSelectorOpExists, metav1.LabelSelectorOpDoesNotExist:
+			default:
+				errs = append(errs, field.Invalid(sp, string(e.Operator), "namespaceSelector.matchExpressions[].operator must be In, NotIn, Exists or DoesNotExist"))
+			}
+		}
+		for _, e := range metav1validation.ValidateLabelSelector(sel, metav1validation.LabelSelectorValidationOptions{}, sp) {
+			if !strings.HasSuffix(e.Field, ".operator") {
+				errs = append(errs, e)
+			}
+		}
 	}
 	return errs
 }

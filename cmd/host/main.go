@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -87,6 +88,7 @@ Flags:
 	fs.StringVar(&o.cfg.HTTPAddress, "http-bind-address", host.DefaultHTTPAddress, `address of the read-only chain endpoint (GET /actors, `+host.ChainPath+`); loopback by default, for kubectl port-forward ("0" disables it)`)
 	fs.DurationVar(&o.cfg.StatusInterval, "status-interval", host.DefaultStatusInterval, "least time between two status writes of one actor whose chain head moved (lifecycle transitions are written at once)")
 	fs.Float64Var(&o.cfg.StatusWritesPerSecond, "status-writes-per-second", 0, "status writes a second, all actors together: chain-head writes wait their turn (a head that moves meanwhile is written once, the newest), lifecycle writes are made at once (0: a tenth of --kube-api-qps; -1: no cap)")
+	fs.StringVar(&o.cfg.OTLPEndpoint, "otlp-endpoint", "", "OTLP/HTTP collector URL (http://otel-collector.observability:4318) to export spans of message deliveries and handler calls to; empty: no tracing, at no cost")
 	fs.DurationVar(&o.cfg.StopGrace, "stop-grace", host.DefaultStopGrace, "how long stopping an actor waits for its call in progress before canceling it")
 	fs.IntVar(&o.cfg.MaxConcurrentCompiles, "max-concurrent-compiles", 0, "how many modules the host compiles at once (0: one per two CPUs); a module compiled before does not wait")
 	fs.DurationVar(&o.cfg.CompileTimeout, "compile-timeout", actorhost.DefaultCompileTimeout, "how long one module may take to compile (a last line: modules past the structural bounds are refused before compiling)")
@@ -135,6 +137,11 @@ Flags:
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if e := o.cfg.OTLPEndpoint; e != "" {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("--otlp-endpoint=%q: want an http or https URL such as http://otel-collector:4318", e)
+		}
 	}
 	if err := o.parseArchive(getenv); err != nil {
 		return nil, err

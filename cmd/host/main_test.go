@@ -61,6 +61,12 @@ func TestParse(t *testing.T) {
 					t.Fatalf("memory: limit %d, reserve %d", o.cfg.MemoryLimit, o.cfg.MemoryReserve)
 				}
 			}},
+		"otlp endpoint": {args: []string{"--otlp-endpoint=http://otel-collector.observability:4318"}, getenv: full,
+			check: func(t *testing.T, o *options) {
+				if o.cfg.OTLPEndpoint != "http://otel-collector.observability:4318" {
+					t.Fatalf("OTLPEndpoint %q", o.cfg.OTLPEndpoint)
+				}
+			}},
 		"memory budget off": {args: []string{"--memory-limit", "0"}, getenv: full,
 			check: func(t *testing.T, o *options) {
 				if o.cfg.MemoryLimit != 0 || o.memoryLimit != "0" {
@@ -126,6 +132,7 @@ func TestParse(t *testing.T) {
 		"uploads without a bucket":          {args: []string{"--archive-uploads=2"}, getenv: full, wantErr: "--archive-uploads without --archive-bucket"},
 		"bad recovery point":                {args: []string{"--archive-bucket=troupe", "--archive-recovery-point=0s"}, getenv: full, wantErr: "must be positive"},
 		"empty actor namespace":             {args: []string{"--actor-namespaces=team-a,,team-b"}, getenv: full, wantErr: "empty entry"},
+		"otlp endpoint not a URL":           {args: []string{"--otlp-endpoint=collector:4318"}, getenv: full, wantErr: "want an http or https URL"},
 		"no downward API":                   {getenv: env(), wantErr: "NODE_NAME, POD_NAME, POD_NAMESPACE must be set"},
 		"no pod name":                       {getenv: env("NODE_NAME", "n", "POD_NAMESPACE", "ns"), wantErr: "POD_NAME must be set"},
 		"stray argument":                    {args: []string{"extra"}, getenv: full, wantErr: "unexpected arguments"},

@@ -13,8 +13,14 @@ import (
 )
 
 func main() {
+	pluginMode = asPlugin()
 	os.Exit(execute(context.Background(), newRootCommand(), os.Stderr))
 }
+
+// pluginMode: the binary runs as kubectl-troupe, the kubectl plugin, so
+// send and request go to the cluster (cluster.go). Set once by main before
+// the commands are built.
+var pluginMode bool
 
 // Exit statuses every command shares; `troupe chain` gives 1 and 2 the
 // more specific names exitBroken and exitUnreadable.
@@ -71,8 +77,12 @@ func execute(ctx context.Context, root *cobra.Command, stderr io.Writer) int {
 }
 
 func newRootCommand() *cobra.Command {
+	use := "troupe"
+	if pluginMode {
+		use = "kubectl troupe"
+	}
 	root := &cobra.Command{
-		Use:           "troupe",
+		Use:           use,
 		Short:         "Run WebAssembly actors and read their state chains",
 		SilenceUsage:  true,
 		SilenceErrors: true,

@@ -31,9 +31,42 @@ const exitNoServer = 3
 
 // messageOptions are the flags of `troupe request` and `troupe send`.
 type messageOptions struct {
-	socket string
-	json   bool
+	socket  string
+	json    bool
+	cluster clusterFlags
 }
+
+// deliver reads DATA and delivers it to NAME's op: on the local socket,
+// or in cluster mode through the API server.
+func (o *messageOptions) deliver(cmd *cobra.Command, op, name, data string) ([]byte, error) {
+	if name == "" {
+		return nil, usageError("NAME is empty")
+	}
+	if !o.cluster.on(cmd) {
+		return deliver(cmd.Context(), o.socket, op, name, data, cmd.InOrStdin())
+	}
+	if o.socket != "" {
+		return nil, usageError("--socket is for a local troupe run: it does not go with --kubeconfig, --context, -n or kubectl troupe")
+	}
+	msg, err := readData(data, cmd.InOrStdin())
+	if err != nil {
+		return nil, err
+	}
+	return deliverCluster(cmd.Context(), &o.cluster, op, name, msg)
+}
+
+// clusterHelp is the cluster mode's part of request's and send's help.
+const clusterHelp = `
+
+Cluster mode: with --kubeconfig, --context or -n/--namespace, or when run as
+the kubectl plugin ` + "`kubectl troupe`" + ` (ln -s troupe kubectl-troupe, on the
+PATH), NAME is an Actor of the cluster, in -n's namespace or else the
+context's, reached through the API server's aggregated API
+gateway.troupe.dev with your own kubeconfig credentials: you need the verb
+(send or request) on actors.theater.troupe.dev in that namespace. The
+output and exit statuses are local mode's, plus: 3 when the API server
+cannot be reached or serves no troupe gateway, 4 when it does not accept
+your credentials (401), 5 when RBAC denies the verb (403).`
 
 func newRequestCommand() *cobra.Command {
 	o := &messageOptions{}
@@ -50,13 +83,15 @@ as a JSON string, or as {"base64": "..."} when it is not UTF-8.
 
 Exit status: 0 with the response, 1 when the actor answered with an error,
 does not exist, is not running or its mailbox is full (the message on
-stderr), 2 for a usage error, 3 when no troupe run listens on the socket.`,
+stderr), 2 for a usage error, 3 when no troupe run listens on the socket.` + clusterHelp,
 		Example: `  troupe request counter get
   troupe request --json flags @request.json
-  echo -n ping | troupe request echo -`,
+  echo -n ping | troupe request echo -
+  troupe request -n default counter get
+  kubectl troupe request counter get`,
 		Args: twoArgs("NAME", "DATA"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			resp, err := deliver(cmd.Context(), o.socket, "request", args[0], args[1], cmd.InOrStdin())
+			resp, err := o.deliver(cmd, "request", args[0], args[1])
 			if err != nil {
 				return err
 			}
@@ -65,6 +100,8 @@ stderr), 2 for a usage error, 3 when no troupe run listens on the socket.`,
 	}
 	cmd.Flags().StringVar(&o.socket, "socket", "", "the socket of the troupe run (default ${XDG_STATE_HOME:-~/.local/state}/troupe/run.sock)")
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the response as JSON (a JSON string, or {\"base64\": ...}, when it is not JSON)")
+	o.cluster.add(cmd)
+	o.cluster.plugin = pluginMode
 	return cmd
 }
 
@@ -80,16 +117,19 @@ itself, @FILE for a file's bytes, or - for stdin.
 
 Exit status: 0 once queued, 1 when the actor does not exist, is not
 running, handles no messages or its mailbox is full (the message on
-stderr), 2 for a usage error, 3 when no troupe run listens on the socket.`,
+stderr), 2 for a usage error, 3 when no troupe run listens on the socket.` + clusterHelp,
 		Example: `  troupe send counter increment
-  troupe send logger @event.json`,
+  troupe send logger @event.json
+  troupe send --context prod -n shop orders @order.json`,
 		Args: twoArgs("NAME", "DATA"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, err := deliver(cmd.Context(), o.socket, "send", args[0], args[1], cmd.InOrStdin())
+			_, err := o.deliver(cmd, "send", args[0], args[1])
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&o.socket, "socket", "", "the socket of the troupe run (default ${XDG_STATE_HOME:-~/.local/state}/troupe/run.sock)")
+	o.cluster.add(cmd)
+	o.cluster.plugin = pluginMode
 	return cmd
 }
 

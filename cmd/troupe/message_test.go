@@ -407,6 +407,7 @@ func TestDeliveryStatus(t *testing.T) {
 		reason string
 	}{
 		"no such actor": {actorhost.ErrNoSuchActor, 404, "NoSuchActor"},
+		"namespace":     {actorhost.ErrNamespaceNotAllowed, 403, "NamespaceNotAllowed"},
 		"not running":   {actorhost.ErrActorNotRunning, 409, "ActorNotRunning"},
 		"no handler":    {actorhost.ErrNoHandler, 409, "NoHandler"},
 		"mailbox full":  {actorhost.ErrMailboxFull, 429, "MailboxFull"},
@@ -508,5 +509,47 @@ func TestCounterPairExample(t *testing.T) {
 	}
 	if code := r2.stop(); code != 0 {
 		t.Errorf("exit %d:\n%s", code, r2.stderr.String())
+	}
+}
+
+// TestLocalRunCrossNamespace: `troupe run` applies acceptMessagesFrom to
+// its actors' YAML namespaces: an actor of another namespace is refused
+// unless listed (a selector matches nothing locally); the CLI, an external
+// caller, always gets through.
+func TestLocalRunCrossNamespace(t *testing.T) {
+	dir := t.TempDir()
+	mustWrite(t, filepath.Join(dir, "m.wasm"), mustRead(t, testModule("messenger")))
+	actor := func(name, ns, extra string) string {
+		p := filepath.Join(dir, name+".yaml")
+		mustWrite(t, p, []byte("apiVersion: theater.troupe.dev/v1alpha1\nkind: Actor\nmetadata: {name: "+name+", namespace: "+ns+"}\nspec:\n  component: {path: m.wasm}\n"+extra))
+		return p
+	}
+	r := startLocalRun(t,
+		actor("closed", "t", ""),
+		actor("open", "t", "  acceptMessagesFrom: {namespaces: [a], namespaceSelector: {}}\n"),
+		actor("froma", "a", ""),
+		actor("fromb", "b", ""),
+	)
+	ask := func(target string) string { return "a" + string(rune(len(target))) + target + "g" }
+	tests := []struct {
+		sender, target string
+		refused        bool
+	}{
+		{"froma", "t/closed", true},
+		{"froma", "t/open", false},
+		{"fromb", "t/open", true}, // {} selects nothing without namespace labels
+		{"open", "closed", false}, // same namespace, bare name
+	}
+	for _, tc := range tests {
+		out, errOut, code := r.cli(nil, "request", tc.sender, ask(tc.target))
+		if code != 0 {
+			t.Fatalf("request %s: exit %d, %s", tc.sender, code, errOut)
+		}
+		if got := strings.Contains(out, "namespace not allowed"); got != tc.refused {
+			t.Errorf("%s asking %s answered %q; refused %v, want %v", tc.sender, tc.target, out, got, tc.refused)
+		}
+	}
+	if _, errOut, code := r.cli(nil, "request", "t/closed", "g"); code != 0 {
+		t.Errorf("the CLI asking t/closed: exit %d, %s", code, errOut)
 	}
 }

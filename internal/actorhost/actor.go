@@ -169,6 +169,21 @@ type ActorConfig struct {
 	// (a host keeps one per actor across its runs); nil counts them
 	// nowhere anyone reads.
 	Stats *MessageStats
+	// AcceptFrom says which other namespaces' actors may message the
+	// actor (spec.acceptMessagesFrom); nil: its own namespace only.
+	AcceptFrom *AcceptPolicy
+}
+
+// AcceptPolicy names the namespaces, besides its own, whose actors may
+// message an actor: those listed, and those whose labels MatchLabels
+// matches. External senders (Sender.External) are not subject to it.
+type AcceptPolicy struct {
+	// Namespaces are accepted by name.
+	Namespaces []string
+	// MatchLabels, when set, accepts a namespace whose labels
+	// (EngineOptions.NamespaceLabels) it matches. An engine without
+	// NamespaceLabels (`troupe run`) knows no labels: it matches none.
+	MatchLabels func(labels map[string]string) bool
 }
 
 // Phase is where an actor is in its life.

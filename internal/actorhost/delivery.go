@@ -29,6 +29,9 @@ var (
 	ErrNoResponse = errors.New("no response")
 	// ErrMessageTooLarge: the message is over the target's bound.
 	ErrMessageTooLarge = errors.New("message too large")
+	// ErrNamespaceNotAllowed: the sender is an actor of another namespace
+	// that the target's AcceptPolicy does not accept.
+	ErrNamespaceNotAllowed = errors.New("namespace not allowed")
 )
 
 // deliveryError is one of the errors above with its own message: Error is

@@ -17,6 +17,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/troupe-dev/troupe/internal/abi"
 	"github.com/troupe-dev/troupe/internal/diskbudget"
@@ -71,6 +72,17 @@ type EngineOptions struct {
 	// once; 0 is DefaultMaxConcurrentCompiles. A module compiled before
 	// (in memory or in the on-disk cache) does not wait for a slot.
 	MaxConcurrentCompiles int
+	// NamespaceLabels returns a namespace's labels (ok false when it is
+	// not known), for AcceptPolicy.MatchLabels; a host answers it from a
+	// namespace informer, without an API request. It is called on the
+	// sender's path, for a cross-namespace message the target does not
+	// accept by name: it must be quick and safe for concurrent use. nil:
+	// no namespace matches a selector.
+	NamespaceLabels func(namespace string) (labels map[string]string, ok bool)
+	// Tracer, when set, makes a span of every delivery (the sender's
+	// side) and every handler call, joined by the messages'
+	// traceparent (package tracing); nil makes none and costs nothing.
+	Tracer trace.Tracer
 }
 
 // Engine runs actors: one wazero runtime for the process (the compiler

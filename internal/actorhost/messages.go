@@ -12,12 +12,16 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/tetratelabs/wazero/api"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/troupe-dev/troupe/internal/abi"
 	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 	"github.com/troupe-dev/troupe/internal/textutil"
 	"github.com/troupe-dev/troupe/internal/traceparent"
+	"github.com/troupe-dev/troupe/internal/tracing"
 )
 
 // nameKey is the router's key of an actor's name.
@@ -68,6 +72,28 @@ func (e *Engine) resolve(from Sender, target string) (*Actor, error) {
 	return a, nil
 }
 
+// accepts refuses a delivery from an actor of another namespace that t's
+// AcceptPolicy does not accept. External callers are not subject to it
+// (whoever let them in, RBAC at the gateway, decided), nor are actors of
+// t's own namespace. The common case costs one string comparison.
+func (t *Actor) accepts(from Sender) error {
+	if from.External != "" || from.Namespace == t.cfg.Namespace {
+		return nil
+	}
+	if p := t.cfg.AcceptFrom; p != nil {
+		if slices.Contains(p.Namespaces, from.Namespace) {
+			return nil
+		}
+		if p.MatchLabels != nil && t.e.opts.NamespaceLabels != nil {
+			if l, ok := t.e.opts.NamespaceLabels(from.Namespace); ok && p.MatchLabels(l) {
+				return nil
+			}
+		}
+	}
+	return deliveryErr(ErrNamespaceNotAllowed, "namespace not allowed: %s/%s does not accept messages from namespace %q (see its spec.acceptMessagesFrom)",
+		t.cfg.Namespace, t.label(), textutil.Truncate(from.Namespace, maxQuotedTarget))
+}
+
 // label names a in messages: its name, or its id.
 func (a *Actor) label() string {
 	if a.cfg.Name != "" {
@@ -81,18 +107,28 @@ func (a *Actor) notRunning(p Phase) error {
 }
 
 // Send queues d's message in its target's mailbox and returns once it is
-// queued (not handled). The errors are ErrNoSuchActor, ErrNoHandler,
-// ErrMessageTooLarge, ErrRateLimited, ErrMailboxFull, ErrActorNotRunning
-// (errors.Is), each with a message fit for the sender.
+// queued (not handled). The errors are ErrNoSuchActor,
+// ErrNamespaceNotAllowed, ErrNoHandler, ErrMessageTooLarge,
+// ErrRateLimited, ErrMailboxFull, ErrActorNotRunning (errors.Is), each
+// with a message fit for the sender.
 func (e *Engine) Send(ctx context.Context, d Delivery) error {
 	_, err := e.send(ctx, d)
 	return err
 }
 
-func (e *Engine) send(_ context.Context, d Delivery) (targetID string, err error) {
+func (e *Engine) send(ctx context.Context, d Delivery) (targetID string, err error) {
+	if tr := e.opts.Tracer; tr != nil && tracedHere(ctx, d) {
+		var span trace.Span
+		span, d.TraceParent = tracing.StartDelivery(ctx, tr, spanSend, runtimehandler.TraceParentOf(ctx), d.TraceParent, deliveryAttrs(d))
+		defer endSpan(span, &err)
+	}
 	t, err := e.resolve(d.From, d.Target)
 	if err != nil {
 		return "", err
+	}
+	if err := t.accepts(d.From); err != nil {
+		t.msgStats().received(KindSend, err)
+		return t.id, err
 	}
 	if err := t.admit(workSend, d); err != nil {
 		return t.id, err
@@ -136,9 +172,18 @@ func (e *Engine) Request(ctx context.Context, d Delivery) ([]byte, error) {
 // caller), whose request timeout caps the wait and whose wait-for edge is
 // checked for cycles.
 func (e *Engine) request(ctx context.Context, d Delivery, from *Actor) (resp []byte, targetID string, err error) {
+	if tr := e.opts.Tracer; tr != nil && tracedHere(ctx, d) {
+		var span trace.Span
+		span, d.TraceParent = tracing.StartDelivery(ctx, tr, spanRequest, runtimehandler.TraceParentOf(ctx), d.TraceParent, deliveryAttrs(d))
+		defer endSpan(span, &err)
+	}
 	t, err := e.resolve(d.From, d.Target)
 	if err != nil {
 		return nil, "", err
+	}
+	if err := t.accepts(d.From); err != nil {
+		t.msgStats().received(KindRequest, err)
+		return nil, t.id, err
 	}
 	if !t.component.exports[abi.HandleRequest.Name] {
 		err := deliveryErr(ErrNoHandler, "actor %s does not handle requests (it exports no handle-request)", t.label())
@@ -523,7 +568,13 @@ func (a *Actor) callHandler(w *work) (resp []byte, err error) {
 	if err := a.recordEventBuf(kind, x.op, nil); err != nil {
 		return nil, hostError(x.op, err)
 	}
-	ctx := runtimehandler.WithTraceParent(context.Background(), w.traceParent)
+	tp := w.traceParent
+	if tr := a.e.opts.Tracer; tr != nil {
+		var span trace.Span
+		span, tp = tracing.StartHandler(context.Background(), tr, x.op, tp, a.handlerAttrs(w))
+		defer endSpan(span, &err)
+	}
+	ctx := runtimehandler.WithTraceParent(context.Background(), tp)
 	if w.kind == workRequest {
 		ctx = context.WithValue(ctx, pathKey{}, w.path)
 	}
@@ -599,21 +650,23 @@ func (m actorMessenger) delivery(ctx context.Context, o runtimehandler.Outbound)
 	}
 }
 
-func (m actorMessenger) Send(ctx context.Context, o runtimehandler.Outbound) (string, error) {
+func (m actorMessenger) Send(ctx context.Context, o runtimehandler.Outbound) (id string, err error) {
 	d := m.delivery(ctx, o)
-	id, err := m.a.e.send(ctx, d)
-	if m.remote(id, err) {
+	if m.elsewhere(d) {
 		_, id, err = m.deliverRemote(ctx, KindSend, d)
+	} else {
+		id, err = m.a.e.send(ctx, d)
 	}
 	m.a.msgStats().sent(KindSend, err)
 	return id, err
 }
 
-func (m actorMessenger) Request(ctx context.Context, o runtimehandler.Outbound) ([]byte, string, error) {
+func (m actorMessenger) Request(ctx context.Context, o runtimehandler.Outbound) (resp []byte, id string, err error) {
 	d := m.delivery(ctx, o)
-	resp, id, err := m.a.e.request(ctx, d, m.a)
-	if m.remote(id, err) {
+	if m.elsewhere(d) {
 		resp, id, err = m.deliverRemote(ctx, KindRequest, d)
+	} else {
+		resp, id, err = m.a.e.request(ctx, d, m.a)
 	}
 	m.a.msgStats().sent(KindRequest, err)
 	return resp, id, err
@@ -629,10 +682,15 @@ type Remote interface {
 	Deliver(ctx context.Context, kind MessageKind, d Delivery) (resp []byte, targetID string, err error)
 }
 
-// remote reports whether a local delivery found no target here (id "",
-// ErrNoSuchActor) and a Remote may find it elsewhere.
-func (m actorMessenger) remote(id string, err error) bool {
-	return id == "" && m.a.e.opts.Remote != nil && errors.Is(err, ErrNoSuchActor)
+// elsewhere reports whether d's target is not one of this engine's and a
+// Remote may find it: looked up before the delivery, so that a remote
+// one's span is the Remote's delivery, not a failed local lookup.
+func (m actorMessenger) elsewhere(d Delivery) bool {
+	if m.a.e.opts.Remote == nil {
+		return false
+	}
+	_, err := m.a.e.resolve(d.From, d.Target)
+	return err != nil
 }
 
 // deliverRemote hands d to the engine's Remote: with an id fixed now (a
@@ -643,10 +701,21 @@ func (m actorMessenger) remote(id string, err error) bool {
 // The wait-for graph (waitFor) sees local waits only: two actors on
 // different hosts that ask each other from outside a request (ticks)
 // wait until their request timeouts.
-func (m actorMessenger) deliverRemote(ctx context.Context, kind MessageKind, d Delivery) ([]byte, string, error) {
+func (m actorMessenger) deliverRemote(ctx context.Context, kind MessageKind, d Delivery) (resp []byte, id string, err error) {
 	a := m.a
 	if d.ID == "" {
 		d.ID = uuid.NewString()
+	}
+	if tr := a.e.opts.Tracer; tr != nil {
+		// The sender's span of the delivery; the receiving host's handler
+		// span joins it through the traceparent sent along.
+		name := spanSend
+		if kind == KindRequest {
+			name = spanRequest
+		}
+		var span trace.Span
+		span, d.TraceParent = tracing.StartDelivery(ctx, tr, name, runtimehandler.TraceParentOf(ctx), d.TraceParent, deliveryAttrs(d))
+		defer endSpan(span, &err)
 	}
 	if !traceparent.Valid(d.TraceParent) {
 		d.TraceParent = traceparent.New()
@@ -657,4 +726,48 @@ func (m actorMessenger) deliverRemote(ctx context.Context, kind MessageKind, d D
 		defer cancel()
 	}
 	return a.e.opts.Remote.Deliver(ctx, kind, d)
+}
+
+// The spans' names: a delivery's, on the sender's side, and a handler
+// call's (its export: handle-send, handle-request).
+const (
+	spanSend    = "troupe.send"
+	spanRequest = "troupe.request"
+)
+
+// tracedHere reports whether this engine makes d's delivery span: for a
+// message an actor of this engine sends (its handler's call is in ctx),
+// and for an external caller's. An actor's message from another host
+// comes with the span its sender's host made, named by d's traceparent,
+// which is kept as it is: both chains record the same one.
+func tracedHere(ctx context.Context, d Delivery) bool {
+	return d.From.ActorID == "" || runtimehandler.TraceParentOf(ctx) != ""
+}
+
+// deliveryAttrs describe a delivery span: the target as named and the
+// sender; never the message.
+func deliveryAttrs(d Delivery) trace.SpanStartOption {
+	kv := make([]attribute.KeyValue, 0, 3)
+	kv = append(kv, attribute.String("troupe.target", textutil.Truncate(d.Target, maxQuotedTarget)))
+	if d.From.ActorID != "" {
+		kv = append(kv, attribute.String("troupe.sender.actor_id", d.From.ActorID), attribute.String("troupe.sender.namespace", d.From.Namespace))
+	} else {
+		kv = append(kv, attribute.String("troupe.sender.external", d.From.External))
+	}
+	return trace.WithAttributes(kv...)
+}
+
+// handlerAttrs describe a handler call's span.
+func (a *Actor) handlerAttrs(w *work) trace.SpanStartOption {
+	return trace.WithAttributes(attribute.String("troupe.actor.id", a.id), attribute.String("troupe.actor.name", a.cfg.Name),
+		attribute.String("troupe.actor.namespace", a.cfg.Namespace), attribute.String("troupe.message.id", w.id))
+}
+
+// endSpan ends span with *err's result: its kind (ResultOf), never its
+// text, which may quote what an actor wrote.
+func endSpan(span trace.Span, err *error) {
+	if *err != nil {
+		span.SetStatus(codes.Error, ResultOf(*err).String())
+	}
+	span.End()
 }

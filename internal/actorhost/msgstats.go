@@ -77,7 +77,7 @@ func ResultOf(err error) MessageResult {
 	case errors.Is(err, context.DeadlineExceeded):
 		return ResultTimeout
 	case errors.Is(err, ErrNoSuchActor), errors.Is(err, ErrNoHandler), errors.Is(err, ErrMessageTooLarge),
-		errors.Is(err, ErrRequestCycle), errors.Is(err, ErrActorNotRunning):
+		errors.Is(err, ErrRequestCycle), errors.Is(err, ErrActorNotRunning), errors.Is(err, ErrNamespaceNotAllowed):
 		return ResultRefused
 	}
 	return ResultError

@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/internal/actorhost"
 	"github.com/troupe-dev/troupe/internal/diskbudget"
@@ -84,7 +87,29 @@ func EngineConfig(a *v1alpha1.Actor) (actorhost.ActorConfig, error) {
 	if spec.InitialState != "" {
 		cfg.InitialState = []byte(spec.InitialState)
 	}
+	if f := spec.AcceptMessagesFrom; f != nil {
+		p, err := acceptPolicy(f)
+		if err != nil {
+			return actorhost.ActorConfig{}, err
+		}
+		cfg.AcceptFrom = p
+	}
 	return cfg, nil
+}
+
+// acceptPolicy is the engine's form of spec.acceptMessagesFrom: the
+// selector compiled once, matched against the labels the host knows of a
+// sender's namespace (none in `troupe run`).
+func acceptPolicy(f *v1alpha1.AcceptMessagesFrom) (*actorhost.AcceptPolicy, error) {
+	p := &actorhost.AcceptPolicy{Namespaces: slices.Clone(f.Namespaces)}
+	if f.NamespaceSelector != nil {
+		sel, err := metav1.LabelSelectorAsSelector(f.NamespaceSelector)
+		if err != nil {
+			return nil, fmt.Errorf("spec.acceptMessagesFrom.namespaceSelector: %w", err)
+		}
+		p.MatchLabels = func(l map[string]string) bool { return sel.Matches(labels.Set(l)) }
+	}
+	return p, nil
 }
 
 // limitKeys are the runtime handler's config keys that spec.limits sets

@@ -221,3 +221,59 @@ type engineSettings struct {
 	maxMessage      int
 	requestTimeout  time.Duration
 }
+
+// TestEngineConfigAcceptPolicy: spec.acceptMessagesFrom reaches the engine
+// with its selector compiled; none is the same namespace only.
+func TestEngineConfigAcceptPolicy(t *testing.T) {
+	tests := map[string]struct {
+		from       *v1alpha1.AcceptMessagesFrom
+		namespaces []string
+		matches    map[string]bool // labels "k=v" -> matched
+		errField   string
+	}{
+		"unset": {},
+		"names only": {from: &v1alpha1.AcceptMessagesFrom{Namespaces: []string{"a", "b"}}, namespaces: []string{"a", "b"},
+			matches: map[string]bool{"team=x": false}},
+		"selector": {from: &v1alpha1.AcceptMessagesFrom{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "x"}}},
+			matches: map[string]bool{"team=x": true, "team=y": false, "": false}},
+		"empty selector matches all": {from: &v1alpha1.AcceptMessagesFrom{NamespaceSelector: &metav1.LabelSelector{}},
+			matches: map[string]bool{"team=y": true, "": true}},
+		"bad selector": {from: &v1alpha1.AcceptMessagesFrom{NamespaceSelector: &metav1.LabelSelector{
+			MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "k", Operator: "Near"}}}},
+			errField: "spec.acceptMessagesFrom.namespaceSelector"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			a := &v1alpha1.Actor{Spec: v1alpha1.ActorSpec{AcceptMessagesFrom: tc.from}}
+			cfg, err := EngineConfig(a)
+			if tc.errField != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tc.errField) {
+					t.Fatalf("got %v, want an error on %s", err, tc.errField)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := cfg.AcceptFrom
+			if tc.from == nil {
+				if p != nil {
+					t.Fatalf("AcceptFrom %+v, want nil", p)
+				}
+				return
+			}
+			if fmt.Sprint(p.Namespaces) != fmt.Sprint(tc.namespaces) {
+				t.Errorf("namespaces %v, want %v", p.Namespaces, tc.namespaces)
+			}
+			for l, want := range tc.matches {
+				labels := map[string]string{}
+				if k, v, ok := strings.Cut(l, "="); ok {
+					labels[k] = v
+				}
+				if got := p.MatchLabels != nil && p.MatchLabels(labels); got != want {
+					t.Errorf("labels %q matched %v, want %v", l, got, want)
+				}
+			}
+		})
+	}
+}

@@ -207,6 +207,10 @@ type Config struct {
 	// made at once (taking a token when one is free). 0 is a tenth of KubeAPIQPS (10 a second
 	// by default); negative is no cap.
 	StatusWritesPerSecond float64
+	// OTLPEndpoint, when set, is the OTLP/HTTP collector the host sends
+	// the spans of its actors' deliveries and handler calls to
+	// (http://collector:4318); "" makes no span and installs no SDK.
+	OTLPEndpoint string
 	// StopGrace is how long a stop waits for the call in progress before
 	// canceling it.
 	StopGrace time.Duration

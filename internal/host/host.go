@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -41,6 +42,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/kubeenv"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
+	"github.com/troupe-dev/troupe/internal/tracing/otlp"
 	"github.com/troupe-dev/troupe/internal/version"
 )
 
@@ -60,8 +62,10 @@ type Host struct {
 	pub      *publisher
 	// msgMetrics are the actors' message metrics (msgmetrics.go).
 	msgMetrics *messageMetrics
-	mem        *hostMemory
-	disk       *diskbudget.Node
+	// nsLabels are the namespaces' labels, for the cross-namespace policy.
+	nsLabels *namespaceLabels
+	mem      *hostMemory
+	disk     *diskbudget.Node
 	// archiver ships the actors' chains to the archive; nil without one.
 	archiver *archiver.Archiver
 	// leftovers is closed per actor directory once what an earlier run
@@ -158,6 +162,9 @@ func New(cfg Config) (*Host, error) {
 		mem:       newHostMemory(cfg.MemoryLimit, cfg.MemoryReserve),
 		disk:      diskbudget.NewNode(cfg.Disk, diskbudget.NodeOptions{Dir: cfg.DataDir, FreeSpace: cfg.FreeSpace}),
 	}
+	if h.nsLabels, err = watchNamespaceLabels(context.Background(), mgr.GetCache()); err != nil {
+		return nil, err
+	}
 	h.metrics = newHostMetrics(h.actorMet, func() float64 { return float64(h.runningCount()) }, h.envs)
 	h.metrics.registry.MustRegister(&memoryCollector{h: h})
 	h.msgMetrics = newMessageMetrics(h.runningActors)
@@ -206,13 +213,20 @@ func (h *Host) Start(ctx context.Context) error {
 	if err := h.disk.Poll(); err != nil {
 		h.log.Error(err, "the free-space watermark is off until the free space can be read")
 	}
+	tracer, stopTracing, err := h.startTracing(ctx)
+	if err != nil {
+		h.closeListeners()
+		return err
+	}
+	defer stopTracing()
 	engine, err := actorhost.NewEngine(ctx, actorhost.EngineOptions{
 		CacheDir: h.cfg.CompilationCacheDir, Logger: h.log.WithName("actor"), Metrics: h.actorMet,
 		SystemInfo: runtimehandler.NewNodeSystemInfo(h.cfg.NodeName, 2*time.Second), Version: h.cfg.Version,
 		MemoryBudget:          h.mem.budget,
 		MaxConcurrentCompiles: h.cfg.MaxConcurrentCompiles, CompileTimeout: h.cfg.CompileTimeout,
 		DiskBudget: h.disk, MessageTimings: h.msgMetrics,
-		Remote: h.remote(),
+		Remote:          h.remote(),
+		NamespaceLabels: h.nsLabels.get, Tracer: tracer,
 	})
 	if err != nil {
 		h.closeListeners()
@@ -280,6 +294,27 @@ func (h *Host) Start(ctx context.Context) error {
 	}
 	h.log.Info("host stopped")
 	return runErr
+}
+
+// startTracing installs the OpenTelemetry SDK when --otlp-endpoint is
+// set; otherwise the tracer is nil and nothing of it runs. stop flushes
+// the spans left, bounded.
+func (h *Host) startTracing(ctx context.Context) (tracer trace.Tracer, stop func(), err error) {
+	if h.cfg.OTLPEndpoint == "" {
+		return nil, func() {}, nil
+	}
+	tracer, shutdown, err := otlp.Setup(ctx, otlp.Options{Endpoint: h.cfg.OTLPEndpoint, ServiceName: "troupe-host", Version: h.cfg.Version})
+	if err != nil {
+		return nil, nil, fmt.Errorf("starting tracing: %w", err)
+	}
+	h.log.Info("exporting spans", "otlpEndpoint", h.cfg.OTLPEndpoint)
+	return tracer, func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := shutdown(sctx); err != nil {
+			h.log.Error(err, "flushing the last spans")
+		}
+	}, nil
 }
 
 // shutdown stops every actor, publishes the final heads and deletes the

@@ -53,6 +53,7 @@ func TestHost(t *testing.T) {
 	t.Run("ChattyActorStatusBounded", s.testChattyActor)
 	t.Run("StatusBoundedUnderMessageLoad", s.testStatusUnderMessageLoad)
 	t.Run("MessageMetrics", s.testMessageMetrics)
+	t.Run("CrossNamespacePolicy", s.testCrossNamespacePolicy)
 	t.Run("DiskPressure", s.testDiskPressure)
 	t.Run("ShutdownPublishesHeadsAndDeletesLease", s.testShutdown)
 	t.Run("ChainEndpoint", s.testChainEndpoint)

@@ -12,7 +12,10 @@ package host
 //   - its Lease, in its own namespace only; and list/watch of the host
 //     Leases there, for the peer endpoints of the other hosts (routing
 //     messages, internal/msgroute). Routing reads Actors with the
-//     cluster-wide list/watch above.
+//     cluster-wide list/watch above;
+//   - namespaces' metadata (list, watch), cluster-wide: their labels
+//     decide which senders an Actor's acceptMessagesFrom.namespaceSelector
+//     accepts.
 //
 // What the actors' env and components read, ConfigMaps and Secrets, is
 // granted apart (the role troupe-host-env, from the markers in
@@ -22,4 +25,5 @@ package host
 // +kubebuilder:rbac:groups=theater.troupe.dev,resources=actors,verbs=get;list;watch
 // +kubebuilder:rbac:groups=theater.troupe.dev,resources=actors/status,verbs=get;update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=list;watch
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;delete,namespace=system

@@ -23,8 +23,8 @@ var (
 	// within the sender's bounded wait. Retriable.
 	ErrMoving = errors.New("actor moving")
 	// ErrNamespaceNotAllowed: the target does not accept messages from
-	// the sender's namespace (spec.acceptMessagesFrom).
-	ErrNamespaceNotAllowed = errors.New("namespace not allowed")
+	// the sender's namespace (spec.acceptMessagesFrom); the engine's.
+	ErrNamespaceNotAllowed = actorhost.ErrNamespaceNotAllowed
 	// ErrUnauthenticated: the caller's identity could not be established.
 	ErrUnauthenticated = errors.New("unauthenticated")
 	// ErrForbidden: the caller may not deliver this message.

@@ -62,6 +62,7 @@ host:
   maxConcurrentCompiles: 3
   compileTimeout: 90s
   statusWritesPerSecond: 2.5
+  otlpEndpoint: http://otel-collector.observability:4318
   chainPort: 9092
   logLevel: debug
   logFormat: text
@@ -141,6 +142,9 @@ func TestChartDefaults(t *testing.T) {
 	}
 	if v, _ := flagValue(hc.Args, "http-bind-address"); v != "127.0.0.1:8082" {
 		t.Errorf("chain endpoint on %q, want 127.0.0.1:8082 (docs/install.md and the e2e suite port-forward to 8082)", v)
+	}
+	if v, ok := flagValue(hc.Args, "otlp-endpoint"); ok {
+		t.Errorf("tracing is on by default (--otlp-endpoint=%s); it must be off", v)
 	}
 	if sel := ds.Spec.Template.Spec.NodeSelector; !maps.Equal(sel, map[string]string{"kubernetes.io/os": "linux"}) || len(ds.Spec.Template.Spec.Tolerations) != 0 {
 		t.Errorf("host nodeSelector %v and tolerations %v, want linux nodes and none", sel, ds.Spec.Template.Spec.Tolerations)
@@ -242,7 +246,7 @@ func TestChartNonDefaultValues(t *testing.T) {
 	}
 	for flag, want := range map[string]string{
 		"capacity": "250", "lease-duration": "5s", "http-bind-address": "127.0.0.1:9092", "log-level": "debug",
-		"log-format": "text", "status-interval": "2s", "max-concurrent-compiles": "3", "compile-timeout": "90s", "status-writes-per-second": "2.5", "metrics-bind-address": ":9090", "health-probe-bind-address": ":9081",
+		"log-format": "text", "status-interval": "2s", "max-concurrent-compiles": "3", "compile-timeout": "90s", "status-writes-per-second": "2.5", "otlp-endpoint": "http://otel-collector.observability:4318", "metrics-bind-address": ":9090", "health-probe-bind-address": ":9081",
 		// host.disk: the values set, and the defaults of the others, as integers (not 2.68435456e+08).
 		"node-chain-bytes-per-second": "1048576", "node-chain-burst-bytes": "268435456", "node-chain-events-per-second": "100000",
 		"node-chain-burst-events": "5000", "disk-min-free-bytes": "-1", "disk-min-free-percent": "7.5",
@@ -427,6 +431,7 @@ func TestChartRejectsBadValues(t *testing.T) {
 		"zero workers":               {[]string{"manager.workers=0"}, "workers"},
 		"status writes below -1":     {[]string{"host.statusWritesPerSecond=-2"}, "statusWritesPerSecond"},
 		"status writes not a number": {[]string{"host.statusWritesPerSecond=fast"}, "statusWritesPerSecond"},
+		"otlp endpoint not a URL":    {[]string{"host.otlpEndpoint=collector:4318"}, "otlpEndpoint"},
 		"unknown manager log level":  {[]string{"manager.logLevel=verbose"}, "logLevel"},
 		"actor namespace not a name": {[]string{"host.actorNamespaces={team-a,Team_B}"}, "actorNamespaces"},
 		"actor namespace twice":      {[]string{"host.actorNamespaces={team-a,team-a}"}, "actorNamespaces"},

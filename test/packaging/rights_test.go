@@ -87,6 +87,7 @@ func TestChartHostRights(t *testing.T) {
 		"write an Actor's status anywhere": {Namespace: "team-c", Verb: "update", Group: "theater.troupe.dev", Resource: "actors", Subresource: "status"},
 		"record an Event on an Actor":      {Namespace: "team-c", Verb: "create", Group: "events.k8s.io", Resource: "events"},
 		"renew its Lease":                  {Namespace: namespace, Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Name: "h"},
+		"watch namespaces (their labels)":  {Verb: "watch", Resource: "namespaces"},
 	}
 	never := map[string]authorizationv1.ResourceAttributes{
 		"write a Secret of team-a":      {Namespace: "team-a", Verb: "update", Resource: "secrets", Name: "db"},
@@ -96,6 +97,7 @@ func TestChartHostRights(t *testing.T) {
 		"read a ServiceAccount token":   {Namespace: "team-a", Verb: "create", Resource: "serviceaccounts", Subresource: "token"},
 		"grant itself a Role":           {Namespace: "team-a", Verb: "create", Group: "rbac.authorization.k8s.io", Resource: "rolebindings"},
 		"touch another Lease namespace": {Namespace: "kube-system", Verb: "update", Group: "coordination.k8s.io", Resource: "leases"},
+		"label a namespace":             {Verb: "update", Resource: "namespaces", Name: "team-a"},
 	}
 	manager := map[string]authorizationv1.ResourceAttributes{
 		"read a Secret of team-a":    {Namespace: "team-a", Verb: "get", Resource: "secrets"},
