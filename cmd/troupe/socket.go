@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -252,6 +254,29 @@ func (s *messageServer) info(w http.ResponseWriter, _ *http.Request) {
 		"protocol": "v1", "pid": os.Getpid(), "version": version.String(), "actors": s.actors(),
 	})
 }
+
+// deliveryStatuses are the rows of msgwire's table that the engine's
+// errors take: what the socket answers, besides HandlerFailed and
+// Internal (the rows of hosts and the gateway, NotHere, Moving,
+// Unauthenticated, Forbidden, and a caller's Canceled, are not the CLI's).
+var deliveryStatuses = func() (rows []struct {
+	kind   error
+	status int
+	reason string
+}) {
+	for _, r := range msgwire.Statuses() {
+		if slices.ContainsFunc([]error{msgwire.ErrNotHere, msgwire.ErrMoving, msgwire.ErrUnauthenticated, msgwire.ErrForbidden, context.Canceled},
+			func(e error) bool { return errors.Is(r.Kind, e) }) {
+			continue
+		}
+		rows = append(rows, struct {
+			kind   error
+			status int
+			reason string
+		}{r.Kind, r.Status, r.Reason})
+	}
+	return rows
+}()
 
 // deliveryStatus is err's HTTP status and reason (msgwire's table).
 func deliveryStatus(err error) (int, string) { return msgwire.StatusOf(err) }

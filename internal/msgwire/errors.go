@@ -103,6 +103,24 @@ var statuses = []struct {
 	{errCanceled, StatusClientClosed, ReasonCanceled},
 }
 
+// StatusRow is one row of the protocol's table: an error kind, its HTTP
+// status and reason.
+type StatusRow struct {
+	Kind   error
+	Status int
+	Reason string
+}
+
+// Statuses is the protocol's table, in the order StatusOf tries it
+// (HandlerFailed, a type rather than a kind, and Internal aside).
+func Statuses() []StatusRow {
+	out := make([]StatusRow, len(statuses))
+	for i, m := range statuses {
+		out[i] = StatusRow{Kind: m.kind, Status: m.status, Reason: m.reason}
+	}
+	return out
+}
+
 // StatusOf is err's HTTP status and reason: an actorhost delivery error, a
 // *actorhost.HandlerError, one of this package's errors, a timeout; else
 // 500 Internal.
