@@ -650,16 +650,82 @@ func (m actorMessenger) delivery(ctx context.Context, o runtimehandler.Outbound)
 	}
 }
 
-func (m actorMessenger) Send(ctx context.Context, o runtimehandler.Outbound) (string, error) {
-	id, err := m.a.e.send(ctx, m.delivery(ctx, o))
+func (m actorMessenger) Send(ctx context.Context, o runtimehandler.Outbound) (id string, err error) {
+	d := m.delivery(ctx, o)
+	if m.elsewhere(d) {
+		_, id, err = m.deliverRemote(ctx, KindSend, d)
+	} else {
+		id, err = m.a.e.send(ctx, d)
+	}
 	m.a.msgStats().sent(KindSend, err)
 	return id, err
 }
 
-func (m actorMessenger) Request(ctx context.Context, o runtimehandler.Outbound) ([]byte, string, error) {
-	resp, id, err := m.a.e.request(ctx, m.delivery(ctx, o), m.a)
+func (m actorMessenger) Request(ctx context.Context, o runtimehandler.Outbound) (resp []byte, id string, err error) {
+	d := m.delivery(ctx, o)
+	if m.elsewhere(d) {
+		resp, id, err = m.deliverRemote(ctx, KindRequest, d)
+	} else {
+		resp, id, err = m.a.e.request(ctx, d, m.a)
+	}
 	m.a.msgStats().sent(KindRequest, err)
 	return resp, id, err
+}
+
+// Remote delivers the messages of an engine's actors to targets that run
+// elsewhere (internal/host: on another host, over the peer transport).
+type Remote interface {
+	// Deliver delivers d (From is the sending actor; a request's Path
+	// ends with it) and returns a request's response and the target's
+	// actor id. Its errors are the engine's kinds (errors.Is), the
+	// transport's own besides.
+	Deliver(ctx context.Context, kind MessageKind, d Delivery) (resp []byte, targetID string, err error)
+}
+
+// elsewhere reports whether d's target is not one of this engine's and a
+// Remote may find it: looked up before the delivery, so that a remote
+// one's span is the Remote's delivery, not a failed local lookup.
+func (m actorMessenger) elsewhere(d Delivery) bool {
+	if m.a.e.opts.Remote == nil {
+		return false
+	}
+	_, err := m.a.e.resolve(d.From, d.Target)
+	return err != nil
+}
+
+// deliverRemote hands d to the engine's Remote: with an id fixed now (a
+// retry by the transport keeps it, and both chains name it) and the
+// sender's request timeout as the bound of a request. A request's Path
+// and From travel as they are: the receiving engine extends the path
+// with the sender, as for a local request, and refuses a cycle at once.
+// The wait-for graph (waitFor) sees local waits only: two actors on
+// different hosts that ask each other from outside a request (ticks)
+// wait until their request timeouts.
+func (m actorMessenger) deliverRemote(ctx context.Context, kind MessageKind, d Delivery) (resp []byte, id string, err error) {
+	a := m.a
+	if d.ID == "" {
+		d.ID = uuid.NewString()
+	}
+	if tr := a.e.opts.Tracer; tr != nil {
+		// The sender's span of the delivery; the receiving host's handler
+		// span joins it through the traceparent sent along.
+		name := spanSend
+		if kind == KindRequest {
+			name = spanRequest
+		}
+		var span trace.Span
+		span, d.TraceParent = tracing.StartDelivery(ctx, tr, name, runtimehandler.TraceParentOf(ctx), d.TraceParent, deliveryAttrs(d))
+		defer endSpan(span, &err)
+	}
+	if !traceparent.Valid(d.TraceParent) {
+		d.TraceParent = traceparent.New()
+	}
+	if kind == KindRequest {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.requestTimeout)
+		defer cancel()
+	}
+	return a.e.opts.Remote.Deliver(ctx, kind, d)
 }
 
 // The spans' names: a delivery's, on the sender's side, and a handler

@@ -74,6 +74,8 @@ type Host struct {
 	leftovers map[string]chan struct{}
 
 	listeners map[string]net.Listener // by address, shared by the servers on it
+	// peer is the host-to-host transport; nil without Config.Peer.
+	peer *peer
 
 	mu      sync.Mutex
 	runs    map[types.NamespacedName]*run
@@ -191,6 +193,12 @@ func New(cfg Config) (*Host, error) {
 		h.closeListeners()
 		return nil, err
 	}
+	if cfg.Peer != nil {
+		if err := h.newPeer(context.Background()); err != nil {
+			h.closeListeners()
+			return nil, fmt.Errorf("the peer transport: %w", err)
+		}
+	}
 	return h, nil
 }
 
@@ -217,6 +225,7 @@ func (h *Host) Start(ctx context.Context) error {
 		MemoryBudget:          h.mem.budget,
 		MaxConcurrentCompiles: h.cfg.MaxConcurrentCompiles, CompileTimeout: h.cfg.CompileTimeout,
 		DiskBudget: h.disk, MessageTimings: h.msgMetrics,
+		Remote:          h.remote(),
 		NamespaceLabels: h.nsLabels.get, Tracer: tracer,
 	})
 	if err != nil {
@@ -245,11 +254,16 @@ func (h *Host) Start(ctx context.Context) error {
 	wg.Go(func() { h.watchDisk(mgrCtx) })
 	wg.Go(func() { h.logDisk(mgrCtx) })
 	wg.Go(func() {
-		if h.mgr.GetCache().WaitForCacheSync(mgrCtx) {
+		// Ready once it knows its actors and, with a peer transport, where
+		// every other actor runs.
+		if h.mgr.GetCache().WaitForCacheSync(mgrCtx) && (h.peer == nil || h.peer.cache.WaitForCacheSync(mgrCtx)) {
 			h.cacheSynced.Store(true)
 		}
 	})
 	servers := h.serve(&wg)
+	if h.peer != nil {
+		servers = append(servers, h.peer.serve(&wg))
+	}
 	h.log.Info("host started", "node", h.cfg.NodeName, "dataDir", h.cfg.DataDir, "addresses", h.Addresses(),
 		"memoryLimit", h.cfg.MemoryLimit, "actorMemoryBudget", h.mem.budget.Limit())
 
@@ -269,6 +283,9 @@ func (h *Host) Start(ctx context.Context) error {
 	}
 	stopMgr()
 	wg.Wait()
+	if h.peer != nil {
+		h.peer.client.Close()
+	}
 	h.envs.Close()
 	cctx, cancel := context.WithTimeout(context.Background(), h.cfg.StopGrace)
 	defer cancel()
@@ -365,5 +382,17 @@ func (h *Host) Addresses() map[string]string {
 			out[name] = l.Addr().String()
 		}
 	}
+	if h.peer != nil {
+		out["peer"] = h.peer.listener.Addr().String()
+	}
 	return out
+}
+
+// remote is the engine's way to the actors of other hosts; nil without a
+// peer transport.
+func (h *Host) remote() actorhost.Remote {
+	if h.peer == nil {
+		return nil
+	}
+	return h.peer.remote()
 }
