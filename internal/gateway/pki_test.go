@@ -96,3 +96,10 @@ func writePair(t testing.TB, dir, name string, certPEM, keyPEM []byte) (string, 
 	}
 	return c, k
 }
+
+// testTLSClient trusts ca's certificates and names none of its own.
+func testTLSClient(ca *testCA) *tls.Config {
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+}
