@@ -176,7 +176,7 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	if kubeconfig != "" {
 		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 		if err != nil {
-			return nil, fmt.Errorf("reading --kubeconfig: %w", err)
+			return nil, fmt.Errorf("connecting to the API server: reading --kubeconfig %s: %w", kubeconfig, err)
 		}
 		return cfg, nil
 	}

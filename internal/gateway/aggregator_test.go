@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -163,6 +164,7 @@ func TestThroughAggregator(t *testing.T) {
 	}}
 	mustCreate(t, ctx, env, apiSvc)
 	waitAvailable(t, ctx, env, apiSvc)
+	waitServed(t, ctx, env)
 
 	// The chart's RBAC: any authenticated caller reaches the gateway; the
 	// gateway's review of verb request/send on the Actor is the real check.
@@ -187,7 +189,7 @@ func TestThroughAggregator(t *testing.T) {
 	})
 	allowed := tokenClient(t, ctx, env, cs, ns, "allowed")
 	denied := tokenClient(t, ctx, env, cs, ns, "denied")
-	base := env.Config.Host + pathPrefix + "/namespaces/" + ns + "/actors/"
+	base := apiHost(env) + pathPrefix + "/namespaces/" + ns + "/actors/"
 
 	type call struct {
 		client     *http.Client
@@ -360,9 +362,57 @@ func waitAvailable(t *testing.T, ctx context.Context, env *envtestutil.Env, apiS
 	t.Fatalf("the APIService did not become available: %s", last)
 }
 
+// waitServed polls until the API server proxies the group's discovery
+// document: Available comes a moment before the proxy's route.
+func waitServed(t *testing.T, ctx context.Context, env *envtestutil.Env) {
+	t.Helper()
+	c, err := rest.HTTPClientFor(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, apiHost(env)+pathPrefix, nil)
+		resp, err := c.Do(req)
+		if err == nil {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && bytes.Contains(b, []byte("actors/request")) {
+				return
+			}
+			last = fmt.Sprintf("%d %s", resp.StatusCode, b)
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion("apiregistration.k8s.io/v1")
+	u.SetKind("APIService")
+	_ = env.Client.Get(ctx, client.ObjectKey{Name: Version + "." + Group}, u)
+	st, _, _ := unstructured.NestedFieldNoCopy(u.Object, "status")
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, apiHost(env)+"/apis", nil)
+	var groups string
+	if resp, err := c.Do(req); err == nil {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		_ = resp.Body.Close()
+		groups = string(b)
+	}
+	t.Fatalf("the API server does not serve %s: %s (APIService status %v; /apis: %.3000s)", pathPrefix, last, st, groups)
+}
+
 func writeFile(t *testing.T, path string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
+
+// apiHost is the API server's URL without the trailing slash envtest
+// gives it (a path of "//apis" is not found).
+func apiHost(env *envtestutil.Env) string { return strings.TrimSuffix(env.Config.Host, "/") }

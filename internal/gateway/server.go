@@ -146,7 +146,7 @@ func (s *Server) deliver(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !dec.Allowed {
-		msg := fmt.Sprintf("%s may not %s actor %s/%s: it needs verb %q on resource %q in API group %q in namespace %q", u.Name, op, ns, name, op, ActorResource, ActorGroup, ns)
+		msg := fmt.Sprintf("%s may not message actor %s/%s (%s): it needs verb %q on resource %q in API group %q in namespace %q", u.Name, ns, name, op, op, ActorResource, ActorGroup, ns)
 		if dec.Reason != "" {
 			msg += " (" + dec.Reason + ")"
 		}
