@@ -28,6 +28,9 @@ const (
 	// ProtocolVersionAnnotation: hosts of Troupe v0.1.0 published none and
 	// speak version 1.
 	LegacyProtocolVersion = 1
+	// PeerProtocolVersion is the version of the host-to-host message
+	// protocol this build speaks and sends (PeerProtocolAnnotation).
+	PeerProtocolVersion = 1
 )
 
 // Field managers: each binary writes through a client that names itself in
@@ -83,6 +86,16 @@ const (
 	// places no Actor of another namespace on it, and the host refuses one
 	// (ReasonNamespaceNotServed).
 	NamespacesAnnotation = "theater.troupe.dev/namespaces"
+	// PeerEndpointAnnotation on a host Lease is where the host takes
+	// messages from its peers (other hosts, the gateway):
+	// https://<podIP>:<port>, HTTP/2 with mutual TLS (internal/msgwire).
+	// Absent when the host serves no peer endpoint: messages cannot reach
+	// its actors from elsewhere.
+	PeerEndpointAnnotation = "theater.troupe.dev/peer-endpoint"
+	// PeerProtocolAnnotation on a host Lease is the version of the
+	// message protocol its peer endpoint speaks, a decimal integer
+	// (PeerProtocolVersion).
+	PeerProtocolAnnotation = "theater.troupe.dev/peer-protocol"
 	// DefaultHostCapacity is a host's capacity when its Lease declares none.
 	DefaultHostCapacity = 1000
 	// DefaultLeaseDurationSeconds is a host lease's duration when the host

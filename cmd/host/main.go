@@ -54,6 +54,10 @@ type options struct {
 	archiveFlushTimeout, archiveRestoreRetry time.Duration
 	archiveUploads                           int
 	segmentBytes, localTail                  string
+	// peerListen, peerTLSDir and peerMovingWait are the peer transport's
+	// flags; it is on when peerTLSDir is set.
+	peerListen, peerTLSDir string
+	peerMovingWait         time.Duration
 }
 
 // parse reads flags and the downward-API environment into options.
@@ -68,7 +72,8 @@ Runs the Actors assigned to this host pod. Needs NODE_NAME, POD_NAME and
 POD_NAMESPACE (downward API), and HOST_PROC=/node/proc with the node's /proc
 mounted there so get-system-info reports the node, not the pod. POD_UID
 (metadata.uid), when set, makes the pod the owner of the host's Lease, so the
-Lease goes with the pod.
+Lease goes with the pod. POD_IP (status.podIP) is the address the Lease
+publishes for the peer endpoint (--peer-tls-dir).
 
 Flags:
 `)
@@ -105,6 +110,9 @@ Flags:
 	fs.StringVar(&o.segmentBytes, "archive-segment-bytes", "", "seal and upload a chain segment once this many bytes wait, a quantity (default 8Mi)")
 	fs.StringVar(&o.localTail, "archive-local-tail", "", `about how much of an archived chain the node keeps, a quantity (default 64Mi; "-1" keeps everything)`)
 	fs.StringVar(&o.namespaces, "actor-namespaces", "", "comma-separated namespaces whose Actors this host runs, the only ones whose ConfigMaps and Secrets it reads; an Actor of another namespace is refused (Ready=False, reason NamespaceNotServed). Empty: every namespace")
+	fs.StringVar(&o.peerListen, "peer-listen", host.DefaultPeerAddress, "address of the peer endpoint, where other hosts and the gateway deliver messages (HTTP/2, mutual TLS); used with --peer-tls-dir")
+	fs.StringVar(&o.peerTLSDir, "peer-tls-dir", "", "directory of the host's peer identity (ca.crt, tls.crt, tls.key: the manager's Secret <release>-host-peer-tls), reloaded when it changes; empty: no messages across hosts")
+	fs.DurationVar(&o.peerMovingWait, "peer-moving-wait", 0, "how long a message waits for a target that is moving between hosts before it fails, retriably (0: 5s; a request's own deadline caps it)")
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster config, or $KUBECONFIG)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info or error")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or text")
@@ -145,6 +153,10 @@ Flags:
 	o.cfg.PodNamespace = getenv("POD_NAMESPACE")
 	// Optional: with it the pod owns its Lease (see host.Config.PodUID).
 	o.cfg.PodUID = getenv("POD_UID")
+	if o.peerTLSDir != "" {
+		// POD_IP (status.podIP) is what peers dial: the Lease publishes it.
+		o.cfg.Peer = &host.PeerConfig{Address: o.peerListen, TLSDir: o.peerTLSDir, AdvertiseHost: getenv("POD_IP"), MovingWait: o.peerMovingWait}
+	}
 	var missing []string
 	for name, v := range map[string]string{"NODE_NAME": o.cfg.NodeName, "POD_NAME": o.cfg.PodName, "POD_NAMESPACE": o.cfg.PodNamespace} {
 		if v == "" {

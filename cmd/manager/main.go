@@ -12,11 +12,15 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/controllers"
+	"github.com/troupe-dev/troupe/internal/msgwire"
 	"github.com/troupe-dev/troupe/internal/objstore"
+	"github.com/troupe-dev/troupe/internal/peerca"
 	"github.com/troupe-dev/troupe/internal/version"
 )
 
@@ -58,6 +62,9 @@ type options struct {
 	archiveSweepInterval time.Duration
 	archiveOrphanGrace   time.Duration
 	archiveSettings      *controllers.ArchiveSettings
+	// peerTLSPrefix names the peer TLS Secrets (<prefix>-peer-ca,
+	// <prefix>-host-peer-tls, <prefix>-gateway-peer-tls); "" keeps none.
+	peerTLSPrefix string
 }
 
 // parse reads the flags; POD_NAMESPACE (downward API) is the default host
@@ -103,6 +110,7 @@ Flags:
 	fs.DurationVar(&o.archiveOrphanGrace, "archive-orphan-grace", controllers.DefaultArchiveOrphanGrace, fmt.Sprintf(
 		"how old an object no manifest names must be before the leader removes it, and how long a deleted Actor's tombstone outlives its archive: longer than any upload attempt plus the clock skew with the store (at least %s)", controllers.MinArchiveOrphanGrace))
 	fs.DurationVar(&o.archiveSweepInterval, "archive-sweep-interval", controllers.DefaultArchiveSweepInterval, "how often the leader removes the archives past their retention")
+	fs.StringVar(&o.peerTLSPrefix, "peer-tls-prefix", "", "keep the peer CA and the hosts' and gateway's certificates in the Secrets <prefix>-peer-ca, <prefix>-host-peer-tls and <prefix>-gateway-peer-tls of the host namespace, rotated before they expire (the leader does); empty: none")
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -198,6 +206,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	mgr, err := newManager(ctx, cfg, o)
 	if err != nil {
 		return err
+	}
+	if o.peerTLSPrefix != "" {
+		p := o.peerTLSPrefix
+		if err := mgr.Add(&peerca.Rotator{
+			Client: client.WithFieldOwner(mgr.GetClient(), v1alpha1.ManagerFieldOwner), Reader: mgr.GetAPIReader(),
+			Namespace: o.hostNamespace, CASecret: p + "-peer-ca",
+			Leaves: []peerca.Leaf{{Secret: p + "-host-peer-tls", CN: msgwire.HostCN}, {Secret: p + "-gateway-peer-tls", CN: msgwire.GatewayCN}},
+			Log:    log.WithName("peer-ca"),
+		}); err != nil {
+			return fmt.Errorf("adding the peer CA: %w", err)
+		}
 	}
 	archive := "none"
 	if o.archiveSettings != nil {

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -17,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/troupe-dev/troupe/internal/actorhost"
-	"github.com/troupe-dev/troupe/internal/limits"
+	"github.com/troupe-dev/troupe/internal/msgwire"
 	"github.com/troupe-dev/troupe/internal/version"
 )
 
@@ -182,11 +180,9 @@ type actorInfo struct {
 	Phase string `json:"phase"`
 }
 
-// errorBody is the JSON of every error the protocol answers.
-type errorBody struct {
-	Error  string `json:"error"`
-	Reason string `json:"reason"`
-}
+// errorBody is the JSON of every error the protocol answers
+// (internal/msgwire, shared with the hosts' peer endpoint).
+type errorBody = msgwire.ErrorBody
 
 func (s *messageServer) handler() http.Handler {
 	mux := http.NewServeMux()
@@ -209,14 +205,8 @@ func (s *messageServer) newHTTPServer() *http.Server {
 // delivery reads a request's message: the body, bounded by the largest
 // message any actor may take (the target's own bound is the engine's).
 func (s *messageServer) delivery(w http.ResponseWriter, r *http.Request) (actorhost.Delivery, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limits.MaxMessageBytesLimit))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			writeError(w, http.StatusRequestEntityTooLarge, "MessageTooLarge", fmt.Sprintf("message too large: more than %d bytes", limits.MaxMessageBytesLimit))
-		} else {
-			writeError(w, http.StatusBadRequest, "BadRequest", "reading the message: "+err.Error())
-		}
+	body, ok := msgwire.ReadMessage(w, r)
+	if !ok {
 		return actorhost.Delivery{}, false
 	}
 	target := r.PathValue("target")
@@ -227,7 +217,7 @@ func (s *messageServer) delivery(w http.ResponseWriter, r *http.Request) (actorh
 		From:        actorhost.Sender{External: externalSender},
 		Target:      target,
 		Msg:         body,
-		TraceParent: r.Header.Get("traceparent"),
+		TraceParent: r.Header.Get(msgwire.HeaderTraceParent),
 	}, true
 }
 
@@ -241,10 +231,7 @@ func (s *messageServer) request(w http.ResponseWriter, r *http.Request) {
 		writeDeliveryError(w, err)
 		return
 	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Length", strconv.Itoa(len(resp)))
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(resp)
+	msgwire.WriteResponse(w, msgwire.OpRequest, resp)
 }
 
 func (s *messageServer) send(w http.ResponseWriter, r *http.Request) {
@@ -266,49 +253,11 @@ func (s *messageServer) info(w http.ResponseWriter, _ *http.Request) {
 	})
 }
 
-// deliveryStatuses maps the engine's delivery errors to the protocol's
-// HTTP statuses and reasons, in the order they are tried.
-var deliveryStatuses = []struct {
-	kind   error
-	status int
-	reason string
-}{
-	{actorhost.ErrNoSuchActor, http.StatusNotFound, "NoSuchActor"},
-	{actorhost.ErrActorNotRunning, http.StatusConflict, "ActorNotRunning"},
-	{actorhost.ErrNoHandler, http.StatusConflict, "NoHandler"},
-	{actorhost.ErrMailboxFull, http.StatusTooManyRequests, "MailboxFull"},
-	{actorhost.ErrRateLimited, http.StatusTooManyRequests, "RateLimited"},
-	{actorhost.ErrMessageTooLarge, http.StatusRequestEntityTooLarge, "MessageTooLarge"},
-	{actorhost.ErrNoResponse, http.StatusUnprocessableEntity, "NoResponse"},
-	{actorhost.ErrRequestCycle, http.StatusLoopDetected, "RequestCycle"},
-	{context.DeadlineExceeded, http.StatusGatewayTimeout, "Timeout"},
-}
+// deliveryStatus is err's HTTP status and reason (msgwire's table).
+func deliveryStatus(err error) (int, string) { return msgwire.StatusOf(err) }
 
-// deliveryStatus is err's HTTP status and reason.
-func deliveryStatus(err error) (int, string) {
-	var he *actorhost.HandlerError
-	if errors.As(err, &he) {
-		return http.StatusUnprocessableEntity, "HandlerFailed"
-	}
-	for _, m := range deliveryStatuses {
-		if errors.Is(err, m.kind) {
-			return m.status, m.reason
-		}
-	}
-	if errors.Is(err, context.Canceled) {
-		// The caller hung up; nobody reads this.
-		return 499, "Canceled"
-	}
-	return http.StatusInternalServerError, "Internal"
-}
-
-func writeDeliveryError(w http.ResponseWriter, err error) {
-	status, reason := deliveryStatus(err)
-	writeError(w, status, reason, err.Error())
-}
+func writeDeliveryError(w http.ResponseWriter, err error) { msgwire.WriteError(w, err) }
 
 func writeError(w http.ResponseWriter, status int, reason, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(errorBody{Error: msg, Reason: reason})
+	msgwire.WriteReason(w, status, reason, msg)
 }

@@ -62,6 +62,11 @@ type EngineOptions struct {
 	// CompileTimeout bounds one compile (waiting for a compile slot not
 	// included); 0 is DefaultCompileTimeout.
 	CompileTimeout time.Duration
+	// Remote delivers an actor's message to a target that does not run
+	// in this engine (another host's); nil: such a target is
+	// ErrNoSuchActor.
+	Remote Remote
+
 	// MaxConcurrentCompiles is how many modules the engine compiles at
 	// once; 0 is DefaultMaxConcurrentCompiles. A module compiled before
 	// (in memory or in the on-disk cache) does not wait for a slot.

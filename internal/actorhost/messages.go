@@ -600,13 +600,61 @@ func (m actorMessenger) delivery(ctx context.Context, o runtimehandler.Outbound)
 }
 
 func (m actorMessenger) Send(ctx context.Context, o runtimehandler.Outbound) (string, error) {
-	id, err := m.a.e.send(ctx, m.delivery(ctx, o))
+	d := m.delivery(ctx, o)
+	id, err := m.a.e.send(ctx, d)
+	if m.remote(id, err) {
+		_, id, err = m.deliverRemote(ctx, KindSend, d)
+	}
 	m.a.msgStats().sent(KindSend, err)
 	return id, err
 }
 
 func (m actorMessenger) Request(ctx context.Context, o runtimehandler.Outbound) ([]byte, string, error) {
-	resp, id, err := m.a.e.request(ctx, m.delivery(ctx, o), m.a)
+	d := m.delivery(ctx, o)
+	resp, id, err := m.a.e.request(ctx, d, m.a)
+	if m.remote(id, err) {
+		resp, id, err = m.deliverRemote(ctx, KindRequest, d)
+	}
 	m.a.msgStats().sent(KindRequest, err)
 	return resp, id, err
+}
+
+// Remote delivers the messages of an engine's actors to targets that run
+// elsewhere (internal/host: on another host, over the peer transport).
+type Remote interface {
+	// Deliver delivers d (From is the sending actor; a request's Path
+	// ends with it) and returns a request's response and the target's
+	// actor id. Its errors are the engine's kinds (errors.Is), the
+	// transport's own besides.
+	Deliver(ctx context.Context, kind MessageKind, d Delivery) (resp []byte, targetID string, err error)
+}
+
+// remote reports whether a local delivery found no target here (id "",
+// ErrNoSuchActor) and a Remote may find it elsewhere.
+func (m actorMessenger) remote(id string, err error) bool {
+	return id == "" && m.a.e.opts.Remote != nil && errors.Is(err, ErrNoSuchActor)
+}
+
+// deliverRemote hands d to the engine's Remote: with an id fixed now (a
+// retry by the transport keeps it, and both chains name it) and the
+// sender's request timeout as the bound of a request. A request's Path
+// and From travel as they are: the receiving engine extends the path
+// with the sender, as for a local request, and refuses a cycle at once.
+// The wait-for graph (waitFor) sees local waits only: two actors on
+// different hosts that ask each other from outside a request (ticks)
+// wait until their request timeouts.
+func (m actorMessenger) deliverRemote(ctx context.Context, kind MessageKind, d Delivery) ([]byte, string, error) {
+	a := m.a
+	if d.ID == "" {
+		d.ID = uuid.NewString()
+	}
+	if !traceparent.Valid(d.TraceParent) {
+		d.TraceParent = traceparent.New()
+	}
+	if kind == KindRequest {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.requestTimeout)
+		defer cancel()
+	}
+	return a.e.opts.Remote.Deliver(ctx, kind, d)
 }

@@ -256,6 +256,11 @@ type Config struct {
 	// Several may share an address.
 	MetricsAddress, HealthProbeAddress, HTTPAddress string
 
+	// Peer is the host-to-host transport (peer.go); nil: the host
+	// neither serves nor sends messages across hosts, and its actors reach
+	// only the actors it runs.
+	Peer *PeerConfig
+
 	// RegistryTransport and HTTPClient override how components are
 	// downloaded (tests trust their own registries and servers).
 	RegistryTransport http.RoundTripper
@@ -384,6 +389,11 @@ func (c Config) withDefaults() (Config, error) {
 		a, err := c.Archive.withDefaults()
 		errs = append(errs, err)
 		c.Archive = &a
+	}
+	if c.Peer != nil {
+		p, err := c.Peer.withDefaults()
+		errs = append(errs, err)
+		c.Peer = &p
 	}
 	if c.CompilationCacheDir == "" && c.DataDir != "" {
 		c.CompilationCacheDir = filepath.Join(c.DataDir, actordir.CompilationCacheDir)

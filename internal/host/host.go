@@ -70,6 +70,8 @@ type Host struct {
 	leftovers map[string]chan struct{}
 
 	listeners map[string]net.Listener // by address, shared by the servers on it
+	// peer is the host-to-host transport; nil without Config.Peer.
+	peer *peer
 
 	mu      sync.Mutex
 	runs    map[types.NamespacedName]*run
@@ -184,6 +186,12 @@ func New(cfg Config) (*Host, error) {
 		h.closeListeners()
 		return nil, err
 	}
+	if cfg.Peer != nil {
+		if err := h.newPeer(context.Background()); err != nil {
+			h.closeListeners()
+			return nil, fmt.Errorf("the peer transport: %w", err)
+		}
+	}
 	return h, nil
 }
 
@@ -204,6 +212,7 @@ func (h *Host) Start(ctx context.Context) error {
 		MemoryBudget:          h.mem.budget,
 		MaxConcurrentCompiles: h.cfg.MaxConcurrentCompiles, CompileTimeout: h.cfg.CompileTimeout,
 		DiskBudget: h.disk, MessageTimings: h.msgMetrics,
+		Remote: h.remote(),
 	})
 	if err != nil {
 		h.closeListeners()
@@ -236,6 +245,9 @@ func (h *Host) Start(ctx context.Context) error {
 		}
 	})
 	servers := h.serve(&wg)
+	if h.peer != nil {
+		servers = append(servers, h.peer.serve(&wg))
+	}
 	h.log.Info("host started", "node", h.cfg.NodeName, "dataDir", h.cfg.DataDir, "addresses", h.Addresses(),
 		"memoryLimit", h.cfg.MemoryLimit, "actorMemoryBudget", h.mem.budget.Limit())
 
@@ -330,5 +342,17 @@ func (h *Host) Addresses() map[string]string {
 			out[name] = l.Addr().String()
 		}
 	}
+	if h.peer != nil {
+		out["peer"] = h.peer.listener.Addr().String()
+	}
 	return out
+}
+
+// remote is the engine's way to the actors of other hosts; nil without a
+// peer transport.
+func (h *Host) remote() actorhost.Remote {
+	if h.peer == nil {
+		return nil
+	}
+	return h.peer.remote()
 }

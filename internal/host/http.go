@@ -46,6 +46,9 @@ func (h *Host) closeListeners() {
 	for _, l := range h.listeners {
 		_ = l.Close()
 	}
+	if h.peer != nil {
+		_ = h.peer.listener.Close()
+	}
 }
 
 // serve starts one server per listener, with the handlers of every role

@@ -109,6 +109,12 @@ func (h *Host) setLease(l *coordinationv1.Lease, now metav1.MicroTime) {
 		delete(l.Annotations, v1alpha1.NamespacesAnnotation)
 	}
 	h.setLeaseMemory(l)
+	if h.peer != nil {
+		h.peer.setLease(l.Annotations)
+	} else {
+		delete(l.Annotations, v1alpha1.PeerEndpointAnnotation)
+		delete(l.Annotations, v1alpha1.PeerProtocolAnnotation)
+	}
 	if h.cfg.PodUID != "" {
 		l.OwnerReferences = []metav1.OwnerReference{{
 			APIVersion: "v1", Kind: "Pod", Name: h.cfg.PodName, UID: types.UID(h.cfg.PodUID),

@@ -9,7 +9,10 @@ package host
 //     condition (NamespaceNotServed). Actors hold no secret by contract:
 //     Secrets are referenced by name and read under the rights below;
 //   - Events about its actors, cluster-wide for the same reason;
-//   - its Lease, in its own namespace only.
+//   - its Lease, in its own namespace only; and list/watch of the host
+//     Leases there, for the peer endpoints of the other hosts (routing
+//     messages, internal/msgroute). Routing reads Actors with the
+//     cluster-wide list/watch above.
 //
 // What the actors' env and components read, ConfigMaps and Secrets, is
 // granted apart (the role troupe-host-env, from the markers in
@@ -19,4 +22,4 @@ package host
 // +kubebuilder:rbac:groups=theater.troupe.dev,resources=actors,verbs=get;list;watch
 // +kubebuilder:rbac:groups=theater.troupe.dev,resources=actors/status,verbs=get;update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;create;update;delete,namespace=system
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;delete,namespace=system

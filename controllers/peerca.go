@@ -1,0 +1,8 @@
+package controllers
+
+// The manager keeps the peer CA and the peers' certificates in Secrets of
+// its own namespace (internal/peerca.Rotator, wired in cmd/manager): a
+// Role there, never a ClusterRole. It reads them from the API server, not
+// through a cache: it lists and watches no Secret.
+//
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;create;update,namespace=system
