@@ -27,7 +27,7 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stderr); err != nil {
+	if err := run(os.Args[1:], os.Getenv, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "gateway:", err)
 		os.Exit(1)
 	}
@@ -88,7 +88,7 @@ Flags:
 	return o, nil
 }
 
-func run(args []string, stderr io.Writer) error {
+func run(args []string, getenv func(string) string, stderr io.Writer) error {
 	o, err := parse(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -126,7 +126,7 @@ func run(args []string, stderr io.Writer) error {
 	authz.AllowTTL, authz.DenyTTL = o.decisionTTL, o.decisionTTL
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	deliverer, ready, err := newDeliverer(ctx, cfg, o, log.WithName("route"), reg)
+	deliverer, ready, err := newDeliverer(ctx, cfg, o, getenv, log.WithName("route"))
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/troupe-dev/troupe/internal/actorhost"
+	"github.com/troupe-dev/troupe/internal/msgwire"
 	"github.com/troupe-dev/troupe/internal/envtestutil"
 )
 
@@ -205,7 +206,7 @@ func TestThroughAggregator(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			status, body := post(t, ctx, c.client, base+c.path, "ping")
-			var eb errorBody
+			var eb msgwire.ErrorBody
 			if status != c.wantStatus || json.Unmarshal(body, &eb) != nil || eb.Reason != c.wantReason {
 				t.Fatalf("got %d %s, want %d with reason %s", status, body, c.wantStatus, c.wantReason)
 			}
@@ -262,7 +263,7 @@ func TestThroughAggregator(t *testing.T) {
 	})
 	all := tokenClient(t, ctx, env, cs, ns, "all")
 	status, body = post(t, ctx, all, base+"missing/request", "x")
-	var eb errorBody
+	var eb msgwire.ErrorBody
 	if status != http.StatusNotFound || json.Unmarshal(body, &eb) != nil || eb.Reason != "NoSuchActor" {
 		t.Fatalf("missing actor: %d %s, want 404 NoSuchActor", status, body)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/troupe-dev/troupe/internal/actorhost"
 	"github.com/troupe-dev/troupe/internal/limits"
+	"github.com/troupe-dev/troupe/internal/msgwire"
 )
 
 // The aggregated API's group and version, and the path prefix the API
@@ -28,8 +29,9 @@ const (
 )
 
 // Deliverer hands a message to the Actor ns/name: op is "request" (the
-// response is returned) or "send". Its errors are the message protocol's:
-// actorhost's delivery errors, or a *StatusError.
+// response is returned) or "send". Its errors are the message protocol's
+// (actorhost's delivery errors, msgwire's, a *msgwire.RemoteError), which
+// the gateway answers with their status and reason (msgwire.StatusOf).
 type Deliverer interface {
 	Deliver(ctx context.Context, ns, name, op string, d actorhost.Delivery) ([]byte, error)
 }
@@ -172,11 +174,12 @@ func (s *Server) deliver(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := s.Deliverer.Deliver(ctx, ns, name, op, d)
 	if err != nil {
-		status, reason := deliveryStatus(err)
-		if status >= 500 && reason == "Internal" {
+		status, reason := msgwire.StatusOf(err)
+		if status == http.StatusInternalServerError {
 			s.Log.Error(err, "delivery failed", "op", op, "namespace", ns, "actor", name)
 		}
-		fail(status, reason, err.Error())
+		result = reason
+		msgwire.WriteError(w, err)
 		return
 	}
 	if op == "send" {

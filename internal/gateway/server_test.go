@@ -21,6 +21,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/troupe-dev/troupe/internal/limits"
+	"github.com/troupe-dev/troupe/internal/msgwire"
 )
 
 // fakeSAR answers SubjectAccessReviews from allow (user/verb/ns/name) and
@@ -149,7 +150,7 @@ func TestHandler(t *testing.T) {
 				t.Fatalf("status %d (%s), want %d", w.Code, w.Body.String(), tc.wantStatus)
 			}
 			if tc.wantReason != "" {
-				var eb errorBody
+				var eb msgwire.ErrorBody
 				if err := json.Unmarshal(w.Body.Bytes(), &eb); err != nil || eb.Reason != tc.wantReason || eb.Error == "" {
 					t.Fatalf("body %s, want a JSON error with reason %s", w.Body.String(), tc.wantReason)
 				}
@@ -219,6 +220,8 @@ func TestAuthorizerCache(t *testing.T) {
 	now = now.Add(DefaultDecisionTTL)
 	check(alice, "request", "a", true, 5) // expired: asked again
 
+	// No cache: every message is reviewed.
+	a = sar.authorizer()
 	a.AllowTTL, a.DenyTTL = 0, 0
 	check(alice, "request", "a", true, 6)
 	check(alice, "request", "a", true, 7)
