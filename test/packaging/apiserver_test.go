@@ -32,6 +32,7 @@ func TestManifestsAcceptedByAPIServer(t *testing.T) {
 	installs := map[string]func(t *testing.T) manifest{
 		"chart defaults":           func(t *testing.T) manifest { return renderChart(t, "") },
 		"chart non-default values": func(t *testing.T) manifest { return renderChart(t, nonDefaultValues) },
+		"chart with the gateway":   func(t *testing.T) manifest { return renderChart(t, nonDefaultValues, "gateway.enabled=true") },
 		"config/default":           func(t *testing.T) manifest { return kustomize(t, "config/default") },
 		"config/confined":          func(t *testing.T) manifest { return kustomize(t, "config/confined") },
 		"config/samples":           builtSamples,
