@@ -11,7 +11,6 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
 
-	"github.com/troupe-dev/troupe/internal/actorhost"
 	"github.com/troupe-dev/troupe/internal/gateway"
 	"github.com/troupe-dev/troupe/internal/kubescheme"
 	"github.com/troupe-dev/troupe/internal/msgroute"
@@ -91,17 +90,5 @@ func newDeliverer(ctx context.Context, cfg *rest.Config, o *options, getenv func
 			return errors.New("the routing cache (Actors, host Leases) has not synced yet")
 		}
 	}
-	return routed{r}, ready, nil
-}
-
-// routed adapts the router to gateway.Deliverer.
-type routed struct{ r *msgroute.Router }
-
-func (x routed) Deliver(ctx context.Context, _, _, op string, d actorhost.Delivery) ([]byte, error) {
-	kind := actorhost.KindSend
-	if op == "request" {
-		kind = actorhost.KindRequest
-	}
-	resp, _, err := x.r.Deliver(ctx, kind, d)
-	return resp, err
+	return gateway.Routed{Router: r}, ready, nil
 }
