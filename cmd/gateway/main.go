@@ -186,7 +186,7 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	}
 	cfg, kerr := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), nil).ClientConfig()
 	if kerr != nil {
-		return nil, fmt.Errorf("no in-cluster config (%v) and no kubeconfig: %w", err, kerr)
+		return nil, fmt.Errorf("connecting to the API server: no in-cluster config (%w) and no kubeconfig: %w", err, kerr)
 	}
 	return cfg, nil
 }

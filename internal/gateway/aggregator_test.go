@@ -142,13 +142,6 @@ func TestThroughAggregator(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: svcName},
 		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "https", Port: 443, Protocol: corev1.ProtocolTCP}}},
 	})
-	mustCreate(t, ctx, env, &corev1.Endpoints{ //nolint:staticcheck // the aggregator's resolver may still read Endpoints
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: svcName},
-		Subsets: []corev1.EndpointSubset{{ //nolint:staticcheck
-			Addresses: []corev1.EndpointAddress{{IP: ip.String()}},
-			Ports:     []corev1.EndpointPort{{Name: "https", Port: port, Protocol: corev1.ProtocolTCP}},
-		}},
-	})
 	mustCreate(t, ctx, env, &discoveryv1.EndpointSlice{
 		ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: svcName + "-1", Labels: map[string]string{discoveryv1.LabelServiceName: svcName}},
 		AddressType: discoveryv1.AddressTypeIPv4,
@@ -198,7 +191,6 @@ func TestThroughAggregator(t *testing.T) {
 		path       string
 		wantStatus int
 		wantReason string
-		wantBody   string
 	}
 	for name, c := range map[string]call{
 		"without the verb":      {client: denied, path: "counter/request", wantStatus: http.StatusForbidden, wantReason: "Forbidden"},
