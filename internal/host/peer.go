@@ -218,13 +218,13 @@ func (p *peer) deliverHere(ctx context.Context, req msgwire.PeerRequest) ([]byte
 	} else {
 		resp, err = p.h.engine.Request(ctx, d)
 	}
-	// The run ended between the check and the engine: the engine found no
-	// actor, or closed its mailbox; either way it handled nothing, and
-	// the sender may route again.
+	// The run is ending (stopped, moved, the host shutting down, the
+	// actor failed): the engine found no actor, closed its mailbox, or
+	// answered a queued request it will never handle. It handled nothing,
+	// so the sender may route again: NotHere. An actor that failed for
+	// good is then refused by the sender's router from its status.
 	if err != nil && (errors.Is(err, actorhost.ErrNoSuchActor) || errors.Is(err, actorhost.ErrActorNotRunning)) {
-		if _, cerr := p.current(key, req.Epoch); cerr != nil {
-			return nil, cerr
-		}
+		return nil, fmt.Errorf("%w: %s is stopping on host %s: %s", msgwire.ErrNotHere, key, p.h.cfg.PodName, err.Error())
 	}
 	return resp, err
 }

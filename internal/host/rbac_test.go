@@ -107,7 +107,7 @@ func (s *suite) testRBAC(t *testing.T) {
 		"write a Secret":                {Namespace: h.ns, Verb: "update", Resource: "secrets"},
 		"write a ConfigMap":             {Namespace: h.ns, Verb: "create", Resource: "configmaps"},
 		"touch leases elsewhere":        {Namespace: "kube-system", Verb: "update", Group: "coordination.k8s.io", Resource: "leases"},
-		"list leases":                   {Namespace: h.ns, Verb: "list", Group: "coordination.k8s.io", Resource: "leases"},
+		"list leases elsewhere":         {Namespace: "kube-system", Verb: "list", Group: "coordination.k8s.io", Resource: "leases"},
 		"read pods":                     {Namespace: h.ns, Verb: "list", Resource: "pods"},
 		"read nodes":                    {Verb: "get", Resource: "nodes"},
 		"write core events (old API)":   {Namespace: h.ns, Verb: "create", Resource: "events"},
@@ -122,6 +122,8 @@ func (s *suite) testRBAC(t *testing.T) {
 		"renew its lease":            {Namespace: h.ns, Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Name: h.pod},
 		"record events on an actor":  {Namespace: "any-namespace", Verb: "create", Group: "events.k8s.io", Resource: "events"},
 		"delete its lease (on exit)": {Namespace: h.ns, Verb: "delete", Group: "coordination.k8s.io", Resource: "leases", Name: h.pod},
+		// The other hosts' peer endpoints, for routing messages.
+		"watch the host leases": {Namespace: h.ns, Verb: "watch", Group: "coordination.k8s.io", Resource: "leases"},
 	}
 	s.env.CheckAccess(t, user, denied, allowed)
 }

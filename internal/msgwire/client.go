@@ -108,7 +108,14 @@ func (c *Client) Deliver(ctx context.Context, endpoint string, epoch int64, op s
 		defer cancel()
 	}
 	var wrote atomic.Bool
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }})
+	// wrote says whether the last attempt wrote the request: the
+	// transport tries again on a new connection only when an attempt was
+	// surely not processed (an HTTP/2 stream refused, a GOAWAY that
+	// excludes it), and each attempt begins with GetConn.
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GetConn:      func(string) { wrote.Store(false) },
+		WroteHeaders: func() { wrote.Store(true) },
+	})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(endpoint, "/")+PeerPath(ns, name, op), bytes.NewReader(d.Msg))
 	if err != nil {
 		return nil, fmt.Errorf("deliver to %s: %w", d.Target, err)
@@ -133,7 +140,8 @@ func (c *Client) Deliver(ctx context.Context, endpoint string, epoch int64, op s
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		if !wrote.Load() && ctx.Err() == nil {
+		var op *net.OpError
+		if (!wrote.Load() || (errors.As(err, &op) && op.Op == "dial")) && ctx.Err() == nil {
 			return nil, fmt.Errorf("deliver to %s at %s: %w: %w", d.Target, endpoint, ErrNotSent, err)
 		}
 		if ctx.Err() != nil {
