@@ -231,3 +231,43 @@ func TestAuthorizerCache(t *testing.T) {
 		t.Fatal("a failed review gave no error")
 	}
 }
+
+// TestHandlerConcurrent: callers at once, the decision cache overflowing
+// and starting over, every answer right (run with -race).
+func TestHandlerConcurrent(t *testing.T) {
+	g := newTestGateway(t)
+	g.srv.Authz.MaxEntries = 4
+	h := g.srv.Handler()
+	var wrong, allowed atomic.Int64
+	done := make(chan struct{})
+	const workers, each = 8, 50
+	for w := range workers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range each {
+				user := "alice"
+				want := http.StatusOK
+				if (w+i)%3 == 0 {
+					user, want = "bob", http.StatusForbidden
+				}
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, g.request(http.MethodPost, pathPrefix+"/namespaces/team-a/actors/counter/request", user, strings.NewReader("m"), g.proxy))
+				if rec.Code != want {
+					wrong.Add(1)
+				}
+				if want == http.StatusOK {
+					allowed.Add(1)
+				}
+			}
+		}()
+	}
+	for range workers {
+		<-done
+	}
+	if wrong.Load() != 0 {
+		t.Fatalf("%d wrong answers", wrong.Load())
+	}
+	if n := len(g.rec.deliveries()); int64(n) != allowed.Load() {
+		t.Fatalf("%d deliveries, want alice's %d and none of bob's", n, allowed.Load())
+	}
+}
