@@ -66,6 +66,14 @@ func TestManifestsAcceptedByAPIServer(t *testing.T) {
 			}
 		}
 	})
+	t.Run("helm install --dry-run=server, gateway", func(t *testing.T) {
+		notes := helmInstallDryRun(t, env, "--set", "gateway.enabled=true")
+		for _, want := range []string{"kubectl get apiservice v1alpha1.gateway.troupe.dev", "troupe request -n default hello hi"} {
+			if !strings.Contains(notes, want) {
+				t.Errorf("NOTES do not say %q:\n%s", want, notes)
+			}
+		}
+	})
 	t.Run("helm install --dry-run=server, confined hosts", func(t *testing.T) {
 		notes := helmInstallDryRun(t, env, "--set", "host.actorNamespaces={team-a,team-b}")
 		for _, want := range []string{
