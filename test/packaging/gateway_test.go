@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -118,6 +119,17 @@ func TestChartGateway(t *testing.T) {
 	reader := m.getIn("RoleBinding", "kube-system", "troupe-gateway-auth-reader")
 	if reader == nil || !isAuthReaderBinding(reader) {
 		t.Error("the gateway is not bound to extension-apiserver-authentication-reader in kube-system")
+	}
+
+	// Prometheus scrapes the gateway's metrics Service, not its API.
+	sm := renderChart(t, "", "gateway.enabled=true", "metrics.serviceMonitor.enabled=true")
+	exprs, _, _ := unstructured.NestedSlice(sm.one(t, "ServiceMonitor").Object, "spec", "selector", "matchExpressions")
+	if len(exprs) != 1 || !strings.Contains(fmt.Sprint(exprs[0]), "gateway") {
+		t.Errorf("the ServiceMonitor selects components %v, want the gateway's among them", exprs)
+	}
+	gm := typed[corev1.Service](t, sm.get("Service", "troupe-gateway-metrics"))
+	if gm == nil || gm.Spec.Ports[0].Name != "metrics" || gm.Spec.Ports[0].Port != 8080 {
+		t.Errorf("gateway metrics Service %+v, want port metrics 8080", gm)
 	}
 
 	// Bring your own certificate: then the caBundle is required.
