@@ -240,7 +240,9 @@ func (h *Host) Start(ctx context.Context) error {
 	wg.Go(func() { h.watchDisk(mgrCtx) })
 	wg.Go(func() { h.logDisk(mgrCtx) })
 	wg.Go(func() {
-		if h.mgr.GetCache().WaitForCacheSync(mgrCtx) {
+		// Ready once it knows its actors and, with a peer transport, where
+		// every other actor runs.
+		if h.mgr.GetCache().WaitForCacheSync(mgrCtx) && (h.peer == nil || h.peer.cache.WaitForCacheSync(mgrCtx)) {
 			h.cacheSynced.Store(true)
 		}
 	})
@@ -267,6 +269,9 @@ func (h *Host) Start(ctx context.Context) error {
 	}
 	stopMgr()
 	wg.Wait()
+	if h.peer != nil {
+		h.peer.client.Close()
+	}
 	h.envs.Close()
 	cctx, cancel := context.WithTimeout(context.Background(), h.cfg.StopGrace)
 	defer cancel()
