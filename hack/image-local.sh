@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds Troupe's container image without Docker: the static binaries
-# manager, host and troupe (./cmd/..., CGO_ENABLED=0) in one layer, run as the
+# manager, host, gateway and troupe (./cmd/..., CGO_ENABLED=0) in one layer, run as the
 # non-root uid 65532, written as a docker-archive tar that
 # `hack/local-cluster.sh import`, `ctr images import` and `docker load` read.
 #
@@ -69,11 +69,11 @@ layout() { # <dir>: the image's files
     [[ -s $certs ]] || die "$certs is missing (apt-get install ca-certificates)"
   fi
   mkdir -p "$dir/etc/ssl/certs" "$dir/tmp"
-  log "building manager, host and troupe $version (CGO_ENABLED=0)"
+  log "building manager, host, gateway and troupe $version (CGO_ENABLED=0)"
   (cd "$root" && CGO_ENABLED=0 GOOS=linux go build -trimpath \
     -ldflags "-s -w -X github.com/troupe-dev/troupe/internal/version.Version=$version" \
-    -o "$dir/" ./cmd/manager ./cmd/host ./cmd/troupe)
-  for b in manager host troupe; do
+    -o "$dir/" ./cmd/manager ./cmd/host ./cmd/gateway ./cmd/troupe)
+  for b in manager host gateway troupe; do
     [[ -x "$dir/$b" ]] || die "go build gave no $b"
     is_static "$dir/$b" || die "$b is dynamically linked; the image has no libc"
     chmod 0755 "$dir/$b"

@@ -473,6 +473,9 @@ up() {
   wait_for "etcd healthy" 60 etcd curl -fsS http://127.0.0.1:2379/health
   # The advertise address becomes the kubernetes Service's endpoint, which
   # pods must reach: it cannot be loopback, hence the bridge's address.
+  # Aggregated APIs (Troupe's gateway): the API server dials the Service's
+  # endpoint (the pod IP on the bridge) itself rather than its cluster IP,
+  # so it does not depend on kube-proxy's rules for the host's own traffic.
   start kube-apiserver "$BIN/kube-apiserver" \
     --bind-address "$BR_IP" --advertise-address "$BR_IP" --secure-port 6443 \
     --etcd-servers http://127.0.0.1:2379 \
@@ -487,6 +490,7 @@ up() {
     --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
     --requestheader-extra-headers-prefix X-Remote-Extra- \
     --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
+    --enable-aggregator-routing=true \
     --enable-admission-plugins NodeRestriction --allow-privileged=true --profiling=false
   wait_for "kube-apiserver ready" 300 kube-apiserver kubectl get --raw /readyz
   # What kubeadm binds too: the API server may use the kubelet's API (logs, exec).

@@ -51,6 +51,7 @@ func TestTroupe(t *testing.T) {
 	e.step(t, "samples", s.samples)
 	e.step(t, "chain heads", s.chainHeads)
 	e.step(t, "feature flag", s.featureFlag)
+	e.step(t, "gateway", s.gateway)
 	e.step(t, "system info", s.systemInfo)
 	e.step(t, "metrics", s.metrics)
 	e.step(t, "host restart", s.hostRestart)
@@ -82,7 +83,7 @@ var fastValues = []string{"--set", "host.leaseDuration=3s"}
 var diskValues = []string{"--set", "host.disk.minFreePercent=1"}
 
 func (s *suite) installArgs(extra ...string) []string {
-	return s.chartArgs("install", s.root, s.imageArgs, append(slices.Clone(s.archiveArgs), extra...)...)
+	return s.chartArgs("install", s.root, s.imageArgs, append(append(slices.Clone(s.archiveArgs), gatewayValues...), extra...)...)
 }
 
 // chartArgs are the helm arguments that install (or upgrade to) the chart of

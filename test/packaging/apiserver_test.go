@@ -32,6 +32,7 @@ func TestManifestsAcceptedByAPIServer(t *testing.T) {
 	installs := map[string]func(t *testing.T) manifest{
 		"chart defaults":           func(t *testing.T) manifest { return renderChart(t, "") },
 		"chart non-default values": func(t *testing.T) manifest { return renderChart(t, nonDefaultValues) },
+		"chart with the gateway":   func(t *testing.T) manifest { return renderChart(t, nonDefaultValues, "gateway.enabled=true") },
 		"config/default":           func(t *testing.T) manifest { return kustomize(t, "config/default") },
 		"config/confined":          func(t *testing.T) manifest { return kustomize(t, "config/confined") },
 		"config/samples":           builtSamples,
@@ -60,6 +61,14 @@ func TestManifestsAcceptedByAPIServer(t *testing.T) {
 			"WARNING: host.actorNamespaces is empty",
 			"--set 'host.actorNamespaces={team-a,team-b}'",
 		} {
+			if !strings.Contains(notes, want) {
+				t.Errorf("NOTES do not say %q:\n%s", want, notes)
+			}
+		}
+	})
+	t.Run("helm install --dry-run=server, gateway", func(t *testing.T) {
+		notes := helmInstallDryRun(t, env, "--set", "gateway.enabled=true")
+		for _, want := range []string{"kubectl get apiservice v1alpha1.gateway.troupe.dev", "troupe request -n default hello hi"} {
 			if !strings.Contains(notes, want) {
 				t.Errorf("NOTES do not say %q:\n%s", want, notes)
 			}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/troupe-dev/troupe/internal/testutil"
@@ -22,13 +23,14 @@ import (
 // first needs the API server.
 func TestContainerArgsParse(t *testing.T) {
 	bin := t.TempDir()
-	if _, err := run(t, nil, "go", "build", "-o", bin+"/", "./cmd/manager", "./cmd/host"); err != nil {
+	if _, err := run(t, nil, "go", "build", "-o", bin+"/", "./cmd/manager", "./cmd/host", "./cmd/gateway"); err != nil {
 		t.Fatal(err)
 	}
 	installs := map[string]func(t *testing.T) manifest{
 		"chart defaults":           func(t *testing.T) manifest { return renderChart(t, "") },
 		"chart non-default values": func(t *testing.T) manifest { return renderChart(t, nonDefaultValues) },
 		"chart with the archive":   func(t *testing.T) manifest { return renderChart(t, "", archiveSets...) },
+		"chart with the gateway":   func(t *testing.T) manifest { return renderChart(t, nonDefaultValues, "gateway.enabled=true") },
 		"config/default":           func(t *testing.T) manifest { return kustomize(t, "config/default") },
 		"config/confined":          func(t *testing.T) manifest { return kustomize(t, "config/confined") },
 	}
@@ -36,7 +38,11 @@ func TestContainerArgsParse(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			m := render(t)
 			d, ds := deployment(t, m), daemonSet(t, m)
-			for _, c := range []*corev1.Container{container(t, &d.Spec.Template.Spec, "manager"), container(t, &ds.Spec.Template.Spec, "host")} {
+			cs := []*corev1.Container{container(t, &d.Spec.Template.Spec, "manager"), container(t, &ds.Spec.Template.Spec, "host")}
+			if gw := m.get("Deployment", gatewayName(m)); gw != nil {
+				cs = append(cs, container(t, &typed[appsv1.Deployment](t, gw).Spec.Template.Spec, "gateway"))
+			}
+			for _, c := range cs {
 				checkArgsParse(t, filepath.Join(bin, strings.TrimPrefix(c.Command[0], "/")), c.Args)
 			}
 		})

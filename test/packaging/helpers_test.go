@@ -265,9 +265,17 @@ func typed[T any](t *testing.T, o *unstructured.Unstructured) *T {
 	return out
 }
 
+// deployment is the manager's Deployment (the gateway, when enabled, has
+// the other).
 func deployment(t *testing.T, m manifest) *appsv1.Deployment {
 	t.Helper()
-	return typed[appsv1.Deployment](t, m.one(t, "Deployment"))
+	var managers manifest
+	for _, o := range m.all("Deployment") {
+		if o.GetLabels()["app.kubernetes.io/component"] != "gateway" {
+			managers = append(managers, o)
+		}
+	}
+	return typed[appsv1.Deployment](t, managers.one(t, "Deployment"))
 }
 
 func daemonSet(t *testing.T, m manifest) *appsv1.DaemonSet {

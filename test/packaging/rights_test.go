@@ -22,8 +22,9 @@ func TestChartHostRights(t *testing.T) {
 	type install struct {
 		render          func(t *testing.T) manifest
 		allowed, denied map[string]authorizationv1.ResourceAttributes
-		// host and manager are the workloads' service accounts.
-		host, manager string
+		// host and manager are the workloads' service accounts; gateway
+		// the gateway's, when the install has one.
+		host, manager, gateway string
 	}
 	installs := map[string]install{
 		"every namespace": {
@@ -55,6 +56,18 @@ func TestChartHostRights(t *testing.T) {
 				"list the cluster's ConfigMaps": {Verb: "list", Resource: "configmaps"},
 				"read kube-system's ConfigMaps": {Namespace: "kube-system", Verb: "get", Resource: "configmaps", Name: "kubeadm-config"},
 			},
+		},
+	}
+	installs["gateway.enabled"] = install{
+		render: func(t *testing.T) manifest {
+			return renderChart(t, "", "fullnameOverride=gw", "gateway.enabled=true", "host.actorNamespaces={team-a,team-b}")
+		},
+		host: "gw-host", manager: "gw-manager", gateway: "gw-gateway",
+		allowed: map[string]authorizationv1.ResourceAttributes{
+			"read a ConfigMap of team-b": {Namespace: "team-b", Verb: "get", Resource: "configmaps", Name: "hello-wasm"},
+		},
+		denied: map[string]authorizationv1.ResourceAttributes{
+			"read kube-system's Secrets": {Namespace: "kube-system", Verb: "get", Resource: "secrets", Name: "bootstrap-token-abcdef"},
 		},
 	}
 	// kustomize's example of confined hosts, in namespace team-a instead of
@@ -98,6 +111,37 @@ func TestChartHostRights(t *testing.T) {
 		"grant itself a Role":           {Namespace: "team-a", Verb: "create", Group: "rbac.authorization.k8s.io", Resource: "rolebindings"},
 		"touch another Lease namespace": {Namespace: "kube-system", Verb: "update", Group: "coordination.k8s.io", Resource: "leases"},
 		"label a namespace":             {Verb: "update", Resource: "namespaces", Name: "team-a"},
+		// Reviewing access is the gateway's alone.
+		"review access":  {Verb: "create", Group: "authorization.k8s.io", Resource: "subjectaccessreviews"},
+		"review a token": {Verb: "create", Group: "authentication.k8s.io", Resource: "tokenreviews"},
+	}
+	// The gateway reviews access, reads the front-proxy configuration and
+	// routes (Actors, the hosts' Leases); it reads no Secret, writes no
+	// Actor, and reviews no token (the API server authenticates callers).
+	gatewayMay := map[string]authorizationv1.ResourceAttributes{
+		"review access":                       {Verb: "create", Group: "authorization.k8s.io", Resource: "subjectaccessreviews"},
+		"read the front-proxy configuration":  {Namespace: "kube-system", Verb: "get", Resource: "configmaps", Name: "extension-apiserver-authentication"},
+		"watch the front-proxy configuration": {Namespace: "kube-system", Verb: "watch", Resource: "configmaps", Name: "extension-apiserver-authentication"},
+		"watch Actors":                        {Verb: "watch", Group: "theater.troupe.dev", Resource: "actors"},
+		"list the hosts' Leases":              {Namespace: namespace, Verb: "list", Group: "coordination.k8s.io", Resource: "leases"},
+	}
+	gatewayMayNot := map[string]authorizationv1.ResourceAttributes{
+		"read its peer CA's key":     {Namespace: namespace, Verb: "get", Resource: "secrets", Name: "gw-peer-ca"},
+		"read kube-system's Secrets": {Namespace: "kube-system", Verb: "list", Resource: "secrets"},
+		"change an Actor":            {Namespace: "team-a", Verb: "update", Group: "theater.troupe.dev", Resource: "actors"},
+		"review a token":             {Verb: "create", Group: "authentication.k8s.io", Resource: "tokenreviews"},
+		"renew a host's Lease":       {Namespace: namespace, Verb: "update", Group: "coordination.k8s.io", Resource: "leases"},
+		"message an actor itself":    {Namespace: "team-a", Verb: "request", Group: "theater.troupe.dev", Resource: "actors"},
+	}
+	// Any authenticated caller reaches the gateway through the API server;
+	// only a Role's request or send on the Actor lets it message one.
+	callerMay := map[string]authorizationv1.ResourceAttributes{
+		"reach the gateway (request)": {Namespace: "team-a", Verb: "create", Group: "gateway.troupe.dev", Resource: "actors", Subresource: "request", Name: "hello"},
+		"reach the gateway (send)":    {Namespace: "team-a", Verb: "create", Group: "gateway.troupe.dev", Resource: "actors", Subresource: "send", Name: "hello"},
+	}
+	callerMayNot := map[string]authorizationv1.ResourceAttributes{
+		"request an actor": {Namespace: "team-a", Verb: "request", Group: "theater.troupe.dev", Resource: "actors", Name: "hello"},
+		"send to an actor": {Namespace: "team-a", Verb: "send", Group: "theater.troupe.dev", Resource: "actors", Name: "hello"},
 	}
 	manager := map[string]authorizationv1.ResourceAttributes{
 		"read a Secret of team-a":    {Namespace: "team-a", Verb: "get", Resource: "secrets"},
@@ -129,6 +173,10 @@ func TestChartHostRights(t *testing.T) {
 			env.CheckAccess(t, envtestutil.ServiceAccountUser(namespace, in.manager), manager, map[string]authorizationv1.ResourceAttributes{
 				"label an Actor": {Namespace: "team-a", Verb: "patch", Group: "theater.troupe.dev", Resource: "actors"},
 			})
+			if in.gateway != "" {
+				env.CheckAccess(t, envtestutil.ServiceAccountUser(namespace, in.gateway), gatewayMayNot, gatewayMay)
+				env.CheckAccess(t, envtestutil.ServiceAccountUser("team-c", "some-app"), callerMayNot, callerMay)
+			}
 		})
 	}
 }

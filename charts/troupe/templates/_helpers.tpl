@@ -24,6 +24,7 @@ still fits in 63 characters.
 
 {{- define "troupe.manager.fullname" -}}{{ include "troupe.fullname" . }}-manager{{- end }}
 {{- define "troupe.host.fullname" -}}{{ include "troupe.fullname" . }}-host{{- end }}
+{{- define "troupe.gateway.fullname" -}}{{ include "troupe.fullname" . }}-gateway{{- end }}
 
 {{/* Labels of every object. */}}
 {{- define "troupe.labels" -}}
@@ -57,7 +58,16 @@ app.kubernetes.io/component: host
 app.kubernetes.io/component: host
 {{- end }}
 
-{{/* The service accounts the two run as. */}}
+{{- define "troupe.gateway.labels" -}}
+{{ include "troupe.labels" . }}
+app.kubernetes.io/component: gateway
+{{- end }}
+{{- define "troupe.gateway.selectorLabels" -}}
+{{ include "troupe.selectorLabels" . }}
+app.kubernetes.io/component: gateway
+{{- end }}
+
+{{/* The service accounts they run as. */}}
 {{- define "troupe.manager.serviceAccountName" -}}
 {{- if .Values.manager.serviceAccount.create }}
 {{- default (include "troupe.manager.fullname" .) .Values.manager.serviceAccount.name }}
@@ -70,6 +80,14 @@ app.kubernetes.io/component: host
 {{- default (include "troupe.host.fullname" .) .Values.host.serviceAccount.name }}
 {{- else }}
 {{- required "host.serviceAccount.name is required when host.serviceAccount.create is false" .Values.host.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "troupe.gateway.serviceAccountName" -}}
+{{- if .Values.gateway.serviceAccount.create }}
+{{- default (include "troupe.gateway.fullname" .) .Values.gateway.serviceAccount.name }}
+{{- else }}
+{{- required "gateway.serviceAccount.name is required when gateway.serviceAccount.create is false" .Values.gateway.serviceAccount.name }}
 {{- end }}
 {{- end }}
 
