@@ -23,7 +23,7 @@ import (
 // Dockerfile and hack/image-local.sh put exactly these there): no volume can
 // be mounted at or below them (a mount at /host/proc fails with "not a
 // directory", /host being the host binary).
-var imageFiles = []string{"/host", "/manager", "/troupe"}
+var imageFiles = []string{"/gateway", "/host", "/manager", "/troupe"}
 
 // checkMounts checks no mount of c lands on or below a file of the image.
 func checkMounts(t *testing.T, c *corev1.Container) {
