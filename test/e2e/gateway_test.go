@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +52,16 @@ func (s *suite) gateway(t *testing.T) {
 		t.Fatalf("the kubeconfig's request: %d %s, want 200 and structured-logging's answer", status, body)
 	}
 	t.Logf("structured-logging answered through the gateway: %s", body)
+
+	// The CLI in cluster mode, run as the kubectl plugin: the same call
+	// with the kubeconfig's credentials, the answer on stdout.
+	plugin := filepath.Join(s.tmp, "bin", "kubectl-troupe")
+	s.runOK(t, "go", "build", "-o", plugin, "./cmd/troupe")
+	out := s.runOK(t, plugin, "request", "-n", sampleNS, "structured-logging", "GET /orders")
+	if !strings.Contains(out, "status") {
+		t.Fatalf("kubectl troupe request -n %s structured-logging: %q, want structured-logging's answer", sampleNS, out)
+	}
+	t.Logf("kubectl troupe request answered: %s", strings.TrimSpace(out))
 
 	// A ServiceAccount with no Role: authenticated, not authorized.
 	ctx := t.Context()
