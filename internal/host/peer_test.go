@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/msgwire"
 	"github.com/troupe-dev/troupe/internal/peerca"
+	"github.com/troupe-dev/troupe/internal/s3test"
 )
 
 // peerIdentity writes a peer TLS directory (as the manager's Secret is
@@ -111,6 +113,24 @@ func countingAPI(c *apiCounter) hostOption {
 // ask is the messenger's request to ask target with rest.
 func ask(target, rest string) []byte {
 	return append([]byte{'a', byte(len(target))}, target+rest...)
+}
+
+// sendTo is the messenger's message that makes it send rest to target
+// and answer "ok".
+func sendTo(target, rest string) []byte {
+	return append([]byte{'s', byte(len(target))}, target+rest...)
+}
+
+// yCount asks, through x on host a, for y's counter (messenger's "g").
+func yCount(t *testing.T, a *harness) (uint32, error) {
+	resp, err := a.host.engine.Request(t.Context(), actorhost.Delivery{From: actorhost.Sender{External: "test"}, Target: a.ns + "/x", Msg: ask("y", "g")})
+	if err != nil {
+		return 0, err
+	}
+	if len(resp) != 4 {
+		return 0, fmt.Errorf("y's count: %q, want 4 bytes", resp)
+	}
+	return binary.LittleEndian.Uint32(resp), nil
 }
 
 // TestPeer runs two hosts in-process that deliver to each other's actors
@@ -260,14 +280,16 @@ func mustFiles(t testing.TB, dir string) *msgwire.CertFiles {
 // actor moves to a third host. Requests meanwhile fail retriably (Moving)
 // and then succeed, and no request is handled twice: each one answered is
 // in the target's chains (old host's and new host's) exactly once, each
-// one refused in none.
+// one refused in none. The hosts share an archive, so the target's state
+// (a counter its sends raised before the move) continues on the new host.
 func TestPeerMove(t *testing.T) {
 	s := newSuite(t)
 	ca := newPeerCA(t)
 	g := NewWithT(t)
+	st := s3test.Start(t).Bucket(t, "troupe")
 	a := s.startHost(t, withPeer(t, ca, ""))
-	b := s.besides(t, a, withPeer(t, ca, a.ns))
-	c := s.besides(t, a, withPeer(t, ca, a.ns))
+	b := s.besides(t, a, withPeer(t, ca, a.ns), restoringFrom(st))
+	c := s.besides(t, a, withPeer(t, ca, a.ns), restoringFrom(st))
 	wasm, err := os.ReadFile(filepath.Join("..", "actorhost", "testdata", "messenger.wasm"))
 	g.Expect(err).NotTo(HaveOccurred())
 	src := s.urlSource(wasm)
@@ -304,6 +326,14 @@ func TestPeerMove(t *testing.T) {
 		one()
 	}
 	g.Expect(answered).To(HaveLen(20))
+	// x sends y five increments across the hosts; y's count is its state.
+	const increments = 5
+	for range increments {
+		resp, err := a.host.engine.Request(t.Context(), actorhost.Delivery{From: actorhost.Sender{External: "test"}, Target: a.ns + "/x", Msg: sendTo("y", "i")})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(string(resp)).To(Equal("ok"))
+	}
+	g.Eventually(yCount).WithArguments(t, a).Should(Equal(uint32(increments)))
 
 	// b goes away: its Lease with it. Requests keep coming.
 	stop := make(chan struct{})
@@ -331,6 +361,8 @@ func TestPeerMove(t *testing.T) {
 	g.Eventually(func() int { mu.Lock(); defer mu.Unlock(); return len(answered) }).WithTimeout(30 * time.Second).Should(BeNumerically(">", before+20))
 	close(stop)
 	wg.Wait()
+	// y's state came from the archive: the count its sends raised on b.
+	g.Expect(yCount(t, a)).To(Equal(uint32(increments)), "y's count after the move")
 	c.stop() // its chain flushed and closed
 
 	// Each answered request was handled once, by b or c; no refused one
