@@ -47,15 +47,20 @@ func testRBAC(t *testing.T, env *envtestutil.Env) {
 
 	// Least privilege: what the manager must not do, and must.
 	env.CheckAccess(t, envtestutil.ServiceAccountUser(h.ns, sa), map[string]authorizationv1.ResourceAttributes{
-		"change an actor's spec":        {Namespace: h.ns, Verb: "update", Group: v1alpha1.GroupVersion.Group, Resource: "actors"},
-		"delete an actor":               {Namespace: h.ns, Verb: "delete", Group: v1alpha1.GroupVersion.Group, Resource: "actors"},
-		"read secrets":                  {Namespace: h.ns, Verb: "get", Resource: "secrets"},
-		"write a host lease":            {Namespace: h.ns, Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Name: "host-1"},
-		"read leases in another ns":     {Namespace: "kube-system", Verb: "list", Group: "coordination.k8s.io", Resource: "leases"},
-		"change nodes":                  {Verb: "update", Resource: "nodes"},
-		"set ownerReference finalizers": {Namespace: h.ns, Verb: "update", Group: v1alpha1.GroupVersion.Group, Resource: "actors", Subresource: "finalizers"},
+		"change an actor's spec":           {Namespace: h.ns, Verb: "update", Group: v1alpha1.GroupVersion.Group, Resource: "actors"},
+		"delete an actor":                  {Namespace: h.ns, Verb: "delete", Group: v1alpha1.GroupVersion.Group, Resource: "actors"},
+		"read secrets of other namespaces": {Namespace: "kube-system", Verb: "get", Resource: "secrets"},
+		"list secrets":                     {Namespace: h.ns, Verb: "list", Resource: "secrets"},
+		"write a host lease":               {Namespace: h.ns, Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Name: "host-1"},
+		"read leases in another ns":        {Namespace: "kube-system", Verb: "list", Group: "coordination.k8s.io", Resource: "leases"},
+		"change nodes":                     {Verb: "update", Resource: "nodes"},
+		"set ownerReference finalizers":    {Namespace: h.ns, Verb: "update", Group: v1alpha1.GroupVersion.Group, Resource: "actors", Subresource: "finalizers"},
 	}, map[string]authorizationv1.ResourceAttributes{
 		"update actor status": {Namespace: h.ns, Verb: "update", Group: v1alpha1.GroupVersion.Group, Resource: "actors", Subresource: "status"},
 		"watch host leases":   {Namespace: h.ns, Verb: "watch", Group: "coordination.k8s.io", Resource: "leases"},
+		// The peer CA and certificates live in the manager's own
+		// namespace (here the actors' too): it reads and writes them
+		// by name, and lists none.
+		"keep the peer CA": {Namespace: h.ns, Verb: "update", Resource: "secrets", Name: "troupe-peer-ca"},
 	})
 }
