@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -14,14 +13,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/troupe-dev/troupe/internal/cmdutil"
 	"github.com/troupe-dev/troupe/internal/gateway"
 	"github.com/troupe-dev/troupe/internal/version"
 )
@@ -96,12 +93,12 @@ func run(args []string, getenv func(string) string, stderr io.Writer) error {
 		}
 		return err
 	}
-	log, err := newLogger(o.logLevel, o.logFormat, stderr)
+	log, err := cmdutil.NewLogger(o.logLevel, o.logFormat, stderr)
 	if err != nil {
 		return err
 	}
 	log.Info("starting", "version", version.String())
-	cfg, err := restConfig(o.kubeconfig)
+	cfg, err := cmdutil.RESTConfig(o.kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -170,45 +167,4 @@ func serve(what string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("serving the %s: %w", what, err)
-}
-
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	if kubeconfig != "" {
-		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-		if err != nil {
-			return nil, fmt.Errorf("connecting to the API server: reading --kubeconfig %s: %w", kubeconfig, err)
-		}
-		return cfg, nil
-	}
-	cfg, err := rest.InClusterConfig()
-	if err == nil {
-		return cfg, nil
-	}
-	cfg, kerr := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), nil).ClientConfig()
-	if kerr != nil {
-		return nil, fmt.Errorf("connecting to the API server: no in-cluster config (%w) and no kubeconfig: %w", err, kerr)
-	}
-	return cfg, nil
-}
-
-func newLogger(level, format string, w io.Writer) (logr.Logger, error) {
-	var l slog.Level
-	switch level {
-	case "debug":
-		l = slog.LevelDebug
-	case "info":
-		l = slog.LevelInfo
-	case "error":
-		l = slog.LevelError
-	default:
-		return logr.Logger{}, fmt.Errorf("--log-level %q: want debug, info or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: l}
-	switch format {
-	case "json":
-		return logr.FromSlogHandler(slog.NewJSONHandler(w, opts)), nil
-	case "text":
-		return logr.FromSlogHandler(slog.NewTextHandler(w, opts)), nil
-	}
-	return logr.Logger{}, fmt.Errorf("--log-format %q: want json or text", format)
 }

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/url"
 	"os"
 	"runtime/debug"
@@ -17,12 +16,11 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/api/resource"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/troupe-dev/troupe/internal/actorhost"
 	"github.com/troupe-dev/troupe/internal/asyncwriter"
+	"github.com/troupe-dev/troupe/internal/cmdutil"
 	"github.com/troupe-dev/troupe/internal/diskbudget"
 	"github.com/troupe-dev/troupe/internal/host"
 	"github.com/troupe-dev/troupe/internal/memlimit"
@@ -249,38 +247,16 @@ func newLogOutput(level, format string, w io.Writer) (logr.Logger, *asyncwriter.
 	// The notice is formatted by a logger of its own, straight to a buffer.
 	notice := func(n uint64) []byte {
 		var b bytes.Buffer
-		l, _ := newLogger("info", format, &b)
+		l, _ := cmdutil.NewLogger("info", format, &b)
 		l.WithName("host").Info("log lines dropped: stderr did not keep up", "dropped", n)
 		return b.Bytes()
 	}
-	if _, err := newLogger(level, format, io.Discard); err != nil {
+	if _, err := cmdutil.NewLogger(level, format, io.Discard); err != nil {
 		return logr.Logger{}, nil, err
 	}
 	out := asyncwriter.New(w, maxLogQueue, notice, nil)
-	log, _ := newLogger(level, format, out)
+	log, _ := cmdutil.NewLogger(level, format, out)
 	return log, out, nil
-}
-
-func newLogger(level, format string, w io.Writer) (logr.Logger, error) {
-	var l slog.Level
-	switch level {
-	case "debug":
-		l = slog.LevelDebug
-	case "info":
-		l = slog.LevelInfo
-	case "error":
-		l = slog.LevelError
-	default:
-		return logr.Logger{}, fmt.Errorf("--log-level %q: want debug, info or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: l}
-	switch format {
-	case "json":
-		return logr.FromSlogHandler(slog.NewJSONHandler(w, opts)), nil
-	case "text":
-		return logr.FromSlogHandler(slog.NewTextHandler(w, opts)), nil
-	}
-	return logr.Logger{}, fmt.Errorf("--log-format %q: want json or text", format)
 }
 
 // memoryLimits sets the host's memory limit from its cgroup unless
@@ -316,13 +292,6 @@ func memoryLimits(o *options, getenv func(string) string, log logr.Logger) error
 	return nil
 }
 
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	if kubeconfig != "" {
-		return clientcmd.BuildConfigFromFlags("", kubeconfig)
-	}
-	return ctrl.GetConfig()
-}
-
 func run(args []string, getenv func(string) string, stderr io.Writer) error {
 	o, err := parse(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -343,7 +312,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) error {
 	ctrl.SetLogger(log)
 	o.cfg.Logger = log
 	o.cfg.Version = version.String()
-	if o.cfg.RestConfig, err = restConfig(o.kubeconfig); err != nil {
+	if o.cfg.RestConfig, err = cmdutil.RESTConfig(o.kubeconfig); err != nil {
 		return fmt.Errorf("connecting to the API server: %w", err)
 	}
 	if err := memoryLimits(o, getenv, log); err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/troupe-dev/troupe/internal/cmdutil"
 	"github.com/troupe-dev/troupe/internal/diskbudget"
 )
 
@@ -156,14 +157,14 @@ func TestParse(t *testing.T) {
 }
 
 func TestLogger(t *testing.T) {
-	if _, err := newLogger("loud", "json", io.Discard); err == nil {
+	if _, err := cmdutil.NewLogger("loud", "json", io.Discard); err == nil {
 		t.Fatal("accepted an unknown level")
 	}
-	if _, err := newLogger("info", "xml", io.Discard); err == nil {
+	if _, err := cmdutil.NewLogger("info", "xml", io.Discard); err == nil {
 		t.Fatal("accepted an unknown format")
 	}
 	var b strings.Builder
-	l, err := newLogger("info", "json", &b)
+	l, err := cmdutil.NewLogger("info", "json", &b)
 	if err != nil {
 		t.Fatal(err)
 	}

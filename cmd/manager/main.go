@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/controllers"
+	"github.com/troupe-dev/troupe/internal/cmdutil"
 	"github.com/troupe-dev/troupe/internal/msgwire"
 	"github.com/troupe-dev/troupe/internal/objstore"
 	"github.com/troupe-dev/troupe/internal/peerca"
@@ -199,7 +199,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log := zap.New(zap.UseFlagOptions(&o.zap), zap.WriteTo(stderr))
 	ctrl.SetLogger(log)
 	if cfg == nil {
-		if cfg, err = restConfig(o.kubeconfig); err != nil {
+		if cfg, err = cmdutil.RESTConfig(o.kubeconfig); err != nil {
 			return fmt.Errorf("connecting to the API server: %w", err)
 		}
 	}
@@ -229,11 +229,4 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	log.Info("manager stopped")
 	return nil
-}
-
-func restConfig(kubeconfig string) (*rest.Config, error) {
-	if kubeconfig != "" {
-		return clientcmd.BuildConfigFromFlags("", kubeconfig)
-	}
-	return ctrl.GetConfig()
 }
