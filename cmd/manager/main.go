@@ -65,6 +65,8 @@ type options struct {
 	// peerTLSPrefix names the peer TLS Secrets (<prefix>-peer-ca,
 	// <prefix>-host-peer-tls, <prefix>-gateway-peer-tls); "" keeps none.
 	peerTLSPrefix string
+	// peerTLSOwner is the manager's Deployment, which owns those Secrets.
+	peerTLSOwner string
 }
 
 // parse reads the flags; POD_NAMESPACE (downward API) is the default host
@@ -111,6 +113,7 @@ Flags:
 		"how old an object no manifest names must be before the leader removes it, and how long a deleted Actor's tombstone outlives its archive: longer than any upload attempt plus the clock skew with the store (at least %s)", controllers.MinArchiveOrphanGrace))
 	fs.DurationVar(&o.archiveSweepInterval, "archive-sweep-interval", controllers.DefaultArchiveSweepInterval, "how often the leader removes the archives past their retention")
 	fs.StringVar(&o.peerTLSPrefix, "peer-tls-prefix", "", "keep the peer CA and the hosts' and gateway's certificates in the Secrets <prefix>-peer-ca, <prefix>-host-peer-tls and <prefix>-gateway-peer-tls of the host namespace, rotated before they expire (the leader does); empty: none")
+	fs.StringVar(&o.peerTLSOwner, "peer-tls-owner", "", "the manager's Deployment in the host namespace: it owns the peer TLS Secrets, so that deleting it deletes them; empty: they have no owner")
 	o.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -212,8 +215,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		if err := mgr.Add(&peerca.Rotator{
 			Client: client.WithFieldOwner(mgr.GetClient(), v1alpha1.ManagerFieldOwner), Reader: mgr.GetAPIReader(),
 			Namespace: o.hostNamespace, CASecret: p + "-peer-ca",
-			Leaves: []peerca.Leaf{{Secret: p + "-host-peer-tls", CN: msgwire.HostCN}, {Secret: p + "-gateway-peer-tls", CN: msgwire.GatewayCN}},
-			Log:    log.WithName("peer-ca"),
+			Leaves:          []peerca.Leaf{{Secret: p + "-host-peer-tls", CN: msgwire.HostCN}, {Secret: p + "-gateway-peer-tls", CN: msgwire.GatewayCN}},
+			OwnerDeployment: o.peerTLSOwner,
+			Log:             log.WithName("peer-ca"),
 		}); err != nil {
 			return fmt.Errorf("adding the peer CA: %w", err)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -77,6 +78,13 @@ type Rotator struct {
 	// the default of each.
 	CALifetime, LeafLifetime, PropagationDelay, CheckEvery time.Duration
 	Log                                                    logr.Logger
+	// OwnerDeployment, when set, is the Deployment of Namespace (the
+	// manager's own) that owns the Secrets, so that deleting it (helm
+	// uninstall) deletes them too; "" leaves them without an owner.
+	OwnerDeployment string
+
+	// owner is OwnerDeployment's reference, read at each pass.
+	owner *metav1.OwnerReference
 }
 
 // NeedLeaderElection makes the Rotator run on the leader only.
@@ -135,11 +143,14 @@ type caState struct {
 func (r *Rotator) Reconcile(ctx context.Context) (time.Time, error) {
 	r.defaults()
 	now := r.Now()
+	if err := r.readOwner(ctx); err != nil {
+		return now, err
+	}
 	sec, st, err := r.readCA(ctx)
 	if err != nil {
 		return now, err
 	}
-	changed := false
+	changed := sec != nil && !r.owns(sec)
 	switch {
 	case st.cur == nil || !now.Before(st.cur.Cert.NotAfter):
 		// None yet, or unusable (expired, unreadable): a new CA at once.
@@ -190,6 +201,40 @@ func (r *Rotator) Reconcile(ctx context.Context) (time.Time, error) {
 		next = earliest(next, due)
 	}
 	return next, errors.Join(errs...)
+}
+
+// readOwner reads OwnerDeployment's reference (not blocking its
+// deletion, which would need rights on it beyond get).
+func (r *Rotator) readOwner(ctx context.Context) error {
+	if r.OwnerDeployment == "" {
+		return nil
+	}
+	var d appsv1.Deployment
+	if err := r.Reader.Get(ctx, types.NamespacedName{Namespace: r.Namespace, Name: r.OwnerDeployment}, &d); err != nil {
+		return fmt.Errorf("reading Deployment %s, the owner of the peer Secrets: %w", r.OwnerDeployment, err)
+	}
+	r.owner = &metav1.OwnerReference{APIVersion: "apps/v1", Kind: "Deployment", Name: d.Name, UID: d.UID}
+	return nil
+}
+
+// owns tells whether sec names the owner (true without one).
+func (r *Rotator) owns(sec *corev1.Secret) bool {
+	if r.owner == nil {
+		return true
+	}
+	for _, o := range sec.OwnerReferences {
+		if o.UID == r.owner.UID {
+			return true
+		}
+	}
+	return false
+}
+
+// setOwner adds the owner to sec's references, once.
+func (r *Rotator) setOwner(sec *corev1.Secret) {
+	if !r.owns(sec) {
+		sec.OwnerReferences = append(sec.OwnerReferences, *r.owner)
+	}
 }
 
 func earliest(a, b time.Time) time.Time {
@@ -257,12 +302,14 @@ func (r *Rotator) write(ctx context.Context, sec *corev1.Secret, name string, ty
 	if sec == nil {
 		sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.Namespace, Name: name,
 			Labels: map[string]string{"app.kubernetes.io/managed-by": "troupe-manager"}, Annotations: ann}, Type: typ, Data: data}
+		r.setOwner(sec)
 		if err := r.Client.Create(ctx, sec); err != nil {
 			return fmt.Errorf("creating Secret %s: %w", name, err)
 		}
 		return nil
 	}
 	sec.Data = data
+	r.setOwner(sec)
 	if sec.Annotations == nil {
 		sec.Annotations = map[string]string{}
 	}
@@ -291,7 +338,7 @@ func (r *Rotator) reconcileLeaf(ctx context.Context, l Leaf, ca *KeyPair, bundle
 		cur = &sec
 		kp, perr := Parse(sec.Data[KeyTLSCert], sec.Data[KeyTLSKey])
 		if perr == nil && kp.Cert.Subject.CommonName == l.CN && now.Before(DueAt(kp.Cert)) &&
-			kp.Cert.CheckSignatureFrom(ca.Cert) == nil && bytes.Equal(sec.Data[KeyCACert], bundle) {
+			kp.Cert.CheckSignatureFrom(ca.Cert) == nil && bytes.Equal(sec.Data[KeyCACert], bundle) && r.owns(&sec) {
 			return DueAt(kp.Cert), nil
 		}
 	}

@@ -1,13 +1,16 @@
 package peerca
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -206,4 +209,41 @@ func TestStartStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.leaf("t-host-peer-tls")
+}
+
+// TestSecretsBelongToTheManagersDeployment: with an owner, every Secret
+// names the Deployment (so helm uninstall, deleting it, deletes them), one
+// made before the owner was known included, and the leaves stay as they are
+// once they name it.
+func TestSecretsBelongToTheManagersDeployment(t *testing.T) {
+	g := newRig(t)
+	g.pass() // no owner yet: ownerless Secrets, as an older manager made
+	if refs := g.secret("t-peer-ca").OwnerReferences; len(refs) != 0 {
+		t.Fatalf("without an owner: %v", refs)
+	}
+	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "troupe-system", Name: "t-manager", UID: "uid-1"}}
+	if err := g.c.Create(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	g.r.OwnerDeployment = "t-manager"
+	caBefore := g.secret("t-peer-ca").Data[KeyCACert]
+	g.pass()
+	for _, name := range []string{"t-peer-ca", "t-host-peer-tls", "t-gateway-peer-tls"} {
+		refs := g.secret(name).OwnerReferences
+		if len(refs) != 1 || refs[0].Kind != "Deployment" || refs[0].Name != "t-manager" || refs[0].UID != "uid-1" {
+			t.Errorf("%s: owner references %v, want the Deployment t-manager", name, refs)
+		}
+	}
+	if !bytes.Equal(g.secret("t-peer-ca").Data[KeyCACert], caBefore) {
+		t.Error("taking ownership changed the CA")
+	}
+	leaf := g.leaf("t-host-peer-tls")
+	g.pass()
+	if !g.leaf("t-host-peer-tls").Equal(leaf) {
+		t.Error("a leaf that names its owner was issued again")
+	}
+	g.r.OwnerDeployment = "missing"
+	if _, err := g.r.Reconcile(context.Background()); err == nil {
+		t.Error("a missing owner Deployment: no error")
+	}
 }
