@@ -132,6 +132,7 @@ func (p *peer) remote() actorhost.Remote { return p.router }
 func (p *peer) serve(wg *sync.WaitGroup) *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc(msgwire.PeerPattern, p.deliver)
+	mux.HandleFunc(msgwire.LogPattern, p.logs)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		msgwire.WriteReason(w, http.StatusNotFound, msgwire.ReasonNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path+" (a Troupe host's peer endpoint, message protocol v1)")
 	})
