@@ -127,8 +127,10 @@ func run(args []string, getenv func(string) string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The router that delivers also opens the actors' log streams.
+	logs, _ := deliverer.(gateway.LogSource)
 	srv := &gateway.Server{
-		Authn: authn, Authz: authz, Deliverer: deliverer, Log: log.WithName("gateway"),
+		Authn: authn, Authz: authz, Deliverer: deliverer, LogSource: logs, Log: log.WithName("gateway"),
 		Metrics: gateway.NewMetrics(reg), MaxTimeout: o.maxTimeout, Ready: ready,
 	}
 	api := &http.Server{

@@ -39,6 +39,8 @@ import (
 type recorder struct {
 	mu  sync.Mutex
 	got []actorhost.Delivery
+	// more lets Logs write its second line.
+	more chan struct{}
 }
 
 func (r *recorder) Deliver(_ context.Context, ns, name, op string, d actorhost.Delivery) ([]byte, error) {
@@ -103,6 +105,9 @@ func TestThroughAggregator(t *testing.T) {
 		"proxy-client-key-file":              proxyKeyFile,
 		// No kube-proxy here: the aggregator dials the endpoint itself.
 		"enable-aggregator-routing": "true",
+		// Short, so that the log stream below outlives it: a "log"
+		// subresource is a long-running request, which it does not cut.
+		"request-timeout": "3s",
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -125,8 +130,8 @@ func TestThroughAggregator(t *testing.T) {
 	if !authn.Ready() {
 		t.Fatal("the API server published no front-proxy configuration")
 	}
-	rec := &recorder{}
-	gw := &Server{Authn: authn, Authz: NewAuthorizer(cs.AuthorizationV1().SubjectAccessReviews()), Deliverer: rec, Log: testr.New(t)}
+	rec := &recorder{more: make(chan struct{})}
+	gw := &Server{Authn: authn, Authz: NewAuthorizer(cs.AuthorizationV1().SubjectAccessReviews()), Deliverer: rec, LogSource: rec, Log: testr.New(t)}
 	ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +170,8 @@ func TestThroughAggregator(t *testing.T) {
 	// gateway's review of verb request/send on the Actor is the real check.
 	mustCreate(t, ctx, env, &rbacv1.ClusterRole{
 		ObjectMeta: metav1.ObjectMeta{Name: ns + "-gateway-caller"},
-		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{Group}, Resources: []string{"actors/request", "actors/send"}, Verbs: []string{"create"}}},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{Group}, Resources: []string{"actors/request", "actors/send"}, Verbs: []string{"create"}},
+			{APIGroups: []string{Group}, Resources: []string{"actors/log"}, Verbs: []string{"get"}}},
 	})
 	mustCreate(t, ctx, env, &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: ns + "-gateway-caller"},
@@ -243,6 +249,8 @@ func TestThroughAggregator(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized || len(rec.deliveries()) != 2 {
 		t.Fatalf("forged headers: %d %s, want 401 and nothing delivered", resp.StatusCode, b)
 	}
+
+	testLogsThroughAggregator(t, ctx, env, cs, rec, ns, base, denied)
 
 	// A delivery error crosses the aggregator as the protocol's body.
 	mustCreate(t, ctx, env, &rbacv1.Role{

@@ -19,11 +19,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "troupe_gateway_requests_total",
-			Help: "Messages the gateway received, by operation (request, send) and result (OK, Accepted, or the error's reason).",
+			Help: "Messages the gateway received, by operation (request, send; log for a log stream) and result (OK, Accepted, or the error's reason).",
 		}, []string{"op", "result"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "troupe_gateway_request_duration_seconds",
-			Help:    "Time from a message's arrival at the gateway to its answer, by operation.",
+			Help:    "Time from a message's arrival at the gateway to its answer (for a log stream: to its first byte), by operation.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"op"}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -41,6 +41,9 @@ type Server struct {
 	Authn     *Authenticator
 	Authz     *Authorizer
 	Deliverer Deliverer
+	// LogSource serves the actors' logs; nil answers 404 (after
+	// authorization).
+	LogSource LogSource
 	Log       logr.Logger
 	Metrics   *Metrics
 	// MaxTimeout caps a request's wait (and is its wait when the caller
@@ -58,6 +61,7 @@ const DefaultMaxTimeout = 55 * time.Second
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+pathPrefix+"/namespaces/{ns}/actors/{name}/{op}", s.deliver)
+	mux.HandleFunc("GET "+pathPrefix+"/namespaces/{ns}/actors/{name}/log", s.logs)
 	mux.HandleFunc("GET /apis", s.discovery(groupList))
 	mux.HandleFunc("GET /apis/"+Group, s.discovery(group))
 	mux.HandleFunc("GET "+pathPrefix, s.discovery(resourceList))
@@ -65,7 +69,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "NotFound", fmt.Sprintf("no such endpoint: %s %s (the gateway serves POST %s/namespaces/NS/actors/NAME/request|send)", r.Method, r.URL.Path, pathPrefix))
+		writeError(w, http.StatusNotFound, "NotFound", fmt.Sprintf("no such endpoint: %s %s (the gateway serves POST %s/namespaces/NS/actors/NAME/request|send and GET .../log)", r.Method, r.URL.Path, pathPrefix))
 	})
 	return mux
 }
@@ -210,6 +214,7 @@ var (
 		APIResources: []metav1.APIResource{
 			{Name: "actors/request", Namespaced: true, Kind: "ActorMessage", Verbs: metav1.Verbs{"create"}},
 			{Name: "actors/send", Namespaced: true, Kind: "ActorMessage", Verbs: metav1.Verbs{"create"}},
+			{Name: "actors/log", Namespaced: true, Kind: "ActorLog", Verbs: metav1.Verbs{"get"}},
 		},
 	}
 	gvDiscovery = metav1.GroupVersionForDiscovery{GroupVersion: GroupVersion, Version: Version}
