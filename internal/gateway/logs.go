@@ -114,41 +114,23 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// errLineTooLong is a host's line over msgwire.MaxLogLineBytes.
-var errLineTooLong = errors.New("a log line from the host is too long")
-
 // copyLines copies JSON lines from src to w, flushing whenever no more is
 // buffered: a line waits for nothing. A line over the bound ends the copy.
 func copyLines(w http.ResponseWriter, src io.Reader) error {
 	br := bufio.NewReaderSize(src, 64<<10)
 	flusher, _ := w.(http.Flusher)
-	var long []byte
 	for {
-		chunk, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			long = append(long, chunk...)
-			if len(long) > msgwire.MaxLogLineBytes {
-				return errLineTooLong
-			}
-			continue
-		}
-		if len(long) > 0 {
-			chunk = append(long, chunk...)
-			long = long[:0]
-			if len(chunk) > msgwire.MaxLogLineBytes {
-				return errLineTooLong
-			}
+		// A line within br's buffer costs no copy; a longer one is
+		// gathered (rare: a message near its bound).
+		line, err := msgwire.ReadLogLine(br, nil)
+		if errors.Is(err, io.EOF) {
+			return nil
 		}
 		if err != nil {
-			// A last line without its newline was cut short: dropped,
-			// so every line passed on is whole.
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
 			return err
 		}
-		if _, werr := w.Write(chunk); werr != nil {
-			return werr
+		if _, err := w.Write(line); err != nil {
+			return err
 		}
 		if br.Buffered() == 0 && flusher != nil {
 			flusher.Flush()

@@ -128,7 +128,7 @@ type logStream struct {
 // ones as they come, flushed after every read, until ctx ends (the client
 // went away) or ended says so: then a last line with EndOfStream. An error
 // is a write that failed or a chain that could not be read; a damaged
-// chain ends the stream with a line {"error": ...} too.
+// chain ends the stream with a line of StreamError too.
 func (s *logStream) serve(ctx context.Context, w http.ResponseWriter) error {
 	defer s.cur.close()
 	bw := bufio.NewWriterSize(w, 32<<10)
@@ -142,16 +142,13 @@ func (s *logStream) serve(ctx context.Context, w http.ResponseWriter) error {
 		return nil
 	}
 	fail := func(err error) error {
-		line, _ := json.Marshal(map[string]string{"error": err.Error()})
+		line, _ := json.Marshal(msgwire.LogRecord{StreamError: err.Error(), ActorID: s.actorID, Epoch: s.epoch})
 		_, _ = bw.Write(append(line, '\n'))
 		_ = flush()
 		return err
 	}
-	// What the chain holds as the query comes, including events still in
-	// its group-commit buffer: read until they reached the file.
-	_, want := s.cur.c.Head()
 	var tail *tailRing
-	if s.q.Tail > 0 {
+	if s.q.HasTail {
 		tail = &tailRing{max: s.q.Tail}
 	}
 	emit := func(rec *msgwire.LogRecord) error {
@@ -162,16 +159,8 @@ func (s *logStream) serve(ctx context.Context, w http.ResponseWriter) error {
 		_, err := bw.Write(s.encode(rec))
 		return err
 	}
-	for range 20 {
-		if err := s.read(emit); err != nil {
-			return fail(err)
-		}
-		if s.cur.link.Length >= want || ctx.Err() != nil {
-			break
-		}
-		if !sleep(ctx, s.poll/10) {
-			break
-		}
+	if err := s.catchUp(ctx, emit); err != nil {
+		return fail(err)
 	}
 	if tail != nil {
 		for _, l := range tail.lines() {
@@ -193,8 +182,12 @@ func (s *logStream) serve(ctx context.Context, w http.ResponseWriter) error {
 		case <-t.C:
 		}
 		why := s.ended()
-		// Read once more after the end: the run's last lines are in.
-		if err := s.read(emit); err != nil {
+		read := s.read
+		if why != "" {
+			// The run's last lines too, before the end.
+			read = func(emit func(*msgwire.LogRecord) error) error { return s.catchUp(ctx, emit) }
+		}
+		if err := read(emit); err != nil {
 			return fail(err)
 		}
 		if why != "" {
@@ -210,6 +203,22 @@ func (s *logStream) serve(ctx context.Context, w http.ResponseWriter) error {
 			return err
 		}
 	}
+}
+
+// catchUp reads what the chain holds now, including the events still in
+// its group-commit buffer: it reads again (a bounded number of times)
+// until they reached the file.
+func (s *logStream) catchUp(ctx context.Context, emit func(*msgwire.LogRecord) error) error {
+	_, want := s.cur.c.Head()
+	for range 20 {
+		if err := s.read(emit); err != nil {
+			return err
+		}
+		if s.cur.link.Length >= want || !sleep(ctx, s.poll/10+time.Millisecond) {
+			return nil
+		}
+	}
+	return nil
 }
 
 // read passes the log records of the events appended since the last read

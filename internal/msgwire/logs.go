@@ -1,6 +1,7 @@
 package msgwire
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -81,6 +82,9 @@ type LogRecord struct {
 	// its Seq is the last chain event the host read. A reader reconnects
 	// after the last record's Seq.
 	EndOfStream string `json:"endOfStream,omitempty"`
+	// StreamError, on the last line, says why the host could not read on
+	// (a damaged chain); it is no record.
+	StreamError string `json:"streamError,omitempty"`
 }
 
 // TruncateMessage cuts m to MaxLogMessageBytes at a rune boundary.
@@ -106,8 +110,10 @@ type LogQuery struct {
 	Level string
 	// Since: only records logged at or after it; zero is no bound.
 	Since time.Time
-	// Tail: only the last Tail records that match (0: all).
-	Tail int
+	// Tail: only the last Tail records that match (HasTail set; 0 is
+	// none: a follower then sees only what comes).
+	Tail    int
+	HasTail bool
 }
 
 // Values is q as query parameters.
@@ -125,7 +131,7 @@ func (q LogQuery) Values() url.Values {
 	if !q.Since.IsZero() {
 		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
 	}
-	if q.Tail > 0 {
+	if q.HasTail {
 		v.Set("tail", strconv.Itoa(q.Tail))
 	}
 	return v
@@ -185,7 +191,7 @@ func ParseLogQuery(raw string) (LogQuery, error) {
 			if err != nil || n < 0 || n > MaxLogTail {
 				return bad("tail=%q: want a count from 0 to %d", truncate(v), MaxLogTail)
 			}
-			q.Tail = n
+			q.Tail, q.HasTail = n, true
 		default:
 			return bad("unknown parameter %q (after, follow, level, since, tail)", truncate(k))
 		}
@@ -248,4 +254,33 @@ func (c *Client) Logs(ctx context.Context, endpoint string, epoch int64, namespa
 		return nil, DecodeError(resp.StatusCode, body)
 	}
 	return resp.Body, nil
+}
+
+// ErrLogLineTooLong is a log stream's line over MaxLogLineBytes.
+var ErrLogLineTooLong = fmt.Errorf("a log stream's line is over %d bytes", MaxLogLineBytes)
+
+// ReadLogLine reads the next line of a log stream from br, newline
+// included, into buf's storage (the line is valid until the next call
+// with the same buf). A line over MaxLogLineBytes is ErrLogLineTooLong;
+// a last line without its newline was cut short and is io.EOF, as the
+// end of the stream is: every line returned is whole.
+func ReadLogLine(br *bufio.Reader, buf []byte) ([]byte, error) {
+	buf = buf[:0]
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(buf)+len(chunk) > MaxLogLineBytes {
+			return nil, ErrLogLineTooLong
+		}
+		switch {
+		case err == nil:
+			if len(buf) == 0 {
+				return chunk, nil
+			}
+			return append(buf, chunk...), nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			buf = append(buf, chunk...)
+		default:
+			return nil, err
+		}
+	}
 }
