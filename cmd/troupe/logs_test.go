@@ -172,8 +172,8 @@ func TestLogsExitCodes(t *testing.T) {
 		code   int
 		stderr string
 	}{
-		"forbidden":     {answer(403, "Forbidden", "alice may not read the logs"), nil, exitForbidden, `you need the verb "logs"`},
-		"no such actor": {answer(404, "NoSuchActor", `no such actor: "shop/orders"`), nil, exitFailed, "no such actor"},
+		"forbidden":           {answer(403, "Forbidden", "alice may not read the logs"), nil, exitForbidden, `you need the verb "logs"`},
+		"no such actor":       {answer(404, "NoSuchActor", `no such actor: "shop/orders"`), nil, exitFailed, "no such actor"},
 		"follow, not running": {answer(409, "ActorNotRunning", "actor orders is suspended"), []string{"-f"}, exitFailed, "suspended"},
 		"unauthenticated":     {answer(401, "Unauthenticated", "no"), []string{"-f"}, exitUnauthenticated, "not authenticated"},
 		"bad level":           {nil, []string{"--level", "loud"}, exitUsage, "--level"},

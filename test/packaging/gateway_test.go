@@ -112,7 +112,8 @@ func TestChartGateway(t *testing.T) {
 	if len(caller.Subjects) != 1 || caller.Subjects[0].Kind != "Group" || caller.Subjects[0].Name != "system:authenticated" {
 		t.Errorf("troupe-gateway-caller binds %v, want the group system:authenticated", caller.Subjects)
 	}
-	want := map[grant]bool{{"gateway.troupe.dev", "actors/request", "create", ""}: true, {"gateway.troupe.dev", "actors/send", "create", ""}: true}
+	want := map[grant]bool{{"gateway.troupe.dev", "actors/request", "create", ""}: true, {"gateway.troupe.dev", "actors/send", "create", ""}: true,
+		{"gateway.troupe.dev", "actors/log", "get", ""}: true}
 	if diff := diffGrants(want, grants(rules(t, m.get("ClusterRole", caller.RoleRef.Name)))); diff != "" {
 		t.Errorf("what every authenticated caller gets: %s", diff)
 	}
