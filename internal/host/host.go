@@ -155,7 +155,7 @@ func New(cfg Config) (*Host, error) {
 		cfg: cfg, log: log, mgr: mgr, client: client.WithFieldOwner(mgr.GetClient(), v1alpha1.HostFieldOwner), api: mgr.GetAPIReader(),
 		events:    mgr.GetEventRecorder("troupe-host"),
 		envs:      kubeenv.NewWatcher(cs, log.WithName("env")),
-		actorMet:  runtimehandler.NewMetricsRegistry(),
+		actorMet:  runtimehandler.NewMetricsRegistry(cfg.MaxActorMetricSeries),
 		runs:      map[types.NamespacedName]*run{},
 		resolved:  map[types.NamespacedName]resolution{},
 		listeners: map[string]net.Listener{},

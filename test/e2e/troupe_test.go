@@ -577,8 +577,8 @@ func (s *suite) metrics(t *testing.T) {
 		if fams, err = p.TextToMetricFamilies(resp.Body); err != nil {
 			return false, "", fmt.Errorf("parsing /metrics: %w", err)
 		}
-		_, ok := metricValue(fams, "troupe_actor_metric_last", "monitoring", "memory_used_bytes")
-		return ok, "no troupe_actor_metric_last for monitoring's memory_used_bytes yet", nil
+		_, ok := metricValue(fams, "troupe_actor_memory_used_bytes", "monitoring")
+		return ok, "no troupe_actor_memory_used_bytes for monitoring yet", nil
 	})
 	want := map[string]func(v float64) bool{
 		"memory_used_bytes":      func(v float64) bool { return v > 0 && v < float64(s.memoryTotal) },
@@ -589,30 +589,33 @@ func (s *suite) metrics(t *testing.T) {
 		"actor_heap_bytes":       func(v float64) bool { return v > 0 },
 	}
 	for metric, ok := range want {
-		v, found := metricValue(fams, "troupe_actor_metric_last", "monitoring", metric)
+		v, found := metricValue(fams, "troupe_actor_"+metric, "monitoring")
 		switch {
 		case !found:
-			t.Errorf("no troupe_actor_metric_last{namespace=%q,actor=\"monitoring\",metric=%q}", sampleNS, metric)
+			t.Errorf("no troupe_actor_%s{namespace=%q,actor=\"monitoring\"}", metric, sampleNS)
 		case !ok(v):
-			t.Errorf("troupe_actor_metric_last{actor=\"monitoring\",metric=%q} = %g: implausible (memory total %d, cpus %d)", metric, v, s.memoryTotal, s.cpuCount)
+			t.Errorf("troupe_actor_%s{actor=\"monitoring\"} = %g: implausible (memory total %d, cpus %d)", metric, v, s.memoryTotal, s.cpuCount)
 		default:
 			t.Logf("monitoring %s = %g", metric, v)
 		}
 	}
-	if v, found := metricValue(fams, "troupe_actor_metric", "structured-logging", "request_duration_ms"); !found || v < 1 {
-		t.Errorf("troupe_actor_metric_count{actor=\"structured-logging\",metric=\"request_duration_ms\"}: found %v, count %g; want a count of requests", found, v)
+	if v, found := metricValue(fams, "troupe_actor_request_duration_seconds_recorded", "structured-logging"); !found || v < 1 {
+		t.Errorf("troupe_actor_request_duration_seconds_recorded_count{actor=\"structured-logging\"}: found %v, count %g; want a count of requests", found, v)
+	}
+	if v, found := metricValue(fams, "troupe_actor_requests_handled_total", "structured-logging"); !found || v < 1 {
+		t.Errorf("troupe_actor_requests_handled_total{actor=\"structured-logging\"}: found %v, value %g; want a count of requests", found, v)
 	}
 	if len(hosts) == 1 {
-		if v, found := metricValue(fams, "troupe_host_actors_running", "", ""); !found || v != float64(len(sampleActors)) {
+		if v, found := metricValue(fams, "troupe_host_actors_running", ""); !found || v != float64(len(sampleActors)) {
 			t.Errorf("troupe_host_actors_running = %g (found %v), want %d", v, found, len(sampleActors))
 		}
 	}
 }
 
-// metricValue finds the series of family name for the sample actor and
-// metric (a gauge's value or a summary's count); with actor "", the
-// family's one unlabelled series.
-func metricValue(fams map[string]*dto.MetricFamily, name, actor, metric string) (float64, bool) {
+// metricValue finds the series of family name for the sample actor (a
+// gauge's or counter's value or a summary's count); with actor "", the
+// family's first series.
+func metricValue(fams map[string]*dto.MetricFamily, name, actor string) (float64, bool) {
 	f := fams[name]
 	if f == nil {
 		return 0, false
@@ -622,7 +625,7 @@ func metricValue(fams map[string]*dto.MetricFamily, name, actor, metric string) 
 		for _, l := range m.GetLabel() {
 			labels[l.GetName()] = l.GetValue()
 		}
-		if actor != "" && (labels["namespace"] != sampleNS || labels["actor"] != actor || labels["metric"] != metric) {
+		if actor != "" && (labels["namespace"] != sampleNS || labels["actor"] != actor) {
 			continue
 		}
 		switch {
