@@ -194,6 +194,8 @@ func (s *suite) testSystemInfoAndMetrics(t *testing.T) {
 		return metricValue(h.metrics(), "troupe_host_status_writes_total", "result=ok")
 	}).ShouldNot(BeEmpty())
 	g.Expect(h.metrics()).To(MatchRegexp(`troupe_host_chain_appends_total [1-9]`))
+	g.Expect(metricValue(h.metrics(), "troupe_host_actors", "state=running")).To(Equal("1"))
+	g.Expect(metricValue(h.metrics(), "troupe_host_actors", "state=starting")).To(Equal("0"))
 
 	// Everything the host exports, its own families and its actors', passes
 	// Prometheus' linter (names, units, counter suffixes, help).

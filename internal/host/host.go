@@ -167,6 +167,7 @@ func New(cfg Config) (*Host, error) {
 	}
 	h.metrics = newHostMetrics(h.actorMet, func() float64 { return float64(h.runningCount()) }, h.envs)
 	h.metrics.registry.MustRegister(&memoryCollector{h: h})
+	h.metrics.registry.MustRegister(actorStates{h: h})
 	h.msgMetrics = newMessageMetrics(h.runningActors)
 	h.metrics.registry.MustRegister(h.msgMetrics)
 	if err := h.newArchiver(); err != nil {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -33,6 +34,7 @@ import (
 
 	theaterv1alpha1 "github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/test/dashboard"
 )
 
 // TestTroupe installs Troupe with its Helm chart and the example Actors,
@@ -605,9 +607,55 @@ func (s *suite) metrics(t *testing.T) {
 	if v, found := metricValue(fams, "troupe_actor_requests_handled_total", "structured-logging"); !found || v < 1 {
 		t.Errorf("troupe_actor_requests_handled_total{actor=\"structured-logging\"}: found %v, value %g; want a count of requests", found, v)
 	}
+	lintScrape(t, fams)
+	checkDashboard(t, s.root, fams)
 	if len(hosts) == 1 {
 		if v, found := metricValue(fams, "troupe_host_actors_running", ""); !found || v != float64(len(sampleActors)) {
 			t.Errorf("troupe_host_actors_running = %g (found %v), want %d", v, found, len(sampleActors))
+		}
+	}
+}
+
+// lintScrape runs Prometheus' linter over a host's whole /metrics: the
+// host's families, the libraries', and the example actors' own.
+func lintScrape(t *testing.T, fams map[string]*dto.MetricFamily) {
+	t.Helper()
+	list := make([]*dto.MetricFamily, 0, len(fams))
+	for _, f := range fams {
+		list = append(list, f)
+	}
+	problems, err := promlint.NewWithMetricFamilies(list).Lint()
+	if err != nil {
+		t.Fatalf("promlint: %v", err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+// checkDashboard: every metric a query of the chart's Grafana dashboard
+// reads is in this real scrape of a host, so no panel is empty because of a
+// wrong name (the packaging test checks the queries parse).
+func checkDashboard(t *testing.T, root string, fams map[string]*dto.MetricFamily) {
+	t.Helper()
+	have := map[string]bool{}
+	for name := range fams {
+		have[name] = true
+	}
+	qs, err := dashboard.Load(filepath.Join(root, "charts/troupe/dashboards/troupe-overview.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range qs {
+		names, err := dashboard.Metrics(q)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		for _, n := range names {
+			if _, ok := dashboard.Family(n, have); !ok {
+				t.Errorf("the dashboard's %s reads %s, which the host's /metrics does not have", q.Where, n)
+			}
 		}
 	}
 }
