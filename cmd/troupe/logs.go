@@ -72,6 +72,17 @@ serves no troupe gateway, 4 when it does not accept your credentials
 	f.IntVar(&o.tail, "tail", -1, fmt.Sprintf("only the last N records (0 to %d; -1: all); with -f, 0 prints only new ones", msgwire.MaxLogTail))
 	f.StringVar(&o.level, "level", "", "only records at this level or above: debug, info, warn or error")
 	f.StringVarP(&o.output, "output", "o", "", "output format: text (the default) or json")
+	// NAME: the Actors of -n's namespace (logs is cluster mode only).
+	cmd.ValidArgsFunction = func(cmd *cobra.Command, args []string, prefix string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), completionTimeout)
+		defer cancel()
+		return filterPrefix(clusterNames(ctx, &o.cluster, "actors"), prefix), cobra.ShellCompDirectiveNoFileComp
+	}
+	_ = cmd.RegisterFlagCompletionFunc("level", cobra.FixedCompletions([]cobra.Completion{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]cobra.Completion{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 

@@ -203,3 +203,11 @@ func TestLogsExitCodes(t *testing.T) {
 		t.Fatalf("no API server: exit %d, %q", code, stderr)
 	}
 }
+
+func TestLogsCompletesLevels(t *testing.T) {
+	isolate(t)
+	stdout, _, code := runCLI(t, "__complete", "logs", "--level", "")
+	if code != 0 || !strings.Contains(stdout, "warn\n") || !strings.Contains(stdout, "debug\n") {
+		t.Fatalf("exit %d: %q", code, stdout)
+	}
+}
