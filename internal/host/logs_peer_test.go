@@ -9,12 +9,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/testr"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/actorhost"
+	"github.com/troupe-dev/troupe/internal/gateway"
+	"github.com/troupe-dev/troupe/internal/msgroute"
 	"github.com/troupe-dev/troupe/internal/msgwire"
 )
 
@@ -77,6 +81,22 @@ func TestPeerLogs(t *testing.T) {
 	t.Cleanup(hostClient.Close)
 	_, err = hostClient.Logs(ctx, endpoint, 1, h.ns, "probe-log", msgwire.LogQuery{})
 	g.Expect(errors.Is(err, msgwire.ErrUnauthenticated)).To(BeTrue(), "a host's identity: %v", err)
+
+	// The gateway's way: its router finds the host, its handler checks
+	// verb logs with a real SubjectAccessReview.
+	c, err := msgroute.NewCache(s.env.Config, s.env.Scheme, nil, h.ns)
+	g.Expect(err).NotTo(HaveOccurred())
+	r, err := msgroute.New(ctx, c, msgroute.Options{Client: gw, LeaseNamespace: h.ns, Log: testr.New(t)})
+	g.Expect(err).NotTo(HaveOccurred())
+	go func() { _ = c.Start(ctx) }()
+	g.Expect(c.WaitForCacheSync(ctx)).To(BeTrue())
+	body, err = gateway.Routed{Router: r}.Logs(ctx, h.ns, "probe-log", msgwire.LogQuery{Tail: 1, HasTail: true})
+	g.Expect(err).NotTo(HaveOccurred())
+	recs, raw = read(body)
+	g.Expect(recs).To(HaveLen(1), raw)
+	g.Expect(recs[0].Message).To(Equal("the value is [redacted]"))
+	_, err = gateway.Routed{Router: r}.Logs(ctx, h.ns, "nobody", msgwire.LogQuery{})
+	g.Expect(errors.Is(err, actorhost.ErrNoSuchActor)).To(BeTrue(), "no such actor: %v", err)
 
 	// Followed, with no backlog: the stream stays open until the run
 	// ends, then says so.
