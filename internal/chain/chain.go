@@ -959,8 +959,17 @@ func (c *Chain) syncAllLocked() error {
 	if err := c.writeLocked(); err != nil {
 		return err
 	}
+	if c.allSynced() {
+		return nil
+	}
 	return c.syncLocked()
 }
+
+// allSynced reports whether an fsync that completed already covers every
+// event and nothing was written since: a stop's Sync and Close after a
+// lifecycle event's fsync need none of their own. Called with the lock
+// held and nothing buffered.
+func (c *Chain) allSynced() bool { return !c.dirty && c.durable == c.length }
 
 // Close flushes and fsyncs a durable chain and releases its file and its
 // lock: when Close returns, the chain can be opened again at once. Further
@@ -989,7 +998,7 @@ func (c *Chain) Close() error {
 	if err == nil {
 		err = c.writeLocked()
 	}
-	if err == nil {
+	if err == nil && !c.allSynced() {
 		if serr := c.syncFile(c.f); serr != nil {
 			err = fmt.Errorf("syncing %s: %w", c.path, serr)
 		} else {
