@@ -3,6 +3,10 @@ package eventsink
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
+	"time"
+
+	eventsv1 "k8s.io/api/events/v1"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	eventsv1client "k8s.io/client-go/kubernetes/typed/events/v1"
@@ -31,8 +35,41 @@ type Options struct {
 // exists would be lost) and is a manager.Runnable: it stops when the
 // context given to Start ends.
 type Sink struct {
-	b    events.EventBroadcaster
-	stop context.CancelFunc
+	b        events.EventBroadcaster
+	stop     context.CancelFunc
+	inflight *inflight
+	// Grace bounds how long Start, once its context ended, waits for the
+	// Events still queued to be written before it stops (DefaultGrace).
+	Grace time.Duration
+}
+
+// DefaultGrace is how long a stopping sink lets its queue drain: what a
+// host records while it stops its actors is sent, within reason.
+const DefaultGrace = 5 * time.Second
+
+// inflight is the sink's writer, counting the writes under way (those
+// waiting for the rate limiter included).
+type inflight struct {
+	events.EventSink
+	n atomic.Int64
+}
+
+func (f *inflight) Create(ctx context.Context, e *eventsv1.Event) (*eventsv1.Event, error) {
+	f.n.Add(1)
+	defer f.n.Add(-1)
+	return f.EventSink.Create(ctx, e)
+}
+
+func (f *inflight) Update(ctx context.Context, e *eventsv1.Event) (*eventsv1.Event, error) {
+	f.n.Add(1)
+	defer f.n.Add(-1)
+	return f.EventSink.Update(ctx, e)
+}
+
+func (f *inflight) Patch(ctx context.Context, old *eventsv1.Event, data []byte) (*eventsv1.Event, error) {
+	f.n.Add(1)
+	defer f.n.Add(-1)
+	return f.EventSink.Patch(ctx, old, data)
 }
 
 // New makes a sink writing Events with a copy of cfg rate-limited by opts;
@@ -51,7 +88,8 @@ func New(cfg *rest.Config, opts Options) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating the Event client: %w", err)
 	}
-	s := &Sink{b: events.NewBroadcaster(&events.EventSinkImpl{Interface: cl})}
+	f := &inflight{EventSink: &events.EventSinkImpl{Interface: cl}}
+	s := &Sink{b: events.NewBroadcaster(f), inflight: f, Grace: DefaultGrace}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := s.b.StartRecordingToSinkWithContext(ctx); err != nil {
 		cancel()
@@ -66,10 +104,15 @@ func (s *Sink) Recorder(scheme *runtime.Scheme, controller string) events.EventR
 	return s.b.NewRecorder(scheme, controller)
 }
 
-// Start waits for ctx to end, then stops the sink; Events still waiting
-// for the rate limiter then are dropped, as a stopping manager's were.
+// Start waits for ctx to end, then for the Events under way to be written
+// (at most Grace), then stops the sink; what is still queued then is
+// dropped.
 func (s *Sink) Start(ctx context.Context) error {
 	<-ctx.Done()
+	deadline := time.Now().Add(s.Grace)
+	for s.inflight.n.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	s.stop()
 	s.b.Shutdown()
 	return nil

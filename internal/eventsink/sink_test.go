@@ -95,3 +95,34 @@ func TestSinkWritesEveryEventAtItsRate(t *testing.T) {
 		})
 	}
 }
+
+// A sink whose context ends writes what it has queued before it stops.
+func TestSinkDrainsItsQueueWhenStopped(t *testing.T) {
+	fake := &fakeEvents{}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	s, err := New(&rest.Config{Host: srv.URL, ContentConfig: rest.ContentConfig{ContentType: "application/json"}}, Options{QPS: 50, Burst: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := s.Recorder(scheme.Scheme, "test")
+	const n = 30
+	for i := range n {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p" + string(rune('a'+i%26)) + string(rune('a'+i/26))}}
+		rec.Eventf(pod, nil, corev1.EventTypeNormal, "Stopped", "Stop", "event %d", i)
+	}
+	// Every Event has reached the writer (waiting for the rate limiter)
+	// before the stop: the broadcaster hands them over asynchronously.
+	deadline := time.Now().Add(30 * time.Second)
+	for s.inflight.n.Load()+int64(len(fake.sent())) < n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(fake.sent()); got != n {
+		t.Fatalf("%d of %d Events written before the sink stopped", got, n)
+	}
+}
