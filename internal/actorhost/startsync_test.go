@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/troupe-dev/troupe/internal/actordir"
+	"github.com/troupe-dev/troupe/internal/chain"
 	"github.com/troupe-dev/troupe/internal/fsync"
 )
 
@@ -80,6 +82,37 @@ func TestDurableStartSyncs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A moved actor starts a new directory with a SegmentStart linking
+	// the head it continues: no more than a fresh start.
+	head, length := chainEnd(t, dir)
+	moved := filepath.Join(t.TempDir(), "moved")
+	msc := countSyncs(t, moved)
+	var a *Actor
+	var err error
+	syncs := msc.during(func() {
+		a, err = e.Start(context.Background(), ActorConfig{Name: "counter", Component: c, Dir: moved, TickInterval: -1,
+			Continue: &ChainLink{Head: head, Length: length, Node: "node-a"}})
+	})
+	if err != nil {
+		t.Fatalf("moved: %v", err)
+	}
+	t.Logf("moved: %d syncs: %s", len(syncs), strings.Join(syncs, ", "))
+	if len(syncs) > maxStartSyncs {
+		t.Errorf("moved: %d syncs, want at most %d: %s", len(syncs), maxStartSyncs, strings.Join(syncs, ", "))
+	}
+	if err := a.Stop(context.Background(), "test over"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// chainEnd is the head and length of the chain in dir.
+func chainEnd(t *testing.T, dir string) (chain.Hash, uint64) {
+	t.Helper()
+	rep, err := chain.VerifyFile(actordir.ChainPath(dir))
+	if err != nil || !rep.OK() {
+		t.Fatalf("%+v, %v", rep, err)
+	}
+	return rep.Head, rep.Length
 }
 
 // BenchmarkDurableStart starts a small actor with a durable chain, fresh
