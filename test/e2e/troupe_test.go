@@ -56,6 +56,7 @@ func TestTroupe(t *testing.T) {
 	e.step(t, "gateway", s.gateway)
 	e.step(t, "system info", s.systemInfo)
 	e.step(t, "metrics", s.metrics)
+	e.step(t, "deploy", s.deploy)
 	e.step(t, "host restart", s.hostRestart)
 	e.step(t, "archive restore", s.archiveRestore)
 	e.step(t, "upgrade", s.upgrade)
