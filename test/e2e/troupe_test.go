@@ -57,6 +57,7 @@ func TestTroupe(t *testing.T) {
 	e.step(t, "system info", s.systemInfo)
 	e.step(t, "metrics", s.metrics)
 	e.step(t, "deploy", s.deploy)
+	e.step(t, "logs across a host restart", s.logsFollow)
 	e.step(t, "host restart", s.hostRestart)
 	e.step(t, "archive restore", s.archiveRestore)
 	e.step(t, "upgrade", s.upgrade)
