@@ -77,6 +77,9 @@ type call struct {
 	mod api.Module
 	mem api.Memory
 	a   *Actor
+	// areaUsed is how much of the guest's result area this call's results
+	// took already: the results of one call lie one after another.
+	areaUsed uint32
 }
 
 // begin resolves the actor bound to ctx, trapping when there is none, and
@@ -189,14 +192,18 @@ func (c *call) alloc(size, align uint32) uint32 {
 	return ptr
 }
 
-// lowerString copies s into a fresh guest allocation (align 1, as strings
-// and list<u8> are) and returns its pointer and length.
+// lowerString copies s into the guest's result area when it has one and s
+// fits there (borrowed), otherwise into a fresh guest allocation (align 1,
+// as strings and list<u8> are), and returns its pointer and length.
 func (c *call) lowerString(s string) (ptr, n uint32) {
 	if uint64(len(s)) > maxLowerBytes {
 		trap(c.fn, "result of "+strconv.Itoa(len(s))+" bytes is too large to hand to the guest", nil)
 	}
 	n = uint32(len(s))
-	ptr = c.alloc(n, 1)
+	var ok bool
+	if ptr, ok = c.inArea(n); !ok {
+		ptr = c.alloc(n, 1)
+	}
 	if n > 0 && !c.memory().WriteString(ptr, s) {
 		trap(c.fn, "writing the result to guest memory", nil)
 	}
