@@ -2,7 +2,6 @@ package runtimehandler
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"strconv"
 	"strings"
@@ -224,12 +223,13 @@ func (c *call) store(retptr, off uint32, b []byte) {
 	}
 }
 
-// storePair writes a string's (ptr, len) at retptr+off.
+// storePair writes a string's (ptr, len) at retptr+off, as one u64 (ptr
+// in the low half: little-endian), so that no buffer escapes through the
+// api.Memory interface to the heap.
 func (c *call) storePair(retptr, off, ptr, n uint32) {
-	var buf [8]byte
-	binary.LittleEndian.PutUint32(buf[0:], ptr)
-	binary.LittleEndian.PutUint32(buf[4:], n)
-	c.store(retptr, off, buf[:])
+	if !c.memory().WriteUint64Le(retptr+off, uint64(ptr)|uint64(n)<<32) {
+		trap(c.fn, "writing the result to the return area", nil)
+	}
 }
 
 // storeResultOK writes result<_, string>::ok: discriminant byte 0. Only the
