@@ -92,7 +92,7 @@ func begin(ctx context.Context, fn string, mod api.Module) call {
 		trap(fn, "no actor is bound to the call's context (the engine must call the guest with runtimehandler.WithActor)", nil)
 	}
 	if a.inRealloc {
-		trap(fn, "called from inside cabi_realloc, which the canonical ABI forbids", nil)
+		trap(fn, "called from inside cabi_realloc (or "+resultAreaName+"), which the canonical ABI forbids", nil)
 	}
 	c := call{ctx: ctx, fn: fn, mod: mod, a: a}
 	return c

@@ -110,7 +110,7 @@ func BenchmarkStringCall(b *testing.B) {
 				done += n
 			}
 			b.StopTimer()
-			b.ReportMetric(float64((processCPU(b) - cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64((processCPU(b)-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
 			if len(perBatch) > 0 {
 				sort.Float64s(perBatch)
 				b.ReportMetric(perBatch[len(perBatch)/2], "median-ns/op")
@@ -179,7 +179,7 @@ func BenchmarkGoGuestCall(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.StopTimer()
-			b.ReportMetric(float64((processCPU(b) - cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64((processCPU(b)-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
 		})
 	}
 }

@@ -40,22 +40,21 @@ var resultAreaName = abi.ResultArea.Name
 // each module instance: looked up, called once (guarded like cabi_realloc:
 // the guest may not call the host from inside it), and validated. A guest
 // without the export has none. An area that breaks the contract traps this
-// call (and the actor), whichever runtime function needed it.
+// call, and every later one that returns a string, whichever runtime
+// function needed it: only this actor fails.
 func (c *call) area() resultArea {
 	a := c.a
 	if a.areaMod == c.mod {
 		return a.area
 	}
-	a.areaMod, a.area = c.mod, resultArea{}
-	if a.noResultArea {
-		return resultArea{}
+	var ar resultArea
+	if fn := c.mod.ExportedFunction(resultAreaName); fn != nil && !a.noResultArea {
+		// A bad area traps here, before the module is marked resolved:
+		// every later call that needs the area traps the same way.
+		ar = c.registerArea(fn)
 	}
-	fn := c.mod.ExportedFunction(resultAreaName)
-	if fn == nil {
-		return resultArea{}
-	}
-	a.area = c.registerArea(fn)
-	return a.area
+	a.areaMod, a.area = c.mod, ar
+	return ar
 }
 
 // registerArea calls the guest's result-area export and validates what it

@@ -110,6 +110,12 @@ func exportResultArea() uint32 {
 	return uint32(uintptr(unsafe.Pointer(&resultAreaInfo)))
 }
 
+// exportPostResultArea is cabi_post_troupe:actor/result-area#result-area:
+// nothing to free, resultAreaInfo lives as long as the module.
+//
+//go:wasmexport cabi_post_troupe:actor/result-area#result-area
+func exportPostResultArea(uint32) {}
+
 // claim takes ownership of n bytes at ptr that the host wrote into a buffer
 // from cabi_realloc: the buffer leaves pins and is returned as an ordinary
 // slice the garbage collector tracks. Memory the host did not get from

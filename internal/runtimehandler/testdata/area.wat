@@ -2,7 +2,8 @@
 ;; troupe:actor/result-area#result-area returns $info, a pointer to (area
 ;; address, capacity): by default 1024, which holds (4096, 256). Tests move
 ;; $info with set-info and write what it points at, to hand the host bad
-;; areas. cabi_realloc is a bump allocator from 16384 that counts its calls
+;; areas; set-mode makes result-area trap (1) or call the host from inside
+;; itself (2), which the host refuses. cabi_realloc is a bump allocator from 16384 that counts its calls
 ;; in the exported global "reallocs", so a test sees which results took it.
 (module
   (import "theater:simple/runtime" "get-actor-name" (func $get_actor_name (param i32)))
@@ -14,6 +15,7 @@
   (global $heap (mut i32) (i32.const 16384))
   (global $reallocs (export "reallocs") (mut i32) (i32.const 0))
   (global $area_calls (export "area-calls") (mut i32) (i32.const 0))
+  (global $mode (mut i32) (i32.const 0))
   (data (i32.const 1024) "\00\10\00\00\00\01\00\00")
   (data (i32.const 64) "nope")
   (func (export "cabi_realloc") (param $old i32) (param $oldsz i32) (param $align i32) (param $size i32) (result i32)
@@ -26,8 +28,11 @@
     (local.get $p))
   (func (export "troupe:actor/result-area#result-area") (result i32)
     (global.set $area_calls (i32.add (global.get $area_calls) (i32.const 1)))
+    (if (i32.eq (global.get $mode) (i32.const 1)) (then unreachable))
+    (if (i32.eq (global.get $mode) (i32.const 2)) (then (call $get_actor_name (i32.const 32))))
     (global.get $info))
   (func (export "set-info") (param i32) (global.set $info (local.get 0)))
+  (func (export "set-mode") (param i32) (global.set $mode (local.get 0)))
   (func (export "call-get-actor-name") (param i32) (call $get_actor_name (local.get 0)))
   (func (export "call-get-env") (param i32 i32 i32) (call $get_env (local.get 0) (local.get 1) (local.get 2)))
   (func (export "call-get-system-info") (param i32) (call $get_system_info (local.get 0)))
