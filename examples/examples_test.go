@@ -272,14 +272,18 @@ func TestStructuredLogging(t *testing.T) {
 		t.Errorf("log lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	metrics := fr.Metrics()
-	if len(metrics) != 3 {
-		t.Fatalf("metrics = %+v, want 3 request_duration_ms", metrics)
+	if len(metrics) != 6 {
+		t.Fatalf("metrics = %+v, want request_duration_seconds and requests_handled_total for each of 3 requests", metrics)
 	}
-	for i, m := range metrics {
+	for i := 0; i < 3; i++ {
 		id := "req-" + strconv.Itoa(i+1)
+		d, n := metrics[2*i], metrics[2*i+1]
 		// The clock moves 3 ms per reading, and start and end are consecutive readings.
-		if m.Name != "request_duration_ms" || m.Value != 3 || durations[id] != m.Value {
-			t.Errorf("metric %d = %+v, logged duration %v, want request_duration_ms 3 in both", i, m, durations[id])
+		if d.Name != "request_duration_seconds" || d.Value != 0.003 || durations[id] != 3 {
+			t.Errorf("metric %d = %+v, logged duration %v ms, want request_duration_seconds 0.003 and 3 ms", 2*i, d, durations[id])
+		}
+		if n.Name != "requests_handled_total" || n.Value != 1 {
+			t.Errorf("metric %d = %+v, want requests_handled_total 1", 2*i+1, n)
 		}
 	}
 }

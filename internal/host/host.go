@@ -155,7 +155,7 @@ func New(cfg Config) (*Host, error) {
 		cfg: cfg, log: log, mgr: mgr, client: client.WithFieldOwner(mgr.GetClient(), v1alpha1.HostFieldOwner), api: mgr.GetAPIReader(),
 		events:    mgr.GetEventRecorder("troupe-host"),
 		envs:      kubeenv.NewWatcher(cs, log.WithName("env")),
-		actorMet:  runtimehandler.NewMetricsRegistry(),
+		actorMet:  runtimehandler.NewMetricsRegistry(cfg.MaxActorMetricSeries),
 		runs:      map[types.NamespacedName]*run{},
 		resolved:  map[types.NamespacedName]resolution{},
 		listeners: map[string]net.Listener{},
@@ -167,6 +167,7 @@ func New(cfg Config) (*Host, error) {
 	}
 	h.metrics = newHostMetrics(h.actorMet, func() float64 { return float64(h.runningCount()) }, h.envs)
 	h.metrics.registry.MustRegister(&memoryCollector{h: h})
+	h.metrics.registry.MustRegister(actorStates{h: h})
 	h.msgMetrics = newMessageMetrics(h.runningActors)
 	h.metrics.registry.MustRegister(h.msgMetrics)
 	if err := h.newArchiver(); err != nil {
