@@ -179,7 +179,7 @@ func TestMonitoring(t *testing.T) {
 	}{
 		"75% used is info": {
 			total: 16 << 30, available: 4 << 30, wantLevel: "info", wantLog: "Memory 75.0%",
-			wantMetrics: map[string]float64{"memory_used_bytes": 12 << 30, "memory_usage_percent": 75, "memory_available_bytes": 4 << 30, "cpu_count": 4, "uptime_seconds": 3600},
+			wantMetrics: map[string]float64{"memory_used_bytes": 12 << 30, "memory_usage_percent": 75, "memory_available_bytes": 4 << 30, "cpus": 4, "uptime_seconds": 3600},
 		},
 		"93.75% used passes the default 90% and warns": {
 			total: 16 << 30, available: 1 << 30, wantLevel: "warn", wantLog: "Memory 93.8%",

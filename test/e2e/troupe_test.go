@@ -56,6 +56,7 @@ func TestTroupe(t *testing.T) {
 	e.step(t, "gateway", s.gateway)
 	e.step(t, "system info", s.systemInfo)
 	e.step(t, "metrics", s.metrics)
+	e.step(t, "deploy", s.deploy)
 	e.step(t, "host restart", s.hostRestart)
 	e.step(t, "archive restore", s.archiveRestore)
 	e.step(t, "upgrade", s.upgrade)
@@ -586,7 +587,7 @@ func (s *suite) metrics(t *testing.T) {
 		"memory_used_bytes":      func(v float64) bool { return v > 0 && v < float64(s.memoryTotal) },
 		"memory_available_bytes": func(v float64) bool { return v > 0 && v < float64(s.memoryTotal) },
 		"memory_usage_percent":   func(v float64) bool { return v > 0 && v < 100 },
-		"cpu_count":              func(v float64) bool { return v == float64(s.cpuCount) },
+		"cpus":                   func(v float64) bool { return v == float64(s.cpuCount) },
 		"uptime_seconds":         func(v float64) bool { return v > 0 },
 		"actor_heap_bytes":       func(v float64) bool { return v > 0 },
 	}
