@@ -254,10 +254,23 @@ var (
 	// Initialize is a reactor's initializer, called once before anything
 	// else when exported.
 	Initialize = Export{Name: "_initialize"}
+	// ResultArea is the optional troupe:actor/result-area#result-area, a
+	// Troupe extension of the canonical ABI (wit/troupe-result-area.wit):
+	// () -> a pointer to a ResultAreaInfo, where the guest says which
+	// buffer of its own the host may write small runtime-call results
+	// into, borrowed, instead of calling cabi_realloc for each.
+	ResultArea = Export{Name: "troupe:actor/result-area#result-area",
+		Signature: Signature{Results: []api.ValueType{I32}},
+		Result:    ResultAreaInfo, WIT: "wit/troupe-result-area.wit"}
+	ResultAreaPost = PostReturn(ResultArea)
 )
 
+// ResultAreaInfo is what ResultArea returns a pointer to, tuple<u32, u32>:
+// the area's address @0 and its capacity in bytes @4.
+var ResultAreaInfo = Layout{Size: 8, Align: 4}
+
 // Exports is every function an actor may export.
-var Exports = []Export{Init, InitPost, Tick, TickPost, HandleSend, HandleSendPost, HandleRequest, HandleRequestPost, Realloc, Initialize}
+var Exports = []Export{Init, InitPost, Tick, TickPost, HandleSend, HandleSendPost, HandleRequest, HandleRequestPost, Realloc, Initialize, ResultArea, ResultAreaPost}
 
 // Memory is the name of the linear memory every actor must export.
 const Memory = "memory"

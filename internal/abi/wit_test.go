@@ -393,7 +393,7 @@ type contract struct {
 
 // witFiles are the contract's files under wit/, in the order their worlds
 // are read (so that imports come out in the WIT's order).
-var witFiles = []string{"theater-simple.wit", "theater-message.wit", "troupe-ticker.wit"}
+var witFiles = []string{"theater-simple.wit", "theater-message.wit", "troupe-ticker.wit", "troupe-result-area.wit"}
 
 func loadContract(t *testing.T) contract {
 	t.Helper()

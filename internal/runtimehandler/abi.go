@@ -2,7 +2,6 @@ package runtimehandler
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"strconv"
 	"strings"
@@ -77,6 +76,9 @@ type call struct {
 	mod api.Module
 	mem api.Memory
 	a   *Actor
+	// areaUsed is how much of the guest's result area this call's results
+	// took already: the results of one call lie one after another.
+	areaUsed uint32
 }
 
 // begin resolves the actor bound to ctx, trapping when there is none, and
@@ -90,7 +92,7 @@ func begin(ctx context.Context, fn string, mod api.Module) call {
 		trap(fn, "no actor is bound to the call's context (the engine must call the guest with runtimehandler.WithActor)", nil)
 	}
 	if a.inRealloc {
-		trap(fn, "called from inside cabi_realloc, which the canonical ABI forbids", nil)
+		trap(fn, "called from inside cabi_realloc (or "+resultAreaName+"), which the canonical ABI forbids", nil)
 	}
 	c := call{ctx: ctx, fn: fn, mod: mod, a: a}
 	return c
@@ -189,14 +191,18 @@ func (c *call) alloc(size, align uint32) uint32 {
 	return ptr
 }
 
-// lowerString copies s into a fresh guest allocation (align 1, as strings
-// and list<u8> are) and returns its pointer and length.
+// lowerString copies s into the guest's result area when it has one and s
+// fits there (borrowed), otherwise into a fresh guest allocation (align 1,
+// as strings and list<u8> are), and returns its pointer and length.
 func (c *call) lowerString(s string) (ptr, n uint32) {
 	if uint64(len(s)) > maxLowerBytes {
 		trap(c.fn, "result of "+strconv.Itoa(len(s))+" bytes is too large to hand to the guest", nil)
 	}
 	n = uint32(len(s))
-	ptr = c.alloc(n, 1)
+	var ok bool
+	if ptr, ok = c.inArea(n); !ok {
+		ptr = c.alloc(n, 1)
+	}
 	if n > 0 && !c.memory().WriteString(ptr, s) {
 		trap(c.fn, "writing the result to guest memory", nil)
 	}
@@ -217,12 +223,13 @@ func (c *call) store(retptr, off uint32, b []byte) {
 	}
 }
 
-// storePair writes a string's (ptr, len) at retptr+off.
+// storePair writes a string's (ptr, len) at retptr+off, as one u64 (ptr
+// in the low half: little-endian), so that no buffer escapes through the
+// api.Memory interface to the heap.
 func (c *call) storePair(retptr, off, ptr, n uint32) {
-	var buf [8]byte
-	binary.LittleEndian.PutUint32(buf[0:], ptr)
-	binary.LittleEndian.PutUint32(buf[4:], n)
-	c.store(retptr, off, buf[:])
+	if !c.memory().WriteUint64Le(retptr+off, uint64(ptr)|uint64(n)<<32) {
+		trap(c.fn, "writing the result to the return area", nil)
+	}
 }
 
 // storeResultOK writes result<_, string>::ok: discriminant byte 0. Only the

@@ -94,6 +94,9 @@ type Actor struct {
 	reallocMod   api.Module // module whose cabi_realloc is cached
 	realloc      api.Function
 	reallocStack [4]uint64
+	areaMod      api.Module // module whose result area is resolved
+	area         resultArea
+	noResultArea bool // tests: ignore the guest's result area (the canonical path)
 
 	// secrets are the secret values the actor knows, scrubbed from guest
 	// text before it is recorded or logged; nil while there is none, so an

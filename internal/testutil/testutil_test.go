@@ -121,7 +121,7 @@ func TestWATActorFollowsTheGuestABI(t *testing.T) {
 	// It is a simple-actor: every export but the optional ticker's and
 	// message handlers.
 	optional := []string{abi.Tick.Name, abi.TickPost.Name, abi.HandleSend.Name, abi.HandleSendPost.Name,
-		abi.HandleRequest.Name, abi.HandleRequestPost.Name}
+		abi.HandleRequest.Name, abi.HandleRequestPost.Name, abi.ResultArea.Name, abi.ResultAreaPost.Name}
 	for _, x := range abi.Exports {
 		_, ok := m.ExportedFunctions()[x.Name]
 		if opt := slices.Contains(optional, x.Name); ok == opt {

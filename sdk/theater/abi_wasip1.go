@@ -3,7 +3,7 @@
 package theater
 
 import (
-	"sync"
+	"runtime"
 	"unsafe"
 )
 
@@ -62,16 +62,41 @@ func importSend(target, msg string, ret *resultUnitStringArea) // (i32 i32 i32 i
 //go:wasmimport theater:simple/message-server-host request
 func importRequest(target, msg string, ret *resultUnitStringArea) // (i32 i32 i32 i32 i32 retptr) -> ()
 
-// callMu serializes runtime calls. Return areas are package-level (they must
-// not live on a goroutine stack, which may be copied elsewhere while the host
-// is still to write into it), and the pins of one call must not be released
-// by another. A goroutine can only get to run during a call if the Go
-// scheduler switches inside cabi_realloc (a garbage collection it triggers);
-// it then waits here until the outer call has returned, instead of nesting a
-// second call inside the first.
-var callMu sync.Mutex
+// callBusy serializes runtime calls (beginCall, endCall). Return areas are
+// package-level (they must not live on a goroutine stack, which may be
+// copied elsewhere while the host is still to write into it), the result
+// area is overwritten by every call, and the pins of one call must not be
+// released by another. A goroutine can only get to run during a call if the
+// Go scheduler switches inside cabi_realloc (a garbage collection it
+// triggers); it then waits in beginCall until the outer call has returned,
+// instead of nesting a second call inside the first.
+//
+// A plain flag rather than a sync.Mutex: wasm runs one goroutine at a time
+// and Go preempts a goroutine only at a function call, so nothing can run
+// between beginCall's test and its set; a mutex's atomics are function
+// calls on wasm, and every function call into Go code costs a termination
+// check under the host's engine.
+var callBusy bool
 
-// Return areas, used only with callMu held.
+// beginCall waits for the call in progress, if any, to end, takes the
+// runtime-call slot and returns the pins mark to hand to endCall.
+func beginCall() int {
+	for callBusy {
+		runtime.Gosched()
+	}
+	callBusy = true
+	return len(pins)
+}
+
+// endCall releases the pins made since mark and the runtime-call slot.
+func endCall(mark int) {
+	if len(pins) > mark {
+		releasePins(mark)
+	}
+	callBusy = false
+}
+
+// Return areas, used only between beginCall and endCall.
 var (
 	retString  stringArea
 	retOption  optionStringArea
@@ -79,11 +104,21 @@ var (
 	retSysInfo systemInfoArea
 )
 
-func getString(fn string) string {
-	callMu.Lock()
-	defer callMu.Unlock()
-	mark := len(pins)
-	defer releasePins(mark)
+// The hot calls (getString, getEnv, logMessage) end their call with
+// explicit endCalls rather than a defer: a defer is one more Go function
+// call, and under the host's engine every call into Go code pays a
+// termination check that costs about as much as the host's work. Nothing
+// between beginCall and endCall panics but the checks of what the host
+// wrote, which end the call first; a trap in the import ends the whole
+// wasm call, not just this Go function.
+
+// lastStrings holds, per string getter, the value it returned last: a
+// value that did not change (an actor's id, name and the theater's version
+// never do) is returned again instead of allocating a copy.
+var lastStrings [3]string
+
+func getString(fn stringFunc) string {
+	mark := beginCall()
 	retString = stringArea{}
 	switch fn {
 	case fnActorID:
@@ -93,9 +128,15 @@ func getString(fn string) string {
 	case fnTheaterVersion:
 		importGetTheaterVersion(&retString)
 	default:
-		panic("theater: unknown string function " + fn)
+		endCall(mark)
+		panic("theater: unknown string function")
 	}
-	return claimString(retString.ptr, retString.len)
+	last := &lastStrings[fn]
+	if n := retString.len; n == 0 || string(rawMemory(retString.ptr, n)) != *last {
+		*last = claimString(retString.ptr, n)
+	}
+	endCall(mark)
+	return *last
 }
 
 func currentTime() uint64 {
@@ -103,58 +144,56 @@ func currentTime() uint64 {
 	return importGetCurrentTime()
 }
 
+// lastEnv is the value getEnv returned last, returned again without
+// allocating when the host answers the same (an actor that reads one
+// variable in a loop).
+var lastEnv string
+
 func getEnv(name string) (string, bool) {
-	callMu.Lock()
-	defer callMu.Unlock()
-	mark := len(pins)
-	defer releasePins(mark)
+	mark := beginCall()
 	retOption = optionStringArea{}
 	importGetEnv(name, &retOption)
 	switch retOption.isSome {
 	case 0:
+		endCall(mark)
 		return "", false
 	case 1:
-		return claimString(retOption.ptr, retOption.len), true
+		if n := retOption.len; n == 0 || string(rawMemory(retOption.ptr, n)) != lastEnv {
+			lastEnv = claimString(retOption.ptr, n)
+		}
+		endCall(mark)
+		return lastEnv, true
 	default:
+		endCall(mark)
 		panic("theater: get-env returned an invalid option discriminant")
 	}
 }
 
 func logMessage(level, msg string) error {
-	callMu.Lock()
-	defer callMu.Unlock()
-	mark := len(pins)
-	defer releasePins(mark)
+	mark := beginCall()
 	retResult = resultUnitStringArea{}
 	importLog(level, msg, &retResult)
-	return resultError("log")
+	err := resultError("log")
+	endCall(mark)
+	return err
 }
 
 func recordMetric(name string, value float64) error {
-	callMu.Lock()
-	defer callMu.Unlock()
-	mark := len(pins)
-	defer releasePins(mark)
+	defer endCall(beginCall())
 	retResult = resultUnitStringArea{}
 	importRecordMetric(name, value, &retResult)
 	return resultError("record-metric")
 }
 
 func recordEvent(eventType string, data []byte) error {
-	callMu.Lock()
-	defer callMu.Unlock()
-	mark := len(pins)
-	defer releasePins(mark)
+	defer endCall(beginCall())
 	retResult = resultUnitStringArea{}
 	importRecordEvent(eventType, bytesAsString(data), &retResult)
 	return resultError("record-event")
 }
 
 func systemInfo() SystemInfo {
-	callMu.Lock()
-	defer callMu.Unlock()
-	mark := len(pins)
-	defer releasePins(mark)
+	defer endCall(beginCall())
 	retSysInfo = systemInfoArea{}
 	importGetSystemInfo(&retSysInfo)
 	r := &retSysInfo
@@ -170,10 +209,7 @@ func systemInfo() SystemInfo {
 }
 
 func shutdown(data []byte) error {
-	callMu.Lock()
-	defer callMu.Unlock()
-	mark := len(pins)
-	defer releasePins(mark)
+	defer endCall(beginCall())
 	retResult = resultUnitStringArea{}
 	var isSome uint32
 	if data != nil {
@@ -184,22 +220,16 @@ func shutdown(data []byte) error {
 }
 
 func send(target string, msg []byte) error {
-	callMu.Lock()
-	defer callMu.Unlock()
-	mark := len(pins)
-	defer releasePins(mark)
+	defer endCall(beginCall())
 	retResult = resultUnitStringArea{}
 	importSend(target, bytesAsString(msg), &retResult)
 	return resultError("send")
 }
 
-// request holds callMu while it waits for the response: the guest runs no
+// request holds the runtime-call slot while it waits for the response: the guest runs no
 // other call meanwhile (the host calls into an actor one call at a time).
 func request(target string, msg []byte) ([]byte, error) {
-	callMu.Lock()
-	defer callMu.Unlock()
-	mark := len(pins)
-	defer releasePins(mark)
+	defer endCall(beginCall())
 	retResult = resultUnitStringArea{}
 	importRequest(target, bytesAsString(msg), &retResult)
 	switch retResult.isErr {
@@ -212,11 +242,17 @@ func request(target string, msg []byte) ([]byte, error) {
 	}
 }
 
-// resultError decodes retResult; callMu must be held.
+// resultError decodes retResult, between beginCall and endCall. Small
+// enough to be inlined: ok, the common case, costs no call.
 func resultError(fn string) error {
-	switch retResult.isErr {
-	case 0:
+	if retResult.isErr == 0 {
 		return nil
+	}
+	return resultErrorSlow(fn)
+}
+
+func resultErrorSlow(fn string) error {
+	switch retResult.isErr {
 	case 1:
 		return &RuntimeError{Func: fn, Message: claimString(retResult.ptr, retResult.len)}
 	default:

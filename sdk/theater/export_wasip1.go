@@ -85,10 +85,41 @@ func alignedBytes(n, align uint32) []byte {
 	return buf[off : off+n : off+n]
 }
 
+// The result area (wit/troupe-result-area.wit): a buffer of ours the host
+// writes small runtime-call results into instead of asking cabi_realloc for
+// memory, which saves it a nested call into the guest per string. What it
+// writes there is borrowed: claimString and claim copy it (it is no pin)
+// before the call ends (endCall), so the next call may overwrite it. A
+// package-level array never moves; uint64 elements align it to 8, as the
+// host requires.
+var (
+	resultArea     [resultAreaBytes / 8]uint64
+	resultAreaInfo [2]uint32 // (address, capacity), what the export returns a pointer to
+)
+
+// resultAreaBytes is the area's capacity: get-env values, ids, names and
+// error messages fit; a larger result comes from cabi_realloc.
+const resultAreaBytes = 4096
+
+// exportResultArea is troupe:actor/result-area#result-area: () -> i32, a
+// pointer to (area address u32, capacity u32). The host calls it once.
+//
+//go:wasmexport troupe:actor/result-area#result-area
+func exportResultArea() uint32 {
+	resultAreaInfo = [2]uint32{uint32(uintptr(unsafe.Pointer(&resultArea))), resultAreaBytes}
+	return uint32(uintptr(unsafe.Pointer(&resultAreaInfo)))
+}
+
+// exportPostResultArea is cabi_post_troupe:actor/result-area#result-area:
+// nothing to free, resultAreaInfo lives as long as the module.
+//
+//go:wasmexport cabi_post_troupe:actor/result-area#result-area
+func exportPostResultArea(uint32) {}
+
 // claim takes ownership of n bytes at ptr that the host wrote into a buffer
 // from cabi_realloc: the buffer leaves pins and is returned as an ordinary
 // slice the garbage collector tracks. Memory the host did not get from
-// cabi_realloc is copied instead.
+// cabi_realloc (the result area, among others) is copied instead.
 func claim(ptr, n uint32) []byte {
 	if n == 0 {
 		return []byte{}
@@ -102,6 +133,14 @@ func claim(ptr, n uint32) []byte {
 }
 
 func claimString(ptr, n uint32) string {
+	if n == 0 {
+		return ""
+	}
+	if len(pins) == 0 {
+		// Nothing came from cabi_realloc (the result area, the common
+		// case): one copy, straight into the string.
+		return string(rawMemory(ptr, n))
+	}
 	b := claim(ptr, n)
 	if len(b) == 0 {
 		return ""

@@ -6,7 +6,7 @@ package theater
 // gopls and `go build ./...` work on it; calls that can report an error
 // return ErrNotWasm, the others panic with its message.
 
-func getString(string) string                { panic(ErrNotWasm.Error()) }
+func getString(stringFunc) string            { panic(ErrNotWasm.Error()) }
 func currentTime() uint64                    { panic(ErrNotWasm.Error()) }
 func getEnv(string) (string, bool)           { panic(ErrNotWasm.Error()) }
 func logMessage(string, string) error        { return ErrNotWasm }

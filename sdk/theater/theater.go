@@ -164,11 +164,15 @@ func GetSystemInfo() SystemInfo { return systemInfo() }
 // slice is some(empty).
 func Shutdown(data []byte) error { return shutdown(data) }
 
-// Function names of theater:simple/runtime that return a plain string.
+// stringFunc names a function of theater:simple/runtime that returns a
+// plain string; a small integer, so the dispatch compares no strings.
+type stringFunc uint8
+
+// The functions of theater:simple/runtime that return a plain string.
 const (
-	fnActorID        = "get-actor-id"
-	fnActorName      = "get-actor-name"
-	fnTheaterVersion = "get-theater-version"
+	fnActorID        stringFunc = iota // get-actor-id
+	fnActorName                        // get-actor-name
+	fnTheaterVersion                   // get-theater-version
 )
 
 // callInit runs the registered init function, turning a panic into an error

@@ -5,6 +5,7 @@
   (import "bench" "noop" (func $noop))
   (import "theater:simple/runtime" "get-current-time" (func $get_current_time (result i64)))
   (import "theater:simple/runtime" "log" (func $log (param i32 i32 i32 i32 i32)))
+  (import "theater:simple/runtime" "get-actor-name" (func $get_actor_name (param i32)))
   (memory (export "memory") 1)
   (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) (i32.const 4096))
   (data (i32.const 64) "info")
@@ -32,4 +33,13 @@
       (if (i32.load8_u (i32.const 16)) (then (return (i32.const 1))))
       (local.set $n (i32.sub (local.get $n) (i32.const 1)))
       (br $next)))
-    (i32.const 0)))
+    (i32.const 0))
+
+  ;; get-actor-name, its string through cabi_realloc (the canonical ABI);
+  ;; area.wat is the same loop for a guest with a result area.
+  (func (export "loop-name") (param $n i32)
+    (block $done (loop $next
+      (br_if $done (i32.eqz (local.get $n)))
+      (call $get_actor_name (i32.const 16))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br $next)))))

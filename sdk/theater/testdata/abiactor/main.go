@@ -278,11 +278,25 @@ func bench(op string, n int) error {
 				return err
 			}
 		}
+	case "actor-name":
+		for i := 0; i < n; i++ {
+			theater.ActorName()
+		}
+	case "log-100B":
+		for i := 0; i < n; i++ {
+			if err := theater.Info(hundredBytes); err != nil {
+				return err
+			}
+		}
 	default:
 		return fmt.Errorf("unknown bench op %q", op)
 	}
 	return nil
 }
+
+// hundredBytes is the log-100B benchmark's message, the runtime handler's
+// WAT benchmark's.
+const hundredBytes = "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
 
 func envOr(name, def string) string {
 	if v, ok := theater.Getenv(name); ok {
