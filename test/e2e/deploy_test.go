@@ -33,6 +33,9 @@ const (
 func (s *suite) deploy(t *testing.T) {
 	reg, comps := os.Getenv(registryEnv), os.Getenv(componentsEnv)
 	if reg == "" || comps == "" {
+		if os.Getenv("TROUPE_E2E_LOCAL_NODE") != "" {
+			t.Fatalf("hack/e2e-local.sh runs the suite but %s or %s is not set", registryEnv, componentsEnv)
+		}
 		t.Skipf("%s or %s is not set (hack/e2e-local.sh sets both): no registry or no JavaScript component to deploy", registryEnv, componentsEnv)
 	}
 	cli := filepath.Join(s.tmp, "bin", "troupe")
