@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
+	"github.com/troupe-dev/troupe/internal/eventsink"
 	"github.com/troupe-dev/troupe/internal/placement"
 	"github.com/troupe-dev/troupe/internal/textutil"
 )
@@ -130,7 +131,17 @@ func (r *ActorReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager
 	// show which fields it owns (PROTOCOL.md#ownership).
 	r.Client = client.WithFieldOwner(r.Client, v1alpha1.ManagerFieldOwner)
 	if r.Recorder == nil {
-		r.Recorder = mgr.GetEventRecorder(ControllerName)
+		// Events through a client of their own, rate-limited: a burst's
+		// Placed Events follow its placements instead of competing with
+		// them on the API server (the manager's client has no limit).
+		sink, err := eventsink.New(mgr.GetConfig(), eventsink.Options{})
+		if err != nil {
+			return err
+		}
+		if err := mgr.Add(sink); err != nil {
+			return fmt.Errorf("adding the Event sink: %w", err)
+		}
+		r.Recorder = sink.Recorder(mgr.GetScheme(), ControllerName)
 	}
 	if r.Backoff == (Backoff{}) {
 		r.Backoff = DefaultBackoff

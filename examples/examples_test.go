@@ -179,7 +179,7 @@ func TestMonitoring(t *testing.T) {
 	}{
 		"75% used is info": {
 			total: 16 << 30, available: 4 << 30, wantLevel: "info", wantLog: "Memory 75.0%",
-			wantMetrics: map[string]float64{"memory_used_bytes": 12 << 30, "memory_usage_percent": 75, "memory_available_bytes": 4 << 30, "cpu_count": 4, "uptime_seconds": 3600},
+			wantMetrics: map[string]float64{"memory_used_bytes": 12 << 30, "memory_usage_percent": 75, "memory_available_bytes": 4 << 30, "cpus": 4, "uptime_seconds": 3600},
 		},
 		"93.75% used passes the default 90% and warns": {
 			total: 16 << 30, available: 1 << 30, wantLevel: "warn", wantLog: "Memory 93.8%",
@@ -272,14 +272,18 @@ func TestStructuredLogging(t *testing.T) {
 		t.Errorf("log lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	metrics := fr.Metrics()
-	if len(metrics) != 3 {
-		t.Fatalf("metrics = %+v, want 3 request_duration_ms", metrics)
+	if len(metrics) != 6 {
+		t.Fatalf("metrics = %+v, want request_duration_seconds and requests_handled_total for each of 3 requests", metrics)
 	}
-	for i, m := range metrics {
+	for i := 0; i < 3; i++ {
 		id := "req-" + strconv.Itoa(i+1)
+		d, n := metrics[2*i], metrics[2*i+1]
 		// The clock moves 3 ms per reading, and start and end are consecutive readings.
-		if m.Name != "request_duration_ms" || m.Value != 3 || durations[id] != m.Value {
-			t.Errorf("metric %d = %+v, logged duration %v, want request_duration_ms 3 in both", i, m, durations[id])
+		if d.Name != "request_duration_seconds" || d.Value != 0.003 || durations[id] != 3 {
+			t.Errorf("metric %d = %+v, logged duration %v ms, want request_duration_seconds 0.003 and 3 ms", 2*i, d, durations[id])
+		}
+		if n.Name != "requests_handled_total" || n.Value != 1 {
+			t.Errorf("metric %d = %+v, want requests_handled_total 1", 2*i+1, n)
 		}
 	}
 }

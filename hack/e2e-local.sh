@@ -122,6 +122,9 @@ eval "$(hack/local-cluster.sh env)"
 # on the cluster's bridge address, which the host pods reach, and deletes
 # the hosts' data directory itself, the node being this machine.
 archive_env=(TROUPE_E2E_S3_ADDR=10.244.0.1 TROUPE_E2E_LOCAL_NODE=1 TROUPE_VERSITYGW="${TROUPE_VERSITYGW:-$(hack/s3-server.sh)}")
+# The deploy step ships the JavaScript example through the cluster's
+# registry (TROUPE_REGISTRY, from env above); components are cached.
+export TROUPE_COMPONENTS=${TROUPE_COMPONENTS:-$(hack/components.sh)}
 log "running the e2e suite against $KUBECONFIG with $IMAGE (cluster up in ${up_s}s)"
 # shellcheck disable=SC2086 # E2E_FLAGS is a list of flags
 env "${upgrade_env[@]}" "${archive_env[@]}" TROUPE_E2E_IMAGE="$IMAGE" TROUPE_E2E_VERSION="$VERSION" \

@@ -16,8 +16,15 @@
 # Binaries stay cached under ${XDG_CACHE_HOME:-~/.cache}/troupe/bin.
 #
 # Network: a bridge troupe0 with 10.244.0.1/24 carries the pods and the node's
-# own address; the API server and the kubelet listen on 10.244.0.1, every
-# other port on 127.0.0.1. Nothing listens on the host's real interfaces.
+# own address; the API server, the kubelet and the registry listen on
+# 10.244.0.1, every other port on 127.0.0.1. Nothing listens on the host's
+# real interfaces.
+#
+# Registry: an OCI registry on the node, http://10.244.0.1:5000 (hack/registry,
+# go-containerregistry's implementation; blobs under $TROUPE_CLUSTER_DIR),
+# which `troupe push` and `troupe deploy --image 10.244.0.1:5000/REPO` write
+# to and the Troupe host (a private address: plain HTTP) and containerd
+# (certs.d) pull from. `env` prints TROUPE_REGISTRY.
 # Services: 10.96.0.0/16 (the kubernetes Service is 10.96.0.1). No DNS addon.
 #
 # Needs root (it runs containers) and Debian's apt-get for the packages it
@@ -50,6 +57,7 @@ BIN=$STATE/bin PKI=$STATE/pki ETC=$STATE/etc VAR=$STATE/var RUN=$STATE/run LOG=$
 HOSTREC=$STATE/host      # what up changed on the host, for down
 CTR_SOCK=$RUN/containerd.sock
 KUBECONFIG_ADMIN=$STATE/kubeconfig
+REGISTRY=$BR_IP:5000     # the node's OCI registry
 # System paths a component writes to although it is configured to use
 # $STATE: kubelet's device-plugin and pod-resources sockets and its
 # /var/log/containers links, libcni's result cache, containerd shims' sockets.
@@ -161,7 +169,7 @@ preflight() {
   fi
   local port addr
   for addr in 127.0.0.1:2379 127.0.0.1:2380 127.0.0.1:2381 127.0.0.1:10257 127.0.0.1:10259 127.0.0.1:10248 \
-    127.0.0.1:10249 127.0.0.1:10256 "$BR_IP:6443" "$BR_IP:10250"; do
+    127.0.0.1:10249 127.0.0.1:10256 "$BR_IP:6443" "$BR_IP:10250" "$REGISTRY"; do
     port=${addr##*:}
     if ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && ! listener_ours "$port"; then
       die "port $port is taken by another process: $(ss -Hltnp "sport = :$port" | head -1)"
@@ -348,6 +356,15 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     bin_dir = "/usr/lib/cni"
     conf_dir = "$ETC/cni"
     max_conf_num = 1
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    # certs.d/<host>/hosts.toml: the node's registry speaks plain HTTP.
+    config_path = "$ETC/certs.d"
+EOF
+  mkdir -p "$ETC/certs.d/$REGISTRY"
+  put "$ETC/certs.d/$REGISTRY/hosts.toml" <<EOF
+server = "http://$REGISTRY"
+[host."http://$REGISTRY"]
+  capabilities = ["pull", "resolve"]
 EOF
   # isGateway false: the bridge plugin would otherwise turn on the host-wide
   # net.ipv4.ip_forward; up gives the bridge its address itself and enables
@@ -470,7 +487,12 @@ up() {
     --initial-cluster "$NODE=http://127.0.0.1:2380" --listen-metrics-urls http://127.0.0.1:2381 \
     --quota-backend-bytes 4294967296
   start containerd containerd --config "$ETC/containerd.toml"
+  # The node's OCI registry (hack/registry), built by the go command
+  # (cached), listening on the bridge that network made.
+  (cd "$root" && go build -o "$BIN/troupe-registry" ./hack/registry) || die "building hack/registry failed"
+  start registry "$BIN/troupe-registry" -address "$REGISTRY" -dir "$VAR/registry"
   wait_for "etcd healthy" 60 etcd curl -fsS http://127.0.0.1:2379/health
+  wait_for "registry serving" 60 registry curl -fsS "http://$REGISTRY/v2/"
   # The advertise address becomes the kubernetes Service's endpoint, which
   # pods must reach: it cannot be loopback, hence the bridge's address.
   # Aggregated APIs (Troupe's gateway): the API server dials the Service's
@@ -612,6 +634,7 @@ down() {
   stop kube-controller-manager
   stop kube-apiserver 30
   stop etcd 30
+  stop registry
 
   # 6. Mounts under $STATE (volumes of pods the kubelet did not tear down,
   #    container root file systems, network namespaces), deepest first.
@@ -726,7 +749,7 @@ down() {
       awk -v s="$STATE/" 'index($2, s) == 1 { print "  " $2 }' /proc/self/mounts >&2
       return 1
     fi
-    for n in etcd containerd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
+    for n in etcd registry containerd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
       if running "$n"; then log "ERROR: $n still runs; not removing $STATE"; return 1; fi
     done
     rm -rf --one-file-system "$STATE" && log "removed $STATE"
@@ -760,7 +783,7 @@ status() {
 }
 
 env_() {
-  echo "export KUBECONFIG=$KUBECONFIG_ADMIN PATH=$BIN:\$PATH CONTAINER_RUNTIME_ENDPOINT=unix://$CTR_SOCK" \
+  echo "export KUBECONFIG=$KUBECONFIG_ADMIN PATH=$BIN:\$PATH CONTAINER_RUNTIME_ENDPOINT=unix://$CTR_SOCK TROUPE_REGISTRY=$REGISTRY" \
     "HELM_CACHE_HOME=$VAR/helm/cache HELM_CONFIG_HOME=$VAR/helm/config HELM_DATA_HOME=$VAR/helm/data"
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/host"
 	"github.com/troupe-dev/troupe/internal/memlimit"
 	"github.com/troupe-dev/troupe/internal/objstore"
+	"github.com/troupe-dev/troupe/internal/runtimehandler"
 	"github.com/troupe-dev/troupe/internal/version"
 )
 
@@ -85,6 +86,7 @@ Flags:
 	fs.StringVar(&o.cfg.HealthProbeAddress, "health-probe-bind-address", host.DefaultHealthProbeAddress, `address of /healthz and /readyz ("0" disables them)`)
 	fs.StringVar(&o.cfg.HTTPAddress, "http-bind-address", host.DefaultHTTPAddress, `address of the read-only chain endpoint (GET /actors, `+host.ChainPath+`); loopback by default, for kubectl port-forward ("0" disables it)`)
 	fs.DurationVar(&o.cfg.StatusInterval, "status-interval", host.DefaultStatusInterval, "least time between two status writes of one actor whose chain head moved (lifecycle transitions are written at once)")
+	fs.IntVar(&o.cfg.MaxActorMetricSeries, "max-actor-metric-series", runtimehandler.DefaultMaxMetricSeries, "actor metric series the host exports on /metrics, all actors together (one per recorded name per actor); values under a new series beyond it are chained but not exported, and counted in troupe_host_actor_metric_series_dropped_total")
 	fs.Float64Var(&o.cfg.StatusWritesPerSecond, "status-writes-per-second", 0, "status writes a second, all actors together: chain-head writes wait their turn (a head that moves meanwhile is written once, the newest), lifecycle writes are made at once (0: a tenth of --kube-api-qps; -1: no cap)")
 	fs.StringVar(&o.cfg.OTLPEndpoint, "otlp-endpoint", "", "OTLP/HTTP collector URL (http://otel-collector.observability:4318) to export spans of message deliveries and handler calls to; empty: no tracing, at no cost")
 	fs.DurationVar(&o.cfg.StopGrace, "stop-grace", host.DefaultStopGrace, "how long stopping an actor waits for its call in progress before canceling it")

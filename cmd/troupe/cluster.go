@@ -63,6 +63,7 @@ func (f *clusterFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "cluster mode: deliver through this kubeconfig's cluster (default $KUBECONFIG or ~/.kube/config when another cluster flag is given)")
 	cmd.Flags().StringVar(&f.context, "context", "", "cluster mode: the kubeconfig context to use")
 	cmd.Flags().StringVarP(&f.namespace, "namespace", "n", "", "cluster mode: the Actor's namespace (default: the context's)")
+	_ = cmd.RegisterFlagCompletionFunc("namespace", completeNamespace(f))
 }
 
 // on reports whether cmd runs in cluster mode.

@@ -102,6 +102,7 @@ stderr), 2 for a usage error, 3 when no troupe run listens on the socket.` + clu
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the response as JSON (a JSON string, or {\"base64\": ...}, when it is not JSON)")
 	o.cluster.add(cmd)
 	o.cluster.plugin = pluginMode
+	cmd.ValidArgsFunction = completeActorName(&o.socket, &o.cluster)
 	return cmd
 }
 
@@ -130,6 +131,7 @@ stderr), 2 for a usage error, 3 when no troupe run listens on the socket.` + clu
 	cmd.Flags().StringVar(&o.socket, "socket", "", "the socket of the troupe run (default ${XDG_STATE_HOME:-~/.local/state}/troupe/run.sock)")
 	o.cluster.add(cmd)
 	o.cluster.plugin = pluginMode
+	cmd.ValidArgsFunction = completeActorName(&o.socket, &o.cluster)
 	return cmd
 }
 

@@ -50,7 +50,7 @@ func recordHealthMetrics() error {
 		{"memory_used_bytes", float64(used)},
 		{"memory_usage_percent", percent},
 		{"memory_available_bytes", float64(info.MemoryAvailable)},
-		{"cpu_count", float64(info.CPUCount)},
+		{"cpus", float64(info.CPUCount)},
 		{"uptime_seconds", float64(info.Uptime)},
 		// The actor's own footprint: what it costs the node to run it.
 		{"actor_heap_bytes", float64(heap.HeapAlloc)},

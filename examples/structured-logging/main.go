@@ -1,7 +1,9 @@
 // Command structured-logging is the seed's structured-logging use case: every
 // log line is a JSON object with the message, a timestamp from the host, the
 // actor's id and name, and a context; handling each request records its
-// duration as request_duration_ms.
+// duration as request_duration_seconds (a gauge of the last, and the sum
+// and count of all) and counts it in requests_handled_total (a counter:
+// the name ends in _total).
 //
 // It handles a small fixed batch of requests on every init, one of which
 // fails on purpose, to show both the completed and the failed log lines.
@@ -139,7 +141,10 @@ func processRequest(req request) (response, error) {
 	resp, handleErr := handleRequest(req)
 	duration := theater.CurrentTimeMillis() - start
 
-	if err := theater.RecordMetric("request_duration_ms", float64(duration)); err != nil {
+	if err := theater.RecordMetric("request_duration_seconds", float64(duration)/1000); err != nil {
+		return response{}, err
+	}
+	if err := theater.RecordMetric("requests_handled_total", 1); err != nil {
 		return response{}, err
 	}
 

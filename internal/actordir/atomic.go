@@ -10,8 +10,9 @@ import (
 
 // writeFileAtomic replaces dir/name with data so that a crash leaves either
 // the old file or the new one: a temporary file in the same directory,
-// fsync, rename over the old, fsync of the directory.
-func writeFileAtomic(dir, name string, data []byte) (err error) {
+// fsync, rename over the old, fsync of the directory (unless syncDir is
+// false: the caller makes the directory durable itself).
+func writeFileAtomic(dir, name string, data []byte, syncDir bool) (err error) {
 	tmp, err := os.CreateTemp(dir, "."+name+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("saving %s: %w", name, err)
@@ -25,7 +26,7 @@ func writeFileAtomic(dir, name string, data []byte) (err error) {
 		tmp.Close()
 		return fmt.Errorf("saving %s: %w", name, err)
 	}
-	if err = tmp.Sync(); err != nil {
+	if err = fsync.Data(tmp); err != nil {
 		tmp.Close()
 		return fmt.Errorf("saving %s: fsync: %w", name, err)
 	}
@@ -36,6 +37,9 @@ func writeFileAtomic(dir, name string, data []byte) (err error) {
 		return fmt.Errorf("saving %s: %w", name, err)
 	}
 	// The rename is durable only once the directory entry is.
+	if !syncDir {
+		return nil
+	}
 	if err = fsync.Dir(dir); err != nil {
 		return fmt.Errorf("saving %s: %w", name, err)
 	}

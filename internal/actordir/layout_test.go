@@ -75,7 +75,7 @@ func TestLayout(t *testing.T) {
 func TestWriteFileAtomicReplaces(t *testing.T) {
 	dir := t.TempDir()
 	for _, content := range []string{"first", "second"} {
-		if err := writeFileAtomic(dir, "f", []byte(content)); err != nil {
+		if err := writeFileAtomic(dir, "f", []byte(content), true); err != nil {
 			t.Fatal(err)
 		}
 		got, _ := os.ReadFile(filepath.Join(dir, "f"))
@@ -87,7 +87,7 @@ func TestWriteFileAtomicReplaces(t *testing.T) {
 	if len(entries) != 1 {
 		t.Fatalf("temporary files left behind: %v", entries)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "missing"), "f", nil); err == nil {
+	if err := writeFileAtomic(filepath.Join(dir, "missing"), "f", nil, true); err == nil {
 		t.Fatal("writing into a missing directory succeeded")
 	}
 }

@@ -53,6 +53,16 @@ func WriteIdentity(dir string, id Identity) error {
 	return writeJSON(dir, IdentityFile, identityFile{Version: jsonVersion, Identity: id})
 }
 
+// CreateIdentity saves id as the identity of dir, a directory whose
+// chain file was just created and has no durable event yet: the file's
+// contents are durable when it returns, its directory entry is not. The
+// chain's first fsync, which syncs the directory of a new chain file
+// (chain.Locked.Created), makes it durable before any event is: a fresh
+// start pays one directory sync, not two.
+func CreateIdentity(dir string, id Identity) error {
+	return writeJSONSync(dir, IdentityFile, identityFile{Version: jsonVersion, Identity: id}, false)
+}
+
 // ReadRunRecord reads dir's run record; ok is false when there is none.
 func ReadRunRecord(dir string) (r RunRecord, ok bool, err error) {
 	var f runRecordFile

@@ -100,7 +100,7 @@ func ListRotated(dir string) (rotated []RotatedChain, orphans []string, err erro
 // WriteRotatedState saves s as the state of the rotation at length,
 // durably (written aside, fsynced, renamed, the directory fsynced).
 func WriteRotatedState(dir string, length uint64, s SavedState) error {
-	return writeFileAtomic(dir, filepath.Base(RotatedStatePath(dir, length)), encodeStateV2(s))
+	return writeFileAtomic(dir, filepath.Base(RotatedStatePath(dir, length)), encodeStateV2(s), true)
 }
 
 // ReadRotatedState reads the state saved at path by WriteRotatedState, at

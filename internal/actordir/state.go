@@ -120,7 +120,15 @@ func encodeStateV2(s SavedState) []byte {
 // WriteStateSlot returns. The file is overwritten in place, not replaced:
 // the other slot is what survives a crash in the middle, and a state of
 // the same size as the last costs one fdatasync and no metadata.
-func WriteStateSlot(dir string, slot int, s SavedState) (err error) {
+func WriteStateSlot(dir string, slot int, s SavedState) error {
+	_, err := SaveStateSlot(dir, slot, s)
+	return err
+}
+
+// SaveStateSlot is WriteStateSlot, and reports whether it synced dir's
+// entries (it created the slot's file): then every entry made in dir
+// before it was called is durable too.
+func SaveStateSlot(dir string, slot int, s SavedState) (dirSynced bool, err error) {
 	name := StateSlotFiles[slot]
 	path := filepath.Join(dir, name)
 	created := false
@@ -130,7 +138,7 @@ func WriteStateSlot(dir string, slot int, s SavedState) (err error) {
 		created = true
 	}
 	if err != nil {
-		return fmt.Errorf("saving the state in %s: %w", name, err)
+		return false, fmt.Errorf("saving the state in %s: %w", name, err)
 	}
 	defer func() {
 		if cerr := f.Close(); cerr != nil && err == nil {
@@ -139,27 +147,27 @@ func WriteStateSlot(dir string, slot int, s SavedState) (err error) {
 	}()
 	buf := encodeStateV2(s)
 	if _, err := f.WriteAt(buf, 0); err != nil {
-		return fmt.Errorf("saving the state in %s: %w", name, err)
+		return false, fmt.Errorf("saving the state in %s: %w", name, err)
 	}
 	st, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("saving the state in %s: %w", name, err)
+		return false, fmt.Errorf("saving the state in %s: %w", name, err)
 	}
 	if st.Size() > int64(len(buf)) {
 		if err := f.Truncate(int64(len(buf))); err != nil {
-			return fmt.Errorf("saving the state in %s: %w", name, err)
+			return false, fmt.Errorf("saving the state in %s: %w", name, err)
 		}
 	}
 	if err := fsync.Data(f); err != nil {
-		return fmt.Errorf("saving the state in %s: %w", name, err)
+		return false, fmt.Errorf("saving the state in %s: %w", name, err)
 	}
 	if created {
 		// A new file survives a crash only with its directory entry.
 		if err := fsync.Dir(dir); err != nil {
-			return fmt.Errorf("saving the state in %s: %w", name, err)
+			return false, fmt.Errorf("saving the state in %s: %w", name, err)
 		}
 	}
-	return nil
+	return created, nil
 }
 
 // ReadStateSlots reads both slots of dir, at most maxBytes of state each.
@@ -246,7 +254,7 @@ func WriteLegacyState(dir string, s State) error {
 	d := stateV1Digest(s)
 	buf = append(buf, d[:]...)
 	buf = append(buf, s.Data...)
-	return writeFileAtomic(dir, StateFile, buf)
+	return writeFileAtomic(dir, StateFile, buf, true)
 }
 
 // readStateFile reads dir/name, one byte past limit so that an oversize

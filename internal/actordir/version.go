@@ -80,10 +80,13 @@ func readJSON(dir, name, what string, v any) (ok bool, err error) {
 }
 
 // writeJSON saves v, which carries its version, as dir/name atomically.
-func writeJSON(dir, name string, v any) error {
+func writeJSON(dir, name string, v any) error { return writeJSONSync(dir, name, v, true) }
+
+// writeJSONSync is writeJSON, syncing the directory or not (writeFileAtomic).
+func writeJSONSync(dir, name string, v any, syncDir bool) error {
 	raw, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("saving %s: %w", name, err)
 	}
-	return writeFileAtomic(dir, name, append(raw, '\n'))
+	return writeFileAtomic(dir, name, append(raw, '\n'), syncDir)
 }

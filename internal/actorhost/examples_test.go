@@ -263,8 +263,8 @@ func TestGoExamplesAnswerRequests(t *testing.T) {
 		if got := ask(t, "structured-logging", "GET /missing"); got["status"] != float64(404) || !strings.Contains(fmt.Sprint(got["error"]), "no route") {
 			t.Errorf("GET /missing answered %v", got)
 		}
-		if n := countMetrics(events(t, a)) - metricsBefore; n != 2 {
-			t.Errorf("%d metrics recorded for 2 requests, want request_duration_ms each", n)
+		if n := countMetrics(events(t, a)) - metricsBefore; n != 4 {
+			t.Errorf("%d metrics recorded for 2 requests, want request_duration_seconds and requests_handled_total each", n)
 		}
 	})
 

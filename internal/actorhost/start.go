@@ -349,7 +349,7 @@ func (a *Actor) openDir(copts chain.Options) error {
 	if err != nil {
 		return fmt.Errorf("starting actor: %w", err)
 	}
-	if a.id, err = claimDir(dir, a.id, a.cfg.Name, a.cfg.Namespace); err != nil {
+	if a.id, err = claimDir(dir, a.id, a.cfg.Name, a.cfg.Namespace, lock.Created()); err != nil {
 		lock.Release()
 		return fmt.Errorf("starting actor: %w", err)
 	}

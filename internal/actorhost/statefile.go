@@ -120,8 +120,18 @@ func (st *stateStore) save(w chain.Write) error {
 	}
 	// A state is noted as its event is appended, and unsaved events are
 	// all in the write: nextSeq lies in [w.From, w.To).
-	durable, err := w.SyncWritten()
-	if err != nil {
+	var durable uint64
+	var err error
+	if st.cur < 0 && !st.legacy {
+		// The chain records no state (pick): no slot is relied on, so
+		// none needs the events already in the file durable before it
+		// is written over, and no crash can leave a state event of them
+		// that a slot lacks. The slot says how far the chain is durable
+		// without an fsync to make it further: a fresh actor's first
+		// save costs no fsync of its ActorStart and InitCall, which its
+		// InitResult's fsync covers.
+		durable = w.Durable()
+	} else if durable, err = w.SyncWritten(); err != nil {
 		return err
 	}
 	slot := st.first
@@ -137,12 +147,17 @@ func (st *stateStore) save(w chain.Write) error {
 		slot = 1 - st.cur
 	}
 	s := st.next
-	err = actordir.WriteStateSlot(st.dir, slot, actordir.SavedState{
+	dirSynced, err := actordir.SaveStateSlot(st.dir, slot, actordir.SavedState{
 		State: actordir.State{HasState: s.hasState, Data: s.state},
 		Seq:   st.nextSeq, Durable: durable,
 	})
 	if err != nil {
 		return err
+	}
+	if dirSynced {
+		// The chain file is in the same directory: its entry (and the
+		// identity's, on a fresh start) is durable now.
+		w.DirSynced()
 	}
 	st.cur = slot
 	st.next, st.hasNext = savedState{}, false
@@ -483,8 +498,10 @@ func (r stateRecord) describe() string {
 // and returns that id: "" takes the id dir was claimed for before, or a
 // new UUID. A dir claimed by another actor is an error, so two actors can
 // never write one chain. Called with the chain's lock held, so that two
-// starts on a fresh directory cannot both write an identity.
-func claimDir(dir, id, name, namespace string) (string, error) {
+// starts on a fresh directory cannot both write an identity. newChain:
+// Lock created the chain file, whose first fsync syncs the directory, so
+// a new identity leaves its directory entry to that fsync.
+func claimDir(dir, id, name, namespace string, newChain bool) (string, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return "", fmt.Errorf("creating its directory: %w", err)
 	}
@@ -502,7 +519,11 @@ func claimDir(dir, id, name, namespace string) (string, error) {
 	if id == "" {
 		id = uuid.NewString()
 	}
-	if err := actordir.WriteIdentity(dir, actordir.Identity{ID: id, Name: name, Namespace: namespace}); err != nil {
+	write := actordir.WriteIdentity
+	if newChain {
+		write = actordir.CreateIdentity
+	}
+	if err := write(dir, actordir.Identity{ID: id, Name: name, Namespace: namespace}); err != nil {
 		return "", err
 	}
 	return id, nil

@@ -100,7 +100,7 @@ type Write struct {
 func (w Write) SyncWritten() (uint64, error) {
 	c := w.c
 	if c.durable < w.From {
-		if err := fsync.Data(c.f); err != nil {
+		if err := c.syncFile(c.f); err != nil {
 			return c.durable, fmt.Errorf("syncing %s: %w", c.path, err)
 		}
 		// What the file holds is all durable now; a tick fsyncing outside
@@ -109,6 +109,17 @@ func (w Write) SyncWritten() (uint64, error) {
 	}
 	return c.durable, nil
 }
+
+// Durable returns the chain's durable length without syncing anything:
+// what the last completed fsync covers, which may be less than From.
+func (w Write) Durable() uint64 { return w.c.durable }
+
+// DirSynced tells the chain that its directory's entries were made
+// durable after its file was created (the caller synced the directory
+// for a file of its own there), so the chain's next fsync need not sync
+// the directory as well. It is what lets an actor's first start sync the
+// directory once for its chain, its identity and its state slot.
+func (w Write) DirSynced() { w.c.needDir = false }
 
 // Floor is a length (the seq after the last event) a chain file is known
 // to have reached durably, and who knows it, for the error. A crash tears
@@ -194,6 +205,7 @@ type Chain struct {
 	armed    bool
 	busy     bool      // an append came since the last tick
 	dirty    bool      // bytes written to the file since the last fdatasync
+	needDir  bool      // the file is new and its directory entry not yet durable
 	durable  uint64    // the length the last completed fdatasync covers
 	syncs    int       // ticks fsyncing outside the lock
 	synced   sync.Cond // on mu: signalled when syncs drops, for Close
@@ -312,6 +324,10 @@ func samePath(f *os.File, path string) (bool, error) {
 	return os.SameFile(open, now), nil
 }
 
+// Created reports whether Lock created the file: the directory had no
+// chain. Its directory entry is made durable by the chain's first fsync.
+func (l *Locked) Created() bool { return l.created }
+
 // Release drops the lock without opening the chain. It is a no-op after
 // Open.
 func (l *Locked) Release() {
@@ -360,9 +376,15 @@ func (l *Locked) Open(opts Options) (*Chain, Recovery, error) {
 		if opts.Floor.Length > 0 {
 			return cutBack(0, 0)
 		}
-		if err := writeHeader(f, dir); err != nil {
-			return fail(err)
+		// The header and the file's directory entry are made durable by
+		// the chain's first fsync, with its first events, rather than by
+		// two fsyncs of their own: until then the chain holds no durable
+		// event a crash could lose, and a header a crash tore is written
+		// anew by the next Open.
+		if _, err := f.Write(magicBytes); err != nil {
+			return fail(fmt.Errorf("writing header: %w", err))
 		}
+		c.needDir = true
 		c.size = int64(len(magicBytes))
 		c.startTimer()
 		return c, rec, nil
@@ -514,12 +536,28 @@ func writeHeader(f *os.File, dir string) error {
 	if _, err := f.Write(magicBytes); err != nil {
 		return fmt.Errorf("writing header: %w", err)
 	}
-	if err := f.Sync(); err != nil {
+	if err := fsync.Data(f); err != nil {
 		return fmt.Errorf("syncing header: %w", err)
 	}
 	// The file's directory entry must be durable too, or a crash can lose
 	// the whole file.
 	return fsync.Dir(dir)
+}
+
+// syncFile fsyncs the chain's data, and the first time its directory too
+// when the file is new (needDir): an event is durable only once the file
+// it is in cannot vanish. Called with the lock held.
+func (c *Chain) syncFile(f *os.File) error {
+	if err := fsync.Data(f); err != nil {
+		return err
+	}
+	if c.needDir {
+		if err := fsync.Dir(filepath.Dir(c.path)); err != nil {
+			return err
+		}
+		c.needDir = false
+	}
+	return nil
 }
 
 func (c *Chain) startTimer() {
@@ -689,6 +727,15 @@ func (c *Chain) appendLocked(kind Kind, op string, data []byte, note func(uint64
 	if c.f == nil {
 		return sum, nil
 	}
+	opens := !c.syncMode && kind.opensStart()
+	if opens {
+		// Written at once, so that a process that dies leaves it in the
+		// file as before, but neither fsynced nor left to the group
+		// commit: the start it opens makes it durable with the event that
+		// ends the start (its InitResult, or the failure), one fsync for
+		// all of them instead of one each.
+		return sum, c.writeLocked()
+	}
 	// Armed even when this append is written at once: the tick is also what
 	// notices the chain went quiet and gives its buffer back.
 	c.busy = true
@@ -716,7 +763,7 @@ func (c *Chain) appendLocked(kind Kind, op string, data []byte, note func(uint64
 // syncLocked makes everything appended so far durable; called with
 // nothing buffered (after writeLocked).
 func (c *Chain) syncLocked() error {
-	if err := fsync.Data(c.f); err != nil {
+	if err := c.syncFile(c.f); err != nil {
 		c.err = fmt.Errorf("syncing %s: %w", c.path, err)
 		return c.err
 	}
@@ -809,15 +856,21 @@ func (c *Chain) tick() {
 	// not covered by it and marks the chain dirty again for the next tick.
 	c.dirty = false
 	c.syncs++
-	f, covers := c.f, c.length
+	f, covers, needDir := c.f, c.length, c.needDir
 	c.mu.Unlock()
 
 	err := fsync.Data(f)
+	if err == nil && needDir {
+		err = fsync.Dir(filepath.Dir(c.path))
+	}
 
 	c.mu.Lock()
 	c.syncs--
 	if err != nil && c.err == nil {
 		c.err = fmt.Errorf("syncing %s: %w", c.path, err)
+	}
+	if err == nil && needDir {
+		c.needDir = false
 	}
 	if err == nil && covers > c.durable {
 		c.durable = covers
@@ -906,8 +959,17 @@ func (c *Chain) syncAllLocked() error {
 	if err := c.writeLocked(); err != nil {
 		return err
 	}
+	if c.allSynced() {
+		return nil
+	}
 	return c.syncLocked()
 }
+
+// allSynced reports whether an fsync that completed already covers every
+// event and nothing was written since: a stop's Sync and Close after a
+// lifecycle event's fsync need none of their own. Called with the lock
+// held and nothing buffered.
+func (c *Chain) allSynced() bool { return !c.dirty && c.durable == c.length }
 
 // Close flushes and fsyncs a durable chain and releases its file and its
 // lock: when Close returns, the chain can be opened again at once. Further
@@ -936,8 +998,8 @@ func (c *Chain) Close() error {
 	if err == nil {
 		err = c.writeLocked()
 	}
-	if err == nil {
-		if serr := fsync.Data(c.f); serr != nil {
+	if err == nil && !c.allSynced() {
+		if serr := c.syncFile(c.f); serr != nil {
 			err = fmt.Errorf("syncing %s: %w", c.path, serr)
 		} else {
 			c.durable = c.length

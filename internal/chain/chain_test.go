@@ -8,10 +8,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/troupe-dev/troupe/internal/fsync"
 )
 
 // fakeClock returns a clock that advances one millisecond per reading.
@@ -354,8 +357,8 @@ func TestLockHoldsTheFileBeforeOpen(t *testing.T) {
 }
 
 // Durable says how far the last fsync reached: not past what group commit
-// buffers, up to the end after SyncThrough, a lifecycle event or the
-// group commit's own tick.
+// buffers nor the events that open a start, up to the end after
+// SyncThrough, a lifecycle event or the group commit's own tick.
 func TestDurableFollowsTheFsyncs(t *testing.T) {
 	path := filepath.Join(t.TempDir(), FileName)
 	c, _, err := Open(path, Options{SyncInterval: time.Hour})
@@ -363,28 +366,39 @@ func TestDurableFollowsTheFsyncs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	// The event that opens a start is written at once, not fsynced: the
+	// one that ends the start is.
 	if _, err := c.Append(KindActorStart, "start", nil); err != nil {
 		t.Fatal(err)
 	}
-	if d := c.Durable(); d != 1 {
-		t.Fatalf("after a lifecycle event Durable = %d, want 1", d)
+	if d := c.Durable(); d != 0 {
+		t.Fatalf("after an ActorStart Durable = %d, want 0", d)
+	}
+	if evs := readAll(t, path); len(evs) != 1 {
+		t.Fatalf("an ActorStart was not written at once: the file holds %d events", len(evs))
+	}
+	if _, err := c.Append(KindInitResult, "init", nil); err != nil {
+		t.Fatal(err)
+	}
+	if d := c.Durable(); d != 2 {
+		t.Fatalf("after a lifecycle event Durable = %d, want 2", d)
 	}
 	for range 3 {
 		if _, err := c.Append(KindLog, "log", []byte("x")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if d := c.Durable(); d != 1 {
-		t.Fatalf("with three events buffered Durable = %d, want 1", d)
+	if d := c.Durable(); d != 2 {
+		t.Fatalf("with three events buffered Durable = %d, want 2", d)
 	}
-	if err := c.SyncThrough(1); err != nil || c.Durable() != 1 {
+	if err := c.SyncThrough(2); err != nil || c.Durable() != 2 {
 		t.Fatalf("SyncThrough of what is durable: %v, Durable %d", err, c.Durable())
 	}
-	if evs := readAll(t, path); len(evs) != 1 {
-		t.Fatalf("SyncThrough(1) wrote buffered events: the file holds %d", len(evs))
+	if evs := readAll(t, path); len(evs) != 2 {
+		t.Fatalf("SyncThrough(2) wrote buffered events: the file holds %d", len(evs))
 	}
-	if err := c.SyncThrough(3); err != nil || c.Durable() != 4 {
-		t.Fatalf("SyncThrough(3): %v, Durable %d, want 4", err, c.Durable())
+	if err := c.SyncThrough(4); err != nil || c.Durable() != 5 {
+		t.Fatalf("SyncThrough(4): %v, Durable %d, want 5", err, c.Durable())
 	}
 
 	fast, _, err := Open(filepath.Join(t.TempDir(), FileName), Options{SyncInterval: time.Millisecond})
@@ -704,6 +718,71 @@ func TestParseDurability(t *testing.T) {
 			}
 			if err == nil && got.String() != map[Durability]string{GroupCommit: "group-commit", Sync: "sync"}[got] {
 				t.Fatalf("String() = %q", got.String())
+			}
+		})
+	}
+}
+
+// A new chain file's header and directory entry are made durable by its
+// first fsync, once, not by syncs of their own; a caller that synced the
+// directory since (Write.DirSynced) spares the chain its own. The events
+// that open a start wait for the one that ends it, and a Sync or Close
+// that finds everything synced makes no fsync. Not parallel: the
+// fsync hook is the process's.
+func TestNewChainSyncsItsDirectoryOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		dirSynced bool
+		want      []fsync.Kind // InitResult's; Close, with nothing new, makes none
+	}{
+		{"alone", false, []fsync.Kind{fsync.KindData, fsync.KindDir}},
+		{"directory synced by the caller", true, []fsync.Kind{fsync.KindData}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			var mu sync.Mutex
+			var got []fsync.Kind
+			defer fsync.SetHook(func(k fsync.Kind, path string) {
+				if strings.HasPrefix(path, dir) {
+					mu.Lock()
+					got = append(got, k)
+					mu.Unlock()
+				}
+			})()
+			opts := Options{SyncInterval: time.Hour}
+			if tc.dirSynced {
+				opts.BeforeWrite = func(w Write) error {
+					w.DirSynced()
+					return nil
+				}
+			}
+			c, _, err := Open(filepath.Join(dir, FileName), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range []Kind{KindActorStart, KindRestart, KindInitCall} {
+				if _, err := c.Append(k, "x", nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mu.Lock()
+			if len(got) != 0 {
+				t.Errorf("opening a new chain and the events that open a start synced %v", got)
+			}
+			mu.Unlock()
+			if _, err := c.Append(KindInitResult, "x", nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("syncs %v, want %v", got, tc.want)
 			}
 		})
 	}

@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 func crashEvent(seq uint64) (Kind, string, []byte) {
 	kind := KindLog
 	if seq%97 == 0 {
-		kind = KindInitCall // lifecycle: fsynced before Append returns
+		kind = KindInitResult // lifecycle: fsynced before Append returns
 	}
 	n := int(seq*7919%300) + 1
 	data := make([]byte, 0, n+20)

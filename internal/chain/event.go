@@ -63,11 +63,26 @@ const (
 )
 
 // IsLifecycle reports whether events of this kind mark a lifecycle
-// transition. A durable chain fsyncs at every such event.
+// transition. A durable chain fsyncs at every such event, except that
+// those that open a start (SegmentStart, ActorStart, ActorRestart,
+// InitCall) are fsynced with the one that ends it, in group-commit mode.
 func (k Kind) IsLifecycle() bool {
 	switch k {
 	case KindActorStart, KindInitCall, KindInitResult, KindShutdown,
 		KindActorStop, KindRestart, KindSegmentStart:
+		return true
+	}
+	return false
+}
+
+// opensStart reports whether events of this kind open an actor's start
+// (a SegmentStart begins a moved or restored actor's chain): a durable
+// group-commit chain writes them at once but fsyncs them with the event
+// that ends the start (InitResult, or the run's failure or stop), not on
+// their own.
+func (k Kind) opensStart() bool {
+	switch k {
+	case KindSegmentStart, KindActorStart, KindRestart, KindInitCall:
 		return true
 	}
 	return false

@@ -8,7 +8,7 @@ import (
 // Data makes f's data durable. It skips the inode timestamps fsync would
 // also write; the file's size, which appends change, is still made durable.
 func Data(f *os.File) error {
-	rc, err := f.SyscallConn()
+	rc, err := dataOf(f).SyscallConn()
 	if err != nil {
 		return err
 	}

@@ -5,4 +5,4 @@ package fsync
 import "os"
 
 // Data makes f's data durable.
-func Data(f *os.File) error { return f.Sync() }
+func Data(f *os.File) error { return dataOf(f).Sync() }

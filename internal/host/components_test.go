@@ -239,5 +239,5 @@ func (s *suite) testJSComponentFromOCI(t *testing.T) {
 	g.Expect(c.Message).To(ContainSubstring("running module sha256:" + sha256Hex(wasm) + " from " + registry.Host + "/actors/js-hello@" + digest.String()))
 	g.Expect(h.custom("js", "greeted")).To(HaveLen(1))
 	g.Expect(h.logs.String()).To(ContainSubstring("Hola from js ("), "console.log reaches the host's log")
-	g.Expect(metricValue(h.metrics(), "troupe_actor_metric_count", "namespace="+h.ns, "actor=js", "metric=js_hello_init_ms")).To(Equal("1"))
+	g.Expect(metricValue(h.metrics(), "troupe_actor_js_hello_init_ms_recorded_count", "namespace="+h.ns, "actor=js")).To(Equal("1"))
 }

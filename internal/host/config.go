@@ -207,6 +207,11 @@ type Config struct {
 	// made at once (taking a token when one is free). 0 is a tenth of KubeAPIQPS (10 a second
 	// by default); negative is no cap.
 	StatusWritesPerSecond float64
+	// MaxActorMetricSeries caps the actor metric series the host exports
+	// on /metrics (one per recorded name per actor); values recorded under
+	// a new series beyond it are still chained but not exported. 0 is
+	// runtimehandler.DefaultMaxMetricSeries.
+	MaxActorMetricSeries int
 	// OTLPEndpoint, when set, is the OTLP/HTTP collector the host sends
 	// the spans of its actors' deliveries and handler calls to
 	// (http://collector:4318); "" makes no span and installs no SDK.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
@@ -187,10 +188,20 @@ func (s *suite) testSystemInfoAndMetrics(t *testing.T) {
 	h.run("sysinfo", h.probeSpec(), 60*time.Second)
 	g.Expect(h.custom("sysinfo", "sysinfo")).To(ConsistOf(HaveKeyWithValue("hostname", h.node)))
 	m := h.metrics()
-	g.Expect(metricValue(m, "troupe_actor_metric_last", "namespace="+h.ns, "actor=sysinfo", "metric=probe_runs")).To(Equal("1"))
-	g.Expect(metricValue(m, "troupe_actor_metric_count", "namespace="+h.ns, "actor=sysinfo", "metric=probe_runs")).To(Equal("1"))
+	g.Expect(metricValue(m, "troupe_actor_probe_runs", "namespace="+h.ns, "actor=sysinfo")).To(Equal("1"))
+	g.Expect(metricValue(m, "troupe_actor_probe_runs_recorded_count", "namespace="+h.ns, "actor=sysinfo")).To(Equal("1"))
 	g.Eventually(func() string {
 		return metricValue(h.metrics(), "troupe_host_status_writes_total", "result=ok")
 	}).ShouldNot(BeEmpty())
 	g.Expect(h.metrics()).To(MatchRegexp(`troupe_host_chain_appends_total [1-9]`))
+	g.Expect(metricValue(h.metrics(), "troupe_host_actors", "state=running")).To(Equal("1"))
+	g.Expect(metricValue(h.metrics(), "troupe_host_actors", "state=starting")).To(Equal("0"))
+
+	// Everything the host exports, its own families and its actors', passes
+	// Prometheus' linter (names, units, counter suffixes, help).
+	problems, err := promlint.New(strings.NewReader(h.metrics())).Lint()
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
 }

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -32,7 +33,6 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/internal/actordir"
@@ -40,6 +40,7 @@ import (
 	"github.com/troupe-dev/troupe/internal/archiver"
 	"github.com/troupe-dev/troupe/internal/component"
 	"github.com/troupe-dev/troupe/internal/diskbudget"
+	"github.com/troupe-dev/troupe/internal/eventsink"
 	"github.com/troupe-dev/troupe/internal/kubeenv"
 	"github.com/troupe-dev/troupe/internal/runtimehandler"
 	"github.com/troupe-dev/troupe/internal/tracing/otlp"
@@ -53,7 +54,7 @@ type Host struct {
 	mgr      manager.Manager
 	client   client.Client // cached Actors; direct for everything else
 	api      client.Reader // always the API server
-	events   recorder.EventRecorder
+	events   events.EventRecorder
 	engine   *actorhost.Engine
 	fetcher  *component.Fetcher
 	envs     *kubeenv.Watcher
@@ -149,13 +150,23 @@ func New(cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating a clientset: %w", err)
 	}
+	// Events through a client of their own: a burst's Started Events
+	// follow its status writes instead of competing with them (and with
+	// them for the host's QPS).
+	sink, err := eventsink.New(cfg.RestConfig, eventsink.Options{})
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(sink); err != nil {
+		return nil, fmt.Errorf("adding the Event sink: %w", err)
+	}
 	h := &Host{
 		// Every write names the host as its field manager, so managedFields
 		// show which fields it owns (PROTOCOL.md#ownership).
 		cfg: cfg, log: log, mgr: mgr, client: client.WithFieldOwner(mgr.GetClient(), v1alpha1.HostFieldOwner), api: mgr.GetAPIReader(),
-		events:    mgr.GetEventRecorder("troupe-host"),
+		events:    sink.Recorder(mgr.GetScheme(), "troupe-host"),
 		envs:      kubeenv.NewWatcher(cs, log.WithName("env")),
-		actorMet:  runtimehandler.NewMetricsRegistry(),
+		actorMet:  runtimehandler.NewMetricsRegistry(cfg.MaxActorMetricSeries),
 		runs:      map[types.NamespacedName]*run{},
 		resolved:  map[types.NamespacedName]resolution{},
 		listeners: map[string]net.Listener{},
@@ -167,6 +178,7 @@ func New(cfg Config) (*Host, error) {
 	}
 	h.metrics = newHostMetrics(h.actorMet, func() float64 { return float64(h.runningCount()) }, h.envs)
 	h.metrics.registry.MustRegister(&memoryCollector{h: h})
+	h.metrics.registry.MustRegister(actorStates{h: h})
 	h.msgMetrics = newMessageMetrics(h.runningActors)
 	h.metrics.registry.MustRegister(h.msgMetrics)
 	if err := h.newArchiver(); err != nil {

@@ -95,7 +95,7 @@ func (s *suite) testRestarts(t *testing.T) {
 	h := s.startHost(t)
 	h.run("restarter", h.probeSpec(), 60*time.Second)
 	runs := func() string {
-		return metricValue(h.metrics(), "troupe_actor_metric_last", "namespace="+h.ns, "actor=restarter", "metric=probe_runs")
+		return metricValue(h.metrics(), "troupe_actor_probe_runs", "namespace="+h.ns, "actor=restarter")
 	}
 	g.Expect(runs()).To(Equal("1"))
 

@@ -256,9 +256,16 @@ func TestPeer(t *testing.T) {
 		total := 0
 		for k, n := range reqs {
 			total += n
-			// Routing reads informers: no GET or LIST of Actors or Leases.
-			if strings.HasPrefix(k, "GET ") && (strings.Contains(k, "/actors") || strings.Contains(k, "/leases")) && !strings.Contains(k, "/leases/") {
-				t.Errorf("%d× %s during the burst", n, k)
+			// Routing reads informers: no LIST of Actors or Leases, and no
+			// GET of an Actor per message. A status write that conflicts
+			// (the move of the subtest before still settling) reads its
+			// Actor once, which a GET or two allows.
+			get := strings.HasPrefix(k, "GET ")
+			switch {
+			case get && (strings.HasSuffix(k, "/actors") || strings.HasSuffix(k, "/leases")):
+				t.Errorf("%d× %s (a LIST) during the burst", n, k)
+			case get && strings.Contains(k, "/actors/") && n > 2:
+				t.Errorf("%d× %s during the burst: routing reads the API server per message", n, k)
 			}
 		}
 		t.Logf("%d cross-host requests in %s (%.0f/s, 8 at once): %d API requests: %v", messages, took.Round(time.Millisecond), messages/took.Seconds(), total, reqs)

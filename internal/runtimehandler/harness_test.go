@@ -117,7 +117,7 @@ func newHarness(t *testing.T, wasm string, opts ...harnessOpt) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{
-		t: t, r: r, logs: &logCapture{}, metrics: NewMetricsRegistry(),
+		t: t, r: r, logs: &logCapture{}, metrics: NewMetricsRegistry(0),
 		chain: chain.NewMemory(chain.Options{}),
 		sys:   &fakeSys{info: testSysInfo},
 	}

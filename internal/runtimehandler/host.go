@@ -347,26 +347,39 @@ func boundedGuest(b []byte) string {
 	return string(b)
 }
 
-// Metric name rules: Prometheus' [a-zA-Z_:][a-zA-Z0-9_:]*, without the
-// reserved "__" prefix.
+// Metric name rules: Prometheus' [a-zA-Z_][a-zA-Z0-9_]*, without the
+// reserved "__" prefix, the colon (Prometheus keeps it for recording rules,
+// and the host exports these names) and the endings of the summary family
+// a gauge gets (see MetricsRegistry).
 const maxMetricNameBytes = 200
+
+const metricNameRule = "use [a-zA-Z_][a-zA-Z0-9_]*"
 
 func metricNameError(name []byte) string {
 	switch {
 	case len(name) == 0:
-		return "metric name is empty: use [a-zA-Z_:][a-zA-Z0-9_:]*"
+		return "metric name is empty: " + metricNameRule
 	case len(name) > maxMetricNameBytes:
 		return "metric name is " + strconv.Itoa(len(name)) + " bytes: the limit is " + strconv.Itoa(maxMetricNameBytes)
 	case !utf8.Valid(name):
-		return "metric name is not valid UTF-8: use [a-zA-Z_:][a-zA-Z0-9_:]*"
+		return "metric name is not valid UTF-8: " + metricNameRule
 	case len(name) >= 2 && name[0] == '_' && name[1] == '_':
 		return "metric name " + quoteGuest(name) + " starts with \"__\", which Prometheus reserves"
 	}
 	for i, ch := range name {
-		if ch == '_' || ch == ':' || 'a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || i > 0 && '0' <= ch && ch <= '9' {
+		if ch == '_' || 'a' <= ch && ch <= 'z' || 'A' <= ch && ch <= 'Z' || i > 0 && '0' <= ch && ch <= '9' {
 			continue
 		}
-		return "metric name " + quoteGuest(name) + " is not a Prometheus metric name: use [a-zA-Z_:][a-zA-Z0-9_:]*"
+		if ch == ':' {
+			return "metric name " + quoteGuest(name) + " contains ':', which Prometheus keeps for recording rules: " + metricNameRule
+		}
+		return "metric name " + quoteGuest(name) + " is not a Prometheus metric name: " + metricNameRule
+	}
+	for _, suffix := range reservedMetricSuffixes {
+		if bytes.HasSuffix(name, []byte(suffix)) {
+			return "metric name " + quoteGuest(name) + " ends in " + strconv.Quote(suffix) +
+				", which the host uses for the sum and count of a gauge's recorded values: use another name"
+		}
 	}
 	return ""
 }
@@ -399,6 +412,9 @@ func hostRecordMetric(ctx context.Context, mod api.Module, stack []uint64) {
 			errMsg = "metric value is NaN: use a finite number"
 		case math.IsInf(value, 0):
 			errMsg = "metric value is infinite: use a finite number"
+		case value < 0 && isCounterName(string(name)):
+			errMsg = "metric " + quoteGuest(name) + " is a counter (its name ends in _total): record increments of 0 or more, not " +
+				strconv.FormatFloat(value, 'g', -1, 64)
 		default:
 			if _, seen := a.metricNames[string(name)]; !seen && len(a.metricNames) >= a.cfg.MaxMetricNames {
 				errMsg = "metric " + quoteGuest(name) + " would be distinct name number " +

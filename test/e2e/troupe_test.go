@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -33,6 +34,7 @@ import (
 
 	theaterv1alpha1 "github.com/troupe-dev/troupe/api/v1alpha1"
 	"github.com/troupe-dev/troupe/internal/chain"
+	"github.com/troupe-dev/troupe/test/dashboard"
 )
 
 // TestTroupe installs Troupe with its Helm chart and the example Actors,
@@ -54,6 +56,7 @@ func TestTroupe(t *testing.T) {
 	e.step(t, "gateway", s.gateway)
 	e.step(t, "system info", s.systemInfo)
 	e.step(t, "metrics", s.metrics)
+	e.step(t, "deploy", s.deploy)
 	e.step(t, "host restart", s.hostRestart)
 	e.step(t, "archive restore", s.archiveRestore)
 	e.step(t, "upgrade", s.upgrade)
@@ -577,42 +580,91 @@ func (s *suite) metrics(t *testing.T) {
 		if fams, err = p.TextToMetricFamilies(resp.Body); err != nil {
 			return false, "", fmt.Errorf("parsing /metrics: %w", err)
 		}
-		_, ok := metricValue(fams, "troupe_actor_metric_last", "monitoring", "memory_used_bytes")
-		return ok, "no troupe_actor_metric_last for monitoring's memory_used_bytes yet", nil
+		_, ok := metricValue(fams, "troupe_actor_memory_used_bytes", "monitoring")
+		return ok, "no troupe_actor_memory_used_bytes for monitoring yet", nil
 	})
 	want := map[string]func(v float64) bool{
 		"memory_used_bytes":      func(v float64) bool { return v > 0 && v < float64(s.memoryTotal) },
 		"memory_available_bytes": func(v float64) bool { return v > 0 && v < float64(s.memoryTotal) },
 		"memory_usage_percent":   func(v float64) bool { return v > 0 && v < 100 },
-		"cpu_count":              func(v float64) bool { return v == float64(s.cpuCount) },
+		"cpus":                   func(v float64) bool { return v == float64(s.cpuCount) },
 		"uptime_seconds":         func(v float64) bool { return v > 0 },
 		"actor_heap_bytes":       func(v float64) bool { return v > 0 },
 	}
 	for metric, ok := range want {
-		v, found := metricValue(fams, "troupe_actor_metric_last", "monitoring", metric)
+		v, found := metricValue(fams, "troupe_actor_"+metric, "monitoring")
 		switch {
 		case !found:
-			t.Errorf("no troupe_actor_metric_last{namespace=%q,actor=\"monitoring\",metric=%q}", sampleNS, metric)
+			t.Errorf("no troupe_actor_%s{namespace=%q,actor=\"monitoring\"}", metric, sampleNS)
 		case !ok(v):
-			t.Errorf("troupe_actor_metric_last{actor=\"monitoring\",metric=%q} = %g: implausible (memory total %d, cpus %d)", metric, v, s.memoryTotal, s.cpuCount)
+			t.Errorf("troupe_actor_%s{actor=\"monitoring\"} = %g: implausible (memory total %d, cpus %d)", metric, v, s.memoryTotal, s.cpuCount)
 		default:
 			t.Logf("monitoring %s = %g", metric, v)
 		}
 	}
-	if v, found := metricValue(fams, "troupe_actor_metric", "structured-logging", "request_duration_ms"); !found || v < 1 {
-		t.Errorf("troupe_actor_metric_count{actor=\"structured-logging\",metric=\"request_duration_ms\"}: found %v, count %g; want a count of requests", found, v)
+	if v, found := metricValue(fams, "troupe_actor_request_duration_seconds_recorded", "structured-logging"); !found || v < 1 {
+		t.Errorf("troupe_actor_request_duration_seconds_recorded_count{actor=\"structured-logging\"}: found %v, count %g; want a count of requests", found, v)
 	}
+	if v, found := metricValue(fams, "troupe_actor_requests_handled_total", "structured-logging"); !found || v < 1 {
+		t.Errorf("troupe_actor_requests_handled_total{actor=\"structured-logging\"}: found %v, value %g; want a count of requests", found, v)
+	}
+	lintScrape(t, fams)
+	checkDashboard(t, s.root, fams)
 	if len(hosts) == 1 {
-		if v, found := metricValue(fams, "troupe_host_actors_running", "", ""); !found || v != float64(len(sampleActors)) {
+		if v, found := metricValue(fams, "troupe_host_actors_running", ""); !found || v != float64(len(sampleActors)) {
 			t.Errorf("troupe_host_actors_running = %g (found %v), want %d", v, found, len(sampleActors))
 		}
 	}
 }
 
-// metricValue finds the series of family name for the sample actor and
-// metric (a gauge's value or a summary's count); with actor "", the
-// family's one unlabelled series.
-func metricValue(fams map[string]*dto.MetricFamily, name, actor, metric string) (float64, bool) {
+// lintScrape runs Prometheus' linter over a host's whole /metrics: the
+// host's families, the libraries', and the example actors' own.
+func lintScrape(t *testing.T, fams map[string]*dto.MetricFamily) {
+	t.Helper()
+	list := make([]*dto.MetricFamily, 0, len(fams))
+	for _, f := range fams {
+		list = append(list, f)
+	}
+	problems, err := promlint.NewWithMetricFamilies(list).Lint()
+	if err != nil {
+		t.Fatalf("promlint: %v", err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+}
+
+// checkDashboard: every metric a query of the chart's Grafana dashboard
+// reads is in this real scrape of a host, so no panel is empty because of a
+// wrong name (the packaging test checks the queries parse).
+func checkDashboard(t *testing.T, root string, fams map[string]*dto.MetricFamily) {
+	t.Helper()
+	have := map[string]bool{}
+	for name := range fams {
+		have[name] = true
+	}
+	qs, err := dashboard.Load(filepath.Join(root, "charts/troupe/dashboards/troupe-overview.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range qs {
+		names, err := dashboard.Metrics(q)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		for _, n := range names {
+			if _, ok := dashboard.Family(n, have); !ok {
+				t.Errorf("the dashboard's %s reads %s, which the host's /metrics does not have", q.Where, n)
+			}
+		}
+	}
+}
+
+// metricValue finds the series of family name for the sample actor (a
+// gauge's or counter's value or a summary's count); with actor "", the
+// family's first series.
+func metricValue(fams map[string]*dto.MetricFamily, name, actor string) (float64, bool) {
 	f := fams[name]
 	if f == nil {
 		return 0, false
@@ -622,7 +674,7 @@ func metricValue(fams map[string]*dto.MetricFamily, name, actor, metric string) 
 		for _, l := range m.GetLabel() {
 			labels[l.GetName()] = l.GetValue()
 		}
-		if actor != "" && (labels["namespace"] != sampleNS || labels["actor"] != actor || labels["metric"] != metric) {
+		if actor != "" && (labels["namespace"] != sampleNS || labels["actor"] != actor) {
 			continue
 		}
 		switch {

@@ -134,6 +134,8 @@ func (c *cluster) measureReady(t *testing.T, n int, prefix, module string, mutat
 	mgrBefore, _ := c.mgrRequests.snapshot()
 	hostsBefore := c.hostRequests()
 	statsBefore := reconcileStatsOf(t, "actor")
+	cpuBefore := readCPUSplit()
+	endProfiles := burstProfiles(t, c.s.env.Config, fmt.Sprintf("ready%d-%s", n, prefix), 3+n/100)
 	begin := time.Now()
 	for i := range n {
 		next <- i
@@ -154,6 +156,8 @@ func (c *cluster) measureReady(t *testing.T, n int, prefix, module string, mutat
 		}
 		return ready
 	}).WithTimeout(10*time.Minute).WithPolling(100*time.Millisecond).Should(Equal(n), "actors seen Ready")
+	cpu, wall := readCPUSplit().minus(cpuBefore), time.Since(begin)
+	endProfiles()
 	lat, toAssigned, toReady := make([]time.Duration, n), make([]time.Duration, n), make([]time.Duration, n)
 	var last time.Time
 	for i, name := range names {
@@ -175,6 +179,7 @@ func (c *cluster) measureReady(t *testing.T, n int, prefix, module string, mutat
 		last.Sub(begin).Round(time.Millisecond))
 	t.Logf("  of which create->assigned (manager) p50 %s, p99 %s; assigned->Ready (host) p50 %s, p99 %s",
 		pct(toAssigned, 50), pct(toAssigned, 99), pct(toReady, 50), pct(toReady, 99))
+	t.Logf("  CPU until all were seen Ready (%s, %d cores): %s", wall.Round(time.Millisecond), runtime.NumCPU(), cpu)
 	mgrAfter, _ := c.mgrRequests.snapshot()
 	t.Logf("  requests of the manager until all were Ready: [%s]; of the hosts: [%s]",
 		formatCounts(diffCounts(mgrBefore, mgrAfter)), formatCounts(diffCounts(hostsBefore, c.hostRequests())))

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/troupe-dev/troupe/internal/testutil"
+	"github.com/troupe-dev/troupe/test/dashboard"
 )
 
 // actorNamespaces are nonDefaultValues' host.actorNamespaces: the hosts
@@ -321,6 +322,27 @@ func TestChartOptions(t *testing.T) {
 			check: func(t *testing.T, m manifest) {
 				checkManager(t, deployment(t, m), "troupe@"+digest)
 				checkHost(t, daemonSet(t, m), "troupe@"+digest, "/var/lib/troupe")
+			},
+		},
+		"metrics.grafanaDashboard": {
+			sets: []string{"metrics.grafanaDashboard.enabled=true", "metrics.grafanaDashboard.namespace=monitoring",
+				"metrics.grafanaDashboard.annotations.grafana_folder=Troupe"},
+			check: func(t *testing.T, m manifest) {
+				cm := m.getIn("ConfigMap", "monitoring", release+"-dashboard")
+				if cm == nil {
+					t.Fatal("no dashboard ConfigMap in namespace monitoring")
+				}
+				if cm.GetLabels()["grafana_dashboard"] != "1" || cm.GetAnnotations()["grafana_folder"] != "Troupe" {
+					t.Errorf("labels %v, annotations %v: want the sidecar's label and the folder", cm.GetLabels(), cm.GetAnnotations())
+				}
+				file, err := os.ReadFile(filepath.Join(testutil.RepoRoot(t), dashboardFile))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, _, _ := unstructured.NestedString(cm.Object, "data", "troupe-overview.json")
+				if got != strings.TrimRight(string(file), "\n") {
+					t.Errorf("the ConfigMap's dashboard is not %s", dashboardFile)
+				}
 			},
 		},
 		"release name without troupe": {
@@ -692,4 +714,32 @@ func checkNoArchive(t *testing.T, c *corev1.Container) {
 	t.Helper()
 	checkArchive(t, c, nil, nil)
 	checkArchiveCredentials(t, c, "", nil)
+}
+
+// dashboardFile is the Grafana dashboard the chart ships.
+const dashboardFile = "charts/troupe/dashboards/troupe-overview.json"
+
+// TestGrafanaDashboardQueriesArePromQL: every query of the chart's
+// dashboard parses as PromQL and reads only the hosts' metrics (the e2e
+// suite checks each is in a real scrape of a host).
+func TestGrafanaDashboardQueriesArePromQL(t *testing.T) {
+	qs, err := dashboard.Load(filepath.Join(testutil.RepoRoot(t), dashboardFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(qs) < 10 {
+		t.Fatalf("%d queries: the dashboard lost its panels", len(qs))
+	}
+	for _, q := range qs {
+		names, err := dashboard.Metrics(q)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		for _, n := range names {
+			if !strings.HasPrefix(n, "troupe_host_") && !strings.HasPrefix(n, "process_") {
+				t.Errorf("%s reads %s, which is not a host's metric", q.Where, n)
+			}
+		}
+	}
 }
