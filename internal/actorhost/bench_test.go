@@ -54,6 +54,8 @@ func BenchmarkRoundTrip(b *testing.B) {
 // BenchmarkWarmStart measures starting an actor whose module is compiled
 // already: instantiate, _initialize, init, chain events (in memory).
 // Targets: <= 1 ms for a small actor, <= 10 ms for a Go actor.
+// go-hello-segments is the Go actor with its data segments left to wazero
+// (no initial memory image): the baseline of go-hello, in the same run.
 func BenchmarkWarmStart(b *testing.B) {
 	modules := map[string]func(b *testing.B) []byte{
 		"wat": func(b *testing.B) []byte { return readWasm(b, "minimal") },
@@ -64,9 +66,11 @@ func BenchmarkWarmStart(b *testing.B) {
 			return testutil.BuildExample(b, "hello")
 		},
 	}
-	for _, name := range []string{"wat", "go-hello"} {
+	modules["go-hello-segments"] = modules["go-hello"]
+	for _, name := range []string{"wat", "go-hello", "go-hello-segments"} {
 		b.Run(name, func(b *testing.B) {
 			e, _ := newTestEngine(b)
+			e.opts.keepDataSegments = name == "go-hello-segments"
 			c, err := e.Compile(context.Background(), modules[name](b))
 			if err != nil {
 				b.Fatal(err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/troupe-dev/troupe/internal/wasmcheck"
 	"github.com/troupe-dev/troupe/internal/wasmcomponent"
+	"github.com/troupe-dev/troupe/internal/wasmimage"
 )
 
 // DefaultCompileTimeout is the last line behind the structural bounds of
@@ -158,6 +159,15 @@ func (e *Engine) compile(ctx context.Context, wasm []byte, digest [sha256.Size]b
 		return nil, &ActorError{Reason: ReasonInvalidModule, Op: "compile", Message: msg, Err: err}
 	}
 	bounded := wasmcheck.BoundTables(module, e.opts.Limits.TableElements)
+	// The data segments become an image of the initial memory, built once
+	// here and laid under each instance's memory, rather than copied by
+	// wazero into every instance (and kept by it per instance).
+	var image []byte
+	if !e.opts.keepDataSegments {
+		if rewritten, img, ok := wasmimage.Split(bounded, maxImageBytes); ok && len(img.Bytes) >= minImageBytes {
+			bounded, image = rewritten, img.Bytes
+		}
+	}
 
 	if !e.compiled.has(digest) {
 		select {
@@ -199,11 +209,27 @@ func (e *Engine) compile(ctx context.Context, wasm []byte, digest [sha256.Size]b
 		c.component = &componentInfo{mainDigest: sha256.Sum256(module), wasi: wasi}
 	}
 	c.digest, c.size = digest, len(wasm)
+	if image != nil {
+		c.image = newMemImage(image, hex.EncodeToString(digest[:6]))
+	}
 	c.shape, c.importedFuncs = readShape(bounded), len(compiled.ImportedFunctions())
 	e.compiled.add(digest)
 	e.log.V(1).Info("compiled a module", "module", c.Digest(), "bytes", len(wasm), "component", red != nil, "waited", waited, "took", took)
 	return c, nil
 }
+
+// maxImageBytes bounds a module's initial memory image: a module whose data
+// lies further into its memory keeps its segments (wazero applies them).
+// Go modules' images are under 2 MiB.
+const maxImageBytes = 64 << 20
+
+// minImageBytes is the smallest image worth it. A small module's segments
+// cost its instances little, and a mapped image costs RSS beyond its use:
+// the kernel maps a read fault's neighbouring pages of a file (fault-around,
+// 64 KiB), so each instance would show an image page's 16 OS pages in its
+// RSS (shared, not in its PSS); copied by wazero, only the pages written
+// count.
+const minImageBytes = 4 * wasmimage.PageBytes
 
 // checkMessage is a wasmcheck refusal for a status condition.
 func checkMessage(err error) string {

@@ -169,6 +169,7 @@ func (c *Component) MainModuleDigest() string {
 // module.
 func (c *Component) close(ctx context.Context, e *Engine) {
 	_ = c.compiled.Close(ctx)
+	c.image.close()
 	if c.component != nil {
 		e.releaseWASI(ctx, c.component.wasi)
 	}

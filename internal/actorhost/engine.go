@@ -83,6 +83,10 @@ type EngineOptions struct {
 	// side) and every handler call, joined by the messages'
 	// traceparent (package tracing); nil makes none and costs nothing.
 	Tracer trace.Tracer
+
+	// keepDataSegments leaves modules' data segments to wazero (no
+	// initial memory image): the baseline of the memory measurements.
+	keepDataSegments bool
 }
 
 // Engine runs actors: one wazero runtime for the process (the compiler
@@ -277,6 +281,10 @@ type Component struct {
 	// component describes the WebAssembly component the module was
 	// reduced from; nil for a core module.
 	component *componentInfo
+	// image is the module's initial memory, built from its data segments
+	// (which the compiled module no longer has); nil when the module keeps
+	// them (internal/wasmimage says which modules qualify).
+	image *memImage
 	// peak is the most memory one of its actors held, as observed: what
 	// the next start of it is expected to take.
 	peak atomic.Uint64

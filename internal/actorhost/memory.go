@@ -57,6 +57,11 @@ type memoryLimiter struct {
 	reserved uint64
 	// committed mirrors the backing's committed size, for accounting.
 	committed atomic.Uint64
+
+	// image is the module's initial memory, laid under the memory the
+	// allocator builds (memory_image.go); nil when wazero applies the
+	// module's data segments itself. Set before instantiation.
+	image *memImage
 }
 
 // liveMappings counts the linear memories mapped and not yet freed, so
@@ -67,8 +72,10 @@ var liveMappings atomic.Int64
 type linearMemory struct {
 	backing experimental.LinearMemory
 	// resident reports the bytes of this memory held in RAM, when the
-	// platform can tell; otherwise the committed length.
-	resident func() uint64
+	// platform can tell, otherwise the committed length; and of those, the
+	// ones still shared with the module's other instances (its image's
+	// pages that this one read and never wrote).
+	resident func() (resident, shared uint64)
 }
 
 func newMemoryLimiter(pages uint32, budget *MemoryBudget) *memoryLimiter {
@@ -174,12 +181,13 @@ func (l *memoryLimiter) refusal() string {
 	return fmt.Sprintf("memory.grow to %d pages refused: the actor's limit is %d pages", size/wasmPageSize, l.limit/wasmPageSize)
 }
 
-// residentBytes reports how much RAM the actor's linear memory holds.
-func (l *memoryLimiter) residentBytes() uint64 {
+// residentBytes reports how much RAM the actor's linear memory holds, and
+// how much of it is shared with the other instances of its module.
+func (l *memoryLimiter) residentBytes() (resident, shared uint64) {
 	if m := l.mem.Load(); m != nil {
 		return m.resident()
 	}
-	return 0
+	return 0, 0
 }
 
 // reservedBytes is what the linear memory holds in the budget.
@@ -196,18 +204,19 @@ type heapMemory struct {
 	buf   []byte
 	limit uint64
 	lim   *memoryLimiter
+	fill  imageFill
 }
 
 func newHeapMemory(limit, capBytes uint64, lim *memoryLimiter) *linearMemory {
-	h := &heapMemory{limit: limit, lim: lim}
+	h := &heapMemory{limit: limit, lim: lim, fill: imageFill{img: lim.image}}
 	if capBytes > limit {
 		capBytes = limit
 	}
 	h.buf = make([]byte, 0, capBytes)
-	return &linearMemory{backing: h, resident: func() uint64 {
+	return &linearMemory{backing: h, resident: func() (uint64, uint64) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		return uint64(cap(h.buf))
+		return uint64(cap(h.buf)), 0
 	}}
 }
 
@@ -221,6 +230,7 @@ func (h *heapMemory) Reallocate(size uint64) []byte {
 	}
 	if size <= uint64(cap(h.buf)) {
 		h.buf = h.buf[:size]
+		h.fill.committed(h.buf, size)
 		return h.buf
 	}
 	// Double, within the limit, so a guest growing page by page costs
@@ -237,6 +247,7 @@ func (h *heapMemory) Reallocate(size uint64) []byte {
 	nb := make([]byte, size, newCap)
 	copy(nb, h.buf)
 	h.buf = nb
+	h.fill.committed(h.buf, size)
 	return h.buf
 }
 

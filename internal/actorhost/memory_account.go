@@ -36,8 +36,13 @@ type MemoryUsage struct {
 	// Linear is its committed linear memory: the pages the guest may use,
 	// reserved in the host's budget as it grows them.
 	Linear uint64
-	// LinearResident is the part of Linear in RAM now (pages it touched).
+	// LinearResident is the part of Linear in RAM now (pages it touched),
+	// as RSS counts them: a page shared with other actors counts for each.
 	LinearResident uint64
+	// LinearShared is the part of LinearResident still shared with the
+	// other actors of its component: pages of the module's initial memory
+	// image that it read and never wrote, one copy in RAM for them all.
+	LinearShared uint64
 	// Instance is its instance's own heap, from the module's shape.
 	Instance uint64
 	// Buffers is what its chain buffers and its saved state hold.
@@ -56,7 +61,8 @@ func (u MemoryUsage) Total() uint64 { return u.Linear + u.Instance + u.Buffers +
 func (a *Actor) MemoryUsage() MemoryUsage {
 	var u MemoryUsage
 	if l := a.lim.Load(); l != nil {
-		u.Linear, u.LinearResident = l.reservedBytes(), l.residentBytes()
+		u.Linear = l.reservedBytes()
+		u.LinearResident, u.LinearShared = l.residentBytes()
 	}
 	u.Instance = a.instanceHeld.Load()
 	u.Buffers = a.buffersHeld.Load()
@@ -158,20 +164,25 @@ func (e *Engine) moduleShareLocked(c *Component) uint64 {
 	return e.codeHeld.Load() * uint64(c.size) / total / uint64(c.users)
 }
 
-// refreshCode charges the budget with the compiled code the process holds:
-// measured from its executable mappings where it can be, else estimated
-// from the live components' sizes.
+// refreshCode charges the budget with the compiled code the process holds
+// (measured from its executable mappings where it can be, else estimated
+// from the live components' sizes), and with their initial memory images:
+// one copy each, whatever number of actors share it.
 func (e *Engine) refreshCode() {
 	n, ok := codeMappedBytes()
-	if !ok {
-		e.mu.Lock()
-		for _, ce := range e.components {
-			if ce.c != nil {
-				n += codeRatio * uint64(ce.c.size)
-			}
+	e.mu.Lock()
+	for _, ce := range e.components {
+		if ce.c == nil {
+			continue
 		}
-		e.mu.Unlock()
+		if !ok {
+			n += codeRatio * uint64(ce.c.size)
+		}
+		if img := ce.c.image; img != nil {
+			n += img.size
+		}
 	}
+	e.mu.Unlock()
 	e.budget.adjust(&e.codeHeld, n)
 }
 
@@ -212,9 +223,9 @@ func (e *Engine) ReleaseIdleComponents(ctx context.Context, idle time.Duration) 
 type MemoryStats struct {
 	// Actors is how many actors hold memory (started and not released).
 	Actors int
-	// Linear, LinearResident, Instance and Buffers are the sums of the
-	// actors' MemoryUsage.
-	Linear, LinearResident, Instance, Buffers uint64
+	// Linear, LinearResident, LinearShared, Instance and Buffers are the
+	// sums of the actors' MemoryUsage.
+	Linear, LinearResident, LinearShared, Instance, Buffers uint64
 	// Code is the compiled code of the live components.
 	Code uint64
 	// Components is how many compiled components the engine keeps.
@@ -249,6 +260,7 @@ func (e *Engine) RefreshMemory() MemoryStats {
 		st.Actors++
 		st.Linear += u.Linear
 		st.LinearResident += u.LinearResident
+		st.LinearShared += u.LinearShared
 		st.Instance += u.Instance
 		st.Buffers += u.Buffers
 	}

@@ -24,6 +24,7 @@ type mmapMemory struct {
 	buf       []byte // the whole reservation
 	committed uint64
 	lim       *memoryLimiter
+	fill      imageFill
 }
 
 func allocateLinearMemory(limit, capBytes uint64, lim *memoryLimiter) *linearMemory {
@@ -36,7 +37,12 @@ func allocateLinearMemory(limit, capBytes uint64, lim *memoryLimiter) *linearMem
 		// fails per actor (a refused grow) rather than for the process.
 		return newHeapMemory(limit, capBytes, lim)
 	}
-	m := &mmapMemory{buf: buf, lim: lim}
+	m := &mmapMemory{buf: buf, lim: lim, fill: imageFill{img: lim.image}}
+	if img := lim.image; img != nil {
+		// Shared copy-on-write where it can be; otherwise fill copies it
+		// as the memory commits.
+		m.fill.mapped = img.mapInto(buf)
+	}
 	liveMappings.Add(1)
 	return &linearMemory{backing: m, resident: m.resident}
 }
@@ -63,6 +69,7 @@ func (m *mmapMemory) Reallocate(size uint64) []byte {
 			return nil
 		}
 		m.committed = size
+		m.fill.committed(m.buf, size)
 	}
 	return m.buf[:size:size]
 }
@@ -80,12 +87,23 @@ func (m *mmapMemory) Free() {
 	m.lim.freed()
 }
 
-// resident counts the committed bytes that are in RAM.
-func (m *mmapMemory) resident() uint64 {
+// resident counts the committed bytes that are in RAM and, of those, the
+// image's pages still shared with the module's other instances.
+func (m *mmapMemory) resident() (resident, shared uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.buf == nil || m.committed == 0 {
-		return 0
+		return 0, 0
 	}
-	return residentBytes(m.buf[:m.committed])
+	rest := m.buf[:m.committed]
+	if m.fill.mapped {
+		n := min(m.fill.img.size, m.committed)
+		if r, s, ok := mappedResident(m.buf[:n]); ok {
+			resident, shared, rest = r, s, m.buf[n:m.committed]
+		}
+	}
+	if len(rest) > 0 {
+		resident += residentBytes(rest)
+	}
+	return resident, shared
 }

@@ -11,7 +11,9 @@ import (
 // per data segment (ModuleInstance.DataInstances: it keeps every segment
 // for memory.init, 24 bytes each — 0.9 MiB for a Go module's ~37,000
 // segments), a Reference per table element (8 bytes, at the declared
-// minimum), a *GlobalInstance per global (8 + 48 bytes) and, per imported
+// minimum), a function instance per function an element segment puts in a
+// table (24 bytes and its slot in a slice: 32, measured on examples/hello's
+// 2,181), a *GlobalInstance per global (8 + 48 bytes) and, per imported
 // function, its binding and its slot in the instance's context (about 40
 // bytes). The rest is fixed: the module instance, the WASI context, the
 // runtime handler's state, the actor itself and its chain bookkeeping,
@@ -19,6 +21,7 @@ import (
 const (
 	perDataSegment  = 24
 	perTableElement = 8
+	perElemFunc     = 32
 	perGlobal       = 56
 	perImportedFunc = 40
 	// instanceBase is the fixed part, measured: an idle WAT actor with a
@@ -37,6 +40,7 @@ const (
 type moduleShape struct {
 	dataSegments  uint64
 	tableElements uint64
+	elemFuncs     uint64
 	globals       uint64
 }
 
@@ -66,6 +70,8 @@ func readShape(wasm []byte) moduleShape {
 		switch id {
 		case 4: // tables
 			s.tableElements = tableMinimums(sec)
+		case 9: // elements
+			s.elemFuncs = elemFuncs(sec)
 		case 6: // globals
 			if count, _, ok := wasmcheck.ReadU32(sec); ok {
 				s.globals = uint64(count)
@@ -110,10 +116,54 @@ func tableMinimums(sec []byte) uint64 {
 	return total
 }
 
+// elemFuncs counts the function indexes of the element section's segments
+// in their plain form (flags 0: an offset, then function indexes: what Go
+// and WAT modules use); it stops at the first segment of another form, or
+// at bytes it can't read.
+func elemFuncs(sec []byte) uint64 {
+	count, p, ok := wasmcheck.ReadU32(sec)
+	if !ok {
+		return 0
+	}
+	var total uint64
+	for i := uint32(0); i < count; i++ {
+		if p+1 >= len(sec) || sec[p] != 0 {
+			return total
+		}
+		// The offset: i32.const n or global.get n, then end.
+		if op := sec[p+1]; op != 0x41 && op != 0x23 {
+			return total
+		}
+		p += 2
+		for p < len(sec) && sec[p]&0x80 != 0 {
+			p++
+		}
+		p++
+		if p >= len(sec) || sec[p] != 0x0b {
+			return total
+		}
+		p++
+		n, k, ok := wasmcheck.ReadU32(sec[min(p, len(sec)):])
+		if !ok {
+			return total
+		}
+		p += k
+		for j := uint32(0); j < n; j++ {
+			_, k, ok := wasmcheck.ReadU32(sec[min(p, len(sec)):])
+			if !ok {
+				return total
+			}
+			p += k
+		}
+		total += uint64(n) // only once read: a count is no bigger than its bytes
+	}
+	return total
+}
+
 // instanceBytes estimates the heap of one instance of a module of this
 // shape, with importedFuncs imported functions, keeping stacks call stacks.
 func (s moduleShape) instanceBytes(importedFuncs, stacks int) uint64 {
 	return instanceBase + uint64(stacks)*perCallStack +
-		s.dataSegments*perDataSegment + s.tableElements*perTableElement +
+		s.dataSegments*perDataSegment + s.tableElements*perTableElement + s.elemFuncs*perElemFunc +
 		s.globals*perGlobal + uint64(importedFuncs)*perImportedFunc
 }

@@ -431,6 +431,7 @@ func (a *Actor) instantiate(ctx context.Context) (err error) {
 			"module declares a minimum memory of %d pages, more than the actor's limit of %d pages", c.memMin, a.pages)
 	}
 	a.limiter = newMemoryLimiter(a.pages, a.e.budget)
+	a.limiter.image = c.image
 	a.lim.Store(a.limiter)
 	if err := a.reserveInstance(); err != nil {
 		return err

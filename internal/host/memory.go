@@ -288,7 +288,10 @@ func (h *Host) refreshMemory(ctx context.Context) {
 			own = rss - inRAM
 		}
 		m.budget.SetLimit(budgetLimit(m.limit, m.reserve, own))
-		debug.SetMemoryLimit(int64(goMemoryLimit(m.limit, m.reserve, st.LinearResident+st.Code)))
+		// The pages an actor shares with its component's initial memory
+		// image are in RAM once, whatever the number of actors; the
+		// image itself is counted in Code.
+		debug.SetMemoryLimit(int64(goMemoryLimit(m.limit, m.reserve, st.LinearResident-st.LinearShared+st.Code)))
 	}
 	used, actors, per := m.budget.Used(), st.Actors, m.perActor
 	m.mu.Lock()

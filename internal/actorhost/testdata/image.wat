@@ -1,0 +1,22 @@
+;; An actor whose data segments make a 4-page initial memory image (the
+;; smallest the engine shares): "first" at 0, "lastpage" ending page 3.
+;; poke(b) writes the byte b at address 0, to show that the instances of one
+;; module don't see each other's writes to the image's pages.
+(module
+  (memory (export "memory") 5)
+  (data (i32.const 0) "first")
+  (data (i32.const 262136) "lastpage")
+  (global $heap (mut i32) (i32.const 8192))
+  (func $realloc (export "cabi_realloc") (param $old i32) (param $oldsz i32) (param $align i32) (param $size i32) (result i32)
+    (local $p i32)
+    (local.set $p (i32.and
+      (i32.add (global.get $heap) (i32.sub (local.get $align) (i32.const 1)))
+      (i32.sub (i32.const 0) (local.get $align))))
+    (global.set $heap (i32.add (local.get $p) (local.get $size)))
+    (local.get $p))
+  (func (export "poke") (param $b i32)
+    (i32.store8 (i32.const 0) (local.get $b)))
+  (func (export "theater:simple/actor#init") (param i32 i32 i32 i32 i32) (result i32)
+    (i32.store8 (i32.const 1024) (i32.const 0))
+    (i32.store8 (i32.const 1028) (i32.const 0))
+    (i32.const 1024)))
