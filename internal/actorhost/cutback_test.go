@@ -50,9 +50,11 @@ func TestStartRefusesAChainCutBackUnderItsState(t *testing.T) {
 	e, logs := newTestEngine(t)
 	c := compile(t, e, "counter")
 	// Three runs: 0-5, 6-12, 13-19. Run 3 saved its state (slot a) for
-	// event 18, its InitResult, as the chain wrote it: durable through its
-	// InitCall (length 16) then, or through 17 (18) when a group commit
-	// wrote the events between them first; {durable} is what slot a says.
+	// event 18, its InitResult, as the chain wrote it: durable somewhere
+	// from the end of run 2 (length 13) to event 17 (length 18), by where
+	// the last sync or group commit happened to land among the run's
+	// start, its log lines and its InitResult; {durable} is what slot a
+	// says, and every case below holds for any of them.
 	relink := func(b []byte, start, end int) {
 		binary.BigEndian.PutUint32(b[start+4:], crc32.Checksum(b[start+8:end], crc32.MakeTable(crc32.Castagnoli)))
 	}
@@ -100,8 +102,8 @@ func TestStartRefusesAChainCutBackUnderItsState(t *testing.T) {
 			dir, raw, ends := threeRuns(t, e, c)
 			path := actordir.ChainPath(dir)
 			slots, err := actordir.ReadStateSlots(dir, 1024)
-			if d := slots[0].Saved.Durable; err != nil || !slots[0].Present || slots[0].Saved.Seq != 18 || d != 16 && d != 18 {
-				t.Fatalf("slot a: %+v, %v; want run 3's state, for event 18, durable 16 or 18", slots[0], err)
+			if d := slots[0].Saved.Durable; err != nil || !slots[0].Present || slots[0].Saved.Seq != 18 || d < 13 || d > 18 {
+				t.Fatalf("slot a: %+v, %v; want run 3's state, for event 18, durable 13 to 18", slots[0], err)
 			}
 			durable := strconv.FormatUint(slots[0].Saved.Durable, 10)
 			if tc.legacy {
