@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/troupe-dev/troupe/internal/msgroute"
 	"github.com/troupe-dev/troupe/internal/msgwire"
@@ -59,12 +58,8 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request) {
 		result = "Unauthenticated"
 		return
 	}
-	if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
-		fail(http.StatusBadRequest, "BadRequest", fmt.Sprintf("invalid namespace %q: %s", ns, errs[0]))
-		return
-	}
-	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
-		fail(http.StatusBadRequest, "BadRequest", fmt.Sprintf("invalid actor name %q: %s", name, errs[0]))
+	if msg := invalidTarget(ns, name); msg != "" {
+		fail(http.StatusBadRequest, "BadRequest", msg)
 		return
 	}
 	q, err := msgwire.ParseLogQuery(r.URL.RawQuery)

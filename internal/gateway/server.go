@@ -123,12 +123,8 @@ func (s *Server) deliver(w http.ResponseWriter, r *http.Request) {
 		result = "Unauthenticated"
 		return
 	}
-	if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
-		fail(http.StatusBadRequest, "BadRequest", fmt.Sprintf("invalid namespace %q: %s", ns, errs[0]))
-		return
-	}
-	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
-		fail(http.StatusBadRequest, "BadRequest", fmt.Sprintf("invalid actor name %q: %s", name, errs[0]))
+	if msg := invalidTarget(ns, name); msg != "" {
+		fail(http.StatusBadRequest, "BadRequest", msg)
 		return
 	}
 	timeout := s.maxTimeout()
@@ -196,6 +192,18 @@ func (s *Server) deliver(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(resp)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(resp)
+}
+
+// invalidTarget says what is wrong with an Actor's namespace and name from
+// a request's path, or "" when both are valid.
+func invalidTarget(ns, name string) string {
+	if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+		return fmt.Sprintf("invalid namespace %q: %s", ns, errs[0])
+	}
+	if errs := validation.IsDNS1123Subdomain(name); len(errs) > 0 {
+		return fmt.Sprintf("invalid actor name %q: %s", name, errs[0])
+	}
+	return ""
 }
 
 func (s *Server) maxTimeout() time.Duration {
