@@ -42,18 +42,7 @@ func (r *Router) Logs(ctx context.Context, key types.NamespacedName, q msgwire.L
 		if wait <= 0 || ctx.Err() != nil {
 			return nil, &movingError{target: target, wait: r.opts.MovingWait, last: last}
 		}
-		timer := time.NewTimer(min(backoff, wait))
-		select {
-		case <-ch:
-			timer.Reset(min(minRetry, wait))
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-			}
-		case <-timer.C:
-		case <-ctx.Done():
-		}
-		timer.Stop()
+		pause(ctx, ch, backoff, wait)
 		backoff = min(2*backoff, maxBackoff)
 	}
 }

@@ -275,20 +275,25 @@ func (r *Router) Deliver(ctx context.Context, kind actorhost.MessageKind, d acto
 		if wait <= 0 || ctx.Err() != nil {
 			return nil, rt.ActorID, &movingError{target: d.Target, wait: r.opts.MovingWait, last: last}
 		}
-		timer := time.NewTimer(min(backoff, wait))
+		pause(ctx, ch, backoff, wait)
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// pause waits before routing again: backoff, or until the cluster's Actors
+// or Leases change (ch), then minRetry more, so a busy cluster does not
+// make routing spin; never past wait, nor past ctx.
+func pause(ctx context.Context, ch <-chan struct{}, backoff, wait time.Duration) {
+	timer := time.NewTimer(min(backoff, wait))
+	defer timer.Stop()
+	select {
+	case <-ch:
+		timer.Reset(min(minRetry, wait))
 		select {
-		case <-ch:
-			// A change: route again soon, but not faster than
-			// minRetry however busy the cluster's Actors are.
-			timer.Reset(min(minRetry, wait))
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-			}
 		case <-timer.C:
 		case <-ctx.Done():
 		}
-		timer.Stop()
-		backoff = min(2*backoff, maxBackoff)
+	case <-timer.C:
+	case <-ctx.Done():
 	}
 }
