@@ -279,9 +279,9 @@ func (s *logStream) localFirst(ctx context.Context) (uint64, error) {
 	return n, nil
 }
 
-// record is e's log record in this stream.
-func (s *logStream) record(e *chain.Event) (msgwire.LogRecord, bool) {
-	return logRecord(e, s.actorID, s.epoch)
+// record is the log record of e, an archived event that epoch wrote.
+func (s *logStream) record(e *chain.Event, epoch int64) (msgwire.LogRecord, bool) {
+	return logRecord(e, s.actorID, epoch)
 }
 
 // read passes the log records of the events appended since the last read

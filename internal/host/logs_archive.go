@@ -81,8 +81,9 @@ func (la *logArchive) read(ctx context.Context, p *archive.Placed, fn func(chain
 }
 
 // forward passes to emit, in seq order, the archived records from seq
-// from to before (excluded) that match q.
-func (la *logArchive) forward(ctx context.Context, from, before uint64, match func(*msgwire.LogRecord) bool, rec func(*chain.Event) (msgwire.LogRecord, bool), emit func(*msgwire.LogRecord) error) error {
+// from to before (excluded) that match; rec makes an event's record,
+// with the epoch that wrote it.
+func (la *logArchive) forward(ctx context.Context, from, before uint64, match func(*msgwire.LogRecord) bool, rec func(*chain.Event, int64) (msgwire.LogRecord, bool), emit func(*msgwire.LogRecord) error) error {
 	if from >= before {
 		return nil
 	}
@@ -102,7 +103,7 @@ func (la *logArchive) forward(ctx context.Context, from, before uint64, match fu
 			if e.Seq < from || e.Seq >= before {
 				return nil
 			}
-			r, ok := rec(&e)
+			r, ok := rec(&e, p.Epoch)
 			if !ok || !match(&r) {
 				return nil
 			}
@@ -119,7 +120,7 @@ func (la *logArchive) forward(ctx context.Context, from, before uint64, match fu
 // before seq before (and after from, included) that match, oldest first,
 // reading segments newest first until it has them: at most n lines and
 // maxBytes bytes (the oldest are dropped first).
-func (la *logArchive) backward(ctx context.Context, from, before uint64, n, maxBytes int, match func(*msgwire.LogRecord) bool, rec func(*chain.Event) (msgwire.LogRecord, bool), encode func(*msgwire.LogRecord) []byte) ([][]byte, error) {
+func (la *logArchive) backward(ctx context.Context, from, before uint64, n, maxBytes int, match func(*msgwire.LogRecord) bool, rec func(*chain.Event, int64) (msgwire.LogRecord, bool), encode func(*msgwire.LogRecord) []byte) ([][]byte, error) {
 	var out [][]byte
 	size := 0
 	for cur := before; cur > from && len(out) < n && size < maxBytes; {
@@ -136,7 +137,7 @@ func (la *logArchive) backward(ctx context.Context, from, before uint64, n, maxB
 			if e.Seq < from || e.Seq >= cur {
 				return nil
 			}
-			r, ok := rec(&e)
+			r, ok := rec(&e, p.Epoch)
 			if ok && match(&r) {
 				ring.add(encode(&r))
 			}
