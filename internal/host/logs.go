@@ -168,8 +168,9 @@ func (s *logStream) serve(ctx context.Context, w http.ResponseWriter) error {
 	}
 	// The archive's records end before the local chain's first event
 	// (before), the local ones begin at it: no gap, no duplicate.
+	// after=MaxUint64 asks for nothing before the local chain.
 	var before, from uint64
-	arch := s.arch != nil && !(s.q.HasAfter && s.q.After == math.MaxUint64)
+	arch := s.arch != nil && (!s.q.HasAfter || s.q.After < math.MaxUint64)
 	if arch {
 		var err error
 		if before, err = s.localFirst(ctx); err != nil {
@@ -331,6 +332,8 @@ type tailRing struct {
 	maxBytes int
 	buf      [][]byte
 	bytes    int
+	// dropped: a line was let go for a newer one.
+	dropped bool
 }
 
 func (t *tailRing) add(line []byte) {
@@ -342,6 +345,7 @@ func (t *tailRing) add(line []byte) {
 	t.bytes += len(line)
 	for len(t.buf) > t.max || (t.bytes > limit && len(t.buf) > 1) {
 		t.bytes -= len(t.buf[0])
+		t.dropped = true
 		t.buf[0] = nil
 		t.buf = t.buf[1:]
 	}

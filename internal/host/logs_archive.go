@@ -146,8 +146,19 @@ func (la *logArchive) backward(ctx context.Context, from, before uint64, n, maxB
 		if err != nil {
 			return nil, err
 		}
-		out = append(ring.lines(), out...)
-		size += ring.bytes
+		// The ring keeps its newest line whatever its size: here a line
+		// over what is left does not fit, and the older ones need not be
+		// read.
+		lines, b := ring.lines(), ring.bytes
+		for len(lines) > 0 && b > maxBytes-size {
+			b -= len(lines[0])
+			lines = lines[1:]
+		}
+		out = append(lines, out...)
+		size += b
+		if ring.dropped || len(lines) < len(ring.lines()) {
+			break
+		}
 		cur = p.First
 	}
 	return out, nil
