@@ -193,8 +193,10 @@ func (s *logStream) serve(ctx context.Context, w http.ResponseWriter) error {
 		return fail(err)
 	}
 	if tail != nil {
-		if arch && len(tail.buf) < tail.max && tail.bytes < maxTailBytes {
-			// Fewer local records than asked: the rest from the archive.
+		if arch && len(tail.buf) < tail.max && !tail.dropped {
+			// Fewer local records than asked (and all of them kept: one
+			// let go for the byte bound would leave a gap): the rest from
+			// the archive.
 			older, err := s.arch.backward(ctx, from, before, tail.max-len(tail.buf), maxTailBytes-tail.bytes, s.q.Matches, s.record, s.encode)
 			if err != nil {
 				return fail(err)
