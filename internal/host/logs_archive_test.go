@@ -10,6 +10,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 
@@ -70,12 +71,22 @@ func TestPeerLogsFromArchive(t *testing.T) {
 	// a suspension uploads the rest of the chain before it is reported.
 	a.setSuspend(name, true)
 	a.waitReason(name, v1alpha1.ReasonStopped, 30*time.Second)
+	first := a.get(name).Status.Chain.Length
 	a.setSuspend(name, false)
+	a.waitReason(name, v1alpha1.ReasonRunning, 60*time.Second)
 	g.Eventually(func() int { return countKind(readEvents(t, a.chainFile(name)), chain.KindLog) }).WithTimeout(60 * time.Second).Should(Equal(2))
 	a.setSuspend(name, true)
-	a.waitReason(name, v1alpha1.ReasonStopped, 30*time.Second)
+	// The second run's stop, not the first's still in status.
+	g.Eventually(func() bool {
+		act := a.get(name)
+		c := meta.FindStatusCondition(act.Status.Conditions, v1alpha1.ConditionReady)
+		return c != nil && c.Reason == v1alpha1.ReasonStopped && act.Status.Chain != nil && act.Status.Chain.Length > first
+	}).WithTimeout(30 * time.Second).Should(BeTrue())
+	g.Expect(a.actor(name).State).NotTo(Equal("Running"))
 	id := a.get(name).Status.ActorID
 	length := uint64(a.get(name).Status.Chain.Length)
+	g.Expect(countKind(readEvents(t, a.chainFile(name)), chain.KindLog)).To(Equal(2))
+	g.Expect(uint64(len(readEvents(t, a.chainFile(name))))).To(Equal(length), "the status has node a's last head")
 	g.Eventually(func() uint64 { return archivedLength(t, st, id) }).WithTimeout(30 * time.Second).Should(Equal(length))
 
 	b := s.besides(t, a, withPeer(t, ca, ""), archived)
