@@ -180,6 +180,12 @@ func (s *logStream) serve(ctx context.Context, w http.ResponseWriter) error {
 			from = s.q.After + 1
 		}
 	}
+	if arch && tail == nil && !s.q.Since.IsZero() {
+		var err error
+		if from, err = s.arch.startSince(ctx, s.q.Since, from, before); err != nil {
+			return fail(err)
+		}
+	}
 	if arch && tail == nil {
 		err := s.arch.forward(ctx, from, before, s.q.Matches, s.record, func(rec *msgwire.LogRecord) error {
 			_, err := bw.Write(s.encode(rec))

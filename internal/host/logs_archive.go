@@ -163,3 +163,38 @@ func (la *logArchive) backward(ctx context.Context, from, before uint64, n, maxB
 	}
 	return out, nil
 }
+
+// errFirstSeen stops a read at a segment's first event.
+var errFirstSeen = errors.New("first event seen")
+
+// startSince is where a forward read for the records logged at or after
+// since begins: the first seq of the newest segment before seq before
+// whose first event is older than since (the history's first when none
+// is), found reading segments newest first, so that since= on a long
+// history does not read it all. Times are taken to rise with seq: a
+// record logged under a clock behind an earlier one may be missed.
+func (la *logArchive) startSince(ctx context.Context, since time.Time, from, before uint64) (uint64, error) {
+	for cur := before; cur > from; {
+		segs, err := la.since(ctx, cur-1)
+		if err != nil {
+			return 0, err
+		}
+		if len(segs) == 0 || segs[0].First >= cur {
+			return cur, nil // the history begins at or after cur
+		}
+		p := &segs[0]
+		var first time.Time
+		err = la.read(ctx, p, func(e chain.Event) error {
+			first = time.Unix(0, e.Time)
+			return errFirstSeen
+		})
+		if err != nil && !errors.Is(err, errFirstSeen) {
+			return 0, err
+		}
+		if first.Before(since) {
+			return max(p.First, from), nil
+		}
+		cur = p.First
+	}
+	return from, nil
+}

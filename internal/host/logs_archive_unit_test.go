@@ -125,6 +125,21 @@ func TestLogArchiveRanges(t *testing.T) {
 		}
 	}
 
+	// since= starts at the newest segment older than it (segments of 7
+	// events, event i logged at i ns), not at the history's start.
+	for _, tc := range []struct {
+		since      int64
+		from, want uint64
+	}{
+		{30, 0, 28}, {28, 0, 21}, {0, 0, 0}, {1, 0, 0}, {100, 0, 42}, {30, 40, 40}, {30, before, before},
+	} {
+		la := &logArchive{st: st, actorID: id, timeout: 10 * time.Second}
+		got, err := la.startSince(ctx, time.Unix(0, tc.since), tc.from, before)
+		if err != nil || got != tc.want {
+			t.Errorf("since %d from %d: start %d (%v), want %d", tc.since, tc.from, got, err, tc.want)
+		}
+	}
+
 	// No history: nothing, and no error.
 	none := &logArchive{st: st, actorID: uuid.NewString(), timeout: 10 * time.Second}
 	if lines, err := none.backward(ctx, 0, before, 10, maxTailBytes, all, rec, encode); err != nil || len(lines) != 0 {
