@@ -22,7 +22,10 @@ func (s *suite) logsFollow(t *testing.T) {
 	plugin := filepath.Join(s.tmp, "bin", "kubectl-troupe")
 	ctx, cancel := context.WithCancel(t.Context())
 	var out, errOut syncBuffer
-	cmd := exec.CommandContext(ctx, plugin, "logs", "-n", sampleNS, "structured-logging", "-f", "--tail", "0", "-o", "json")
+	// --since, not --tail 0: the request below may reach the actor before
+	// the stream is open on its host, and a follower of new lines only
+	// would miss its lines.
+	cmd := exec.CommandContext(ctx, plugin, "logs", "-n", sampleNS, "structured-logging", "-f", "--since", "10m", "-o", "json")
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
