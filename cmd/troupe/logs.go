@@ -41,7 +41,9 @@ func newLogsCommand() *cobra.Command {
 		Use:   "logs [flags] [NAMESPACE/]NAME",
 		Short: "Print the log records of an Actor of the cluster",
 		Long: `Print what the Actor NAME logged (its log calls and its stdout and stderr),
-read from its state chain on the host that runs it, through the API
+read from its state chain on the host that runs it (the records that
+host no longer holds, from before a move or pruned from the node, from the
+archive when the installation has one), through the API
 server's aggregated API gateway.troupe.dev with your own kubeconfig
 credentials: you need the verb logs on actors.theater.troupe.dev in the
 Actor's namespace (the chart's viewer and editor roles have it). The

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"time"
@@ -84,6 +85,9 @@ func (p *peer) logs(w http.ResponseWriter, r *http.Request) {
 		cur: newLogCursor(a.Chain()), q: q, actorID: run.actorID, epoch: run.epoch,
 		ended: func() string { return p.runEnded(run) }, poll: logPoll,
 	}
+	if p.h.archiver != nil && a.Chain().Path() != "" {
+		s.arch = &logArchive{st: p.h.cfg.Archive.Store, actorID: run.actorID, timeout: archiveLogTimeout}
+	}
 	if err := s.serve(r.Context(), w); err != nil && r.Context().Err() == nil {
 		p.h.log.V(1).Info("a log stream ended early", "actor", key.String(), "error", err.Error())
 	}
@@ -120,6 +124,9 @@ type logStream struct {
 	// ended says why a followed stream ends, "" while it goes on.
 	ended func() string
 	poll  time.Duration
+	// arch, when set, serves the records before the local chain file's
+	// first event from the archive (logs_archive.go).
+	arch *logArchive
 
 	line []byte
 }
@@ -159,10 +166,53 @@ func (s *logStream) serve(ctx context.Context, w http.ResponseWriter) error {
 		_, err := bw.Write(s.encode(rec))
 		return err
 	}
+	// The archive's records end before the local chain's first event
+	// (before), the local ones begin at it: no gap, no duplicate.
+	// after=MaxUint64 asks for nothing before the local chain.
+	var before, from uint64
+	arch := s.arch != nil && (!s.q.HasAfter || s.q.After < math.MaxUint64)
+	if arch {
+		var err error
+		if before, err = s.localFirst(ctx); err != nil {
+			return fail(err)
+		}
+		if s.q.HasAfter {
+			from = s.q.After + 1
+		}
+	}
+	if arch && tail == nil && !s.q.Since.IsZero() {
+		var err error
+		if from, err = s.arch.startSince(ctx, s.q.Since, from, before); err != nil {
+			return fail(err)
+		}
+	}
+	if arch && tail == nil {
+		err := s.arch.forward(ctx, from, before, s.q.Matches, s.record, func(rec *msgwire.LogRecord) error {
+			_, err := bw.Write(s.encode(rec))
+			return err
+		})
+		if err != nil {
+			return fail(err)
+		}
+	}
 	if err := s.catchUp(ctx, emit); err != nil {
 		return fail(err)
 	}
 	if tail != nil {
+		if arch && len(tail.buf) < tail.max && !tail.dropped {
+			// Fewer local records than asked (and all of them kept: one
+			// let go for the byte bound would leave a gap): the rest from
+			// the archive.
+			older, err := s.arch.backward(ctx, from, before, tail.max-len(tail.buf), maxTailBytes-tail.bytes, s.q.Matches, s.record, s.encode)
+			if err != nil {
+				return fail(err)
+			}
+			for _, l := range older {
+				if _, err := bw.Write(l); err != nil {
+					return err
+				}
+			}
+		}
 		for _, l := range tail.lines() {
 			if _, err := bw.Write(l); err != nil {
 				return err
@@ -221,6 +271,28 @@ func (s *logStream) catchUp(ctx context.Context, emit func(*msgwire.LogRecord) e
 	return nil
 }
 
+// localFirst is the seq of the local chain file's first event, read from
+// the file the cursor goes on with; while the file holds no whole record
+// yet (a run just started), the chain's length once it waited a little.
+func (s *logStream) localFirst(ctx context.Context) (uint64, error) {
+	for range 20 {
+		seq, ok, err := s.cur.first()
+		if err != nil || ok {
+			return seq, err
+		}
+		if !sleep(ctx, s.poll/10+time.Millisecond) {
+			break
+		}
+	}
+	_, n := s.cur.c.Head()
+	return n, nil
+}
+
+// record is the log record of e, an archived event that epoch wrote.
+func (s *logStream) record(e *chain.Event, epoch int64) (msgwire.LogRecord, bool) {
+	return logRecord(e, s.actorID, epoch)
+}
+
 // read passes the log records of the events appended since the last read
 // that match the query to emit.
 func (s *logStream) read(emit func(*msgwire.LogRecord) error) error {
@@ -261,18 +333,27 @@ func logRecord(e *chain.Event, actorID string, epoch int64) (msgwire.LogRecord, 
 	return rec, true
 }
 
-// tailRing keeps the last max lines, and no more than maxTailBytes.
+// tailRing keeps the last max lines, and no more than maxBytes (0:
+// maxTailBytes).
 type tailRing struct {
-	max   int
-	buf   [][]byte
-	bytes int
+	max      int
+	maxBytes int
+	buf      [][]byte
+	bytes    int
+	// dropped: a line was let go for a newer one.
+	dropped bool
 }
 
 func (t *tailRing) add(line []byte) {
+	limit := t.maxBytes
+	if limit <= 0 {
+		limit = maxTailBytes
+	}
 	t.buf = append(t.buf, bytes.Clone(line))
 	t.bytes += len(line)
-	for len(t.buf) > t.max || (t.bytes > maxTailBytes && len(t.buf) > 1) {
+	for len(t.buf) > t.max || (t.bytes > limit && len(t.buf) > 1) {
 		t.bytes -= len(t.buf[0])
+		t.dropped = true
 		t.buf[0] = nil
 		t.buf = t.buf[1:]
 	}
@@ -364,6 +445,43 @@ func (k *logCursor) read(fn func(chain.Event) error) error {
 		}
 		k.close()
 	}
+}
+
+// errPeeked stops first's read at the first record.
+var errPeeked = errors.New("peeked")
+
+// first returns the seq of the first event of the chain file the cursor
+// reads (opening it, before any read); ok is false while the file holds
+// no whole record, or when the chain has no file.
+func (k *logCursor) first() (uint64, bool, error) {
+	if k.path == "" {
+		return 0, false, nil
+	}
+	if k.f == nil {
+		ok, err := k.open()
+		if err != nil || !ok {
+			return 0, false, err
+		}
+	}
+	st, err := k.f.Stat()
+	if err != nil {
+		return 0, false, fmt.Errorf("reading chain %s: %w", k.path, err)
+	}
+	hdr := int64(len(chain.Magic))
+	var seq uint64
+	found := false
+	_, err = chain.VerifySegment(io.NewSectionReader(k.f, hdr, max(st.Size()-hdr, 0)), nil, func(e chain.Event) error {
+		seq, found = e.Seq, true
+		return errPeeked
+	})
+	if found {
+		return seq, true, nil
+	}
+	var ce *chain.CorruptError
+	if err == nil || errors.Is(err, chain.ErrEmptySegment) || errors.As(err, &ce) {
+		return 0, false, nil // a first record being written
+	}
+	return 0, false, fmt.Errorf("reading chain %s: %w", k.path, err)
 }
 
 // open opens the chain file and checks its header; ok is false while it

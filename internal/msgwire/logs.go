@@ -74,7 +74,8 @@ type LogRecord struct {
 	Error string `json:"error,omitempty"`
 	// Truncated: Message was cut to MaxLogMessageBytes.
 	Truncated bool `json:"truncated,omitempty"`
-	// ActorID and Epoch are the run's.
+	// ActorID and Epoch are the run's; a record read from the archive
+	// (one the serving host does not hold) has the epoch that wrote it.
 	ActorID string `json:"actorID"`
 	Epoch   int64  `json:"epoch"`
 	// EndOfStream, on a line of its own, says why a host ended a followed
