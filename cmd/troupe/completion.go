@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"path"
@@ -87,7 +88,7 @@ func localActorNames(ctx context.Context, socketFlag string) []string {
 	var info struct {
 		Actors []actorInfo `json:"actors"`
 	}
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 4<<20)).Decode(&info) != nil {
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 4<<20)).Decode(&info) != nil {
 		return nil
 	}
 	names := make([]string, 0, len(info.Actors))
@@ -139,7 +140,7 @@ func clusterNames(ctx context.Context, cluster *clusterFlags, what string) []str
 			} `json:"metadata"`
 		} `json:"items"`
 	}
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 64<<20)).Decode(&list) != nil {
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&list) != nil {
 		return nil
 	}
 	names := make([]string, 0, len(list.Items))

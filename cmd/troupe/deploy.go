@@ -207,7 +207,6 @@ func waitReady(ctx context.Context, c client.Client, out io.Writer, key types.Na
 
 // applyObject server-side applies obj as deploy's field manager.
 func applyObject(ctx context.Context, c client.Client, obj map[string]any) error {
-	u := &unstructured.Unstructured{Object: obj}
 	if bd, ok := obj["binaryData"].(map[string]any); ok {
 		// Unstructured content is JSON's: bytes travel as base64 strings.
 		enc := map[string]any{}
@@ -219,6 +218,7 @@ func applyObject(ctx context.Context, c client.Client, obj map[string]any) error
 		}
 		obj["binaryData"] = enc
 	}
+	u := &unstructured.Unstructured{Object: obj}
 	return c.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(deployFieldOwner), client.ForceOwnership)
 }
 
@@ -231,7 +231,7 @@ func clientError(what string, err error) error {
 		return &exitError{code: exitForbidden, err: fmt.Errorf("%s: forbidden: %w", what, err)}
 	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
 		return &exitError{code: exitFailed, err: fmt.Errorf("%s: %w", what, err)}
-	case apierrors.IsNotFound(err) && strings.Contains(err.Error(), "the server could not find the requested resource"):
+	case meta.IsNoMatchError(err):
 		return &exitError{code: exitNoServer, err: fmt.Errorf("%s: the cluster has no Actor CRD (install Troupe): %w", what, err)}
 	}
 	var se apierrors.APIStatus

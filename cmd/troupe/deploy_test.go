@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -11,8 +12,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/troupe-dev/troupe/api/v1alpha1"
@@ -83,7 +86,7 @@ func TestDeploy(t *testing.T) {
 	gen := a.Generation
 	go func() {
 		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
+		for time.Now().Before(deadline) && ctx.Err() == nil {
 			var cur v1alpha1.Actor
 			if env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "hello"}, &cur) == nil && cur.Generation > gen {
 				meta.SetStatusCondition(&cur.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue,
@@ -111,7 +114,7 @@ func TestDeploy(t *testing.T) {
 	// A failed actor: deploy says why, exit 1.
 	go func() {
 		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
+		for time.Now().Before(deadline) && ctx.Err() == nil {
 			var cur v1alpha1.Actor
 			if env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "broken"}, &cur) == nil {
 				meta.SetStatusCondition(&cur.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse,
@@ -137,5 +140,30 @@ func TestDeploy(t *testing.T) {
 		if _, stderr, code := runCLI(t, args...); code != exitUsage {
 			t.Errorf("%s: exit %d: %s", name, code, stderr)
 		}
+	}
+}
+
+// TestClientError: each API answer gets the CLI's exit status; a cluster
+// without the Actor CRD (the REST mapper's no-match) is "no Troupe here".
+func TestClientError(t *testing.T) {
+	gr := schema.GroupResource{Group: "theater.troupe.dev", Resource: "actors"}
+	tests := map[string]struct {
+		err  error
+		code int
+	}{
+		"no CRD":       {&meta.NoKindMatchError{GroupKind: schema.GroupKind{Group: "theater.troupe.dev", Kind: "Actor"}}, exitNoServer},
+		"unauthorized": {apierrors.NewUnauthorized("no"), exitUnauthenticated},
+		"forbidden":    {apierrors.NewForbidden(gr, "x", errors.New("no")), exitForbidden},
+		"invalid":      {apierrors.NewBadRequest("bad"), exitFailed},
+		"other status": {apierrors.NewConflict(gr, "x", errors.New("again")), exitFailed},
+		"no answer":    {errors.New("dial tcp: connection refused"), exitNoServer},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var ee *exitError
+			if err := clientError("applying", tc.err); !errors.As(err, &ee) || ee.code != tc.code {
+				t.Fatalf("clientError(%v) = %v, want exit %d", tc.err, err, tc.code)
+			}
+		})
 	}
 }
