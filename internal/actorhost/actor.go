@@ -270,6 +270,9 @@ type Actor struct {
 	// stopping is set by a Stop that had to cancel the call in progress, so
 	// the canceled call ends the run as stopped, not failed.
 	stopping atomic.Bool
+	// evicted is why the engine ended the run from outside it (evict);
+	// a call it canceled then fails with it rather than Canceled.
+	evicted atomic.Pointer[ActorError]
 	// ticks counts the tick calls that returned ok; tickArmed is 1 while
 	// the run has a tick timer (for tests: an ended run has none).
 	ticks     atomic.Uint64

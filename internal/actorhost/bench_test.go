@@ -186,7 +186,7 @@ func BenchmarkMemoryGrow(b *testing.B) {
 	const pages = 64
 	grow := func(budget *MemoryBudget) time.Duration {
 		begin := time.Now()
-		l := newMemoryLimiter(256, budget)
+		l := newMemoryLimiter(256, budget, nil)
 		lm := allocateLinearMemory(l.limit, 0, l)
 		for p := uint64(1); p <= pages; p++ {
 			if lm.backing.Reallocate(p*wasmPageSize) == nil {

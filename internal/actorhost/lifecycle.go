@@ -74,6 +74,9 @@ func (a *Actor) fail(err error) error {
 	if !errors.As(err, &ae) {
 		ae = &ActorError{Reason: ReasonHostError, Message: err.Error(), Err: err}
 	}
+	if ev := a.evicted.Load(); ev != nil && ae.Reason == ReasonCanceled {
+		ae = ev
+	}
 	if ae.Reason == ReasonCanceled && a.stopping.Load() {
 		_ = a.record(chain.KindActorStop, "stop", stopData{Reason: "Stopped",
 			Message: "stopped by the host; the call to " + ae.Op + " in progress was canceled"})
@@ -84,6 +87,28 @@ func (a *Actor) fail(err error) error {
 	a.log.V(1).Info("actor failed", "actorID", a.id, "name", a.cfg.Name, "reason", ae.Reason, "message", ae.Message)
 	a.end(PhaseFailed, ae)
 	return ae
+}
+
+// evict fails the run with err from outside it: at once when no call is
+// in progress, else by canceling the call, which then fails with err
+// rather than Canceled. It returns without waiting; the first eviction's
+// err is the one recorded.
+func (a *Actor) evict(err *ActorError) {
+	if !a.evicted.CompareAndSwap(nil, err) {
+		return
+	}
+	go func() {
+		select {
+		case a.callLock <- struct{}{}:
+		default:
+			a.cancel()
+			_ = a.acquire(context.Background())
+		}
+		defer a.unlock()
+		if p := a.Phase(); p == PhaseRunning || p == PhaseStarting {
+			_ = a.fail(err)
+		}
+	}()
 }
 
 // stopData is the data of an ActorStop event.

@@ -33,6 +33,16 @@ const wasmPageSize = limits.PageBytes
 // declared minimum is reserved before instantiation (prereserve), so an
 // instance is never built on memory the budget does not have.
 //
+// One part is counted by measurement instead: the pages of a shared
+// initial memory image (memory_image.go). They are in RAM once for every
+// instance of the module, and the engine charges that copy once, with the
+// compiled code; an instance is charged only the image pages it wrote (the
+// kernel copied them for it), which recount measures. Its credit is the
+// rest of the image. Between two measurements an instance may write more
+// of its image than it was charged for, at most the image's size: the
+// engine's RefreshMemory stops the actors whose writes put the host over
+// its budget (overBudget).
+//
 // On unix the memory is a PROT_NONE reservation of the whole limit that is
 // made readable and writable as it grows: growth never copies, and an idle
 // actor costs only the OS pages it touched, not its declared minimum.
@@ -50,11 +60,20 @@ type memoryLimiter struct {
 	// mem is the live linear memory, for accounting; nil before Allocate.
 	mem atomic.Pointer[linearMemory]
 
-	// mu guards reserved against the accounting's reads racing a grow.
+	// mu guards reserved and credit against the accounting's reads
+	// racing a grow.
 	mu sync.Mutex
 	// reserved is what this memory holds in the budget: its committed
-	// bytes, or the prereservation before the instance takes it.
+	// bytes less its credit, or the prereservation before the instance
+	// takes it.
 	reserved uint64
+	// credit is the part of the committed memory not charged to it: the
+	// pages of its shared image it has not written, as last measured
+	// (all of them before it ran). 0 without a shared image.
+	credit uint64
+	// imageWritten is the image's bytes it had written at the last
+	// measurement, and grewBy how many more than at the one before.
+	imageWritten, grewBy uint64
 	// committed mirrors the backing's committed size, for accounting.
 	committed atomic.Uint64
 
@@ -76,25 +95,45 @@ type linearMemory struct {
 	// ones still shared with the module's other instances (its image's
 	// pages that this one read and never wrote).
 	resident func() (resident, shared uint64)
+	// imageMapped says the module's image is mapped (shared), not copied;
+	// imageWritten then counts the image's bytes this memory wrote (its
+	// own copies of them); ok is false when that can't be read.
+	imageMapped  bool
+	imageWritten func() (written uint64, ok bool)
 }
 
-func newMemoryLimiter(pages uint32, budget *MemoryBudget) *memoryLimiter {
-	return &memoryLimiter{limit: uint64(pages) * wasmPageSize, budget: budget}
+// newMemoryLimiter returns the limiter of a memory of at most pages,
+// laid over image (nil: none), charged to budget.
+func newMemoryLimiter(pages uint32, budget *MemoryBudget, image *memImage) *memoryLimiter {
+	l := &memoryLimiter{limit: uint64(pages) * wasmPageSize, budget: budget, image: image}
+	if image != nil && image.shared() {
+		// Expected to be mapped: Allocate takes the credit back if not.
+		l.credit = image.size
+	}
+	return l
 }
 
 // Allocate implements experimental.MemoryAllocator.
 func (l *memoryLimiter) Allocate(capBytes, maxBytes uint64) experimental.LinearMemory {
 	limit := min(l.limit, maxBytes)
 	lm := allocateLinearMemory(limit, capBytes, l)
+	if !lm.imageMapped {
+		// Copied, or no image: every committed page is its own.
+		l.mu.Lock()
+		l.credit = 0
+		l.mu.Unlock()
+	}
 	l.mem.Store(lm)
 	return lm.backing
 }
 
-// prereserve reserves n bytes in the budget before instantiation, for the
-// module's declared minimum: wazero can't fail that allocation gracefully.
+// prereserve reserves what the module's declared minimum of n bytes will
+// be charged, before instantiation: wazero can't fail that allocation
+// gracefully.
 func (l *memoryLimiter) prereserve(n uint64) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	n -= min(l.credit, n)
 	if n <= l.reserved {
 		return true
 	}
@@ -113,17 +152,62 @@ func (l *memoryLimiter) prereserve(n uint64) bool {
 func (l *memoryLimiter) commit(size uint64, record bool) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if size > l.reserved {
-		if !l.budget.TryReserve(size - l.reserved) {
+	if charge := size - min(l.credit, size); charge > l.reserved {
+		if !l.budget.TryReserve(charge - l.reserved) {
 			if record {
 				l.refuse(size, true)
 			}
 			return false
 		}
-		l.reserved = size
+		l.reserved = charge
 	}
 	l.committed.Store(size)
 	return true
+}
+
+// recount measures the image pages the memory wrote and moves its charge
+// to match: its committed bytes less the image it still shares. The
+// pages are taken already, so the budget counts them whatever its limit.
+// It returns the image bytes written since the last recount.
+func (l *memoryLimiter) recount() (grewBy uint64) {
+	m := l.mem.Load()
+	if m == nil || !m.imageMapped || l.image == nil {
+		return 0
+	}
+	written, ok := m.imageWritten()
+	if !ok {
+		// Unmeasurable now: charge the whole image rather than guess.
+		written = l.image.size
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	committed := l.committed.Load()
+	if committed == 0 {
+		return 0 // freed, or not yet committed
+	}
+	l.credit = l.image.size - min(written, l.image.size)
+	charge := committed - min(l.credit, committed)
+	switch {
+	case charge > l.reserved:
+		l.budget.Reserve(charge - l.reserved)
+	case charge < l.reserved:
+		l.budget.Release(l.reserved - charge)
+	}
+	l.reserved = charge
+	l.grewBy = 0
+	if written > l.imageWritten {
+		l.grewBy = written - l.imageWritten
+	}
+	l.imageWritten = written
+	return l.grewBy
+}
+
+// imageWrites reports the image bytes the memory had written at the last
+// recount, and how many of them were new then.
+func (l *memoryLimiter) imageWrites() (written, grewBy uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.imageWritten, l.grewBy
 }
 
 // freed gives everything back to the budget, once the memory is unmapped.
@@ -133,6 +217,7 @@ func (l *memoryLimiter) freed() {
 	l.budget.Release(l.reserved)
 	l.reserved = 0
 	l.committed.Store(0)
+	l.imageWritten, l.grewBy = 0, 0
 }
 
 // free releases the linear memory if wazero did not: an instantiation that

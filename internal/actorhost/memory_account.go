@@ -1,8 +1,10 @@
 package actorhost
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/troupe-dev/troupe/internal/textutil"
@@ -33,8 +35,11 @@ func (c *Component) instanceBytes(ticking bool) uint64 {
 
 // MemoryUsage is the memory one actor holds, by kind, in bytes.
 type MemoryUsage struct {
-	// Linear is its committed linear memory: the pages the guest may use,
-	// reserved in the host's budget as it grows them.
+	// Linear is what the host's budget holds for its linear memory: the
+	// committed pages (the guest may use them without asking again),
+	// reserved as it grows them, less the pages of its module's shared
+	// initial memory image that it has not written (in RAM once for every
+	// instance, and charged once, with the code).
 	Linear uint64
 	// LinearResident is the part of Linear in RAM now (pages it touched),
 	// as RSS counts them: a page shared with other actors counts for each.
@@ -230,6 +235,9 @@ type MemoryStats struct {
 	Code uint64
 	// Components is how many compiled components the engine keeps.
 	Components int
+	// Evicted is how many actors this refresh stopped for writing their
+	// initial memory image past the host's budget (overBudget).
+	Evicted int
 }
 
 // Total is what the actors hold, code included: what their budget counts.
@@ -250,6 +258,13 @@ func (e *Engine) RefreshMemory() MemoryStats {
 	}
 	st := MemoryStats{Code: e.codeHeld.Load(), Components: len(e.components)}
 	e.mu.Unlock()
+	var written uint64 // image bytes the actors wrote since the last refresh
+	for _, a := range actors {
+		if l := a.lim.Load(); l != nil {
+			written += l.recount()
+		}
+	}
+	st.Evicted = e.overBudget(actors, written)
 	for _, a := range actors {
 		a.syncBuffers()
 		u := a.MemoryUsage()
@@ -265,4 +280,46 @@ func (e *Engine) RefreshMemory() MemoryStats {
 		st.Buffers += u.Buffers
 	}
 	return st
+}
+
+// overBudget stops the actors that put the host over its budget by
+// writing pages of their initial memory image, which no grow asked the
+// budget for (memoryLimiter's credit): when the refresh's recount, which
+// charged written bytes, leaves the budget overspent, the part of the
+// excess those writes explain is taken back by failing the actors that
+// wrote the most since the last refresh, reason MemoryLimit. An overspend
+// that they don't explain (the limit was lowered, buffers grew) stops
+// nobody: the budget then refuses grows and starts until actors give
+// memory back. It returns how many it stopped.
+func (e *Engine) overBudget(actors []*Actor, written uint64) int {
+	b := e.budget
+	if b == nil || written == 0 || b.Used() <= b.Limit() {
+		return 0
+	}
+	used, limit := b.Used(), b.Limit()
+	type writer struct {
+		a               *Actor
+		written, grewBy uint64
+	}
+	var writers []writer
+	for _, a := range actors {
+		if l := a.lim.Load(); l != nil {
+			if written, grewBy := l.imageWrites(); grewBy > 0 {
+				writers = append(writers, writer{a, written, grewBy})
+			}
+		}
+	}
+	slices.SortFunc(writers, func(x, y writer) int { return cmp.Compare(y.grewBy, x.grewBy) })
+	excess, stopped := min(used-limit, written), 0
+	for _, w := range writers {
+		if excess == 0 {
+			break
+		}
+		w.a.evict(newActorError(ReasonMemoryLimit, "memory",
+			"stopped to bring the host back under its memory budget for its actors (%s of %s in use): the actor wrote %s of its module's initial memory image since the last measurement (%s in all), pages that are its own once written",
+			textutil.FormatBytes(used), textutil.FormatBytes(limit), textutil.FormatBytes(w.grewBy), textutil.FormatBytes(w.written)))
+		excess -= min(excess, w.grewBy)
+		stopped++
+	}
+	return stopped
 }

@@ -62,6 +62,10 @@ var pagemap = sync.OnceValue(func() *os.File {
 	return f
 })
 
+// canCountImageWrites says whether mappedResident can tell the pages an
+// instance copied from its image.
+func canCountImageWrites() bool { return pagemap() != nil }
+
 // mappedResident counts the pages of b, a private mapping of a file, that
 // this process has in its page tables (what RSS counts for it), and of
 // those the ones still the file's (shared, not yet copied on write). The

@@ -10,5 +10,8 @@ func shareImage(b []byte, name string) (fd int, src []byte, unmap func(), ok boo
 // mapImage is never called without a shared image.
 func mapImage(fd int, buf []byte) bool { return false }
 
+// canCountImageWrites: never a mapped image here.
+func canCountImageWrites() bool { return false }
+
 // mappedResident: never a mapped image here.
 func mappedResident(b []byte) (resident, shared uint64, ok bool) { return 0, 0, false }

@@ -288,7 +288,7 @@ func TestImageLinearMemories(t *testing.T) {
 			var mems []*linearMemory
 			var bufs [][]byte
 			for range 2 {
-				l := newMemoryLimiter(8, nil)
+				l := newMemoryLimiter(8, nil, nil)
 				l.image = img
 				lm := alloc(l.limit, 0, l)
 				l.mem.Store(lm)

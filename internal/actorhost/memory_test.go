@@ -15,7 +15,7 @@ func TestLinearMemoryLimit(t *testing.T) {
 	}
 	for name, alloc := range tests {
 		t.Run(name, func(t *testing.T) {
-			l := newMemoryLimiter(4, nil)
+			l := newMemoryLimiter(4, nil, nil)
 			lm := alloc(l.limit, wasmPageSize, l)
 			defer lm.backing.Free()
 			buf := lm.backing.Reallocate(wasmPageSize)
@@ -42,7 +42,7 @@ func TestLinearMemoryLimit(t *testing.T) {
 }
 
 func TestMmapMemoryDoesNotMoveAndIsLazy(t *testing.T) {
-	l := newMemoryLimiter(256, nil)
+	l := newMemoryLimiter(256, nil, nil)
 	lm := allocateLinearMemory(l.limit, 0, l)
 	defer lm.backing.Free()
 	if _, ok := lm.backing.(*mmapMemory); !ok {
@@ -65,7 +65,7 @@ func TestMmapMemoryDoesNotMoveAndIsLazy(t *testing.T) {
 // TestEveryEndReleasesLinearMemory: whatever way an actor's run ends (a
 // timeout closes the module from wazero's side, a trap, a stop), its mapping is released once the actor is stopped.
 func TestEveryEndReleasesLinearMemory(t *testing.T) {
-	probe := newMemoryLimiter(1, nil).Allocate(wasmPageSize, wasmPageSize)
+	probe := newMemoryLimiter(1, nil, nil).Allocate(wasmPageSize, wasmPageSize)
 	probe.Free()
 	if _, ok := probe.(*mmapMemory); !ok {
 		t.Skip("no address-space reservation on this platform")
@@ -99,7 +99,7 @@ func TestHostBudgetRefusesGrowth(t *testing.T) {
 	for name, alloc := range tests {
 		t.Run(name, func(t *testing.T) {
 			budget := NewMemoryBudget(10 * wasmPageSize)
-			a, b := newMemoryLimiter(16, budget), newMemoryLimiter(16, budget)
+			a, b := newMemoryLimiter(16, budget, nil), newMemoryLimiter(16, budget, nil)
 			am, bm := alloc(a.limit, 0, a), alloc(b.limit, 0, b)
 			defer am.backing.Free()
 			if got := am.backing.Reallocate(6 * wasmPageSize); got == nil {

@@ -44,7 +44,8 @@ func allocateLinearMemory(limit, capBytes uint64, lim *memoryLimiter) *linearMem
 		m.fill.mapped = img.mapInto(buf)
 	}
 	liveMappings.Add(1)
-	return &linearMemory{backing: m, resident: m.resident}
+	// The image's credit is given only where its writes can be measured.
+	return &linearMemory{backing: m, resident: m.resident, imageMapped: m.fill.mapped && canCountImageWrites(), imageWritten: m.imageWritten}
 }
 
 // Reallocate implements experimental.LinearMemory.
@@ -106,4 +107,23 @@ func (m *mmapMemory) resident() (resident, shared uint64) {
 		resident += residentBytes(rest)
 	}
 	return resident, shared
+}
+
+// imageWritten counts the bytes of the mapped image that this memory wrote:
+// its pages in RAM that are no longer the file's (copied on write).
+func (m *mmapMemory) imageWritten() (uint64, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.buf == nil || !m.fill.mapped {
+		return 0, false
+	}
+	n := min(m.fill.img.size, m.committed)
+	if n == 0 {
+		return 0, true
+	}
+	resident, shared, ok := mappedResident(m.buf[:n])
+	if !ok {
+		return 0, false
+	}
+	return resident - shared, true
 }

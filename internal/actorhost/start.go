@@ -413,6 +413,9 @@ func (a *Actor) boot(ctx context.Context) error {
 	if a.tickCall.fn == nil {
 		a.realloc = nil
 	}
+	// Charge the image pages boot wrote now, not at the next refresh:
+	// starts admitted meanwhile must see them.
+	a.limiter.recount()
 	if a.shutdownRequested() {
 		return a.finishShutdown()
 	}
@@ -430,8 +433,7 @@ func (a *Actor) instantiate(ctx context.Context) (err error) {
 		return newActorError(ReasonMemoryLimit, "instantiate",
 			"module declares a minimum memory of %d pages, more than the actor's limit of %d pages", c.memMin, a.pages)
 	}
-	a.limiter = newMemoryLimiter(a.pages, a.e.budget)
-	a.limiter.image = c.image
+	a.limiter = newMemoryLimiter(a.pages, a.e.budget, c.image)
 	a.lim.Store(a.limiter)
 	if err := a.reserveInstance(); err != nil {
 		return err

@@ -101,6 +101,9 @@ type hostMemory struct {
 	stats    actorhost.MemoryStats
 	rss      uint64
 	perActor uint64
+	// imageEvictions counts the actors the engine stopped for writing
+	// their image past the budget.
+	imageEvictions uint64
 	// declared is what the Lease said last (used, actors), to renew early
 	// when it moved by more than an actor's worth.
 	declaredUsed   uint64
@@ -277,6 +280,7 @@ func (h *Host) refreshMemory(ctx context.Context) {
 	}
 	m.mu.Lock()
 	m.stats, m.rss, m.perActor = st, rss, memoryHeadroom(perActor)
+	m.imageEvictions += uint64(st.Evicted)
 	m.mu.Unlock()
 	if m.budget == nil {
 		return

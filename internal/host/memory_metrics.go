@@ -11,7 +11,7 @@ type memoryCollector struct{ h *Host }
 
 var (
 	actorMemoryDesc = prometheus.NewDesc("troupe_host_actor_memory_bytes",
-		"Memory an actor holds, by kind: linear (committed linear memory, reserved in the host's budget), linear_resident (the part in RAM), instance (its instance's heap), buffers (chain buffers and state), code (its share of its component's compiled code).",
+		"Memory an actor holds, by kind: linear (what the host's budget holds for its linear memory: the committed pages, less the pages of its module's shared initial memory image that it has not written), linear_resident (the pages of its linear memory in RAM, shared ones included), linear_shared (the part of linear_resident shared with the other actors of its module: image pages it read and never wrote, in RAM once for them all), instance (its instance's heap), buffers (chain buffers and state), code (its share of its component's compiled code).",
 		[]string{"namespace", "actor", "kind"}, nil)
 	budgetLimitDesc = prometheus.NewDesc("troupe_host_memory_budget_bytes",
 		"The memory the host's actors may take together (its limit less what it keeps for itself); 0 when it has no limit.", nil, nil)
@@ -23,12 +23,14 @@ var (
 		"What the host expects a new actor to take (the most one of the components it runs took, plus headroom), as declared in its Lease.", nil, nil)
 	growRefusalsDesc = prometheus.NewDesc("troupe_host_memory_grow_refusals_total",
 		"Linear-memory growths (memory.grow) the host's budget refused: the guest got -1.", nil, nil)
+	imageEvictionsDesc = prometheus.NewDesc("troupe_host_memory_image_evictions_total",
+		"Actors the host stopped (reason MemoryLimit) because the pages of their initial memory image that they wrote took the host past its memory budget.", nil, nil)
 	residentDesc = prometheus.NewDesc("troupe_host_memory_resident_bytes",
 		"The host process's resident memory, as measured at the last refresh (only when it tracks its process).", nil, nil)
 )
 
 func (c *memoryCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{actorMemoryDesc, budgetLimitDesc, budgetUsedDesc, memoryLimitDesc, perActorDesc, growRefusalsDesc, residentDesc} {
+	for _, d := range []*prometheus.Desc{actorMemoryDesc, budgetLimitDesc, budgetUsedDesc, memoryLimitDesc, perActorDesc, growRefusalsDesc, imageEvictionsDesc, residentDesc} {
 		ch <- d
 	}
 }
@@ -42,11 +44,12 @@ func (c *memoryCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(budgetUsedDesc, m.budget.Used())
 	gauge(memoryLimitDesc, m.limit)
 	m.mu.Lock()
-	per, rss := m.perActor, m.rss
+	per, rss, evictions := m.perActor, m.rss, m.imageEvictions
 	m.mu.Unlock()
 	gauge(perActorDesc, per)
 	gauge(residentDesc, rss)
 	ch <- prometheus.MustNewConstMetric(growRefusalsDesc, prometheus.CounterValue, float64(m.budget.Refusals()))
+	ch <- prometheus.MustNewConstMetric(imageEvictionsDesc, prometheus.CounterValue, float64(evictions))
 	h.mu.Lock()
 	runs := make([]*run, 0, len(h.runs))
 	for _, r := range h.runs {
@@ -65,6 +68,7 @@ func (c *memoryCollector) Collect(ch chan<- prometheus.Metric) {
 		ns, name := r.key.Namespace, r.key.Name
 		gauge(actorMemoryDesc, u.Linear, ns, name, "linear")
 		gauge(actorMemoryDesc, u.LinearResident, ns, name, "linear_resident")
+		gauge(actorMemoryDesc, u.LinearShared, ns, name, "linear_shared")
 		gauge(actorMemoryDesc, u.Instance, ns, name, "instance")
 		gauge(actorMemoryDesc, u.Buffers, ns, name, "buffers")
 		gauge(actorMemoryDesc, u.Module, ns, name, "code")
