@@ -53,6 +53,10 @@ const (
 	scaleRampPoll    = 5 * time.Second
 	scaleHoldPoll    = 10 * time.Second
 	scaleDefaultHold = 3 * time.Minute
+	// scaleStall fails the wait for Ready early when no more actors became
+	// Ready for this long (e.g. the rest all InsufficientMemory): longer
+	// than the chart's compileTimeout, the longest a first start may take.
+	scaleStall = 5 * time.Minute
 )
 
 // scaleLabels mark everything the scale test creates in its namespace.
@@ -438,9 +442,11 @@ func describeActor(a *theaterv1alpha1.Actor) string {
 }
 
 // waitReady polls, one LIST a poll, until every Actor is Ready, logging
-// the counts by Ready reason and the host's memory each poll.
+// the counts by Ready reason and the host's memory each poll; it gives up
+// when no more became Ready for scaleStall.
 func (sc *scaleRun) waitReady(t *testing.T) {
 	var last []theaterv1alpha1.Actor
+	most, progress := 0, time.Now()
 	poll(t, scaleReadyTimeout(sc.n), scaleRampPoll, fmt.Sprintf("%d Actors to be Ready", sc.n), func(ctx context.Context) (bool, string, error) {
 		if err := sc.sampleMemory(ctx, &sc.ramp); err != nil {
 			return false, "", err
@@ -452,6 +458,12 @@ func (sc *scaleRun) waitReady(t *testing.T) {
 		c := countActors(actors, sc.n)
 		t.Logf("%v after the first create: %s; host: %s; %s", time.Since(sc.applyStart).Round(time.Second), c, sc.ramp.last, sc.leaseMemory(ctx))
 		last = actors
+		if c.ready > most {
+			most, progress = c.ready, time.Now()
+		}
+		if c.ready < sc.n && time.Since(progress) > scaleStall {
+			return false, "", fmt.Errorf("no more Actors became Ready for %v: %s", scaleStall, c)
+		}
 		return c.ready == sc.n && c.total == sc.n, c.String(), nil
 	})
 	sc.allReady = time.Now()
