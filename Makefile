@@ -172,6 +172,20 @@ cluster-down: ## Stop the local cluster and undo every host change it made (the 
 test-e2e-local: ## Local cluster up, image (and v0.1.0's, for the upgrade test) built and imported, e2e suite run, cluster down (always); exits with the suite's status.
 	VERSION='$(VERSION)' IMAGE='$(IMAGE)' IMAGE_TAR='$(IMAGE_TAR)' hack/e2e-local.sh
 
+# TestScaleOneHost (test/e2e/scale_test.go, issue 15): TROUPE_E2E_SCALE Go
+# hello actors on the local cluster's one host with the chart's default
+# memory, all Ready and held Ready for TROUPE_E2E_SCALE_HOLD. Only that test
+# runs (the suite's others would find its Actors), without the upgrade
+# test's previous release.
+TROUPE_E2E_SCALE ?= 1000
+TROUPE_E2E_SCALE_HOLD ?= 3m
+E2E_SCALE_FLAGS ?= -run TestScaleOneHost -v -timeout 60m
+
+.PHONY: test-e2e-scale
+test-e2e-scale: ## As test-e2e-local, but only TestScaleOneHost: TROUPE_E2E_SCALE (1000) hello actors Ready on one host with the chart's defaults, held TROUPE_E2E_SCALE_HOLD (3m).
+	TROUPE_E2E_SCALE='$(TROUPE_E2E_SCALE)' TROUPE_E2E_SCALE_HOLD='$(TROUPE_E2E_SCALE_HOLD)' PREVIOUS=none E2E_FLAGS='$(E2E_SCALE_FLAGS)' \
+	  VERSION='$(VERSION)' IMAGE='$(IMAGE)' IMAGE_TAR='$(IMAGE_TAR)' hack/e2e-local.sh
+
 .PHONY: test-e2e
 test-e2e: ## Run the e2e suite (docs/e2e.md) against the cluster KUBECONFIG names, with TROUPE_E2E_IMAGE already on its nodes.
 	go test -tags e2e -count=1 -timeout 30m $(E2E_FLAGS) ./test/e2e/...
