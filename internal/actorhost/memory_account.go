@@ -140,10 +140,14 @@ func (a *Actor) observe() {
 
 // StartEstimate is the memory a new actor of c is expected to take from
 // the budget: the most one of its actors held so far (observed), or
-// before any ran, its declared minimum memory and its instance.
+// before any ran, its declared minimum memory (less a shared image, which
+// is charged once) and its instance.
 func (e *Engine) StartEstimate(c *Component) uint64 {
-	static := uint64(c.memMin)*wasmPageSize + c.instanceBytes(c.Ticks())
-	return max(c.peak.Load(), static)
+	linear := uint64(c.memMin) * wasmPageSize
+	if img := c.image; img != nil && img.shared() && canCountImageWrites() {
+		linear -= min(img.size, linear)
+	}
+	return max(c.peak.Load(), linear+c.instanceBytes(c.Ticks()))
 }
 
 // moduleShare is c's compiled code divided among the actors that run it.
