@@ -31,8 +31,8 @@ const (
 	// slack); a limit of more than 8 times this keeps an eighth.
 	DefaultMemoryReserve = 64 << 20
 	// DefaultActorMemoryEstimate is what a new actor is expected to take
-	// before the host has seen any run: a Go actor (examples/hello) holds
-	// 4.2 MiB of the budget, a small WAT actor far less
+	// before the host has seen any run: a Go actor (examples/hello) is
+	// charged 1.8 MiB of the budget, a small WAT actor far less
 	// (docs/performance.md#memory-per-actor).
 	DefaultActorMemoryEstimate = 8 << 20
 	// memoryRefresh is how often the host measures its actors' memory,
