@@ -24,6 +24,9 @@ type EnvValue struct {
 // concurrent use; the operator's implementation follows ConfigMaps and
 // Secrets, so a value may change between two calls.
 type EnvSource interface {
+	// LookupEnv returns the variable name. The name may be a view of the
+	// guest's memory, valid only during the call: an implementation that
+	// keeps it must copy it (strings.Clone).
 	LookupEnv(name string) (EnvValue, bool)
 	// SecretValues returns every secret value the source knows for the
 	// actor: those of its secret variables now, and those they had before

@@ -187,7 +187,10 @@ func hostGetEnv(ctx context.Context, mod api.Module, stack []uint64) {
 		c.storeNone(retptr)
 		return
 	}
-	key := string(name) // a copy: the source may keep it
+	// Not copied: the name is looked up, scanned and appended to the
+	// event before the guest runs or its memory can grow (EnvSource
+	// keeps no name it is given).
+	key := transient(name)
 	v, found := c.a.env.LookupEnv(key)
 	if found && v.Secret {
 		// Remembered before anything is recorded: from now on the value
