@@ -2,6 +2,8 @@ package wasmimage
 
 import (
 	"bytes"
+
+	"github.com/troupe-dev/troupe/internal/wasmcheck"
 )
 
 // PageBytes is the size of a WebAssembly page; images are whole pages.
@@ -115,7 +117,7 @@ func sections(wasm []byte) (map[byte]section, bool) {
 	pos := 8
 	for pos < len(wasm) {
 		id := wasm[pos]
-		size, n, ok := readU32(wasm[pos+1:])
+		size, n, ok := wasmcheck.ReadU32(wasm[pos+1:])
 		if !ok {
 			return nil, false
 		}
@@ -156,7 +158,7 @@ func (r *reader) u32() uint32 {
 	if r.bad {
 		return 0
 	}
-	v, n, ok := readU32(r.b[r.pos:])
+	v, n, ok := wasmcheck.ReadU32(r.b[r.pos:])
 	if !ok {
 		r.bad = true
 		return 0
@@ -300,23 +302,4 @@ func segments(sec []byte) ([]segment, bool) {
 		return nil, false
 	}
 	return segs, true
-}
-
-// readU32 decodes an unsigned LEB128 of at most 5 bytes that fits 32 bits.
-func readU32(b []byte) (v uint32, n int, ok bool) {
-	var x uint64
-	for i := 0; i < 5; i++ {
-		if i >= len(b) {
-			return 0, 0, false
-		}
-		c := b[i]
-		x |= uint64(c&0x7f) << (7 * i)
-		if c&0x80 == 0 {
-			if x > 0xffffffff {
-				return 0, 0, false
-			}
-			return uint32(x), i + 1, true
-		}
-	}
-	return 0, 0, false
 }
