@@ -233,7 +233,17 @@ func (e *env) step(t *testing.T, name string, fn func(t *testing.T)) {
 // observation cond reported.
 func poll(t *testing.T, timeout, interval time.Duration, what string, cond func(ctx context.Context) (done bool, last string, err error)) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	if last, err := waitUntil(t.Context(), timeout, interval, cond); err != nil {
+		t.Fatalf("waiting for %s: %v (last: %s)", what, err, last)
+	}
+}
+
+// waitUntil calls cond every interval until it reports done or an error,
+// or the timeout passes, on a context of its own (cleanups run after the
+// test's context is done): it returns cond's last observation, and an
+// error when cond did not report done within timeout.
+func waitUntil(ctx context.Context, timeout, interval time.Duration, cond func(ctx context.Context) (bool, string, error)) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last string
 	for {
@@ -241,15 +251,12 @@ func poll(t *testing.T, timeout, interval time.Duration, what string, cond func(
 		if l != "" {
 			last = l
 		}
-		if err != nil {
-			t.Fatalf("waiting for %s: %v", what, err)
-		}
-		if done {
-			return
+		if err != nil || done {
+			return last, err
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("waiting for %s: not within %v (last: %s)", what, timeout, last)
+			return last, fmt.Errorf("not within %v", timeout)
 		case <-time.After(interval):
 		}
 	}

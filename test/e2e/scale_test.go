@@ -879,26 +879,3 @@ func (sc *scaleRun) dropFinalizers(ctx context.Context, t *testing.T) {
 		t.Errorf("teardown: removing finalizers: %v", err)
 	}
 }
-
-// waitUntil is poll for a context of its own (cleanups run after the
-// test's context is done): it returns cond's last observation, and an
-// error when cond did not report done within timeout.
-func waitUntil(ctx context.Context, timeout, interval time.Duration, cond func(ctx context.Context) (bool, string, error)) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var last string
-	for {
-		done, l, err := cond(ctx)
-		if l != "" {
-			last = l
-		}
-		if err != nil || done {
-			return last, err
-		}
-		select {
-		case <-ctx.Done():
-			return last, fmt.Errorf("not within %v", timeout)
-		case <-time.After(interval):
-		}
-	}
-}
