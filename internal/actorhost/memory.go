@@ -72,8 +72,8 @@ type memoryLimiter struct {
 	// (all of them before it ran). 0 without a shared image.
 	credit uint64
 	// imageWritten is the image's bytes it had written at the last
-	// measurement, and grewBy how many more than at the one before.
-	imageWritten, grewBy uint64
+	// measurement.
+	imageWritten uint64
 	// committed mirrors the backing's committed size, for accounting.
 	committed atomic.Uint64
 
@@ -168,11 +168,11 @@ func (l *memoryLimiter) commit(size uint64, record bool) bool {
 // recount measures the image pages the memory wrote and moves its charge
 // to match: its committed bytes less the image it still shares. The
 // pages are taken already, so the budget counts them whatever its limit.
-// It returns the image bytes written since the last recount.
-func (l *memoryLimiter) recount() (grewBy uint64) {
+// It returns the image bytes written in all, and since the last recount.
+func (l *memoryLimiter) recount() (written, grewBy uint64) {
 	m := l.mem.Load()
 	if m == nil || !m.imageMapped || l.image == nil {
-		return 0
+		return 0, 0
 	}
 	written, ok := m.imageWritten()
 	if !ok {
@@ -183,7 +183,7 @@ func (l *memoryLimiter) recount() (grewBy uint64) {
 	defer l.mu.Unlock()
 	committed := l.committed.Load()
 	if committed == 0 {
-		return 0 // freed, or not yet committed
+		return 0, 0 // freed, or not yet committed
 	}
 	l.credit = l.image.size - min(written, l.image.size)
 	charge := committed - min(l.credit, committed)
@@ -194,20 +194,9 @@ func (l *memoryLimiter) recount() (grewBy uint64) {
 		l.budget.Release(l.reserved - charge)
 	}
 	l.reserved = charge
-	l.grewBy = 0
-	if written > l.imageWritten {
-		l.grewBy = written - l.imageWritten
-	}
+	grewBy = written - min(l.imageWritten, written)
 	l.imageWritten = written
-	return l.grewBy
-}
-
-// imageWrites reports the image bytes the memory had written at the last
-// recount, and how many of them were new then.
-func (l *memoryLimiter) imageWrites() (written, grewBy uint64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.imageWritten, l.grewBy
+	return written, grewBy
 }
 
 // freed gives everything back to the budget, once the memory is unmapped.
@@ -217,7 +206,7 @@ func (l *memoryLimiter) freed() {
 	l.budget.Release(l.reserved)
 	l.reserved = 0
 	l.committed.Store(0)
-	l.imageWritten, l.grewBy = 0, 0
+	l.imageWritten = 0
 }
 
 // free releases the linear memory if wazero did not: an instantiation that

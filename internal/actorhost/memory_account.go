@@ -262,13 +262,15 @@ func (e *Engine) RefreshMemory() MemoryStats {
 	}
 	st := MemoryStats{Code: e.codeHeld.Load(), Components: len(e.components)}
 	e.mu.Unlock()
-	var written uint64 // image bytes the actors wrote since the last refresh
+	var writers []imageWriter // the actors that wrote image since the last refresh
 	for _, a := range actors {
 		if l := a.lim.Load(); l != nil {
-			written += l.recount()
+			if written, grewBy := l.recount(); grewBy > 0 {
+				writers = append(writers, imageWriter{a, written, grewBy})
+			}
 		}
 	}
-	st.Evicted = e.overBudget(actors, written)
+	st.Evicted = e.overBudget(writers)
 	for _, a := range actors {
 		a.syncBuffers()
 		u := a.MemoryUsage()
@@ -286,34 +288,33 @@ func (e *Engine) RefreshMemory() MemoryStats {
 	return st
 }
 
+// imageWriter is an actor that wrote pages of its initial memory image
+// since the last refresh: grewBy bytes of them, written in all.
+type imageWriter struct {
+	a               *Actor
+	written, grewBy uint64
+}
+
 // overBudget stops the actors that put the host over its budget by
 // writing pages of their initial memory image, which no grow asked the
 // budget for (memoryLimiter's credit): when the refresh's recount, which
-// charged written bytes, leaves the budget overspent, the part of the
-// excess those writes explain is taken back by failing the actors that
-// wrote the most since the last refresh, reason MemoryLimit. An overspend
-// that they don't explain (the limit was lowered, buffers grew) stops
-// nobody: the budget then refuses grows and starts until actors give
-// memory back. It returns how many it stopped.
-func (e *Engine) overBudget(actors []*Actor, written uint64) int {
+// charged those writes, leaves the budget overspent, the part of the
+// excess they explain is taken back by failing the writers that wrote the
+// most since the last refresh, reason MemoryLimit. An overspend that they
+// don't explain (the limit was lowered, buffers grew) stops nobody: the
+// budget then refuses grows and starts until actors give memory back. It
+// returns how many it stopped.
+func (e *Engine) overBudget(writers []imageWriter) int {
 	b := e.budget
-	if b == nil || written == 0 || b.Used() <= b.Limit() {
+	if b == nil || len(writers) == 0 || b.Used() <= b.Limit() {
 		return 0
 	}
 	used, limit := b.Used(), b.Limit()
-	type writer struct {
-		a               *Actor
-		written, grewBy uint64
+	var written uint64
+	for _, w := range writers {
+		written += w.grewBy
 	}
-	var writers []writer
-	for _, a := range actors {
-		if l := a.lim.Load(); l != nil {
-			if written, grewBy := l.imageWrites(); grewBy > 0 {
-				writers = append(writers, writer{a, written, grewBy})
-			}
-		}
-	}
-	slices.SortFunc(writers, func(x, y writer) int { return cmp.Compare(y.grewBy, x.grewBy) })
+	slices.SortFunc(writers, func(x, y imageWriter) int { return cmp.Compare(y.grewBy, x.grewBy) })
 	excess, stopped := min(used-limit, written), 0
 	for _, w := range writers {
 		if excess == 0 {

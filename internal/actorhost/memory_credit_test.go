@@ -151,7 +151,11 @@ func TestImageWriterStoppedInItsCall(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the call was not canceled")
 	}
-	<-a.Done()
+	select {
+	case <-a.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the actor's run did not end")
+	}
 	if !errors.As(a.Err(), &ae) || ae.Reason != ReasonMemoryLimit {
 		t.Fatalf("the actor ended with %v, want MemoryLimit", a.Err())
 	}

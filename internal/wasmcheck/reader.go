@@ -126,3 +126,27 @@ func ReadU32(b []byte) (v uint32, n int, ok bool) {
 	}
 	return 0, 0, false
 }
+
+// ReadS32 decodes a signed LEB128 of at most 5 bytes that fits 32 bits
+// (an i32.const's immediate): its value, the bytes it took, and false when
+// b holds no such number. It never panics, whatever b holds.
+func ReadS32(b []byte) (v int32, n int, ok bool) {
+	var x int64
+	for i := 0; i < 5; i++ {
+		if i >= len(b) {
+			return 0, 0, false
+		}
+		c := b[i]
+		x |= int64(c&0x7f) << (7 * i)
+		if c&0x80 == 0 {
+			if shift := 7 * (i + 1); c&0x40 != 0 {
+				x |= -1 << shift
+			}
+			if x < -1<<31 || x > 1<<31-1 {
+				return 0, 0, false
+			}
+			return int32(x), i + 1, true
+		}
+	}
+	return 0, 0, false
+}

@@ -169,28 +169,16 @@ func (r *reader) u32() uint32 {
 
 // s32 reads a signed LEB128 of at most 5 bytes that fits 32 bits.
 func (r *reader) s32() int32 {
-	var x int64
-	var shift uint
-	for i := 0; i < 5; i++ {
-		c := r.byte()
-		if r.bad {
-			return 0
-		}
-		x |= int64(c&0x7f) << shift
-		shift += 7
-		if c&0x80 == 0 {
-			if shift < 64 && c&0x40 != 0 {
-				x |= -1 << shift
-			}
-			if x < -1<<31 || x > 1<<31-1 {
-				r.bad = true
-				return 0
-			}
-			return int32(x)
-		}
+	if r.bad {
+		return 0
 	}
-	r.bad = true
-	return 0
+	v, n, ok := wasmcheck.ReadS32(r.b[r.pos:])
+	if !ok {
+		r.bad = true
+		return 0
+	}
+	r.pos += n
+	return v
 }
 
 // bytes returns the next n bytes, without copying.
